@@ -1,0 +1,1 @@
+//! Synthetic data (to be written).
