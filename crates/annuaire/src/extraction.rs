@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::path::Path;
 
 use crate::model::{BalType, Coded, Department, Entry, MailAddress, Source};
@@ -372,14 +373,24 @@ pub fn read_path<T>(
     path: &Path,
     f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T>,
 ) -> Result<T> {
+    read_path_counting(path, &AtomicU64::new(0), f)
+}
+
+/// [`read_path`], adding to `consumed` the bytes read from the input as they are read (compressed bytes for
+/// a zip), so that a progress bar can compare it with the file size.
+pub fn read_path_counting<T>(
+    path: &Path,
+    consumed: &AtomicU64,
+    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T>,
+) -> Result<T> {
     let updated_at = path.to_str().and_then(timestamp_from_file_name);
     if path.as_os_str() == "-" {
         let stdin = io::stdin();
-        let mut lock = BufReader::with_capacity(1 << 16, stdin.lock());
+        let mut lock = BufReader::with_capacity(1 << 16, Counting { inner: stdin.lock(), consumed });
         return read_stream(&mut lock, updated_at, f);
     }
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut input = BufReader::with_capacity(1 << 16, file);
+    let mut input = BufReader::with_capacity(1 << 16, Counting { inner: file, consumed });
     if !is_zip(&mut input).map_err(|e| Error::io(format!("reading {}", path.display()), e))? {
         let input: &mut dyn BufRead = &mut input;
         return f(ExtractionReader::new(input, updated_at)?);
@@ -437,6 +448,26 @@ pub fn read_stream<T>(
         }
         io::copy(&mut member, &mut io::sink())
             .map_err(|e| Error::io("skipping a zip member", e))?;
+    }
+}
+
+/// Counts the bytes that go through a reader.
+struct Counting<'a, R> {
+    inner: R,
+    consumed: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counting<'_, R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 

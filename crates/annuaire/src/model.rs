@@ -14,6 +14,7 @@ use crate::Error;
 /// Kind of mailbox (`Type de BAL`, TRE_R257-TypeBAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BalType {
     /// Personal: one health professional.
     Per,
@@ -66,6 +67,7 @@ impl FromStr for BalType {
 /// Where an entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Source {
     /// The public extraction file.
     Extraction,
@@ -92,6 +94,7 @@ impl Source {
 /// check is the RFC 5321 dot-atom subset actually used by operators, not the whole RFC 5322 grammar.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailAddress(String);
 
 /// Local part + `@` + domain, RFC 5321 §4.5.3.1.
@@ -198,6 +201,7 @@ impl From<MailAddress> for String {
 
 /// A code and its label, as the national nomenclatures (NOS) publish them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coded {
     /// The code, e.g. `10` for médecin, `SM54` for a speciality.
     pub code: String,
@@ -208,6 +212,7 @@ pub struct Coded {
 /// A French department code: `01`–`95`, `2A`, `2B`, `971`–`976`, or `99` for abroad.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Department(String);
 
 impl Department {
@@ -294,6 +299,7 @@ impl From<Department> for String {
 /// Text fields are `None` when the source left them empty. Serialised with snake_case field names; this JSON
 /// shape is what `mss search --json` and the REST API print, and it only grows (fields are never renamed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// `Adresse BAL`, normalised.
     pub address: MailAddress,
@@ -365,6 +371,7 @@ pub struct Entry {
 
 /// A structure an address is attached to, kept when several extraction lines carry the same address.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Structure {
     /// `Type identifiant structure`.
     pub organisation_id_type: Option<String>,
