@@ -1,0 +1,374 @@
+//! Opening the current generation, searching it, and updating it in place.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use mss_annuaire::{Department, Entry, MailAddress};
+use tantivy::query::{AllQuery, Query};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TERMINATED,
+    TantivyDocument, Term,
+};
+
+use crate::analysis::{QueryToken, query_tokens};
+use crate::collect::{SortKey, Top, TopByKey};
+use crate::generations::{Layout, dir_size};
+use crate::highlight::highlights;
+use crate::query::{TermFilters, build};
+use crate::schema::{self, Fields};
+use crate::{Error, Filters, Hit, MAX_LIMIT, Result, SearchRequest, SearchResults, Suggestion};
+
+/// Memory of an incremental writer: small batches of upserts, one thread.
+const UPDATER_MEMORY: usize = 32 << 20;
+
+/// One opened generation.
+pub(crate) struct Generation {
+    pub name: String,
+    pub dir: PathBuf,
+    pub index: Index,
+    pub reader: IndexReader,
+    pub fields: Fields,
+}
+
+impl Generation {
+    pub(crate) fn open(layout: &Layout, name: &str) -> Result<Generation> {
+        let dir = layout.dir(name);
+        let index = Index::open_in_dir(&dir)?;
+        schema::register_tokenizers(&index);
+        let fields = Fields::resolve(&index.schema())?;
+        let reader = open_reader(&index)?;
+        Ok(Generation {
+            name: name.to_string(),
+            dir,
+            index,
+            reader,
+            fields,
+        })
+    }
+}
+
+/// Readers are reloaded explicitly (after our own commits and on [`DirectoryIndex::reload`]): no watcher
+/// thread, and the generation directory may be removed under us by a rebuild.
+pub(crate) fn open_reader(index: &Index) -> Result<IndexReader> {
+    Ok(index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?)
+}
+
+/// The stored entry of `address`, if indexed.
+pub(crate) fn find(searcher: &Searcher, f: &Fields, address: &str) -> Result<Option<Entry>> {
+    let term = Term::from_field_text(f.address, address);
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let inverted = segment.inverted_index(f.address)?;
+        let Some(mut postings) = inverted
+            .read_postings(&term, IndexRecordOption::Basic)
+            .map_err(tantivy::TantivyError::from)?
+        else {
+            continue;
+        };
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            if segment.alive_bitset().is_none_or(|a| a.is_alive(doc)) {
+                let ord = u32::try_from(ord).unwrap_or(u32::MAX);
+                let stored: TantivyDocument = searcher.doc(DocAddress::new(ord, doc))?;
+                return schema::stored_entry(f, &stored)
+                    .map(Some)
+                    .map_err(|reason| Error::Corrupt { reason });
+            }
+            doc = postings.advance();
+        }
+    }
+    Ok(None)
+}
+
+/// The searchable directory: the current generation of the index in a data directory.
+///
+/// `Send + Sync`; share it in an `Arc`. Searches run on a snapshot; [`DirectoryIndex::reload`] moves to
+/// the latest commit or generation.
+pub struct DirectoryIndex {
+    layout: Layout,
+    data_dir: PathBuf,
+    current: RwLock<Arc<Generation>>,
+}
+
+impl std::fmt::Debug for DirectoryIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryIndex")
+            .field("data_dir", &self.data_dir)
+            .field("generation", &self.generation().name)
+            .finish()
+    }
+}
+
+impl DirectoryIndex {
+    /// Opens the current generation; [`Error::NotFound`] when no index was built yet.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let layout = Layout::new(data_dir);
+        let name = layout.current()?.ok_or_else(|| Error::NotFound {
+            data_dir: data_dir.to_path_buf(),
+        })?;
+        let generation = Generation::open(&layout, &name)?;
+        Ok(DirectoryIndex {
+            layout,
+            data_dir: data_dir.to_path_buf(),
+            current: RwLock::new(Arc::new(generation)),
+        })
+    }
+
+    /// Whether an index was built in `data_dir`.
+    pub fn exists(data_dir: &Path) -> bool {
+        let layout = Layout::new(data_dir);
+        matches!(layout.current(), Ok(Some(name)) if layout.dir(&name).join("meta.json").is_file())
+    }
+
+    fn generation(&self) -> Arc<Generation> {
+        let guard = self.current.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Picks up a generation swapped in by a rebuild, or new commits to the current one.
+    pub fn reload(&self) -> Result<()> {
+        let name = self.layout.current()?.ok_or_else(|| Error::NotFound {
+            data_dir: self.data_dir.clone(),
+        })?;
+        let current = self.generation();
+        if current.name == name {
+            current.reader.reload()?;
+            return Ok(());
+        }
+        let fresh = Arc::new(Generation::open(&self.layout, &name)?);
+        let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
+        *guard = fresh;
+        Ok(())
+    }
+
+    /// Number of entries searchable.
+    pub fn num_entries(&self) -> u64 {
+        self.generation().reader.searcher().num_docs()
+    }
+
+    /// Bytes used on disk by the current generation.
+    pub fn size_on_disk(&self) -> u64 {
+        dir_size(&self.generation().dir)
+    }
+
+    /// The entry of `address` (normalised like [`MailAddress::parse`]), if indexed.
+    pub fn get(&self, address: &str) -> Result<Option<Entry>> {
+        let address = MailAddress::parse(address).map_err(|e| Error::InvalidParameter {
+            param: "address",
+            reason: e.to_string().trim_start_matches("address: ").to_string(),
+        })?;
+        let g = self.generation();
+        find(&g.reader.searcher(), &g.fields, address.as_str())
+    }
+
+    /// A page of entries matching `req`, best first.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResults> {
+        check_limit(req.limit)?;
+        let after = req
+            .cursor
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(SortKey::from_cursor)
+            .transpose()?;
+        let g = self.generation();
+        let tokens = query_tokens(&req.q);
+        let filters = term_filters(&g.fields, &req.filters)?;
+        let query = build(&g.fields, &tokens, &filters).unwrap_or_else(|| Box::new(AllQuery));
+        let searcher = g.reader.searcher();
+        let top = run(&searcher, query.as_ref(), req.limit, after)?;
+        let next_cursor = (top.hits.len() > req.limit)
+            .then(|| req.limit.checked_sub(1).map(|i| top.hits[i].0.to_cursor()))
+            .flatten();
+        let mut hits = Vec::with_capacity(req.limit.min(top.hits.len()));
+        for (key, addr) in top.hits.iter().take(req.limit) {
+            hits.push(Hit {
+                entry: load(&searcher, &g.fields, *addr)?,
+                score: key.score(),
+            });
+        }
+        Ok(SearchResults {
+            total: top.total,
+            hits,
+            next_cursor,
+        })
+    }
+
+    /// Suggestions for what the user is typing, best first, with the matched parts of each label.
+    /// An empty `q` without filters suggests nothing.
+    pub fn autocomplete(
+        &self,
+        q: &str,
+        filters: &Filters,
+        limit: usize,
+    ) -> Result<Vec<Suggestion>> {
+        check_limit(limit)?;
+        let tokens = query_tokens(q);
+        if tokens.is_empty() && filters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let g = self.generation();
+        let filters = term_filters(&g.fields, filters)?;
+        let Some(query) = build(&g.fields, &tokens, &filters) else {
+            return Ok(Vec::new());
+        };
+        let searcher = g.reader.searcher();
+        let top = run(&searcher, query.as_ref(), limit, None)?;
+        top.hits
+            .iter()
+            .take(limit)
+            .map(|(_, addr)| Ok(suggestion(load(&searcher, &g.fields, *addr)?, &tokens)))
+            .collect()
+    }
+
+    /// An incremental writer on the current generation. One writer at a time per index, across
+    /// processes ([`Error::Busy`] otherwise). Its commits go to the generation current when it was made:
+    /// a rebuild swapped in meanwhile replaces them.
+    pub fn writer(&self) -> Result<Updater> {
+        let g = self.generation();
+        let writer = g
+            .index
+            .writer_with_num_threads(1, UPDATER_MEMORY)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => Error::Busy {
+                    data_dir: g.dir.clone(),
+                },
+                e => Error::Tantivy(e),
+            })?;
+        Ok(Updater {
+            writer,
+            generation: g,
+        })
+    }
+}
+
+fn check_limit(limit: usize) -> Result<()> {
+    if limit > MAX_LIMIT {
+        return Err(Error::InvalidParameter {
+            param: "limit",
+            reason: format!("{limit} is more than {MAX_LIMIT}"),
+        });
+    }
+    Ok(())
+}
+
+fn run(
+    searcher: &Searcher,
+    query: &dyn Query,
+    limit: usize,
+    after: Option<SortKey>,
+) -> Result<Top> {
+    Ok(searcher.search(query, &TopByKey { limit, after })?)
+}
+
+fn load(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Entry> {
+    let doc: TantivyDocument = searcher.doc(addr)?;
+    schema::stored_entry(f, &doc).map_err(|reason| Error::Corrupt { reason })
+}
+
+fn suggestion(e: Entry, tokens: &[QueryToken]) -> Suggestion {
+    let label = e.display_name();
+    let highlights = highlights(&label, tokens);
+    Suggestion {
+        address: e.address.to_string(),
+        profession: e
+            .profession
+            .as_ref()
+            .map(|c| c.label.clone())
+            .filter(|l| !l.is_empty()),
+        speciality: e
+            .speciality
+            .as_ref()
+            .map(|c| c.label.clone())
+            .filter(|l| !l.is_empty()),
+        organisation: e
+            .organisation_trade_name
+            .clone()
+            .or_else(|| e.organisation_name.clone()),
+        city: e.city().map(str::to_string),
+        department: e.department.as_ref().map(|d| d.to_string()),
+        bal_type: e.bal_type,
+        highlights,
+        label,
+    }
+}
+
+/// Filters as index terms; a department that is not one is refused, naming the parameter.
+fn term_filters(f: &Fields, filters: &Filters) -> Result<TermFilters> {
+    let mut terms = Vec::new();
+    if let Some(t) = filters.bal_type {
+        terms.push(Term::from_field_text(f.bal_type, t.code()));
+    }
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if let Some(p) = text(&filters.profession) {
+        terms.push(Term::from_field_text(f.profession, &p));
+    }
+    if let Some(s) = text(&filters.speciality) {
+        terms.push(Term::from_field_text(f.speciality, &s));
+    }
+    if let Some(d) = text(&filters.department) {
+        let d = Department::parse(&d).map_err(|_| Error::InvalidParameter {
+            param: "department",
+            reason: format!("`{d}` is not a French department code"),
+        })?;
+        terms.push(Term::from_field_text(f.department, d.as_str()));
+    }
+    if let Some(pc) = text(&filters.postal_code) {
+        terms.push(Term::from_field_text(f.postal_code, &pc));
+    }
+    Ok(TermFilters(terms))
+}
+
+/// Incremental changes to the current generation: upsert or delete by address, then commit.
+/// Uncommitted changes are dropped with the updater.
+pub struct Updater {
+    writer: IndexWriter,
+    generation: Arc<Generation>,
+}
+
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater")
+            .field("generation", &self.generation.name)
+            .finish()
+    }
+}
+
+impl Updater {
+    /// Replaces the entry of `entry.address` (or adds it). A red-listed entry is removed instead.
+    pub fn upsert(&mut self, entry: &Entry) -> Result<()> {
+        let f = &self.generation.fields;
+        self.writer
+            .delete_term(Term::from_field_text(f.address, entry.address.as_str()));
+        if !entry.red_listed {
+            let doc = schema::document(f, entry).map_err(|e| Error::Corrupt {
+                reason: format!("entry {} does not serialise: {e}", entry.address),
+            })?;
+            self.writer.add_document(doc)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the entry of `address`, if any.
+    pub fn delete(&mut self, address: &MailAddress) -> Result<()> {
+        let f = &self.generation.fields;
+        self.writer
+            .delete_term(Term::from_field_text(f.address, address.as_str()));
+        Ok(())
+    }
+
+    /// Makes the changes durable and visible to this process's [`DirectoryIndex`] (other processes see
+    /// them after [`DirectoryIndex::reload`]).
+    pub fn commit(&mut self) -> Result<()> {
+        self.writer.commit()?;
+        self.generation.reader.reload()?;
+        Ok(())
+    }
+}
