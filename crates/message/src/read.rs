@@ -1,0 +1,318 @@
+//! Reading an incoming message: headers, `X-MSS-*`, patient sender, XDM archives, reports.
+
+use crate::patient::{PatientIdentity, SenderClass, classify_sender};
+use crate::receipt::{self, Report};
+use crate::xdm::{self, XdmArchive};
+use crate::{Error, Result};
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+/// The `X-MSS-*` headers of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MssHeaders {
+    /// `X-MSS-NIL`.
+    pub nil: Option<String>,
+    /// `X-MSS-CODECDA` values, split on `,` or `;` (the separator is not public) and across
+    /// repeated headers.
+    pub codecda: Vec<String>,
+    /// `X-MSS-INS`: `Some(true)` for `O`, `Some(false)` for `N`.
+    pub ins_qualified: Option<bool>,
+    /// `X-MSS-MES` as written (e.g. `FIN`).
+    pub mes: Option<String>,
+}
+
+/// An attachment of a received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedAttachment {
+    /// File name (`filename` or `name`), empty when none.
+    pub filename: String,
+    /// `type/subtype`, lower case.
+    pub content_type: String,
+    /// Decoded bytes.
+    pub content: Vec<u8>,
+}
+
+/// An `IHE_XDM.zip` attachment and what reading it gave.
+#[derive(Debug)]
+pub struct XdmAttachment {
+    /// Index in [`ReceivedMessage::attachments`].
+    pub attachment: usize,
+    /// The archive, or why it cannot be trusted (bad zip, hash or size mismatch...).
+    pub archive: Result<XdmArchive, Error>,
+}
+
+/// A received message, read.
+#[derive(Debug)]
+pub struct ReceivedMessage {
+    /// The raw bytes (kept to re-attach in an MDN).
+    pub raw: Vec<u8>,
+    /// Message-ID without brackets.
+    pub message_id: Option<String>,
+    /// In-Reply-To ids without brackets.
+    pub in_reply_to: Vec<String>,
+    /// References ids without brackets.
+    pub references: Vec<String>,
+    /// `From:` address.
+    pub from: Option<String>,
+    /// `From:` display name.
+    pub from_name: Option<String>,
+    /// Professional, patient (MES) or unverified patient domain.
+    pub sender: SenderClass,
+    /// `To:` addresses.
+    pub to: Vec<String>,
+    /// `Cc:` addresses.
+    pub cc: Vec<String>,
+    /// Decoded subject (empty when none).
+    pub subject: String,
+    /// First text/plain body.
+    pub text: Option<String>,
+    /// Ségur headers.
+    pub mss: MssHeaders,
+    /// `X-MSS-MES: FIN` or subject exactly `[FIN]`.
+    pub end_of_exchange: bool,
+    /// `Disposition-Notification-To` address (an MDN is asked).
+    pub disposition_notification_to: Option<String>,
+    /// `Original-Recipient` header, if any (echoed in an MDN).
+    pub original_recipient: Option<String>,
+    /// `Return-Path` address.
+    pub return_path: Option<String>,
+    /// Attachments in order.
+    pub attachments: Vec<ReceivedAttachment>,
+    /// The `IHE_XDM.zip` attachments (name matched case-insensitively).
+    pub xdm: Vec<XdmAttachment>,
+    /// A DSN or MDN, when the message is a report.
+    pub report: Option<Report>,
+}
+
+impl ReceivedMessage {
+    /// The patient the message is about, from the first readable XDM archive.
+    pub fn patient(&self) -> Option<PatientIdentity> {
+        self.xdm.iter().find_map(|x| {
+            let a = x.archive.as_ref().ok()?;
+            let s = a.subsets.first()?;
+            let info = s
+                .metadata
+                .documents
+                .first()
+                .map(|d| d.source_patient_info.as_slice())
+                .unwrap_or(&[]);
+            PatientIdentity::from_metadata(&s.metadata.submission_set.patient_id, info)
+        })
+    }
+
+    /// The subject without the `XDM/1.0/DDM+` prefix, as users should see it (ECO.3.1.3).
+    pub fn display_subject(&self) -> &str {
+        self.subject
+            .strip_prefix("XDM/1.0/DDM+")
+            .unwrap_or(&self.subject)
+    }
+
+    /// True when an MDN may only be sent after the user agrees: RFC 8098 §2.1 when the
+    /// notification address differs from the Return-Path.
+    pub fn mdn_needs_confirmation(&self) -> bool {
+        match (&self.disposition_notification_to, &self.return_path) {
+            (Some(d), Some(r)) => !d.eq_ignore_ascii_case(r),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// `<id>` -> `id`.
+pub(crate) fn normalize_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+/// First `<addr>` of a header value, or the trimmed value.
+fn header_address(v: &str) -> Option<String> {
+    let v = v.trim();
+    let a = match (v.rfind('<'), v.rfind('>')) {
+        (Some(s), Some(e)) if s < e => &v[s + 1..e],
+        _ => v,
+    };
+    let a = a.trim();
+    (!a.is_empty()).then(|| a.to_string())
+}
+
+fn ids(v: &str) -> Vec<String> {
+    v.split_whitespace()
+        .map(normalize_id)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Reads a message. Only a message without any header is refused; an unreadable XDM archive is
+/// reported in [`XdmAttachment::archive`] so that the message (and an error MDN) can still be
+/// handled.
+pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| Error::malformed("message", "no RFC 5322 header found"))?;
+    let mut mss = MssHeaders::default();
+    let mut dnt = None;
+    let mut original_recipient = None;
+    let mut in_reply_to = Vec::new();
+    let mut references = Vec::new();
+    for (name, value) in msg.headers_raw() {
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "x-mss-nil" => mss.nil = Some(value.to_string()),
+            "x-mss-codecda" => mss.codecda.extend(
+                value
+                    .split([',', ';'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
+            "x-mss-ins" => {
+                mss.ins_qualified = match value.to_ascii_uppercase().as_str() {
+                    "O" => Some(true),
+                    "N" => Some(false),
+                    _ => None,
+                }
+            }
+            "x-mss-mes" => mss.mes = Some(value.to_string()),
+            "disposition-notification-to" => dnt = header_address(value),
+            "original-recipient" => {
+                original_recipient = Some(
+                    value
+                        .split_once(';')
+                        .map_or(value, |(_, a)| a)
+                        .trim()
+                        .to_string(),
+                )
+            }
+            "in-reply-to" => in_reply_to.extend(ids(value)),
+            "references" => references.extend(ids(value)),
+            _ => {}
+        }
+    }
+    let from = msg.from().and_then(|a| a.first());
+    let from_address = from.and_then(|a| a.address()).map(str::to_string);
+    let from_name = from.and_then(|a| a.name()).map(str::to_string);
+    let sender = match &from_address {
+        Some(a) => classify_sender(a, from_name.as_deref()),
+        None => SenderClass::Professional,
+    };
+    let list = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+        a.map(|a| {
+            a.iter()
+                .filter_map(|x| x.address().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let subject = msg.subject().unwrap_or("").to_string();
+    let end_of_exchange = mss
+        .mes
+        .as_deref()
+        .is_some_and(|m| m.eq_ignore_ascii_case("FIN"))
+        || subject.trim() == "[FIN]";
+
+    let mut attachments = Vec::new();
+    let mut xdm = Vec::new();
+    for part in msg.attachments() {
+        let content_type = part
+            .content_type()
+            .map(|c| match c.subtype() {
+                Some(s) => format!("{}/{}", c.ctype(), s),
+                None => c.ctype().to_string(),
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let filename = part.attachment_name().unwrap_or("").to_string();
+        let content = match &part.body {
+            PartType::Message(m) => m.raw_message().to_vec(),
+            _ => part.contents().to_vec(),
+        };
+        if filename.eq_ignore_ascii_case(xdm::ATTACHMENT_NAME) {
+            xdm.push(XdmAttachment {
+                attachment: attachments.len(),
+                archive: xdm::read_archive(&content),
+            });
+        }
+        attachments.push(ReceivedAttachment {
+            filename,
+            content_type,
+            content,
+        });
+    }
+
+    let report = read_report(&msg);
+    Ok(ReceivedMessage {
+        raw: raw.to_vec(),
+        message_id: msg.message_id().map(normalize_id),
+        in_reply_to,
+        references,
+        from: from_address,
+        from_name,
+        sender,
+        to: list(msg.to()),
+        cc: list(msg.cc()),
+        subject,
+        text: msg.body_text(0).map(|t| t.into_owned()),
+        mss,
+        end_of_exchange,
+        disposition_notification_to: dnt,
+        original_recipient,
+        return_path: msg.return_address().map(str::to_string),
+        attachments,
+        xdm,
+        report,
+    })
+}
+
+fn read_report(msg: &mail_parser::Message<'_>) -> Option<Report> {
+    let root = msg.parts.first()?.content_type()?;
+    if !root.ctype().eq_ignore_ascii_case("multipart")
+        || !root
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    {
+        return None;
+    }
+    let kind = root.attribute("report-type")?.to_ascii_lowercase();
+    let mut fields = None;
+    let mut original_id = None;
+    for part in &msg.parts[1..] {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let sub = ct.subtype().unwrap_or("").to_ascii_lowercase();
+        let ctype = ct.ctype().to_ascii_lowercase();
+        match (ctype.as_str(), sub.as_str()) {
+            (
+                "message",
+                "delivery-status"
+                | "global-delivery-status"
+                | "disposition-notification"
+                | "global-disposition-notification",
+            ) => {
+                fields = Some(String::from_utf8_lossy(part.contents()).into_owned());
+            }
+            ("message", "rfc822" | "global") => {
+                if let PartType::Message(m) = &part.body {
+                    original_id = original_id.or_else(|| m.message_id().map(normalize_id));
+                }
+            }
+            ("text", "rfc822-headers") => {
+                let text = String::from_utf8_lossy(part.contents());
+                original_id = original_id.or_else(|| {
+                    MessageParser::default()
+                        .parse_headers(text.as_bytes())
+                        .and_then(|h| h.message_id().map(normalize_id))
+                });
+            }
+            _ => {}
+        }
+    }
+    let fields = fields?;
+    match kind.as_str() {
+        "delivery-status" => Some(Report::Dsn(receipt::parse_dsn(&fields, original_id))),
+        "disposition-notification" => Some(Report::Mdn(receipt::parse_mdn(&fields))),
+        _ => None,
+    }
+}

@@ -1,0 +1,352 @@
+//! The `IHE_XDM.zip` archive: writer and reader.
+//!
+//! Layout written (IHE ITI-32 and the ANS portability draft, which makes `README.TXT` and
+//! `INDEX.HTM` mandatory):
+//!
+//! ```text
+//! README.TXT
+//! INDEX.HTM
+//! IHE_XDM/
+//! IHE_XDM/SUBSET01/
+//! IHE_XDM/SUBSET01/METADATA.XML
+//! IHE_XDM/SUBSET01/DOC00001.XML ...   (ISO 9660 level 1: 8.3, upper case)
+//! ```
+//!
+//! The reader matches names case-insensitively, accepts any subset directory name and several
+//! subsets, resolves each `URI` relative to its subset (or, as in one ANS sample, to `IHE_XDM/`),
+//! and checks each document's SHA-1 `hash` and `size` against METADATA.XML.
+
+use crate::Error;
+use crate::metadata::{self, DocumentEntry, Metadata};
+use sha1::{Digest, Sha1};
+use std::collections::HashMap;
+use std::io::{Cursor, Read, Write};
+use time::OffsetDateTime;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+/// The attachment name (ANS IG example spelling; `IHE_XDM.ZIP` is also seen and accepted).
+pub const ATTACHMENT_NAME: &str = "IHE_XDM.zip";
+/// The subset directory written.
+pub const SUBSET: &str = "IHE_XDM/SUBSET01";
+/// Deflate level of the archive (zlib's default trade-off).
+pub const DEFLATE_LEVEL: i64 = 6;
+
+/// The 8.3 name of the `n`-th document (1-based): `DOC00001.XML`.
+pub fn document_name(n: usize) -> String {
+    format!("DOC{n:05}.XML")
+}
+
+/// One file of the archive to write.
+pub struct ArchiveFile<'a> {
+    /// Path inside the zip.
+    pub path: &'a str,
+    /// Bytes.
+    pub content: &'a [u8],
+}
+
+/// Writes the zip. Files are deflated; directory entries for `IHE_XDM/` and the subset are added
+/// for readers that expect them. Entry times are `mtime` (UTC, clamped to the zip range).
+pub fn write_archive(
+    files: &[ArchiveFile<'_>],
+    mtime: OffsetDateTime,
+) -> Result<Vec<u8>, zip::result::ZipError> {
+    let capacity = files
+        .iter()
+        .map(|f| f.content.len() / 3 + 256)
+        .sum::<usize>()
+        + 1024;
+    let mut zip = ZipWriter::new(Cursor::new(Vec::with_capacity(capacity)));
+    let year = u16::try_from(mtime.year().clamp(1980, 2107)).unwrap_or(1980);
+    let time = zip::DateTime::from_date_and_time(
+        year,
+        u8::from(mtime.month()),
+        mtime.day(),
+        mtime.hour(),
+        mtime.minute(),
+        mtime.second(),
+    )
+    .unwrap_or_default();
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(DEFLATE_LEVEL))
+        .last_modified_time(time)
+        .unix_permissions(0o644);
+    let dir_options = options.unix_permissions(0o755);
+    let mut dirs_done = false;
+    for f in files {
+        if !dirs_done && f.path.starts_with("IHE_XDM/") {
+            zip.add_directory("IHE_XDM/", dir_options)?;
+            zip.add_directory(format!("{SUBSET}/"), dir_options)?;
+            dirs_done = true;
+        }
+        zip.start_file(f.path, options)?;
+        zip.write_all(f.content)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+/// `README.TXT`: who made the media and what it holds (IHE ITI-32 asks for the creator's
+/// identity and contact). CRLF line ends, as on removable media.
+pub fn readme(product: &str, sender: &str, created: &str, documents: usize) -> String {
+    format!(
+        "IHE_XDM - message MSSante\r\n\
+         \r\n\
+         Cree par : mss {} (reference produit {product})\r\n\
+         Expediteur : {sender}\r\n\
+         Date de creation (UTC) : {created}\r\n\
+         Contenu : {SUBSET}/METADATA.XML et {documents} document(s) CDA R2\r\n\
+         \r\n\
+         Ouvrir INDEX.HTM pour la liste des documents.\r\n",
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// `INDEX.HTM`: a static list of the documents with links (no script).
+pub fn index(entries: &[(String, String)]) -> String {
+    let mut s = String::from(
+        "<!DOCTYPE html>\r\n<html lang=\"fr\"><head><meta charset=\"utf-8\"><title>IHE_XDM</title></head><body>\r\n<h1>Documents</h1>\r\n<ul>\r\n",
+    );
+    for (file, title) in entries {
+        s.push_str(&format!(
+            "<li><a href=\"{SUBSET}/{}\">{}</a></li>\r\n",
+            crate::xml::esc(file),
+            crate::xml::esc(title)
+        ));
+    }
+    s.push_str("</ul>\r\n<p><a href=\"README.TXT\">README.TXT</a></p>\r\n</body></html>\r\n");
+    s
+}
+
+/// Bounds on what the reader accepts (a hostile archive cannot make it allocate more).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Most entries in the zip.
+    pub max_entries: usize,
+    /// Most decompressed bytes in all read entries.
+    pub max_total_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_entries: 10_000,
+            // Twice the Mon espace santé message limit: generous for real traffic, bounded.
+            max_total_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A document read from an archive, with its metadata entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDocument {
+    /// Path inside the zip, as stored.
+    pub path: String,
+    /// The metadata entry (hash and size verified).
+    pub entry: DocumentEntry,
+    /// The bytes.
+    pub content: Vec<u8>,
+}
+
+/// One subset directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subset {
+    /// Its directory, as stored (e.g. `IHE_XDM/SUBSET01`).
+    pub dir: String,
+    /// Its METADATA.XML.
+    pub metadata: Metadata,
+    /// Its documents, in METADATA.XML order.
+    pub documents: Vec<ReadDocument>,
+}
+
+/// A read archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdmArchive {
+    /// Subsets in zip order (usually one).
+    pub subsets: Vec<Subset>,
+    /// `README.TXT` present (any case).
+    pub has_readme: bool,
+    /// `INDEX.HTM` present (any case).
+    pub has_index: bool,
+}
+
+impl XdmArchive {
+    /// All documents of all subsets.
+    pub fn documents(&self) -> impl Iterator<Item = &ReadDocument> {
+        self.subsets.iter().flat_map(|s| s.documents.iter())
+    }
+}
+
+/// Reads an archive with the default limits. Errors are [`Error::Malformed`] naming the entry.
+pub fn read_archive(bytes: &[u8]) -> Result<XdmArchive, Error> {
+    read_archive_with(bytes, ReadLimits::default())
+}
+
+/// Reads an archive.
+pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive, Error> {
+    const Z: &str = "IHE_XDM.zip";
+    let mut zip = ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| Error::malformed(Z, format!("not a zip archive: {e}")))?;
+    if zip.len() > limits.max_entries {
+        return Err(Error::malformed(
+            Z,
+            format!("{} entries, more than {}", zip.len(), limits.max_entries),
+        ));
+    }
+    // Upper-cased path -> (index, stored path).
+    let mut by_name: HashMap<String, (usize, String)> = HashMap::with_capacity(zip.len());
+    let mut metadata_files = Vec::new();
+    for i in 0..zip.len() {
+        let name = match zip.name_for_index(i) {
+            Some(Ok(n)) => n.into_owned(),
+            _ => {
+                return Err(Error::malformed(
+                    Z,
+                    format!("entry {i} has no readable name"),
+                ));
+            }
+        };
+        let upper = name.to_ascii_uppercase();
+        let parts: Vec<&str> = upper.split('/').collect();
+        if parts.len() == 3 && parts[0] == "IHE_XDM" && parts[2] == "METADATA.XML" {
+            metadata_files.push((i, name.clone()));
+        }
+        by_name.insert(upper, (i, name));
+    }
+    if metadata_files.is_empty() {
+        return Err(Error::malformed(Z, "no IHE_XDM/<subset>/METADATA.XML"));
+    }
+    let mut budget = limits.max_total_bytes;
+    let mut subsets = Vec::with_capacity(metadata_files.len());
+    for (i, meta_path) in metadata_files {
+        let part = format!("{Z}/{meta_path}");
+        let raw = read_entry(&mut zip, i, &part, &mut budget)?;
+        let xml = std::str::from_utf8(&raw).map_err(|e| {
+            Error::malformed(&part, format!("not UTF-8 (byte {})", e.valid_up_to()))
+        })?;
+        let metadata = metadata::read(xml).map_err(|r| Error::malformed(&part, r))?;
+        let dir = meta_path
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_default();
+        let mut documents = Vec::with_capacity(metadata.documents.len());
+        for entry in &metadata.documents {
+            let uri = entry.uri.trim().trim_start_matches("./");
+            if uri.is_empty() {
+                return Err(Error::malformed(
+                    &part,
+                    format!("document {} has no URI", entry.entry_uuid),
+                ));
+            }
+            let candidates = [
+                format!("{dir}/{uri}"),
+                format!("IHE_XDM/{uri}"),
+                uri.to_string(),
+            ];
+            let Some((index, path)) = candidates
+                .iter()
+                .find_map(|c| by_name.get(&c.to_ascii_uppercase()))
+                .cloned()
+            else {
+                return Err(Error::malformed(
+                    &part,
+                    format!("document {uri} is listed but not in the archive"),
+                ));
+            };
+            let doc_part = format!("{Z}/{path}");
+            let content = read_entry(&mut zip, index, &doc_part, &mut budget)?;
+            if content.len() as u64 != entry.size {
+                return Err(Error::malformed(
+                    doc_part,
+                    format!(
+                        "size {} differs from METADATA.XML size {}",
+                        content.len(),
+                        entry.size
+                    ),
+                ));
+            }
+            let hash = crate::env::hex(&Sha1::digest(&content));
+            if !hash.eq_ignore_ascii_case(entry.hash.trim()) {
+                return Err(Error::malformed(
+                    doc_part,
+                    "SHA-1 differs from METADATA.XML hash",
+                ));
+            }
+            documents.push(ReadDocument {
+                path,
+                entry: entry.clone(),
+                content,
+            });
+        }
+        subsets.push(Subset {
+            dir,
+            metadata,
+            documents,
+        });
+    }
+    Ok(XdmArchive {
+        subsets,
+        has_readme: by_name.contains_key("README.TXT"),
+        has_index: by_name.contains_key("INDEX.HTM"),
+    })
+}
+
+fn read_entry(
+    zip: &mut ZipArchive<Cursor<&[u8]>>,
+    index: usize,
+    part: &str,
+    budget: &mut u64,
+) -> Result<Vec<u8>, Error> {
+    let file = zip
+        .by_index(index)
+        .map_err(|e| Error::malformed(part, format!("cannot open: {e}")))?;
+    let declared = file.size();
+    if declared > *budget {
+        return Err(Error::malformed(part, "larger than the reading limit"));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    // Never trust the declared size: read at most the budget, plus one byte to detect excess.
+    file.take(*budget + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::malformed(part, format!("cannot inflate: {e}")))?;
+    if out.len() as u64 > *budget {
+        return Err(Error::malformed(part, "larger than the reading limit"));
+    }
+    *budget -= out.len() as u64;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_names_are_8_3_upper_case() {
+        assert_eq!(document_name(1), "DOC00001.XML");
+        assert_eq!(document_name(12), "DOC00012.XML");
+        assert_eq!(document_name(1).len(), 12);
+    }
+
+    #[test]
+    fn a_zip_without_metadata_is_refused() {
+        let zip = write_archive(
+            &[ArchiveFile {
+                path: "README.TXT",
+                content: b"x",
+            }],
+            time::macros::datetime!(2026-11-23 10:00 UTC),
+        )
+        .expect("zip");
+        assert_eq!(
+            read_archive(&zip).err().map(|e| e.to_string()).as_deref(),
+            Some("IHE_XDM.zip: no IHE_XDM/<subset>/METADATA.XML")
+        );
+        assert_eq!(
+            read_archive(b"PK\x03\x04 garbage")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("IHE_XDM.zip: not a zip archive: invalid Zip archive: Could not find EOCD")
+        );
+    }
+}
