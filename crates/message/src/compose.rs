@@ -149,13 +149,10 @@ pub fn compose_with(
     };
 
     // MIME
-    let mut builder = MessageBuilder::new()
-        .from(Address::new_address(
-            Some(label),
-            req.sender.address.as_str(),
-        ))
-        .date(Date::new(env.now().unix_timestamp()))
-        .message_id(MessageId::new(message_id.as_str()));
+    let mut builder = MessageBuilder::new().from(Address::new_address(
+        Some(label),
+        req.sender.address.as_str(),
+    ));
     if !req.recipients.to.is_empty() {
         builder = builder.to(address_list(&req.recipients.to));
     }
@@ -165,7 +162,10 @@ pub fn compose_with(
     if let Some(r) = &req.reply_to {
         builder = builder.reply_to(Address::new_address(None::<&str>, r.as_str()));
     }
-    builder = builder.subject(Text::new(subject.as_str()));
+    builder = builder
+        .subject(Text::new(subject.as_str()))
+        .date(Date::new(env.now().unix_timestamp()))
+        .message_id(MessageId::new(message_id.as_str()));
     if let Some(irt) = &thread.0 {
         builder = builder.in_reply_to(MessageId::new(irt.as_str()));
     }
