@@ -245,10 +245,10 @@ fn text(h: &mut CdaHeader, rel: &str, t: &str, authors: u32) {
         if let Some(p) = h.legal_authenticator.as_mut() {
             person_text(p, rest, t);
         }
-    } else if rel == CUSTODIAN_NAME {
-        if let Some(o) = h.custodian.as_mut() {
-            o.name.push_str(t.trim());
-        }
+    } else if rel == CUSTODIAN_NAME
+        && let Some(o) = h.custodian.as_mut()
+    {
+        o.name.push_str(t.trim());
     }
 }
 

@@ -115,13 +115,13 @@ pub fn compose_with(
         docs.push(read_document(i, d, patient.as_ref(), req.patient.as_ref())?);
     }
     for (i, d) in docs.iter().enumerate() {
-        if let Some(id) = &d.header.id {
-            if docs[..i].iter().any(|o| o.header.id.as_ref() == Some(id)) {
-                return Err(Error::invalid(
-                    format!("documents[{i}].cda.content"),
-                    "same ClinicalDocument/id as an earlier document",
-                ));
-            }
+        if let Some(id) = &d.header.id
+            && docs[..i].iter().any(|o| o.header.id.as_ref() == Some(id))
+        {
+            return Err(Error::invalid(
+                format!("documents[{i}].cda.content"),
+                "same ClinicalDocument/id as an earlier document",
+            ));
         }
     }
     let attachments = req
@@ -622,13 +622,12 @@ fn read_document<'r>(
         cda::parse_header(&bytes).map_err(|r| Error::invalid(format!("{field}.content"), r))?;
     if let (Some((cda_ins, cda_authority)), Some((ins, authority))) =
         (header.patient_ins(), patient)
+        && (cda_ins != ins.as_str() || cda_authority != *authority)
     {
-        if cda_ins != ins.as_str() || cda_authority != *authority {
-            return Err(Error::invalid(
-                format!("{field}.content"),
-                "the recordTarget INS differs from patient.ins / patient.ins_authority",
-            ));
-        }
+        return Err(Error::invalid(
+            format!("{field}.content"),
+            "the recordTarget INS differs from patient.ins / patient.ins_authority",
+        ));
     }
     check_code(&format!("documents[{i}].class_code"), &d.class_code)?;
     for (name, c) in [

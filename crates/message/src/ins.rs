@@ -91,10 +91,10 @@ impl Ins {
                 return Err(InsError::Character);
             };
             nir = nir * 10 + digit;
-            if i == 4 {
-                if let Some(dept) = corsica {
-                    nir = nir * 100 + dept;
-                }
+            if i == 4
+                && let Some(dept) = corsica
+            {
+                nir = nir * 100 + dept;
             }
         }
         let mut key = 0u64;

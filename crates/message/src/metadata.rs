@@ -468,13 +468,16 @@ pub fn parse_cx(cx: &str) -> Option<(String, String)> {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+/// A classification being read: scheme, code, and its other slots.
+type ClassificationRead = (String, Code, Vec<(String, Vec<String>)>);
+
 #[derive(Default)]
 struct Object {
     id: String,
     mime_type: String,
     slots: Vec<(String, Vec<String>)>,
     name: String,
-    classifications: Vec<(String, Code, Vec<(String, Vec<String>)>)>,
+    classifications: Vec<ClassificationRead>,
     externals: Vec<(String, String)>,
 }
 
@@ -539,7 +542,7 @@ pub fn read(xml: &str) -> Result<Metadata, String> {
     let mut slot_name: Option<String> = None;
     let mut values: Vec<String> = Vec::new();
     let mut value = String::new();
-    let mut class: Option<(String, Code, Vec<(String, Vec<String>)>)> = None;
+    let mut class: Option<ClassificationRead> = None;
     walk(xml, |path, step| {
         let local = path.rsplit('/').next().unwrap_or(path);
         match step {
@@ -592,16 +595,15 @@ pub fn read(xml: &str) -> Result<Metadata, String> {
                     let v = e.attr("value")?.unwrap_or_default();
                     let parent = path.rsplit('/').nth(2).unwrap_or("");
                     let in_name = path.rsplit('/').nth(1) == Some("Name");
-                    if in_name {
-                        if parent == "Classification" {
-                            if let Some((_, c, _)) = class.as_mut() {
-                                c.display = v;
-                            }
-                        } else if matches!(parent, "RegistryPackage" | "ExtrinsicObject") {
-                            if let Some((_, o)) = cur.as_mut() {
-                                o.name = v;
-                            }
+                    if in_name && parent == "Classification" {
+                        if let Some((_, c, _)) = class.as_mut() {
+                            c.display = v;
                         }
+                    } else if in_name
+                        && matches!(parent, "RegistryPackage" | "ExtrinsicObject")
+                        && let Some((_, o)) = cur.as_mut()
+                    {
+                        o.name = v;
                     }
                 }
                 _ => {}

@@ -154,6 +154,9 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
     let mut mss = MssHeaders::default();
     let mut dnt = None;
     let mut original_recipient = None;
+    // Only the header: mail-parser's return_address() falls back to From, which would defeat the
+    // RFC 8098 comparison.
+    let mut return_path = None;
     let mut in_reply_to = Vec::new();
     let mut references = Vec::new();
     for (name, value) in msg.headers_raw() {
@@ -185,6 +188,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
                         .to_string(),
                 )
             }
+            "return-path" => return_path = header_address(value),
             "in-reply-to" => in_reply_to.extend(ids(value)),
             "references" => references.extend(ids(value)),
             _ => {}
@@ -258,7 +262,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
         end_of_exchange,
         disposition_notification_to: dnt,
         original_recipient,
-        return_path: msg.return_address().map(str::to_string),
+        return_path,
         attachments,
         xdm,
         report,

@@ -100,17 +100,17 @@ impl Whitelist {
                     }
                 }
                 Step::Close => {
-                    if path == "ListeBlancheMSSante/ListeDomaines/Domaine" {
-                        if let Some(mut d) = entry.take() {
-                            d.name = d.name.trim().to_string();
-                            d.description = d.description.trim().to_string();
-                            d.operator_dn = d.operator_dn.trim().to_string();
-                            d.updated = d.updated.trim().to_string();
-                            if d.name.is_empty() {
-                                return Err("a <Domaine> without <Nom>".into());
-                            }
-                            wl.domains.entry(d.name.to_lowercase()).or_default().push(d);
+                    if path == "ListeBlancheMSSante/ListeDomaines/Domaine"
+                        && let Some(mut d) = entry.take()
+                    {
+                        d.name = d.name.trim().to_string();
+                        d.description = d.description.trim().to_string();
+                        d.operator_dn = d.operator_dn.trim().to_string();
+                        d.updated = d.updated.trim().to_string();
+                        if d.name.is_empty() {
+                            return Err("a <Domaine> without <Nom>".into());
                         }
+                        wl.domains.entry(d.name.to_lowercase()).or_default().push(d);
                     }
                 }
             }

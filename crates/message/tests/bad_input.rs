@@ -198,7 +198,8 @@ fn empty_recipients_are_refused() {
 
 #[test]
 fn request_fields_are_checked() {
-    let cases: Vec<(Box<dyn Fn(&mut ComposeRequest)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut ComposeRequest)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|r| r.sender.last_name = None),
             "sender.last_name: required",
