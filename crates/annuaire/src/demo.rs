@@ -62,8 +62,8 @@ pub fn entries(count: usize, seed: u64) -> Generator {
 /// Writes a whole extraction (header and lines) to `out`, buffered, and says what it wrote.
 ///
 /// Without faults the lines are exactly [`entries`]`(count, seed)`. With faults, the same lines come in the
-/// same order, with duplicate and malformed lines inserted between them: about 0.03 % duplicates (at least 2)
-/// and 0.05 % malformed lines (at least 4, one of each kind), when `count > 0`.
+/// same order, with duplicate and malformed lines inserted between them: about 0.03 % duplicates (at least 2,
+/// at most `count`) and 0.05 % malformed lines (at least 4, one of each kind), when `count > 0`.
 pub fn write(out: &mut impl Write, opts: &DemoOptions) -> Result<DemoSummary> {
     let io_err = |e| Error::io("writing the demo extraction", e);
     let mut out = BufWriter::with_capacity(1 << 16, out);
