@@ -1,0 +1,755 @@
+//! SMTP submission client (RFC 6409) for the API LPS: EHLO, STARTTLS (mandatory), EHLO, AUTH, then
+//! transactions with DSN parameters, PIPELINING when offered, SIZE checked before DATA and one result per
+//! recipient.
+//!
+//! Why not mail-send or lettre: neither answers an XOAUTH2 error challenge with the empty response the
+//! mechanism expects (mail-send re-sends the credentials, lettre errors client-side), neither pipelines the
+//! envelope, and both stop at the first refused recipient. The protocol subset is small: a typestate
+//! (`connect` → [`SmtpSecure`] → [`SmtpSession`]) makes "no AUTH before TLS" a compile-time property.
+
+mod reply;
+
+use std::net::{IpAddr, SocketAddr};
+
+use mss_annuaire::MailAddress;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use reply::ReplyParser;
+pub use reply::{EnhancedCode, Extensions, SmtpReply};
+
+use crate::auth::{self, Method, OAuthChallenge, Refusal, TokenPolicy};
+use crate::conn::{self, Endpoint, LineConn, Redact, Timeouts};
+use crate::error::{AuthFailure, Error, Protocol};
+use crate::secret::{self, AccessToken, Secret};
+use crate::tls::TlsSettings;
+
+/// What every connection needs.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Trust roots and, for APP mailboxes, the client certificate.
+    pub tls: TlsSettings,
+    /// Deadlines.
+    pub timeouts: Timeouts,
+    /// Source address (multi-homed hosts; the tests use 127.0.0.x).
+    pub local_addr: Option<IpAddr>,
+    /// Name given in EHLO; default: the address literal of the local end (`[192.0.2.1]`).
+    pub client_name: Option<String>,
+}
+
+impl ConnectOptions {
+    /// Defaults around `tls`.
+    pub fn new(tls: TlsSettings) -> Self {
+        ConnectOptions {
+            tls,
+            timeouts: Timeouts::default(),
+            local_addr: None,
+            client_name: None,
+        }
+    }
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, Copy)]
+pub enum Login<'a> {
+    /// PER/ORG mailbox: SASL XOAUTH2 with the PSC access token.
+    XOAuth2 {
+        /// The BAL.
+        user: &'a MailAddress,
+        /// The token.
+        token: &'a AccessToken,
+        /// To explain refusals.
+        policy: &'a TokenPolicy,
+    },
+    /// APP mailbox: the TLS client certificate authenticates, SASL PLAIN names the BAL.
+    Certificate {
+        /// The BAL.
+        user: &'a MailAddress,
+        /// Password, when the operator wants one (usually none).
+        password: Option<&'a Secret>,
+    },
+}
+
+impl Login<'_> {
+    pub(crate) fn user(&self) -> &MailAddress {
+        match self {
+            Login::XOAuth2 { user, .. } | Login::Certificate { user, .. } => user,
+        }
+    }
+}
+
+/// `RET` of a DSN request (RFC 3461 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsnReturn {
+    /// The whole message.
+    Full,
+    /// Headers only.
+    Headers,
+}
+
+/// When to notify (RFC 3461 §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsnNotify {
+    /// Never (alone).
+    Never,
+    /// On delivery.
+    Success,
+    /// On failure.
+    Failure,
+    /// On delay.
+    Delay,
+}
+
+/// A delivery status notification request (spec M6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DsnRequest {
+    /// `RET=`.
+    pub ret: Option<DsnReturn>,
+    /// `ENVID=` (sent as xtext).
+    pub envid: Option<String>,
+    /// `NOTIFY=` for every recipient; empty: the server's default.
+    pub notify: Vec<DsnNotify>,
+    /// Send `ORCPT=rfc822;<address>` for every recipient.
+    pub orcpt: bool,
+}
+
+/// Sender and recipients of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Reverse path (the BAL).
+    pub from: MailAddress,
+    /// Forward paths.
+    pub recipients: Vec<MailAddress>,
+    /// DSN parameters, when asked.
+    pub dsn: Option<DsnRequest>,
+}
+
+/// What the server said about one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientResult {
+    /// The recipient.
+    pub recipient: MailAddress,
+    /// The reply to its RCPT TO.
+    pub reply: SmtpReply,
+}
+
+impl RecipientResult {
+    /// Accepted (2xx).
+    pub fn accepted(&self) -> bool {
+        self.reply.is_positive()
+    }
+}
+
+/// The outcome of a transaction in which at least one recipient was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// One result per recipient, in the envelope's order.
+    pub recipients: Vec<RecipientResult>,
+    /// The reply to the end of data (often carries the queue id).
+    pub reply: SmtpReply,
+    /// DSN was asked but the server does not offer it: the parameters were left out.
+    pub dsn_ignored: bool,
+}
+
+impl SendReport {
+    /// Recipients that were accepted.
+    pub fn accepted(&self) -> impl Iterator<Item = &MailAddress> {
+        self.recipients
+            .iter()
+            .filter(|r| r.accepted())
+            .map(|r| &r.recipient)
+    }
+
+    /// Recipients that were refused, with the reason.
+    pub fn refused(&self) -> impl Iterator<Item = &RecipientResult> {
+        self.recipients.iter().filter(|r| !r.accepted())
+    }
+}
+
+type Tls = TlsStream<TcpStream>;
+
+/// Reads one complete reply; a 421 becomes [`Error::ServerShutdown`].
+async fn read_reply<S>(conn: &mut LineConn<S>) -> Result<SmtpReply, Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut parser = ReplyParser::default();
+    loop {
+        let line = conn.read_line().await?;
+        match parser.push(&line) {
+            Ok(Some(reply)) => {
+                if reply.code == 421 {
+                    return Err(Error::ServerShutdown {
+                        server: conn.server.clone(),
+                        reply: reply.to_string(),
+                    });
+                }
+                return Ok(reply);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(conn.protocol(e.0)),
+        }
+    }
+}
+
+async fn command<S>(conn: &mut LineConn<S>, line: &str) -> Result<SmtpReply, Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    conn.send(format!("{line}\r\n").as_bytes(), Redact::No)
+        .await?;
+    read_reply(conn).await
+}
+
+fn ehlo_name(opts: &ConnectOptions, local: Option<SocketAddr>) -> String {
+    if let Some(n) = &opts.client_name {
+        return n.clone();
+    }
+    match local.map(|a| a.ip()) {
+        Some(IpAddr::V4(ip)) => format!("[{ip}]"),
+        Some(IpAddr::V6(ip)) => format!("[IPv6:{ip}]"),
+        None => "[127.0.0.1]".into(),
+    }
+}
+
+/// Connects, reads the greeting, says EHLO, upgrades with STARTTLS (refusing to go on without it) and says
+/// EHLO again. Nothing that authenticates has been sent when this returns.
+pub async fn connect(endpoint: &Endpoint, opts: &ConnectOptions) -> Result<SmtpSecure, Error> {
+    let server = endpoint.label();
+    let tcp = conn::connect_tcp(endpoint, opts.local_addr, opts.timeouts.connect).await?;
+    let name = ehlo_name(opts, tcp.local_addr().ok());
+    let mut plain = LineConn::new(tcp, server.clone(), "smtp", opts.timeouts.command);
+    let greeting = read_reply(&mut plain).await?;
+    if greeting.code != 220 {
+        return Err(Error::Smtp {
+            server,
+            command: "connection greeting".into(),
+            reply: Box::new(greeting),
+        });
+    }
+    let ehlo = command(&mut plain, &format!("EHLO {name}")).await?;
+    if !ehlo.is_positive() {
+        return Err(Error::Smtp {
+            server,
+            command: "EHLO".into(),
+            reply: Box::new(ehlo),
+        });
+    }
+    if !Extensions::from_ehlo(&ehlo).has("STARTTLS") {
+        let _ = command(&mut plain, "QUIT").await;
+        return Err(Error::StartTlsUnavailable {
+            server,
+            protocol: Protocol::Smtp,
+        });
+    }
+    let reply = command(&mut plain, "STARTTLS").await?;
+    if reply.code != 220 {
+        return Err(Error::StartTlsRefused {
+            server,
+            reply: reply.to_string(),
+        });
+    }
+    let tcp = plain.into_inner_for_tls()?;
+    let tls = opts
+        .tls
+        .handshake(tcp, &endpoint.host, &server, opts.timeouts.command)
+        .await?;
+    let mut conn = LineConn::new(tls, server.clone(), "smtp", opts.timeouts.command);
+    // capabilities before TLS are forgotten (RFC 3207 §4.2)
+    let ehlo = command(&mut conn, &format!("EHLO {name}")).await?;
+    if !ehlo.is_positive() {
+        return Err(Error::Smtp {
+            server,
+            command: "EHLO".into(),
+            reply: Box::new(ehlo),
+        });
+    }
+    Ok(SmtpSecure {
+        ext: Extensions::from_ehlo(&ehlo),
+        conn,
+        timeouts: opts.timeouts,
+        has_client_cert: opts.tls.has_client_certificate(),
+    })
+}
+
+/// A TLS-protected SMTP connection, not yet authenticated.
+pub struct SmtpSecure {
+    conn: LineConn<Tls>,
+    ext: Extensions,
+    timeouts: Timeouts,
+    has_client_cert: bool,
+}
+
+impl SmtpSecure {
+    /// The extensions announced after STARTTLS.
+    pub fn extensions(&self) -> &Extensions {
+        &self.ext
+    }
+
+    /// TLS version and cipher suite.
+    pub fn tls_description(&self) -> String {
+        crate::tls::describe(self.conn.get_ref())
+    }
+
+    /// Authenticates: `AUTH XOAUTH2 <initial response>` or, with a client certificate, `AUTH PLAIN`.
+    /// An XOAUTH2 error challenge (`334 <base64 JSON>`) is answered with an empty line and decoded.
+    pub async fn authenticate(mut self, login: Login<'_>) -> Result<SmtpSession, Error> {
+        let server = self.conn.server.clone();
+        let user = login.user().to_string();
+        let (method, mechanism, ir, token, policy) = match login {
+            Login::XOAuth2 {
+                user,
+                token,
+                policy,
+            } => (
+                Method::XOAuth2,
+                "XOAUTH2",
+                secret::xoauth2_initial_response(user.as_str(), token),
+                Some(token),
+                Some(policy),
+            ),
+            Login::Certificate { user, password } => {
+                if !self.has_client_cert {
+                    return Err(Error::Config {
+                        reason: format!("the APP mailbox {user} needs a client certificate"),
+                    });
+                }
+                (
+                    Method::Certificate,
+                    "PLAIN",
+                    secret::plain_initial_response(user.as_str(), password),
+                    None,
+                    None,
+                )
+            }
+        };
+        if !self.ext.has_auth(mechanism) {
+            let _ = command(&mut self.conn, "QUIT").await;
+            return Err(Error::Auth {
+                server,
+                user,
+                failure: AuthFailure::MechanismUnavailable,
+                reply: format!(
+                    "AUTH {} offered, {mechanism} needed",
+                    self.ext.auth_mechanisms().join(" ")
+                ),
+            });
+        }
+        let line = zeroize::Zeroizing::new(format!("AUTH {mechanism} {}\r\n", ir.expose()));
+        self.conn
+            .send(line.as_bytes(), Redact::KeepWords(2))
+            .await?;
+        let mut reply = read_reply(&mut self.conn).await?;
+        let mut challenge = None;
+        if reply.code == 334 {
+            // an error challenge: the exchange ends with an empty client response (RFC 7628 §3.2.3)
+            challenge = OAuthChallenge::decode(reply.first_line());
+            self.conn.send(b"\r\n", Redact::No).await?;
+            reply = read_reply(&mut self.conn).await?;
+            if reply.code == 334 {
+                self.conn.send(b"*\r\n", Redact::No).await?;
+                reply = read_reply(&mut self.conn).await?;
+            }
+        }
+        if reply.code == 235 {
+            tracing::debug!(server, user, mechanism, "authenticated");
+            return Ok(SmtpSession {
+                conn: self.conn,
+                ext: self.ext,
+                timeouts: self.timeouts,
+                broken: false,
+            });
+        }
+        let secrets = [ir.expose(), token.map_or("", AccessToken::expose)];
+        let failure = auth::classify(
+            method,
+            Refusal::Smtp(&reply),
+            challenge.as_ref(),
+            token,
+            &user,
+            policy.unwrap_or(&TokenPolicy::default()),
+        );
+        Err(Error::Auth {
+            server,
+            user,
+            failure,
+            reply: secret::scrub(&reply.to_string(), &secrets),
+        })
+    }
+
+    /// Says QUIT.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        let _ = command(&mut self.conn, "QUIT").await?;
+        Ok(())
+    }
+}
+
+/// An authenticated submission session: send as many messages as needed, then [`SmtpSession::quit`].
+pub struct SmtpSession {
+    conn: LineConn<Tls>,
+    ext: Extensions,
+    timeouts: Timeouts,
+    broken: bool,
+}
+
+/// A failed transaction, and whether the message content may have reached the server (then retrying on a
+/// new connection could deliver it twice).
+pub(crate) struct SendFailure {
+    pub(crate) error: Error,
+    pub(crate) payload_sent: bool,
+}
+
+impl SmtpSession {
+    /// The extensions announced after STARTTLS.
+    pub fn extensions(&self) -> &Extensions {
+        &self.ext
+    }
+
+    /// TLS version and cipher suite.
+    pub fn tls_description(&self) -> String {
+        crate::tls::describe(self.conn.get_ref())
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.conn.get_ref().get_ref().0.local_addr().ok()
+    }
+
+    /// Whether the connection is known to be unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Submits one message. Refused recipients are reported, not fatal, while at least one is accepted.
+    pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<SendReport, Error> {
+        self.send_tracked(envelope, message)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    pub(crate) async fn send_tracked(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<SendReport, SendFailure> {
+        let early = |error| SendFailure {
+            error,
+            payload_sent: false,
+        };
+        if self.broken {
+            return Err(early(Error::ConnectionClosed {
+                server: self.conn.server.clone(),
+            }));
+        }
+        if envelope.recipients.is_empty() {
+            return Err(early(Error::InvalidMessage {
+                reason: "no recipient".into(),
+            }));
+        }
+        let data = prepare_data(message);
+        let size = data.len() as u64;
+        if let Some(limit) = self.ext.size_limit()
+            && size > limit
+        {
+            return Err(early(Error::MessageTooLarge { size, limit }));
+        }
+        let eight_bit = message.iter().any(|b| *b >= 0x80);
+        let (mail, rcpts, dsn_ignored) = self.envelope_commands(envelope, size, eight_bit);
+        let result = self.transaction(envelope, &mail, &rcpts, &data).await;
+        match result {
+            Ok((recipients, reply)) => Ok(SendReport {
+                recipients,
+                reply,
+                dsn_ignored,
+            }),
+            Err(f) => {
+                if f.error.is_connection_lost() {
+                    self.broken = true;
+                } else if !self.broken {
+                    // leave the session clean for the next message
+                    if let Err(e) = command(&mut self.conn, "RSET").await {
+                        tracing::debug!(error = %e, "RSET failed; session dropped");
+                        self.broken = true;
+                    }
+                }
+                Err(f)
+            }
+        }
+    }
+
+    fn envelope_commands(
+        &self,
+        envelope: &Envelope,
+        size: u64,
+        eight_bit: bool,
+    ) -> (String, Vec<String>, bool) {
+        let mut mail = format!("MAIL FROM:<{}>", envelope.from);
+        if self.ext.has("SIZE") {
+            mail.push_str(&format!(" SIZE={size}"));
+        }
+        if eight_bit && self.ext.has("8BITMIME") {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        let dsn = envelope.dsn.as_ref().filter(|_| self.ext.has("DSN"));
+        let dsn_ignored = envelope.dsn.is_some() && dsn.is_none();
+        if let Some(d) = dsn {
+            match d.ret {
+                Some(DsnReturn::Full) => mail.push_str(" RET=FULL"),
+                Some(DsnReturn::Headers) => mail.push_str(" RET=HDRS"),
+                None => {}
+            }
+            if let Some(id) = &d.envid {
+                mail.push_str(&format!(" ENVID={}", xtext(id)));
+            }
+        }
+        let rcpts = envelope
+            .recipients
+            .iter()
+            .map(|r| {
+                let mut line = format!("RCPT TO:<{r}>");
+                if let Some(d) = dsn {
+                    if !d.notify.is_empty() {
+                        let words: Vec<&str> = if d.notify.contains(&DsnNotify::Never) {
+                            vec!["NEVER"]
+                        } else {
+                            d.notify
+                                .iter()
+                                .map(|n| match n {
+                                    DsnNotify::Success => "SUCCESS",
+                                    DsnNotify::Failure => "FAILURE",
+                                    DsnNotify::Delay => "DELAY",
+                                    DsnNotify::Never => "NEVER",
+                                })
+                                .collect()
+                        };
+                        line.push_str(&format!(" NOTIFY={}", words.join(",")));
+                    }
+                    if d.orcpt {
+                        line.push_str(&format!(" ORCPT=rfc822;{}", xtext(r.as_str())));
+                    }
+                }
+                line
+            })
+            .collect();
+        (mail, rcpts, dsn_ignored)
+    }
+
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        mail: &str,
+        rcpts: &[String],
+        data: &[u8],
+    ) -> Result<(Vec<RecipientResult>, SmtpReply), SendFailure> {
+        let server = self.conn.server.clone();
+        let early = |error| SendFailure {
+            error,
+            payload_sent: false,
+        };
+        let pipelining = self.ext.has("PIPELINING");
+        let (mail_reply, rcpt_replies, data_reply) = if pipelining {
+            // RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order
+            let mut batch = String::with_capacity(64 * (rcpts.len() + 2));
+            batch.push_str(mail);
+            batch.push_str("\r\n");
+            for r in rcpts {
+                batch.push_str(r);
+                batch.push_str("\r\n");
+            }
+            batch.push_str("DATA\r\n");
+            self.conn
+                .send(batch.as_bytes(), Redact::No)
+                .await
+                .map_err(early)?;
+            let mail_reply = read_reply(&mut self.conn).await.map_err(early)?;
+            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            for _ in rcpts {
+                rcpt_replies.push(read_reply(&mut self.conn).await.map_err(early)?);
+            }
+            let data_reply = read_reply(&mut self.conn).await.map_err(early)?;
+            (mail_reply, rcpt_replies, Some(data_reply))
+        } else {
+            let mail_reply = command(&mut self.conn, mail).await.map_err(early)?;
+            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            if mail_reply.is_positive() {
+                for r in rcpts {
+                    rcpt_replies.push(command(&mut self.conn, r).await.map_err(early)?);
+                }
+            }
+            (mail_reply, rcpt_replies, None)
+        };
+        if !mail_reply.is_positive() {
+            return Err(early(Error::Smtp {
+                server,
+                command: "MAIL FROM".into(),
+                reply: Box::new(mail_reply),
+            }));
+        }
+        let results: Vec<RecipientResult> = envelope
+            .recipients
+            .iter()
+            .cloned()
+            .zip(rcpt_replies)
+            .map(|(recipient, reply)| RecipientResult { recipient, reply })
+            .collect();
+        for r in results.iter().filter(|r| !r.accepted()) {
+            tracing::info!(recipient = %r.recipient, reply = %r.reply, "recipient refused");
+        }
+        let any_accepted = results.iter().any(RecipientResult::accepted);
+        let data_reply = match data_reply {
+            Some(r) => r,
+            None if any_accepted => command(&mut self.conn, "DATA").await.map_err(early)?,
+            None => {
+                return Err(early(Error::RecipientsRefused { server, results }));
+            }
+        };
+        if data_reply.code != 354 {
+            if !any_accepted {
+                return Err(early(Error::RecipientsRefused { server, results }));
+            }
+            return Err(early(Error::Smtp {
+                server,
+                command: "DATA".into(),
+                reply: Box::new(data_reply),
+            }));
+        }
+        if !any_accepted {
+            // a pipelined DATA the server accepted although no recipient was: end it empty (RFC 2920 §3.1)
+            self.conn.send(b".\r\n", Redact::No).await.map_err(early)?;
+            let _ = read_reply(&mut self.conn).await.map_err(early)?;
+            return Err(early(Error::RecipientsRefused { server, results }));
+        }
+        let sent = |error| SendFailure {
+            error,
+            payload_sent: true,
+        };
+        self.conn
+            .send_payload(data, self.timeouts.data)
+            .await
+            .map_err(sent)?;
+        let saved = self.conn.timeout;
+        self.conn.timeout = self.timeouts.data;
+        let final_reply = read_reply(&mut self.conn).await;
+        self.conn.timeout = saved;
+        let final_reply = final_reply.map_err(sent)?;
+        if !final_reply.is_positive() {
+            return Err(sent(Error::Smtp {
+                server,
+                command: "end of DATA".into(),
+                reply: Box::new(final_reply),
+            }));
+        }
+        tracing::debug!(server, reply = %final_reply, "message accepted");
+        Ok((results, final_reply))
+    }
+
+    /// NOOP: checks the session is alive.
+    pub async fn noop(&mut self) -> Result<(), Error> {
+        let r = command(&mut self.conn, "NOOP").await;
+        match r {
+            Ok(r) if r.is_positive() => Ok(()),
+            Ok(r) => Err(Error::Smtp {
+                server: self.conn.server.clone(),
+                command: "NOOP".into(),
+                reply: Box::new(r),
+            }),
+            Err(e) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Says QUIT and closes.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        if self.broken {
+            return Ok(());
+        }
+        let _ = command(&mut self.conn, "QUIT").await?;
+        Ok(())
+    }
+}
+
+/// xtext (RFC 3461 §4): `+XX` for `+`, `=`, controls, space and non-ASCII.
+pub(crate) fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The DATA payload: line ends normalised to CRLF, lines starting with `.` doubled (RFC 5321 §4.5.2), a final
+/// CRLF if missing, and the terminating `.` line.
+pub(crate) fn prepare_data(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut at_line_start = true;
+    let mut prev = 0u8;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+        prev = b;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        if out.ends_with(b"\r") {
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn xtext_encoding() {
+        assert_eq!(xtext("a+b=c d@é"), "a+2Bb+3Dc+20d@+C3+A9");
+        assert_eq!(xtext("msg-1@sante.test"), "msg-1@sante.test");
+    }
+
+    #[test]
+    fn data_is_stuffed_and_terminated() {
+        assert_eq!(prepare_data(b"a\n.b\r\n..c"), b"a\r\n..b\r\n...c\r\n.\r\n");
+        assert_eq!(prepare_data(b""), b".\r\n");
+        assert_eq!(prepare_data(b".\r\n"), b"..\r\n.\r\n");
+    }
+
+    /// Reverses the transformation as a receiving server does.
+    fn unstuff(wire: &[u8]) -> Option<Vec<u8>> {
+        let body = wire.strip_suffix(b".\r\n")?;
+        let mut out = Vec::new();
+        for line in body.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+        }
+        Some(out)
+    }
+
+    proptest! {
+        #[test]
+        fn data_round_trips(lines in proptest::collection::vec("[.a-z ]{0,12}", 0..12)) {
+            let msg = lines.iter().map(|l| format!("{l}\r\n")).collect::<String>();
+            let wire = prepare_data(msg.as_bytes());
+            // no line of the payload is a lone dot before the terminator
+            let body = &wire[..wire.len() - 3];
+            prop_assert!(!body.split(|&b| b == b'\n').any(|l| l == b"." || l == b".\r"));
+            prop_assert_eq!(unstuff(&wire), Some(msg.into_bytes()));
+        }
+    }
+}
