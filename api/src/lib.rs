@@ -1,1 +1,190 @@
-//! placeholder
+//! # mss-api — the REST service of mss
+//!
+//! This crate owns the HTTP face of mss (axum): the directory endpoints (`/v1/directory/...`), health and
+//! readiness probes, Prometheus metrics, the OpenAPI 3.1 document (generated from the code, kept in git at
+//! `api/openapi.json`) and the embeddable address-autocomplete widget served at `/`.
+//!
+//! Every error is `application/problem+json` (RFC 9457) naming the parameter at fault; unknown or repeated
+//! query parameters are refused; nothing panics into a client's face (a panic becomes a logged 500).
+
+mod directory;
+mod metrics;
+mod params;
+mod problem;
+mod widget;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use mss_index::DirectoryIndex;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+
+pub use metrics::Metrics;
+pub use problem::{InvalidParam, Problem};
+
+/// What the service needs besides the index.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    /// Origins allowed to call the API from a browser (CORS); `*` allows any. Empty: same origin only.
+    pub cors_origins: Vec<String>,
+}
+
+/// Shared state of the handlers.
+pub struct AppState {
+    index: OnceLock<DirectoryIndex>,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// A state whose index is not loaded yet: directory routes answer 503 and `/readyz` fails until
+    /// [`AppState::set_index`].
+    pub fn new() -> Arc<Self> {
+        Arc::new(AppState {
+            index: OnceLock::new(),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// A state serving `index`.
+    pub fn with_index(index: DirectoryIndex) -> Arc<Self> {
+        let state = Self::new();
+        state.set_index(index);
+        state
+    }
+
+    /// Makes the index available (once; later calls are ignored).
+    pub fn set_index(&self, index: DirectoryIndex) {
+        let _ = self.index.set(index);
+    }
+
+    /// The index, or 503 while it is loading.
+    fn index(&self) -> Result<&DirectoryIndex, Problem> {
+        self.index.get().ok_or_else(|| {
+            Problem::unavailable("the directory index is still loading; retry in a moment")
+        })
+    }
+}
+
+/// The OpenAPI document of the service.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mss",
+        description = "MSSanté directory search and autocomplete for health software (LPS, DPI, PFI).",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        directory::search,
+        directory::autocomplete,
+        directory::entry,
+        directory::healthz,
+        directory::readyz,
+        directory::metrics,
+    ),
+    components(schemas(Problem, InvalidParam)),
+    tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
+         (name = "operations", description = "Probes and metrics"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as served at `/openapi.json` and kept in `api/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.to_pretty_json().unwrap_or_default() + "\n"
+}
+
+/// All routes, with metrics, CORS and panic containment.
+pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
+    Router::new()
+        .route("/v1/directory/search", get(directory::search))
+        .route("/v1/directory/autocomplete", get(directory::autocomplete))
+        .route("/v1/directory/entries/{address}", get(directory::entry))
+        .route("/healthz", get(directory::healthz))
+        .route("/readyz", get(directory::readyz))
+        .route("/metrics", get(directory::metrics))
+        .route("/openapi.json", get(openapi))
+        .merge(widget::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(cors(config))
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server failed to answer; the cause is in its log",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route; the routes are listed in /openapi.json")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not answer that method",
+    )
+}
+
+fn cors(config: &ApiConfig) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(Duration::from_secs(3600));
+    if config.cors_origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(AllowOrigin::any());
+    }
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(origins))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests under way finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Keeps the served index on the newest generation (a concurrent `mss import` swaps one in).
+pub async fn reload_periodically(state: Arc<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Some(index) = state.index.get()
+            && let Err(e) = index.reload()
+        {
+            tracing::warn!(error = %e, "reloading the index failed; still serving the previous one");
+        }
+    }
+}

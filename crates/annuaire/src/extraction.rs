@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{BalType, Coded, Department, Entry, MailAddress, Source};
 use crate::{Error, Result};
@@ -369,28 +369,40 @@ pub fn timestamp_from_file_name(name: &str) -> Option<String> {
 
 /// Opens an extraction from a path (`-` for stdin), a plain `.txt` or a `.zip` holding one, recognised by its
 /// content, not its name, and hands a checked reader to `f`.
-pub fn read_path<T>(
+pub fn read_path<T, E: From<Error>>(
     path: &Path,
-    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T>,
-) -> Result<T> {
+    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T, E>,
+) -> Result<T, E> {
     read_path_counting(path, &AtomicU64::new(0), f)
 }
 
 /// [`read_path`], adding to `consumed` the bytes read from the input as they are read (compressed bytes for
 /// a zip), so that a progress bar can compare it with the file size.
-pub fn read_path_counting<T>(
+pub fn read_path_counting<T, E: From<Error>>(
     path: &Path,
     consumed: &AtomicU64,
-    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T>,
-) -> Result<T> {
+    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T, E>,
+) -> Result<T, E> {
     let updated_at = path.to_str().and_then(timestamp_from_file_name);
     if path.as_os_str() == "-" {
         let stdin = io::stdin();
-        let mut lock = BufReader::with_capacity(1 << 16, Counting { inner: stdin.lock(), consumed });
+        let mut lock = BufReader::with_capacity(
+            1 << 16,
+            Counting {
+                inner: stdin.lock(),
+                consumed,
+            },
+        );
         return read_stream(&mut lock, updated_at, f);
     }
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut input = BufReader::with_capacity(1 << 16, Counting { inner: file, consumed });
+    let mut input = BufReader::with_capacity(
+        1 << 16,
+        Counting {
+            inner: file,
+            consumed,
+        },
+    );
     if !is_zip(&mut input).map_err(|e| Error::io(format!("reading {}", path.display()), e))? {
         let input: &mut dyn BufRead = &mut input;
         return f(ExtractionReader::new(input, updated_at)?);
@@ -421,11 +433,11 @@ pub fn read_path_counting<T>(
 }
 
 /// Reads an extraction from any stream (plain text or a zip), for stdin and tests.
-pub fn read_stream<T>(
+pub fn read_stream<T, E: From<Error>>(
     input: &mut dyn BufRead,
     updated_at: Option<String>,
-    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T>,
-) -> Result<T> {
+    f: impl FnOnce(ExtractionReader<&mut dyn BufRead>) -> Result<T, E>,
+) -> Result<T, E> {
     let mut input = input;
     if !is_zip(&mut input).map_err(|e| Error::io("reading the extraction", e))? {
         return f(ExtractionReader::new(input, updated_at)?);
@@ -435,7 +447,7 @@ pub fn read_stream<T>(
         let member = zip::read::read_zipfile_from_stream(&mut input)
             .map_err(|e| Error::Zip(e.to_string()))?;
         let Some(mut member) = member else {
-            return Err(Error::Zip("the archive holds no .txt file".into()));
+            return Err(Error::Zip("the archive holds no .txt file".into()).into());
         };
         let name = member.name().map(|n| n.into_owned()).unwrap_or_default();
         if name.to_ascii_lowercase().ends_with(".txt") {

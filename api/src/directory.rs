@@ -1,0 +1,231 @@
+//! Directory routes, probes and metrics.
+//!
+//! Index calls run on the request's worker thread: they take a millisecond or less of CPU, less than a hop
+//! to the blocking pool would cost.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use mss_annuaire::{Entry, MailAddress};
+use mss_index::{SearchRequest, Suggestion};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::params::{MAX_LIMIT, Params};
+use crate::problem::Problem;
+use crate::{AppState, metrics};
+
+const SEARCH_PARAMS: &[&str] = &[
+    "q",
+    "type",
+    "profession",
+    "speciality",
+    "dept",
+    "postal_code",
+    "limit",
+    "cursor",
+];
+const AUTOCOMPLETE_PARAMS: &[&str] = &[
+    "q",
+    "type",
+    "profession",
+    "speciality",
+    "dept",
+    "postal_code",
+    "limit",
+];
+
+/// Query parameters of `/v1/directory/search` (documentation; parsing is strict, see `params`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SearchQuery {
+    /// Words to find in names, organisation, service, city, profession and speciality; accents and case
+    /// ignored, the last word may be a prefix, 1 typo allowed from 4 letters and 2 from 8. At most 200
+    /// characters. Empty: every entry matching the filters.
+    q: Option<String>,
+    /// Mailbox type: `PER`, `ORG`, `APP` or `CAB`.
+    #[param(rename = "type")]
+    bal_type: Option<String>,
+    /// Profession code (`10` médecin, `21` pharmacien, `60` infirmier...).
+    profession: Option<String>,
+    /// Speciality (savoir-faire) code, e.g. `SM54`.
+    speciality: Option<String>,
+    /// Department code: `01`–`95`, `2A`, `2B`, `971`–`976`.
+    dept: Option<String>,
+    /// Postal code (5 digits).
+    postal_code: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Query parameters of `/v1/directory/autocomplete`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AutocompleteQuery {
+    /// What the user typed so far (at most 200 characters).
+    q: Option<String>,
+    /// Only this mailbox type: `PER`, `ORG`, `APP` or `CAB`.
+    #[param(rename = "type")]
+    bal_type: Option<String>,
+    /// Only this profession code.
+    profession: Option<String>,
+    /// Only this speciality code.
+    speciality: Option<String>,
+    /// Only this department.
+    dept: Option<String>,
+    /// Only this postal code.
+    postal_code: Option<String>,
+    /// Number of suggestions, 1 to 100 (default 8).
+    limit: Option<u32>,
+}
+
+/// A page of search results.
+#[derive(Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// Entries matching the query and filters, over all pages.
+    total: u64,
+    /// This page, best first.
+    results: Vec<Entry>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Suggestions for what the user is typing.
+#[derive(Serialize, ToSchema)]
+pub struct AutocompleteResponse {
+    /// The query as understood (trimmed).
+    query: String,
+    /// Best first.
+    suggestions: Vec<Suggestion>,
+}
+
+/// Refined search, paged by cursor.
+#[utoipa::path(
+    get,
+    path = "/v1/directory/search",
+    tag = "directory",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = SearchResponse),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The index is loading", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SearchResponse>, Problem> {
+    let params = Params::parse(raw.as_deref(), SEARCH_PARAMS)?;
+    let request = SearchRequest {
+        q: params.query(false)?,
+        filters: params.filters()?,
+        limit: params.limit(20, MAX_LIMIT)?,
+        cursor: params.get("cursor").map(str::to_string),
+    };
+    let results = state.index()?.search(&request)?;
+    Ok(Json(SearchResponse {
+        total: results.total,
+        results: results.hits.into_iter().map(|h| h.entry).collect(),
+        next_cursor: results.next_cursor,
+    }))
+}
+
+/// Search-as-you-type: a small payload per mailbox, with the matched parts of its label.
+#[utoipa::path(
+    get,
+    path = "/v1/directory/autocomplete",
+    tag = "directory",
+    params(AutocompleteQuery),
+    responses(
+        (status = 200, description = "Suggestions, best first", body = AutocompleteResponse),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The index is loading", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn autocomplete(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<AutocompleteResponse>, Problem> {
+    let params = Params::parse(raw.as_deref(), AUTOCOMPLETE_PARAMS)?;
+    let query = params.query(false)?;
+    let filters = params.filters()?;
+    let limit = params.limit(8, MAX_LIMIT)?;
+    let suggestions = if query.is_empty() {
+        Vec::new() // nothing typed yet: nothing to suggest
+    } else {
+        state.index()?.autocomplete(&query, &filters, limit)?
+    };
+    Ok(Json(AutocompleteResponse { query, suggestions }))
+}
+
+/// One mailbox by its address.
+#[utoipa::path(
+    get,
+    path = "/v1/directory/entries/{address}",
+    tag = "directory",
+    params(("address" = String, Path, description = "The mailbox address, e.g. `jean.dupont@medecin.mssante.fr` (domain case-insensitive)")),
+    responses(
+        (status = 200, description = "The entry", body = Entry),
+        (status = 400, description = "Not a mailbox address", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such mailbox in the directory", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn entry(
+    State(state): State<Arc<AppState>>,
+    Path(address): Path<String>,
+) -> Result<Json<Entry>, Problem> {
+    let address = MailAddress::parse(&address).map_err(|e| match e {
+        mss_annuaire::Error::Invalid { reason, .. } => Problem::invalid_param("address", reason),
+        other => Problem::invalid_param("address", other.to_string()),
+    })?;
+    state
+        .index()?
+        .get(address.as_str())?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("no mailbox {address} in the directory")))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the index is loaded.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: the index is loaded", body = String),
+        (status = 503, description = "Not ready yet", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<String, Problem> {
+    let index = state.index()?;
+    Ok(format!("ok: {} entries\n", index.num_entries()))
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Request counts, latency histograms per route, index size", body = String, content_type = "application/openmetrics-text"))
+)]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let (entries, bytes) = state
+        .index
+        .get()
+        .map_or((0, 0), |i| (i.num_entries(), i.size_on_disk()));
+    let body = state.metrics.render(entries, bytes);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}

@@ -1,0 +1,34 @@
+-- wrk script: a realistic autocomplete mix (keystroke prefixes, whole names, typos, organisations, cities,
+-- filters). Each connection walks the list from its own offset so the server sees varied queries.
+local queries = {}
+for line in io.lines(os.getenv("MSS_QUERIES") or "benches/autocomplete-queries.txt") do
+  if line ~= "" then table.insert(queries, line) end
+end
+local counter = 0
+local errors = 0
+
+function setup(thread)
+  thread:set("offset", counter * 97)
+  counter = counter + 1
+end
+
+function init(args)
+  i = offset or 0
+end
+
+function request()
+  i = i + 1
+  local q = queries[(i % #queries) + 1]
+  return wrk.format("GET", "/v1/directory/autocomplete?" .. q)
+end
+
+function response(status, headers, body)
+  if status ~= 200 then errors = errors + 1 end
+end
+
+function done(summary, latency, requests)
+  io.write(string.format("requests=%d errors_non2xx=%d socket_errors=%d rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+    summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+end

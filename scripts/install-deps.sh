@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need on a fresh Debian machine (idempotent; run as root or via sudo).
+#   - chromium: the real browser of the widget test (driven by playwright-core from npm, no browser download)
+#   - wrk: HTTP load generator of the REST benchmark
+# Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
+# place first (the tests start their own servers on loopback high ports).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  if [[ ! -x /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# playwright-core for the browser test (lock file committed; no browser download: it drives /usr/bin/chromium)
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,130 @@
+//! `mss serve`: the REST service and the autocomplete page.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mss_api::{ApiConfig, AppState};
+use serde::Deserialize;
+
+/// Where the service listens when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MSS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Origin allowed to call the API from a browser (CORS); repeat or separate with commas; `*` for any.
+    #[arg(
+        long = "cors-origin",
+        env = "MSS_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origins: Vec<String>,
+    /// TOML configuration file; flags and MSS_* variables take precedence over it.
+    #[arg(long, env = "MSS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The `[serve]`-less TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data: Option<PathBuf>,
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// CORS origins.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+impl FileConfig {
+    /// Reads the file named by `--config`, if any.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("configuration file {}", path.display()))
+    }
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let data_dir = crate::data::data_dir(data_flag.or(file.data))?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .map_or_else(|| DEFAULT_LISTEN.parse(), Ok)?;
+    let cors_origins = if args.cors_origins.is_empty() {
+        file.cors_origins
+    } else {
+        args.cors_origins
+    };
+    let config = ApiConfig { cors_origins };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let local = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        let state = AppState::new();
+        let loading = state.clone();
+        let loader = tokio::task::spawn_blocking(move || -> Result<()> {
+            let index = crate::data::open_or_build_sample(&data_dir)?;
+            eprintln!(
+                "mss: index loaded from {} ({} entries)",
+                data_dir.display(),
+                index.num_entries()
+            );
+            loading.set_index(index);
+            Ok(())
+        });
+        tokio::spawn(mss_api::reload_periodically(
+            state.clone(),
+            Duration::from_secs(10),
+        ));
+        eprintln!("mss: serving on http://{local}/ (Ctrl-C to stop)");
+        let router = mss_api::router(state, &config);
+        let server = tokio::spawn(mss_api::serve(listener, router, shutdown_signal()));
+        // a failed index load stops the service: serving 503 forever would hide it
+        loader.await.context("loading the index")??;
+        server.await.context("serving")?.context("serving")?;
+        eprintln!("mss: stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    eprintln!("mss: shutting down, finishing requests under way");
+}

@@ -1,0 +1,159 @@
+//! Helpers of the end-to-end tests: run the real `mss` binary, start `mss serve` on an ephemeral port.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `mss` binary built for these tests.
+pub fn mss() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mss"));
+    cmd.env_remove("MSS_DATA")
+        .env_remove("MSS_LISTEN")
+        .env_remove("MSS_CONFIG")
+        .env_remove("MSS_CORS_ORIGINS");
+    cmd
+}
+
+/// Runs `mss args...` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    mss().args(args).output().expect("running mss")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a synthetic extraction of `count` entries and returns its path.
+pub fn demo_file(dir: &Path, count: usize, seed: u64, faults: bool) -> PathBuf {
+    let sub = dir.join(format!("demo-{count}-{seed}-{faults}"));
+    std::fs::create_dir_all(&sub).expect("creating a temp dir");
+    let path = sub.join("Extraction_Correspondance_MSSante_202611230800.txt");
+    let count_s = count.to_string();
+    let seed_s = seed.to_string();
+    let mut args = vec!["demo-data", "--count", &count_s, "--seed", &seed_s, "--out"];
+    let p = path.to_str().expect("utf-8 temp path");
+    args.push(p);
+    if faults {
+        args.push("--faults");
+    }
+    let out = run(&args);
+    assert!(out.status.success(), "demo-data failed: {}", stderr(&out));
+    path
+}
+
+/// Imports `file` into `data`.
+pub fn import(data: &Path, file: &Path) -> Output {
+    let out = run(&[
+        "--data",
+        data.to_str().unwrap(),
+        "import",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "import failed: {}", stderr(&out));
+    out
+}
+
+/// A running `mss serve`, stopped (SIGTERM) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `mss serve` on 127.0.0.1:0 with `extra` arguments and waits until `/readyz` answers 200.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = mss()
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mss serve");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut base = None;
+        let mut seen = Vec::new();
+        while base.is_none() {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("mss serve did not start; stderr: {seen:?}"));
+            if let Some(rest) = line.strip_prefix("mss: serving on ") {
+                base = Some(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('/')
+                        .to_string(),
+                );
+            }
+            seen.push(line);
+        }
+        let server = Server {
+            child,
+            base: base.unwrap(),
+            stderr_lines: rx,
+        };
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::blocking::get(server.url("/readyz"))
+                && r.status() == 200
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mss serve never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for mss") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mss serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
