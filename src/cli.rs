@@ -34,6 +34,10 @@ pub enum Command {
     DemoData(DemoArgs),
     /// Serve the REST API and the autocomplete page (builds the sample index on first run).
     Serve(crate::serve::ServeArgs),
+    /// Send a ready message (.eml) through the API LPS of its mailbox (SMTP submission, STARTTLS).
+    Send(crate::lps::SendArgs),
+    /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
+    Proof(crate::lps::ProofArgs),
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +115,8 @@ impl Cli {
             Command::Import(args) => directory::import(&data_dir, args),
             Command::Search(args) => directory::search(&data_dir, args),
             Command::DemoData(args) => directory::demo_data(args),
+            Command::Send(args) => crate::lps::send(args),
+            Command::Proof(args) => crate::lps::proof(args),
             Command::Serve(_) => unreachable!("handled above"),
         }
     }

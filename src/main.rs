@@ -4,6 +4,7 @@
 mod cli;
 mod data;
 mod directory;
+mod lps;
 mod serve;
 
 use std::process::ExitCode;

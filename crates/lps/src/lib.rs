@@ -33,5 +33,8 @@ pub use session::{
     Credentials, LpsClient, MailboxConfig, SessionPolicy, SessionStats, SharedToken, StaticToken,
     TokenError, TokenProvider,
 };
-pub use smtp::{ConnectOptions, DsnNotify, DsnRequest, DsnReturn, Envelope, Login, SendReport};
+pub use smtp::{
+    ConnectOptions, DsnNotify, DsnRequest, DsnReturn, Envelope, Login, SendReport, message_id,
+    without_bcc,
+};
 pub use tls::{CA_FILE_ENV, ClientIdentity, TlsSettings, TrustRoots};

@@ -28,6 +28,16 @@ impl Secret {
         &self.0
     }
 
+    /// Reads a secret (a password file): everything up to the end, the final line break removed; the read
+    /// buffer is wiped.
+    pub fn from_reader(mut r: impl std::io::Read) -> std::io::Result<Self> {
+        let mut buf = Zeroizing::new(Vec::new());
+        r.read_to_end(&mut buf)?;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
+        Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+    }
+
     /// Whether the secret is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -61,6 +71,11 @@ impl AccessToken {
     /// The token itself: only for the bytes that go on the wire.
     pub fn expose(&self) -> &str {
         self.0.expose()
+    }
+
+    /// Reads a token (a file, stdin); blanks around it are removed and the read buffer is wiped.
+    pub fn from_reader(r: impl std::io::Read) -> std::io::Result<Self> {
+        Secret::from_reader(r).map(|s| AccessToken::new(s.expose()))
     }
 
     /// The claims of the JWT payload, decoded **without verifying the signature**: the client only uses them

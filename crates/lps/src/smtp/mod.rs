@@ -126,6 +126,85 @@ pub struct Envelope {
     pub dsn: Option<DsnRequest>,
 }
 
+impl Envelope {
+    /// The envelope of a ready message: `from` as reverse path, the addresses of its To, Cc and Bcc as
+    /// recipients (each once).
+    pub fn from_message(from: MailAddress, message: &[u8]) -> Result<Envelope, Error> {
+        let parsed = mail_parser::MessageParser::default()
+            .parse_headers(message)
+            .ok_or_else(|| Error::InvalidMessage {
+                reason: "no header section".into(),
+            })?;
+        let mut recipients: Vec<MailAddress> = Vec::new();
+        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
+            .into_iter()
+            .flatten()
+        {
+            for a in list.iter() {
+                let Some(raw) = a.address() else { continue };
+                let address = MailAddress::parse(raw).map_err(|e| Error::InvalidMessage {
+                    reason: format!("recipient {raw:?}: {e}"),
+                })?;
+                if !recipients.contains(&address) {
+                    recipients.push(address);
+                }
+            }
+        }
+        if recipients.is_empty() {
+            return Err(Error::InvalidMessage {
+                reason: "no recipient in To, Cc or Bcc".into(),
+            });
+        }
+        Ok(Envelope {
+            from,
+            recipients,
+            dsn: None,
+        })
+    }
+}
+
+/// The `Message-ID` of a message, with its angle brackets.
+pub fn message_id(message: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(message)?
+        .message_id()
+        .map(|id| format!("<{id}>"))
+}
+
+/// The message without its `Bcc` field (the envelope carries those recipients; RFC 5322 §3.6.3).
+pub fn without_bcc(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut skipping = false;
+    let mut found = false;
+    let mut rest = message;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        if line == b"\r\n" || line == b"\n" {
+            // end of the header section: the body is copied as is
+            out.extend_from_slice(rest);
+            break;
+        }
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+            found |= skipping;
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+        rest = tail;
+    }
+    if found {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(message)
+    }
+}
+
 /// What the server said about one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientResult {
@@ -722,6 +801,43 @@ mod tests {
     fn xtext_encoding() {
         assert_eq!(xtext("a+b=c d@é"), "a+2Bb+3Dc+20d@+C3+A9");
         assert_eq!(xtext("msg-1@sante.test"), "msg-1@sante.test");
+    }
+
+    #[test]
+    fn envelope_from_headers_and_bcc_removed() {
+        let msg = b"From: A <a@sante.test>\r\nTo: B <b@sante.test>, c@sante.test\r\nCc: b@sante.test\r\nBcc: secret@sante.test,\r\n other@sante.test\r\nMessage-ID: <x1@mss.test>\r\nSubject: s\r\n\r\nBcc: stays in the body\r\n";
+        let from = MailAddress::parse("a@sante.test").expect("address");
+        let env = Envelope::from_message(from, msg).expect("envelope");
+        let rcpts: Vec<&str> = env.recipients.iter().map(MailAddress::as_str).collect();
+        assert_eq!(
+            rcpts,
+            [
+                "b@sante.test",
+                "c@sante.test",
+                "secret@sante.test",
+                "other@sante.test"
+            ]
+        );
+        assert_eq!(message_id(msg).as_deref(), Some("<x1@mss.test>"));
+        let clean = without_bcc(msg);
+        let text = String::from_utf8_lossy(&clean);
+        assert!(
+            !text.contains("secret@") && !text.contains("other@"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Subject: s\r\n\r\nBcc: stays in the body\r\n"),
+            "{text}"
+        );
+        assert!(matches!(
+            without_bcc(b"To: x@y.fr\r\n\r\nb"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let none = Envelope::from_message(
+            MailAddress::parse("a@sante.test").expect("a"),
+            b"Subject: x\r\n\r\n",
+        );
+        assert!(matches!(none, Err(Error::InvalidMessage { .. })));
     }
 
     #[test]
