@@ -7,12 +7,18 @@
 //!   columns, UTF-8), read streaming from a `.txt`, a `.zip` or stdin, with exact header checking, bad lines
 //!   reported and duplicate addresses merged;
 //! - [`demo`]: a deterministic generator of realistic synthetic extraction files (the real file cannot be
-//!   downloaded in tests), which also provides the embedded default dataset.
+//!   downloaded in tests), which also provides the embedded default dataset;
+//! - [`ldap`] (feature `ldap`, on by default): the national LDAP directory (spec D2): an async client
+//!   (anonymous or simple bind, plain/StartTLS/LDAPS, timeouts, reconnection), an RFC 4515 filter builder,
+//!   the attribute mapping as data, live search that flags partial answers, and the harvest that collects
+//!   every entry despite the 100-entry cap.
 //!
 //! It depends on no other mss crate: the index, the REST API and the CLI all build on it.
 
 pub mod demo;
 pub mod extraction;
+#[cfg(feature = "ldap")]
+pub mod ldap;
 pub mod model;
 
 pub use model::{
@@ -56,6 +62,62 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The LDAP server could not be reached, or the connection broke (refused, unreachable, reset).
+    #[error("LDAP {url}: {reason}")]
+    LdapNetwork {
+        /// The server's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// TLS with the LDAP server failed (untrusted or mismatched certificate, handshake refused).
+    #[error("LDAP {url}: TLS: {reason}")]
+    LdapTls {
+        /// The server's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The LDAP server did not answer in time (connection or operation timeout of the client).
+    #[error("LDAP {url}: no answer to the {operation} within {seconds} s")]
+    LdapTimeout {
+        /// The server's URL.
+        url: String,
+        /// `connection`, `bind` or `search`.
+        operation: &'static str,
+        /// The timeout.
+        seconds: f64,
+    },
+    /// The LDAP server refused the bind (the password is never part of the message).
+    #[error("LDAP {url}: bind as `{dn}` refused: {message} (result code {code})")]
+    LdapBind {
+        /// The server's URL.
+        url: String,
+        /// The bind DN.
+        dn: String,
+        /// The LDAP result code.
+        code: u32,
+        /// Its meaning, and the server's text if any.
+        message: String,
+    },
+    /// The LDAP server answered an operation with an error result.
+    #[error("LDAP {url}: the {operation} failed: {message} (result code {code})")]
+    LdapOperation {
+        /// The server's URL.
+        url: String,
+        /// `search`, `StartTLS`...
+        operation: &'static str,
+        /// The LDAP result code.
+        code: u32,
+        /// Its meaning, and the server's text if any.
+        message: String,
+    },
+    /// A search filter text that is not RFC 4515.
+    #[error("LDAP filter: {0}")]
+    LdapFilter(String),
+    /// Unusable LDAP settings: URL, base DN, mapping, CA file, state file.
+    #[error("LDAP configuration: {0}")]
+    LdapConfig(String),
 }
 
 impl Error {
@@ -73,6 +135,30 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+
+    /// Whether trying again later may succeed: the network failed, the server timed out, or it said it
+    /// was busy or unavailable (LDAP result codes 51, 52). Everything else is [`Error::is_permanent`].
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::LdapNetwork { .. } | Error::LdapTimeout { .. } => true,
+            Error::LdapOperation { code, .. } | Error::LdapBind { code, .. } => {
+                matches!(code, 51 | 52)
+            }
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::WouldBlock
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether trying again without changing anything cannot succeed (bad input, bad settings, refused
+    /// credentials, untrusted certificate): the opposite of [`Error::is_transient`].
+    pub fn is_permanent(&self) -> bool {
+        !self.is_transient()
     }
 }
 
