@@ -6,7 +6,7 @@
 //! author and institution from the first `author`, `practiceSettingCode` from an organisation's
 //! `standardIndustryClassCode`, `healthcareFacilityTypeCode` from the encounter location.
 
-use crate::xml::{Element, Step, walk};
+use crate::xml::{Element, Step, walk_until};
 
 /// `root` + optional `extension` of an `II`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,11 +117,18 @@ const HL7_NS: &str = "urn:hl7-org:v3";
 pub fn parse_header(bytes: &[u8]) -> Result<CdaHeader, String> {
     let xml =
         std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 (byte {})", e.valid_up_to()))?;
+    parse_header_str(xml)
+}
+
+/// [`parse_header`] of text already known to be UTF-8 (a JSON string), saving the validation.
+pub fn parse_header_str(xml: &str) -> Result<CdaHeader, String> {
     let mut h = CdaHeader::default();
     let mut code: Option<CodedValue> = None;
     let mut authors = 0u32;
     let mut documentation_of = 0u32;
-    walk(xml, |path, step| {
+    // The body (`component`) is checked for well-formedness but not reported: it is most of the
+    // document and holds no header field.
+    walk_until(xml, Some("ClinicalDocument/component"), |path, step| {
         let rel = if path == ROOT {
             ""
         } else if let Some(rest) = path.strip_prefix(ROOT).and_then(|r| r.strip_prefix('/')) {

@@ -618,8 +618,11 @@ fn read_document<'r>(
 ) -> Result<Doc<'r>> {
     let field = format!("documents[{i}].cda");
     let bytes = d.cda.bytes(&field)?;
-    let header =
-        cda::parse_header(&bytes).map_err(|r| Error::invalid(format!("{field}.content"), r))?;
+    let parsed = match &d.cda {
+        Content::Text(t) => cda::parse_header_str(t),
+        Content::Base64(_) => cda::parse_header(&bytes),
+    };
+    let header = parsed.map_err(|r| Error::invalid(format!("{field}.content"), r))?;
     if let (Some((cda_ins, cda_authority)), Some((ins, authority))) =
         (header.patient_ins(), patient)
         && (cda_ins != ins.as_str() || cda_authority != *authority)
@@ -1137,23 +1140,27 @@ fn build_xdm(
     files.push(ArchiveFile {
         path: "README.TXT",
         content: readme.as_bytes(),
+        deflate: None,
     });
     files.push(ArchiveFile {
         path: "INDEX.HTM",
         content: index.as_bytes(),
+        deflate: None,
     });
     files.push(ArchiveFile {
         path: &meta_path,
         content: xml.as_bytes(),
+        deflate: Some(xdm::METADATA_DEFLATE_LEVEL),
     });
     for (d, p) in docs.iter().zip(&doc_paths) {
         files.push(ArchiveFile {
             path: p,
             content: &d.bytes,
+            deflate: Some(xdm::DEFLATE_LEVEL),
         });
     }
     xdm::write_archive(&files, now)
-        .map_err(|e| Error::invalid("documents", format!("cannot build IHE_XDM.zip: {e}")))
+        .map_err(|e| Error::refused("documents", format!("cannot build IHE_XDM.zip: {e}")))
 }
 
 #[cfg(test)]

@@ -439,13 +439,35 @@ pub fn hl7_escape(s: &str) -> String {
     out
 }
 
-/// Undoes [`hl7_escape`].
+/// Undoes [`hl7_escape`], reading escapes left to right (`\R\F\` is `~` then `F\`, not
+/// `\R` then `|`). Unknown escapes are kept as they are.
 pub fn hl7_unescape(s: &str) -> String {
-    s.replace("\\F\\", "|")
-        .replace("\\S\\", "^")
-        .replace("\\R\\", "~")
-        .replace("\\T\\", "&")
-        .replace("\\E\\", "\\")
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mapped = match after.get(..2) {
+            Some("F\\") => Some('|'),
+            Some("S\\") => Some('^'),
+            Some("R\\") => Some('~'),
+            Some("T\\") => Some('&'),
+            Some("E\\") => Some('\\'),
+            _ => None,
+        };
+        match mapped {
+            Some(c) => {
+                out.push(c);
+                rest = &after[2..];
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The CX of a patient identifier: `<id>^^^&<oid>&ISO^NH`.
@@ -718,6 +740,10 @@ mod tests {
         let s = "a|b^c~d\\e&f";
         assert_eq!(hl7_escape(s), "a\\F\\b\\S\\c\\R\\d\\E\\e\\T\\f");
         assert_eq!(hl7_unescape(&hl7_escape(s)), s);
+        // Found by the property test: an escape's closing backslash must not open another one.
+        assert_eq!(hl7_escape("a~F|é"), "a\\R\\F\\F\\é");
+        assert_eq!(hl7_unescape("a\\R\\F\\F\\é"), "a~F|é");
+        assert_eq!(hl7_unescape("x\\Q\\y\\"), "x\\Q\\y\\");
     }
 
     #[test]
