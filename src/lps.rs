@@ -75,6 +75,58 @@ pub struct ProofArgs {
     pub ehlo: Option<String>,
 }
 
+/// `[send]` of the `mss serve` configuration file: enables `POST /v1/messages/send`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendFileConfig {
+    /// Product reference (NIL) written in `X-MSS-NIL`.
+    pub product_reference: String,
+    /// PEM trust roots (the IGC Santé chain); default: MSS_CA_FILE, else the system store.
+    pub ca_file: Option<PathBuf>,
+    /// PER/ORG submission front `HOST:PORT`; default: DNS SRV of each sender's domain.
+    pub submission: Option<String>,
+    /// APP submission front `HOST:PORT`; default: DNS SRV.
+    pub app_submission: Option<String>,
+    /// PKCS#12 certificate of the APP mailboxes (IGC Santé ORG AUTH_CLI); none: APP senders are refused.
+    pub app_certificate: Option<PathBuf>,
+    /// File holding its password (else MSS_CERT_PASSWORD, else empty).
+    pub app_certificate_password_file: Option<PathBuf>,
+}
+
+/// The service's sending configuration from `[send]`.
+pub fn send_config(file: &SendFileConfig) -> Result<mss_api::SendConfig> {
+    let ca = file
+        .ca_file
+        .clone()
+        .or_else(|| std::env::var_os(mss_lps::CA_FILE_ENV).map(PathBuf::from));
+    let roots = roots(ca.as_deref())?;
+    let mut cfg = mss_api::SendConfig::new(
+        &file.product_reference,
+        TlsSettings::new(roots.clone(), None)?,
+    )?;
+    let explicit = |s: &str| -> Result<ServerSource> {
+        let submission = Endpoint::parse(s, 587)?;
+        let imap = Endpoint::new(submission.host.clone(), 143);
+        Ok(ServerSource::Explicit(ServerEndpoints { submission, imap }))
+    };
+    if let Some(s) = &file.submission {
+        cfg.servers = explicit(s)?;
+    }
+    if let Some(s) = &file.app_submission {
+        cfg.app_servers = explicit(s)?;
+    }
+    if let Some(p12) = &file.app_certificate {
+        let password = match &file.app_certificate_password_file {
+            Some(f) => Secret::from_reader(open_input(f)?)
+                .with_context(|| format!("reading {}", f.display()))?,
+            None => Secret::new(std::env::var("MSS_CERT_PASSWORD").unwrap_or_default()),
+        };
+        let identity = ClientIdentity::from_pkcs12_file(p12, &password)?;
+        cfg.app_tls = Some(TlsSettings::new(roots, Some(identity))?);
+    }
+    Ok(cfg)
+}
+
 fn parse_address(s: &str) -> Result<MailAddress, String> {
     MailAddress::parse(s).map_err(|e| e.to_string())
 }

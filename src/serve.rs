@@ -41,6 +41,8 @@ pub struct FileConfig {
     /// CORS origins.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// `POST /v1/messages/send` (product reference, trust roots, fronts, APP certificate).
+    pub send: Option<crate::lps::SendFileConfig>,
 }
 
 impl FileConfig {
@@ -69,6 +71,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         args.cors_origins
     };
     let config = ApiConfig { cors_origins };
+    let sending = file.send.as_ref().map(crate::lps::send_config).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,6 +84,9 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             .local_addr()
             .context("reading the listening address")?;
         let state = AppState::new();
+        if let Some(sending) = sending {
+            state.set_sending(sending);
+        }
         let loading = state.clone();
         let loader = tokio::task::spawn_blocking(move || -> Result<()> {
             let index = crate::data::open_or_build_sample(&data_dir)?;

@@ -8,6 +8,7 @@
 //! query parameters are refused; nothing panics into a client's face (a panic becomes a logged 500).
 
 mod directory;
+mod messages;
 mod metrics;
 mod params;
 mod problem;
@@ -21,13 +22,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use mss_index::DirectoryIndex;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 
+pub use messages::{RefusedRecipient, SendConfig, SendResponse};
 pub use metrics::Metrics;
 pub use problem::{InvalidParam, Problem};
 
@@ -42,6 +44,7 @@ pub struct ApiConfig {
 pub struct AppState {
     index: OnceLock<DirectoryIndex>,
     metrics: Metrics,
+    sending: OnceLock<SendConfig>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
         Arc::new(AppState {
             index: OnceLock::new(),
             metrics: Metrics::default(),
+            sending: OnceLock::new(),
         })
     }
 
@@ -64,6 +68,11 @@ impl AppState {
     /// Makes the index available (once; later calls are ignored).
     pub fn set_index(&self, index: DirectoryIndex) {
         let _ = self.index.set(index);
+    }
+
+    /// Enables `POST /v1/messages/send` (once; later calls are ignored).
+    pub fn set_sending(&self, config: SendConfig) {
+        let _ = self.sending.set(config);
     }
 
     /// The index, or 503 while it is loading.
@@ -89,9 +98,11 @@ impl AppState {
         directory::healthz,
         directory::readyz,
         directory::metrics,
+        messages::send,
     ),
-    components(schemas(Problem, InvalidParam)),
+    components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient)),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
+         (name = "messages", description = "Sending through the sender's operator (API LPS)"),
          (name = "operations", description = "Probes and metrics"))
 )]
 pub struct ApiDoc;
@@ -112,6 +123,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         .route("/healthz", get(directory::healthz))
         .route("/readyz", get(directory::readyz))
         .route("/metrics", get(directory::metrics))
+        .route("/v1/messages/send", post(messages::send))
         .route("/openapi.json", get(openapi))
         .merge(widget::routes())
         .fallback(not_found)

@@ -1,0 +1,320 @@
+//! `POST /v1/messages/send`: compose (`mss-message`) and submit through the sender's API LPS (`mss-lps`) in
+//! one call. A PER/ORG/CAB sender's Pro Santé Connect token comes in `Authorization: Bearer`; it lives for
+//! the request only and is never logged nor stored. An APP sender is authenticated by the client certificate
+//! of the service's configuration.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mss_annuaire::{BalType, MailAddress};
+use mss_lps::{
+    AccessToken, ConnectOptions, Credentials, DsnNotify, DsnRequest, DsnReturn, Envelope,
+    LpsClient, MailboxConfig, ServerSource, SessionPolicy, StaticToken, Timeouts, TlsSettings,
+    TokenPolicy,
+};
+use mss_message::{ComposeConfig, ComposeRequest, SenderKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// What sending needs; set with [`AppState::set_sending`]. Without it the route answers 503.
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    /// Composition settings (product reference `X-MSS-NIL`, whitelist, ...).
+    pub compose: ComposeConfig,
+    /// TLS of PER/ORG senders: the trust roots (IGC Santé in production).
+    pub tls: TlsSettings,
+    /// TLS with the APP client certificate, for APP senders; `None`: APP senders are refused (503).
+    pub app_tls: Option<TlsSettings>,
+    /// PER/ORG front: explicit, or SRV priority 10 of the sender's domain.
+    pub servers: ServerSource,
+    /// APP front: explicit, or SRV priority 20.
+    pub app_servers: ServerSource,
+    /// Network deadlines.
+    pub timeouts: Timeouts,
+    /// How PSC tokens are explained when refused.
+    pub token_policy: TokenPolicy,
+    /// Source address of the connections (multi-homed hosts).
+    pub local_addr: Option<std::net::IpAddr>,
+}
+
+impl SendConfig {
+    /// Sending with `product_reference` in `X-MSS-NIL`, `tls` for PER/ORG/CAB senders, fronts found by DNS
+    /// SRV, no APP certificate.
+    pub fn new(product_reference: &str, tls: TlsSettings) -> Result<Self, mss_lps::Error> {
+        let resolver: Arc<dyn mss_lps::SrvResolver> = Arc::new(mss_lps::DnsResolver::system()?);
+        Ok(SendConfig {
+            compose: ComposeConfig::new(product_reference),
+            tls,
+            app_tls: None,
+            servers: ServerSource::Srv(Arc::clone(&resolver)),
+            app_servers: ServerSource::Srv(resolver),
+            timeouts: Timeouts::default(),
+            token_policy: TokenPolicy::default(),
+            local_addr: None,
+        })
+    }
+}
+
+/// The outcome: the message left with at least one recipient accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendResponse {
+    /// `Message-ID` of the sent message, with its angle brackets.
+    pub message_id: String,
+    /// Recipients the operator accepted.
+    pub accepted: Vec<String>,
+    /// Recipients it refused, with its reply.
+    pub refused: Vec<RefusedRecipient>,
+    /// The operator's reply to the message (often with its queue id).
+    pub reply: String,
+    /// A delivery notification was asked but the operator does not offer DSN.
+    pub dsn_ignored: bool,
+}
+
+/// A refused recipient.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefusedRecipient {
+    /// The address.
+    pub recipient: String,
+    /// The operator's reply to `RCPT TO`.
+    pub reply: String,
+}
+
+/// Compose and send a message.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/send",
+    tag = "messages",
+    request_body(
+        content = serde_json::Value,
+        content_type = "application/json",
+        description = "A compose request (mss-message `ComposeRequest`: sender, recipients, body, documents, patient, receipts)"
+    ),
+    params(
+        ("Authorization" = Option<String>, Header,
+         description = "`Bearer <Pro Santé Connect access token>`, required for PER, ORG and CAB senders")
+    ),
+    responses(
+        (status = 200, description = "Sent; per-recipient results", body = SendResponse),
+        (status = 400, description = "The request is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or the operator refused the credentials (expired, other user, not PSC, certificate)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An MSSanté rule or the operator refuses the message or every recipient", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The operator's front is unusable (no STARTTLS, TLS < 1.2, untrusted certificate)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Sending is not configured, or the operator is unreachable for now: retry", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn send(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    match send_inner(&state, &headers, &body).await {
+        Ok(r) => Json(r).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// A refusal: the problem, and the `WWW-Authenticate` challenge of a 401.
+struct Reject {
+    problem: Problem,
+    challenge: Option<&'static str>,
+}
+
+impl From<Problem> for Reject {
+    fn from(problem: Problem) -> Self {
+        Reject {
+            problem,
+            challenge: None,
+        }
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let mut r = self.problem.into_response();
+        if let Some(c) = self.challenge {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        r
+    }
+}
+
+async fn send_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<SendResponse, Reject> {
+    let cfg = state.sending.get().ok_or_else(|| -> Reject {
+        Problem::unavailable(
+            "sending is not configured on this service (product reference, trust roots)",
+        )
+        .into()
+    })?;
+    let token = bearer(headers)?;
+    let request: ComposeRequest =
+        serde_json::from_slice(body).map_err(|e| Problem::invalid_param("body", e.to_string()))?;
+    let composed = mss_message::compose(&request, &cfg.compose).map_err(|e| compose_problem(&e))?;
+    let from = MailAddress::parse(&composed.envelope.mail_from)
+        .map_err(|e| Problem::invalid_param("sender.address", e.to_string()))?;
+    let recipients = composed
+        .envelope
+        .rcpt_to
+        .iter()
+        .map(|r| MailAddress::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Problem::invalid_param("recipients", e.to_string()))?;
+    let dsn = composed.dsn.as_ref().map(|d| DsnRequest {
+        ret: Some(match d.ret {
+            mss_message::DsnReturn::Full => DsnReturn::Full,
+            mss_message::DsnReturn::Hdrs => DsnReturn::Headers,
+        }),
+        envid: Some(d.envid.clone()),
+        notify: d
+            .notify
+            .iter()
+            .map(|n| match n {
+                mss_message::DsnNotify::Success => DsnNotify::Success,
+                mss_message::DsnNotify::Failure => DsnNotify::Failure,
+                mss_message::DsnNotify::Delay => DsnNotify::Delay,
+            })
+            .collect(),
+        orcpt: true,
+    });
+    let envelope = Envelope {
+        from: from.clone(),
+        recipients,
+        dsn,
+    };
+    let (bal_type, credentials, tls, servers) = match (request.sender.kind, token) {
+        (SenderKind::App, _) => match &cfg.app_tls {
+            Some(tls) => (
+                BalType::App,
+                Credentials::Certificate { password: None },
+                tls.clone(),
+                cfg.app_servers.clone(),
+            ),
+            None => {
+                return Err(Problem::unavailable(
+                    "APP senders need the service's client certificate, which is not configured",
+                )
+                .into());
+            }
+        },
+        (kind, Some(token)) => (
+            match kind {
+                SenderKind::Org => BalType::Org,
+                SenderKind::Cab => BalType::Cab,
+                _ => BalType::Per,
+            },
+            Credentials::Psc {
+                provider: Arc::new(StaticToken::new(token)),
+                policy: cfg.token_policy.clone(),
+            },
+            cfg.tls.clone(),
+            cfg.servers.clone(),
+        ),
+        (_, None) => {
+            return Err(unauthorized(
+                "a Pro Santé Connect access token is required (Authorization: Bearer)",
+            ));
+        }
+    };
+    let mut connect = ConnectOptions::new(tls);
+    connect.timeouts = cfg.timeouts;
+    connect.local_addr = cfg.local_addr;
+    let client = LpsClient::new(MailboxConfig {
+        address: from,
+        bal_type,
+        credentials,
+        servers,
+        connect,
+        session: SessionPolicy::default(),
+    })
+    .map_err(|e| lps_problem(&e))?;
+    let result = client.send(&envelope, &composed.raw).await;
+    client.close().await;
+    let report = result.map_err(|e| lps_problem(&e))?;
+    Ok(SendResponse {
+        message_id: format!("<{}>", composed.message_id),
+        accepted: report.accepted().map(|a| a.to_string()).collect(),
+        refused: report
+            .refused()
+            .map(|r| RefusedRecipient {
+                recipient: r.recipient.to_string(),
+                reply: r.reply.to_string(),
+            })
+            .collect(),
+        reply: report.reply.to_string(),
+        dsn_ignored: report.dsn_ignored,
+    })
+}
+
+/// The token of `Authorization: Bearer`, if any.
+fn bearer(headers: &HeaderMap) -> Result<Option<AccessToken>, Reject> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(AccessToken::new(token)))
+        }
+        _ => Err(unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        )),
+    }
+}
+
+fn unauthorized(detail: &str) -> Reject {
+    Reject {
+        problem: Problem::new(StatusCode::UNAUTHORIZED, detail),
+        challenge: Some("Bearer"),
+    }
+}
+
+fn compose_problem(e: &mss_message::Error) -> Reject {
+    match e {
+        mss_message::Error::Invalid { field, reason } => {
+            Problem::invalid_param(field, reason.clone())
+        }
+        mss_message::Error::Refused { field, reason } => {
+            let mut p = Problem::invalid_param(field, reason.clone());
+            p.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
+            p.title = "Unprocessable Entity".into();
+            p
+        }
+        other => Problem::internal(other),
+    }
+    .into()
+}
+
+/// The HTTP face of a sending error; its text names servers and users, never credentials.
+fn lps_problem(e: &mss_lps::Error) -> Reject {
+    use mss_lps::Error as E;
+    if e.needs_credentials() {
+        return Reject {
+            problem: Problem::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            challenge: Some("Bearer error=\"invalid_token\""),
+        };
+    }
+    let status = match e {
+        E::Config { .. } => return Problem::internal(e).into(),
+        E::InvalidMessage { .. } => StatusCode::BAD_REQUEST,
+        E::RecipientsRefused { .. } | E::MessageTooLarge { .. } | E::Smtp { .. }
+            if e.is_permanent() =>
+        {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        _ if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    tracing::info!(error = %e, status = status.as_u16(), "sending failed");
+    Problem::new(status, e.to_string()).into()
+}

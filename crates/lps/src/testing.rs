@@ -1,0 +1,323 @@
+//! Test fixtures for this crate's tests and for other crates' (feature `testing`): the local operator
+//! (`scripts/lps-operator.sh`: Dovecot fronts, Postfix when root), a PSC stand-in that signs tokens with the
+//! operator's test key, and distinct source addresses for failure tests (Dovecot delays repeated failures
+//! per source IP). Not for production use: it starts processes and panics on failure.
+#![allow(clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{
+    AccessToken, ClientIdentity, ConnectOptions, Credentials, Endpoint, LpsClient, MailboxConfig,
+    Secret, ServerEndpoints, ServerSource, SessionPolicy, StaticToken, TlsSettings, TokenPolicy,
+    TrustRoots,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use mss_annuaire::{BalType, MailAddress};
+
+/// The repository root (where `scripts/` is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Skips (prints why) outside CI, fails under CI.
+pub fn unavailable(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("test server unavailable under CI: {why}");
+    }
+    eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
+}
+
+/// A running test operator; its processes stop when this process exits.
+pub struct Operator {
+    _child: Child,
+    /// The `KEY=VALUE` lines the script printed (ports, paths, mode).
+    pub vars: HashMap<String, String>,
+}
+
+impl Operator {
+    pub fn var(&self, k: &str) -> &str {
+        self.vars.get(k).map_or("", String::as_str)
+    }
+    pub fn port(&self, k: &str) -> u16 {
+        self.var(k).parse().unwrap_or_else(|_| panic!("port {k}"))
+    }
+    pub fn path(&self, k: &str) -> PathBuf {
+        PathBuf::from(self.var(k))
+    }
+    /// Postfix delivers into the mailboxes (root); otherwise messages are accepted and dropped.
+    pub fn delivers(&self) -> bool {
+        self.var("MODE") == "postfix"
+    }
+    pub fn roots(&self) -> TrustRoots {
+        TrustRoots::from_pem_file(&self.path("CA")).expect("test CA")
+    }
+    pub fn tls(&self) -> TlsSettings {
+        TlsSettings::new(self.roots(), None).expect("tls")
+    }
+    pub fn app_identity(&self) -> ClientIdentity {
+        ClientIdentity::from_pkcs12_file(
+            &self.path("APP_P12"),
+            &Secret::new(self.var("P12_PASSWORD")),
+        )
+        .expect("p12")
+    }
+    pub fn app_tls(&self) -> TlsSettings {
+        TlsSettings::new(self.roots(), Some(self.app_identity())).expect("tls")
+    }
+    pub fn per_endpoints(&self) -> ServerEndpoints {
+        ServerEndpoints {
+            submission: Endpoint::new("localhost", self.port("SUBMISSION_PORT")),
+            imap: Endpoint::new("localhost", self.port("IMAP_PORT")),
+        }
+    }
+    pub fn app_endpoints(&self) -> ServerEndpoints {
+        ServerEndpoints {
+            submission: Endpoint::new("localhost", self.port("SUBMISSION_APP_PORT")),
+            imap: Endpoint::new("localhost", self.port("IMAP_APP_PORT")),
+        }
+    }
+    pub fn options(&self, tls: TlsSettings) -> ConnectOptions {
+        let mut o = ConnectOptions::new(tls);
+        o.local_addr = Some(next_source());
+        o.timeouts.command = Duration::from_secs(30);
+        o
+    }
+    pub fn psc(&self) -> Psc {
+        let key = std::fs::read_to_string(self.path("PSC_HS256_KEY_FILE")).expect("key");
+        Psc {
+            key: STANDARD.decode(key.trim()).expect("base64 key"),
+            issuer: self.var("PSC_ISSUER").to_owned(),
+        }
+    }
+    pub fn policy(&self) -> TokenPolicy {
+        TokenPolicy {
+            issuers: vec![self.var("PSC_ISSUER").to_owned()],
+            user_claim: Some("email".into()),
+        }
+    }
+    /// A PER client for `user` with a valid token, explicit servers, a fresh source address.
+    pub fn per_client(&self, user: &str) -> LpsClient {
+        let token = self.psc().token(user, TokenKind::Valid);
+        self.per_client_with(
+            user,
+            std::sync::Arc::new(StaticToken::new(token)),
+            SessionPolicy::default(),
+        )
+    }
+    pub fn per_client_with(
+        &self,
+        user: &str,
+        provider: std::sync::Arc<dyn crate::TokenProvider>,
+        session: SessionPolicy,
+    ) -> LpsClient {
+        LpsClient::new(MailboxConfig {
+            address: addr(user),
+            bal_type: BalType::Per,
+            credentials: Credentials::Psc {
+                provider,
+                policy: self.policy(),
+            },
+            servers: ServerSource::Explicit(self.per_endpoints()),
+            connect: self.options(self.tls()),
+            session,
+        })
+        .expect("client")
+    }
+    pub fn app_client(&self, user: &str) -> LpsClient {
+        LpsClient::new(MailboxConfig {
+            address: addr(user),
+            bal_type: BalType::App,
+            credentials: Credentials::Certificate { password: None },
+            servers: ServerSource::Explicit(self.app_endpoints()),
+            connect: self.options(self.app_tls()),
+            session: SessionPolicy::default(),
+        })
+        .expect("client")
+    }
+    /// Files of a mailbox's maildir INBOX.
+    pub fn maildir_files(&self, user: &str) -> Vec<PathBuf> {
+        let base = self.path("MAILDIR").join(user);
+        ["new", "cur"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(base.join(d)).into_iter().flatten())
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect()
+    }
+}
+
+/// Parses an address (panics on a bad one).
+pub fn addr(s: &str) -> MailAddress {
+    MailAddress::parse(s).expect("address")
+}
+
+static OPERATOR: OnceLock<Option<Operator>> = OnceLock::new();
+
+/// The operator of this test binary, started once; `None` (after printing why) when it cannot run here.
+pub fn operator() -> Option<&'static Operator> {
+    OPERATOR.get_or_init(start_operator).as_ref()
+}
+
+fn free_base() -> u16 {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id();
+    for i in 0..50u32 {
+        let base = 20_000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 4000) as u16 * 10;
+        let all_free = (0..8).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+fn start_operator() -> Option<Operator> {
+    for bin in ["dovecot", "openssl"] {
+        if Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {bin}"))
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            unavailable(&format!("{bin} is not installed"));
+            return None;
+        }
+    }
+    let script = repo_root().join("scripts/lps-operator.sh");
+    let mut last = String::new();
+    for _ in 0..3 {
+        let dir = std::env::temp_dir().join(format!(
+            "mss-lps-operator-{}-{}",
+            std::process::id(),
+            free_base()
+        ));
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--base")
+            .arg(free_base().to_string())
+            .arg("--watch-pid")
+            .arg(std::process::id().to_string())
+            .arg("--cleanup")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bash");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut vars = HashMap::new();
+        let mut ready = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line == "READY" {
+                ready = true;
+                break;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                vars.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        if ready {
+            return Some(Operator {
+                _child: child,
+                vars,
+            });
+        }
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        last = err;
+    }
+    unavailable(&format!("the test operator did not start: {last}"));
+    None
+}
+
+static NEXT_SOURCE: AtomicU8 = AtomicU8::new(0);
+
+/// 127.0.0.x, a new one per call: Dovecot delays logins from an address after failures.
+pub fn next_source() -> IpAddr {
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
+    let pid_part = (std::process::id() % 50) as u8;
+    IpAddr::V4(Ipv4Addr::new(127, 0, 1 + pid_part, 10 + n % 240))
+}
+
+/// What kind of token the PSC stand-in issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Valid for five minutes.
+    Valid,
+    /// Expired five minutes ago.
+    Expired,
+    /// Signed with the right key by an issuer that is not PSC.
+    OtherIssuer,
+    /// Valid, but issued for another mailbox.
+    OtherUser,
+}
+
+/// The PSC stand-in: HS256 JWTs with the key the operator validates against.
+pub struct Psc {
+    key: Vec<u8>,
+    issuer: String,
+}
+
+impl Psc {
+    /// A token for `user`.
+    pub fn token(&self, user: &str, kind: TokenKind) -> AccessToken {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()) as i64;
+        let (iss, email, exp) = match kind {
+            TokenKind::Valid => (self.issuer.clone(), user.to_owned(), now + 300),
+            TokenKind::Expired => (self.issuer.clone(), user.to_owned(), now - 300),
+            TokenKind::OtherIssuer => (
+                "https://idp.not-psc.test/realms/x".to_owned(),
+                user.to_owned(),
+                now + 300,
+            ),
+            TokenKind::OtherUser => (
+                self.issuer.clone(),
+                "someone.else@sante.test".to_owned(),
+                now + 300,
+            ),
+        };
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "iss": iss, "sub": "899700000001", "email": email, "exp": exp, "iat": now - 1,
+            "scope": "openid scope_all", "acr": "eidas1",
+        });
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("hmac key");
+        mac.update(format!("{header}.{payload}").as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        AccessToken::new(format!("{header}.{payload}.{sig}"))
+    }
+}
+
+/// A message with a unique Message-ID: (Message-ID, bytes).
+pub fn message(from: &str, to: &str, subject: &str) -> (String, Vec<u8>) {
+    let id = format!(
+        "<{}.{}@mss.test>",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+        std::process::id()
+    );
+    let body = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nBonjour,\r\n.ligne qui commence par un point\r\nrésultat joint.\r\n"
+    );
+    (id, body.into_bytes())
+}
