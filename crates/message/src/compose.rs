@@ -32,8 +32,9 @@ pub struct Envelope {
     pub rcpt_to: Vec<String>,
 }
 
-/// A composed message, ready to be queued and sent.
-#[derive(Debug, Clone)]
+/// A composed message, ready to be queued and sent. `Debug` shows the size of `raw`, not its
+/// bytes.
+#[derive(Clone)]
 pub struct ComposedMessage {
     /// The RFC 5322 bytes (CRLF line ends).
     pub raw: Vec<u8>,
@@ -46,6 +47,18 @@ pub struct ComposedMessage {
     /// DSN parameters to give at SMTP time, when a delivery receipt was asked; kept with the
     /// message so that the sender can correlate the DSN ([`crate::Report::refers_to`]).
     pub dsn: Option<DsnRequest>,
+}
+
+impl std::fmt::Debug for ComposedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComposedMessage")
+            .field("raw", &format_args!("<{} bytes>", self.raw.len()))
+            .field("message_id", &self.message_id)
+            .field("subject", &self.subject)
+            .field("envelope", &self.envelope)
+            .field("dsn", &self.dsn)
+            .finish()
+    }
 }
 
 /// Composes a message with the system clock and randomness.

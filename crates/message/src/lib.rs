@@ -37,7 +37,9 @@ mod xml;
 pub use compose::{ComposedMessage, Envelope, compose, compose_with};
 pub use env::Env;
 pub use ins::{Ins, InsAuthority};
-pub use read::{MssHeaders, ReceivedAttachment, ReceivedMessage, XdmAttachment, read_message};
+pub use read::{
+    MssHeaders, ReceivedAttachment, ReceivedMessage, Redacted, XdmAttachment, read_message,
+};
 pub use receipt::{DsnNotify, DsnRequest, DsnReturn, Report};
 pub use request::{
     Attachment, Body, ClassifiedCode, ComposeConfig, ComposeRequest, Content, Document,

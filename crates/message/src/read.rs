@@ -20,8 +20,8 @@ pub struct MssHeaders {
     pub mes: Option<String>,
 }
 
-/// An attachment of a received message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An attachment of a received message (`Debug` shows its size, not its bytes).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ReceivedAttachment {
     /// File name (`filename` or `name`), empty when none.
     pub filename: String,
@@ -29,6 +29,16 @@ pub struct ReceivedAttachment {
     pub content_type: String,
     /// Decoded bytes.
     pub content: Vec<u8>,
+}
+
+impl std::fmt::Debug for ReceivedAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceivedAttachment")
+            .field("filename", &self.filename)
+            .field("content_type", &self.content_type)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
 }
 
 /// An `IHE_XDM.zip` attachment and what reading it gave.
@@ -40,11 +50,11 @@ pub struct XdmAttachment {
     pub archive: Result<XdmArchive, Error>,
 }
 
-/// A received message, read.
+/// A received message, read. `Debug` leaves out the raw bytes and the body text.
 #[derive(Debug)]
 pub struct ReceivedMessage {
     /// The raw bytes (kept to re-attach in an MDN).
-    pub raw: Vec<u8>,
+    pub raw: Redacted,
     /// Message-ID without brackets.
     pub message_id: Option<String>,
     /// In-Reply-To ids without brackets.
@@ -64,7 +74,7 @@ pub struct ReceivedMessage {
     /// Decoded subject (empty when none).
     pub subject: String,
     /// First text/plain body.
-    pub text: Option<String>,
+    pub text: Option<Redacted<String>>,
     /// Ségur headers.
     pub mss: MssHeaders,
     /// `X-MSS-MES: FIN` or subject exactly `[FIN]`.
@@ -114,6 +124,23 @@ impl ReceivedMessage {
             (Some(_), None) => true,
             (None, _) => false,
         }
+    }
+}
+
+/// Data kept whole but shown by size only in `Debug` (message bytes, body text).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Redacted<T = Vec<u8>>(pub T);
+
+impl<T: AsRef<[u8]>> std::fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0.as_ref().len())
+    }
+}
+
+impl<T> std::ops::Deref for Redacted<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
@@ -228,10 +255,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let filename = part.attachment_name().unwrap_or("").to_string();
-        let content = match &part.body {
-            PartType::Message(m) => m.raw_message().to_vec(),
-            _ => part.contents().to_vec(),
-        };
+        let content = part.contents().to_vec();
         if filename.eq_ignore_ascii_case(xdm::ATTACHMENT_NAME) {
             xdm.push(XdmAttachment {
                 attachment: attachments.len(),
@@ -247,7 +271,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
 
     let report = read_report(&msg);
     Ok(ReceivedMessage {
-        raw: raw.to_vec(),
+        raw: Redacted(raw.to_vec()),
         message_id: msg.message_id().map(normalize_id),
         in_reply_to,
         references,
@@ -257,7 +281,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
         to: list(msg.to()),
         cc: list(msg.cc()),
         subject,
-        text: msg.body_text(0).map(|t| t.into_owned()),
+        text: msg.body_text(0).map(|t| Redacted(t.into_owned())),
         mss,
         end_of_exchange,
         disposition_notification_to: dnt,

@@ -109,8 +109,8 @@ pub struct Recipients {
     pub bcc: Vec<String>,
 }
 
-/// The message text.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The message text (`Debug` shows sizes only).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Body {
     /// Plain text (UTF-8).
@@ -121,14 +121,33 @@ pub struct Body {
     pub html: Option<String>,
 }
 
-/// Binary or text content in JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .field("html", &self.html.as_ref().map(|h| h.len()))
+            .finish()
+    }
+}
+
+/// Binary or text content in JSON. Its `Debug` shows only the size: requests get logged, health
+/// documents must not.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Content {
     /// UTF-8 text, taken as is.
     Text(String),
     /// Standard base64 (line breaks and spaces are ignored).
     Base64(String),
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Text(t) => write!(f, "Text(<{} bytes>)", t.len()),
+            Content::Base64(b) => write!(f, "Base64(<{} characters>)", b.len()),
+        }
+    }
 }
 
 impl Content {
@@ -145,14 +164,6 @@ impl Content {
                         Error::invalid(format!("{field}.base64"), format!("not base64: {e}"))
                     })
             }
-        }
-    }
-
-    /// The decoded length in bytes, without decoding (exact for text, upper bound for base64).
-    pub fn len_hint(&self) -> usize {
-        match self {
-            Content::Text(t) => t.len(),
-            Content::Base64(b) => b.len() / 4 * 3,
         }
     }
 }
@@ -336,6 +347,16 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some("documents[0].cda.base64: not base64: Invalid symbol 42, offset 4.")
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_contents() {
+        let c = Content::Text("<ClinicalDocument>secret</ClinicalDocument>".into());
+        assert_eq!(format!("{c:?}"), "Text(<43 bytes>)");
+        assert_eq!(
+            format!("{:?}", Content::Base64("aGVsbG8=".into())),
+            "Base64(<8 characters>)"
         );
     }
 

@@ -313,8 +313,8 @@ impl Default for ReadLimits {
     }
 }
 
-/// A document read from an archive, with its metadata entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A document read from an archive, with its metadata entry (`Debug` shows the content's size).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ReadDocument {
     /// Path inside the zip, as stored.
     pub path: String,
@@ -322,6 +322,16 @@ pub struct ReadDocument {
     pub entry: DocumentEntry,
     /// The bytes.
     pub content: Vec<u8>,
+}
+
+impl std::fmt::Debug for ReadDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadDocument")
+            .field("path", &self.path)
+            .field("entry", &self.entry)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
 }
 
 /// One subset directory.

@@ -353,3 +353,16 @@ Subject: XDM/1.0/DDM+CR de consultation DURAND Camille 15/03/1979\r\n\
         other => panic!("{other:?}"),
     }
 }
+
+/// Logging a request, a composed or a received message never prints the documents or the text.
+#[test]
+fn debug_output_leaves_health_data_out() {
+    let req = example("cda-to-professional.json");
+    let sent = compose_with(&req, &config(), &mut env()).expect("compose");
+    let got = read_message(&sent.raw).expect("read");
+    for shown in [format!("{req:?}"), format!("{sent:?}"), format!("{got:?}")] {
+        assert!(!shown.contains("palpitations"), "{shown}");
+        assert!(!shown.contains("Holter"), "{shown}");
+    }
+    assert!(format!("{sent:?}").contains(&format!("raw: <{} bytes>", sent.raw.len())));
+}
