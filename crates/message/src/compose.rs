@@ -394,7 +394,7 @@ fn sender_label(s: &Sender) -> Result<String> {
 }
 
 /// Address syntax: ASCII `local@domain`, a dot in the domain, no spaces or specials.
-fn check_address(field: &str, a: &str) -> Result<()> {
+pub(crate) fn check_address(field: &str, a: &str) -> Result<()> {
     let fail = |why: &str| Err(Error::invalid(field, format!("{why}: {}", printable(a))));
     if !a.is_ascii() {
         return fail("non-ASCII addresses are not supported");
@@ -870,15 +870,7 @@ pub(crate) fn ts_to_utc(ts: &str) -> Option<String> {
     let utc = time::PrimitiveDateTime::new(date, t)
         .assume_offset(time::UtcOffset::from_whole_seconds(secs).ok()?)
         .to_offset(time::UtcOffset::UTC);
-    Some(format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second()
-    ))
+    Some(dtm(utc))
 }
 
 fn dtm(t: time::OffsetDateTime) -> String {

@@ -206,15 +206,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
             }
             "x-mss-mes" => mss.mes = Some(value.to_string()),
             "disposition-notification-to" => dnt = header_address(value),
-            "original-recipient" => {
-                original_recipient = Some(
-                    value
-                        .split_once(';')
-                        .map_or(value, |(_, a)| a)
-                        .trim()
-                        .to_string(),
-                )
-            }
+            "original-recipient" => original_recipient = Some(receipt::address_value(value)),
             "return-path" => return_path = header_address(value),
             "in-reply-to" => in_reply_to.extend(ids(value)),
             "references" => references.extend(ids(value)),

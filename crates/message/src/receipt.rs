@@ -215,7 +215,7 @@ fn get<'a>(block: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `rfc822;addr` -> `addr`.
-fn address_value(v: &str) -> String {
+pub(crate) fn address_value(v: &str) -> String {
     v.split_once(';').map_or(v, |(_, a)| a).trim().to_string()
 }
 
@@ -326,9 +326,7 @@ pub fn build_mdn(
             "the message has no Message-ID to refer to",
         ));
     };
-    if req.final_recipient.contains(['\r', '\n']) || !req.final_recipient.contains('@') {
-        return Err(Error::invalid("final_recipient", "not an e-mail address"));
-    }
+    crate::compose::check_address("final_recipient", &req.final_recipient)?;
     if let MdnDisposition::Error { code, label } = &req.disposition {
         for (f, v) in [("disposition.code", code), ("disposition.label", label)] {
             if v.contains(['\r', '\n', '^']) || v.trim().is_empty() {
