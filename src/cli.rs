@@ -38,6 +38,10 @@ pub enum Command {
     Send(crate::lps::SendArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(crate::lps::ProofArgs),
+    /// Harvest the LDAP directory into the index despite its 100-entry cap (resumable).
+    LdapSync(crate::ldap::SyncArgs),
+    /// Convert an extraction file to LDIF for a test LDAP directory (slapadd).
+    LdapLdif(crate::ldap::LdifArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +85,20 @@ pub struct SearchArgs {
     /// One JSON document per entry (JSON Lines), fields in snake_case.
     #[arg(long)]
     pub json: bool,
+    /// Where to search: the local index, or the LDAP directory live (--url, --base...).
+    #[arg(long, value_enum, default_value_t = SearchSource::Local)]
+    pub source: SearchSource,
+    #[command(flatten)]
+    pub ldap: crate::ldap::LdapArgs,
+}
+
+/// `mss search --source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchSource {
+    /// The local index.
+    Local,
+    /// The LDAP directory, live (at most 100 entries per query).
+    Ldap,
 }
 
 #[derive(Debug, Args)]
@@ -113,10 +131,13 @@ impl Cli {
         let data_dir = data::data_dir(self.data)?;
         match self.command {
             Command::Import(args) => directory::import(&data_dir, args),
+            Command::Search(args) if args.source == SearchSource::Ldap => crate::ldap::search(args),
             Command::Search(args) => directory::search(&data_dir, args),
             Command::DemoData(args) => directory::demo_data(args),
             Command::Send(args) => crate::lps::send(args),
             Command::Proof(args) => crate::lps::proof(args),
+            Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),
+            Command::LdapLdif(args) => crate::ldap::ldif(args),
             Command::Serve(_) => unreachable!("handled above"),
         }
     }

@@ -4,6 +4,7 @@
 mod cli;
 mod data;
 mod directory;
+mod ldap;
 mod lps;
 mod serve;
 

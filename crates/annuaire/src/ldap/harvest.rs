@@ -13,7 +13,7 @@
 //! do, the parts done, and, beside it, the addresses seen): an interrupted harvest resumes where it
 //! stopped. The caller removes entries gone from the directory only when [`HarvestReport::complete`].
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -149,12 +149,15 @@ pub struct HarvestReport {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Constraint {
-    /// `attr=value`.
-    Value(String),
+    /// `attr` equals one of these values.
+    Values(Vec<String>),
     /// None of these values (all other values, and no value).
     Other(Vec<String>),
-    /// Starts with `prefix` (anything when empty) but not with any of `except` (longer prefixes).
-    Prefix { prefix: String, except: Vec<String> },
+    /// Starts with one of `prefixes` (anything when one is empty) but not with any of `except`.
+    Prefix {
+        prefixes: Vec<String>,
+        except: Vec<String>,
+    },
 }
 
 /// A sub-query: one constraint per dimension used so far (`constraints[i]` is on `split[i]`).
@@ -175,7 +178,9 @@ impl Part {
         for (c, dim) in self.constraints.iter().zip(split) {
             let a = &dim.attribute;
             match c {
-                Constraint::Value(v) => all.push(Filter::equal(a, v.clone())),
+                Constraint::Values(v) => {
+                    all.push(Filter::or(v.iter().map(|v| Filter::equal(a, v.clone()))));
+                }
                 Constraint::Other(except) => {
                     if !except.is_empty() {
                         all.push(Filter::not(Filter::or(
@@ -183,9 +188,11 @@ impl Part {
                         )));
                     }
                 }
-                Constraint::Prefix { prefix, except } => {
-                    if !prefix.is_empty() {
-                        all.push(Filter::prefix(a, prefix.clone()));
+                Constraint::Prefix { prefixes, except } => {
+                    if !prefixes.iter().any(String::is_empty) {
+                        all.push(Filter::or(
+                            prefixes.iter().map(|p| Filter::prefix(a, p.clone())),
+                        ));
                     }
                     if !except.is_empty() {
                         all.push(Filter::not(Filter::or(
@@ -202,11 +209,16 @@ impl Part {
 /// Characters tried after a prefix when an over-full answer came with no entry to learn from.
 const FALLBACK_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
 
+/// Into how many parts an over-full part is cut (besides the part for "everything else"): each gets about
+/// as many of the sample's entries, so parts stay near the server's limit instead of crumbling into
+/// one query per letter.
+const FANOUT: usize = 4;
+
 fn initial(dim: &Split) -> Constraint {
     match dim.by {
         SplitBy::Value => Constraint::Other(Vec::new()),
         SplitBy::Prefix => Constraint::Prefix {
-            prefix: String::new(),
+            prefixes: vec![String::new()],
             except: Vec::new(),
         },
     }
@@ -215,6 +227,59 @@ fn initial(dim: &Split) -> Constraint {
 /// How the server compares values for our purpose: trimmed, lower case.
 fn fold(v: &str) -> String {
     v.trim().to_lowercase()
+}
+
+/// The longest prefix (whole characters) shared by all of `values`.
+fn common_prefix(values: &[&str]) -> String {
+    let first = values.first().copied().unwrap_or("");
+    let mut end = first.len();
+    for v in &values[1..] {
+        end = first
+            .char_indices()
+            .zip(v.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8())
+            .min(end);
+    }
+    first[..end].to_string()
+}
+
+/// Consecutive `items` (key, weight in the sample) grouped into at most [`FANOUT`] buckets of about
+/// equal weight; at least two buckets when there are two items or more.
+fn buckets(items: Vec<(String, usize)>) -> Vec<Vec<String>> {
+    let total: usize = items.iter().map(|(_, w)| w.max(&1)).sum();
+    let target = total.div_ceil(FANOUT).max(1);
+    let n = items.len();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut current = Vec::new();
+    let mut weight = 0;
+    for (key, w) in items {
+        current.push(key);
+        weight += w.max(1);
+        if weight >= target {
+            out.push(std::mem::take(&mut current));
+            weight = 0;
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    if out.len() == 1 && n >= 2 {
+        let mut all = out.remove(0);
+        let second = all.split_off(n / 2);
+        out = vec![all, second];
+    }
+    out
+}
+
+/// The `except` entries that fall under one of `prefixes` (the others cannot overlap them).
+fn excepts_under(except: &[String], prefixes: &[String]) -> Vec<String> {
+    except
+        .iter()
+        .filter(|e| prefixes.iter().any(|p| e.starts_with(p.as_str())))
+        .cloned()
+        .collect()
 }
 
 /// The parts that together cover `part`, learnt from `sample` (what the over-full answer held); `None`
@@ -228,52 +293,101 @@ fn split(part: &Part, sample: &[RawEntry], dims: &[Split]) -> Option<Vec<Part>> 
             continue;
         }
         let dim = &dims[k - 1];
-        let values: BTreeSet<String> = sample
+        let values: Vec<String> = sample
             .iter()
             .flat_map(|e| e.values(&dim.attribute))
             .map(|v| fold(v))
             .filter(|v| !v.is_empty())
             .collect();
+        let weight = |matches: &dyn Fn(&str) -> bool| values.iter().filter(|v| matches(v)).count();
         let cut: Option<Vec<Constraint>> = match &part.constraints[k - 1] {
-            Constraint::Value(_) => None,
+            Constraint::Values(vs) if vs.len() >= 2 => Some(
+                buckets(
+                    vs.iter()
+                        .map(|v| (v.clone(), weight(&|x| x == v)))
+                        .collect(),
+                )
+                .into_iter()
+                .map(Constraint::Values)
+                .collect(),
+            ),
+            Constraint::Values(_) => None,
             Constraint::Other(except) => {
-                let new: Vec<String> = values.into_iter().filter(|v| !except.contains(v)).collect();
-                (!new.is_empty()).then(|| {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for v in values.iter().filter(|v| !except.contains(v)) {
+                    *seen.entry(v.clone()).or_default() += 1;
+                }
+                (!seen.is_empty()).then(|| {
                     let mut rest = except.clone();
-                    rest.extend(new.iter().cloned());
-                    let mut out: Vec<Constraint> = new.into_iter().map(Constraint::Value).collect();
+                    rest.extend(seen.keys().cloned());
+                    let mut out: Vec<Constraint> = buckets(seen.into_iter().collect())
+                        .into_iter()
+                        .map(Constraint::Values)
+                        .collect();
                     out.push(Constraint::Other(rest));
                     out
                 })
             }
-            Constraint::Prefix { prefix, except } => {
-                let mut next: BTreeSet<String> = values
-                    .iter()
-                    .filter_map(|v| {
-                        let rest = v.strip_prefix(prefix.as_str())?;
-                        let c = rest.chars().next()?;
-                        Some(format!("{prefix}{c}"))
+            Constraint::Prefix { prefixes, except } if prefixes.len() >= 2 => Some(
+                buckets(
+                    prefixes
+                        .iter()
+                        .map(|p| (p.clone(), weight(&|x| x.starts_with(p.as_str()))))
+                        .collect(),
+                )
+                .into_iter()
+                .map(|group| Constraint::Prefix {
+                    except: excepts_under(except, &group),
+                    prefixes: group,
+                })
+                .collect(),
+            ),
+            Constraint::Prefix { prefixes, except } => {
+                let prefix = prefixes.first().cloned().unwrap_or_default();
+                let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+                for v in &values {
+                    let Some(c) = v
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|r| r.chars().next())
+                    else {
+                        continue;
+                    };
+                    let next = format!("{prefix}{c}");
+                    if !except.iter().any(|e| v.starts_with(e.as_str())) {
+                        groups.entry(next).or_default().push(v);
+                    }
+                }
+                // most of the sample sharing a longer prefix ("centre hospitalier de ..."): jump to it
+                // instead of one character at a time
+                let mut next: Vec<(String, usize)> = groups
+                    .into_iter()
+                    .map(|(next, group)| {
+                        if group.len() >= 10 && group.len() * 2 >= values.len() {
+                            (common_prefix(&group), group.len())
+                        } else {
+                            (next, group.len())
+                        }
                     })
-                    .filter(|p| !except.contains(p))
                     .collect();
                 if next.is_empty() && sample.is_empty() && except.is_empty() {
                     next = FALLBACK_ALPHABET
                         .chars()
-                        .map(|c| format!("{prefix}{c}"))
+                        .map(|c| (format!("{prefix}{c}"), 1))
                         .collect();
                 }
                 (!next.is_empty()).then(|| {
                     let mut rest = except.clone();
-                    rest.extend(next.iter().cloned());
-                    let mut out: Vec<Constraint> = next
+                    rest.extend(next.iter().map(|(p, _)| p.clone()));
+                    let mut out: Vec<Constraint> = buckets(next)
                         .into_iter()
-                        .map(|p| Constraint::Prefix {
-                            prefix: p,
-                            except: Vec::new(),
+                        .map(|group| Constraint::Prefix {
+                            // longer prefixes already taken stay out of the new part: no overlap
+                            except: excepts_under(except, &group),
+                            prefixes: group,
                         })
                         .collect();
                     out.push(Constraint::Prefix {
-                        prefix: prefix.clone(),
+                        prefixes: vec![prefix],
                         except: rest,
                     });
                     out
@@ -297,6 +411,13 @@ fn split(part: &Part, sample: &[RawEntry], dims: &[Split]) -> Option<Vec<Part>> 
             None => return None,
         }
     }
+}
+
+/// A query's answer, read.
+struct Fetched {
+    page: RawPage,
+    /// The entries read through the mapping (empty for an over-full answer).
+    mapped: Vec<Mapped>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -374,6 +495,7 @@ pub async fn harvest<D: Directory, S: HarvestSink>(
         None => Filter::present(mapping.address()),
     };
     let attrs = Arc::new(mapping.requested_attributes());
+    let shared_mapping = Arc::new(mapping.clone());
     let mut run = Run {
         mapping,
         options,
@@ -396,7 +518,7 @@ pub async fn harvest<D: Directory, S: HarvestSink>(
         run.queue.push_back((Part::root(), 0));
     }
     let concurrency = options.concurrency.max(1);
-    let mut in_flight: JoinSet<(u32, Result<RawPage>)> = JoinSet::new();
+    let mut in_flight: JoinSet<(u32, Result<Fetched>)> = JoinSet::new();
     let mut stop = std::pin::pin!(stop);
     let mut stopped = None;
     loop {
@@ -413,11 +535,32 @@ pub async fn harvest<D: Directory, S: HarvestSink>(
             let filter = part.filter(dims, &run.base);
             let d = Arc::clone(&directory);
             let attrs = Arc::clone(&attrs);
+            let mapping = Arc::clone(&shared_mapping);
             let handle = in_flight.spawn(async move {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(250 << attempt.min(5))).await;
                 }
-                (attempt, d.search(filter, attrs).await)
+                let started = Instant::now();
+                let text = tracing::enabled!(tracing::Level::DEBUG).then(|| filter.to_string());
+                let answer = d.search(filter, attrs).await.map(|page| {
+                    // a whole answer is read here, on the runtime's workers; an over-full one is only
+                    // a sample to cut by (its entries come again in the parts)
+                    let mapped = match page.limit {
+                        None => page.entries.iter().map(|r| mapping.entry(r)).collect(),
+                        Some(_) => Vec::new(),
+                    };
+                    Fetched { page, mapped }
+                });
+                if let (Some(filter), Ok(f)) = (text, &answer) {
+                    tracing::debug!(
+                        %filter,
+                        entries = f.page.entries.len(),
+                        limit = ?f.page.limit,
+                        ms = started.elapsed().as_millis() as u64,
+                        "harvest query"
+                    );
+                }
+                (attempt, answer)
             });
             run.flying.insert(handle.id(), part);
             run.queries += 1;
@@ -520,28 +663,12 @@ impl<S: HarvestSink> Run<'_, S> {
         self.base.to_string()
     }
 
-    /// One answer: its entries are stored; when over-full, the part is cut.
-    fn handle(&mut self, part: Part, page: RawPage) -> Result<(), S::Error> {
+    /// One answer: a whole one is stored; an over-full one is cut into parts (its entries will come
+    /// again in them), or, when it cannot be cut, stored as far as it goes.
+    fn handle(&mut self, part: Part, fetched: Fetched) -> Result<(), S::Error> {
         let dims = self.mapping.split();
-        for raw in &page.entries {
-            match self.mapping.entry(raw) {
-                Mapped::Entry(e) => {
-                    self.sink.upsert(&e)?;
-                    if self.seen.insert(e.address.clone()) {
-                        self.fresh.push(e.address);
-                    }
-                }
-                Mapped::RedListed(address) => {
-                    self.red_listed += 1;
-                    self.sink.remove(&address)?;
-                }
-                Mapped::Rejected { dn, reason } => {
-                    self.rejected += 1;
-                    tracing::warn!(%dn, %reason, "LDAP entry skipped");
-                }
-            }
-        }
         let filter = part.filter(dims, &self.base).to_string();
+        let Fetched { page, mut mapped } = fetched;
         if let Some(limit) = page.limit {
             match split(&part, &page.entries, dims) {
                 Some(children) => {
@@ -553,6 +680,27 @@ impl<S: HarvestSink> Run<'_, S> {
                 None => {
                     tracing::warn!(%filter, ?limit, "query still over-full and cannot be cut further");
                     self.unsplittable.push(filter.clone());
+                    mapped = page.entries.iter().map(|r| self.mapping.entry(r)).collect();
+                }
+            }
+        }
+        for m in mapped {
+            match m {
+                Mapped::Entry(e) => {
+                    // an entry in two parts (several values, loose matching) is stored once
+                    if !self.seen.contains(&e.address) {
+                        self.sink.upsert(&e)?;
+                        self.seen.insert(e.address.clone());
+                        self.fresh.push(e.address);
+                    }
+                }
+                Mapped::RedListed(address) => {
+                    self.red_listed += 1;
+                    self.sink.remove(&address)?;
+                }
+                Mapped::Rejected { dn, reason } => {
+                    self.rejected += 1;
+                    tracing::warn!(%dn, %reason, "LDAP entry skipped");
                 }
             }
         }
@@ -947,46 +1095,109 @@ mod tests {
     fn cutting_covers_the_part_and_learns_from_the_sample() {
         let m = Mapping::default();
         let dims = m.split();
-        let e = |dept: &str, sn: &str| {
+        let base = Filter::present(m.address());
+        let e = |cn: &str, dept: &str| {
             RawEntry::new(
                 "x",
                 [
+                    ("cn".to_string(), vec![cn.to_string()]),
                     ("mssanteDepartment".to_string(), vec![dept.to_string()]),
-                    ("sn".to_string(), vec![sn.to_string()]),
                 ],
             )
         };
-        let children = split(&Part::root(), &[e("75", "Durand"), e("13", "Été")], dims).unwrap();
-        let base = Filter::present(m.address());
-        let texts: Vec<String> = children
-            .iter()
-            .map(|c| c.filter(dims, &base).to_string())
-            .collect();
+        let texts = |parts: &[Part]| -> Vec<String> {
+            parts
+                .iter()
+                .map(|c| c.filter(dims, &base).to_string())
+                .collect()
+        };
+        // first cut: by the next letter of the display name, accents kept as the server sees them,
+        // plus everything else
+        let root = split(
+            &Part::root(),
+            &[
+                e("Durand Paul", "75"),
+                e("Été Anne", "13"),
+                e("durand Marc", "13"),
+            ],
+            dims,
+        )
+        .unwrap();
         assert_eq!(
-            texts,
+            texts(&root),
             [
-                "(&(mail=*)(mssanteDepartment=13))",
-                "(&(mail=*)(mssanteDepartment=75))",
-                "(&(mail=*)(!(|(mssanteDepartment=13)(mssanteDepartment=75))))",
+                "(&(mail=*)(cn=d*))",
+                "(&(mail=*)(cn=é*))",
+                "(&(mail=*)(!(|(cn=d*)(cn=é*))))",
             ]
         );
-        // a department part is cut by last-name prefix, with accents kept as the server sees them
-        let dept = &children[0];
-        let sub = split(dept, &[e("13", "Été"), e("13", "durand")], dims).unwrap();
-        let texts: Vec<String> = sub
-            .iter()
-            .map(|c| c.filter(dims, &base).to_string())
+        // many letters: grouped into FANOUT parts of about equal weight in the sample
+        let sample: Vec<RawEntry> = "abcdefgh"
+            .chars()
+            .flat_map(|c| (0..5).map(move |i| e(&format!("{c}x{i}"), "75")))
             .collect();
+        let cut = split(&Part::root(), &sample, dims).unwrap();
         assert_eq!(
-            texts,
+            texts(&cut),
             [
-                "(&(mail=*)(mssanteDepartment=13)(sn=d*))",
-                "(&(mail=*)(mssanteDepartment=13)(sn=é*))",
-                "(&(mail=*)(mssanteDepartment=13)(!(|(sn=d*)(sn=é*))))",
+                "(&(mail=*)(|(cn=a*)(cn=b*)))",
+                "(&(mail=*)(|(cn=c*)(cn=d*)))",
+                "(&(mail=*)(|(cn=e*)(cn=f*)))",
+                "(&(mail=*)(|(cn=g*)(cn=h*)))",
+                "(&(mail=*)(!(|(cn=a*)(cn=b*)(cn=c*)(cn=d*)(cn=e*)(cn=f*)(cn=g*)(cn=h*))))",
             ]
         );
-        // nothing to learn from: the fallback alphabet
-        let blind = split(&sub[0], &[], dims).unwrap();
-        assert_eq!(blind.len(), FALLBACK_ALPHABET.len() + 1);
+        // a group that overflows again is cut along its own prefixes, with no part for "the rest"
+        assert_eq!(
+            texts(&split(&cut[0], &sample[..10], dims).unwrap()),
+            ["(&(mail=*)(cn=a*))", "(&(mail=*)(cn=b*))"]
+        );
+        // most of the sample sharing a long prefix: one jump to it, and the rest keeps out of it
+        let mut sample: Vec<RawEntry> = (0..20)
+            .map(|i| e(&format!("Centre Hospitalier de Ville{i}"), "75"))
+            .collect();
+        sample.push(e("Cabinet", "75"));
+        let c = split(&root[0], &[], dims).unwrap(); // no sample: the fallback alphabet, in groups
+        assert_eq!(c.len(), FANOUT + 1);
+        let part = Part {
+            constraints: vec![Constraint::Prefix {
+                prefixes: vec!["c".into()],
+                except: Vec::new(),
+            }],
+        };
+        let jump = split(&part, &sample, dims).unwrap();
+        assert_eq!(
+            texts(&jump),
+            [
+                "(&(mail=*)(cn=ca*))",
+                "(&(mail=*)(cn=centre hospitalier de ville*))",
+                "(&(mail=*)(cn=c*)(!(|(cn=ca*)(cn=centre hospitalier de ville*))))",
+            ]
+        );
+        // later, the rest shows "ce" again: the new part leaves out what an earlier one took
+        let again = split(&jump[2], &[e("Centre de santé", "13")], dims).unwrap();
+        assert_eq!(
+            texts(&again)[0],
+            "(&(mail=*)(cn=ce*)(!(cn=centre hospitalier de ville*)))"
+        );
+        // every value exactly the prefix: the next dimension, the department, cuts
+        let same: Vec<RawEntry> = ["75", "13", "75"]
+            .iter()
+            .map(|d| e("Pharmacie du Centre", d))
+            .collect();
+        let exact = Part {
+            constraints: vec![Constraint::Prefix {
+                prefixes: vec!["pharmacie du centre".into()],
+                except: Vec::new(),
+            }],
+        };
+        assert_eq!(
+            texts(&split(&exact, &same, dims).unwrap()),
+            [
+                "(&(mail=*)(cn=pharmacie du centre*)(mssanteDepartment=13))",
+                "(&(mail=*)(cn=pharmacie du centre*)(mssanteDepartment=75))",
+                "(&(mail=*)(cn=pharmacie du centre*)(!(|(mssanteDepartment=13)(mssanteDepartment=75))))",
+            ]
+        );
     }
 }

@@ -698,7 +698,7 @@ mod tests {
             assert!(m.first(field).is_some(), "{name} is not mapped by default");
         }
         assert_eq!(m.address().as_str(), "mail");
-        assert_eq!(m.split().len(), 4);
+        assert_eq!(m.split().len(), 3);
         assert!(
             m.requested_attributes()
                 .contains(&"modifyTimestamp".to_string())

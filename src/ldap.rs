@@ -1,0 +1,441 @@
+//! `mss search --source ldap`, `mss ldap-sync`, `mss ldap-ldif`: the national LDAP directory (spec D2).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mss_annuaire::extraction::{self, Record};
+use mss_annuaire::ldap::{
+    self, Bind, Filter, HarvestOptions, HarvestSink, LdapClient, LdapConfig, Limit, Mapping,
+    SearchQuery, Secret, Stopped,
+};
+use mss_annuaire::{Entry, MailAddress, Source};
+use mss_index::{Builder, DirectoryIndex, SearchRequest, Updater};
+
+use crate::cli::SearchArgs;
+
+/// Environment variable holding the bind password (instead of `--password-file`).
+pub const PASSWORD_ENV: &str = "MSS_LDAP_PASSWORD";
+/// Name of the harvest's progress file in the data directory.
+pub const STATE_FILE: &str = "ldap-sync.state.json";
+
+/// Where the LDAP directory is and how to reach it.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "LDAP directory")]
+pub struct LdapArgs {
+    /// Server URL: ldap://host[:port] or ldaps://host[:port]. Partners' (test) directory:
+    /// ldap://partenaires.annuaire.sante.fr:389.
+    #[arg(long, env = "MSS_LDAP_URL", default_value = ldap::PRODUCTION_URL, value_name = "URL")]
+    pub url: String,
+    /// Base DN of the mailboxes.
+    #[arg(long, env = "MSS_LDAP_BASE", default_value = ldap::DEFAULT_BASE, value_name = "DN")]
+    pub base: String,
+    /// Simple bind as this DN (default: anonymous); the password comes from --password-file or
+    /// MSS_LDAP_PASSWORD.
+    #[arg(long, env = "MSS_LDAP_BIND_DN", value_name = "DN")]
+    pub bind_dn: Option<String>,
+    /// File whose first line is the bind password.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Upgrade ldap:// with StartTLS before binding.
+    #[arg(long)]
+    pub starttls: bool,
+    /// PEM file of the certificate authorities trusted for StartTLS / ldaps:// (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Attribute mapping overriding the built-in one, key by key (TOML; see crates/annuaire/ldap/mapping.toml).
+    #[arg(long, env = "MSS_LDAP_MAPPING", value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Seconds to connect (TCP and TLS).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+    /// Seconds the server may work on a query (sent as its time limit; the national limit is 60).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub time_limit: u64,
+}
+
+impl LdapArgs {
+    /// The client settings; reads the password file or MSS_LDAP_PASSWORD, and the mapping file.
+    pub fn config(&self) -> Result<LdapConfig> {
+        let mut c = LdapConfig::new(&self.url, &self.base)?;
+        c.starttls = self.starttls;
+        c.ca_file = self.ca_file.clone();
+        c.connect_timeout = Duration::from_secs(self.connect_timeout.max(1));
+        c.time_limit = Duration::from_secs(self.time_limit);
+        // a reply may take the server's whole time limit, plus the way back
+        c.operation_timeout = Duration::from_secs(self.time_limit.max(1) + 5);
+        if let Some(path) = &self.mapping {
+            c.mapping = Arc::new(Mapping::load(path)?);
+        }
+        if let Some(dn) = &self.bind_dn {
+            let password = match &self.password_file {
+                Some(path) => Secret::from_file(path)?,
+                None => match std::env::var(PASSWORD_ENV) {
+                    Ok(p) => Secret::new(p),
+                    Err(_) => bail!(
+                        "--bind-dn needs a password: give --password-file FILE or set {PASSWORD_ENV}"
+                    ),
+                },
+            };
+            c.bind = Bind::Simple {
+                dn: dn.clone(),
+                password,
+            };
+        } else if self.password_file.is_some() {
+            bail!("--password-file needs --bind-dn");
+        }
+        Ok(c)
+    }
+}
+
+/// `mss ldap-sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub ldap: LdapArgs,
+    /// Only entries matching this RFC 4515 filter, e.g. `(mssanteDepartment=75)`.
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Queries in flight at once (1 to 16).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub concurrency: u16,
+    /// Stop after this many queries; the next run continues where this one stopped.
+    #[arg(long, value_name = "N")]
+    pub max_queries: Option<u64>,
+    /// Forget an interrupted harvest and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `mss ldap-ldif`.
+#[derive(Debug, Args)]
+pub struct LdifArgs {
+    /// The extraction to convert: `.zip`, `.txt`, or `-` for stdin.
+    pub file: PathBuf,
+    /// Base DN the entries go under (its own entry is written first).
+    #[arg(long, default_value = ldap::DEFAULT_BASE, value_name = "DN")]
+    pub base: String,
+    /// Attribute mapping overriding the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Output file (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `mss search --source ldap`: the server's answer, flagged partial when it stopped at a limit.
+pub fn search(args: SearchArgs) -> Result<()> {
+    if args.cursor.is_some() {
+        bail!(
+            "--cursor: the LDAP directory has no paging (at most 100 entries per query); refine the query instead"
+        );
+    }
+    let config = args.ldap.config()?;
+    let url = config.url.clone();
+    let client = LdapClient::new(config)?;
+    let query = SearchQuery {
+        text: args.query.join(" "),
+        bal_type: args.bal_type,
+        profession: args.profession,
+        speciality: args.speciality,
+        department: args.dept,
+        postal_code: args.postal_code,
+        limit: usize::from(args.limit),
+    };
+    let answer = runtime()?
+        .block_on(async {
+            let answer = client.search(&query).await;
+            client.close().await;
+            answer
+        })
+        .context("searching the LDAP directory")?;
+    if let Some(f) = &answer.filter {
+        tracing::info!(filter = %f, "LDAP search");
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        for e in &answer.entries {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        if let Some(hint) = &answer.hint {
+            eprintln!("mss: {}: {hint}", partial_word(answer.partial));
+        }
+        return Ok(());
+    }
+    for e in &answer.entries {
+        writeln!(out, "{}", crate::ldap::line(e))?;
+    }
+    let n = answer.entries.len();
+    let plural = if n == 1 { "" } else { "s" };
+    match answer.partial {
+        Some(_) => writeln!(out, "-- {n} result{plural} from {url} (partial)")?,
+        None => writeln!(out, "-- {n} result{plural} from {url}")?,
+    }
+    if let Some(hint) = &answer.hint {
+        writeln!(out, "-- {}: {hint}", partial_word(answer.partial))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn partial_word(limit: Option<Limit>) -> &'static str {
+    match limit {
+        Some(_) => "partial",
+        None => "note",
+    }
+}
+
+/// One result line, as `mss search` prints local results.
+fn line(e: &Entry) -> String {
+    let what = e
+        .speciality
+        .as_ref()
+        .or(e.profession.as_ref())
+        .map(|c| c.label.as_str())
+        .unwrap_or("");
+    let place = match (e.city(), e.department.as_ref()) {
+        (Some(c), Some(d)) => format!("{c} ({d})"),
+        (Some(c), None) => c.to_string(),
+        (None, Some(d)) => format!("({d})"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{:<3} {:<44} {:<32} {:<30} {}",
+        e.bal_type,
+        e.address,
+        e.display_name(),
+        what,
+        place
+    )
+}
+
+/// The index as a harvest sink.
+struct IndexSink {
+    updater: Updater,
+}
+
+impl HarvestSink for IndexSink {
+    type Error = anyhow::Error;
+    fn upsert(&mut self, entry: &Entry) -> Result<()> {
+        Ok(self.updater.upsert(entry)?)
+    }
+    fn remove(&mut self, address: &MailAddress) -> Result<()> {
+        Ok(self.updater.delete(address)?)
+    }
+    fn commit(&mut self) -> Result<()> {
+        self.updater
+            .commit()
+            .context("committing harvested entries to the index")
+    }
+}
+
+/// Opens the index of `data_dir`, creating an empty one when there is none.
+fn open_or_create(data_dir: &Path) -> Result<DirectoryIndex> {
+    if !DirectoryIndex::exists(data_dir) {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        Builder::create(data_dir)
+            .and_then(Builder::commit)
+            .context("creating an empty index")?;
+    }
+    DirectoryIndex::open(data_dir)
+        .with_context(|| format!("opening the index in {}", data_dir.display()))
+}
+
+/// `mss ldap-sync`: harvests the directory into the index (upserts), then removes the LDAP entries it
+/// no longer holds, only when the harvest was complete.
+pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
+    let config = args.ldap.config()?;
+    let url = config.url.clone();
+    let mapping = Arc::clone(&config.mapping);
+    let filter = args
+        .filter
+        .as_deref()
+        .map(Filter::parse)
+        .transpose()
+        .context("--filter")?;
+    let client = Arc::new(LdapClient::new(config)?);
+    let index = open_or_create(data_dir)?;
+    let state_file = data_dir.join(STATE_FILE);
+    if args.restart {
+        ldap::harvest::forget_state(&state_file)?;
+    }
+    let options = HarvestOptions {
+        filter,
+        concurrency: usize::from(args.concurrency),
+        max_queries: args.max_queries,
+        state_file: Some(state_file.clone()),
+        ..HarvestOptions::default()
+    };
+    let mut sink = IndexSink {
+        updater: index.writer().context("opening the index for writing")?,
+    };
+    let bar = progress_bar(!args.quiet && io::stderr().is_terminal());
+    let report = runtime()?.block_on(async {
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let progress = |p: &ldap::Progress| {
+            bar.set_length(p.parts_done + p.parts_pending);
+            bar.set_position(p.parts_done);
+            bar.set_message(format!("{} entries, {} queries", p.entries, p.queries));
+        };
+        let report = ldap::harvest(
+            Arc::clone(&client),
+            &mapping,
+            &options,
+            &mut sink,
+            progress,
+            stop,
+        )
+        .await;
+        client.close().await;
+        report
+    });
+    bar.finish_and_clear();
+    let report = report.with_context(|| {
+        format!("harvesting {url} (progress is saved: run the same command again to resume)")
+    })?;
+    let took = report.elapsed.as_secs_f64();
+    let resumed = if report.resumed { ", resumed" } else { "" };
+    let counts = format!(
+        "{} entries, {} queries in {took:.1} s{resumed}, {} rejected, {} red-listed dropped",
+        report.entries, report.queries, report.rejected, report.red_listed
+    );
+    if !report.complete {
+        return match report.stopped {
+            Some(Stopped::Interrupted) => bail!(
+                "ldap-sync interrupted after {counts}; progress saved in {}: run the same command again to resume",
+                state_file.display()
+            ),
+            Some(Stopped::MaxQueries) => {
+                println!(
+                    "ldap-sync: stopped after {counts} (--max-queries); progress saved in {}: run again to continue",
+                    state_file.display()
+                );
+                Ok(())
+            }
+            None => bail!(
+                "ldap-sync incomplete: {} queries still exceed the server's limit and cannot be cut further \
+                 (first: {}); {counts}; no entry removed",
+                report.unsplittable.len(),
+                report.unsplittable.first().map_or("", String::as_str)
+            ),
+        };
+    }
+    let removed = remove_vanished(&index, &mut sink, &report.seen)?;
+    println!(
+        "ldap-sync: complete: {counts}; {removed} removed (gone from the directory); the index holds {} entries",
+        index.num_entries()
+    );
+    Ok(())
+}
+
+/// Removes the LDAP-sourced entries of the index that the (complete) harvest did not see.
+fn remove_vanished(
+    index: &DirectoryIndex,
+    sink: &mut IndexSink,
+    seen: &HashSet<MailAddress>,
+) -> Result<u64> {
+    let mut gone = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = index.search(&SearchRequest {
+            q: String::new(),
+            limit: mss_index::MAX_LIMIT,
+            cursor,
+            ..SearchRequest::default()
+        })?;
+        for hit in &page.hits {
+            if hit.entry.source == Source::Ldap && !seen.contains(&hit.entry.address) {
+                gone.push(hit.entry.address.clone());
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    for a in &gone {
+        sink.remove(a)?;
+    }
+    if !gone.is_empty() {
+        sink.commit()?;
+    }
+    Ok(gone.len() as u64)
+}
+
+fn progress_bar(draw: bool) -> ProgressBar {
+    let bar = ProgressBar::new(1);
+    if !draw {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+        return bar;
+    }
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} parts, {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// `mss ldap-ldif`: an extraction as LDIF for a test directory (slapadd), through the mapping.
+pub fn ldif(args: LdifArgs) -> Result<()> {
+    let mapping = match &args.mapping {
+        Some(path) => Mapping::load(path)?,
+        None => Mapping::default(),
+    };
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    };
+    ldap::write_ldif_base(&args.base, &mut out)?;
+    let (written, rejected) = extraction::read_path(&args.file, |records| {
+        let mut written = 0u64;
+        let mut rejected = 0u64;
+        let mut seen = extraction::SeenAddresses::new();
+        for record in records {
+            match record? {
+                Record::Entry(e) => {
+                    // one entry per address: a directory holds each mailbox once
+                    if seen.first_time(&e.address) {
+                        mapping.write_ldif(&e, &args.base, &mut out)?;
+                        written += 1;
+                    }
+                }
+                Record::Rejected(_) => rejected += 1,
+            }
+        }
+        Ok::<_, anyhow::Error>((written, rejected))
+    })
+    .with_context(|| format!("converting {}", args.file.display()))?;
+    out.flush().context("writing the LDIF")?;
+    eprintln!(
+        "mss: wrote {written} entries under {} ({rejected} lines rejected)",
+        args.base
+    );
+    Ok(())
+}
