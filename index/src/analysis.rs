@@ -11,8 +11,9 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 /// way at index and at query time.
 pub(crate) const MAX_TOKEN_BYTES: usize = 40;
 
-/// Longest prefix indexed in the edge n-gram fields; a longer typed prefix is matched on whole words.
-pub(crate) const MAX_PREFIX_CHARS: usize = 15;
+/// Longest name prefix indexed as a term (edge n-grams); a longer typed prefix is expanded over the name
+/// words at query time, which is cheap because few words share it.
+pub(crate) const MAX_PREFIX_CHARS: usize = 3;
 
 /// A joined chain never spans more parts than this (bounds the tokens of pathological values).
 const MAX_CHAIN_PARTS: usize = 6;
@@ -239,8 +240,8 @@ fn for_each_word(
 pub(crate) enum Mode {
     /// Whole words (and glued forms).
     Word,
-    /// Every prefix of every word, from `min` characters up to [`MAX_PREFIX_CHARS`].
-    Prefix { min: usize },
+    /// Every prefix of every word, up to [`MAX_PREFIX_CHARS`] characters.
+    Prefix,
 }
 
 /// The index-time tokenizer: folded words, or their edge n-grams.
@@ -291,13 +292,13 @@ impl Tokenizer for FoldTokenizer {
                 texts.push_str(word);
                 ends.push(texts.len());
             }
-            Mode::Prefix { min } => {
+            Mode::Prefix => {
                 for (n, (i, c)) in word.char_indices().enumerate() {
                     if n >= MAX_PREFIX_CHARS {
                         break;
                     }
                     let end = i + c.len_utf8();
-                    if n + 1 >= min && end > skip {
+                    if end > skip {
                         texts.push_str(&word[..end]);
                         ends.push(texts.len());
                     }
@@ -422,23 +423,34 @@ pub(crate) fn edit_distance(a: &str, b: &str, max: u8) -> Option<u8> {
 /// Alphabetical tie-break key: the first 10 characters of the folded text, 6 bits each, so that integer
 /// order is reading order (end < space < digits < letters; other characters count as `z`).
 pub(crate) fn name_key(text: &str) -> u64 {
-    let folded = fold(text);
     let mut key = 0u64;
     let mut n = 0;
-    for b in folded.bytes() {
-        if n == 10 {
-            break;
+    let mut folded = String::with_capacity(8);
+    let mut space = false;
+    'chars: for c in text.chars() {
+        folded.clear();
+        if !fold_char(c, &mut folded) {
+            space = n > 0;
+            continue;
         }
-        let code = match b {
-            b' ' => 1,
-            b'0'..=b'9' => 2 + u64::from(b - b'0'),
-            b'a'..=b'z' => 12 + u64::from(b - b'a'),
-            // continuation bytes of non-Latin letters: skip, the lead byte already counted
-            0x80..=0xBF => continue,
-            _ => 37,
-        };
-        key = (key << 6) | code;
-        n += 1;
+        // a run of separators counts as one space, as in `fold`
+        let pending = if space { Some(b' ') } else { None };
+        space = false;
+        for b in pending.into_iter().chain(folded.bytes()) {
+            if n == 10 {
+                break 'chars;
+            }
+            let code = match b {
+                b' ' => 1,
+                b'0'..=b'9' => 2 + u64::from(b - b'0'),
+                b'a'..=b'z' => 12 + u64::from(b - b'a'),
+                // continuation bytes of non-Latin letters: skip, the lead byte already counted
+                0x80..=0xBF => continue,
+                _ => 37,
+            };
+            key = (key << 6) | code;
+            n += 1;
+        }
     }
     for _ in n..10 {
         key <<= 6;
@@ -503,14 +515,13 @@ mod tests {
 
     #[test]
     fn prefixes_are_edge_ngrams() {
-        assert_eq!(tokens(Mode::Prefix { min: 1 }, "Léa"), ["l", "le", "lea"]);
-        assert_eq!(tokens(Mode::Prefix { min: 3 }, "Léa Go"), ["lea"]);
-        // the glued form only adds prefixes longer than its first part
         assert_eq!(
-            tokens(Mode::Prefix { min: 1 }, "N'Di"),
-            ["n", "d", "di", "nd", "ndi"]
+            tokens(Mode::Prefix, "Léa Go"),
+            ["l", "le", "lea", "g", "go"]
         );
-        let long = tokens(Mode::Prefix { min: 1 }, "abcdefghijklmnopqrstuvwxyz");
+        // the glued form only adds prefixes longer than its first part
+        assert_eq!(tokens(Mode::Prefix, "N'Di"), ["n", "d", "di", "nd", "ndi"]);
+        let long = tokens(Mode::Prefix, "abcdefghijklmnopqrstuvwxyz");
         assert_eq!(long.len(), MAX_PREFIX_CHARS);
     }
 

@@ -3,19 +3,28 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mss_annuaire::extraction::{Record, Rejection, SeenAddresses};
 use mss_annuaire::{Entry, MailAddress};
 use tantivy::indexer::NoMergePolicy;
-use tantivy::{Index, IndexWriter, Term};
+use tantivy::indexer::UserOperation;
+use tantivy::{Index, IndexWriter};
 
+use crate::address::{HashSetQuery, entries_with};
+use crate::analysis::addr_hash;
 use crate::generations::Layout;
-use crate::schema::{self, Fields};
-use crate::search::{find, open_reader};
+use crate::schema::{self, EntryDoc, Fields};
+use crate::search::open_reader;
 use crate::{Error, Result};
 
 /// Indexing threads of a rebuild (the reader and the caller's parsing keep the rest busy).
 const BUILD_THREADS: usize = 2;
+/// Documents per message to the indexing threads (the channel holds 10 000 messages: more per
+/// message would let the reader run far ahead and hold them all in memory).
+const BATCH: usize = 4;
+/// Doc store block size.
+const DOCSTORE_BLOCK: usize = 4096;
 /// Memory of each indexing thread before it flushes a segment: bounds the peak RSS of an import.
 const BUILD_MEMORY_PER_THREAD: usize = 64 << 20;
 
@@ -52,7 +61,7 @@ pub struct Builder {
     name: String,
     dir: PathBuf,
     index: Index,
-    writer: Option<IndexWriter>,
+    writer: Option<IndexWriter<EntryDoc>>,
     fields: Fields,
     seen: SeenAddresses,
     /// Later lines of an address already added: merged after the bulk commit (rare, so kept in memory).
@@ -60,6 +69,8 @@ pub struct Builder {
     /// Red-listed addresses: removed at the end even if another line of theirs was not red-listed.
     red: HashSet<MailAddress>,
     red_listed: u64,
+    /// Documents not yet handed to tantivy: sent by batches, one channel message each.
+    batch: Vec<UserOperation<EntryDoc>>,
     committed: bool,
     _lock: File,
 }
@@ -81,13 +92,22 @@ impl Builder {
         let current = layout.current()?;
         layout.remove_others(&current.iter().map(String::as_str).collect::<Vec<_>>())?;
         let (name, dir) = layout.create_next()?;
-        let index = Index::create_in_dir(&dir, schema::schema())?;
+        let settings = tantivy::IndexSettings {
+            // Small blocks: a hit reads one block; records are ~250 bytes, so 4 KiB holds ~16.
+            docstore_blocksize: DOCSTORE_BLOCK,
+            ..Default::default()
+        };
+        let index = Index::builder()
+            .schema(schema::schema())
+            .settings(settings)
+            .create_in_dir(&dir)?;
         schema::register_tokenizers(&index);
         let fields = Fields::resolve(&index.schema())?;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, BUILD_THREADS);
-        let writer = index.writer_with_num_threads(threads, threads * BUILD_MEMORY_PER_THREAD)?;
+        let writer = index
+            .writer_with_num_threads::<EntryDoc>(threads, threads * BUILD_MEMORY_PER_THREAD)?;
         // Segments are merged once, at the end: merging while indexing would compete for the two cores.
         writer.set_merge_policy(Box::new(NoMergePolicy));
         Ok(Builder {
@@ -101,12 +121,20 @@ impl Builder {
             duplicates: Vec::new(),
             red: HashSet::new(),
             red_listed: 0,
+            batch: Vec::with_capacity(BATCH),
             committed: false,
             _lock: lock,
         })
     }
 
-    fn writer(&mut self) -> Result<&mut IndexWriter> {
+    /// Hands the pending documents to the indexing threads, as one message.
+    fn flush_batch(&mut self) -> Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.writer()?.run(batch)?;
+        Ok(())
+    }
+
+    fn writer(&mut self) -> Result<&mut IndexWriter<EntryDoc>> {
         self.writer.as_mut().ok_or_else(|| Error::Corrupt {
             reason: "the rebuild's writer is gone after a failure".into(),
         })
@@ -115,34 +143,44 @@ impl Builder {
     /// Adds an entry. A red-listed one is counted and left out; a repeated address is merged into the
     /// first one ([`Entry::merge`]) at commit.
     pub fn add(&mut self, entry: Entry) -> Result<()> {
+        self.add_boxed(Box::new(entry))
+    }
+
+    /// [`Builder::add`] for an entry already boxed, as the extraction reader gives them.
+    fn add_boxed(&mut self, entry: Box<Entry>) -> Result<()> {
         if entry.red_listed {
             self.red_listed += 1;
-            self.red.insert(entry.address);
+            self.red.insert(entry.address.clone());
             return Ok(());
         }
         if !self.seen.first_time(&entry.address) {
-            self.duplicates.push(entry);
+            self.duplicates.push(*entry);
             return Ok(());
         }
-        let doc = schema::document(&self.fields, &entry).map_err(|e| Error::Corrupt {
-            reason: format!("entry {} does not serialise: {e}", entry.address),
-        })?;
-        self.writer()?.add_document(doc)?;
+        self.batch
+            .push(UserOperation::Add(EntryDoc::new(self.fields, entry)));
+        if self.batch.len() >= BATCH {
+            self.flush_batch()?;
+        }
         Ok(())
     }
 
     /// Commits, merges repeated addresses, makes the new generation current and removes older ones.
     pub fn commit(mut self) -> Result<BuildStats> {
+        self.flush_batch()?;
         let mut writer = self.writer.take().ok_or_else(|| Error::Corrupt {
             reason: "the rebuild's writer is gone after a failure".into(),
         })?;
         writer.commit()?;
-        let merged = self.fix_up(&mut writer)?;
-        // One segment answers faster (one term dictionary per field to look words up in).
+        // One segment answers faster (one term dictionary per field to look words up in). Merged
+        // before the fix-up deletes anything: segments without deletions are merged by copying their
+        // stored records as they are, instead of decompressing and compressing them again.
         let segments = self.index.searchable_segment_ids()?;
         if segments.len() > 1 {
             writer.merge(&segments).wait()?;
         }
+        // The merged lines of repeated addresses then make one small segment of their own.
+        let merged = self.fix_up(&mut writer)?;
         writer.wait_merging_threads()?;
         let entries = open_reader(&self.index)?.searcher().num_docs();
         self.layout.set_current(&self.name)?;
@@ -157,53 +195,50 @@ impl Builder {
 
     /// Folds the later lines of repeated addresses into the stored first one, and removes red-listed
     /// addresses; returns the number of lines merged.
-    fn fix_up(&mut self, writer: &mut IndexWriter) -> Result<u64> {
+    ///
+    /// Documents are replaced by address hash: every entry with a touched hash is read back (one pass
+    /// over the hash column), deleted, and written again as it ends up.
+    fn fix_up(&mut self, writer: &mut IndexWriter<EntryDoc>) -> Result<u64> {
         if self.duplicates.is_empty() && self.red.is_empty() {
             return Ok(0);
         }
-        let searcher = open_reader(&self.index)?.searcher();
         let f = self.fields;
-        let mut order: Vec<MailAddress> = Vec::new();
-        let mut groups: HashMap<MailAddress, Vec<Entry>> = HashMap::new();
-        for e in std::mem::take(&mut self.duplicates) {
-            groups
-                .entry(e.address.clone())
-                .or_insert_with(|| {
-                    order.push(e.address.clone());
-                    Vec::new()
-                })
-                .push(e);
-        }
+        let mut hashes: HashSet<u64> = self
+            .duplicates
+            .iter()
+            .map(|e| addr_hash(e.address.as_str()))
+            .collect();
+        hashes.extend(self.red.iter().map(|a| addr_hash(a.as_str())));
+        let searcher = open_reader(&self.index)?.searcher();
+        // the first line of every touched address, as stored, in document order
+        let mut entries: Vec<Entry> = entries_with(&searcher, &f, &hashes)?;
+        let mut position: HashMap<MailAddress, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.address.clone(), i))
+            .collect();
         let mut merged = 0;
-        for address in order {
-            let Some(lines) = groups.remove(&address) else {
-                continue;
-            };
-            if self.red.contains(&address) {
-                continue;
-            }
-            let mut lines = lines.into_iter();
-            let mut entry = match find(&searcher, &f, address.as_str())? {
-                Some(first) => first,
+        for line in std::mem::take(&mut self.duplicates) {
+            match position.get(&line.address) {
+                Some(&i) => {
+                    entries[i].merge(line);
+                    merged += 1;
+                }
                 // a hash collision in `SeenAddresses`: this address was never added
-                None => match lines.next() {
-                    Some(e) => e,
-                    None => continue,
-                },
-            };
-            for line in lines {
-                entry.merge(line);
-                merged += 1;
+                None => {
+                    position.insert(line.address.clone(), entries.len());
+                    entries.push(line);
+                }
             }
-            writer.delete_term(Term::from_field_text(f.address, address.as_str()));
-            let doc = schema::document(&f, &entry).map_err(|e| Error::Corrupt {
-                reason: format!("entry {address} does not serialise: {e}"),
-            })?;
-            writer.add_document(doc)?;
         }
-        for address in &self.red {
-            writer.delete_term(Term::from_field_text(f.address, address.as_str()));
-        }
+        writer.delete_query(Box::new(HashSetQuery(Arc::new(hashes))))?;
+        // one batch: one indexing thread, so the merged entries make one small segment
+        let docs: Vec<UserOperation<EntryDoc>> = entries
+            .into_iter()
+            .filter(|e| !self.red.contains(&e.address))
+            .map(|e| UserOperation::Add(EntryDoc::new(f, Box::new(e))))
+            .collect();
+        writer.run(docs)?;
         writer.commit()?;
         Ok(merged)
     }
@@ -236,7 +271,7 @@ pub fn import(
     let mut stats = ImportStats::default();
     for record in records {
         match record? {
-            Record::Entry(e) => builder.add(*e)?,
+            Record::Entry(e) => builder.add_boxed(e)?,
             Record::Rejected(r) => {
                 stats.rejected += 1;
                 on_rejected(&r);

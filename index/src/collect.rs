@@ -4,16 +4,11 @@
 //! property of the entry alone (scores are exact sums of constants), so the order does not depend on
 //! segments, merges or commits, and "strictly after the cursor" is well defined across them.
 
-use std::collections::BinaryHeap;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, ColumnIndex};
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::{DocAddress, Score};
 
 use crate::Error;
-use crate::schema::{ADDR_HASH, NAME_KEY};
 
 /// Position of a hit in the order; smaller is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,6 +42,18 @@ fn score_of(rank: u32) -> Score {
 const CURSOR_VERSION: u8 = 1;
 
 impl SortKey {
+    pub(crate) fn new(score: Score, name: u64, hash: u64) -> Self {
+        SortKey {
+            rank: rank_of(score),
+            name,
+            hash,
+        }
+    }
+
+    pub(crate) fn name_hash(&self) -> (u64, u64) {
+        (self.name, self.hash)
+    }
+
     pub(crate) fn score(&self) -> Score {
         score_of(self.rank)
     }
@@ -95,133 +102,27 @@ impl SortKey {
     }
 }
 
-/// Collects the `limit` best documents strictly after `after`, and counts every match.
-pub(crate) struct TopByKey {
-    pub limit: usize,
-    pub after: Option<SortKey>,
-}
-
-/// What the collector found.
+/// What a search found.
 #[derive(Debug, Default)]
 pub(crate) struct Top {
     /// Every match, before and after the cursor.
     pub total: u64,
-    /// Up to `limit + 1` best hits after the cursor, best first (one more than asked tells whether there is
-    /// a next page).
+    /// The best hits after the cursor, best first.
     pub hits: Vec<(SortKey, DocAddress)>,
 }
 
-/// A fast u64 column, read directly when every document has a value.
-struct U64Column(Column<u64>);
-
-impl U64Column {
-    #[inline]
-    fn get(&self, doc: DocId) -> u64 {
-        match self.0.index {
-            ColumnIndex::Full => self.0.values.get_val(doc),
-            _ => self.0.first(doc).unwrap_or(u64::MAX),
-        }
-    }
-}
-
-pub(crate) struct SegmentTop {
-    segment: SegmentOrdinal,
-    keep: usize,
-    after: Option<SortKey>,
-    names: U64Column,
-    hashes: U64Column,
-    total: u64,
-    /// Max-heap: the worst kept hit on top.
-    heap: BinaryHeap<(SortKey, DocId)>,
-}
-
-impl Collector for TopByKey {
-    type Fruit = Top;
-    type Child = SegmentTop;
-
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<SegmentTop> {
-        let fast = reader.fast_fields();
-        let keep = self.limit.saturating_add(1);
-        Ok(SegmentTop {
-            segment,
-            keep,
-            after: self.after,
-            names: U64Column(fast.u64(NAME_KEY)?),
-            hashes: U64Column(fast.u64(ADDR_HASH)?),
-            total: 0,
-            heap: BinaryHeap::with_capacity(keep.min(1024)),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        true
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Top>) -> tantivy::Result<Top> {
+impl Top {
+    /// Combines the tops of several segments, keeping the `keep` best.
+    pub(crate) fn merge(tops: Vec<Top>, keep: usize) -> Top {
         let mut total = 0;
         let mut hits = Vec::new();
-        for f in fruits {
-            total += f.total;
-            hits.extend(f.hits);
+        for t in tops {
+            total += t.total;
+            hits.extend(t.hits);
         }
         hits.sort_unstable();
-        hits.truncate(self.limit.saturating_add(1));
-        Ok(Top { total, hits })
-    }
-}
-
-impl SegmentCollector for SegmentTop {
-    type Fruit = Top;
-
-    #[inline]
-    fn collect(&mut self, doc: DocId, score: Score) {
-        self.total += 1;
-        let rank = rank_of(score);
-        // Cheap rejections on the score alone before reading the fast fields.
-        if let Some(after) = &self.after
-            && rank < after.rank
-        {
-            return;
-        }
-        let full = self.heap.len() >= self.keep;
-        if full && self.heap.peek().is_some_and(|(worst, _)| rank > worst.rank) {
-            return;
-        }
-        let key = SortKey {
-            rank,
-            name: self.names.get(doc),
-            hash: self.hashes.get(doc),
-        };
-        if let Some(after) = &self.after
-            && key <= *after
-        {
-            return;
-        }
-        if !full {
-            self.heap.push((key, doc));
-        } else if let Some(mut worst) = self.heap.peek_mut()
-            && (key, doc) < *worst
-        {
-            *worst = (key, doc);
-        }
-    }
-
-    fn harvest(self) -> Top {
-        let segment = self.segment;
-        let hits = self
-            .heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|(key, doc)| (key, DocAddress::new(segment, doc)))
-            .collect();
-        Top {
-            total: self.total,
-            hits,
-        }
+        hits.truncate(keep);
+        Top { total, hits }
     }
 }
 

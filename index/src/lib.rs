@@ -18,9 +18,12 @@
 //! then organisation, profession and place words; ties read alphabetically. Red-listed entries are never
 //! indexed.
 
+mod address;
 mod analysis;
 mod build;
+mod codec;
 mod collect;
+mod engine;
 mod generations;
 mod highlight;
 mod query;

@@ -1,105 +1,166 @@
-//! From the words a user typed to a tantivy query.
+//! From the words a user typed to a query plan: for each word, the ways it may match and what each is
+//! worth.
 //!
 //! Every word must match (several words narrow). Per word, the best way it matches counts, from a fixed
 //! table: exact word in the name > prefix of a name word (the word being typed) > name word within the
-//! typo budget > the same in organisation, then profession and place. Scores are small integers so that
-//! sums are exact in `f32`: the same document gets the same score in any segment, which keeps cursors stable.
+//! typo budget > the same in the organisation, then profession and place. Scores are small integers, so
+//! sums are exact: a document gets the same score in any segment, which keeps cursors stable.
 
 use std::fmt;
 use std::sync::Arc;
 
-use tantivy::query::{
-    BitSetDocSet, BooleanQuery, ConstScoreQuery, ConstScorer, DfaWrapper, DisjunctionMaxQuery,
-    EmptyScorer, EnableScoring, Explanation, FuzzyTermQuery, Occur, Query, Scorer, TermQuery,
-    Weight,
-};
-use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, Score, SegmentReader, Term};
-use tantivy::{DocSet, TERMINATED};
+use tantivy::query::{DfaWrapper, FuzzyTermQuery};
+use tantivy::schema::Field;
+use tantivy::{Score, Term};
 
 use crate::analysis::{MAX_PREFIX_CHARS, QueryToken, typo_budget};
-use crate::schema::{Fields, MIN_OTHER_PREFIX};
+use crate::schema::Fields;
 
 /// Score of a word matched in each field family, by kind of match: exact, prefix, 1 typo, 2 typos.
 #[derive(Clone, Copy)]
 struct Boosts {
-    exact: Score,
-    prefix: Score,
-    typo1: Score,
-    typo2: Score,
+    exact: u8,
+    prefix: u8,
+    typo1: u8,
+    typo2: u8,
 }
 
 const NAME: Boosts = Boosts {
-    exact: 100.0,
-    prefix: 70.0,
-    typo1: 50.0,
-    typo2: 40.0,
+    exact: 100,
+    prefix: 70,
+    typo1: 50,
+    typo2: 40,
 };
 const ORG: Boosts = Boosts {
-    exact: 60.0,
-    prefix: 40.0,
-    typo1: 25.0,
-    typo2: 20.0,
+    exact: 60,
+    prefix: 40,
+    typo1: 25,
+    typo2: 20,
 };
 /// Profession, speciality and place words.
 const OTHER: Boosts = Boosts {
-    exact: 50.0,
-    prefix: 30.0,
-    typo1: 20.0,
-    typo2: 15.0,
+    exact: 50,
+    prefix: 30,
+    typo1: 20,
+    typo2: 15,
 };
+
+/// Shortest prefix looked up outside names: 1–2 letter prefixes of organisations, places and
+/// professions would match most of the directory and say little.
+const MIN_OTHER_PREFIX: usize = 3;
 
 /// Words longer than this get no typo tolerance: the automaton grows with the word, and such long words
 /// are glued forms or pasted text, not typed names.
 const MAX_FUZZY_CHARS: usize = 24;
 
+/// Words that say little on their own (articles, prepositions, particles): they count when present but
+/// are not required, unless the query has nothing else. `centre de radiologie de paris` would otherwise
+/// intersect with every entry whose organisation has a `de`.
+const STOP_WORDS: &[&str] = &[
+    "a", "au", "aux", "d", "de", "des", "du", "en", "et", "l", "la", "le", "les", "sur", "par",
+    "pour", "un", "une", "dans", "chez",
+];
+
+/// Score of an optional stop word present in the name: enough to order, less than any real match.
+const STOP_WORD_SCORE: u8 = 5;
+
+/// How an alternative picks the words of a field.
+#[derive(Clone)]
+pub(crate) enum How {
+    /// This word.
+    Term(String),
+    /// Words starting with this one, other than itself (the exact alternative scores that one).
+    Prefix(String),
+    /// Words within the typo budget of this one, other than itself. The first letter is taken as typed.
+    Typo(Arc<DfaWrapper>, String),
+}
+
+/// One way for a clause to match, and its score.
+#[derive(Clone)]
+pub(crate) struct Alternative {
+    pub field: Field,
+    pub how: How,
+    pub score: u8,
+}
+
+impl fmt::Debug for Alternative {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, text) = match &self.how {
+            How::Term(t) => ("term", t),
+            How::Prefix(t) => ("prefix", t),
+            How::Typo(_, t) => ("typo", t),
+        };
+        write!(f, "{kind}({:?}, {text})={}", self.field, self.score)
+    }
+}
+
+/// A word of the query, or a filter: matches when any alternative does, scoring the best one.
+#[derive(Clone, Debug)]
+pub(crate) struct Clause {
+    pub alternatives: Vec<Alternative>,
+    /// Documents must match it; an optional clause only adds its score.
+    pub required: bool,
+}
+
+/// What to look for; no clause at all lists every entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Plan {
+    pub clauses: Vec<Clause>,
+}
+
+/// Score of the highest-scoring alternative of any clause.
+pub(crate) const MAX_CLAUSE_SCORE: u8 = NAME.exact;
+
 /// Filters resolved to index terms.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct TermFilters(pub Vec<Term>);
+pub(crate) struct TermFilters(pub Vec<(Field, String)>);
 
-/// The query for `tokens` and `filters`; `None` when there is nothing to match on (no words, no filters).
-pub(crate) fn build(
-    f: &Fields,
-    tokens: &[QueryToken],
-    filters: &TermFilters,
-) -> Option<Box<dyn Query>> {
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        Vec::with_capacity(tokens.len() + filters.0.len());
-    for t in tokens {
-        clauses.push((Occur::Must, token_query(f, t)));
+impl Plan {
+    /// The plan for `tokens` and `filters`.
+    pub(crate) fn new(f: &Fields, tokens: &[QueryToken], filters: &TermFilters) -> Plan {
+        let all_stop = tokens.iter().all(|t| STOP_WORDS.contains(&t.text.as_str()));
+        let mut clauses = Vec::with_capacity(tokens.len() + filters.0.len() + 1);
+        let mut optional = Vec::new();
+        for t in tokens {
+            if !all_stop && STOP_WORDS.contains(&t.text.as_str()) {
+                optional.push(Alternative {
+                    field: f.name,
+                    how: How::Term(t.text.clone()),
+                    score: STOP_WORD_SCORE,
+                });
+            } else {
+                clauses.push(word(f, t));
+            }
+        }
+        for (field, value) in &filters.0 {
+            clauses.push(Clause {
+                alternatives: vec![Alternative {
+                    field: *field,
+                    how: How::Term(value.clone()),
+                    score: 0,
+                }],
+                required: true,
+            });
+        }
+        if !optional.is_empty() {
+            clauses.push(Clause {
+                alternatives: optional,
+                required: false,
+            });
+        }
+        Plan { clauses }
     }
-    for term in &filters.0 {
-        let q = TermQuery::new(term.clone(), IndexRecordOption::Basic);
-        clauses.push((
-            Occur::Must,
-            Box::new(ConstScoreQuery::new(Box::new(q), 0.0)),
-        ));
-    }
-    match clauses.len() {
-        0 => None,
-        1 => clauses.pop().map(|(_, q)| q),
-        _ => Some(Box::new(BooleanQuery::new(clauses))),
+
+    /// Whether the plan lists everything (no word, no filter).
+    pub(crate) fn is_all(&self) -> bool {
+        !self.clauses.iter().any(|c| c.required)
     }
 }
 
-fn constant(q: impl Query, score: Score) -> Box<dyn Query> {
-    Box::new(ConstScoreQuery::new(Box::new(q), score))
-}
-
-fn term(field: Field, text: &str) -> TermQuery {
-    TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::Basic)
-}
-
-/// All the ways one word may match, the best one counting.
-fn token_query(f: &Fields, t: &QueryToken) -> Box<dyn Query> {
+/// All the ways one word may match.
+fn word(f: &Fields, t: &QueryToken) -> Clause {
     let text = t.text.as_str();
     let chars = text.chars().count();
-    let families = [
-        (f.name, f.name_pfx, NAME, 1),
-        (f.org, f.org_pfx, ORG, MIN_OTHER_PREFIX),
-        (f.job, f.job_pfx, OTHER, MIN_OTHER_PREFIX),
-        (f.place, f.place_pfx, OTHER, MIN_OTHER_PREFIX),
-    ];
     let budget = if chars <= MAX_FUZZY_CHARS {
         typo_budget(chars)
     } else {
@@ -114,163 +175,40 @@ fn token_query(f: &Fields, t: &QueryToken) -> Box<dyn Query> {
         })
         .flatten()
         .map(Arc::new);
-    let mut alternatives: Vec<Box<dyn Query>> = Vec::with_capacity(12);
-    for (word, pfx, boosts, min_prefix) in families {
-        alternatives.push(constant(term(word, text), boosts.exact));
-        if t.prefix && chars >= min_prefix {
-            if chars <= MAX_PREFIX_CHARS {
-                alternatives.push(constant(term(pfx, text), boosts.prefix));
-            } else {
-                // longer than the indexed n-grams: few words share such a prefix, expand it
-                let q = FuzzyTermQuery::new_prefix(Term::from_field_text(word, text), 0, true);
-                alternatives.push(constant(q, boosts.prefix));
+    let mut alternatives = Vec::with_capacity(12);
+    let mut add = |field, how, score| {
+        alternatives.push(Alternative { field, how, score });
+    };
+    for (field, boosts) in [
+        (f.name, NAME),
+        (f.org, ORG),
+        (f.job, OTHER),
+        (f.place, OTHER),
+    ] {
+        add(field, How::Term(t.text.clone()), boosts.exact);
+        if t.prefix {
+            if field == f.name && chars <= MAX_PREFIX_CHARS {
+                add(f.name_pfx, How::Term(t.text.clone()), boosts.prefix);
+            } else if field == f.name || chars >= MIN_OTHER_PREFIX {
+                add(field, How::Prefix(t.text.clone()), boosts.prefix);
             }
         }
         if let Some(dfa) = &dfa {
-            let q = Typo {
-                field: word,
-                dfa: Arc::clone(dfa),
-                exact: text.as_bytes().into(),
-            };
             let score = if budget == 1 {
                 boosts.typo1
             } else {
                 boosts.typo2
             };
-            alternatives.push(constant(q, score));
+            add(field, How::Typo(Arc::clone(dfa), t.text.clone()), score);
         }
     }
-    Box::new(DisjunctionMaxQuery::new(alternatives))
-}
-
-/// Words of `field` within the typo budget of the query word, other than the word itself (that one is
-/// matched, higher, by the exact clause; leaving it out keeps a frequent correct word from being read twice).
-#[derive(Clone)]
-struct Typo {
-    field: Field,
-    dfa: Arc<DfaWrapper>,
-    exact: Box<[u8]>,
-}
-
-impl fmt::Debug for Typo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Typo({:?}, {})",
-            self.field,
-            String::from_utf8_lossy(&self.exact)
-        )
+    Clause {
+        alternatives,
+        required: true,
     }
 }
 
-impl Query for Typo {
-    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        Ok(Box::new(self.clone()))
-    }
-}
-
-impl Weight for Typo {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let inverted = reader.inverted_index(self.field)?;
-        let mut stream = inverted.terms().search(&*self.dfa).into_stream()?;
-        let mut docs: Vec<DocId> = Vec::new();
-        let mut terms = 0;
-        while stream.advance() {
-            if stream.key() == &*self.exact {
-                continue;
-            }
-            terms += 1;
-            let mut postings = inverted
-                .read_block_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)?;
-            loop {
-                let block = postings.docs();
-                if block.is_empty() {
-                    break;
-                }
-                docs.extend_from_slice(block);
-                postings.advance();
-            }
-        }
-        if docs.is_empty() {
-            return Ok(Box::new(EmptyScorer));
-        }
-        if terms > 1 {
-            docs.sort_unstable();
-            docs.dedup();
-        }
-        // A dense set is cheaper as a bit set; typo variants are usually a handful of documents.
-        if docs.len() as u64 * 32 > u64::from(reader.max_doc()) {
-            let mut bits = tantivy::BitSet::with_max_value(reader.max_doc());
-            for d in docs {
-                bits.insert(d);
-            }
-            return Ok(Box::new(ConstScorer::new(BitSetDocSet::from(bits), boost)));
-        }
-        Ok(Box::new(ConstScorer::new(SortedDocs::new(docs), boost)))
-    }
-
-    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut scorer = self.scorer(reader, 1.0)?;
-        if scorer.seek(doc) == doc {
-            Ok(Explanation::new("Typo", 1.0))
-        } else {
-            Err(tantivy::TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )))
-        }
-    }
-}
-
-/// A sorted, deduplicated list of documents.
-struct SortedDocs {
-    docs: Vec<DocId>,
-    at: usize,
-}
-
-impl SortedDocs {
-    fn new(docs: Vec<DocId>) -> Self {
-        SortedDocs { docs, at: 0 }
-    }
-}
-
-impl DocSet for SortedDocs {
-    fn advance(&mut self) -> DocId {
-        if self.at < self.docs.len() {
-            self.at += 1;
-        }
-        self.doc()
-    }
-
-    fn seek(&mut self, target: DocId) -> DocId {
-        if self.doc() >= target {
-            return self.doc();
-        }
-        self.at += self.docs[self.at..].partition_point(|&d| d < target);
-        self.doc()
-    }
-
-    fn doc(&self) -> DocId {
-        self.docs.get(self.at).copied().unwrap_or(TERMINATED)
-    }
-
-    fn size_hint(&self) -> u32 {
-        u32::try_from(self.docs.len() - self.at).unwrap_or(u32::MAX)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sorted_docs_seek_and_advance() {
-        let mut d = SortedDocs::new(vec![1, 5, 9, 20]);
-        assert_eq!(d.doc(), 1);
-        assert_eq!(d.seek(6), 9);
-        assert_eq!(d.seek(9), 9);
-        assert_eq!(d.advance(), 20);
-        assert_eq!(d.advance(), TERMINATED);
-        assert_eq!(d.seek(100), TERMINATED);
-        assert_eq!(d.size_hint(), 0);
-    }
+/// A score as the API reports it.
+pub(crate) fn to_score(sum: u16) -> Score {
+    Score::from(sum)
 }

@@ -1,22 +1,22 @@
 //! Opening the current generation, searching it, and updating it in place.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use mss_annuaire::{Department, Entry, MailAddress};
-use tantivy::query::{AllQuery, Query};
-use tantivy::schema::IndexRecordOption;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TERMINATED,
-    TantivyDocument, Term,
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
 };
 
-use crate::analysis::{QueryToken, query_tokens};
-use crate::collect::{SortKey, Top, TopByKey};
+use crate::address::{AddressIndex, HashSetQuery};
+use crate::analysis::{QueryToken, addr_hash, query_tokens};
+use crate::collect::{SortKey, Top};
+use crate::engine::{OrderCache, search_segment};
 use crate::generations::{Layout, dir_size};
 use crate::highlight::highlights;
-use crate::query::{TermFilters, build};
-use crate::schema::{self, Fields};
+use crate::query::{Plan, TermFilters};
+use crate::schema::{self, EntryDoc, Fields};
 use crate::{Error, Filters, Hit, MAX_LIMIT, Result, SearchRequest, SearchResults, Suggestion};
 
 /// Memory of an incremental writer: small batches of upserts, one thread.
@@ -29,6 +29,8 @@ pub(crate) struct Generation {
     pub index: Index,
     pub reader: IndexReader,
     pub fields: Fields,
+    pub addresses: AddressIndex,
+    pub orders: OrderCache,
 }
 
 impl Generation {
@@ -44,7 +46,25 @@ impl Generation {
             index,
             reader,
             fields,
+            addresses: AddressIndex::default(),
+            orders: OrderCache::default(),
         })
+    }
+
+    /// Builds what the first search of each segment would (a segment's sort order takes tens of
+    /// milliseconds for half a million entries), and forgets segments merged away.
+    pub(crate) fn warm(&self) -> Result<()> {
+        let searcher = self.reader.searcher();
+        let live: Vec<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        self.orders.retain(&live);
+        for segment in searcher.segment_readers() {
+            self.orders.get(segment)?;
+        }
+        Ok(())
     }
 }
 
@@ -55,32 +75,6 @@ pub(crate) fn open_reader(index: &Index) -> Result<IndexReader> {
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
         .try_into()?)
-}
-
-/// The stored entry of `address`, if indexed.
-pub(crate) fn find(searcher: &Searcher, f: &Fields, address: &str) -> Result<Option<Entry>> {
-    let term = Term::from_field_text(f.address, address);
-    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-        let inverted = segment.inverted_index(f.address)?;
-        let Some(mut postings) = inverted
-            .read_postings(&term, IndexRecordOption::Basic)
-            .map_err(tantivy::TantivyError::from)?
-        else {
-            continue;
-        };
-        let mut doc = postings.doc();
-        while doc != TERMINATED {
-            if segment.alive_bitset().is_none_or(|a| a.is_alive(doc)) {
-                let ord = u32::try_from(ord).unwrap_or(u32::MAX);
-                let stored: TantivyDocument = searcher.doc(DocAddress::new(ord, doc))?;
-                return schema::stored_entry(f, &stored)
-                    .map(Some)
-                    .map_err(|reason| Error::Corrupt { reason });
-            }
-            doc = postings.advance();
-        }
-    }
-    Ok(None)
 }
 
 /// The searchable directory: the current generation of the index in a data directory.
@@ -110,6 +104,7 @@ impl DirectoryIndex {
             data_dir: data_dir.to_path_buf(),
         })?;
         let generation = Generation::open(&layout, &name)?;
+        generation.warm()?;
         Ok(DirectoryIndex {
             layout,
             data_dir: data_dir.to_path_buf(),
@@ -136,9 +131,10 @@ impl DirectoryIndex {
         let current = self.generation();
         if current.name == name {
             current.reader.reload()?;
-            return Ok(());
+            return current.warm();
         }
         let fresh = Arc::new(Generation::open(&self.layout, &name)?);
+        fresh.warm()?;
         let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
         *guard = fresh;
         Ok(())
@@ -161,7 +157,9 @@ impl DirectoryIndex {
             reason: e.to_string().trim_start_matches("address: ").to_string(),
         })?;
         let g = self.generation();
-        find(&g.reader.searcher(), &g.fields, address.as_str())
+        let hash = addr_hash(address.as_str());
+        let same = g.addresses.entries(&g.reader.searcher(), &g.fields, hash)?;
+        Ok(same.into_iter().find(|e| e.address == address))
     }
 
     /// A page of entries matching `req`, best first.
@@ -176,9 +174,9 @@ impl DirectoryIndex {
         let g = self.generation();
         let tokens = query_tokens(&req.q);
         let filters = term_filters(&g.fields, &req.filters)?;
-        let query = build(&g.fields, &tokens, &filters).unwrap_or_else(|| Box::new(AllQuery));
+        let plan = Plan::new(&g.fields, &tokens, &filters);
         let searcher = g.reader.searcher();
-        let top = run(&searcher, query.as_ref(), req.limit, after)?;
+        let top = run(&g, &searcher, &plan, req.limit, after)?;
         let next_cursor = (top.hits.len() > req.limit)
             .then(|| req.limit.checked_sub(1).map(|i| top.hits[i].0.to_cursor()))
             .flatten();
@@ -211,11 +209,12 @@ impl DirectoryIndex {
         }
         let g = self.generation();
         let filters = term_filters(&g.fields, filters)?;
-        let Some(query) = build(&g.fields, &tokens, &filters) else {
+        let plan = Plan::new(&g.fields, &tokens, &filters);
+        if plan.is_all() {
             return Ok(Vec::new());
-        };
+        }
         let searcher = g.reader.searcher();
-        let top = run(&searcher, query.as_ref(), limit, None)?;
+        let top = run(&g, &searcher, &plan, limit, None)?;
         top.hits
             .iter()
             .take(limit)
@@ -230,7 +229,7 @@ impl DirectoryIndex {
         let g = self.generation();
         let writer = g
             .index
-            .writer_with_num_threads(1, UPDATER_MEMORY)
+            .writer_with_num_threads::<EntryDoc>(1, UPDATER_MEMORY)
             .map_err(|e| match e {
                 tantivy::TantivyError::LockFailure(..) => Error::Busy {
                     data_dir: g.dir.clone(),
@@ -240,6 +239,7 @@ impl DirectoryIndex {
         Ok(Updater {
             writer,
             generation: g,
+            batch: HashMap::new(),
         })
     }
 }
@@ -254,16 +254,25 @@ fn check_limit(limit: usize) -> Result<()> {
     Ok(())
 }
 
+/// Searches every segment, keeping `limit + 1` hits (one more tells whether there is a next page).
 fn run(
+    g: &Generation,
     searcher: &Searcher,
-    query: &dyn Query,
+    plan: &Plan,
     limit: usize,
     after: Option<SortKey>,
 ) -> Result<Top> {
-    Ok(searcher.search(query, &TopByKey { limit, after })?)
+    let keep = limit.saturating_add(1);
+    let mut tops = Vec::with_capacity(searcher.segment_readers().len());
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let ord = u32::try_from(ord).unwrap_or(u32::MAX);
+        let order = g.orders.get(segment)?;
+        tops.push(search_segment(plan, segment, &order, ord, keep, after)?);
+    }
+    Ok(Top::merge(tops, keep))
 }
 
-fn load(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Entry> {
+pub(crate) fn load(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Entry> {
     let doc: TantivyDocument = searcher.doc(addr)?;
     schema::stored_entry(f, &doc).map_err(|reason| Error::Corrupt { reason })
 }
@@ -299,7 +308,7 @@ fn suggestion(e: Entry, tokens: &[QueryToken]) -> Suggestion {
 fn term_filters(f: &Fields, filters: &Filters) -> Result<TermFilters> {
     let mut terms = Vec::new();
     if let Some(t) = filters.bal_type {
-        terms.push(Term::from_field_text(f.bal_type, t.code()));
+        terms.push((f.bal_type, t.code().to_string()));
     }
     let text = |v: &Option<String>| {
         v.as_deref()
@@ -308,35 +317,42 @@ fn term_filters(f: &Fields, filters: &Filters) -> Result<TermFilters> {
             .map(str::to_string)
     };
     if let Some(p) = text(&filters.profession) {
-        terms.push(Term::from_field_text(f.profession, &p));
+        terms.push((f.profession, p));
     }
     if let Some(s) = text(&filters.speciality) {
-        terms.push(Term::from_field_text(f.speciality, &s));
+        terms.push((f.speciality, s));
     }
     if let Some(d) = text(&filters.department) {
         let d = Department::parse(&d).map_err(|_| Error::InvalidParameter {
             param: "department",
             reason: format!("`{d}` is not a French department code"),
         })?;
-        terms.push(Term::from_field_text(f.department, d.as_str()));
+        // departments and postal codes are words of `place` (city names have no digits)
+        terms.push((f.place, crate::analysis::fold(d.as_str())));
     }
     if let Some(pc) = text(&filters.postal_code) {
-        terms.push(Term::from_field_text(f.postal_code, &pc));
+        terms.push((f.place, crate::analysis::fold(&pc)));
     }
     Ok(TermFilters(terms))
 }
 
 /// Incremental changes to the current generation: upsert or delete by address, then commit.
-/// Uncommitted changes are dropped with the updater.
+///
+/// Changes are held until [`Updater::commit`] (commit every few thousand) and dropped with the updater
+/// if it is not called.
 pub struct Updater {
-    writer: IndexWriter,
+    writer: IndexWriter<EntryDoc>,
     generation: Arc<Generation>,
+    /// Per address hash touched: every address with that hash and its entry as this batch leaves it
+    /// (`None`: deleted). Documents are deleted by hash, so the others sharing it are written back.
+    batch: HashMap<u64, HashMap<MailAddress, Option<Entry>>>,
 }
 
 impl std::fmt::Debug for Updater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Updater")
             .field("generation", &self.generation.name)
+            .field("pending", &self.batch.len())
             .finish()
     }
 }
@@ -344,31 +360,51 @@ impl std::fmt::Debug for Updater {
 impl Updater {
     /// Replaces the entry of `entry.address` (or adds it). A red-listed entry is removed instead.
     pub fn upsert(&mut self, entry: &Entry) -> Result<()> {
-        let f = &self.generation.fields;
-        self.writer
-            .delete_term(Term::from_field_text(f.address, entry.address.as_str()));
-        if !entry.red_listed {
-            let doc = schema::document(f, entry).map_err(|e| Error::Corrupt {
-                reason: format!("entry {} does not serialise: {e}", entry.address),
-            })?;
-            self.writer.add_document(doc)?;
-        }
-        Ok(())
+        let with = (!entry.red_listed).then(|| entry.clone());
+        self.replace(&entry.address, with)
     }
 
     /// Removes the entry of `address`, if any.
     pub fn delete(&mut self, address: &MailAddress) -> Result<()> {
-        let f = &self.generation.fields;
-        self.writer
-            .delete_term(Term::from_field_text(f.address, address.as_str()));
+        self.replace(address, None)
+    }
+
+    fn replace(&mut self, address: &MailAddress, with: Option<Entry>) -> Result<()> {
+        let hash = addr_hash(address.as_str());
+        let state = match self.batch.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let g = &self.generation;
+                let committed = g.addresses.entries(&g.reader.searcher(), &g.fields, hash)?;
+                v.insert(
+                    committed
+                        .into_iter()
+                        .map(|e| (e.address.clone(), Some(e)))
+                        .collect(),
+                )
+            }
+        };
+        state.insert(address.clone(), with);
         Ok(())
     }
 
     /// Makes the changes durable and visible to this process's [`DirectoryIndex`] (other processes see
     /// them after [`DirectoryIndex::reload`]).
     pub fn commit(&mut self) -> Result<()> {
+        let f = self.generation.fields;
+        if !self.batch.is_empty() {
+            let hashes: HashSet<u64> = self.batch.keys().copied().collect();
+            self.writer
+                .delete_query(Box::new(HashSetQuery(Arc::new(hashes))))?;
+            for (_, state) in self.batch.drain() {
+                for entry in state.into_values().flatten() {
+                    self.writer
+                        .add_document(EntryDoc::new(f, Box::new(entry)))?;
+                }
+            }
+        }
         self.writer.commit()?;
         self.generation.reader.reload()?;
-        Ok(())
+        self.generation.warm()
     }
 }

@@ -1,0 +1,478 @@
+//! Runs a [`Plan`] on one segment: the matching documents with their scores, then the best of them.
+//!
+//! Written for the shape of our queries rather than with tantivy's generic scorers: every match scores a
+//! constant, so a clause is a set of posting lists with a score each. The rarest required clause gives the
+//! candidates; every other clause is then checked on the candidates only, the cheaper of two ways:
+//! seeking each of its posting lists to the candidates (few candidates), or spreading its postings into a
+//! byte per document and looking the candidates up (many candidates, or many lists). A frequent word
+//! (`paris`, `centre`) next to a rare one thus costs a few seeks, not a scan of its postings.
+
+use std::cell::RefCell;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tantivy::columnar::Column;
+use tantivy::index::SegmentId;
+use tantivy::postings::TermInfo;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, DocId, DocSet, InvertedIndexReader, SegmentReader, TERMINATED, Term};
+
+use crate::collect::{SortKey, Top};
+use crate::query::{Clause, How, MAX_CLAUSE_SCORE, Plan, to_score};
+use crate::schema::{ADDR_HASH, NAME_KEY};
+
+/// The posting lists of a clause in one segment, each with its score + 1 (0 means "no match").
+struct Lists {
+    lists: Vec<(Arc<InvertedIndexReader>, TermInfo, u8)>,
+    postings: u64,
+    required: bool,
+}
+
+/// Documents matching every required clause, ascending, with their score.
+#[derive(Default)]
+struct Matches {
+    docs: Vec<DocId>,
+    scores: Vec<u16>,
+}
+
+/// The first key after every key starting with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn resolve(clause: &Clause, reader: &SegmentReader) -> tantivy::Result<Lists> {
+    let mut lists = Vec::new();
+    for alt in &clause.alternatives {
+        let inverted = reader.inverted_index(alt.field)?;
+        let code = alt.score.saturating_add(1);
+        let mut push = |info: &TermInfo| lists.push((Arc::clone(&inverted), info.clone(), code));
+        match &alt.how {
+            How::Term(text) => {
+                let term = Term::from_field_text(alt.field, text);
+                if let Some(info) = inverted.get_term_info(&term)? {
+                    push(&info);
+                }
+            }
+            How::Prefix(text) => {
+                let word = text.as_bytes();
+                let mut range = inverted.terms().range().gt(word);
+                if let Some(end) = prefix_end(word) {
+                    range = range.lt(end);
+                }
+                let mut stream = range.into_stream()?;
+                while stream.advance() {
+                    push(stream.value());
+                }
+            }
+            How::Typo(dfa, text) => {
+                // The automaton only walks the words under the first letter as typed.
+                let word = text.as_bytes();
+                let lead = text.chars().next().map_or(0, char::len_utf8);
+                let lead = &word[..lead];
+                let mut search = inverted.terms().search(&**dfa).ge(lead);
+                if let Some(end) = prefix_end(lead) {
+                    search = search.lt(end);
+                }
+                let mut stream = search.into_stream()?;
+                while stream.advance() {
+                    if stream.key() != word {
+                        push(stream.value());
+                    }
+                }
+            }
+        }
+    }
+    let postings = lists.iter().map(|(_, i, _)| u64::from(i.doc_freq)).sum();
+    Ok(Lists {
+        lists,
+        postings,
+        required: clause.required,
+    })
+}
+
+thread_local! {
+    /// One byte per document of the largest segment seen, reused by every query of this thread.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Spreads the postings of `lists` into `bytes` (zeroed, one per document): the best code per document.
+fn spread(lists: &Lists, bytes: &mut [u8]) -> tantivy::Result<()> {
+    for (inverted, info, code) in &lists.lists {
+        let mut block =
+            inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+        loop {
+            let docs = block.docs();
+            if docs.is_empty() {
+                break;
+            }
+            for &d in docs {
+                if let Some(b) = bytes.get_mut(d as usize) {
+                    *b = (*b).max(*code);
+                }
+            }
+            block.advance();
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on the scratch bytes, zeroed, `n` long.
+fn with_scratch<T>(n: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.clear();
+        s.resize(n, 0);
+        f(&mut s)
+    })
+}
+
+/// The documents of a clause: the first candidates.
+fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
+    let mut m = Matches::default();
+    if let [(inverted, info, code)] = lists.lists.as_slice() {
+        let mut block =
+            inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+        m.docs.reserve(info.doc_freq as usize);
+        while !block.docs().is_empty() {
+            m.docs.extend_from_slice(block.docs());
+            block.advance();
+        }
+        m.scores = vec![u16::from(code - 1); m.docs.len()];
+        return Ok(m);
+    }
+    if lists.postings * 64 < u64::from(max_doc) {
+        // few: sort the pairs
+        let mut pairs: Vec<(DocId, u8)> = Vec::with_capacity(lists.postings as usize);
+        for (inverted, info, code) in &lists.lists {
+            let mut block =
+                inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+            while !block.docs().is_empty() {
+                pairs.extend(block.docs().iter().map(|&d| (d, *code)));
+                block.advance();
+            }
+        }
+        // best code first among equal documents, then keep the first of each
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        pairs.dedup_by_key(|p| p.0);
+        m.docs = pairs.iter().map(|p| p.0).collect();
+        m.scores = pairs.iter().map(|p| u16::from(p.1 - 1)).collect();
+        return Ok(m);
+    }
+    with_scratch(max_doc as usize, |bytes| {
+        spread(lists, bytes)?;
+        // Branch-free: every byte is written at the next slot, which only moves on a match (the density
+        // of matches is unpredictable, a branch per document cost more than the rest together).
+        let cap = usize::try_from(lists.postings)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len())
+            + 8;
+        let mut docs = vec![0 as DocId; cap];
+        let mut scores = vec![0u16; cap];
+        let mut len = 0usize;
+        for (ci, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            if u64::from_ne_bytes(word) == 0 {
+                continue;
+            }
+            let base = (ci * 8) as DocId;
+            for (j, &b) in word.iter().enumerate() {
+                if len + 1 >= cap {
+                    break;
+                }
+                docs[len] = base + j as DocId;
+                scores[len] = u16::from(b.saturating_sub(1));
+                len += usize::from(b != 0);
+            }
+        }
+        docs.truncate(len);
+        scores.truncate(len);
+        m.docs = docs;
+        m.scores = scores;
+        Ok(m)
+    })
+}
+
+/// Checks the candidates against another clause: drops those that miss a required one, adds the score.
+fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> {
+    let mut best = vec![0u8; m.docs.len()];
+    // Rough costs in ns: a seek per candidate and list, or a pass over the postings plus the scratch.
+    let seek_cost = (m.docs.len() * lists.lists.len()) as u64 * 15;
+    let spread_cost = lists.postings * 2 + u64::from(max_doc) / 4;
+    if seek_cost <= spread_cost {
+        for (inverted, info, code) in &lists.lists {
+            let mut postings =
+                inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+            let mut current = postings.doc();
+            for (i, &d) in m.docs.iter().enumerate() {
+                if current < d {
+                    current = postings.seek(d);
+                }
+                if current == TERMINATED {
+                    break;
+                }
+                if current == d {
+                    best[i] = best[i].max(*code);
+                }
+            }
+        }
+    } else {
+        with_scratch(max_doc as usize, |bytes| -> tantivy::Result<()> {
+            spread(lists, bytes)?;
+            for (b, &d) in best.iter_mut().zip(&m.docs) {
+                *b = bytes.get(d as usize).copied().unwrap_or(0);
+            }
+            Ok(())
+        })?;
+    }
+    if lists.required {
+        // branch-free compaction, as in `materialize`
+        let mut keep = 0;
+        #[allow(clippy::needless_range_loop)] // reads index i, writes index keep <= i
+        for i in 0..m.docs.len() {
+            m.docs[keep] = m.docs[i];
+            m.scores[keep] = m.scores[i] + u16::from(best[i].saturating_sub(1));
+            keep += usize::from(best[i] != 0);
+        }
+        m.docs.truncate(keep);
+        m.scores.truncate(keep);
+    } else {
+        for (s, b) in m.scores.iter_mut().zip(&best) {
+            *s += u16::from(b.saturating_sub(1));
+        }
+    }
+    Ok(())
+}
+
+/// The documents of the segment matching the plan, with their scores.
+fn matches(plan: &Plan, reader: &SegmentReader) -> tantivy::Result<Matches> {
+    let max_doc = reader.max_doc();
+    let mut m = if plan.is_all() {
+        Matches {
+            docs: (0..max_doc).collect(),
+            scores: vec![0; max_doc as usize],
+        }
+    } else {
+        let mut clauses = plan
+            .clauses
+            .iter()
+            .map(|c| resolve(c, reader))
+            .collect::<tantivy::Result<Vec<Lists>>>()?;
+        if clauses.iter().any(|c| c.required && c.lists.is_empty()) {
+            return Ok(Matches::default());
+        }
+        // required clauses rarest first, optional ones last
+        clauses.sort_by_key(|c| (!c.required, c.postings));
+        let mut rest = clauses.iter();
+        let Some(first) = rest.next() else {
+            return Ok(Matches::default());
+        };
+        let mut m = materialize(first, max_doc)?;
+        for lists in rest {
+            if m.docs.is_empty() {
+                break;
+            }
+            apply(&mut m, lists, max_doc)?;
+        }
+        m
+    };
+    if let Some(alive) = reader.alive_bitset() {
+        let mut keep = 0;
+        for i in 0..m.docs.len() {
+            m.docs[keep] = m.docs[i];
+            m.scores[keep] = m.scores[i];
+            keep += usize::from(alive.is_alive(m.docs[i]));
+        }
+        m.docs.truncate(keep);
+        m.scores.truncate(keep);
+    }
+    Ok(m)
+}
+
+/// The documents of a segment in sort-key order (name key, then address hash): ties of score are broken
+/// by comparing small integers instead of reading two fast fields per candidate.
+pub(crate) struct SegmentOrder {
+    /// Position of each document in the order.
+    rank: Vec<u32>,
+    /// The documents, in order.
+    order: Vec<DocId>,
+    names: Column<u64>,
+    hashes: Column<u64>,
+}
+
+impl SegmentOrder {
+    pub(crate) fn build(reader: &SegmentReader) -> tantivy::Result<SegmentOrder> {
+        let fast = reader.fast_fields();
+        let names = fast.u64(NAME_KEY)?;
+        let hashes = fast.u64(ADDR_HASH)?;
+        let max_doc = reader.max_doc();
+        let mut keyed: Vec<(u64, u64, DocId)> = (0..max_doc)
+            .map(|d| {
+                (
+                    names.first(d).unwrap_or(u64::MAX),
+                    hashes.first(d).unwrap_or(u64::MAX),
+                    d,
+                )
+            })
+            .collect();
+        keyed.sort_unstable();
+        let order: Vec<DocId> = keyed.iter().map(|k| k.2).collect();
+        let mut rank = vec![0u32; max_doc as usize];
+        for (r, &d) in order.iter().enumerate() {
+            rank[d as usize] = r as u32;
+        }
+        Ok(SegmentOrder {
+            rank,
+            order,
+            names,
+            hashes,
+        })
+    }
+
+    fn name_hash(&self, doc: DocId) -> (u64, u64) {
+        (
+            self.names.first(doc).unwrap_or(u64::MAX),
+            self.hashes.first(doc).unwrap_or(u64::MAX),
+        )
+    }
+
+    /// How many documents sort at or before `(name, hash)`.
+    fn count_up_to(&self, name: u64, hash: u64) -> u32 {
+        let n = self
+            .order
+            .partition_point(|&d| self.name_hash(d) <= (name, hash));
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+/// Per segment, its [`SegmentOrder`]: built once, kept while the segment is searched.
+#[derive(Default)]
+pub(crate) struct OrderCache {
+    orders: Mutex<HashMap<SegmentId, Arc<SegmentOrder>>>,
+}
+
+impl OrderCache {
+    pub(crate) fn get(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentOrder>> {
+        let id = reader.segment_id();
+        if let Some(o) = self.lock().get(&id) {
+            return Ok(Arc::clone(o));
+        }
+        // built outside the lock: a big segment takes tens of ms
+        let built = Arc::new(SegmentOrder::build(reader)?);
+        Ok(Arc::clone(self.lock().entry(id).or_insert(built)))
+    }
+
+    /// Forgets the segments not in `live`.
+    pub(crate) fn retain(&self, live: &[SegmentId]) {
+        self.lock().retain(|id, _| live.contains(id));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<SegmentOrder>>> {
+        self.orders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Highest score a plan can give, bounding the score histogram.
+fn max_score(plan: &Plan) -> usize {
+    plan.clauses.len() * usize::from(MAX_CLAUSE_SCORE) + 1
+}
+
+/// Runs `plan` on a segment: counts every match and keeps the `keep` best strictly after `after`.
+pub(crate) fn search_segment(
+    plan: &Plan,
+    reader: &SegmentReader,
+    order: &SegmentOrder,
+    segment: u32,
+    keep: usize,
+    after: Option<SortKey>,
+) -> tantivy::Result<Top> {
+    let m = matches(plan, reader)?;
+    let total = m.docs.len() as u64;
+    if keep == 0 || m.docs.is_empty() {
+        return Ok(Top {
+            total,
+            hits: Vec::new(),
+        });
+    }
+    // Only the best score levels can hold the `keep` best: count documents per score, from the top,
+    // until there are enough (the cursor's own level does not count: part of it may be before the cursor).
+    let after_score = after.map(|a| a.score());
+    let mut histogram = vec![0u32; max_score(plan) + 1];
+    let top_bucket = histogram.len() - 1;
+    for &s in &m.scores {
+        histogram[usize::from(s).min(top_bucket)] += 1;
+    }
+    let mut floor = 0;
+    let mut enough = 0usize;
+    for level in (0..histogram.len()).rev() {
+        let score = to_score(u16::try_from(level).unwrap_or(u16::MAX));
+        if after_score.is_some_and(|a| score >= a) {
+            continue;
+        }
+        enough += histogram[level] as usize;
+        if enough >= keep {
+            floor = level;
+            break;
+        }
+    }
+    // At the cursor's score, only documents sorting after it.
+    let after_rank = after.map(|a| {
+        let (name, hash) = a.name_hash();
+        order.count_up_to(name, hash)
+    });
+    // Max-heap on (score descending, rank): the worst kept hit on top.
+    let mut heap: BinaryHeap<(std::cmp::Reverse<u16>, u32)> =
+        BinaryHeap::with_capacity(keep.min(1024) + 1);
+    for (&doc, &s) in m.docs.iter().zip(&m.scores) {
+        if usize::from(s).min(top_bucket) < floor {
+            continue;
+        }
+        let rank = order.rank.get(doc as usize).copied().unwrap_or(u32::MAX);
+        if let (Some(a), Some(after_rank)) = (after_score, after_rank) {
+            let score = to_score(s);
+            if score > a || (score == a && rank < after_rank) {
+                continue;
+            }
+        }
+        let item = (std::cmp::Reverse(s), rank);
+        if heap.len() < keep {
+            heap.push(item);
+        } else if let Some(mut worst) = heap.peek_mut()
+            && item < *worst
+        {
+            *worst = item;
+        }
+    }
+    let hits = heap
+        .into_sorted_vec()
+        .into_iter()
+        .filter_map(|(std::cmp::Reverse(s), rank)| {
+            let doc = *order.order.get(rank as usize)?;
+            let (name, hash) = order.name_hash(doc);
+            Some((
+                SortKey::new(to_score(s), name, hash),
+                DocAddress::new(segment, doc),
+            ))
+        })
+        .collect();
+    Ok(Top { total, hits })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges_end_after_every_extension() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[b'a', 0xff]), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(&[0xff]), None);
+    }
+}
