@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// TOML configuration file; flags and MSS_* variables take precedence over it.
     #[arg(long, env = "MSS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// LDAP directory answering `GET /v1/directory/search?source=ldap` (e.g.
+    /// ldap://ldap.annuaire.mssante.fr:389); none: source=ldap is refused.
+    #[arg(long, env = "MSS_LDAP_URL", value_name = "URL")]
+    pub ldap_url: Option<String>,
+    /// Base DN of that directory [default: ou=bal,o=mssante,c=fr].
+    #[arg(long, env = "MSS_LDAP_BASE", value_name = "DN")]
+    pub ldap_base: Option<String>,
 }
 
 /// The `[serve]`-less TOML file: every key optional.
@@ -41,6 +48,10 @@ pub struct FileConfig {
     /// CORS origins.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// LDAP directory of `source=ldap`.
+    pub ldap_url: Option<String>,
+    /// Its base DN.
+    pub ldap_base: Option<String>,
     /// `POST /v1/messages/send` (product reference, trust roots, fronts, APP certificate).
     pub send: Option<crate::lps::SendFileConfig>,
 }
@@ -70,8 +81,25 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
     } else {
         args.cors_origins
     };
-    let config = ApiConfig { cors_origins };
-    let sending = file.send.as_ref().map(crate::lps::send_config).transpose()?;
+    let ldap = match args.ldap_url.or(file.ldap_url) {
+        Some(url) => {
+            let base = args
+                .ldap_base
+                .or(file.ldap_base)
+                .unwrap_or_else(|| mss_annuaire::ldap::DEFAULT_BASE.to_string());
+            let config = mss_annuaire::ldap::LdapConfig::new(&url, &base)?;
+            Some(std::sync::Arc::new(mss_annuaire::ldap::LdapClient::new(
+                config,
+            )?))
+        }
+        None => None,
+    };
+    let config = ApiConfig { cors_origins, ldap };
+    let sending = file
+        .send
+        .as_ref()
+        .map(crate::lps::send_config)
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

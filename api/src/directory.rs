@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mss_annuaire::ldap::{LdapClient, SearchQuery as LdapQuery};
 use mss_annuaire::{Entry, MailAddress};
 use mss_index::{SearchRequest, Suggestion};
 use serde::Serialize;
@@ -27,6 +28,7 @@ const SEARCH_PARAMS: &[&str] = &[
     "postal_code",
     "limit",
     "cursor",
+    "source",
 ];
 const AUTOCOMPLETE_PARAMS: &[&str] = &[
     "q",
@@ -60,9 +62,17 @@ struct SearchQuery {
     postal_code: Option<String>,
     /// Page size, 1 to 100 (default 20).
     limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (`source=local` only).
     cursor: Option<String>,
+    /// `local` (default): the local index. `ldap`: the national LDAP directory, live: at most 100 entries,
+    /// `partial` with a `hint` when it stopped at its size or time limit, no paging; when it does not
+    /// answer, the local index answers instead, with `source: "local"` and a `warning`.
+    source: Option<String>,
 }
+
+/// The LDAP directory of `source=ldap`, if the server has one.
+#[derive(Clone)]
+pub struct LdapSource(pub Option<Arc<LdapClient>>);
 
 /// Query parameters of `/v1/directory/autocomplete`.
 #[derive(IntoParams)]
@@ -89,13 +99,24 @@ struct AutocompleteQuery {
 /// A page of search results.
 #[derive(Serialize, ToSchema)]
 pub struct SearchResponse {
-    /// Entries matching the query and filters, over all pages.
+    /// Entries matching the query and filters, over all pages (from the LDAP directory: the entries it
+    /// returned).
     total: u64,
-    /// This page, best first.
+    /// This page, best first (from the LDAP directory: in its order).
     results: Vec<Entry>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    /// Where the results come from: `local` (the index) or `ldap` (the national directory, live).
+    source: String,
+    /// The LDAP directory stopped at its size or time limit: more entries match than it returned.
+    partial: bool,
+    /// How to refine the query, when `partial`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    /// Why the results do not come from the source asked for (the LDAP directory did not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 /// Suggestions for what the user is typing.
@@ -121,6 +142,7 @@ pub struct AutocompleteResponse {
 )]
 pub async fn search(
     State(state): State<Arc<AppState>>,
+    Extension(LdapSource(ldap)): Extension<LdapSource>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchResponse>, Problem> {
     let params = Params::parse(raw.as_deref(), SEARCH_PARAMS)?;
@@ -130,11 +152,67 @@ pub async fn search(
         limit: params.limit(20, MAX_LIMIT)?,
         cursor: params.get("cursor").map(str::to_string),
     };
+    let mut warning = None;
+    match params.get("source").unwrap_or("local") {
+        "local" => {}
+        "ldap" => {
+            let Some(client) = ldap else {
+                return Err(Problem::invalid_param(
+                    "source",
+                    "this server has no LDAP directory configured (mss serve --ldap-url)",
+                ));
+            };
+            if request.cursor.is_some() {
+                return Err(Problem::invalid_param(
+                    "cursor",
+                    "the LDAP directory has no paging (at most 100 entries per query): refine the query",
+                ));
+            }
+            let query = LdapQuery {
+                text: request.q.clone(),
+                bal_type: request.filters.bal_type,
+                profession: request.filters.profession.clone(),
+                speciality: request.filters.speciality.clone(),
+                department: request.filters.department.clone(),
+                postal_code: request.filters.postal_code.clone(),
+                limit: request.limit,
+            };
+            match client.search(&query).await {
+                Ok(answer) => {
+                    return Ok(Json(SearchResponse {
+                        total: answer.entries.len() as u64,
+                        results: answer.entries,
+                        next_cursor: None,
+                        source: "ldap".into(),
+                        partial: answer.partial.is_some(),
+                        hint: answer.hint,
+                        warning: None,
+                    }));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "LDAP search failed; answering from the local index");
+                    warning = Some(format!(
+                        "the LDAP directory did not answer ({e}); these results come from the local index"
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(Problem::invalid_param(
+                "source",
+                format!("must be `local` or `ldap`, got `{other}`"),
+            ));
+        }
+    }
     let results = state.index()?.search(&request)?;
     Ok(Json(SearchResponse {
         total: results.total,
         results: results.hits.into_iter().map(|h| h.entry).collect(),
         next_cursor: results.next_cursor,
+        source: "local".into(),
+        partial: false,
+        hint: None,
+        warning,
     }))
 }
 

@@ -38,6 +38,8 @@ pub use problem::{InvalidParam, Problem};
 pub struct ApiConfig {
     /// Origins allowed to call the API from a browser (CORS); `*` allows any. Empty: same origin only.
     pub cors_origins: Vec<String>,
+    /// The LDAP directory answering `GET /v1/directory/search?source=ldap` (none: `source=ldap` is refused).
+    pub ldap: Option<Arc<mss_annuaire::ldap::LdapClient>>,
 }
 
 /// Shared state of the handlers.
@@ -140,6 +142,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
             )
             .into_response()
         }))
+        .layer(axum::Extension(directory::LdapSource(config.ldap.clone())))
         .with_state(state)
 }
 
