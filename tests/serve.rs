@@ -370,11 +370,25 @@ fn configuration_file_with_flag_precedence() {
 #[test]
 fn the_shell_example_runs_against_the_service() {
     let s = server();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/directory/rest-calls.sh");
-    let out = std::process::Command::new("bash").arg(script).arg(&s.base).output().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/directory/rest-calls.sh"
+    );
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&s.base)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("\"suggestions\""), "{text}");
     assert!(text.contains("\"results\""), "{text}");
-    assert!(text.contains("limit: must be a whole number from 1 to 100, got `500`"), "{text}");
+    assert!(
+        text.contains("limit: must be a whole number from 1 to 100, got `500`"),
+        "{text}"
+    );
 }
