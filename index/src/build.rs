@@ -90,8 +90,11 @@ impl Builder {
         let layout = Layout::new(data_dir);
         let lock = layout.lock_build()?;
         let current = layout.current()?;
-        layout.remove_others(&current.iter().map(String::as_str).collect::<Vec<_>>())?;
+        // numbered past the stale ones before removing them: a generation name is never reused
         let (name, dir) = layout.create_next()?;
+        let mut keep = vec![name.as_str()];
+        keep.extend(current.as_deref());
+        layout.remove_others(&keep)?;
         let settings = tantivy::IndexSettings {
             // Small blocks: a hit reads one block; records are ~250 bytes, so 4 KiB holds ~16.
             docstore_blocksize: DOCSTORE_BLOCK,

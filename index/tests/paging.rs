@@ -1,0 +1,132 @@
+//! Walking every page with the cursor: no duplicate, no gap, the same total, across commits.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{build, fixture, structure};
+use mss_annuaire::BalType;
+use mss_index::{DirectoryIndex, Filters, SearchRequest};
+
+/// Every address of a query, page by page; `between` runs after each page.
+fn walk(
+    index: &DirectoryIndex,
+    q: &str,
+    filters: &Filters,
+    limit: usize,
+    mut between: impl FnMut(usize),
+) -> (Vec<(String, f32)>, u64) {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut totals = HashSet::new();
+    for page in 0.. {
+        let r = index
+            .search(&SearchRequest {
+                q: q.into(),
+                filters: filters.clone(),
+                limit,
+                cursor: cursor.clone(),
+            })
+            .expect("page");
+        totals.insert(r.total);
+        assert!(r.hits.len() <= limit);
+        seen.extend(
+            r.hits
+                .iter()
+                .map(|h| (h.entry.address.to_string(), h.score)),
+        );
+        between(page);
+        match r.next_cursor {
+            Some(c) => {
+                assert_eq!(r.hits.len(), limit, "a page before the last one is full");
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        totals.len(),
+        1,
+        "the total does not change from page to page: {totals:?}"
+    );
+    (seen, totals.into_iter().next().unwrap_or(0))
+}
+
+fn single_page(index: &DirectoryIndex, q: &str, filters: &Filters) -> Vec<(String, f32)> {
+    let r = index
+        .search(&SearchRequest {
+            q: q.into(),
+            filters: filters.clone(),
+            limit: 1000,
+            cursor: None,
+        })
+        .unwrap();
+    assert!(r.next_cursor.is_none());
+    r.hits
+        .iter()
+        .map(|h| (h.entry.address.to_string(), h.score))
+        .collect()
+}
+
+#[test]
+fn pages_cover_every_match_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(dir.path(), fixture());
+    let people = Filters {
+        bal_type: Some(BalType::Per),
+        ..Default::default()
+    };
+    for (q, filters) in [
+        ("", people.clone()),
+        ("ma", Filters::default()),
+        ("l", Filters::default()),
+        ("gaspard rolland", Filters::default()),
+        ("medecin", people.clone()),
+    ] {
+        let all = single_page(&index, q, &filters);
+        for limit in [1, 3, 7, 50] {
+            let (paged, total) = walk(&index, q, &filters, limit, |_| {});
+            assert_eq!(paged, all, "{q:?} by {limit}");
+            assert_eq!(total as usize, all.len());
+            let unique: HashSet<_> = paged.iter().map(|p| &p.0).collect();
+            assert_eq!(unique.len(), paged.len(), "no duplicate");
+        }
+        assert!(all.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {q}");
+    }
+}
+
+#[test]
+fn cursor_survives_unrelated_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(dir.path(), fixture());
+    let people = Filters {
+        bal_type: Some(BalType::Per),
+        ..Default::default()
+    };
+    let before: HashSet<String> = single_page(&index, "", &people)
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    let mut writer = index.writer().unwrap();
+    let (paged, _) = walk(&index, "", &people, 10, |page| {
+        if page < 3 {
+            // an unrelated box (an organisation) added while the user pages through the people
+            let a = format!("late.{page}@chu-reunion.mssante.fr");
+            writer
+                .upsert(&structure(
+                    &a,
+                    BalType::Org,
+                    "CHU de La Réunion",
+                    Some("Accueil"),
+                    "97400",
+                    "Saint-Denis",
+                ))
+                .unwrap();
+            writer.commit().unwrap();
+        }
+    });
+    let paged_set: HashSet<String> = paged.iter().map(|p| p.0.clone()).collect();
+    assert_eq!(paged_set.len(), paged.len(), "no duplicate across commits");
+    assert_eq!(before, paged_set, "no entry skipped across commits");
+    assert_eq!(index.num_entries() as usize, fixture().len() - 1 + 3);
+}
