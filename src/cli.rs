@@ -34,6 +34,8 @@ pub enum Command {
     DemoData(DemoArgs),
     /// Serve the REST API and the autocomplete page (builds the sample index on first run).
     Serve(crate::serve::ServeArgs),
+    /// Build a compliant MSSanté message (.eml) from a JSON compose request.
+    Compose(crate::compose::ComposeArgs),
     /// Send a ready message (.eml) through the API LPS of its mailbox (SMTP submission, STARTTLS).
     Send(crate::lps::SendArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
@@ -134,6 +136,7 @@ impl Cli {
             Command::Search(args) if args.source == SearchSource::Ldap => crate::ldap::search(args),
             Command::Search(args) => directory::search(&data_dir, args),
             Command::DemoData(args) => directory::demo_data(args),
+            Command::Compose(args) => crate::compose::compose(args),
             Command::Send(args) => crate::lps::send(args),
             Command::Proof(args) => crate::lps::proof(args),
             Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),

@@ -2,6 +2,7 @@
 //! the library crates (`mss-annuaire`, `mss-index`, `mss-api`).
 
 mod cli;
+mod compose;
 mod data;
 mod directory;
 mod ldap;

@@ -101,6 +101,7 @@ impl AppState {
         directory::readyz,
         directory::metrics,
         messages::send,
+        messages::compose,
     ),
     components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient)),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
@@ -126,6 +127,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         .route("/readyz", get(directory::readyz))
         .route("/metrics", get(directory::metrics))
         .route("/v1/messages/send", post(messages::send))
+        .route("/v1/messages/compose", post(messages::compose))
         .route("/openapi.json", get(openapi))
         .merge(widget::routes())
         .fallback(not_found)

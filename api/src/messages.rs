@@ -116,6 +116,47 @@ pub async fn send(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     }
 }
 
+/// Compose a message without sending it: the MIME bytes a vendor can inspect, store or send itself.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/compose",
+    tag = "messages",
+    request_body(
+        content = serde_json::Value,
+        content_type = "application/json",
+        description = "A compose request (mss-message `ComposeRequest`), as for `/v1/messages/send`"
+    ),
+    responses(
+        (status = 200, description = "The message (RFC 5322, CRLF); its Message-ID is in the `X-MSS-Message-ID` response header", body = String, content_type = "message/rfc822"),
+        (status = 400, description = "The request is malformed (the field is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An MSSanté rule refuses the message (whitelist, INS, size)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The product reference (NIL) is not configured", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn compose(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let composed = (|| -> Result<mss_message::ComposedMessage, Reject> {
+        let cfg = state.sending.get().ok_or_else(|| -> Reject {
+            Problem::unavailable(
+                "composition is not configured on this service (product reference)",
+            )
+            .into()
+        })?;
+        let request: ComposeRequest = serde_json::from_slice(&body)
+            .map_err(|e| Problem::invalid_param("body", e.to_string()))?;
+        mss_message::compose(&request, &cfg.compose).map_err(|e| compose_problem(&e))
+    })();
+    match composed {
+        Ok(m) => {
+            let mut r = ([(header::CONTENT_TYPE, "message/rfc822")], m.raw).into_response();
+            if let Ok(id) = HeaderValue::from_str(&m.message_id) {
+                r.headers_mut().insert("x-mss-message-id", id);
+            }
+            r
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
 /// A refusal: the problem, and the `WWW-Authenticate` challenge of a 401.
 struct Reject {
     problem: Problem,
