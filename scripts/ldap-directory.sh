@@ -101,7 +101,7 @@ fi
 
 # ---------------------------------------------------------------- cn=config
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-printf '%s\n' "$password" > "$dir/admin.password"
+printf '%s' "$password" > "$dir/admin.password"  # no line end: ldap-utils' -y reads the whole file
 chmod 600 "$dir/admin.password"
 hash=$(slappasswd -s "$password")
 # mdb map: ~3 KB per entry with indexes, plus room
