@@ -9,3 +9,6 @@ bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# a short coverage-guided fuzz run of the message readers (outside input: MIME, IHE_XDM, METADATA.XML)
+bash fuzz/run-stable.sh 30
