@@ -15,7 +15,7 @@ use tokio_rustls::client::TlsStream;
 pub use response::{FetchedMessage, ImapStatus, ListEntry, ResponseCode, Status};
 pub(crate) use response::{Response, Segment, Untagged};
 
-use crate::auth::{self, Method, OAuthChallenge, Refusal, TokenPolicy};
+use crate::auth::{self, OAuthChallenge, Refusal, TokenPolicy};
 use crate::conn::{self, Endpoint, LineConn, Redact, Timeouts};
 use crate::error::{AuthFailure, Error, Protocol};
 use crate::secret::{self, AccessToken};
@@ -282,33 +282,7 @@ impl ImapSecure {
     pub async fn authenticate(mut self, login: Login<'_>) -> Result<ImapSession, Error> {
         let server = self.conn.line.server.clone();
         let user = login.user().to_string();
-        let (method, mechanism, ir, token, policy) = match login {
-            Login::XOAuth2 {
-                user,
-                token,
-                policy,
-            } => (
-                Method::XOAuth2,
-                "XOAUTH2",
-                secret::xoauth2_initial_response(user.as_str(), token),
-                Some(token),
-                Some(policy),
-            ),
-            Login::Certificate { user, password } => {
-                if !self.has_client_cert {
-                    return Err(Error::Config {
-                        reason: format!("the APP mailbox {user} needs a client certificate"),
-                    });
-                }
-                (
-                    Method::Certificate,
-                    "PLAIN",
-                    secret::plain_initial_response(user.as_str(), password),
-                    None,
-                    None,
-                )
-            }
-        };
+        let (method, mechanism, ir, token, policy) = login.sasl(self.has_client_cert)?;
         if !self.caps.has_auth(mechanism) {
             let _ = self.conn.run("LOGOUT").await;
             return Err(Error::Auth {

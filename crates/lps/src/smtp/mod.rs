@@ -70,10 +70,51 @@ pub enum Login<'a> {
     },
 }
 
-impl Login<'_> {
+/// The SASL exchange a [`Login`] asks for: method, mechanism name, initial response, and for XOAUTH2 the
+/// token and policy that explain a refusal. Shared by SMTP and IMAP.
+pub(crate) type Sasl<'a> = (
+    Method,
+    &'static str,
+    Secret,
+    Option<&'a AccessToken>,
+    Option<&'a TokenPolicy>,
+);
+
+impl<'a> Login<'a> {
     pub(crate) fn user(&self) -> &MailAddress {
         match self {
             Login::XOAuth2 { user, .. } | Login::Certificate { user, .. } => user,
+        }
+    }
+
+    /// The SASL exchange; PLAIN for an APP mailbox needs the TLS client certificate.
+    pub(crate) fn sasl(self, has_client_cert: bool) -> Result<Sasl<'a>, Error> {
+        match self {
+            Login::XOAuth2 {
+                user,
+                token,
+                policy,
+            } => Ok((
+                Method::XOAuth2,
+                "XOAUTH2",
+                secret::xoauth2_initial_response(user.as_str(), token),
+                Some(token),
+                Some(policy),
+            )),
+            Login::Certificate { user, password } => {
+                if !has_client_cert {
+                    return Err(Error::Config {
+                        reason: format!("the APP mailbox {user} needs a client certificate"),
+                    });
+                }
+                Ok((
+                    Method::Certificate,
+                    "PLAIN",
+                    secret::plain_initial_response(user.as_str(), password),
+                    None,
+                    None,
+                ))
+            }
         }
     }
 }
@@ -377,33 +418,7 @@ impl SmtpSecure {
     pub async fn authenticate(mut self, login: Login<'_>) -> Result<SmtpSession, Error> {
         let server = self.conn.server.clone();
         let user = login.user().to_string();
-        let (method, mechanism, ir, token, policy) = match login {
-            Login::XOAuth2 {
-                user,
-                token,
-                policy,
-            } => (
-                Method::XOAuth2,
-                "XOAUTH2",
-                secret::xoauth2_initial_response(user.as_str(), token),
-                Some(token),
-                Some(policy),
-            ),
-            Login::Certificate { user, password } => {
-                if !self.has_client_cert {
-                    return Err(Error::Config {
-                        reason: format!("the APP mailbox {user} needs a client certificate"),
-                    });
-                }
-                (
-                    Method::Certificate,
-                    "PLAIN",
-                    secret::plain_initial_response(user.as_str(), password),
-                    None,
-                    None,
-                )
-            }
-        };
+        let (method, mechanism, ir, token, policy) = login.sasl(self.has_client_cert)?;
         if !self.ext.has_auth(mechanism) {
             let _ = command(&mut self.conn, "QUIT").await;
             return Err(Error::Auth {
