@@ -29,7 +29,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MSS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// LDAP directory answering `GET /v1/directory/search?source=ldap` (e.g.
-    /// ldap://ldap.annuaire.mssante.fr:389); none: source=ldap is refused.
+    /// ldap://ldap.annuaire.mssante.fr:389); none: source=ldap is refused. Queries get 10 s of server
+    /// time; a directory that does not answer in 3 s (connection) or 12 s leaves the local index to answer.
     #[arg(long, env = "MSS_LDAP_URL", value_name = "URL")]
     pub ldap_url: Option<String>,
     /// Base DN of that directory [default: ou=bal,o=mssante,c=fr].
@@ -87,7 +88,12 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                 .ldap_base
                 .or(file.ldap_base)
                 .unwrap_or_else(|| mss_annuaire::ldap::DEFAULT_BASE.to_string());
-            let config = mss_annuaire::ldap::LdapConfig::new(&url, &base)?;
+            let mut config = mss_annuaire::ldap::LdapConfig::new(&url, &base)?;
+            // someone is waiting for the page: ask the directory for at most 10 s of work (not its
+            // 60) and give up on it sooner than that, for the local index
+            config.connect_timeout = std::time::Duration::from_secs(3);
+            config.time_limit = std::time::Duration::from_secs(10);
+            config.operation_timeout = std::time::Duration::from_secs(12);
             Some(std::sync::Arc::new(mss_annuaire::ldap::LdapClient::new(
                 config,
             )?))

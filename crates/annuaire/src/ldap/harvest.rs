@@ -427,7 +427,7 @@ struct State {
     directory: String,
     /// The whole filter of the harvest.
     filter: String,
-    /// Parts finished (their filters), in order.
+    /// Parts finished: the 64-bit FNV-1a fingerprints of their filters (hex), in order.
     done: Vec<String>,
     /// Parts still to do.
     todo: Vec<Part>,
@@ -437,7 +437,31 @@ struct State {
     rejected: u64,
 }
 
-const STATE_VERSION: u32 = 1;
+/// [`State`] as written, borrowed.
+#[derive(Serialize)]
+struct StateRef<'a> {
+    version: u32,
+    directory: &'a str,
+    filter: String,
+    done: &'a [String],
+    todo: Vec<&'a Part>,
+    unsplittable: &'a [String],
+    red_listed: u64,
+    rejected: u64,
+}
+
+const STATE_VERSION: u32 = 2;
+
+/// The fingerprint of a part's filter kept in the state: 64-bit FNV-1a, hex (stable across builds, and
+/// 16 bytes where a filter with its exclusions can take a kilobyte).
+fn fingerprint(filter: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in filter.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
 
 /// The file beside the state that lists the addresses collected so far, one per line.
 pub fn seen_file(state_file: &Path) -> PathBuf {
@@ -704,7 +728,7 @@ impl<S: HarvestSink> Run<'_, S> {
                 }
             }
         }
-        self.done.push(filter);
+        self.done.push(fingerprint(&filter));
         Ok(())
     }
 
@@ -753,7 +777,7 @@ impl<S: HarvestSink> Run<'_, S> {
         let done: HashSet<&String> = self.done.iter().collect();
         let dims = self.mapping.split();
         for part in state.todo {
-            if !done.contains(&part.filter(dims, &self.base).to_string()) {
+            if !done.contains(&fingerprint(&part.filter(dims, &self.base).to_string())) {
                 self.queue.push_back((part, 0));
             }
         }
@@ -792,15 +816,15 @@ impl<S: HarvestSink> Run<'_, S> {
             let file = out.into_inner().map_err(|e| io(&seen, e.into_error()))?;
             file.sync_data().map_err(|e| io(&seen, e))?;
         }
-        let mut todo: Vec<Part> = self.flying.values().cloned().collect();
-        todo.extend(self.queue.iter().map(|(p, _)| p.clone()));
-        let state = State {
+        let mut todo: Vec<&Part> = self.flying.values().collect();
+        todo.extend(self.queue.iter().map(|(p, _)| p));
+        let state = StateRef {
             version: STATE_VERSION,
-            directory: self.identity.clone(),
+            directory: &self.identity,
             filter: self.whole_filter(),
-            done: self.done.clone(),
+            done: &self.done,
             todo,
-            unsplittable: self.unsplittable.clone(),
+            unsplittable: &self.unsplittable,
             red_listed: self.red_listed,
             rejected: self.rejected,
         };
