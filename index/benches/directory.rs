@@ -1,6 +1,7 @@
 //! Import throughput, memory, size and query latency of the directory index.
 //!
-//! `cargo bench -p mss-index --bench directory -- [--entries N] [--queries N] [--keep DIR]`
+//! `cargo bench -p mss-index --bench directory -- [--entries N] [--queries N] [--keep DIR | --reuse DIR]
+//! [--import-only]`
 //!
 //! Writes a synthetic national extraction of N entries (default 535 000, the size of the real file),
 //! imports it through [`mss_index::import`] as the CLI does, then runs a fixed, seeded mix of queries
@@ -30,6 +31,8 @@ struct Args {
     keep: Option<PathBuf>,
     /// Query an index kept by an earlier `--keep` run instead of importing.
     reuse: bool,
+    /// Stop after the import.
+    import_only: bool,
 }
 
 fn args() -> Args {
@@ -38,6 +41,7 @@ fn args() -> Args {
         queries: 2_000,
         keep: None,
         reuse: false,
+        import_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,6 +55,7 @@ fn args() -> Args {
             }
             "--queries" => a.queries = value("--queries").parse().expect("--queries N"),
             "--keep" => a.keep = Some(PathBuf::from(value("--keep"))),
+            "--import-only" => a.import_only = true,
             "--reuse" => {
                 a.keep = Some(PathBuf::from(value("--reuse")));
                 a.reuse = true;
@@ -73,7 +78,12 @@ fn main() {
         .path()
         .join("Extraction_Correspondance_MSSante_202611300000.txt");
 
-    println!("mss-index bench: {} entries", args.entries);
+    println!(
+        "mss-index bench: {} entries; machine reference loop {:.2} ms (load average {})",
+        args.entries,
+        reference_ms(),
+        load_average()
+    );
     let t = Instant::now();
     let sample = if args.reuse {
         demo::entries(args.entries, SEED).step_by(100).collect()
@@ -82,14 +92,14 @@ fn main() {
     };
     let file_mb = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
-        "  generated {file_mb:.0} MB extraction in {:.1} s",
+        "  generated a {file_mb:.0} MB extraction in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 
     if !args.reuse {
         run_import(&file, &data_dir);
     }
-    if std::env::var_os("XX_IMPORT_ONLY").is_some() {
+    if args.import_only {
         return;
     }
     let index = DirectoryIndex::open(&data_dir).expect("open");
@@ -99,25 +109,6 @@ fn main() {
 fn run_import(file: &Path, data_dir: &Path) {
     // Peak RSS of the import alone: reset the high-water mark first.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let t = Instant::now();
-    if std::env::var_os("BENCH_ONLY_PARSE").is_some() {
-        let n = extraction::read_path(file, |reader| Ok::<_, mss_annuaire::Error>(reader.count()))
-            .expect("read");
-        println!("parse only: {n} lines in {:?}", t.elapsed());
-        let t = Instant::now();
-        let mut docs = 0usize;
-        extraction::read_path(file, |reader| {
-            for r in reader {
-                if let Ok(extraction::Record::Entry(e)) = r {
-                    docs += serde_json::to_vec(&*e).map(|v| v.len()).unwrap_or(0);
-                }
-            }
-            Ok::<_, mss_annuaire::Error>(())
-        })
-        .expect("read");
-        println!("parse + json: {docs} bytes in {:?}", t.elapsed());
-        return;
-    }
     let load_before = load_average();
     let cpu = cpu_seconds();
     let t = Instant::now();
@@ -152,21 +143,10 @@ fn run_import(file: &Path, data_dir: &Path) {
 }
 
 fn run_queries(index: &DirectoryIndex, sample: &[Entry], n: usize) {
-    if let Ok(q) = std::env::var("XX_QUERY") {
-        let n: usize = std::env::var("XX_REPEAT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3);
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = index.autocomplete(&q, &Filters::default(), 10).expect("q");
-            eprintln!("TOTAL {:?} {} hits", t.elapsed(), r.len());
-        }
-        return;
-    }
     println!(
-        "load average before queries: {} (2 cores shared with other builds)",
-        load_average()
+        "queries: load average {}, reference loop {:.2} ms",
+        load_average(),
+        reference_ms()
     );
     let queries = query_mix(sample, n, 0x0071_7565_7279);
     let counts = queries.iter().fold([0usize; 7], |mut c, q| {
@@ -217,32 +197,6 @@ fn run_queries(index: &DirectoryIndex, sample: &[Entry], n: usize) {
     }
     for (q, b) in queries.iter().zip(&best) {
         per_kind[q.kind as usize].push(*b);
-    }
-    if std::env::var_os("XX_BREAKDOWN").is_some() {
-        for limit in [0usize, 1, 10] {
-            let mut ds = Vec::new();
-            for q in &queries {
-                let req = SearchRequest {
-                    q: q.q.clone(),
-                    filters: q.filters.clone(),
-                    limit,
-                    cursor: None,
-                };
-                let mut b = Duration::MAX;
-                for _ in 0..3 {
-                    let t = Instant::now();
-                    let _ = index.search(&req).expect("search");
-                    b = b.min(t.elapsed());
-                }
-                ds.push(b);
-            }
-            ds.sort();
-            println!(
-                "XX search limit {limit}: p50 {:?} p99 {:?}",
-                pct(&ds, 0.5),
-                pct(&ds, 0.99)
-            );
-        }
     }
     let mut search = Vec::with_capacity(queries.len());
     for q in &queries {
@@ -340,6 +294,23 @@ fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A fixed CPU-bound loop (best of 20), timed: on this shared machine the same code took up to twice as
+/// long depending on the neighbours, and every figure moves with it. Compare runs by it.
+fn reference_ms() -> f64 {
+    let data: Vec<u32> = (0..1_000_000u32)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
+    let mut best = f64::MAX;
+    let mut sink = 0u64;
+    for _ in 0..20 {
+        let t = Instant::now();
+        sink = sink.wrapping_add(data.iter().map(|&x| u64::from(x >> 7)).sum::<u64>());
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    std::hint::black_box(sink);
+    best
 }
 
 fn peak_rss_mb() -> f64 {

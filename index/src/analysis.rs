@@ -387,36 +387,57 @@ pub(crate) fn typo_budget(chars: usize) -> u8 {
 
 /// Damerau (optimal string alignment) distance, or `None` when above `max`.
 pub(crate) fn edit_distance(a: &str, b: &str, max: u8) -> Option<u8> {
+    // Highlighting calls this for every word of every suggestion: words are ASCII once folded and
+    // short, so the common case runs on bytes, on the stack.
+    if a.is_ascii() && b.is_ascii() && a.len() < 48 && b.len() < 48 {
+        return distance(a.as_bytes(), b.as_bytes(), max);
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    distance(&a, &b, max)
+}
+
+fn distance<T: PartialEq>(a: &[T], b: &[T], max: u8) -> Option<u8> {
     let max = usize::from(max);
     if a.len().abs_diff(b.len()) > max {
         return None;
     }
+    // Three rows of the matrix (two back, for swaps): on the stack for words of realistic length.
+    const W: usize = 49;
     let w = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * w];
-    for (j, cell) in d.iter_mut().enumerate().take(w) {
-        *cell = j;
+    let mut stack = [[0usize; W]; 3];
+    let mut heap: [Vec<usize>; 3] = Default::default();
+    let [s2, s1, s0] = &mut stack;
+    let [h2, h1, h0] = &mut heap;
+    let (mut prev2, mut prev, mut cur): (&mut [usize], &mut [usize], &mut [usize]) = if w <= W {
+        (&mut s2[..w], &mut s1[..w], &mut s0[..w])
+    } else {
+        *h2 = vec![0; w];
+        *h1 = vec![0; w];
+        *h0 = vec![0; w];
+        (h2, h1, h0)
+    };
+    for (j, c) in prev.iter_mut().enumerate() {
+        *c = j;
     }
     for i in 1..=a.len() {
-        d[i * w] = i;
+        cur[0] = i;
         let mut row_min = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[(i - 1) * w + j] + 1)
-                .min(d[i * w + j - 1] + 1)
-                .min(d[(i - 1) * w + j - 1] + cost);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[(i - 2) * w + j - 2] + 1);
+                v = v.min(prev2[j - 2] + 1);
             }
-            d[i * w + j] = v;
+            cur[j] = v;
             row_min = row_min.min(v);
         }
         if row_min > max {
             return None;
         }
+        (prev2, prev, cur) = (prev, cur, prev2);
     }
-    let dist = d[a.len() * w + b.len()];
+    let dist = prev[b.len()];
     (dist <= max).then(|| u8::try_from(dist).unwrap_or(u8::MAX))
 }
 
@@ -555,6 +576,11 @@ mod tests {
         assert_eq!(edit_distance("dupont", "dupond", 1), Some(1));
         assert_eq!(edit_distance("abc", "abc", 0), Some(0));
         assert_eq!(edit_distance("martin", "martine", 2), Some(1));
+        assert_eq!(edit_distance("ab", "ba", 1), Some(1));
+        assert_eq!(edit_distance("éric", "eric", 1), Some(1));
+        let long = "a".repeat(60);
+        assert_eq!(edit_distance(&long, &format!("{long}b"), 1), Some(1));
+        assert_eq!(edit_distance("", "ab", 2), Some(2));
     }
 
     #[test]

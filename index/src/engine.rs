@@ -133,6 +133,10 @@ fn with_scratch<T>(n: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
     })
 }
 
+/// A clause with more postings than a segment's documents divided by this is spread into a byte per
+/// document; fewer are sorted (a stable sort: the lists are sorted runs, which it merges).
+const DENSE_FRACTION: u64 = 64;
+
 /// The documents of a clause: the first candidates.
 fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
     let mut m = Matches::default();
@@ -147,8 +151,7 @@ fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
         m.scores = vec![u16::from(code - 1); m.docs.len()];
         return Ok(m);
     }
-    if lists.postings * 64 < u64::from(max_doc) {
-        // few: sort the pairs
+    if lists.postings * DENSE_FRACTION < u64::from(max_doc) {
         let mut pairs: Vec<(DocId, u8)> = Vec::with_capacity(lists.postings as usize);
         for (inverted, info, code) in &lists.lists {
             let mut block =
@@ -158,8 +161,9 @@ fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
                 block.advance();
             }
         }
-        // best code first among equal documents, then keep the first of each
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        // best code first among equal documents, then keep the first of each; a stable sort, because
+        // the pairs are a few sorted runs (one per list) that it merges in linear time
+        pairs.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         pairs.dedup_by_key(|p| p.0);
         m.docs = pairs.iter().map(|p| p.0).collect();
         m.scores = pairs.iter().map(|p| u16::from(p.1 - 1)).collect();
@@ -176,22 +180,25 @@ fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
         let mut docs = vec![0 as DocId; cap];
         let mut scores = vec![0u16; cap];
         let mut len = 0usize;
-        for (ci, chunk) in bytes.chunks(8).enumerate() {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            if u64::from_ne_bytes(word) == 0 {
-                continue;
-            }
-            let base = (ci * 8) as DocId;
+        let mut scan = |base: usize, word: &[u8]| {
             for (j, &b) in word.iter().enumerate() {
                 if len + 1 >= cap {
                     break;
                 }
-                docs[len] = base + j as DocId;
+                docs[len] = (base + j) as DocId;
                 scores[len] = u16::from(b.saturating_sub(1));
                 len += usize::from(b != 0);
             }
+        };
+        let chunks = bytes.chunks_exact(8);
+        let tail = chunks.remainder();
+        for (ci, chunk) in chunks.enumerate() {
+            let word: [u8; 8] = chunk.try_into().unwrap_or([0; 8]);
+            if u64::from_ne_bytes(word) != 0 {
+                scan(ci * 8, &word);
+            }
         }
+        scan(bytes.len() - tail.len(), tail);
         docs.truncate(len);
         scores.truncate(len);
         m.docs = docs;
@@ -237,9 +244,11 @@ fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> 
         let mut keep = 0;
         #[allow(clippy::needless_range_loop)] // reads index i, writes index keep <= i
         for i in 0..m.docs.len() {
-            m.docs[keep] = m.docs[i];
-            m.scores[keep] = m.scores[i] + u16::from(best[i].saturating_sub(1));
-            keep += usize::from(best[i] != 0);
+            // read before writing: `keep` often equals `i`
+            let (d, s, b) = (m.docs[i], m.scores[i], best[i]);
+            m.docs[keep] = d;
+            m.scores[keep] = s + u16::from(b.saturating_sub(1));
+            keep += usize::from(b != 0);
         }
         m.docs.truncate(keep);
         m.scores.truncate(keep);
@@ -251,10 +260,11 @@ fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> 
     Ok(())
 }
 
-/// The documents of the segment matching the plan, with their scores.
+/// The documents of the segment matching the plan, with their scores (deleted ones included: they are
+/// skipped when counting and ranking, which read every match anyway).
 fn matches(plan: &Plan, reader: &SegmentReader) -> tantivy::Result<Matches> {
     let max_doc = reader.max_doc();
-    let mut m = if plan.is_all() {
+    let m = if plan.is_all() {
         Matches {
             docs: (0..max_doc).collect(),
             scores: vec![0; max_doc as usize],
@@ -283,16 +293,6 @@ fn matches(plan: &Plan, reader: &SegmentReader) -> tantivy::Result<Matches> {
         }
         m
     };
-    if let Some(alive) = reader.alive_bitset() {
-        let mut keep = 0;
-        for i in 0..m.docs.len() {
-            m.docs[keep] = m.docs[i];
-            m.scores[keep] = m.scores[i];
-            keep += usize::from(alive.is_alive(m.docs[i]));
-        }
-        m.docs.truncate(keep);
-        m.scores.truncate(keep);
-    }
     Ok(m)
 }
 
@@ -379,6 +379,9 @@ impl OrderCache {
     }
 }
 
+/// A score level with at least this many documents is ranked by walking the segment's order.
+const WALK_LEVEL: usize = 2048;
+
 /// Highest score a plan can give, bounding the score histogram.
 fn max_score(plan: &Plan) -> usize {
     plan.clauses.len() * usize::from(MAX_CLAUSE_SCORE) + 1
@@ -394,8 +397,17 @@ pub(crate) fn search_segment(
     after: Option<SortKey>,
 ) -> tantivy::Result<Top> {
     let m = matches(plan, reader)?;
-    let total = m.docs.len() as u64;
-    if keep == 0 || m.docs.is_empty() {
+    let alive = reader.alive_bitset();
+    let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
+    let mut histogram = vec![0u32; max_score(plan) + 1];
+    let top_bucket = histogram.len() - 1;
+    let mut total = 0u64;
+    for (&d, &s) in m.docs.iter().zip(&m.scores) {
+        let live = is_alive(d);
+        histogram[usize::from(s).min(top_bucket)] += u32::from(live);
+        total += u64::from(live);
+    }
+    if keep == 0 || total == 0 {
         return Ok(Top {
             total,
             hits: Vec::new(),
@@ -404,11 +416,6 @@ pub(crate) fn search_segment(
     // Only the best score levels can hold the `keep` best: count documents per score, from the top,
     // until there are enough (the cursor's own level does not count: part of it may be before the cursor).
     let after_score = after.map(|a| a.score());
-    let mut histogram = vec![0u32; max_score(plan) + 1];
-    let top_bucket = histogram.len() - 1;
-    for &s in &m.scores {
-        histogram[usize::from(s).min(top_bucket)] += 1;
-    }
     let mut floor = 0;
     let mut enough = 0usize;
     for level in (0..histogram.len()).rev() {
@@ -430,26 +437,68 @@ pub(crate) fn search_segment(
     // Max-heap on (score descending, rank): the worst kept hit on top.
     let mut heap: BinaryHeap<(std::cmp::Reverse<u16>, u32)> =
         BinaryHeap::with_capacity(keep.min(1024) + 1);
-    for (&doc, &s) in m.docs.iter().zip(&m.scores) {
-        if usize::from(s).min(top_bucket) < floor {
-            continue;
-        }
-        let rank = order.rank.get(doc as usize).copied().unwrap_or(u32::MAX);
-        if let (Some(a), Some(after_rank)) = (after_score, after_rank) {
-            let score = to_score(s);
-            if score > a || (score == a && rank < after_rank) {
-                continue;
+    // Fewer than `keep` documents score above the floor; the floor level itself may hold most of the
+    // segment (`m`, `centre hospitalier`). Then its best are found by walking the segment's order and
+    // stopping after enough, rather than ranking every one of them.
+    let walk_floor = histogram
+        .get(floor)
+        .is_some_and(|&n| n as usize >= WALK_LEVEL);
+    let floor_score = u16::try_from(floor).unwrap_or(u16::MAX);
+    let walk_from = match (walk_floor, after_score, after_rank) {
+        (false, _, _) => None,
+        (true, Some(a), _) if to_score(floor_score) > a => None,
+        (true, Some(a), Some(r)) if to_score(floor_score) == a => Some(r as usize),
+        (true, _, _) => Some(0),
+    };
+    with_scratch(
+        if walk_from.is_some() {
+            reader.max_doc() as usize
+        } else {
+            0
+        },
+        |marks| {
+            for (&doc, &s) in m.docs.iter().zip(&m.scores) {
+                let level = usize::from(s).min(top_bucket);
+                if level < floor || !is_alive(doc) {
+                    continue;
+                }
+                if walk_floor && level == floor {
+                    if let Some(b) = marks.get_mut(doc as usize) {
+                        *b = 1;
+                    }
+                    continue;
+                }
+                let rank = order.rank.get(doc as usize).copied().unwrap_or(u32::MAX);
+                if let (Some(a), Some(after_rank)) = (after_score, after_rank) {
+                    let score = to_score(s);
+                    if score > a || (score == a && rank < after_rank) {
+                        continue;
+                    }
+                }
+                let item = (std::cmp::Reverse(s), rank);
+                if heap.len() < keep {
+                    heap.push(item);
+                } else if let Some(mut worst) = heap.peek_mut()
+                    && item < *worst
+                {
+                    *worst = item;
+                }
             }
-        }
-        let item = (std::cmp::Reverse(s), rank);
-        if heap.len() < keep {
-            heap.push(item);
-        } else if let Some(mut worst) = heap.peek_mut()
-            && item < *worst
-        {
-            *worst = item;
-        }
-    }
+            if let Some(start) = walk_from {
+                let need = keep.saturating_sub(heap.len());
+                let mut found = 0;
+                for (rank, &doc) in order.order.iter().enumerate().skip(start) {
+                    if found == need {
+                        break;
+                    }
+                    if marks.get(doc as usize) == Some(&1) {
+                        heap.push((std::cmp::Reverse(floor_score), rank as u32));
+                        found += 1;
+                    }
+                }
+            }
+        },
+    );
     let hits = heap
         .into_sorted_vec()
         .into_iter()

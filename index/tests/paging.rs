@@ -130,3 +130,31 @@ fn cursor_survives_unrelated_commits() {
     assert_eq!(before, paged_set, "no entry skipped across commits");
     assert_eq!(index.num_entries() as usize, fixture().len() - 1 + 3);
 }
+
+#[test]
+fn large_levels_page_like_small_ones() {
+    // enough entries that one score level holds thousands of documents (ranked by walking the order)
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(dir.path(), mss_annuaire::demo::entries(6000, 7).collect());
+    let people = Filters {
+        bal_type: Some(BalType::Per),
+        ..Default::default()
+    };
+    for (q, filters, big) in [
+        ("", people, true),
+        ("", Filters::default(), true),
+        ("m", Filters::default(), false),
+    ] {
+        let (by_50, total) = walk(&index, q, &filters, 50, |_| {});
+        let (by_999, _) = walk(&index, q, &filters, 999, |_| {});
+        assert!(!big || total > 2048, "{q:?}: {total}");
+        assert_eq!(by_50.len() as u64, total, "{q:?}");
+        assert_eq!(by_50, by_999, "{q:?}");
+        let unique: HashSet<_> = by_50.iter().map(|p| &p.0).collect();
+        assert_eq!(unique.len(), by_50.len());
+        assert!(
+            by_50.windows(2).all(|w| w[0].1 >= w[1].1),
+            "best first: {q}"
+        );
+    }
+}
