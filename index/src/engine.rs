@@ -6,6 +6,11 @@
 //! seeking each of its posting lists to the candidates (few candidates), or spreading its postings into a
 //! byte per document and looking the candidates up (many candidates, or many lists). A frequent word
 //! (`paris`, `centre`) next to a rare one thus costs a few seeks, not a scan of its postings.
+//!
+//! The best hits are then picked by score, ties broken by each segment's alphabetical order
+//! ([`SegmentOrder`]); when one score level holds a large part of the segment (`m`), its best are found
+//! by walking that order rather than by ranking the whole level. Every match is still counted: the
+//! total is part of the answer.
 
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
@@ -171,36 +176,37 @@ fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
     }
     with_scratch(max_doc as usize, |bytes| {
         spread(lists, bytes)?;
-        // Branch-free: every byte is written at the next slot, which only moves on a match (the density
-        // of matches is unpredictable, a branch per document cost more than the rest together).
+        // Eight documents at a time: the set bytes of a word are found with bit tricks, so only the
+        // matches are visited, without a branch per document.
         let cap = usize::try_from(lists.postings)
             .unwrap_or(usize::MAX)
-            .min(bytes.len())
-            + 8;
-        let mut docs = vec![0 as DocId; cap];
-        let mut scores = vec![0u16; cap];
-        let mut len = 0usize;
-        let mut scan = |base: usize, word: &[u8]| {
-            for (j, &b) in word.iter().enumerate() {
-                if len + 1 >= cap {
-                    break;
-                }
-                docs[len] = (base + j) as DocId;
-                scores[len] = u16::from(b.saturating_sub(1));
-                len += usize::from(b != 0);
-            }
-        };
+            .min(bytes.len());
+        let mut docs: Vec<DocId> = Vec::with_capacity(cap);
+        let mut scores: Vec<u16> = Vec::with_capacity(cap);
         let chunks = bytes.chunks_exact(8);
         let tail = chunks.remainder();
         for (ci, chunk) in chunks.enumerate() {
-            let word: [u8; 8] = chunk.try_into().unwrap_or([0; 8]);
-            if u64::from_ne_bytes(word) != 0 {
-                scan(ci * 8, &word);
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            if word == 0 {
+                continue;
+            }
+            // high bit of every non-zero byte
+            const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+            let mut set = ((word & LOW7).wrapping_add(LOW7) | word) & !LOW7;
+            while set != 0 {
+                let j = (set.trailing_zeros() / 8) as usize;
+                docs.push((ci * 8 + j) as DocId);
+                scores.push(u16::from(chunk[j] - 1));
+                set &= set - 1;
             }
         }
-        scan(bytes.len() - tail.len(), tail);
-        docs.truncate(len);
-        scores.truncate(len);
+        let base = bytes.len() - tail.len();
+        for (j, &b) in tail.iter().enumerate() {
+            if b != 0 {
+                docs.push((base + j) as DocId);
+                scores.push(u16::from(b - 1));
+            }
+        }
         m.docs = docs;
         m.scores = scores;
         Ok(m)
@@ -264,35 +270,33 @@ fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> 
 /// skipped when counting and ranking, which read every match anyway).
 fn matches(plan: &Plan, reader: &SegmentReader) -> tantivy::Result<Matches> {
     let max_doc = reader.max_doc();
-    let m = if plan.is_all() {
-        Matches {
+    if plan.is_all() {
+        return Ok(Matches {
             docs: (0..max_doc).collect(),
             scores: vec![0; max_doc as usize],
-        }
-    } else {
-        let mut clauses = plan
-            .clauses
-            .iter()
-            .map(|c| resolve(c, reader))
-            .collect::<tantivy::Result<Vec<Lists>>>()?;
-        if clauses.iter().any(|c| c.required && c.lists.is_empty()) {
-            return Ok(Matches::default());
-        }
-        // required clauses rarest first, optional ones last
-        clauses.sort_by_key(|c| (!c.required, c.postings));
-        let mut rest = clauses.iter();
-        let Some(first) = rest.next() else {
-            return Ok(Matches::default());
-        };
-        let mut m = materialize(first, max_doc)?;
-        for lists in rest {
-            if m.docs.is_empty() {
-                break;
-            }
-            apply(&mut m, lists, max_doc)?;
-        }
-        m
+        });
+    }
+    let mut clauses = plan
+        .clauses
+        .iter()
+        .map(|c| resolve(c, reader))
+        .collect::<tantivy::Result<Vec<Lists>>>()?;
+    if clauses.iter().any(|c| c.required && c.lists.is_empty()) {
+        return Ok(Matches::default());
+    }
+    // required clauses rarest first, optional ones last
+    clauses.sort_by_key(|c| (!c.required, c.postings));
+    let mut rest = clauses.iter();
+    let Some(first) = rest.next() else {
+        return Ok(Matches::default());
     };
+    let mut m = materialize(first, max_doc)?;
+    for lists in rest {
+        if m.docs.is_empty() {
+            break;
+        }
+        apply(&mut m, lists, max_doc)?;
+    }
     Ok(m)
 }
 
@@ -379,9 +383,6 @@ impl OrderCache {
     }
 }
 
-/// A score level with at least this many documents is ranked by walking the segment's order.
-const WALK_LEVEL: usize = 2048;
-
 /// Highest score a plan can give, bounding the score histogram.
 fn max_score(plan: &Plan) -> usize {
     plan.clauses.len() * usize::from(MAX_CLAUSE_SCORE) + 1
@@ -439,10 +440,11 @@ pub(crate) fn search_segment(
         BinaryHeap::with_capacity(keep.min(1024) + 1);
     // Fewer than `keep` documents score above the floor; the floor level itself may hold most of the
     // segment (`m`, `centre hospitalier`). Then its best are found by walking the segment's order and
-    // stopping after enough, rather than ranking every one of them.
-    let walk_floor = histogram
-        .get(floor)
-        .is_some_and(|&n| n as usize >= WALK_LEVEL);
+    // stopping after enough, rather than ranking every one of them. The walk visits about
+    // keep × max_doc / level documents (at random places of the marks), the ranking every one of the
+    // level: walk when the level is large enough.
+    let level_size = histogram.get(floor).map_or(0, |&n| u64::from(n));
+    let walk_floor = level_size * level_size * 3 > keep as u64 * u64::from(reader.max_doc()) * 5;
     let floor_score = u16::try_from(floor).unwrap_or(u16::MAX);
     let walk_from = match (walk_floor, after_score, after_rank) {
         (false, _, _) => None,
