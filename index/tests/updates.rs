@@ -283,3 +283,34 @@ fn no_index_yet() {
     build(dir.path(), fixture());
     assert!(DirectoryIndex::exists(dir.path()));
 }
+
+#[test]
+fn an_empty_rebuild_answers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = Builder::create(dir.path()).unwrap().commit().unwrap();
+    assert_eq!(stats.entries, 0);
+    let index = DirectoryIndex::open(dir.path()).unwrap();
+    assert_eq!(index.num_entries(), 0);
+    assert_eq!(count(&index, ""), 0);
+    assert_eq!(count(&index, "dupont"), 0);
+    assert!(
+        index
+            .autocomplete("d", &Filters::default(), 5)
+            .unwrap()
+            .is_empty()
+    );
+    // and it takes updates
+    let mut w = index.writer().unwrap();
+    w.upsert(&person(
+        "a.b@medecin.mssante.fr",
+        "Alice",
+        "Bertin",
+        MEDECIN,
+        None,
+        "75011",
+        "Paris",
+    ))
+    .unwrap();
+    w.commit().unwrap();
+    assert_eq!(labels(&index, "bertin", 5), ["Alice Bertin"]);
+}
