@@ -22,7 +22,7 @@ use crate::{Error, Result};
 const BUILD_THREADS: usize = 2;
 /// Documents per message to the indexing threads (the channel holds 10 000 messages: more per
 /// message would let the reader run far ahead and hold them all in memory).
-const BATCH: usize = 4;
+const BATCH: usize = 2;
 /// Doc store block size.
 const DOCSTORE_BLOCK: usize = 4096;
 /// Memory of each indexing thread before it flushes a segment: bounds the peak RSS of an import.
