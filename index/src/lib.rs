@@ -13,10 +13,15 @@
 //!   deletions by address.
 //!
 //! Matching: case and accent folding, hyphen/apostrophe splitting (and the glued form: `lhermite` finds
-//! `L'Hermite`), prefix matching of the word being typed, typo tolerance (1 edit from 4 letters, 2 from 8,
-//! a swap counting as one), every word required. Ranking: exact name word > name prefix > name with a typo,
-//! then organisation, profession and place words; ties read alphabetically. Red-listed entries are never
-//! indexed.
+//! `L'Hermite`), prefix matching of the word being typed (the last one, unless the query ends with a
+//! space), typo tolerance (1 edit from 4 letters, 2 from 8, a swap counting as one, the first letter taken
+//! as typed), every word required except particles and articles (`de`, `la`, `le`...), which only add to
+//! the score. Ranking: exact name word > name prefix > name with a typo, then organisation, profession and
+//! place words; ties read alphabetically. Red-listed entries are never indexed.
+//!
+//! Searching does not go through tantivy's query machinery: every match scores a constant, and a small
+//! engine of our own (`engine.rs`) intersects posting lists rarest first and picks the best hits in a
+//! stable order, which is what keeps short prefixes and common words fast.
 
 mod address;
 mod analysis;
