@@ -180,28 +180,7 @@ pub fn search(data_dir: &Path, args: SearchArgs) -> Result<()> {
         return Ok(());
     }
     for hit in &results.hits {
-        let e = &hit.entry;
-        let what = e
-            .speciality
-            .as_ref()
-            .or(e.profession.as_ref())
-            .map(|c| c.label.as_str())
-            .unwrap_or("");
-        let place = match (e.city(), e.department.as_ref()) {
-            (Some(c), Some(d)) => format!("{c} ({d})"),
-            (Some(c), None) => c.to_string(),
-            (None, Some(d)) => format!("({d})"),
-            (None, None) => String::new(),
-        };
-        writeln!(
-            out,
-            "{:<3} {:<44} {:<32} {:<30} {}",
-            e.bal_type,
-            e.address,
-            e.display_name(),
-            what,
-            place
-        )?;
+        writeln!(out, "{}", result_line(&hit.entry))?;
     }
     let shown = results.hits.len();
     writeln!(
@@ -215,6 +194,30 @@ pub fn search(data_dir: &Path, args: SearchArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// One result line of `mss search`, for local and LDAP answers alike.
+pub fn result_line(e: &mss_annuaire::Entry) -> String {
+    let what = e
+        .speciality
+        .as_ref()
+        .or(e.profession.as_ref())
+        .map(|c| c.label.as_str())
+        .unwrap_or("");
+    let place = match (e.city(), e.department.as_ref()) {
+        (Some(c), Some(d)) => format!("{c} ({d})"),
+        (Some(c), None) => c.to_string(),
+        (None, Some(d)) => format!("({d})"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{:<3} {:<44} {:<32} {:<30} {}",
+        e.bal_type,
+        e.address,
+        e.display_name(),
+        what,
+        place
+    )
 }
 
 /// `mss demo-data`.

@@ -183,7 +183,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
         return Ok(());
     }
     for e in &answer.entries {
-        writeln!(out, "{}", crate::ldap::line(e))?;
+        writeln!(out, "{}", crate::directory::result_line(e))?;
     }
     let n = answer.entries.len();
     let plural = if n == 1 { "" } else { "s" };
@@ -203,30 +203,6 @@ fn partial_word(limit: Option<Limit>) -> &'static str {
         Some(_) => "partial",
         None => "note",
     }
-}
-
-/// One result line, as `mss search` prints local results.
-fn line(e: &Entry) -> String {
-    let what = e
-        .speciality
-        .as_ref()
-        .or(e.profession.as_ref())
-        .map(|c| c.label.as_str())
-        .unwrap_or("");
-    let place = match (e.city(), e.department.as_ref()) {
-        (Some(c), Some(d)) => format!("{c} ({d})"),
-        (Some(c), None) => c.to_string(),
-        (None, Some(d)) => format!("({d})"),
-        (None, None) => String::new(),
-    };
-    format!(
-        "{:<3} {:<44} {:<32} {:<30} {}",
-        e.bal_type,
-        e.address,
-        e.display_name(),
-        what,
-        place
-    )
 }
 
 /// The index as a harvest sink.
