@@ -52,6 +52,8 @@ dir=$(cd "$dir" && pwd)
 p_imap=$base p_sub=$((base + 1)) p_imap_app=$((base + 2)) p_sub_app=$((base + 3))
 p_lmtp=$((base + 4)) p_auth=$((base + 5)) p_relay=$((base + 6))
 issuer="https://psc.sante.test/auth/realms/esante-wallet"
+# distinctive, so that tests can look for it in logs
+p12_password="p12-Pw-7c1e9a"
 
 # ---------------------------------------------------------------- test PKI (RSA 2048, like IGC Santé)
 pki=$dir/pki
@@ -77,8 +79,8 @@ if [[ ! -f $pki/done ]]; then
     client_ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
     leaf app ca "$client_dn" "$client_ext"
     leaf rogue-app rogue-ca "$client_dn" "$client_ext"
-    openssl pkcs12 -export -inkey app.key -in app.pem -certfile ca.pem -name app -out app.p12 -passout pass:test
-    openssl pkcs12 -export -inkey rogue-app.key -in rogue-app.pem -name app -out rogue-app.p12 -passout pass:test
+    openssl pkcs12 -export -inkey app.key -in app.pem -certfile ca.pem -name app -out app.p12 -passout "pass:$p12_password"
+    openssl pkcs12 -export -inkey rogue-app.key -in rogue-app.pem -name app -out rogue-app.p12 -passout "pass:$p12_password"
     chmod 644 ./*.key
     touch done
   )
@@ -356,7 +358,7 @@ APP_P12=$pki/app.p12
 APP_CERT=$pki/app.pem
 APP_KEY=$pki/app.key
 ROGUE_APP_P12=$pki/rogue-app.p12
-P12_PASSWORD=test
+P12_PASSWORD=$p12_password
 PSC_ISSUER=$issuer
 PSC_HS256_KEY_FILE=$dir/psc-hs256.b64
 MAILDIR=$dir/mail
