@@ -44,6 +44,8 @@ pub enum Command {
     LdapSync(crate::ldap::SyncArgs),
     /// Convert an extraction file to LDIF for a test LDAP directory (slapadd).
     LdapLdif(crate::ldap::LdifArgs),
+    /// Synchronise the index with the Annuaire Santé FHIR API: full, then deltas (resumable).
+    FhirSync(crate::fhir::SyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +143,7 @@ impl Cli {
             Command::Proof(args) => crate::lps::proof(args),
             Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),
             Command::LdapLdif(args) => crate::ldap::ldif(args),
+            Command::FhirSync(args) => crate::fhir::sync(&data_dir, args),
             Command::Serve(_) => unreachable!("handled above"),
         }
     }

@@ -132,7 +132,7 @@ pub struct LdifArgs {
     pub out: Option<PathBuf>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -205,9 +205,9 @@ fn partial_word(limit: Option<Limit>) -> &'static str {
     }
 }
 
-/// The index as a harvest sink.
-struct IndexSink {
-    updater: Updater,
+/// The index as a harvest sink (LDAP and FHIR).
+pub(crate) struct IndexSink {
+    pub(crate) updater: Updater,
 }
 
 impl HarvestSink for IndexSink {
@@ -223,10 +223,13 @@ impl HarvestSink for IndexSink {
             .commit()
             .context("committing harvested entries to the index")
     }
+    fn current(&self, address: &MailAddress) -> Result<Option<Entry>> {
+        Ok(self.updater.current(address)?)
+    }
 }
 
 /// Opens the index of `data_dir`, creating an empty one when there is none.
-fn open_or_create(data_dir: &Path) -> Result<DirectoryIndex> {
+pub(crate) fn open_or_create(data_dir: &Path) -> Result<DirectoryIndex> {
     if !DirectoryIndex::exists(data_dir) {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -319,7 +322,7 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
             ),
         };
     }
-    let removed = remove_vanished(&index, &mut sink, &report.seen)?;
+    let removed = remove_vanished(&index, &mut sink, Source::Ldap, &report.seen)?;
     println!(
         "ldap-sync: complete: {counts}; {removed} removed (gone from the directory); the index holds {} entries",
         index.num_entries()
@@ -327,10 +330,11 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
     Ok(())
 }
 
-/// Removes the LDAP-sourced entries of the index that the (complete) harvest did not see.
-fn remove_vanished(
+/// Removes the entries of `source` in the index that the (complete) harvest or sync did not see.
+pub(crate) fn remove_vanished(
     index: &DirectoryIndex,
     sink: &mut IndexSink,
+    source: Source,
     seen: &HashSet<MailAddress>,
 ) -> Result<u64> {
     let mut gone = Vec::new();
@@ -343,7 +347,7 @@ fn remove_vanished(
             ..SearchRequest::default()
         })?;
         for hit in &page.hits {
-            if hit.entry.source == Source::Ldap && !seen.contains(&hit.entry.address) {
+            if hit.entry.source == source && !seen.contains(&hit.entry.address) {
                 gone.push(hit.entry.address.clone());
             }
         }
@@ -361,7 +365,7 @@ fn remove_vanished(
     Ok(gone.len() as u64)
 }
 
-fn progress_bar(draw: bool) -> ProgressBar {
+pub(crate) fn progress_bar(draw: bool) -> ProgressBar {
     let bar = ProgressBar::new(1);
     if !draw {
         bar.set_draw_target(ProgressDrawTarget::hidden());

@@ -5,6 +5,7 @@ mod cli;
 mod compose;
 mod data;
 mod directory;
+mod fhir;
 mod ldap;
 mod lps;
 mod serve;

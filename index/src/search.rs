@@ -236,11 +236,35 @@ impl DirectoryIndex {
                 },
                 e => Error::Tantivy(e),
             })?;
+        let sources = sources_of(&g.index)?;
         Ok(Updater {
             writer,
             generation: g,
             batch: HashMap::new(),
+            sources,
         })
+    }
+
+    /// What a source recorded with the index ([`Updater::set_source_state`]), as of the last commit:
+    /// e.g. `fhir` → the time of the last successful FHIR sync. A rebuild starts with none.
+    pub fn source_state(&self, source: &str) -> Result<Option<serde_json::Value>> {
+        Ok(sources_of(&self.generation().index)?.remove(source))
+    }
+}
+
+/// The source states kept in the commit payload of tantivy's `meta.json` (a JSON object by source name),
+/// so that they change atomically with the entries they describe.
+fn sources_of(index: &Index) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let payload = index.load_metas()?.payload;
+    match payload.as_deref().map(str::trim) {
+        None | Some("") => Ok(serde_json::Map::new()),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(Error::Corrupt {
+                reason: "the commit payload of meta.json is not a JSON object of source states"
+                    .into(),
+            }),
+        },
     }
 }
 
@@ -346,6 +370,8 @@ pub struct Updater {
     /// Per address hash touched: every address with that hash and its entry as this batch leaves it
     /// (`None`: deleted). Documents are deleted by hash, so the others sharing it are written back.
     batch: HashMap<u64, HashMap<MailAddress, Option<Entry>>>,
+    /// Source states, written with every commit (tantivy replaces the payload at each commit).
+    sources: serde_json::Map<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for Updater {
@@ -367,6 +393,25 @@ impl Updater {
     /// Removes the entry of `address`, if any.
     pub fn delete(&mut self, address: &MailAddress) -> Result<()> {
         self.replace(address, None)
+    }
+
+    /// The entry of `address` as this updater leaves it: the pending change if any, else the committed one.
+    pub fn current(&self, address: &MailAddress) -> Result<Option<Entry>> {
+        let hash = addr_hash(address.as_str());
+        if let Some(state) = self.batch.get(&hash) {
+            return Ok(state.get(address).cloned().flatten());
+        }
+        let g = &self.generation;
+        Ok(g.addresses
+            .entries(&g.reader.searcher(), &g.fields, hash)?
+            .into_iter()
+            .find(|e| &e.address == address))
+    }
+
+    /// Records `state` for `source` (e.g. the time of its last complete sync), durable with the next
+    /// [`Updater::commit`] and read back by [`DirectoryIndex::source_state`].
+    pub fn set_source_state(&mut self, source: &str, state: serde_json::Value) {
+        self.sources.insert(source.to_string(), state);
     }
 
     fn replace(&mut self, address: &MailAddress, with: Option<Entry>) -> Result<()> {
@@ -403,7 +448,11 @@ impl Updater {
                 }
             }
         }
-        self.writer.commit()?;
+        let mut prepared = self.writer.prepare_commit()?;
+        if !self.sources.is_empty() {
+            prepared.set_payload(&serde_json::Value::Object(self.sources.clone()).to_string());
+        }
+        prepared.commit()?;
         self.generation.reader.reload()?;
         self.generation.warm()
     }

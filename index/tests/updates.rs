@@ -314,3 +314,38 @@ fn an_empty_rebuild_answers_nothing() {
     w.commit().unwrap();
     assert_eq!(labels(&index, "bertin", 5), ["Alice Bertin"]);
 }
+
+#[test]
+fn source_states_live_with_the_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(dir.path(), fixture());
+    assert_eq!(index.source_state("fhir").unwrap(), None);
+    let state = serde_json::json!({"last_sync": "2026-11-23T08:00:00Z"});
+
+    // pending until the commit, then durable, and read back by another opening
+    let mut w = index.writer().unwrap();
+    w.set_source_state("fhir", state.clone());
+    assert_eq!(index.source_state("fhir").unwrap(), None);
+    w.commit().unwrap();
+    drop(w);
+    assert_eq!(index.source_state("fhir").unwrap(), Some(state.clone()));
+
+    // a later commit that does not set it keeps it
+    let mut w = index.writer().unwrap();
+    w.delete(&addr("francois.dupont@medecin.mssante.fr"))
+        .unwrap();
+    assert_eq!(
+        w.current(&addr("francois.dupont@medecin.mssante.fr"))
+            .unwrap(),
+        None,
+        "the pending deletion is what the updater reports"
+    );
+    w.commit().unwrap();
+    drop(w);
+    let reopened = DirectoryIndex::open(dir.path()).unwrap();
+    assert_eq!(reopened.source_state("fhir").unwrap(), Some(state));
+
+    // a rebuild starts without: its entries are not the synced ones
+    let rebuilt = build(dir.path(), fixture());
+    assert_eq!(rebuilt.source_state("fhir").unwrap(), None);
+}

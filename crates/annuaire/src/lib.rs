@@ -11,19 +11,27 @@
 //! - [`ldap`] (feature `ldap`, on by default): the national LDAP directory (spec D2): an async client
 //!   (anonymous or simple bind, plain/StartTLS/LDAPS, timeouts, reconnection), an RFC 4515 filter builder,
 //!   the attribute mapping as data, live search that flags partial answers, and the harvest that collects
-//!   every entry despite the 100-entry cap.
+//!   every entry despite the 100-entry cap;
+//! - [`fhir`] (feature `fhir`, on by default): the Annuaire Santé FHIR API v2 (spec D3): typed R4
+//!   resources, their mapping to entries, a client (API key, 17 requests/s, retries), full and delta sync.
 //!
 //! It depends on no other mss crate: the index, the REST API and the CLI all build on it.
 
 pub mod demo;
 pub mod extraction;
+#[cfg(feature = "fhir")]
+pub mod fhir;
 #[cfg(feature = "ldap")]
 pub mod ldap;
 pub mod model;
+pub mod secret;
+pub mod sink;
 
 pub use model::{
     BalType, Coded, Department, Entry, MailAddress, Source, Structure, city_of_delivery_line,
 };
+pub use secret::Secret;
+pub use sink::HarvestSink;
 
 /// Errors of the directory crate. Each names the field or place at fault and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +126,46 @@ pub enum Error {
     /// Unusable LDAP settings: URL, base DN, mapping, CA file, state file.
     #[error("LDAP configuration: {0}")]
     LdapConfig(String),
+    /// The FHIR server could not be reached, or the connection broke.
+    #[error("FHIR {what}: {reason}")]
+    FhirNetwork {
+        /// The request (resource and search), never with the API key.
+        what: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The FHIR server did not answer within the client's timeout.
+    #[error("FHIR {what}: no answer within {seconds} s")]
+    FhirTimeout {
+        /// The request.
+        what: String,
+        /// The timeout.
+        seconds: f64,
+    },
+    /// The FHIR server answered with an error status (its `OperationOutcome` diagnostics, or its text).
+    #[error("FHIR {what}: HTTP {status}: {diagnostics}")]
+    FhirOutcome {
+        /// The request.
+        what: String,
+        /// The HTTP status (200 when a search answered an `OperationOutcome` instead of a `Bundle`).
+        status: u16,
+        /// The `OperationOutcome` issues, or the start of the body.
+        diagnostics: String,
+    },
+    /// A FHIR answer that does not read: not JSON, an unexpected resource type, an element of the wrong
+    /// type.
+    #[error("FHIR {resource}{}: {reason}", if field.is_empty() { String::new() } else { format!(", field `{field}`") })]
+    FhirResponse {
+        /// The resource (`Practitioner/123`) or the request it answered.
+        resource: String,
+        /// Path of the element at fault (`telecom[0].rank`), empty for the whole answer.
+        field: String,
+        /// Why it does not read.
+        reason: String,
+    },
+    /// Unusable FHIR settings: base URL, API key, state file, delta window.
+    #[error("FHIR configuration: {0}")]
+    FhirConfig(String),
 }
 
 impl Error {
@@ -141,7 +189,12 @@ impl Error {
     /// was busy or unavailable (LDAP result codes 51, 52). Everything else is [`Error::is_permanent`].
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::LdapNetwork { .. } | Error::LdapTimeout { .. } => true,
+            Error::LdapNetwork { .. }
+            | Error::LdapTimeout { .. }
+            | Error::FhirNetwork { .. }
+            | Error::FhirTimeout { .. } => true,
+            // 429: over the rate limit; 5xx: the server or the gateway failed
+            Error::FhirOutcome { status, .. } => *status == 429 || *status >= 500,
             Error::LdapOperation { code, .. } | Error::LdapBind { code, .. } => {
                 matches!(code, 51 | 52)
             }

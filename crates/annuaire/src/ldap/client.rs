@@ -13,6 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use super::filter::Filter;
 use super::mapping::{Field, Mapped, Mapping, RawEntry};
 use crate::model::{BalType, Department, Entry};
+pub use crate::secret::Secret;
 use crate::{Error, Result};
 
 /// The national production directory (spec D2).
@@ -30,36 +31,6 @@ pub const NATIONAL_TIME_LIMIT: Duration = Duration::from_secs(60);
 pub const MAX_QUERY_CHARS: usize = 1024;
 /// Most words a live search sends; more words cannot all be in one name and answer "no result".
 pub const MAX_QUERY_WORDS: usize = 32;
-
-/// A password, kept out of `Debug`, logs and error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a password.
-    pub fn new(password: impl Into<String>) -> Self {
-        Secret(password.into())
-    }
-
-    /// Reads a password file: its first line, without the line end.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading the password file {}", path.display()), e))?;
-        let line = text.lines().next().unwrap_or("");
-        Ok(Secret(line.to_string()))
-    }
-
-    /// The password itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// How the client authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]

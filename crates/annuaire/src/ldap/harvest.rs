@@ -27,7 +27,8 @@ use tokio::task::JoinSet;
 use super::client::{LdapClient, RawPage};
 use super::filter::Filter;
 use super::mapping::{Mapped, Mapping, RawEntry, Split, SplitBy};
-use crate::model::{Entry, MailAddress};
+use crate::model::MailAddress;
+pub use crate::sink::HarvestSink;
 use crate::{Error, Result};
 
 /// Something to harvest from: an LDAP server, or a fake in tests.
@@ -51,18 +52,6 @@ impl Directory for LdapClient {
     fn identity(&self) -> String {
         format!("{} {}", self.config().url, self.config().base)
     }
-}
-
-/// Where harvested entries go (the index, in `mss ldap-sync`).
-pub trait HarvestSink {
-    /// The sink's error; harvest errors convert into it.
-    type Error: From<Error>;
-    /// Adds or replaces an entry.
-    fn upsert(&mut self, entry: &Entry) -> Result<(), Self::Error>;
-    /// Removes an entry (a red-listed one that a non-compliant server sent).
-    fn remove(&mut self, address: &MailAddress) -> Result<(), Self::Error>;
-    /// Makes every change so far durable: called before the state file records them as done.
-    fn commit(&mut self) -> Result<(), Self::Error>;
 }
 
 /// How to harvest.
@@ -841,7 +830,7 @@ impl<S: HarvestSink> Run<'_, S> {
 mod tests {
     use super::*;
     use crate::demo;
-    use crate::model::Source;
+    use crate::model::{Entry, Source};
 
     /// An in-memory directory with a size limit, evaluating filters like a case-insensitive server.
     struct Fake {

@@ -1,0 +1,514 @@
+//! The FHIR source against a local FHIR server (tests/fhir_fake) serving ANS-shaped resources built from
+//! the `mss demo-data` population:
+//!
+//! - a full sync gives exactly the population; a delta changes exactly what changed (name, new box,
+//!   deactivated practitioner, red-listed box); a delta more than 30 days back is refused;
+//! - an interrupted sync resumes;
+//! - 429 (with `Retry-After`), 5xx and timeouts are retried, then reported; malformed answers name the
+//!   resource and the element; the API key is sent, and appears in no log line;
+//! - the client never sends more than 17 requests in any second (from the server's log);
+//! - `GET /v1/directory/entries/{address}?refresh=true` asks the API and updates the index.
+
+mod common;
+mod fhir_fake;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{stderr, stdout};
+use fhir_fake::{FakeFhir, Fault};
+use mss_annuaire::fhir::fixtures::{self, Population};
+use mss_annuaire::fhir::{FhirClient, FhirConfig, Search};
+use mss_annuaire::{Entry, Error, Source, demo};
+use mss_index::{DirectoryIndex, SearchRequest};
+use serde_json::json;
+
+const KEY: &str = "k3y-4b9e-SECRET-do-not-log";
+const FIXTURE_TIME: &str = "2026-11-01T08:00:00Z";
+
+fn population(count: usize) -> (Vec<Entry>, Population) {
+    let entries: Vec<Entry> = demo::entries(count, 7).collect();
+    let p = fixtures::population(entries.clone(), FIXTURE_TIME);
+    (entries, p)
+}
+
+fn key_file(dir: &Path) -> String {
+    let path = dir.join("api-key");
+    std::fs::write(&path, format!("{KEY}\n")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn fhir_sync(data: &Path, fake: &FakeFhir, extra: &[&str]) -> std::process::Output {
+    let keyf = key_file(data.parent().unwrap());
+    let base = fake.base();
+    common::mss()
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "fhir-sync",
+            "--base",
+            &base,
+        ])
+        .args(["--api-key-file", &keyf, "--rate", "0", "--quiet"])
+        .args(extra)
+        .output()
+        .expect("running mss fhir-sync")
+}
+
+fn all_entries(data: &Path) -> BTreeMap<String, Entry> {
+    let index = DirectoryIndex::open(data).unwrap();
+    let mut out = BTreeMap::new();
+    let mut cursor = None;
+    loop {
+        let page = index
+            .search(&SearchRequest {
+                limit: mss_index::MAX_LIMIT,
+                cursor,
+                ..SearchRequest::default()
+            })
+            .unwrap();
+        for h in page.hits {
+            out.insert(h.entry.address.to_string(), h.entry);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// What the FHIR API carries of an entry, to compare a population with what a sync wrote.
+fn carried(e: &Entry) -> serde_json::Value {
+    json!({
+        "bal_type": e.bal_type, "person_id": e.person_id, "person_id_type": e.person_id_type,
+        "person_national_id": e.person_national_id, "civility": e.civility, "last_name": e.last_name,
+        "first_name": e.first_name, "profession": e.profession, "speciality": e.speciality,
+        "service": e.service, "organisation_id_type": e.organisation_id_type,
+        "organisation_id": e.organisation_id, "organisation_name": e.organisation_name,
+        "organisation_trade_name": e.organisation_trade_name, "street_number": e.street_number,
+        "street_type": e.street_type, "street_name": e.street_name, "delivery_line": e.delivery_line,
+        "postal_code": e.postal_code, "department": e.department, "country": e.country,
+        "dematerialisation": e.dematerialisation,
+    })
+}
+
+fn synced(dir: &Path, fake: &FakeFhir) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let out = fhir_sync(&data, fake, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("full"), "{}", stdout(&out));
+    data
+}
+
+#[test]
+fn full_sync_equals_the_population() {
+    let (entries, p) = population(800);
+    let fake = FakeFhir::start(&p);
+    fake.with(|s| s.api_key = Some(KEY.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let data = synced(dir.path(), &fake);
+    let got = all_entries(&data);
+    let want: BTreeMap<String, &Entry> = entries
+        .iter()
+        .filter(|e| !e.red_listed)
+        .map(|e| (e.address.to_string(), e))
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (address, e) in &want {
+        let g = &got[address];
+        assert_eq!(g.source, Source::Fhir);
+        assert_eq!(g.updated_at.as_deref(), Some(FIXTURE_TIME));
+        assert_eq!(carried(g), carried(e), "{address}");
+    }
+    // every request carried the key; pages of 50 were followed by `next` link
+    let log = fake.log();
+    assert!(log.iter().all(|l| l.api_key.as_deref() == Some(KEY)));
+    assert!(log.iter().any(|l| l.uri.contains("/_page?id=")), "{log:?}");
+}
+
+#[test]
+fn delta_changes_exactly_what_changed() {
+    let (_, p) = population(600);
+    let fake = FakeFhir::start(&p);
+    let dir = tempfile::tempdir().unwrap();
+    let data = synced(dir.path(), &fake);
+    let before = all_entries(&data);
+    let later = "2099-01-01T00:00:00Z";
+
+    // a practitioner with a role box is renamed: his Practitioner changes, not the role
+    let (renamed, renamed_boxes) = fake.with(|s| {
+        let role = s.resources["PractitionerRole"][0].clone();
+        let who = role["practitioner"]["reference"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let boxes: Vec<String> = s.resources["PractitionerRole"]
+            .iter()
+            .filter(|r| r["practitioner"]["reference"] == who.as_str())
+            .map(|r| r["telecom"][0]["value"].as_str().unwrap().to_string())
+            .collect();
+        let p = s.resource(&who);
+        p["name"][0]["family"] = json!("Nouveaunom");
+        p["meta"]["lastUpdated"] = json!(later);
+        (who, boxes)
+    });
+    // a new box on an organization
+    let new_box = fake.with(|s| {
+        let org = s.resources["Organization"]
+            .iter()
+            .find(|o| o["telecom"].as_array().unwrap().len() > 1)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let o = s.resource(&format!("Organization/{org}"));
+        let mut t = o["telecom"][1].clone();
+        t["value"] = json!("nouveau.service@ch-test.mssante.fr");
+        o["telecom"].as_array_mut().unwrap().push(t);
+        o["meta"]["lastUpdated"] = json!(later);
+        "nouveau.service@ch-test.mssante.fr".to_string()
+    });
+    // a practitioner with a box of his own is deactivated
+    let deactivated = fake.with(|s| {
+        let p = s.resources["Practitioner"]
+            .iter()
+            .find(|p| !p["telecom"].as_array().unwrap().is_empty())
+            .unwrap()
+            .clone();
+        let key = format!("Practitioner/{}", p["id"].as_str().unwrap());
+        assert_ne!(key, renamed);
+        let r = s.resource(&key);
+        r["active"] = json!(false);
+        r["meta"]["lastUpdated"] = json!(later);
+        p["telecom"][0]["value"].as_str().unwrap().to_string()
+    });
+    // a role box is red-listed
+    let red = fake.with(|s| {
+        let roles = s.resources.get_mut("PractitionerRole").unwrap();
+        let r = roles
+            .iter_mut()
+            .rev()
+            .find(|r| {
+                !renamed_boxes.contains(&r["telecom"][0]["value"].as_str().unwrap().to_string())
+            })
+            .unwrap();
+        let meta = r["telecom"][0]["extension"][1]["extension"]
+            .as_array_mut()
+            .unwrap();
+        for sub in meta.iter_mut() {
+            if sub["url"] == "listeRouge" {
+                sub["valueBoolean"] = json!(true);
+            }
+        }
+        r["meta"]["lastUpdated"] = json!(later);
+        r["telecom"][0]["value"].as_str().unwrap().to_string()
+    });
+
+    let requests_before = fake.log().len();
+    let out = fhir_sync(&data, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("delta since"), "{}", stdout(&out));
+    let log = fake.log();
+    assert!(
+        log[requests_before..]
+            .iter()
+            .any(|l| l.uri.contains("_lastUpdated=ge")),
+        "{log:?}"
+    );
+
+    let after = all_entries(&data);
+    let mut expected = before.clone();
+    for b in &renamed_boxes {
+        let mut e = expected[b].clone();
+        e.last_name = Some("Nouveaunom".into());
+        e.updated_at = after[b].updated_at.clone();
+        expected.insert(b.clone(), e);
+    }
+    expected.remove(&deactivated);
+    expected.remove(&red);
+    let added = after
+        .get(&new_box)
+        .expect("the new box is in the index")
+        .clone();
+    assert_eq!(added.source, Source::Fhir);
+    expected.insert(new_box.clone(), added);
+    // boxes re-read with their changed resource get its time stamp: compared apart
+    let plain = |e: Option<&Entry>| {
+        e.cloned().map(|mut e| {
+            e.updated_at = None;
+            e
+        })
+    };
+    let changed: Vec<&String> = after
+        .keys()
+        .chain(expected.keys())
+        .filter(|k| plain(after.get(*k)) != plain(expected.get(*k)))
+        .collect();
+    assert!(changed.is_empty(), "unexpected differences: {changed:?}");
+    assert!(!renamed_boxes.is_empty());
+    for b in &renamed_boxes {
+        assert_eq!(after[b].last_name.as_deref(), Some("Nouveaunom"));
+    }
+}
+
+#[test]
+fn deltas_more_than_30_days_back_are_refused() {
+    let (_, p) = population(50);
+    let fake = FakeFhir::start(&p);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = fhir_sync(&data, &fake, &["--since", "2020-01-01"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("30 days") && err.contains("mss fhir-sync --full"),
+        "{err}"
+    );
+    assert!(fake.log().is_empty(), "nothing asked of the server");
+    let out = fhir_sync(&data, &fake, &["--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--since: `yesterday`"));
+}
+
+#[test]
+fn an_interrupted_sync_resumes() {
+    let (entries, p) = population(400);
+    let fake = FakeFhir::start(&p);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = fhir_sync(&data, &fake, &["--max-pages", "3", "--page-size", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("--max-pages"), "{}", stdout(&out));
+    let partial = all_entries(&data).len();
+    assert!(partial > 0 && partial < entries.len());
+    let out = fhir_sync(&data, &fake, &["--page-size", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("resumed"), "{}", stdout(&out));
+    assert_eq!(all_entries(&data).len(), entries.len());
+}
+
+fn client(fake: &FakeFhir, attempts: u32, timeout: Duration) -> FhirClient {
+    let mut c = FhirConfig::new(&fake.base()).unwrap();
+    c.api_key = Some(mss_annuaire::Secret::new(KEY));
+    c.rate = 0;
+    c.attempts = attempts;
+    c.backoff = Duration::from_millis(20);
+    c.timeout = timeout;
+    FhirClient::new(c).unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn transient_failures_are_retried_then_reported() {
+    let (_, p) = population(50);
+    let fake = FakeFhir::start(&p);
+    let c = client(&fake, 3, Duration::from_millis(500));
+    let search = Search::new("Organization").param("mailbox-mss:contains", "@");
+    let rt = rt();
+
+    // 429 with Retry-After: 1, then 503, then the answer
+    fake.with(|s| {
+        s.faults = [Fault::Status(429, Some(1)), Fault::Status(503, None)].into();
+    });
+    let page = rt.block_on(c.first_page(&search)).expect("retried");
+    assert!(!page.matches.is_empty());
+    let log = fake.log();
+    assert_eq!(log.len(), 3);
+    let waited = log[1].at - log[0].at;
+    assert!(
+        waited >= Duration::from_secs(1),
+        "Retry-After honoured: {waited:?}"
+    );
+    assert_eq!(c.retries(), 2);
+
+    // three 502: reported, with the OperationOutcome's diagnostics, as transient
+    fake.with(|s| s.faults = [Fault::Status(502, None); 3].into_iter().collect());
+    let err = rt.block_on(c.first_page(&search)).unwrap_err();
+    assert!(
+        matches!(err, Error::FhirOutcome { status: 502, .. }),
+        "{err}"
+    );
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("injected failure"), "{err}");
+
+    // three slow answers: timeouts, reported
+    fake.with(|s| {
+        s.faults = [Fault::Delay(Duration::from_secs(2)); 3]
+            .into_iter()
+            .collect()
+    });
+    let err = rt.block_on(c.first_page(&search)).unwrap_err();
+    assert!(matches!(err, Error::FhirTimeout { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Organization?mailbox-mss:contains=@"),
+        "{err}"
+    );
+
+    // a wrong key: 401, permanent, not retried, and the key is not in the message
+    fake.with(|s| s.api_key = Some("another".into()));
+    let before = fake.log().len();
+    let err = rt.block_on(c.first_page(&search)).unwrap_err();
+    assert!(
+        matches!(err, Error::FhirOutcome { status: 401, .. }),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    assert_eq!(fake.log().len(), before + 1);
+    assert!(!err.to_string().contains(KEY));
+    assert!(!format!("{err:?} {c:?}").contains(KEY));
+}
+
+#[test]
+fn malformed_answers_name_the_resource_and_field() {
+    let (_, p) = population(20);
+    let fake = FakeFhir::start(&p);
+    let c = client(&fake, 1, Duration::from_secs(5));
+    let search = Search::new("Practitioner").param("mailbox-mss:contains", "@");
+    let rt = rt();
+    let cases = [
+        ("{not json", "not JSON"),
+        (
+            r#"{"resourceType":"Patient","id":"x"}"#,
+            "field `resourceType`: expected a Bundle, got `Patient`",
+        ),
+        (
+            r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p1"}}]}"#,
+            "Patient/p1 (entry[0] of Practitioner?mailbox-mss:contains=@), field `resourceType`: unexpected resource type `Patient`",
+        ),
+        (
+            r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Practitioner","id":"p2","telecom":[{"system":"email","rank":"first"}]}}]}"#,
+            "Practitioner/p2 (entry[0] of Practitioner?mailbox-mss:contains=@), field `telecom[0].rank`",
+        ),
+        (
+            r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Organization","id":"o1","name":["a"]}}]}"#,
+            "field `name`",
+        ),
+        (
+            r#"{"resourceType":"Bundle","entry":[{"fullUrl":"x"}]}"#,
+            "field `entry[0].resource`: missing",
+        ),
+    ];
+    for (body, expected) in cases {
+        fake.with(|s| s.faults = [Fault::Body(body)].into());
+        let err = rt.block_on(c.first_page(&search)).unwrap_err();
+        assert!(matches!(err, Error::FhirResponse { .. }), "{err}");
+        assert!(err.is_permanent());
+        assert!(err.to_string().contains(expected), "{body}: {err}");
+    }
+    // an OperationOutcome instead of a Bundle: its diagnostics
+    fake.with(|s| {
+        s.faults = [Fault::Body(
+            r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"processing","diagnostics":"Parameter mailbox-mss-type not found"}]}"#,
+        )]
+        .into()
+    });
+    let err = rt.block_on(c.first_page(&search)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Parameter mailbox-mss-type not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_api_key_is_in_no_log_line() {
+    let (_, p) = population(100);
+    let fake = FakeFhir::start(&p);
+    fake.with(|s| {
+        s.api_key = Some(KEY.into());
+        s.faults = [Fault::Status(503, None)].into();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let base = fake.base();
+    let out = common::mss()
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "-vv",
+            "fhir-sync",
+            "--base",
+            &base,
+        ])
+        .args(["--rate", "0", "--quiet"])
+        .env("MSS_FHIR_API_KEY", KEY)
+        .env("MSS_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logs = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(logs.contains("retrying"), "the retry is logged: {logs}");
+    assert!(logs.lines().count() > 20, "trace logs were captured");
+    assert!(!logs.contains(KEY), "the API key leaked into the logs");
+    assert!(fake.log().iter().all(|l| l.api_key.as_deref() == Some(KEY)));
+
+    // a wrong key: the error says so, without either key
+    fake.with(|s| s.api_key = Some("the-right-one".into()));
+    let out = common::mss()
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "-vv",
+            "fhir-sync",
+            "--full",
+            "--base",
+            &base,
+        ])
+        .args(["--rate", "0", "--quiet"])
+        .env("MSS_FHIR_API_KEY", KEY)
+        .env("MSS_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let logs = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(logs.contains("HTTP 401"), "{logs}");
+    assert!(!logs.contains(KEY) && !logs.contains("the-right-one"));
+}
+
+#[test]
+fn the_client_never_exceeds_17_requests_per_second() {
+    let (_, p) = population(600);
+    let fake = FakeFhir::start(&p);
+    let mut config = FhirConfig::new(&fake.base()).unwrap();
+    config.page_size = Some(5);
+    let c = FhirClient::new(config).unwrap();
+    assert_eq!(c.config().rate, 17, "the national limit is the default");
+    let search = Search::new("Practitioner");
+    let pages = rt().block_on(async {
+        let mut page = c.first_page(&search).await.unwrap();
+        let mut n = 1;
+        while let Some(next) = page.next.clone()
+            && n < 45
+        {
+            page = c.next_page(&next, &search).await.unwrap();
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(pages, 45);
+    let log = fake.log();
+    assert_eq!(log.len(), 45);
+    for (i, first) in log.iter().enumerate() {
+        let in_window = log[i..]
+            .iter()
+            .take_while(|l| l.at - first.at < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 17,
+            "{in_window} requests within a second from #{i}"
+        );
+    }
+    let span = log[44].at - log[0].at;
+    assert!(span >= Duration::from_secs(2), "{span:?}");
+}
