@@ -36,6 +36,14 @@ pub struct ServeArgs {
     /// Base DN of that directory [default: ou=bal,o=mssante,c=fr].
     #[arg(long, env = "MSS_LDAP_BASE", value_name = "DN")]
     pub ldap_base: Option<String>,
+    /// Annuaire Santé FHIR API answering `GET /v1/directory/entries/{address}?refresh=true` (e.g.
+    /// https://gateway.api.esante.gouv.fr/fhir/v2); none: refresh=true is refused. Lookups get 10 s per
+    /// request, 2 tries, 17 requests/s.
+    #[arg(long, env = "MSS_FHIR_BASE", value_name = "URL")]
+    pub fhir_base: Option<String>,
+    /// File whose first line is the FHIR API key [default: the MSS_FHIR_API_KEY variable].
+    #[arg(long, value_name = "FILE")]
+    pub fhir_api_key_file: Option<PathBuf>,
 }
 
 /// The `[serve]`-less TOML file: every key optional.
@@ -53,6 +61,10 @@ pub struct FileConfig {
     pub ldap_url: Option<String>,
     /// Its base DN.
     pub ldap_base: Option<String>,
+    /// FHIR API of `refresh=true`.
+    pub fhir_base: Option<String>,
+    /// File holding its API key.
+    pub fhir_api_key_file: Option<PathBuf>,
     /// `POST /v1/messages/send` (product reference, trust roots, fronts, APP certificate).
     pub send: Option<crate::lps::SendFileConfig>,
 }
@@ -100,7 +112,31 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    let config = ApiConfig { cors_origins, ldap };
+    let fhir = match args.fhir_base.or(file.fhir_base) {
+        Some(base) => {
+            let mut config = mss_annuaire::fhir::FhirConfig::new(&base)?;
+            config.api_key = match args.fhir_api_key_file.or(file.fhir_api_key_file) {
+                Some(path) => Some(mss_annuaire::Secret::from_file(&path)?),
+                None => std::env::var(crate::fhir::API_KEY_ENV)
+                    .ok()
+                    .filter(|k| !k.is_empty())
+                    .map(mss_annuaire::Secret::new),
+            };
+            // someone is waiting for the answer: fail sooner than a sync would
+            config.timeout = Duration::from_secs(10);
+            config.attempts = 2;
+            config.max_retry_after = Duration::from_secs(2);
+            Some(std::sync::Arc::new(mss_annuaire::fhir::FhirClient::new(
+                config,
+            )?))
+        }
+        None => None,
+    };
+    let config = ApiConfig {
+        cors_origins,
+        ldap,
+        fhir,
+    };
     let sending = file
         .send
         .as_ref()

@@ -512,3 +512,99 @@ fn the_client_never_exceeds_17_requests_per_second() {
     let span = log[44].at - log[0].at;
     assert!(span >= Duration::from_secs(2), "{span:?}");
 }
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::blocking::get(url).unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn refresh_asks_the_api_and_updates_the_index() {
+    let (_, p) = population(200);
+    let fake = FakeFhir::start(&p);
+    fake.with(|s| s.api_key = Some(KEY.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let data = synced(dir.path(), &fake);
+    let keyf = key_file(dir.path());
+    let base = fake.base();
+    let server =
+        common::Server::start(&data, &["--fhir-base", &base, "--fhir-api-key-file", &keyf]);
+
+    // a practitioner's own box, renamed at the source only
+    let (who, address) = fake.with(|s| {
+        let p = s.resources["Practitioner"]
+            .iter()
+            .find(|p| !p["telecom"].as_array().unwrap().is_empty())
+            .unwrap()
+            .clone();
+        let key = format!("Practitioner/{}", p["id"].as_str().unwrap());
+        s.resource(&key)["name"][0]["family"] = json!("Rafraichi");
+        (key, p["telecom"][0]["value"].as_str().unwrap().to_string())
+    });
+    let url = server.url(&format!("/v1/directory/entries/{address}"));
+    let (status, local) = get(&url);
+    assert_eq!(status, 200);
+    assert_ne!(
+        local["last_name"], "Rafraichi",
+        "the index is not refreshed yet"
+    );
+    let requests = fake.log().len();
+    let (status, fresh) = get(&format!("{url}?refresh=true"));
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(fresh["last_name"], "Rafraichi");
+    let asked: Vec<String> = fake.log()[requests..]
+        .iter()
+        .map(|l| l.uri.clone())
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|u| u.contains("mailbox-mss%3Aexact=") || u.contains("mailbox-mss:exact=")),
+        "{asked:?}"
+    );
+    // the index was updated
+    let (status, now) = get(&url);
+    assert_eq!((status, &now["last_name"]), (200, &json!("Rafraichi")));
+
+    // deactivated at the source: 404, and gone from the index
+    fake.with(|s| s.resource(&who)["active"] = json!(false));
+    let (status, problem) = get(&format!("{url}?refresh=true"));
+    assert_eq!(status, 404, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("removed from the local index")
+    );
+    assert_eq!(get(&url).0, 404);
+
+    // the API failing: 502, naming the cause
+    fake.with(|s| s.faults = [Fault::Status(503, None); 2].into_iter().collect());
+    let (status, problem) = get(&format!("{url}?refresh=true"));
+    assert_eq!(status, 502, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("HTTP 503"),
+        "{problem}"
+    );
+
+    // strict parameters
+    let (status, problem) = get(&format!("{url}?refresh=yes"));
+    assert_eq!(status, 400);
+    assert_eq!(problem["invalid-params"][0]["name"], "refresh", "{problem}");
+    assert_eq!(get(&format!("{url}?refresh=true&x=1")).0, 400);
+    drop(server);
+
+    // a server without a FHIR API refuses refresh=true
+    let server = common::Server::start(&data, &[]);
+    let (status, problem) =
+        get(&server.url(&format!("/v1/directory/entries/{address}?refresh=true")));
+    assert_eq!(status, 400);
+    assert!(
+        problem["invalid-params"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--fhir-base"),
+        "{problem}"
+    );
+}

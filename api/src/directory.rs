@@ -9,6 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use mss_annuaire::fhir::FhirClient;
 use mss_annuaire::ldap::{LdapClient, SearchQuery as LdapQuery};
 use mss_annuaire::{Entry, MailAddress};
 use mss_index::{SearchRequest, Suggestion};
@@ -73,6 +74,21 @@ struct SearchQuery {
 /// The LDAP directory of `source=ldap`, if the server has one.
 #[derive(Clone)]
 pub struct LdapSource(pub Option<Arc<LdapClient>>);
+
+/// The FHIR API of `refresh=true`, if the server has one.
+#[derive(Clone)]
+pub struct FhirSource(pub Option<Arc<FhirClient>>);
+
+/// Query parameters of `/v1/directory/entries/{address}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct EntryQuery {
+    /// `true`: ask the Annuaire Santé FHIR API first (`mailbox-mss:exact`) and update the local index with
+    /// its answer: the entry is written, or removed when the API no longer publishes the box (red-listed,
+    /// deactivated, gone). Needs `mss serve --fhir-base`. Default `false`: the local index only.
+    refresh: Option<bool>,
+}
 
 /// Query parameters of `/v1/directory/autocomplete`.
 #[derive(IntoParams)]
@@ -249,26 +265,101 @@ pub async fn autocomplete(
     get,
     path = "/v1/directory/entries/{address}",
     tag = "directory",
-    params(("address" = String, Path, description = "The mailbox address, e.g. `jean.dupont@medecin.mssante.fr` (domain case-insensitive)")),
+    params(("address" = String, Path, description = "The mailbox address, e.g. `jean.dupont@medecin.mssante.fr` (domain case-insensitive)"), EntryQuery),
     responses(
         (status = 200, description = "The entry", body = Entry),
-        (status = 400, description = "Not a mailbox address", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such mailbox in the directory", body = Problem, content_type = "application/problem+json")
+        (status = 400, description = "Not a mailbox address, or a bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such mailbox in the directory (with `refresh=true`: not published by the FHIR API, and removed from the index)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`refresh=true` and the FHIR API failed", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn entry(
     State(state): State<Arc<AppState>>,
+    Extension(FhirSource(fhir)): Extension<FhirSource>,
     Path(address): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Entry>, Problem> {
+    let params = Params::parse(raw.as_deref(), &["refresh"])?;
+    let refresh = match params.get("refresh") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Problem::invalid_param(
+                "refresh",
+                format!("must be `true` or `false`, got `{other}`"),
+            ));
+        }
+    };
     let address = MailAddress::parse(&address).map_err(|e| match e {
         mss_annuaire::Error::Invalid { reason, .. } => Problem::invalid_param("address", reason),
         other => Problem::invalid_param("address", other.to_string()),
     })?;
-    state
-        .index()?
-        .get(address.as_str())?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no mailbox {address} in the directory")))
+    let index = state.index()?;
+    if !refresh {
+        return index
+            .get(address.as_str())?
+            .map(Json)
+            .ok_or_else(|| Problem::not_found(format!("no mailbox {address} in the directory")));
+    }
+    let Some(client) = fhir else {
+        return Err(Problem::invalid_param(
+            "refresh",
+            "this server has no FHIR API configured (mss serve --fhir-base)",
+        ));
+    };
+    let published = client.mailbox(&address).await.map_err(|e| {
+        tracing::warn!(address = %address, error = %e, "FHIR lookup failed");
+        Problem::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            format!("the FHIR API did not answer for {address}: {e}"),
+        )
+    })?;
+    // one short write; a sync holding the writer makes it wait its turn, not fail the request
+    let write = published.clone();
+    let target = address.clone();
+    let state2 = Arc::clone(&state);
+    let written = tokio::task::spawn_blocking(move || -> Result<(), mss_index::Error> {
+        let index = state2
+            .index
+            .get()
+            .ok_or_else(|| mss_index::Error::Corrupt {
+                reason: "index not loaded".into(),
+            })?;
+        let mut w = writer_with_patience(index)?;
+        match &write {
+            Some(e) => w.upsert(e)?,
+            None => w.delete(&target)?,
+        }
+        w.commit()
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(address = %address, error = %e, "could not update the index after a FHIR lookup")
+        }
+        Err(e) => tracing::warn!(address = %address, error = %e, "index update task failed"),
+    }
+    published.map(Json).ok_or_else(|| {
+        Problem::not_found(format!(
+            "no mailbox {address} in the FHIR directory (not published, red-listed or deactivated); removed from the local index"
+        ))
+    })
+}
+
+/// The index writer, waiting up to 2 s for another writer (a running sync commits every 2 s) to let go.
+fn writer_with_patience(
+    index: &mss_index::DirectoryIndex,
+) -> Result<mss_index::Updater, mss_index::Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match index.writer() {
+            Err(mss_index::Error::Busy { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Liveness: the process answers.

@@ -40,6 +40,8 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// The LDAP directory answering `GET /v1/directory/search?source=ldap` (none: `source=ldap` is refused).
     pub ldap: Option<Arc<mss_annuaire::ldap::LdapClient>>,
+    /// The FHIR API answering `GET /v1/directory/entries/{address}?refresh=true` (none: refused).
+    pub fhir: Option<Arc<mss_annuaire::fhir::FhirClient>>,
 }
 
 /// Shared state of the handlers.
@@ -145,6 +147,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
             .into_response()
         }))
         .layer(axum::Extension(directory::LdapSource(config.ldap.clone())))
+        .layer(axum::Extension(directory::FhirSource(config.fhir.clone())))
         .with_state(state)
 }
 
