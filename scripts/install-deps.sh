@@ -33,3 +33,8 @@ fi
 if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# the real FHIR R4 server of the FHIR tests: @medplum/fhir-router in memory behind node:http (lock file committed)
+if [[ ! -d tests/fhir/node_modules/@medplum/fhir-router ]]; then
+  (cd tests/fhir && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -46,6 +46,9 @@ pub enum Command {
     LdapLdif(crate::ldap::LdifArgs),
     /// Synchronise the index with the Annuaire Santé FHIR API: full, then deltas (resumable).
     FhirSync(crate::fhir::SyncArgs),
+    /// Write the FHIR resources of the synthetic population (NDJSON), for test FHIR servers.
+    #[command(hide = true)]
+    FhirFixtures(crate::fhir::FixturesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +147,7 @@ impl Cli {
             Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),
             Command::LdapLdif(args) => crate::ldap::ldif(args),
             Command::FhirSync(args) => crate::fhir::sync(&data_dir, args),
+            Command::FhirFixtures(args) => crate::fhir::fixtures(args),
             Command::Serve(_) => unreachable!("handled above"),
         }
     }

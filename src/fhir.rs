@@ -93,6 +93,50 @@ pub struct SyncArgs {
     pub quiet: bool,
 }
 
+/// `mss fhir-fixtures` (hidden): the FHIR resources of `mss demo-data`'s population, for test servers.
+#[derive(Debug, Args)]
+pub struct FixturesArgs {
+    /// Number of mailboxes.
+    #[arg(long, default_value_t = 20_000)]
+    pub count: usize,
+    /// Seed of the population (as `mss demo-data --seed`).
+    #[arg(long, default_value_t = crate::data::SAMPLE_SEED)]
+    pub seed: u64,
+    /// `meta.lastUpdated` of every resource.
+    #[arg(long, default_value = "2026-11-01T08:00:00Z")]
+    pub last_updated: String,
+    /// Output file, one resource per line (NDJSON; default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `mss fhir-fixtures`.
+pub fn fixtures(args: FixturesArgs) -> Result<()> {
+    use std::io::Write;
+    let population = fhir::fixtures::population(
+        mss_annuaire::demo::entries(args.count, args.seed),
+        &args.last_updated,
+    );
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    for r in population.all() {
+        serde_json::to_writer(&mut out, r)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().context("writing the resources")?;
+    eprintln!(
+        "mss: {} Practitioner, {} PractitionerRole, {} Organization",
+        population.practitioners.len(),
+        population.roles.len(),
+        population.organizations.len()
+    );
+    Ok(())
+}
+
 /// Now, as a FHIR instant to the second (`2026-11-23T08:00:00Z`).
 fn now_instant() -> String {
     let now = OffsetDateTime::now_utc();

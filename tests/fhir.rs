@@ -608,3 +608,176 @@ fn refresh_asks_the_api_and_updates_the_index() {
         "{problem}"
     );
 }
+
+/// Skips (saying why) outside CI, fails under CI.
+fn unavailable(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("FHIR R4 test server unavailable under CI: {why}");
+    }
+    eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
+}
+
+/// The real FHIR R4 server of `tests/fhir/` (Medplum's router, in memory), seeded with `population`;
+/// it exits when this process does (its stdin closes).
+struct R4Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl R4Server {
+    fn start(dir: &Path, p: &Population) -> Option<R4Server> {
+        use std::io::{BufRead, BufReader, Write};
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fhir");
+        if !root.join("node_modules/@medplum/fhir-router").is_dir() {
+            unavailable("tests/fhir/node_modules missing (npm ci)");
+            return None;
+        }
+        let seed = dir.join("seed.ndjson");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&seed).unwrap());
+        for r in p.all() {
+            serde_json::to_writer(&mut f, r).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+        f.flush().unwrap();
+        drop(f);
+        let mut child = match std::process::Command::new("node")
+            .arg("--experimental-websocket")
+            .arg(root.join("server.mjs"))
+            .arg("--seed")
+            .arg(&seed)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                unavailable(&format!("node: {e}"));
+                return None;
+            }
+        };
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("URL=")
+            .unwrap_or_else(|| panic!("server said {line:?}"))
+            .to_string();
+        Some(R4Server { child, base })
+    }
+}
+
+impl Drop for R4Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn full_and_delta_sync_against_a_real_fhir_r4_server() {
+    let (entries, p) = population(400);
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = R4Server::start(dir.path(), &p) else {
+        return;
+    };
+    let data = dir.path().join("data");
+    let sync = |extra: &[&str]| {
+        common::mss()
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "fhir-sync",
+                "--base",
+                &server.base,
+            ])
+            .args(["--rate", "0", "--quiet"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = sync(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = all_entries(&data);
+    assert_eq!(got.len(), entries.len(), "{}", stdout(&out));
+    for e in &entries {
+        assert_eq!(
+            carried(&got[e.address.as_str()]),
+            carried(e),
+            "{}",
+            e.address
+        );
+    }
+
+    // changes through the server's REST API: it stamps meta.lastUpdated itself
+    let http = reqwest::blocking::Client::new();
+    let read = |key: &str| -> serde_json::Value {
+        http.get(format!("{}/{key}", server.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let write = |key: &str, v: &serde_json::Value| {
+        let r = http
+            .put(format!("{}/{key}", server.base))
+            .header("content-type", "application/fhir+json")
+            .body(v.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().unwrap());
+    };
+    let role = p.roles[0].clone();
+    let who = role["practitioner"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut person = read(&who);
+    person["name"][0]["family"] = json!("Nouveaunom");
+    write(&who, &person);
+    let red_role = p.roles.last().unwrap().clone();
+    assert_ne!(red_role["practitioner"]["reference"], who.as_str());
+    let red_key = format!("PractitionerRole/{}", red_role["id"].as_str().unwrap());
+    let mut r = read(&red_key);
+    for sub in r["telecom"][0]["extension"][1]["extension"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if sub["url"] == "listeRouge" {
+            sub["valueBoolean"] = json!(true);
+        }
+    }
+    write(&red_key, &r);
+
+    let out = sync(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("delta since"), "{}", stdout(&out));
+    let after = all_entries(&data);
+    let renamed = role["telecom"][0]["value"].as_str().unwrap();
+    assert_eq!(after[renamed].last_name.as_deref(), Some("Nouveaunom"));
+    let red = red_role["telecom"][0]["value"].as_str().unwrap();
+    assert!(!after.contains_key(red));
+    assert_eq!(after.len(), got.len() - 1);
+
+    // a live lookup by exact address
+    let c = FhirClient::new({
+        let mut c = FhirConfig::new(&server.base).unwrap();
+        c.rate = 0;
+        c
+    })
+    .unwrap();
+    let found = rt()
+        .block_on(c.mailbox(&mss_annuaire::MailAddress::parse(renamed).unwrap()))
+        .unwrap()
+        .expect("published");
+    assert_eq!(found.last_name.as_deref(), Some("Nouveaunom"));
+    assert!(
+        found.organisation_name.is_some(),
+        "the role's form, with its structure"
+    );
+    let gone = rt()
+        .block_on(c.mailbox(&mss_annuaire::MailAddress::parse(red).unwrap()))
+        .unwrap();
+    assert_eq!(gone, None);
+}
