@@ -2,12 +2,13 @@
 # Installs what the tests and benchmarks need on a fresh Debian machine (idempotent; run as root or via sudo).
 #   - chromium: the real browser of the widget test (driven by playwright-core from npm, no browser download)
 #   - wrk: HTTP load generator of the REST benchmark
+#   - postgresql: the shared outbox store of the outbox tests (a throwaway server, scripts/postgres.sh)
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils)
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,111 @@
+//! The crate's error: the store could not persist or read, or the input is not acceptable.
+
+/// Everything that can go wrong in the outbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store cannot be reached or cannot write now (database down, disk full, locked too long):
+    /// nothing was persisted, retrying later may succeed.
+    #[error("the outbox store is unavailable: {reason}")]
+    Unavailable {
+        /// What the database said (no credentials: connection strings are never included).
+        reason: String,
+    },
+    /// The store answered something unexpected (corrupt row, schema mismatch).
+    #[error("the outbox store failed: {reason}")]
+    Store {
+        /// What went wrong.
+        reason: String,
+    },
+    /// An item cannot be accepted as given.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field at fault.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
+    /// Retrying the same call will never succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Invalid { .. })
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        let transient = matches!(
+            e.sqlite_error_code(),
+            Some(
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::DiskFull
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+                    | C::ReadOnly
+                    | C::OutOfMemory
+            )
+        );
+        if transient {
+            Error::Unavailable {
+                reason: e.to_string(),
+            }
+        } else {
+            Error::Store {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // a server-side error with a SQLSTATE: classes 08 (connection), 53 (resources: disk full, too many
+        // connections), 57 (shutdown) and 40 (serialization, deadlock) may pass later
+        let transient = match e.code() {
+            None => true,
+            Some(c) => ["08", "53", "57", "40"]
+                .iter()
+                .any(|class| c.code().starts_with(class)),
+        };
+        // Display of a DbError is its message only; connection strings are never part of it
+        let reason = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        if transient {
+            Error::Unavailable { reason }
+        } else {
+            Error::Store { reason }
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => Error::Unavailable {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The crate's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,97 @@
+//! Durable outbox for batch sending (XDM letters and results handed over by hospital systems by the thousand).
+//!
+//! A message is first persisted — composed bytes, recipients, sender BAL, a reference to how the sender
+//! authenticates (never a token), the caller's idempotency key and the stable Message-ID — and only then
+//! acknowledged. Workers then lease recipients, deliver over the API LPS ([`mss_lps`]) and record, per
+//! recipient, `queued -> sending -> sent | deferred(retry_at, reason) | failed(reason)` with the SMTP reply.
+//! Delivery is at least once: a worker killed between the server's acceptance and the commit of `sent`
+//! leaves a lease that expires, and the message goes again with the same Message-ID, so the rare duplicate is
+//! recognisable downstream. Receipts received later (DSN/MDN) move a recipient on to `delivered`, `read` or
+//! `failed`.
+//!
+//! One [`Store`] trait, two backends with the same behaviour (one test suite runs against both):
+//! - [`SqliteStore`]: embedded, the default, one file under the data directory (WAL, synchronous=FULL);
+//!   leases are taken in an immediate transaction, so several processes on one machine can share it.
+//! - [`PostgresStore`]: several `mss` workers on several machines share one queue; leases are taken with
+//!   `FOR UPDATE SKIP LOCKED`.
+//!
+//! [`worker`] delivers: one authenticated connection reused for many messages, exponential backoff with
+//! jitter for transient failures, 5xx final per recipient, a mailbox whose credentials are refused paused
+//! (reason kept) until new ones are given, per-operator connection and rate limits.
+
+mod error;
+mod model;
+mod postgres;
+mod sqlite;
+pub mod worker;
+
+pub use error::{Error, Result};
+pub use model::{
+    Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
+    NewMessage, Outcome, Pause, RecipientStatus, State, now_ms,
+};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use std::time::Duration;
+
+/// Maximum number of items in one batch.
+pub const MAX_BATCH_ITEMS: usize = 10_000;
+
+/// The outbox. Every method is one transaction: when it returns `Ok`, what it wrote is on disk.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Persists messages, in one transaction, under `batch` when given (the batch is created if new).
+    /// An item whose idempotency key is already known is not stored again: its answer is
+    /// [`Accepted::Existing`] with the key of the first one.
+    async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>>;
+
+    /// Leases up to `max` recipients ready to go (queued, deferred and due, or sending with an expired
+    /// lease), of `sender` only when given, skipping paused senders; they become `sending`, owned by
+    /// `worker` until `lease` from now. Grouped by message.
+    async fn lease(
+        &self,
+        worker: &str,
+        sender: Option<&str>,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<LeasedMessage>>;
+
+    /// Records what happened to leased recipients (by [`LeasedRecipient::id`]). A recipient no longer
+    /// leased by `worker` (its lease expired and another worker took it) is left alone. Returns how many
+    /// were updated.
+    async fn record(&self, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<u64>;
+
+    /// Gives back everything `worker` holds (clean shutdown): `sending` becomes `queued` again.
+    async fn release(&self, worker: &str) -> Result<u64>;
+
+    /// Stops leasing `sender`'s messages, with the reason shown in statuses.
+    async fn pause(&self, sender: &str, reason: &str) -> Result<()>;
+
+    /// Leases `sender`'s messages again (new token or certificate). Returns whether it was paused.
+    async fn resume(&self, sender: &str) -> Result<bool>;
+
+    /// Paused senders.
+    async fn paused(&self) -> Result<Vec<Pause>>;
+
+    /// Recipients by state, of `sender` or of everything.
+    async fn counts(&self, sender: Option<&str>) -> Result<Counts>;
+
+    /// A batch: counts over all its recipients and `limit` of its messages from the `offset`-th, in the
+    /// order they were accepted.
+    async fn batch(&self, id: &str, offset: u64, limit: u64) -> Result<Option<BatchStatus>>;
+
+    /// One message and its recipients.
+    async fn message(&self, key: MessageKey) -> Result<Option<MessageStatus>>;
+
+    /// A receipt arrived: moves the recipients of the message with this Message-ID (one of them when
+    /// `recipient` is given) to `state` (delivered, read or failed), keeping `detail`. Does not go back
+    /// (a `read` recipient stays read when a late DSN arrives). Returns how many were updated.
+    async fn receipt(
+        &self,
+        message_id: &str,
+        recipient: Option<&str>,
+        state: State,
+        detail: &str,
+    ) -> Result<u64>;
+}

@@ -1,0 +1,525 @@
+//! The embedded store: one SQLite file (WAL, synchronous=FULL so that a commit survives a power cut), used
+//! from a blocking thread. Leases are taken in an immediate transaction, which serialises them between the
+//! processes sharing the file: the same semantics as PostgreSQL's `FOR UPDATE SKIP LOCKED`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
+    NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, now_ms,
+    recipient_status,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY,
+  created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  batch TEXT REFERENCES batches(id),
+  label TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  sender TEXT NOT NULL,
+  auth_ref TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  content BLOB NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch, id);
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender);
+CREATE TABLE IF NOT EXISTS recipients (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message INTEGER NOT NULL REFERENCES messages(id),
+  address TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  due_ms INTEGER NOT NULL,
+  lease_owner TEXT,
+  reason TEXT,
+  reply TEXT,
+  updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recipients_due ON recipients(due_ms)
+  WHERE state IN ('queued', 'deferred', 'sending');
+CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message);
+CREATE TABLE IF NOT EXISTS paused (
+  sender TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  since_ms INTEGER NOT NULL
+);
+";
+
+/// The embedded outbox.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The file's name under the data directory.
+    pub const FILE_NAME: &'static str = "outbox.sqlite";
+
+    /// Opens (creating it if needed) the outbox file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|e| Error::Unavailable {
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // journal_mode answers a row: read it rather than execute
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Unavailable {
+                reason: format!("{}: WAL journal refused ({mode})", path.display()),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| Error::Store {
+                reason: "connection lock poisoned".into(),
+            })?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::Store {
+            reason: format!("store thread: {e}"),
+        })?
+    }
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn counts_from(rows: Vec<(String, i64)>) -> Result<Counts> {
+    let mut c = Counts::default();
+    for (state, n) in rows {
+        c.add(State::parse(&state)?, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(c)
+}
+
+const STATUS_COLUMNS: &str = "m.id, m.batch, m.label, m.idempotency_key, m.sender, m.message_id, \
+     m.created_ms, p.reason, r.address, r.state, r.attempts, r.due_ms, r.reason, r.reply, r.updated_ms";
+
+fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(StatusRow, String)> {
+    let state: String = row.get(9)?;
+    Ok((
+        StatusRow {
+            key: row.get(0)?,
+            batch: row.get(1)?,
+            label: row.get(2)?,
+            idempotency_key: row.get(3)?,
+            sender: row.get(4)?,
+            message_id: row.get(5)?,
+            created_ms: row.get(6)?,
+            paused: row.get(7)?,
+            recipient: crate::model::RecipientStatus {
+                address: row.get(8)?,
+                state: State::Queued,
+                attempts: u32::try_from(row.get::<_, i64>(10)?).unwrap_or(u32::MAX),
+                retry_at_ms: Some(row.get(11)?),
+                reason: row.get(12)?,
+                reply: row.get(13)?,
+                updated_ms: row.get(14)?,
+            },
+        },
+        state,
+    ))
+}
+
+fn finish_status_rows(rows: Vec<(StatusRow, String)>) -> Result<Vec<MessageStatus>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut row, state) in rows {
+        let r = row.recipient;
+        row.recipient = recipient_status(
+            r.address,
+            &state,
+            i64::from(r.attempts),
+            r.retry_at_ms.unwrap_or(0),
+            r.reason,
+            r.reply,
+            r.updated_ms,
+        )?;
+        out.push(row);
+    }
+    Ok(group_statuses(out))
+}
+
+#[async_trait::async_trait]
+impl crate::Store for SqliteStore {
+    async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>> {
+        for item in &items {
+            item.validate()?;
+        }
+        let batch = batch.map(str::to_owned);
+        self.run(move |conn| {
+            let now = now_ms();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(b) = &batch {
+                tx.execute(
+                    "INSERT INTO batches (id, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![b, now],
+                )?;
+            }
+            let mut out = Vec::with_capacity(items.len());
+            {
+                let mut existing =
+                    tx.prepare_cached("SELECT id FROM messages WHERE idempotency_key = ?1")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO messages (batch, label, idempotency_key, sender, auth_ref, message_id, \
+                     content, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                let mut rcpt = tx.prepare_cached(
+                    "INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
+                     VALUES (?1, ?2, 'queued', ?3, ?3)",
+                )?;
+                for item in &items {
+                    if let Some(k) = existing
+                        .query_row([&item.idempotency_key], |r| r.get::<_, i64>(0))
+                        .optional()?
+                    {
+                        out.push(Accepted::Existing(k));
+                        continue;
+                    }
+                    insert.execute(params![
+                        batch,
+                        item.label,
+                        item.idempotency_key,
+                        item.sender,
+                        item.auth_ref,
+                        item.message_id,
+                        item.content,
+                        now
+                    ])?;
+                    let key = tx.last_insert_rowid();
+                    for r in &item.recipients {
+                        rcpt.execute(params![key, r, now])?;
+                    }
+                    out.push(Accepted::New(key));
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lease(
+        &self,
+        worker: &str,
+        sender: Option<&str>,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<LeasedMessage>> {
+        let worker = worker.to_owned();
+        let sender = sender.map(str::to_owned);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        self.run(move |conn| {
+            let now = now_ms();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let picked: Vec<(i64, MessageKey, String, i64)> = {
+                let mut q = tx.prepare_cached(
+                    "SELECT r.id, r.message, r.address, r.attempts FROM recipients r \
+                     JOIN messages m ON m.id = r.message \
+                     WHERE r.state IN ('queued', 'deferred', 'sending') AND r.due_ms <= ?1 \
+                       AND (?2 IS NULL OR m.sender = ?2) \
+                       AND m.sender NOT IN (SELECT sender FROM paused) \
+                     ORDER BY r.due_ms, r.id LIMIT ?3",
+                )?;
+                q.query_map(params![now, sender, to_i64(max)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            let mut recipients = Vec::with_capacity(picked.len());
+            let mut messages = HashMap::new();
+            {
+                let mut take = tx.prepare_cached(
+                    "UPDATE recipients SET state = 'sending', lease_owner = ?2, due_ms = ?3, \
+                     attempts = attempts + 1, updated_ms = ?4 WHERE id = ?1",
+                )?;
+                let mut msg = tx.prepare_cached(
+                    "SELECT sender, auth_ref, message_id, content FROM messages WHERE id = ?1",
+                )?;
+                for (id, key, address, attempts) in picked {
+                    take.execute(params![id, worker, now.saturating_add(lease_ms), now])?;
+                    if let std::collections::hash_map::Entry::Vacant(e) = messages.entry(key) {
+                        let m = msg.query_row([key], |r| {
+                            Ok(LeasedMessage {
+                                key,
+                                sender: r.get(0)?,
+                                auth_ref: r.get(1)?,
+                                message_id: r.get(2)?,
+                                content: r.get(3)?,
+                                recipients: Vec::new(),
+                            })
+                        })?;
+                        e.insert(m);
+                    }
+                    recipients.push((
+                        key,
+                        LeasedRecipient {
+                            id,
+                            address,
+                            attempts: u32::try_from(attempts.saturating_add(1)).unwrap_or(u32::MAX),
+                        },
+                    ));
+                }
+            }
+            tx.commit()?;
+            recipients.sort_by_key(|(k, r)| (*k, r.id));
+            Ok(group_leased(recipients, messages))
+        })
+        .await
+    }
+
+    async fn record(&self, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<u64> {
+        let worker = worker.to_owned();
+        let outcomes = outcomes.to_vec();
+        self.run(move |conn| {
+            let now = now_ms();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = 0;
+            {
+                let mut up = tx.prepare_cached(
+                    "UPDATE recipients SET state = ?3, due_ms = ?4, reason = ?5, reply = ?6, \
+                     lease_owner = NULL, updated_ms = ?7 \
+                     WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
+                )?;
+                for (id, outcome) in &outcomes {
+                    let (state, due, reason, reply) = outcome.columns();
+                    n += count(up.execute(params![
+                        id,
+                        worker,
+                        state.as_str(),
+                        due,
+                        reason,
+                        reply,
+                        now
+                    ])?);
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn release(&self, worker: &str) -> Result<u64> {
+        let worker = worker.to_owned();
+        self.run(move |conn| {
+            let now = now_ms();
+            Ok(count(conn.execute(
+                "UPDATE recipients SET state = 'queued', lease_owner = NULL, due_ms = ?2, \
+                 attempts = MAX(attempts - 1, 0), updated_ms = ?2 \
+                 WHERE state = 'sending' AND lease_owner = ?1",
+                params![worker, now],
+            )?))
+        })
+        .await
+    }
+
+    async fn pause(&self, sender: &str, reason: &str) -> Result<()> {
+        let (sender, reason) = (sender.to_owned(), reason.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO paused (sender, reason, since_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (sender) DO UPDATE SET reason = excluded.reason",
+                params![sender, reason, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resume(&self, sender: &str) -> Result<bool> {
+        let sender = sender.to_owned();
+        self.run(move |conn| {
+            Ok(conn.execute("DELETE FROM paused WHERE sender = ?1", [sender])? > 0)
+        })
+        .await
+    }
+
+    async fn paused(&self) -> Result<Vec<Pause>> {
+        self.run(|conn| {
+            let mut q =
+                conn.prepare_cached("SELECT sender, reason, since_ms FROM paused ORDER BY sender")?;
+            let rows = q
+                .query_map([], |r| {
+                    Ok(Pause {
+                        sender: r.get(0)?,
+                        reason: r.get(1)?,
+                        since_ms: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn counts(&self, sender: Option<&str>) -> Result<Counts> {
+        let sender = sender.map(str::to_owned);
+        self.run(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT r.state, COUNT(*) FROM recipients r JOIN messages m ON m.id = r.message \
+                 WHERE ?1 IS NULL OR m.sender = ?1 GROUP BY r.state",
+            )?;
+            let rows = q
+                .query_map([sender], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            counts_from(rows)
+        })
+        .await
+    }
+
+    async fn batch(&self, id: &str, offset: u64, limit: u64) -> Result<Option<BatchStatus>> {
+        let id = id.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(created_ms) = tx
+                .query_row("SELECT created_ms FROM batches WHERE id = ?1", [&id], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let messages: i64 =
+                tx.query_row("SELECT COUNT(*) FROM messages WHERE batch = ?1", [&id], |r| {
+                    r.get(0)
+                })?;
+            let rows = {
+                let mut q = tx.prepare_cached(
+                    "SELECT r.state, COUNT(*) FROM recipients r JOIN messages m ON m.id = r.message \
+                     WHERE m.batch = ?1 GROUP BY r.state",
+                )?;
+                q.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let counts = counts_from(rows)?;
+            let items = {
+                let mut q = tx.prepare_cached(&format!(
+                    "SELECT {STATUS_COLUMNS} FROM \
+                     (SELECT * FROM messages WHERE batch = ?1 ORDER BY id LIMIT ?2 OFFSET ?3) m \
+                     JOIN recipients r ON r.message = m.id \
+                     LEFT JOIN paused p ON p.sender = m.sender ORDER BY m.id, r.id"
+                ))?;
+                let rows = q
+                    .query_map(
+                        params![
+                            &id,
+                            i64::try_from(limit).unwrap_or(i64::MAX),
+                            i64::try_from(offset).unwrap_or(i64::MAX)
+                        ],
+                        status_row,
+                    )?
+                    .collect::<rusqlite::Result<_>>()?;
+                finish_status_rows(rows)?
+            };
+            Ok(Some(BatchStatus {
+                id,
+                created_ms,
+                messages: u64::try_from(messages).unwrap_or(0),
+                counts,
+                items,
+            }))
+        })
+        .await
+    }
+
+    async fn message(&self, key: MessageKey) -> Result<Option<MessageStatus>> {
+        self.run(move |conn| {
+            let mut q = conn.prepare_cached(&format!(
+                "SELECT {STATUS_COLUMNS} FROM messages m JOIN recipients r ON r.message = m.id \
+                 LEFT JOIN paused p ON p.sender = m.sender WHERE m.id = ?1 ORDER BY r.id"
+            ))?;
+            let rows = q
+                .query_map([key], status_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(finish_status_rows(rows)?.into_iter().next())
+        })
+        .await
+    }
+
+    async fn receipt(
+        &self,
+        message_id: &str,
+        recipient: Option<&str>,
+        state: State,
+        detail: &str,
+    ) -> Result<u64> {
+        let from = receipt_sources(state)?;
+        let (message_id, recipient, detail) = (
+            message_id.to_owned(),
+            recipient.map(str::to_ascii_lowercase),
+            detail.to_owned(),
+        );
+        self.run(move |conn| {
+            let sql = format!(
+                "UPDATE recipients SET state = ?1, reason = ?2, lease_owner = NULL, updated_ms = ?3 \
+                 WHERE message IN (SELECT id FROM messages WHERE message_id = ?4) \
+                   AND (?5 IS NULL OR lower(address) = ?5) AND state IN ({from})"
+            );
+            Ok(count(conn.execute(
+                &sql,
+                params![state.as_str(), detail, now_ms(), message_id, recipient],
+            )?))
+        })
+        .await
+    }
+}
+
+/// The states a receipt may move a recipient out of, as a SQL list (receipts only move forward).
+pub(crate) fn receipt_sources(to: State) -> Result<String> {
+    if to.receipt_rank() == 0 {
+        return Err(Error::invalid(
+            "state",
+            format!("a receipt sets delivered, read or failed, not {to}"),
+        ));
+    }
+    Ok(State::ALL
+        .into_iter()
+        .filter(|s| s.receipt_rank() < to.receipt_rank())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", "))
+}

@@ -1,0 +1,422 @@
+//! Delivery: a worker leases recipients from the [`Store`], sends each message over one reused authenticated
+//! connection ([`LpsClient`]) and records the outcome per recipient.
+//!
+//! - accepted (2xx) -> `sent`, with the server's final reply (queue id);
+//! - refused with 5xx -> `failed`, with the reply text;
+//! - 4xx, connection lost, timeout, server down -> `deferred` with exponential backoff and jitter, `failed`
+//!   after [`Backoff::max_attempts`];
+//! - credentials refused (expired token, certificate rejected, PSC session ended) -> the sender is paused
+//!   with the reason and its recipients go back to the queue; they stay there until [`Store::resume`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mss_annuaire::MailAddress;
+use mss_lps::smtp::{RecipientResult, SmtpReply};
+use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope, LpsClient};
+use rand::Rng;
+use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::model::{LeasedMessage, Outcome, now_ms};
+use crate::{Error, Result, Store};
+
+/// Retry schedule of transient failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub base: Duration,
+    /// Longest delay.
+    pub max: Duration,
+    /// Attempts after which a recipient fails for good.
+    pub max_attempts: u32,
+}
+
+impl Default for Backoff {
+    /// 30 s, doubling up to one hour, 25 attempts (about a day, like an MTA's queue lifetime).
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(3600),
+            max_attempts: 25,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, then drawn uniformly in its
+    /// upper half ("equal jitter": spread out, never much shorter than the schedule).
+    pub fn delay(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
+        let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
+        let full = self.base.saturating_mul(exp).min(self.max);
+        let half = full / 2;
+        half + half.mul_f64(rng.random::<f64>())
+    }
+}
+
+/// Limits towards one operator, shared by every worker loop of this process that talks to it.
+#[derive(Debug)]
+pub struct OperatorLimits {
+    connections: Arc<Semaphore>,
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl OperatorLimits {
+    /// At most `connections` sessions at once and, when given, `per_second` messages per second.
+    pub fn new(connections: usize, per_second: Option<f64>) -> Arc<Self> {
+        Arc::new(OperatorLimits {
+            connections: Arc::new(Semaphore::new(connections.max(1))),
+            interval: per_second
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Arc<Self> {
+        OperatorLimits::new(Semaphore::MAX_PERMITS, None)
+    }
+
+    // A fixed spacing between messages is all the rate limit needs (one slot per message, no bursts), so it
+    // is a few lines here rather than a token-bucket crate.
+    async fn pace(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// How a worker loop runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among the workers sharing the store (host and process id, say).
+    pub id: String,
+    /// Only this sender's messages (a worker holding one mailbox's credentials).
+    pub sender: Option<String>,
+    /// How long a lease lasts: a worker that dies gives its recipients back after this.
+    pub lease: Duration,
+    /// Recipients taken per lease.
+    pub lease_size: usize,
+    /// Pause between polls of an empty queue.
+    pub poll: Duration,
+    /// Retry schedule.
+    pub backoff: Backoff,
+    /// Return once nothing is left to send (a batch run), instead of waiting for more (a service).
+    pub stop_when_idle: bool,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker named `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        WorkerConfig {
+            id: id.into(),
+            sender: None,
+            lease: Duration::from_secs(120),
+            lease_size: 32,
+            poll: Duration::from_millis(500),
+            backoff: Backoff::default(),
+            stop_when_idle: false,
+        }
+    }
+}
+
+/// What one worker loop did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Recipients sent.
+    pub sent: u64,
+    /// Recipients deferred (each deferral counted).
+    pub deferred: u64,
+    /// Recipients failed.
+    pub failed: u64,
+    /// Why the sender was paused, when it was.
+    pub paused: Option<String>,
+}
+
+/// Runs one worker loop: one connection (the client's session, reused) to one operator. Ends when
+/// `stop` turns true (the leases it holds are given back), or, with [`WorkerConfig::stop_when_idle`], when
+/// nothing is left to send for its sender or the sender is paused.
+pub async fn run(
+    store: Arc<dyn Store>,
+    client: Arc<LpsClient>,
+    cfg: WorkerConfig,
+    limits: Arc<OperatorLimits>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<RunReport> {
+    let _connection = limits
+        .connections
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::Store {
+            reason: "operator limits closed".into(),
+        })?;
+    let mut report = RunReport::default();
+    let sender = cfg.sender.as_deref();
+    let mut store_failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let leased = match store
+            .lease(&cfg.id, sender, cfg.lease_size, cfg.lease)
+            .await
+        {
+            Ok(l) => {
+                store_failures = 0;
+                l
+            }
+            Err(e) if e.is_transient() && store_failures < 120 => {
+                store_failures += 1;
+                tracing::warn!(error = %e, "outbox store unavailable; retrying");
+                sleep_or_stop(cfg.poll, &mut stop).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if leased.is_empty() {
+            if cfg.stop_when_idle {
+                if let Some(reason) = paused_reason(store.as_ref(), sender).await? {
+                    report.paused = Some(reason);
+                    break;
+                }
+                let c = store.counts(sender).await?;
+                if c.queued + c.sending == 0 && c.deferred == 0 {
+                    break;
+                }
+            }
+            sleep_or_stop(cfg.poll, &mut stop).await;
+            continue;
+        }
+        for m in leased {
+            limits.pace().await;
+            let delivery = deliver(&client, &m, &cfg.backoff).await;
+            if let Some(reason) = &delivery.pause {
+                tracing::warn!(sender = %m.sender, reason = %reason, "credentials refused: pausing the mailbox");
+                store.pause(&m.sender, reason).await?;
+                report.paused = Some(reason.clone());
+            }
+            for (_, o) in &delivery.outcomes {
+                match o {
+                    Outcome::Sent { .. } => report.sent += 1,
+                    Outcome::Deferred { .. } => report.deferred += 1,
+                    Outcome::Failed { .. } => report.failed += 1,
+                }
+            }
+            record(store.as_ref(), &cfg.id, &delivery.outcomes).await?;
+        }
+    }
+    client.close().await;
+    store.release(&cfg.id).await?;
+    Ok(report)
+}
+
+async fn paused_reason(store: &dyn Store, sender: Option<&str>) -> Result<Option<String>> {
+    let Some(sender) = sender else {
+        return Ok(None);
+    };
+    Ok(store
+        .paused()
+        .await?
+        .into_iter()
+        .find(|p| p.sender == sender)
+        .map(|p| p.reason))
+}
+
+/// Records, retrying while the store is briefly unavailable (the message is sent: losing its outcome would
+/// send it again after the lease expires).
+async fn record(store: &dyn Store, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match store.record(worker, outcomes).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() && tries < 60 => {
+                tries += 1;
+                tracing::warn!(error = %e, "cannot record outcomes yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Outcomes of one message, and the reason to pause its sender if its credentials were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Per leased recipient.
+    pub outcomes: Vec<(i64, Outcome)>,
+    /// Credentials refused: why.
+    pub pause: Option<String>,
+}
+
+/// Sends one leased message and decides each recipient's outcome.
+pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -> Delivery {
+    let mut outcomes = Vec::with_capacity(m.recipients.len());
+    let from = match MailAddress::parse(&m.sender) {
+        Ok(a) => a,
+        Err(e) => {
+            let reason = format!("invalid sender {}: {e}", m.sender);
+            return Delivery {
+                outcomes: m
+                    .recipients
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.id,
+                            Outcome::Failed {
+                                reason: reason.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
+                pause: None,
+            };
+        }
+    };
+    let mut sendable = Vec::new();
+    for r in &m.recipients {
+        match MailAddress::parse(&r.address) {
+            Ok(a) => sendable.push((r, a)),
+            Err(e) => outcomes.push((
+                r.id,
+                Outcome::Failed {
+                    reason: format!("invalid recipient {}: {e}", r.address),
+                },
+            )),
+        }
+    }
+    if sendable.is_empty() {
+        return Delivery {
+            outcomes,
+            pause: None,
+        };
+    }
+    let envelope = Envelope {
+        from,
+        recipients: sendable.iter().map(|(_, a)| a.clone()).collect(),
+        // receipts come back by DSN, matched on the Message-ID (ENVID)
+        dsn: Some(DsnRequest {
+            ret: Some(DsnReturn::Headers),
+            envid: Some(m.message_id.clone()),
+            notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],
+            orcpt: true,
+        }),
+    };
+    let result = client.send(&envelope, &m.content).await;
+    // the thread-local generator is not Send: drawn after the await
+    let mut rng = rand::rng();
+    let mut retry = |attempts: u32, reason: String| -> Outcome {
+        if attempts >= backoff.max_attempts {
+            Outcome::Failed {
+                reason: format!("gave up after {attempts} attempts: {reason}"),
+            }
+        } else {
+            let delay = backoff.delay(attempts, &mut rng);
+            Outcome::Deferred {
+                retry_at: now_ms()
+                    .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)),
+                reason,
+            }
+        }
+    };
+    let mut by_reply = |results: &[RecipientResult], data_reply: Option<&SmtpReply>| {
+        let mut out = Vec::with_capacity(sendable.len());
+        for (i, (r, _)) in sendable.iter().enumerate() {
+            let Some(res) = results.get(i) else {
+                out.push((
+                    r.id,
+                    retry(r.attempts, "no answer for this recipient".into()),
+                ));
+                continue;
+            };
+            let o = if res.reply.is_positive() {
+                Outcome::Sent {
+                    reply: data_reply.unwrap_or(&res.reply).to_string(),
+                }
+            } else if res.reply.is_permanent() {
+                Outcome::Failed {
+                    reason: res.reply.to_string(),
+                }
+            } else {
+                retry(r.attempts, res.reply.to_string())
+            };
+            out.push((r.id, o));
+        }
+        out
+    };
+    match result {
+        Ok(report) => {
+            outcomes.extend(by_reply(&report.recipients, Some(&report.reply)));
+            Delivery {
+                outcomes,
+                pause: None,
+            }
+        }
+        Err(mss_lps::Error::RecipientsRefused { results, .. }) => {
+            outcomes.extend(by_reply(&results, None));
+            Delivery {
+                outcomes,
+                pause: None,
+            }
+        }
+        Err(e) if e.needs_credentials() => {
+            // not the message's fault: back to the queue, without counting the attempt
+            let reason = e.to_string();
+            for (r, _) in &sendable {
+                outcomes.push((
+                    r.id,
+                    Outcome::Deferred {
+                        retry_at: now_ms(),
+                        reason: format!("mailbox paused: {reason}"),
+                    },
+                ));
+            }
+            Delivery {
+                outcomes,
+                pause: Some(reason),
+            }
+        }
+        Err(e) if e.is_permanent() => {
+            let reason = e.to_string();
+            for (r, _) in &sendable {
+                outcomes.push((
+                    r.id,
+                    Outcome::Failed {
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+            Delivery {
+                outcomes,
+                pause: None,
+            }
+        }
+        Err(e) => {
+            // transient, or unknown: retrying is the safe side
+            let reason = e.to_string();
+            for (r, _) in &sendable {
+                outcomes.push((r.id, retry(r.attempts, reason.clone())));
+            }
+            Delivery {
+                outcomes,
+                pause: None,
+            }
+        }
+    }
+}

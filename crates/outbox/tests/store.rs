@@ -1,0 +1,517 @@
+//! One behaviour, two backends: every case below runs against the embedded SQLite store and against a real
+//! PostgreSQL server started by the test (scripts/postgres.sh).
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::msg;
+use mss_outbox::{Accepted, Error, Outcome, State, Store, now_ms};
+
+const LONG: Duration = Duration::from_secs(60);
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, dir) = super::common::sqlite_store();
+                    let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+                    let other = move || -> std::sync::Arc<dyn mss_outbox::Store> {
+                        std::sync::Arc::new(mss_outbox::SqliteStore::open(&path).expect("second handle"))
+                    };
+                    super::$case(store, &other).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some((store, url)) = super::common::pg_store().await else { return };
+                    let other = move || -> std::sync::Arc<dyn mss_outbox::Store> {
+                        // another pool on the same database, as another machine's worker has
+                        let s = tokio::task::block_in_place(|| {
+                            tokio::runtime::Handle::current().block_on(mss_outbox::PostgresStore::connect(&url, 4))
+                        })
+                        .expect("second store");
+                        std::sync::Arc::new(s)
+                    };
+                    super::$case(store, &other).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipient,
+    an_idempotency_key_is_stored_once,
+    bad_items_are_refused_naming_the_field_and_nothing_is_stored,
+    a_lease_is_exclusive_until_it_expires,
+    deferred_recipients_wait_for_their_retry_time,
+    a_paused_sender_is_not_leased_until_resumed,
+    released_recipients_go_back_to_the_queue,
+    batches_page_their_items_in_acceptance_order,
+    receipts_move_recipients_forward_only,
+    concurrent_workers_never_lease_the_same_recipient,
+);
+
+/// Something that opens a second, independent handle on the same store (another process's view).
+type Other<'a> = &'a (dyn Fn() -> Arc<dyn Store> + Sync);
+
+async fn accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipient(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+) {
+    let m1 = msg(
+        "k1",
+        "alice@sante.test",
+        &["bob@sante.test", "carol@sante.test"],
+    );
+    let m2 = msg("k2", "alice@sante.test", &["dan@sante.test"]);
+    let acc = s
+        .enqueue(None, vec![m1.clone(), m2.clone()])
+        .await
+        .expect("enqueue");
+    assert!(matches!(acc[..], [Accepted::New(_), Accepted::New(_)]));
+    let c = s.counts(None).await.expect("counts");
+    assert_eq!((c.queued, c.total()), (3, 3));
+
+    let leased = s.lease("w1", None, 10, LONG).await.expect("lease");
+    assert_eq!(leased.len(), 2);
+    assert_eq!(leased[0].key, acc[0].key());
+    assert_eq!(leased[0].content, m1.content);
+    assert_eq!(leased[0].message_id, "<k1@mss.test>");
+    assert_eq!(leased[0].auth_ref, "token:alice@sante.test");
+    let addrs: Vec<&str> = leased[0]
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(addrs, ["bob@sante.test", "carol@sante.test"]);
+    assert!(leased[0].recipients.iter().all(|r| r.attempts == 1));
+    assert_eq!(s.counts(None).await.expect("counts").sending, 3);
+
+    let [bob, carol] = [&leased[0].recipients[0], &leased[0].recipients[1]];
+    let n = s
+        .record(
+            "w1",
+            &[
+                (
+                    bob.id,
+                    Outcome::Sent {
+                        reply: "250 2.0.0 Ok: queued as 4AbC".into(),
+                    },
+                ),
+                (
+                    carol.id,
+                    Outcome::Failed {
+                        reason: "550 5.1.1 <carol@sante.test>: Recipient address rejected".into(),
+                    },
+                ),
+            ],
+        )
+        .await
+        .expect("record");
+    assert_eq!(n, 2);
+    let st = s
+        .message(acc[0].key())
+        .await
+        .expect("status")
+        .expect("known");
+    assert_eq!(st.message_id, "<k1@mss.test>");
+    assert_eq!(st.label, "k1.eml");
+    assert_eq!(st.recipients[0].state, State::Sent);
+    assert_eq!(
+        st.recipients[0].reply.as_deref(),
+        Some("250 2.0.0 Ok: queued as 4AbC")
+    );
+    assert_eq!(st.recipients[1].state, State::Failed);
+    assert_eq!(
+        st.recipients[1].reason.as_deref(),
+        Some("550 5.1.1 <carol@sante.test>: Recipient address rejected")
+    );
+    let c = s.counts(None).await.expect("counts");
+    assert_eq!((c.sent, c.failed, c.sending), (1, 1, 1));
+    assert_eq!(
+        s.counts(Some("someone@sante.test"))
+            .await
+            .expect("counts")
+            .total(),
+        0
+    );
+    assert!(s.message(999_999).await.expect("status").is_none());
+}
+
+async fn an_idempotency_key_is_stored_once(s: Arc<dyn Store>, _: Other<'_>) {
+    let first = s
+        .enqueue(
+            None,
+            vec![msg("same", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    let again = s
+        .enqueue(
+            None,
+            vec![
+                msg("same", "alice@sante.test", &["bob@sante.test"]),
+                msg("other", "alice@sante.test", &["bob@sante.test"]),
+            ],
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(again[0], Accepted::Existing(first[0].key()));
+    assert!(matches!(again[1], Accepted::New(k) if k != first[0].key()));
+    assert_eq!(s.counts(None).await.expect("counts").total(), 2);
+}
+
+async fn bad_items_are_refused_naming_the_field_and_nothing_is_stored(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+) {
+    let good = msg("good", "alice@sante.test", &["bob@sante.test"]);
+    let mut no_rcpt = msg("bad", "alice@sante.test", &["bob@sante.test"]);
+    no_rcpt.recipients.clear();
+    let e = s
+        .enqueue(None, vec![good.clone(), no_rcpt])
+        .await
+        .expect_err("refused");
+    assert!(e.is_permanent());
+    assert_eq!(e.to_string(), "invalid recipients: none");
+    let mut bad_key = good.clone();
+    bad_key.idempotency_key = "a\nb".into();
+    let e = s.enqueue(None, vec![bad_key]).await.expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "invalid idempotency_key: contains control characters"
+    );
+    assert_eq!(s.counts(None).await.expect("counts").total(), 0);
+}
+
+async fn a_lease_is_exclusive_until_it_expires(s: Arc<dyn Store>, other: Other<'_>) {
+    s.enqueue(
+        None,
+        vec![msg("k", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    let w2 = other();
+    let l1 = s
+        .lease("w1", None, 10, Duration::from_millis(400))
+        .await
+        .expect("lease");
+    assert_eq!(l1.len(), 1);
+    assert!(
+        w2.lease("w2", None, 10, LONG)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    // w1 "dies": its lease expires and w2 takes the recipient over
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let l2 = w2.lease("w2", None, 10, LONG).await.expect("lease");
+    assert_eq!(l2.len(), 1);
+    let r = &l2[0].recipients[0];
+    assert_eq!(r.attempts, 2);
+    // w1 comes back late: its outcome no longer applies
+    let late = Outcome::Sent {
+        reply: "250 late".into(),
+    };
+    assert_eq!(s.record("w1", &[(r.id, late)]).await.expect("record"), 0);
+    let ok = Outcome::Sent {
+        reply: "250 w2".into(),
+    };
+    assert_eq!(w2.record("w2", &[(r.id, ok)]).await.expect("record"), 1);
+    let st = s.message(l2[0].key).await.expect("status").expect("known");
+    assert_eq!(st.recipients[0].reply.as_deref(), Some("250 w2"));
+}
+
+async fn deferred_recipients_wait_for_their_retry_time(s: Arc<dyn Store>, _: Other<'_>) {
+    s.enqueue(
+        None,
+        vec![msg("k", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    let l = s.lease("w1", None, 10, LONG).await.expect("lease");
+    let id = l[0].recipients[0].id;
+    let retry_at = now_ms() + 500;
+    let reason = "451 4.3.0 try again later".to_owned();
+    s.record(
+        "w1",
+        &[(
+            id,
+            Outcome::Deferred {
+                retry_at,
+                reason: reason.clone(),
+            },
+        )],
+    )
+    .await
+    .expect("record");
+    let st = s.message(l[0].key).await.expect("status").expect("known");
+    assert_eq!(st.recipients[0].state, State::Deferred);
+    assert_eq!(st.recipients[0].retry_at_ms, Some(retry_at));
+    assert_eq!(st.recipients[0].reason.as_deref(), Some(reason.as_str()));
+    assert!(
+        s.lease("w1", None, 10, LONG)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let again = s.lease("w2", None, 10, LONG).await.expect("lease");
+    assert_eq!(again[0].recipients[0].id, id);
+    assert_eq!(again[0].recipients[0].attempts, 2);
+}
+
+async fn a_paused_sender_is_not_leased_until_resumed(s: Arc<dyn Store>, _: Other<'_>) {
+    let acc = s
+        .enqueue(
+            None,
+            vec![
+                msg("a", "alice@sante.test", &["bob@sante.test"]),
+                msg("b", "labo@app.sante.test", &["bob@sante.test"]),
+            ],
+        )
+        .await
+        .expect("enqueue");
+    let reason = "authentication of alice@sante.test failed: token expired";
+    s.pause("alice@sante.test", reason).await.expect("pause");
+    let l = s.lease("w", None, 10, LONG).await.expect("lease");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].sender, "labo@app.sante.test");
+    let st = s
+        .message(acc[0].key())
+        .await
+        .expect("status")
+        .expect("known");
+    assert_eq!(st.paused.as_deref(), Some(reason));
+    let paused = s.paused().await.expect("paused");
+    assert_eq!(paused.len(), 1);
+    assert_eq!(
+        (paused[0].sender.as_str(), paused[0].reason.as_str()),
+        ("alice@sante.test", reason)
+    );
+    assert!(
+        s.lease("w", Some("alice@sante.test"), 10, LONG)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    assert!(s.resume("alice@sante.test").await.expect("resume"));
+    assert!(!s.resume("alice@sante.test").await.expect("resume"));
+    let l = s
+        .lease("w", Some("alice@sante.test"), 10, LONG)
+        .await
+        .expect("lease");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].key, acc[0].key());
+}
+
+async fn released_recipients_go_back_to_the_queue(s: Arc<dyn Store>, other: Other<'_>) {
+    s.enqueue(
+        None,
+        vec![msg(
+            "k",
+            "alice@sante.test",
+            &["bob@sante.test", "x@sante.test"],
+        )],
+    )
+    .await
+    .expect("enqueue");
+    assert_eq!(s.lease("w1", None, 10, LONG).await.expect("lease").len(), 1);
+    assert_eq!(s.release("w1").await.expect("release"), 2);
+    let c = s.counts(None).await.expect("counts");
+    assert_eq!((c.queued, c.sending), (2, 0));
+    let l = other().lease("w2", None, 10, LONG).await.expect("lease");
+    assert_eq!(l[0].recipients.len(), 2);
+    // a release does not count as an attempt
+    assert!(l[0].recipients.iter().all(|r| r.attempts == 1));
+}
+
+async fn batches_page_their_items_in_acceptance_order(s: Arc<dyn Store>, _: Other<'_>) {
+    let items: Vec<_> = (0..5)
+        .map(|i| {
+            msg(
+                &format!("b{i}"),
+                "alice@sante.test",
+                &["bob@sante.test", "carol@sante.test"],
+            )
+        })
+        .collect();
+    let acc = s.enqueue(Some("batch-1"), items).await.expect("enqueue");
+    s.enqueue(
+        None,
+        vec![msg("loose", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    let b = s
+        .batch("batch-1", 1, 2)
+        .await
+        .expect("batch")
+        .expect("known");
+    assert_eq!(b.id, "batch-1");
+    assert_eq!(b.messages, 5);
+    assert_eq!((b.counts.queued, b.counts.total()), (10, 10));
+    let ids: Vec<_> = b.items.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [acc[1].key(), acc[2].key()]);
+    assert_eq!(b.items[0].batch.as_deref(), Some("batch-1"));
+    assert_eq!(b.items[0].recipients.len(), 2);
+    assert_eq!(b.items[0].idempotency_key, "b1");
+    let last = s
+        .batch("batch-1", 4, 100)
+        .await
+        .expect("batch")
+        .expect("known");
+    assert_eq!(last.items.len(), 1);
+    assert!(s.batch("nope", 0, 10).await.expect("batch").is_none());
+}
+
+async fn receipts_move_recipients_forward_only(s: Arc<dyn Store>, _: Other<'_>) {
+    let acc = s
+        .enqueue(
+            None,
+            vec![msg(
+                "r",
+                "alice@sante.test",
+                &["bob@sante.test", "carol@sante.test"],
+            )],
+        )
+        .await
+        .expect("enqueue");
+    let l = s.lease("w", None, 10, LONG).await.expect("lease");
+    let sent = |r: &mss_outbox::LeasedRecipient| {
+        (
+            r.id,
+            Outcome::Sent {
+                reply: "250 ok".into(),
+            },
+        )
+    };
+    s.record("w", &[sent(&l[0].recipients[0]), sent(&l[0].recipients[1])])
+        .await
+        .expect("record");
+    let n = s
+        .receipt("<r@mss.test>", None, State::Delivered, "2.0.0 delivered")
+        .await
+        .expect("dsn");
+    assert_eq!(n, 2);
+    let n = s
+        .receipt(
+            "<r@mss.test>",
+            Some("BOB@sante.test"),
+            State::Read,
+            "displayed",
+        )
+        .await
+        .expect("mdn");
+    assert_eq!(n, 1);
+    // a late DSN does not take bob back from read
+    let n = s
+        .receipt(
+            "<r@mss.test>",
+            Some("bob@sante.test"),
+            State::Delivered,
+            "late",
+        )
+        .await
+        .expect("dsn");
+    assert_eq!(n, 0);
+    let n = s
+        .receipt(
+            "<r@mss.test>",
+            Some("carol@sante.test"),
+            State::Failed,
+            "5.2.2 mailbox full",
+        )
+        .await
+        .expect("dsn");
+    assert_eq!(n, 1);
+    let st = s
+        .message(acc[0].key())
+        .await
+        .expect("status")
+        .expect("known");
+    assert_eq!(st.recipients[0].state, State::Read);
+    assert_eq!(st.recipients[0].reason.as_deref(), Some("displayed"));
+    assert_eq!(st.recipients[1].state, State::Failed);
+    assert_eq!(
+        st.recipients[1].reason.as_deref(),
+        Some("5.2.2 mailbox full")
+    );
+    assert!(matches!(
+        s.receipt("<r@mss.test>", None, State::Queued, "").await,
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(
+        s.receipt("<unknown@mss.test>", None, State::Delivered, "")
+            .await
+            .expect("dsn"),
+        0
+    );
+}
+
+async fn concurrent_workers_never_lease_the_same_recipient(s: Arc<dyn Store>, other: Other<'_>) {
+    let items: Vec<_> = (0..100)
+        .map(|i| {
+            msg(
+                &format!("c{i}"),
+                "alice@sante.test",
+                &["bob@sante.test", "carol@sante.test"],
+            )
+        })
+        .collect();
+    s.enqueue(Some("c"), items).await.expect("enqueue");
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = other();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let l = store
+                    .lease(&format!("w{w}"), None, 7, LONG)
+                    .await
+                    .expect("lease");
+                if l.is_empty() {
+                    break;
+                }
+                mine.extend(l.iter().flat_map(|m| m.recipients.iter().map(|r| r.id)));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 200, "every recipient leased");
+    assert_eq!(unique.len(), 200, "none leased twice");
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_unavailable_not_acknowledged() {
+    // SQLite: the directory does not exist
+    let e = mss_outbox::SqliteStore::open(std::path::Path::new("/nonexistent/dir/outbox.sqlite"))
+        .expect_err("no store");
+    assert!(e.is_transient(), "{e}");
+    // PostgreSQL: nobody listens
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("postgresql://mss:s3cret-pw@127.0.0.1:{port}/x");
+    let e = mss_outbox::PostgresStore::connect(&url, 1)
+        .await
+        .expect_err("no server");
+    assert!(e.is_transient(), "{e}");
+    assert!(!e.to_string().contains("s3cret-pw"), "{e}");
+}

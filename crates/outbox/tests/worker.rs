@@ -1,0 +1,314 @@
+//! The worker against the local operator (scripts/lps-operator.sh: Dovecot + Postfix as root): one
+//! connection for a whole batch, 5xx per recipient, an expired token pausing the mailbox, the server going
+//! away and coming back.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{msg, sqlite_store};
+use mss_lps::testing::{TokenKind, operator};
+use mss_lps::{Endpoint, ServerEndpoints, SessionPolicy, SharedToken, StaticToken};
+use mss_outbox::worker::{self, Backoff, OperatorLimits, WorkerConfig};
+use mss_outbox::{NewMessage, State};
+use tokio::sync::watch;
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        mss_outbox::now_ms() % 1_000_000
+    )
+}
+
+fn config(sender: &str) -> WorkerConfig {
+    let mut cfg = WorkerConfig::new(unique("w"));
+    cfg.sender = Some(sender.to_owned());
+    cfg.stop_when_idle = true;
+    cfg.poll = Duration::from_millis(100);
+    cfg.backoff = Backoff {
+        base: Duration::from_millis(200),
+        max: Duration::from_millis(800),
+        max_attempts: 50,
+    };
+    cfg
+}
+
+fn batch(n: usize, from: &str, to: &[&str]) -> Vec<NewMessage> {
+    let tag = unique("m");
+    (0..n)
+        .map(|i| msg(&format!("{tag}-{i}"), from, to))
+        .collect()
+}
+
+/// Message-IDs found in a mailbox, waiting up to 20 s for `expected` messages (Postfix delivers
+/// asynchronously).
+fn mailbox_ids(op: &mss_lps::testing::Operator, user: &str, expected: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let files = op.maildir_files(user);
+        if files.len() >= expected {
+            return files
+                .iter()
+                .filter_map(|f| std::fs::read(f).ok())
+                .filter_map(|b| mss_lps::message_id(&b))
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{user}: {} messages, expected {expected}",
+        op.maildir_files(user).len()
+    );
+}
+
+fn no_stop() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    std::mem::forget(tx);
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_goes_over_one_connection_and_every_message_arrives() {
+    let Some(op) = operator() else { return };
+    let (store, _dir) = sqlite_store();
+    let rcpt = format!("{}@sante.test", unique("batch"));
+    let items = batch(40, "alice@sante.test", &[&rcpt]);
+    let ids: HashSet<String> = items.iter().map(|m| m.message_id.clone()).collect();
+    store.enqueue(Some("b"), items).await.expect("enqueue");
+    let client = Arc::new(op.per_client("alice@sante.test"));
+    let report = worker::run(
+        Arc::clone(&store),
+        Arc::clone(&client),
+        config("alice@sante.test"),
+        OperatorLimits::unlimited(),
+        no_stop(),
+    )
+    .await
+    .expect("run");
+    assert_eq!((report.sent, report.deferred, report.failed), (40, 0, 0));
+    assert_eq!(
+        client.stats().await.smtp_logins,
+        1,
+        "one authenticated session"
+    );
+    let b = store
+        .batch("b", 0, 100)
+        .await
+        .expect("batch")
+        .expect("known");
+    assert_eq!(b.counts.sent, 40);
+    let st = &b.items[0].recipients[0];
+    assert_eq!(st.state, State::Sent);
+    assert!(
+        st.reply.as_deref().is_some_and(|r| r.starts_with("250")),
+        "{st:?}"
+    );
+    if op.delivers() {
+        let got: HashSet<String> = mailbox_ids(op, &rcpt, 40).into_iter().collect();
+        assert_eq!(got, ids);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_recipient_fails_with_the_reply_and_the_rest_go() {
+    let Some(op) = operator() else { return };
+    if !op.delivers() {
+        common::unavailable("recipient checks need Postfix (root)");
+        return;
+    }
+    let (store, _dir) = sqlite_store();
+    let rcpt = format!("{}@sante.test", unique("partial"));
+    let items = batch(3, "alice@sante.test", &[&rcpt, "x@elsewhere.test"]);
+    let acc = store.enqueue(None, items).await.expect("enqueue");
+    let report = worker::run(
+        Arc::clone(&store),
+        Arc::new(op.per_client("alice@sante.test")),
+        config("alice@sante.test"),
+        OperatorLimits::unlimited(),
+        no_stop(),
+    )
+    .await
+    .expect("run");
+    assert_eq!((report.sent, report.failed), (3, 3));
+    let st = store
+        .message(acc[0].key())
+        .await
+        .expect("status")
+        .expect("known");
+    assert_eq!(st.recipients[0].state, State::Sent);
+    assert_eq!(st.recipients[1].state, State::Failed);
+    let reason = st.recipients[1].reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("554") && reason.contains("x@elsewhere.test"),
+        "{reason}"
+    );
+    assert_eq!(mailbox_ids(op, &rcpt, 3).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_pauses_the_mailbox_until_a_new_token_is_given() {
+    let Some(op) = operator() else { return };
+    let (store, _dir) = sqlite_store();
+    let items = batch(3, "alice@sante.test", &["bob@sante.test"]);
+    store.enqueue(None, items).await.expect("enqueue");
+    let token = Arc::new(SharedToken::new(
+        op.psc().token("alice@sante.test", TokenKind::Expired),
+    ));
+    let client =
+        Arc::new(op.per_client_with("alice@sante.test", token.clone(), SessionPolicy::default()));
+    let report = worker::run(
+        Arc::clone(&store),
+        Arc::clone(&client),
+        config("alice@sante.test"),
+        OperatorLimits::unlimited(),
+        no_stop(),
+    )
+    .await
+    .expect("run");
+    let reason = report.paused.expect("paused");
+    assert!(
+        reason.contains("authentication of alice@sante.test"),
+        "{reason}"
+    );
+    assert_eq!(report.sent + report.failed, 0);
+    let paused = store.paused().await.expect("paused");
+    assert_eq!(paused[0].reason, reason);
+    let c = store.counts(None).await.expect("counts");
+    assert_eq!((c.failed, c.sent, c.pending()), (0, 0, 3));
+
+    // a new token, the mailbox resumed: everything goes
+    token.replace(op.psc().token("alice@sante.test", TokenKind::Valid));
+    assert!(store.resume("alice@sante.test").await.expect("resume"));
+    let report = worker::run(
+        Arc::clone(&store),
+        client,
+        config("alice@sante.test"),
+        OperatorLimits::unlimited(),
+        no_stop(),
+    )
+    .await
+    .expect("run");
+    assert_eq!((report.sent, report.paused), (3, None));
+}
+
+/// A TCP relay to the real submission server that the test switches off and on (an operator outage).
+struct Outage {
+    port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Outage {
+    fn new(target: u16) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        Outage {
+            port,
+            target,
+            task: None,
+        }
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind relay");
+        let target = self.target;
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the listener and every open connection.
+    async fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_going_away_defers_and_everything_goes_when_it_is_back() {
+    let Some(op) = operator() else { return };
+    let (store, _dir) = sqlite_store();
+    let rcpt = format!("{}@sante.test", unique("outage"));
+    let items = batch(20, "alice@sante.test", &[&rcpt]);
+    let ids: HashSet<String> = items.iter().map(|m| m.message_id.clone()).collect();
+    store.enqueue(None, items).await.expect("enqueue");
+    let real = op.per_endpoints();
+    let mut outage = Outage::new(real.submission.port);
+    let endpoints = ServerEndpoints {
+        submission: Endpoint::new(real.submission.host.clone(), outage.port),
+        imap: real.imap.clone(),
+    };
+    let token = op.psc().token("alice@sante.test", TokenKind::Valid);
+    let client = Arc::new(
+        mss_lps::LpsClient::new(mss_lps::MailboxConfig {
+            address: mss_lps::testing::addr("alice@sante.test"),
+            bal_type: mss_annuaire::BalType::Per,
+            credentials: mss_lps::Credentials::Psc {
+                provider: Arc::new(StaticToken::new(token)),
+                policy: op.policy(),
+            },
+            servers: mss_lps::ServerSource::Explicit(endpoints),
+            connect: op.options(op.tls()),
+            session: SessionPolicy::default(),
+        })
+        .expect("client"),
+    );
+    // the server is down from the start
+    let run = tokio::spawn(worker::run(
+        Arc::clone(&store),
+        client,
+        config("alice@sante.test"),
+        OperatorLimits::unlimited(),
+        no_stop(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let c = store.counts(None).await.expect("counts");
+    assert_eq!(c.sent, 0);
+    assert!(c.deferred > 0, "{c:?}");
+    let b = store.message(1).await.expect("status").expect("known");
+    let reason = b.recipients[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("cannot connect"), "{reason}");
+    assert!(b.recipients[0].attempts >= 2, "retried: {b:?}");
+    // back up: everything goes, then down again in the middle, then up
+    outage.up().await;
+    for _ in 0..100 {
+        if store.counts(None).await.expect("counts").sent >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    outage.down().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    outage.up().await;
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("finishes")
+        .expect("task")
+        .expect("run");
+    assert!(report.deferred > 0);
+    let c = store.counts(None).await.expect("counts");
+    assert_eq!((c.sent, c.failed, c.pending()), (20, 0, 0));
+    if op.delivers() {
+        // everything arrived; a retry after a cut may have delivered one twice, with the same Message-ID
+        let got = mailbox_ids(op, &rcpt, 20);
+        let distinct: HashSet<String> = got.into_iter().collect();
+        assert_eq!(distinct, ids);
+    }
+}
