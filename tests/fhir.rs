@@ -256,6 +256,55 @@ fn delta_changes_exactly_what_changed() {
 }
 
 #[test]
+fn a_full_sync_removes_what_the_api_no_longer_has() {
+    let (entries, p) = population(300);
+    let fake = FakeFhir::start(&p);
+    let dir = tempfile::tempdir().unwrap();
+    // an extraction entry in the same index: not the FHIR source's to remove
+    let extraction = common::demo_file(dir.path(), 5, 99, false);
+    let data = dir.path().join("data");
+    common::import(&data, &extraction);
+    let imported = all_entries(&data);
+    let out = fhir_sync(&data, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = all_entries(&data);
+    assert_eq!(before.len(), entries.len() + imported.len());
+
+    // a practitioner with a box of his own vanishes from the API
+    let vanished = fake.with(|s| {
+        let list = s.resources.get_mut("Practitioner").unwrap();
+        let i = list
+            .iter()
+            .position(|p| !p["telecom"].as_array().unwrap().is_empty())
+            .unwrap();
+        let p = list.remove(i);
+        p["telecom"][0]["value"].as_str().unwrap().to_string()
+    });
+    // a delta cannot see it go
+    let out = fhir_sync(&data, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(all_entries(&data).contains_key(&vanished));
+    // a full sync removes it, and only it
+    let out = fhir_sync(&data, &fake, &["--full"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 removed (gone from the API)"),
+        "{}",
+        stdout(&out)
+    );
+    let after = all_entries(&data);
+    let mut expected = before.clone();
+    expected.remove(&vanished);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (a, e) in &imported {
+        assert_eq!(after[a].source, e.source, "{a} left alone");
+    }
+}
+
+#[test]
 fn deltas_more_than_30_days_back_are_refused() {
     let (_, p) = population(50);
     let fake = FakeFhir::start(&p);
@@ -593,6 +642,12 @@ fn refresh_asks_the_api_and_updates_the_index() {
     assert_eq!(status, 400);
     assert_eq!(problem["invalid-params"][0]["name"], "refresh", "{problem}");
     assert_eq!(get(&format!("{url}?refresh=true&x=1")).0, 400);
+    let logs: Vec<String> = server.stderr_lines.try_iter().collect();
+    assert!(
+        logs.iter().any(|l| l.contains("FHIR")),
+        "the failed lookup is logged: {logs:?}"
+    );
+    assert!(logs.iter().all(|l| !l.contains(KEY)), "{logs:?}");
     drop(server);
 
     // a server without a FHIR API refuses refresh=true

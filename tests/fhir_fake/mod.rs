@@ -219,29 +219,52 @@ async fn handle(store: Arc<Mutex<Store>>, uri: Uri, headers: HeaderMap) -> Respo
         };
         return bundle(&page(&mut s, &base, rest));
     }
-    let Some(all) = s.resources.get(resource).cloned() else {
+    if let Some((_, n)) = params.iter().find(|(k, _)| k == "_count") {
+        s.page_size = n.parse().unwrap_or(50);
+    }
+    let Some(all) = s.resources.get(resource) else {
         return outcome(
             404,
             "not-supported",
             &format!("resource {resource} not served"),
         );
     };
-    let mut matches = Vec::new();
-    for r in all {
-        if params
-            .iter()
-            .all(|(k, v)| k.starts_with('_') && k != "_lastUpdated" || matches_param(&r, k, v))
-        {
-            matches.push(r);
-        }
-    }
+    let matches: Vec<&Value> = all
+        .iter()
+        .filter(|r| {
+            params
+                .iter()
+                .all(|(k, v)| k.starts_with('_') && k != "_lastUpdated" || matches_param(r, k, v))
+        })
+        .collect();
     let include = params.iter().any(|(k, _)| k == "_include");
-    if let Some((_, n)) = params.iter().find(|(k, _)| k == "_count") {
-        s.page_size = n.parse().unwrap_or(50);
-    }
+    // what each match includes, resolved once per search (not per page)
+    let by_key = |ty: &str| -> HashMap<String, &Value> {
+        s.resources
+            .get(ty)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((format!("{ty}/{}", r["id"].as_str()?), r)))
+            .collect()
+    };
+    let (people, orgs) = if include {
+        (by_key("Practitioner"), by_key("Organization"))
+    } else {
+        (HashMap::new(), HashMap::new())
+    };
     let tagged: Vec<Value> = matches
         .into_iter()
-        .map(|r| json!({"mode": "match", "resource": r, "include": include}))
+        .map(|r| {
+            let mut included = Vec::new();
+            if include {
+                for (field, map) in [("practitioner", &people), ("organization", &orgs)] {
+                    if let Some(found) = r[field]["reference"].as_str().and_then(|k| map.get(k)) {
+                        included.push((*found).clone());
+                    }
+                }
+            }
+            json!({"resource": r, "included": included})
+        })
         .collect();
     bundle(&page(&mut s, &base, tagged))
 }
@@ -263,26 +286,18 @@ fn page(s: &mut Store, base: &str, mut results: Vec<Value>) -> Value {
             "resource": r,
             "search": {"mode": "match"}
         }));
-        if m["include"] == true {
-            for field in ["practitioner", "organization"] {
-                let Some(key) = r[field]["reference"].as_str() else {
-                    continue;
-                };
-                if !included.insert(key.to_string()) {
-                    continue;
-                }
-                let (ty, id) = key.split_once('/').unwrap_or(("", ""));
-                if let Some(found) = s
-                    .resources
-                    .get(ty)
-                    .and_then(|l| l.iter().find(|x| x["id"] == id))
-                {
-                    entry.push(json!({
-                        "fullUrl": format!("{base}/{key}"),
-                        "resource": found,
-                        "search": {"mode": "include"}
-                    }));
-                }
+        for inc in m["included"].as_array().into_iter().flatten() {
+            let key = format!(
+                "{}/{}",
+                inc["resourceType"].as_str().unwrap_or(""),
+                inc["id"].as_str().unwrap_or("")
+            );
+            if included.insert(key.clone()) {
+                entry.push(json!({
+                    "fullUrl": format!("{base}/{key}"),
+                    "resource": inc,
+                    "search": {"mode": "include"}
+                }));
             }
         }
     }
