@@ -46,7 +46,7 @@ fn main() {
         made.elapsed().as_secs_f64(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let fake = fhir_fake::FakeFhir::start(&population);
+    let fake = fhir_fake::FakeFhir::serve(population);
     let base = fake.base();
     for rate in rates {
         let tmp = tempfile::tempdir().expect("temp dir");

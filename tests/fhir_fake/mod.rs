@@ -54,8 +54,8 @@ pub struct Store {
     pub faults: VecDeque<Fault>,
     /// Requests received.
     pub log: Vec<Logged>,
-    /// Search results by page id.
-    pages: HashMap<String, Vec<Value>>,
+    /// Search results by page id, serialized (compact: 100 k resources as `Value`s take gigabytes).
+    pages: HashMap<String, Vec<Item>>,
     next_page: u64,
     /// Page size when `_count` is not given.
     pub page_size: usize,
@@ -82,6 +82,13 @@ impl Store {
     }
 }
 
+/// One search result: the resource and what it includes, as `(Type/id, JSON)`.
+struct Item {
+    key: String,
+    json: String,
+    included: Vec<(String, String)>,
+}
+
 /// A running fake; stops with the test process.
 pub struct FakeFhir {
     pub store: Arc<Mutex<Store>>,
@@ -91,11 +98,24 @@ pub struct FakeFhir {
 impl FakeFhir {
     /// Starts a server on 127.0.0.1:0 serving `population`.
     pub fn start(population: &Population) -> FakeFhir {
+        Self::serve(population.clone())
+    }
+
+    /// Starts a server on 127.0.0.1:0 serving `population` (taken: no copy is kept).
+    pub fn serve(population: Population) -> FakeFhir {
         let mut store = Store {
             page_size: 50,
             ..Store::default()
         };
-        store.load(population);
+        store
+            .resources
+            .insert("Practitioner".into(), population.practitioners);
+        store
+            .resources
+            .insert("PractitionerRole".into(), population.roles);
+        store
+            .resources
+            .insert("Organization".into(), population.organizations);
         let store = Arc::new(Mutex::new(store));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::clone(&store);
@@ -217,7 +237,7 @@ async fn handle(store: Arc<Mutex<Store>>, uri: Uri, headers: HeaderMap) -> Respo
         let Some(rest) = s.pages.remove(id) else {
             return outcome(410, "not-found", "page expired");
         };
-        return bundle(&page(&mut s, &base, rest));
+        return bundle_text(page(&mut s, &base, rest));
     }
     if let Some((_, n)) = params.iter().find(|(k, _)| k == "_count") {
         s.page_size = n.parse().unwrap_or(50);
@@ -252,52 +272,64 @@ async fn handle(store: Arc<Mutex<Store>>, uri: Uri, headers: HeaderMap) -> Respo
     } else {
         (HashMap::new(), HashMap::new())
     };
-    let tagged: Vec<Value> = matches
+    let key = |r: &Value| {
+        format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        )
+    };
+    let items: Vec<Item> = matches
         .into_iter()
         .map(|r| {
             let mut included = Vec::new();
             if include {
                 for (field, map) in [("practitioner", &people), ("organization", &orgs)] {
                     if let Some(found) = r[field]["reference"].as_str().and_then(|k| map.get(k)) {
-                        included.push((*found).clone());
+                        included.push((key(found), found.to_string()));
                     }
                 }
             }
-            json!({"resource": r, "included": included})
+            Item {
+                key: key(r),
+                json: r.to_string(),
+                included,
+            }
         })
         .collect();
-    bundle(&page(&mut s, &base, tagged))
+    bundle_text(page(&mut s, &base, items))
 }
 
-/// The first page of `results`; the rest is kept for its `next` link.
-fn page(s: &mut Store, base: &str, mut results: Vec<Value>) -> Value {
+fn bundle_text(body: String) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/fhir+json")
+        .body(Body::from(body))
+        .expect("response")
+}
+
+/// The first page of `results` as a Bundle's text; the rest is kept for its `next` link.
+fn page(s: &mut Store, base: &str, mut results: Vec<Item>) -> String {
     let size = s.page_size.max(1);
     let rest = if results.len() > size {
         results.split_off(size)
     } else {
         Vec::new()
     };
-    let mut entry = Vec::new();
+    let mut entries = Vec::new();
     let mut included = std::collections::HashSet::new();
     for m in &results {
-        let r = &m["resource"];
-        entry.push(json!({
-            "fullUrl": format!("{base}/{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")),
-            "resource": r,
-            "search": {"mode": "match"}
-        }));
-        for inc in m["included"].as_array().into_iter().flatten() {
-            let key = format!(
-                "{}/{}",
-                inc["resourceType"].as_str().unwrap_or(""),
-                inc["id"].as_str().unwrap_or("")
-            );
+        entries.push(format!(
+            r#"{{"fullUrl":"{base}/{}","resource":{},"search":{{"mode":"match"}}}}"#,
+            m.key, m.json
+        ));
+    }
+    for m in &results {
+        for (key, json) in &m.included {
             if included.insert(key.clone()) {
-                entry.push(json!({
-                    "fullUrl": format!("{base}/{key}"),
-                    "resource": inc,
-                    "search": {"mode": "include"}
-                }));
+                entries.push(format!(
+                    r#"{{"fullUrl":"{base}/{key}","resource":{json},"search":{{"mode":"include"}}}}"#
+                ));
             }
         }
     }
@@ -308,7 +340,11 @@ fn page(s: &mut Store, base: &str, mut results: Vec<Value>) -> Value {
         s.pages.insert(id.clone(), rest);
         link.push(json!({"relation": "next", "url": format!("{base}/_page?id={id}")}));
     }
-    json!({"resourceType": "Bundle", "type": "searchset", "link": link, "entry": entry})
+    format!(
+        r#"{{"resourceType":"Bundle","type":"searchset","link":{},"entry":[{}]}}"#,
+        Value::Array(link),
+        entries.join(",")
+    )
 }
 
 fn mailboxes(r: &Value) -> impl Iterator<Item = &str> {

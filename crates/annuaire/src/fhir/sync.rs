@@ -305,6 +305,7 @@ pub async fn sync<S: HarvestSink>(
     };
     let mut unsaved: Vec<MailAddress> = Vec::new();
     let mut last_checkpoint = Instant::now();
+    let mut commit_cost = Duration::ZERO;
     let mut pages_this_run = 0u64;
     let mut stop = std::pin::pin!(stop);
 
@@ -371,8 +372,12 @@ pub async fn sync<S: HarvestSink>(
                 removed: state.removed,
                 queued: state.queue.len().saturating_sub(1),
             });
-            if last_checkpoint.elapsed() >= options.checkpoint_every {
+            // a commit costs more as the index grows: space them so that they take at most a fifth
+            // of the time
+            if last_checkpoint.elapsed() >= options.checkpoint_every.max(commit_cost * 4) {
+                let began = Instant::now();
                 checkpoint(sink, options, &state, &mut seen_log, &mut unsaved)?;
+                commit_cost = began.elapsed();
                 last_checkpoint = Instant::now();
             }
         }
