@@ -18,6 +18,9 @@ use mss_annuaire::extraction;
 use mss_annuaire::{BalType, Entry, demo};
 use mss_index::{Builder, DirectoryIndex, Filters, SearchRequest, import};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Seed of the synthetic extraction.
 const SEED: u64 = 0x006d_7373_5f69_6478;
 const GOAL_RATE: f64 = 150_000.0;
