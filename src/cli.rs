@@ -38,6 +38,9 @@ pub enum Command {
     Compose(crate::compose::ComposeArgs),
     /// Send a ready message (.eml) through the API LPS of its mailbox (SMTP submission, STARTTLS).
     Send(crate::lps::SendArgs),
+    /// Send many messages (a directory or a JSON Lines manifest) through the durable outbox: resumable,
+    /// retried, with a progress bar.
+    Batch(crate::batch::BatchArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(crate::lps::ProofArgs),
     /// Harvest the LDAP directory into the index despite its 100-entry cap (resumable).
@@ -143,6 +146,7 @@ impl Cli {
             Command::DemoData(args) => directory::demo_data(args),
             Command::Compose(args) => crate::compose::compose(args),
             Command::Send(args) => crate::lps::send(args),
+            Command::Batch(args) => crate::batch::batch(&data_dir, args),
             Command::Proof(args) => crate::lps::proof(args),
             Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),
             Command::LdapLdif(args) => crate::ldap::ldif(args),

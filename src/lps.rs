@@ -12,10 +12,9 @@ use mss_lps::{
     SessionPolicy, StaticToken, TlsSettings, TokenPolicy, TrustRoots,
 };
 
+/// The sending mailbox, how it authenticates and where its servers are: shared by `mss send` and `mss batch`.
 #[derive(Debug, Args)]
-pub struct SendArgs {
-    /// The message, ready to send (RFC 5322, `.eml`); `-` for stdin.
-    pub message: PathBuf,
+pub struct ConnectArgs {
     /// The sending mailbox (BAL).
     #[arg(long, value_name = "BAL", value_parser = parse_address)]
     pub from: MailAddress,
@@ -43,6 +42,14 @@ pub struct SendArgs {
     /// PEM file of the trust roots (the IGC Santé chain); replaces the system store.
     #[arg(long, value_name = "PEM", env = "MSS_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The message, ready to send (RFC 5322, `.eml`); `-` for stdin.
+    pub message: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Recipients (default: the To, Cc and Bcc of the message).
     #[arg(long = "to", value_name = "ADDRESS", value_parser = parse_address)]
     pub to: Vec<MailAddress>,
@@ -172,18 +179,10 @@ fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     }
 }
 
-pub fn send(args: SendArgs) -> Result<()> {
-    if args.message.as_os_str() == "-"
-        && args
-            .token_file
-            .as_deref()
-            .is_some_and(|p| p.as_os_str() == "-")
-    {
-        bail!("the message and the token cannot both come from stdin");
-    }
-    let message = read_input(&args.message)?;
-    let roots = roots(args.ca_file.as_deref())?;
-    let (bal_type, credentials, identity) = match (&args.token_file, &args.cert) {
+/// The mailbox configuration from the connection flags: reads the token or the certificate into memory.
+pub fn mailbox(c: &ConnectArgs) -> Result<MailboxConfig> {
+    let roots = roots(c.ca_file.as_deref())?;
+    let (bal_type, credentials, identity) = match (&c.token_file, &c.cert) {
         (Some(f), _) => {
             let token = AccessToken::from_reader(open_input(f)?)
                 .with_context(|| format!("reading {}", f.display()))?;
@@ -197,7 +196,7 @@ pub fn send(args: SendArgs) -> Result<()> {
             (BalType::Per, credentials, None)
         }
         (None, Some(p12)) => {
-            let password = match &args.cert_password_file {
+            let password = match &c.cert_password_file {
                 Some(f) => Secret::from_reader(open_input(f)?)
                     .with_context(|| format!("reading {}", f.display()))?,
                 None => Secret::new(std::env::var("MSS_CERT_PASSWORD").unwrap_or_default()),
@@ -211,10 +210,10 @@ pub fn send(args: SendArgs) -> Result<()> {
         }
         (None, None) => bail!("--token-file or --cert is required"),
     };
-    let servers = match &args.server {
+    let servers = match &c.server {
         Some(s) => {
             let submission = Endpoint::parse(s, 587)?;
-            let imap = match &args.imap_server {
+            let imap = match &c.imap_server {
                 Some(i) => Endpoint::parse(i, 143)?,
                 None => Endpoint::new(submission.host.clone(), 143),
             };
@@ -222,11 +221,33 @@ pub fn send(args: SendArgs) -> Result<()> {
         }
         None => ServerSource::Srv(std::sync::Arc::new(DnsResolver::system()?)),
     };
+    Ok(MailboxConfig {
+        address: c.from.clone(),
+        bal_type,
+        credentials,
+        servers,
+        connect: ConnectOptions::new(TlsSettings::new(roots, identity)?),
+        session: SessionPolicy::default(),
+    })
+}
+
+pub fn send(args: SendArgs) -> Result<()> {
+    if args.message.as_os_str() == "-"
+        && args
+            .connect
+            .token_file
+            .as_deref()
+            .is_some_and(|p| p.as_os_str() == "-")
+    {
+        bail!("the message and the token cannot both come from stdin");
+    }
+    let message = read_input(&args.message)?;
+    let mailbox = mailbox(&args.connect)?;
     let mut envelope = if args.to.is_empty() {
-        Envelope::from_message(args.from.clone(), &message)?
+        Envelope::from_message(args.connect.from.clone(), &message)?
     } else {
         Envelope {
-            from: args.from.clone(),
+            from: args.connect.from.clone(),
             recipients: args.to.clone(),
             dsn: None,
         }
@@ -240,14 +261,7 @@ pub fn send(args: SendArgs) -> Result<()> {
             orcpt: true,
         });
     }
-    let client = LpsClient::new(MailboxConfig {
-        address: args.from.clone(),
-        bal_type,
-        credentials,
-        servers,
-        connect: ConnectOptions::new(TlsSettings::new(roots, identity)?),
-        session: SessionPolicy::default(),
-    })?;
+    let client = LpsClient::new(mailbox)?;
     let data = mss_lps::without_bcc(&message);
     runtime()?.block_on(async {
         let report = client.send(&envelope, &data).await?;

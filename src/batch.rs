@@ -1,0 +1,453 @@
+//! `mss batch`: many messages from one mailbox, through the durable outbox. Every item is first persisted
+//! (so a run that is interrupted, or killed, loses nothing), then delivered; running the same command again
+//! skips what was already accepted and sends what is left.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mss_lps::{Envelope, LpsClient};
+use mss_message::{ComposeConfig, ComposeRequest};
+use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
+use mss_outbox::{Accepted, NewMessage, PostgresStore, SqliteStore, Store};
+use sha2::{Digest, Sha256};
+
+use crate::lps::ConnectArgs;
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// A directory of items (`*.eml` ready messages, `*.json` compose requests, taken in name order), or a
+    /// JSON Lines manifest: one compose request per line, or `{"eml": "path"}` (relative to the manifest).
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Product reference (NIL), written in X-MSS-NIL of composed items (needed for compose requests).
+    #[arg(long, env = "MSS_NIL", value_name = "REF")]
+    pub nil: Option<String>,
+    /// The outbox: a `postgresql://` URL (a queue shared by several workers), else <data>/outbox.sqlite.
+    #[arg(long, env = "MSS_OUTBOX", value_name = "URL")]
+    pub outbox: Option<String>,
+    /// SMTP sessions opened in parallel towards the operator.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections: u16,
+    /// At most this many messages per second (default: no limit).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// This worker's name, unique among the workers sharing the outbox; a restarted worker of the same name
+    /// takes its unfinished leases back at once. Default: the host name.
+    #[arg(long, value_name = "NAME")]
+    pub worker: Option<String>,
+    /// How long a worker holds what it is sending: after a crash, another worker takes over after this.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lease_secs: u64,
+    /// Only put the items in the outbox (another worker, or `mss serve`, delivers them).
+    #[arg(long)]
+    pub no_send: bool,
+}
+
+/// One input item before composition.
+struct Item {
+    label: String,
+    kind: Kind,
+}
+
+enum Kind {
+    Eml(Vec<u8>),
+    Compose(String),
+}
+
+fn items(input: &Path) -> Result<Vec<Item>> {
+    if input.is_dir() {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(input)
+            .with_context(|| format!("reading {}", input.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("eml" | "json"))
+            })
+            .collect();
+        paths.sort();
+        return paths
+            .into_iter()
+            .map(|p| {
+                let label = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let kind = if p.extension().is_some_and(|e| e == "eml") {
+                    Kind::Eml(
+                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+                    )
+                } else {
+                    Kind::Compose(
+                        std::fs::read_to_string(&p)
+                            .with_context(|| format!("reading {}", p.display()))?,
+                    )
+                };
+                Ok(Item { label, kind })
+            })
+            .collect();
+    }
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    manifest(&text, input.parent().unwrap_or(Path::new(".")), input)
+}
+
+/// A JSON Lines manifest: `{"eml": "path"}` lines point at ready messages, any other object is a compose
+/// request. Blank lines are skipped.
+fn manifest(text: &str, base: &Path, name: &Path) -> Result<Vec<Item>> {
+    let name = name
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let label = format!("{name}:{}", i + 1);
+        let value: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{label}: not JSON"))?;
+        let kind = match value.get("eml") {
+            Some(serde_json::Value::String(p)) => {
+                let path = base.join(p);
+                Kind::Eml(
+                    std::fs::read(&path)
+                        .with_context(|| format!("{label}: reading {}", path.display()))?,
+                )
+            }
+            Some(_) => bail!("{label}: \"eml\" must be a file path"),
+            None if value.is_object() => Kind::Compose(line.to_owned()),
+            None => bail!("{label}: expected a JSON object"),
+        };
+        out.push(Item { label, kind });
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns an item into what the outbox keeps. The idempotency key hashes the sender, the item's name and
+/// its input bytes, so that running the batch again finds it.
+fn prepare(
+    item: &Item,
+    from: &mss_annuaire::MailAddress,
+    auth_ref: &str,
+    compose: Option<&ComposeConfig>,
+) -> Result<NewMessage> {
+    let input: &[u8] = match &item.kind {
+        Kind::Eml(b) => b,
+        Kind::Compose(s) => s.as_bytes(),
+    };
+    let mut h = Sha256::new();
+    for part in [from.as_str().as_bytes(), item.label.as_bytes(), input] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    let idempotency_key = hex(&h.finalize());
+    let (content, message_id, recipients) = match &item.kind {
+        Kind::Eml(bytes) => {
+            let id = mss_lps::message_id(bytes).context(
+                "no Message-ID: a stable Message-ID is needed to recognise a retry downstream",
+            )?;
+            let env = Envelope::from_message(from.clone(), bytes)?;
+            (
+                mss_lps::without_bcc(bytes).into_owned(),
+                id,
+                env.recipients.iter().map(|r| r.to_string()).collect(),
+            )
+        }
+        Kind::Compose(json) => {
+            let cfg = compose.context("compose requests need --nil (or MSS_NIL)")?;
+            let req: ComposeRequest = serde_json::from_str(json).context("compose request")?;
+            let m = mss_message::compose(&req, cfg)?;
+            if !m.envelope.mail_from.eq_ignore_ascii_case(from.as_str()) {
+                bail!(
+                    "the sender {} is not the mailbox {from}",
+                    m.envelope.mail_from
+                );
+            }
+            (m.raw, format!("<{}>", m.message_id), m.envelope.rcpt_to)
+        }
+    };
+    Ok(NewMessage {
+        idempotency_key,
+        label: item.label.clone(),
+        sender: from.to_string(),
+        auth_ref: auth_ref.to_owned(),
+        message_id,
+        content,
+        recipients,
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+async fn open_store(data_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>> {
+    Ok(match url {
+        Some(u) if u.starts_with("postgres") => Arc::new(PostgresStore::connect(u, 4).await?),
+        Some(u) => bail!("--outbox: expected a postgresql:// URL, got {u:?}"),
+        None => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            Arc::new(SqliteStore::open(&data_dir.join(SqliteStore::FILE_NAME))?)
+        }
+    })
+}
+
+pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
+    let items = items(&args.input)?;
+    if items.is_empty() {
+        bail!("{}: no items (*.eml, *.json)", args.input.display());
+    }
+    let mailbox = crate::lps::mailbox(&args.connect)?;
+    let from = args.connect.from.clone();
+    // a reference to the credentials, never the credentials
+    let auth_ref = match &args.connect.cert {
+        Some(p12) => format!(
+            "cert:{}",
+            p12.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        None => format!("token:{from}"),
+    };
+    let compose = args.nil.as_deref().map(ComposeConfig::new);
+    let canonical = std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone());
+    let batch_id = format!(
+        "cli-{}",
+        &hex(&Sha256::digest(format!("{from}\n{}", canonical.display())))[..16]
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let store = open_store(data_dir, args.outbox.as_deref()).await?;
+        let (mut new, mut known, mut bad) = (0usize, 0usize, 0usize);
+        let mut chunk = Vec::new();
+        let total = items.len();
+        for (i, item) in items.iter().enumerate() {
+            match prepare(item, &from, &auth_ref, compose.as_ref()) {
+                Ok(m) => chunk.push(m),
+                Err(e) => {
+                    bad += 1;
+                    eprintln!("mss: {}: refused: {e:#}", item.label);
+                }
+            }
+            if chunk.len() == 500 || i + 1 == total {
+                for a in store
+                    .enqueue(Some(&batch_id), std::mem::take(&mut chunk))
+                    .await?
+                {
+                    match a {
+                        Accepted::New(_) => new += 1,
+                        Accepted::Existing(_) => known += 1,
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "mss: batch {batch_id}: {new} new item(s) in the outbox, {known} already there{}",
+            if bad > 0 {
+                format!(", {bad} refused")
+            } else {
+                String::new()
+            }
+        );
+        if args.no_send {
+            return finish(store.as_ref(), &batch_id, bad, None).await;
+        }
+        // new credentials were given: a mailbox paused for refused credentials goes again
+        if store.resume(from.as_str()).await? {
+            eprintln!("mss: {from} was paused; resuming with the credentials given");
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("mss: interrupted: giving back what is in flight (run again to go on)");
+                let _ = stop_tx.send(true);
+            }
+        });
+        let limits = OperatorLimits::new(usize::from(args.connections), args.rate);
+        let worker_name = args.worker.clone().unwrap_or_else(host_name);
+        let mut runs = Vec::new();
+        for i in 0..args.connections {
+            let mut cfg = WorkerConfig::new(format!("batch:{worker_name}:{from}:{i}"));
+            cfg.sender = Some(from.to_string());
+            cfg.stop_when_idle = true;
+            cfg.lease = Duration::from_secs(args.lease_secs.max(1));
+            cfg.lease_size = 16;
+            // a worker of this name that died left leases: they are ours
+            store.release(&cfg.id).await?;
+            let client = Arc::new(LpsClient::new(mailbox.clone())?);
+            runs.push(tokio::spawn(worker::run(
+                Arc::clone(&store),
+                client,
+                cfg,
+                Arc::clone(&limits),
+                stop_rx.clone(),
+            )));
+        }
+        let progress = tokio::spawn(show_progress(Arc::clone(&store), batch_id.clone()));
+        let mut paused = None;
+        for r in runs {
+            let report = r.await.context("worker task")??;
+            paused = paused.or(report.paused);
+        }
+        progress.abort();
+        let _ = progress.await;
+        finish(store.as_ref(), &batch_id, bad, paused).await
+    })
+}
+
+async fn show_progress(store: Arc<dyn Store>, batch_id: String) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let mut first: Option<u64> = None;
+    loop {
+        if let Ok(Some(b)) = store.batch(&batch_id, 0, 0).await {
+            let c = b.counts;
+            let done = c.accepted();
+            let base = *first.get_or_insert(done);
+            let rate = (done - base.min(done)) as f64 / start.elapsed().as_secs_f64().max(0.001);
+            let left = c.pending();
+            let eta = if rate > 0.0 {
+                format!("{:.0}s", left as f64 / rate)
+            } else {
+                "-".into()
+            };
+            bar.set_length(c.total());
+            bar.set_position(done);
+            bar.set_message(format!(
+                "deferred {}  failed {}  {rate:.1}/s  ETA {eta}",
+                c.deferred, c.failed
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn finish(
+    store: &dyn Store,
+    batch_id: &str,
+    bad: usize,
+    paused: Option<String>,
+) -> Result<()> {
+    let Some(b) = store.batch(batch_id, 0, 0).await? else {
+        bail!("batch {batch_id} not found in the outbox");
+    };
+    let c = b.counts;
+    println!(
+        "batch {batch_id}: {} message(s), recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
+        b.messages,
+        c.sent,
+        c.delivered,
+        c.read,
+        c.deferred,
+        c.queued + c.sending,
+        c.failed
+    );
+    if c.failed > 0 {
+        let mut shown = 0;
+        let mut offset = 0;
+        'pages: loop {
+            let page = store
+                .batch(batch_id, offset, 500)
+                .await?
+                .map(|b| b.items)
+                .unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len() as u64;
+            for m in page {
+                for r in m
+                    .recipients
+                    .iter()
+                    .filter(|r| r.state == mss_outbox::State::Failed)
+                {
+                    println!(
+                        "failed {} -> {}: {}",
+                        m.label,
+                        r.address,
+                        r.reason.as_deref().unwrap_or("")
+                    );
+                    shown += 1;
+                    if shown == 20 {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(reason) = paused {
+        bail!(
+            "the mailbox is paused: {reason}; run again with a new token or certificate to send the rest"
+        );
+    }
+    if c.failed > 0 || bad > 0 {
+        bail!("{} recipient(s) failed, {bad} item(s) refused", c.failed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_manifest_line_is_a_compose_request_or_an_eml_path() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("a.eml"), b"Message-ID: <a@x>\r\n\r\nhi").expect("write");
+        let text = "{\"eml\": \"a.eml\"}\n\n{\"sender\": {}}\n";
+        let items = manifest(text, dir.path(), Path::new("m.jsonl")).expect("manifest");
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].label, "m.jsonl:1");
+        assert!(matches!(&items[0].kind, Kind::Eml(b) if b.starts_with(b"Message-ID")));
+        assert_eq!(items[1].label, "m.jsonl:3");
+        assert!(matches!(&items[1].kind, Kind::Compose(s) if s == "{\"sender\": {}}"));
+        let e = manifest("[1]\n", dir.path(), Path::new("m.jsonl"))
+            .err()
+            .expect("refused");
+        assert_eq!(e.to_string(), "m.jsonl:1: expected a JSON object");
+        let e = manifest("{\"eml\": 3}\n", dir.path(), Path::new("m.jsonl"))
+            .err()
+            .expect("refused");
+        assert_eq!(e.to_string(), "m.jsonl:1: \"eml\" must be a file path");
+        let e = manifest(
+            "{\"eml\": \"missing.eml\"}",
+            dir.path(),
+            Path::new("m.jsonl"),
+        )
+        .err()
+        .expect("refused");
+        assert!(e.to_string().starts_with("m.jsonl:1: reading "), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_manifest_text_is_parsed_or_refused_without_panicking(text in "\\PC{0,200}(\n\\PC{0,50}){0,4}") {
+            let _ = manifest(&text, Path::new("/nonexistent"), Path::new("m.jsonl"));
+        }
+    }
+}
