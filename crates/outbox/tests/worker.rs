@@ -167,7 +167,7 @@ async fn an_expired_token_pauses_the_mailbox_until_a_new_token_is_given() {
     )
     .await
     .expect("run");
-    let reason = report.paused.expect("paused");
+    let reason = report.paused.clone().expect("paused");
     assert!(
         reason.contains("authentication of alice@sante.test"),
         "{reason}"
@@ -181,6 +181,9 @@ async fn an_expired_token_pauses_the_mailbox_until_a_new_token_is_given() {
     // a new token, the mailbox resumed: everything goes
     token.replace(op.psc().token("alice@sante.test", TokenKind::Valid));
     assert!(store.resume("alice@sante.test").await.expect("resume"));
+    // a new client (new source address): Dovecot slows logins from an address that just failed one
+    let client =
+        Arc::new(op.per_client_with("alice@sante.test", token.clone(), SessionPolicy::default()));
     let report = worker::run(
         Arc::clone(&store),
         client,
