@@ -120,28 +120,29 @@ async fn app_mailbox_sends_with_a_client_certificate() {
 #[tokio::test]
 async fn one_session_carries_several_messages_and_reopens_after_the_server_closes_it() {
     let Some(op) = operator() else { return };
-    let alice = op.per_client("alice@sante.test");
-    let env = envelope("alice@sante.test", &["dave@sante.test"]);
+    // a mailbox of its own: the kick below ends every IMAP session of the user, other tests' too
+    let henri = op.per_client("henri@sante.test");
+    let env = envelope("henri@sante.test", &["dave@sante.test"]);
     for i in 0..3 {
-        let (_, msg) = message("alice@sante.test", "dave@sante.test", &format!("n°{i}"));
-        alice.send(&env, &msg).await.expect("send");
+        let (_, msg) = message("henri@sante.test", "dave@sante.test", &format!("n°{i}"));
+        henri.send(&env, &msg).await.expect("send");
     }
-    assert_eq!(alice.stats().await.smtp_logins, 1, "connection reused");
+    assert_eq!(henri.stats().await.smtp_logins, 1, "connection reused");
 
     // the server side of our connection goes away (process killed, as on a server restart)
-    kill_server_side(op.port("SUBMISSION_PORT"), &alice).await;
-    let (_, msg) = message("alice@sante.test", "dave@sante.test", "after restart");
-    alice.send(&env, &msg).await.expect("send after reconnect");
-    assert_eq!(alice.stats().await.smtp_logins, 2, "reconnected once");
+    kill_server_side(op.port("SUBMISSION_PORT"), &henri).await;
+    let (_, msg) = message("henri@sante.test", "dave@sante.test", "after restart");
+    henri.send(&env, &msg).await.expect("send after reconnect");
+    assert_eq!(henri.stats().await.smtp_logins, 2, "reconnected once");
 
     // IMAP: the operator kicks the user
-    alice.fetch_new("INBOX", 0).await.expect("imap");
+    henri.fetch_new("INBOX", 0).await.expect("imap");
     let out = std::process::Command::new("doveadm")
         .args([
             "-c",
             &format!("{}/psc.conf", op.var("DIR")),
             "kick",
-            "alice@sante.test",
+            "henri@sante.test",
         ])
         .output()
         .expect("doveadm");
@@ -151,8 +152,8 @@ async fn one_session_carries_several_messages_and_reopens_after_the_server_close
         String::from_utf8_lossy(&out.stderr)
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    alice.fetch_new("INBOX", 0).await.expect("imap after kick");
-    assert_eq!(alice.stats().await.imap_logins, 2);
+    henri.fetch_new("INBOX", 0).await.expect("imap after kick");
+    assert_eq!(henri.stats().await.imap_logins, 2);
 }
 
 /// Kills the server process holding the other end of the client's SMTP connection.
