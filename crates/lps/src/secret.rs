@@ -1,7 +1,8 @@
 //! Secrets that must never reach a log line, an error message, a file or a snapshot.
 //!
-//! [`Secret`] and [`AccessToken`] print as `[redacted]` through `Debug` and `Display`, are not `Serialize`,
-//! and wipe their memory on drop. The only way to the bytes is an explicit `expose()`.
+//! [`AccessToken`] is built on [`Secret`], the workspace's one secret type (from `mss-annuaire`): both print
+//! as `[redacted]` through `Debug` and `Display`, are not `Serialize`, and wipe their memory on drop. The
+//! only way to the bytes is an explicit `expose()`.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,50 +12,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+pub use mss_annuaire::Secret;
+
 const REDACTED: &str = "[redacted]";
-
-/// A string that is wiped on drop and never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(Zeroizing::new(value.into()))
-    }
-
-    /// The secret itself: only for the bytes that go on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Reads a secret (a password file): everything up to the end, the final line break removed; the read
-    /// buffer is wiped.
-    pub fn from_reader(mut r: impl std::io::Read) -> std::io::Result<Self> {
-        let mut buf = Zeroizing::new(Vec::new());
-        r.read_to_end(&mut buf)?;
-        let text = std::str::from_utf8(&buf)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
-        Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
 
 /// A Pro Santé Connect access token (a JWT), held in memory only for its lifetime (spec L5).
 #[derive(Clone, PartialEq, Eq)]
