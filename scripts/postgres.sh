@@ -42,6 +42,8 @@ fi
 pg=$!
 
 stop() {
+  # the postmaster itself (fast shutdown): runuser ignores SIGINT while its child runs
+  if [[ -f $dir/data/postmaster.pid ]]; then kill -INT "$(head -n 1 "$dir/data/postmaster.pid")" 2>/dev/null || true; fi
   kill -INT "$pg" 2>/dev/null || true
   wait "$pg" 2>/dev/null || true
   [[ $cleanup_dir == yes ]] && rm -rf "$dir"
