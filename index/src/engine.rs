@@ -8,9 +8,11 @@
 //! (`paris`, `centre`) next to a rare one thus costs a few seeks, not a scan of its postings.
 //!
 //! The best hits are then picked by score, ties broken by each segment's alphabetical order
-//! ([`SegmentOrder`]); when one score level holds a large part of the segment (`m`), its best are found
-//! by walking that order rather than by ranking the whole level. Every match is still counted: the
-//! total is part of the answer.
+//! ([`SegmentOrder`]). The index is sorted by name key, so a segment's documents are numbered in that
+//! order: the best of a score level holding a large part of the segment (`m`, a type filter) are its
+//! first documents, found by a scan that stops early; a plan of one posting list reads only the start of
+//! it. Segments written otherwise (older indexes) walk the order instead. Every match is still counted:
+//! the total is part of the answer.
 
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
@@ -309,6 +311,9 @@ pub(crate) struct SegmentOrder {
     order: Vec<DocId>,
     names: Column<u64>,
     hashes: Column<u64>,
+    /// Whether the documents are numbered in name order (the index is sorted by name key, see `build`):
+    /// the best of a score level are then its first documents, and a scan finds them.
+    name_ordered: bool,
 }
 
 impl SegmentOrder {
@@ -326,6 +331,7 @@ impl SegmentOrder {
                 )
             })
             .collect();
+        let name_ordered = keyed.windows(2).all(|w| w[0].0 <= w[1].0);
         keyed.sort_unstable();
         let order: Vec<DocId> = keyed.iter().map(|k| k.2).collect();
         let mut rank = vec![0u32; max_doc as usize];
@@ -337,6 +343,7 @@ impl SegmentOrder {
             order,
             names,
             hashes,
+            name_ordered,
         })
     }
 
@@ -356,10 +363,18 @@ impl SegmentOrder {
     }
 }
 
-/// Per segment, its [`SegmentOrder`]: built once, kept while the segment is searched.
+/// Per segment, its [`SegmentOrder`]: built once, kept while the segment is searched; and its deleted
+/// documents, listed once per number of deletions (a segment's deletions only grow).
 #[derive(Default)]
 pub(crate) struct OrderCache {
     orders: Mutex<HashMap<SegmentId, Arc<SegmentOrder>>>,
+    deleted: Mutex<HashMap<SegmentId, Arc<Deleted>>>,
+}
+
+/// The deleted documents of a segment, ascending.
+pub(crate) struct Deleted {
+    count: u32,
+    pub(crate) docs: Vec<DocId>,
 }
 
 impl OrderCache {
@@ -373,9 +388,32 @@ impl OrderCache {
         Ok(Arc::clone(self.lock().entry(id).or_insert(built)))
     }
 
+    /// The deleted documents of `reader`, ascending.
+    pub(crate) fn deleted(&self, reader: &SegmentReader) -> Arc<Deleted> {
+        let id = reader.segment_id();
+        let count = reader.num_deleted_docs();
+        let mut cache = self.deleted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = cache.get(&id).filter(|d| d.count == count) {
+            return Arc::clone(d);
+        }
+        let docs = match reader.alive_bitset() {
+            Some(alive) if count > 0 => (0..reader.max_doc())
+                .filter(|&d| alive.is_deleted(d))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let fresh = Arc::new(Deleted { count, docs });
+        cache.insert(id, Arc::clone(&fresh));
+        fresh
+    }
+
     /// Forgets the segments not in `live`.
     pub(crate) fn retain(&self, live: &[SegmentId]) {
         self.lock().retain(|id, _| live.contains(id));
+        self.deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| live.contains(id));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<SegmentOrder>>> {
@@ -393,20 +431,43 @@ pub(crate) fn search_segment(
     plan: &Plan,
     reader: &SegmentReader,
     order: &SegmentOrder,
+    deleted: &Deleted,
     segment: u32,
     keep: usize,
     after: Option<SortKey>,
 ) -> tantivy::Result<Top> {
+    if order.name_ordered
+        && after.is_none()
+        && let Some(top) = single_list(plan, reader, order, deleted, segment, keep)?
+    {
+        return Ok(top);
+    }
     let m = matches(plan, reader)?;
     let alive = reader.alive_bitset();
     let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
     let mut histogram = vec![0u32; max_score(plan) + 1];
     let top_bucket = histogram.len() - 1;
-    let mut total = 0u64;
-    for (&d, &s) in m.docs.iter().zip(&m.scores) {
-        let live = is_alive(d);
-        histogram[usize::from(s).min(top_bucket)] += u32::from(live);
-        total += u64::from(live);
+    let level_of = |s: u16| usize::from(s).min(top_bucket);
+    let mut total = m.docs.len() as u64;
+    // Deleted documents are few: count every match, then take back the deleted ones found among them
+    // (a binary search each), rather than testing every match.
+    if deleted.docs.len() * 32 < m.docs.len() {
+        for &s in &m.scores {
+            histogram[level_of(s)] += 1;
+        }
+        for d in &deleted.docs {
+            if let Ok(i) = m.docs.binary_search(d) {
+                histogram[level_of(m.scores[i])] -= 1;
+                total -= 1;
+            }
+        }
+    } else {
+        total = 0;
+        for (&d, &s) in m.docs.iter().zip(&m.scores) {
+            let live = is_alive(d);
+            histogram[level_of(s)] += u32::from(live);
+            total += u64::from(live);
+        }
     }
     if keep == 0 || total == 0 {
         return Ok(Top {
@@ -430,14 +491,146 @@ pub(crate) fn search_segment(
             break;
         }
     }
+    let hits = if order.name_ordered && after.is_none() {
+        best_in_name_order(&m, order, &histogram, floor, keep, &is_alive)
+    } else {
+        best_by_rank(&m, reader, order, &histogram, floor, keep, after, &is_alive)
+    };
+    Ok(Top {
+        total,
+        hits: hits
+            .into_iter()
+            .filter_map(|(std::cmp::Reverse(s), rank)| {
+                let doc = *order.order.get(rank as usize)?;
+                let (name, hash) = order.name_hash(doc);
+                Some((
+                    SortKey::new(to_score(s), name, hash),
+                    DocAddress::new(segment, doc),
+                ))
+            })
+            .collect(),
+    })
+}
+
+/// A hit being ranked: score (higher first), then position in the segment's order.
+type Ranked = (std::cmp::Reverse<u16>, u32);
+
+/// The `need` first documents by rank among documents offered in number order, on a segment numbered
+/// in name order. Documents of one name key sort by address hash, not by number, and one key can hold
+/// tens of thousands (`centre hos`, ten characters): once `need` are in, only the rest of the last
+/// one's name group can still take a place, and a bounded heap keeps the best of it.
+struct FirstByRank<'a> {
+    order: &'a SegmentOrder,
+    need: usize,
+    /// Max-heap of the ranks kept.
+    heap: BinaryHeap<u32>,
+    /// Ranks from this one on sort after the name group where `need` was reached.
+    group_end: u32,
+    done: bool,
+}
+
+impl<'a> FirstByRank<'a> {
+    fn new(order: &'a SegmentOrder, need: usize) -> Self {
+        FirstByRank {
+            order,
+            need,
+            heap: BinaryHeap::with_capacity(need + 1),
+            group_end: u32::MAX,
+            done: need == 0,
+        }
+    }
+
+    /// Offers the next matching document; sets `done` once no later one can take a place.
+    fn offer(&mut self, doc: DocId) {
+        let rank = self
+            .order
+            .rank
+            .get(doc as usize)
+            .copied()
+            .unwrap_or(u32::MAX);
+        if self.heap.len() < self.need {
+            self.heap.push(rank);
+            if self.heap.len() == self.need {
+                let (name, _) = self.order.name_hash(doc);
+                self.group_end = self.order.count_up_to(name, u64::MAX);
+            }
+        } else if rank >= self.group_end {
+            self.done = true;
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && rank < *worst
+        {
+            *worst = rank;
+        }
+    }
+}
+
+/// The `keep` best of `m` when documents are numbered in name order: every match above the floor
+/// level (fewer than `keep`), and the first of the floor level, up to the end of the name group where
+/// the count is reached (documents of one name key sort by address hash, not by number). One pass, that
+/// stops once both are found: `m` a type filter of 450 000 documents is read for its first few dozen.
+fn best_in_name_order(
+    m: &Matches,
+    order: &SegmentOrder,
+    histogram: &[u32],
+    floor: usize,
+    keep: usize,
+    is_alive: &impl Fn(DocId) -> bool,
+) -> Vec<Ranked> {
+    let top_bucket = histogram.len() - 1;
+    let above: usize = histogram[floor + 1..].iter().map(|&n| n as usize).sum();
+    let mut above_left = above;
+    let mut hits: Vec<Ranked> = Vec::with_capacity(keep + 1);
+    let mut first = FirstByRank::new(order, keep.saturating_sub(above));
+    for (&doc, &s) in m.docs.iter().zip(&m.scores) {
+        let level = usize::from(s).min(top_bucket);
+        if level < floor || (level == floor && first.done) || !is_alive(doc) {
+            continue;
+        }
+        if level > floor {
+            let rank = order.rank.get(doc as usize).copied().unwrap_or(u32::MAX);
+            hits.push((std::cmp::Reverse(s), rank));
+            above_left -= 1;
+        } else {
+            first.offer(doc);
+        }
+        if first.done && above_left == 0 {
+            break;
+        }
+    }
+    let floor_score = u16::try_from(floor).unwrap_or(u16::MAX);
+    hits.extend(
+        first
+            .heap
+            .into_iter()
+            .map(|rank| (std::cmp::Reverse(floor_score), rank)),
+    );
+    hits.sort_unstable();
+    hits.truncate(keep);
+    hits
+}
+
+/// The `keep` best of `m` strictly after `after`, by looking up each candidate's rank; a floor level
+/// holding a large part of the segment is walked in name order instead.
+#[allow(clippy::too_many_arguments)] // the parts of one search, split only to keep each readable
+fn best_by_rank(
+    m: &Matches,
+    reader: &SegmentReader,
+    order: &SegmentOrder,
+    histogram: &[u32],
+    floor: usize,
+    keep: usize,
+    after: Option<SortKey>,
+    is_alive: &impl Fn(DocId) -> bool,
+) -> Vec<Ranked> {
+    let top_bucket = histogram.len() - 1;
+    let after_score = after.map(|a| a.score());
     // At the cursor's score, only documents sorting after it.
     let after_rank = after.map(|a| {
         let (name, hash) = a.name_hash();
         order.count_up_to(name, hash)
     });
     // Max-heap on (score descending, rank): the worst kept hit on top.
-    let mut heap: BinaryHeap<(std::cmp::Reverse<u16>, u32)> =
-        BinaryHeap::with_capacity(keep.min(1024) + 1);
+    let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(keep.min(1024) + 1);
     // Fewer than `keep` documents score above the floor; the floor level itself may hold most of the
     // segment (`m`, `centre hospitalier`). Then its best are found by walking the segment's order and
     // stopping after enough, rather than ranking every one of them. The walk visits about
@@ -501,19 +694,71 @@ pub(crate) fn search_segment(
             }
         },
     );
-    let hits = heap
-        .into_sorted_vec()
-        .into_iter()
-        .filter_map(|(std::cmp::Reverse(s), rank)| {
-            let doc = *order.order.get(rank as usize)?;
-            let (name, hash) = order.name_hash(doc);
-            Some((
-                SortKey::new(to_score(s), name, hash),
-                DocAddress::new(segment, doc),
-            ))
-        })
-        .collect();
-    Ok(Top { total, hits })
+    heap.into_sorted_vec()
+}
+
+/// A plan of one word or filter that resolves to a single posting list, on a segment numbered in name
+/// order: every match scores the same, so the best are the first documents of the list and the count
+/// is its length less its deleted documents. `None` for any other plan.
+fn single_list(
+    plan: &Plan,
+    reader: &SegmentReader,
+    order: &SegmentOrder,
+    deleted: &Deleted,
+    segment: u32,
+    keep: usize,
+) -> tantivy::Result<Option<Top>> {
+    let [clause] = plan.clauses.as_slice() else {
+        return Ok(None);
+    };
+    if !clause.required {
+        return Ok(None);
+    }
+    let lists = resolve(clause, reader)?;
+    let [(inverted, info, code)] = lists.lists.as_slice() else {
+        return Ok(None);
+    };
+    let score = u16::from(code - 1);
+    let mut total = u64::from(info.doc_freq);
+    if !deleted.docs.is_empty() {
+        let mut postings = inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+        for &d in &deleted.docs {
+            if postings.doc() < d && postings.seek(d) == TERMINATED {
+                break;
+            }
+            if postings.doc() == d {
+                total -= 1;
+            }
+        }
+    }
+    let mut first = FirstByRank::new(order, keep);
+    if !first.done {
+        let alive = reader.alive_bitset();
+        let mut postings = inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+        let mut doc = postings.doc();
+        while doc != TERMINATED && !first.done {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                first.offer(doc);
+            }
+            doc = postings.advance();
+        }
+    }
+    let mut hits = first.heap.into_vec();
+    hits.sort_unstable();
+    Ok(Some(Top {
+        total,
+        hits: hits
+            .into_iter()
+            .filter_map(|rank| {
+                let doc = *order.order.get(rank as usize)?;
+                let (name, hash) = order.name_hash(doc);
+                Some((
+                    SortKey::new(to_score(score), name, hash),
+                    DocAddress::new(segment, doc),
+                ))
+            })
+            .collect(),
+    }))
 }
 
 #[cfg(test)]

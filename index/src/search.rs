@@ -291,7 +291,10 @@ fn run(
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
         let ord = u32::try_from(ord).unwrap_or(u32::MAX);
         let order = g.orders.get(segment)?;
-        tops.push(search_segment(plan, segment, &order, ord, keep, after)?);
+        let deleted = g.orders.deleted(segment);
+        tops.push(search_segment(
+            plan, segment, &order, &deleted, ord, keep, after,
+        )?);
     }
     Ok(Top::merge(tops, keep))
 }

@@ -158,3 +158,110 @@ fn large_levels_page_like_small_ones() {
         );
     }
 }
+
+/// The first page is found by scanning documents in name order (the index is sorted by name), the
+/// next pages by ranking candidates after the cursor: both must give the same order, on a segment with
+/// deleted documents, next to an unsorted one written by updates, with large groups of entries whose
+/// names share their first ten letters (`Centre Hospitalier ...`).
+mod first_pages {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn index() -> &'static DirectoryIndex {
+        static INDEX: OnceLock<(tempfile::TempDir, DirectoryIndex)> = OnceLock::new();
+        &INDEX
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let entries: Vec<_> = mss_annuaire::demo::entries(6000, 11).collect();
+                let index = build(dir.path(), entries.clone());
+                let mut writer = index.writer().expect("writer");
+                for (i, e) in entries.iter().enumerate().filter(|(i, _)| i % 7 == 0) {
+                    if i % 2 == 0 {
+                        writer.delete(&e.address).expect("delete");
+                    } else {
+                        let mut e = e.clone();
+                        e.service = Some("Accueil des urgences".into());
+                        writer.upsert(&e).expect("upsert");
+                    }
+                }
+                writer.commit().expect("commit");
+                (dir, index)
+            })
+            .1
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]{0,3}",
+            Just("centre hospitalier".to_string()),
+            Just("cabinet".to_string()),
+            Just("pharmacie".to_string()),
+            "(centre|cabinet|laboratoire|pharmacie) [a-z]{0,2}",
+            "[a-z]{4,6}",
+        ]
+    }
+
+    fn filters() -> impl Strategy<Value = Filters> {
+        prop_oneof![
+            Just(Filters::default()),
+            Just(Filters {
+                bal_type: Some(BalType::Per),
+                ..Default::default()
+            }),
+            Just(Filters {
+                bal_type: Some(BalType::Org),
+                ..Default::default()
+            }),
+            Just(Filters {
+                profession: Some("10".into()),
+                ..Default::default()
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        #[test]
+        fn first_page_agrees_with_cursor_pages(q in query(), filters in filters(), limit in 1usize..12) {
+            let index = index();
+            let first = index
+                .search(&SearchRequest { q: q.clone(), filters: filters.clone(), limit: limit * 3, cursor: None })
+                .expect("first page");
+            let mut paged = Vec::new();
+            let mut cursor = None;
+            for _ in 0..3 {
+                let r = index
+                    .search(&SearchRequest { q: q.clone(), filters: filters.clone(), limit, cursor: cursor.clone() })
+                    .expect("page");
+                prop_assert_eq!(r.total, first.total);
+                paged.extend(r.hits.iter().map(|h| (h.entry.address.to_string(), h.score)));
+                match r.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let first: Vec<_> = first.hits.iter().map(|h| (h.entry.address.to_string(), h.score)).collect();
+            prop_assert_eq!(first, paged, "{:?} {:?} by {}", q, filters, limit);
+            let suggested: Vec<String> = index
+                .autocomplete(&q, &filters, limit)
+                .expect("autocomplete")
+                .into_iter()
+                .map(|s| s.address)
+                .collect();
+            let searched: Vec<String> = index
+                .search(&SearchRequest { q: q.clone(), filters: filters.clone(), limit, cursor: None })
+                .expect("search")
+                .hits
+                .into_iter()
+                .map(|h| h.entry.address.to_string())
+                .collect();
+            if !(q.trim().is_empty() && filters.is_empty()) {
+                prop_assert_eq!(suggested, searched);
+            }
+        }
+    }
+}
