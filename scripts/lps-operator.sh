@@ -17,6 +17,8 @@
 #   BASE+5  Dovecot auth service for Postfix SASL (root only)
 #   BASE+6  Postfix plain SMTP, no auth, loopback only: relay of the APP front and target of smtp-source;
 #           without root: smtp-sink, which accepts and discards (then nothing reaches the mailboxes)
+# With Postfix, unknown@sante.test is accepted at submission and then bounced (5.1.1): the sender gets a real
+# DSN, as from a remote operator whose mailbox does not exist.
 #
 # When ready it prints `READY` after `KEY=VALUE` lines (ports, paths, mode), then keeps running until
 # SIGTERM/SIGINT, or until process PID (--watch-pid) exits; then it stops the servers (and removes DIR with
@@ -288,6 +290,8 @@ smtputf8_enable = no
 message_size_limit = 26214400
 virtual_mailbox_domains = sante.test
 virtual_transport = lmtp:inet:127.0.0.1:$p_lmtp
+# a mailbox that does not exist behind the front: accepted, then bounced, so that Postfix writes a real DSN
+transport_maps = inline:{ { unknown@sante.test = error:5.1.1 mailbox unknown } }
 lmtp_destination_concurrency_limit = 4
 smtpd_banner = \$myhostname ESMTP
 smtpd_relay_restrictions = permit_mynetworks, reject
@@ -311,6 +315,8 @@ EOF
     echo "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
     echo "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject"
     echo "  -o smtpd_sender_login_maps=inline:{}"
+    # accept unknown@sante.test, so that its bounce comes back as a DSN
+    echo "  -o smtpd_reject_unlisted_recipient=no"
     awk '/^#/ || /^[ \t]*$/ { next }
          /^[^ \t]/ { keep = ($2 != "inet" && $1 !~ /^(maildrop|uucp|ifmail|bsmtp|scalemail-backend|mailman)$/)
                      if (keep) { $5 = "n"; print }

@@ -11,8 +11,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mss_lps::{Envelope, LpsClient};
 use mss_message::{ComposeConfig, ComposeRequest};
+use mss_outbox::receipts::{self, ReceiptsConfig};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
-use mss_outbox::{Accepted, NewMessage, PostgresStore, SqliteStore, Store};
+use mss_outbox::{Accepted, Counts, NewMessage, PostgresStore, SqliteStore, State, Store};
 use sha2::{Digest, Sha256};
 
 use crate::lps::ConnectArgs;
@@ -21,7 +22,8 @@ use crate::lps::ConnectArgs;
 pub struct BatchArgs {
     /// A directory of items (`*.eml` ready messages, `*.json` compose requests, taken in name order), or a
     /// JSON Lines manifest: one compose request per line, or `{"eml": "path"}` (relative to the manifest).
-    pub input: PathBuf,
+    #[arg(required_unless_present = "drain")]
+    pub input: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Product reference (NIL), written in X-MSS-NIL of composed items (needed for compose requests).
@@ -44,8 +46,31 @@ pub struct BatchArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub lease_secs: u64,
     /// Only put the items in the outbox (another worker, or `mss serve`, delivers them).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "drain")]
     pub no_send: bool,
+    /// No input: deliver what the outbox holds for --from (a worker of a queue shared with others), then exit.
+    #[arg(long, conflicts_with = "input")]
+    pub drain: bool,
+    /// One pass: send what is due now, then exit, reporting what waits for a retry (exit code 1 if any)
+    /// instead of waiting for it.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `mss receipts`: read the delivery and read receipts that came back to the mailbox.
+#[derive(Debug, Args)]
+pub struct ReceiptsArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The outbox: a `postgresql://` URL, else <data>/outbox.sqlite.
+    #[arg(long, env = "MSS_OUTBOX", value_name = "URL")]
+    pub outbox: Option<String>,
+    /// The mailbox the receipts arrive in.
+    #[arg(long, default_value = "INBOX", value_name = "NAME")]
+    pub mailbox: String,
+    /// Keep reading as receipts arrive (IMAP IDLE) until interrupted.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// One input item before composition.
@@ -208,10 +233,16 @@ async fn open_store(data_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>
 }
 
 pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
-    let items = items(&args.input)?;
-    if items.is_empty() {
-        bail!("{}: no items (*.eml, *.json)", args.input.display());
-    }
+    let items = match &args.input {
+        Some(input) => {
+            let items = items(input)?;
+            if items.is_empty() {
+                bail!("{}: no items (*.eml, *.json)", input.display());
+            }
+            items
+        }
+        None => Vec::new(),
+    };
     let mailbox = crate::lps::mailbox(&args.connect)?;
     let from = args.connect.from.clone();
     // a reference to the credentials, never the credentials
@@ -225,11 +256,17 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         None => format!("token:{from}"),
     };
     let compose = args.nil.as_deref().map(ComposeConfig::new);
-    let canonical = std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone());
-    let batch_id = format!(
-        "cli-{}",
-        &hex(&Sha256::digest(format!("{from}\n{}", canonical.display())))[..16]
-    );
+    let batch_id = args.input.as_ref().map(|input| {
+        let canonical = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
+        format!(
+            "cli-{}",
+            &hex(&Sha256::digest(format!("{from}\n{}", canonical.display())))[..16]
+        )
+    });
+    let scope = match &batch_id {
+        Some(id) => Scope::Batch(id.clone()),
+        None => Scope::Sender(from.to_string()),
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -238,39 +275,42 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let store = open_store(data_dir, args.outbox.as_deref()).await?;
-        let (mut new, mut known, mut bad) = (0usize, 0usize, 0usize);
-        let mut chunk = Vec::new();
-        let total = items.len();
-        for (i, item) in items.iter().enumerate() {
-            match prepare(item, &from, &auth_ref, compose.as_ref()) {
-                Ok(m) => chunk.push(m),
-                Err(e) => {
-                    bad += 1;
-                    eprintln!("mss: {}: refused: {e:#}", item.label);
+        let mut bad = 0usize;
+        if let Some(batch_id) = &batch_id {
+            let (mut new, mut known) = (0usize, 0usize);
+            let mut chunk = Vec::new();
+            let total = items.len();
+            for (i, item) in items.iter().enumerate() {
+                match prepare(item, &from, &auth_ref, compose.as_ref()) {
+                    Ok(m) => chunk.push(m),
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("mss: {}: refused: {e:#}", item.label);
+                    }
                 }
-            }
-            if chunk.len() == 500 || i + 1 == total {
-                for a in store
-                    .enqueue(Some(&batch_id), std::mem::take(&mut chunk))
-                    .await?
-                {
-                    match a {
-                        Accepted::New(_) => new += 1,
-                        Accepted::Existing(_) => known += 1,
+                if chunk.len() == 500 || i + 1 == total {
+                    for a in store
+                        .enqueue(Some(batch_id), std::mem::take(&mut chunk))
+                        .await?
+                    {
+                        match a {
+                            Accepted::New(_) => new += 1,
+                            Accepted::Existing(_) => known += 1,
+                        }
                     }
                 }
             }
+            eprintln!(
+                "mss: batch {batch_id}: {new} new item(s) in the outbox, {known} already there{}",
+                if bad > 0 {
+                    format!(", {bad} refused")
+                } else {
+                    String::new()
+                }
+            );
         }
-        eprintln!(
-            "mss: batch {batch_id}: {new} new item(s) in the outbox, {known} already there{}",
-            if bad > 0 {
-                format!(", {bad} refused")
-            } else {
-                String::new()
-            }
-        );
         if args.no_send {
-            return finish(store.as_ref(), &batch_id, bad, None).await;
+            return finish(store.as_ref(), &scope, bad, None, false).await;
         }
         // new credentials were given: a mailbox paused for refused credentials goes again
         if store.resume(from.as_str()).await? {
@@ -290,6 +330,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
             let mut cfg = WorkerConfig::new(format!("batch:{worker_name}:{from}:{i}"));
             cfg.sender = Some(from.to_string());
             cfg.stop_when_idle = true;
+            cfg.one_pass = args.once;
             cfg.lease = Duration::from_secs(args.lease_secs.max(1));
             cfg.lease_size = 16;
             // a worker of this name that died left leases: they are ours
@@ -303,7 +344,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
                 stop_rx.clone(),
             )));
         }
-        let progress = tokio::spawn(show_progress(Arc::clone(&store), batch_id.clone()));
+        let progress = tokio::spawn(show_progress(Arc::clone(&store), scope.clone()));
         let mut paused = None;
         for r in runs {
             let report = r.await.context("worker task")??;
@@ -311,11 +352,32 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         }
         progress.abort();
         let _ = progress.await;
-        finish(store.as_ref(), &batch_id, bad, paused).await
+        finish(store.as_ref(), &scope, bad, paused, args.once).await
     })
 }
 
-async fn show_progress(store: Arc<dyn Store>, batch_id: String) {
+/// What a run reports on: the batch it was given, or everything of its sender (`--drain`).
+#[derive(Debug, Clone)]
+enum Scope {
+    Batch(String),
+    Sender(String),
+}
+
+impl Scope {
+    async fn counts(&self, store: &dyn Store) -> Result<(Counts, Option<u64>)> {
+        Ok(match self {
+            Scope::Batch(id) => {
+                let Some(b) = store.batch(id, 0, 0).await? else {
+                    bail!("batch {id} not found in the outbox");
+                };
+                (b.counts, Some(b.messages))
+            }
+            Scope::Sender(s) => (store.counts(Some(s)).await?, None),
+        })
+    }
+}
+
+async fn show_progress(store: Arc<dyn Store>, scope: Scope) {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}")
@@ -324,8 +386,7 @@ async fn show_progress(store: Arc<dyn Store>, batch_id: String) {
     let start = Instant::now();
     let mut first: Option<u64> = None;
     loop {
-        if let Ok(Some(b)) = store.batch(&batch_id, 0, 0).await {
-            let c = b.counts;
+        if let Ok((c, _)) = scope.counts(store.as_ref()).await {
             let done = c.accepted();
             let base = *first.get_or_insert(done);
             let rate = (done - base.min(done)) as f64 / start.elapsed().as_secs_f64().max(0.001);
@@ -348,17 +409,18 @@ async fn show_progress(store: Arc<dyn Store>, batch_id: String) {
 
 async fn finish(
     store: &dyn Store,
-    batch_id: &str,
+    scope: &Scope,
     bad: usize,
     paused: Option<String>,
+    once: bool,
 ) -> Result<()> {
-    let Some(b) = store.batch(batch_id, 0, 0).await? else {
-        bail!("batch {batch_id} not found in the outbox");
+    let (c, messages) = scope.counts(store).await?;
+    let head = match (scope, messages) {
+        (Scope::Batch(id), Some(n)) => format!("batch {id}: {n} message(s)"),
+        (Scope::Sender(s), _) | (Scope::Batch(s), None) => format!("outbox of {s}"),
     };
-    let c = b.counts;
     println!(
-        "batch {batch_id}: {} message(s), recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
-        b.messages,
+        "{head}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
         c.sent,
         c.delivered,
         c.read,
@@ -366,36 +428,10 @@ async fn finish(
         c.queued + c.sending,
         c.failed
     );
-    if c.failed > 0 {
-        let mut shown = 0;
-        let mut offset = 0;
-        'pages: loop {
-            let page = store
-                .batch(batch_id, offset, 500)
-                .await?
-                .map(|b| b.items)
-                .unwrap_or_default();
-            if page.is_empty() {
-                break;
-            }
-            offset += page.len() as u64;
-            for m in page {
-                for r in m
-                    .recipients
-                    .iter()
-                    .filter(|r| r.state == mss_outbox::State::Failed)
-                {
-                    println!(
-                        "failed {} -> {}: {}",
-                        m.label,
-                        r.address,
-                        r.reason.as_deref().unwrap_or("")
-                    );
-                    shown += 1;
-                    if shown == 20 {
-                        break 'pages;
-                    }
-                }
+    if let Scope::Batch(batch_id) = scope {
+        for (state, n) in [(State::Failed, c.failed), (State::Deferred, c.deferred)] {
+            if n > 0 {
+                list(store, batch_id, state).await?;
             }
         }
     }
@@ -407,7 +443,95 @@ async fn finish(
     if c.failed > 0 || bad > 0 {
         bail!("{} recipient(s) failed, {bad} item(s) refused", c.failed);
     }
+    if once && c.pending() > 0 {
+        bail!(
+            "{} recipient(s) wait for a retry; run again to send them",
+            c.pending()
+        );
+    }
     Ok(())
+}
+
+/// Prints the first 20 recipients of the batch in `state`, with why.
+async fn list(store: &dyn Store, batch_id: &str, state: State) -> Result<()> {
+    let mut shown = 0;
+    let mut offset = 0;
+    loop {
+        let page = store
+            .batch(batch_id, offset, 500)
+            .await?
+            .map(|b| b.items)
+            .unwrap_or_default();
+        if page.is_empty() {
+            return Ok(());
+        }
+        offset += page.len() as u64;
+        for m in page {
+            for r in m.recipients.iter().filter(|r| r.state == state) {
+                let when = match r.retry_at_ms {
+                    Some(t) => format!(" (retry in {}s)", (t - mss_outbox::now_ms()).max(0) / 1000),
+                    None => String::new(),
+                };
+                println!(
+                    "{state} {} -> {}{when}: {}",
+                    m.label,
+                    r.address,
+                    r.reason.as_deref().unwrap_or("")
+                );
+                shown += 1;
+                if shown == 20 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// `mss receipts`: one reading of the mailbox (or, with --watch, until interrupted), then the sender's
+/// counts.
+pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
+    let mailbox = crate::lps::mailbox(&args.connect)?;
+    let from = args.connect.from.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let store = open_store(data_dir, args.outbox.as_deref()).await?;
+        let client = Arc::new(LpsClient::new(mailbox)?);
+        let cfg = ReceiptsConfig {
+            mailbox: args.mailbox.clone(),
+            ..ReceiptsConfig::default()
+        };
+        let r = if args.watch {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    let _ = stop_tx.send(true);
+                }
+            });
+            receipts::watch(Arc::clone(&store), client, cfg, stop_rx).await?
+        } else {
+            let r = receipts::collect(store.as_ref(), &client, &cfg).await?;
+            client.close().await;
+            r
+        };
+        println!(
+            "receipts: {} report(s) read: {} delivered, {} read, {} failed, {} unchanged",
+            r.reports, r.delivered, r.read, r.failed, r.unchanged
+        );
+        let c = store.counts(Some(&from)).await?;
+        println!(
+            "outbox of {from}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
+            c.sent,
+            c.delivered,
+            c.read,
+            c.deferred,
+            c.queued + c.sending,
+            c.failed
+        );
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub enum Command {
     /// Send many messages (a directory or a JSON Lines manifest) through the durable outbox: resumable,
     /// retried, with a progress bar.
     Batch(crate::batch::BatchArgs),
+    /// Read the delivery (DSN) and read (MDN) receipts that came back to the mailbox and update the
+    /// outbox: one reading, or --watch.
+    Receipts(crate::batch::ReceiptsArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(crate::lps::ProofArgs),
     /// Harvest the LDAP directory into the index despite its 100-entry cap (resumable).
@@ -147,6 +150,7 @@ impl Cli {
             Command::Compose(args) => crate::compose::compose(args),
             Command::Send(args) => crate::lps::send(args),
             Command::Batch(args) => crate::batch::batch(&data_dir, args),
+            Command::Receipts(args) => crate::batch::receipts(&data_dir, args),
             Command::Proof(args) => crate::lps::proof(args),
             Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),
             Command::LdapLdif(args) => crate::ldap::ldif(args),

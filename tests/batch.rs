@@ -3,7 +3,10 @@
 //! run skipping what was accepted, an expired token pausing the mailbox until a new one, and the crash test:
 //! the worker SIGKILLed at random moments and restarted until everything is in the mailbox.
 //!
-//! The crash test sends MSS_CRASH_ITEMS messages (default 300, a CI-sized run; the full run is
+//! Then the same on PostgreSQL with two workers draining one queue, one of them SIGKILLed and restarted;
+//! and the receipts: Postfix's real DSNs and a recipient's MDN read back over IMAP by `mss receipts`.
+//!
+//! The crash tests send MSS_CRASH_ITEMS messages (default 300, a CI-sized run; the full run is
 //! `MSS_CRASH_ITEMS=5000 cargo test --release --test batch crash`).
 
 mod common;
@@ -71,18 +74,24 @@ impl Flags {
         }
     }
 
-    fn command(&self, op: &Operator, input: &str, extra: &[&str]) -> Command {
+    /// `mss batch` of alice, without input.
+    fn base(&self, op: &Operator) -> Command {
         let mut c = mss();
         c.env("MSS_CA_FILE", op.path("CA"))
-            .args(["-vv", "--data", &self.data, "batch", input])
+            .args(["-vv", "--data", &self.data, "batch"])
             .args([
                 "--from",
                 "alice@sante.test",
                 "--token-file",
                 &self.token_file,
             ])
-            .args(["--server", &self.server, "--nil", "MSS-TEST-NIL"])
-            .args(extra);
+            .args(["--server", &self.server, "--nil", "MSS-TEST-NIL"]);
+        c
+    }
+
+    fn command(&self, op: &Operator, input: &str, extra: &[&str]) -> Command {
+        let mut c = self.base(op);
+        c.arg(input).args(extra);
         c
     }
 
@@ -255,5 +264,243 @@ fn crash_test_the_worker_killed_at_random_moments_loses_nothing() {
     );
     eprintln!(
         "crash test: {n} messages, {kills} kills, {duplicates} duplicate(s) (same Message-ID)"
+    );
+}
+
+/// Runs `mss receipts` for alice until `want` is in its output (Postfix writes DSNs asynchronously) or
+/// 30 s pass; returns the last output.
+fn receipts_until(op: &Operator, flags: &Flags, want: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        let out = mss()
+            .env("MSS_CA_FILE", op.path("CA"))
+            .args([
+                "--data",
+                &flags.data,
+                "receipts",
+                "--from",
+                "alice@sante.test",
+            ])
+            .args(["--token-file", &flags.token_file, "--server", &flags.server])
+            .args([
+                "--imap-server",
+                &format!("localhost:{}", op.port("IMAP_PORT")),
+            ])
+            .output()
+            .expect("running mss receipts");
+        assert!(out.status.success(), "{}", stderr(&out));
+        if stdout(&out).contains(want) || start.elapsed() > Duration::from_secs(30) {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn receipts_from_postfix_and_the_recipient_move_the_batch_to_delivered_read_and_failed() {
+    let Some(op) = operator() else { return };
+    if !op.delivers() {
+        unavailable("DSNs are written by Postfix: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bob = format!("{}@sante.test", unique("rcpt"));
+    let items = dir.path().join("items");
+    std::fs::create_dir_all(&items).expect("mkdir");
+    let tag = unique("");
+    let read_id = format!("<{tag}.read@batch.mss.test>");
+    let mut asks_mdn = eml("alice@sante.test", &bob, &read_id);
+    asks_mdn.splice(
+        0..0,
+        b"Disposition-Notification-To: alice@sante.test\r\n"
+            .iter()
+            .copied(),
+    );
+    write(&items, "1-read.eml", &asks_mdn);
+    write(
+        &items,
+        "2-delivered.eml",
+        &eml(
+            "alice@sante.test",
+            &bob,
+            &format!("<{tag}.dsn@batch.mss.test>"),
+        ),
+    );
+    write(
+        &items,
+        "3-unknown.eml",
+        &eml(
+            "alice@sante.test",
+            "unknown@sante.test",
+            &format!("<{tag}.gone@batch.mss.test>"),
+        ),
+    );
+    let flags = Flags::new(op, dir.path(), TokenKind::Valid);
+    let out = flags.run(op, items.to_str().expect("utf-8"), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("3 sent"), "{}", stdout(&out));
+
+    // bob reads the first message and sends the read receipt mss composes (RFC 8098)
+    let got = mailbox(op, &bob, 2, Duration::from_secs(20));
+    assert_eq!(got.len(), 2, "{got:?}");
+    let original = op
+        .maildir_files(&bob)
+        .into_iter()
+        .filter_map(|f| std::fs::read(f).ok())
+        .find(|b| mss_lps::message_id(b).as_deref() == Some(read_id.as_str()))
+        .expect("the message asking for a read receipt");
+    let received = mss_message::read_message(&original).expect("read");
+    let mdn = mss_message::receipt::build_mdn(
+        &received,
+        &mss_message::receipt::MdnRequest {
+            final_recipient: bob.clone(),
+            label: None,
+            disposition: mss_message::receipt::MdnDisposition::Displayed,
+        },
+        &mss_message::ComposeConfig::new("MSS-TEST-NIL"),
+        &mut mss_message::Env::system(),
+    )
+    .expect("mdn");
+    let mdn_file = write(dir.path(), "mdn.eml", &mdn.raw);
+    let bob_token = write(
+        dir.path(),
+        "bob-token",
+        op.psc().token(&bob, TokenKind::Valid).expose().as_bytes(),
+    );
+    let sent = mss()
+        .env("MSS_CA_FILE", op.path("CA"))
+        .args([
+            "send",
+            &mdn_file,
+            "--from",
+            &bob,
+            "--token-file",
+            &bob_token,
+        ])
+        .args(["--server", &flags.server])
+        .output()
+        .expect("mss send");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+
+    let out = receipts_until(
+        op,
+        &flags,
+        "recipients: 0 sent, 1 delivered, 1 read, 0 deferred, 0 queued, 1 failed",
+    );
+    assert!(
+        stdout(&out)
+            .contains("recipients: 0 sent, 1 delivered, 1 read, 0 deferred, 0 queued, 1 failed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let token = std::fs::read_to_string(&flags.token_file).expect("token");
+    assert!(!stderr(&out).contains(&token) && !stdout(&out).contains(&token));
+    // the failure keeps Postfix's diagnostic; a new reading finds nothing new and changes nothing
+    let status = flags.run(op, items.to_str().expect("utf-8"), &["--no-send"]);
+    assert!(
+        stdout(&status).contains("1 delivered, 1 read, 0 deferred, 0 queued, 1 failed"),
+        "{}",
+        stdout(&status)
+    );
+    assert!(
+        stdout(&status).contains("failed 3-unknown.eml -> unknown@sante.test: DSN failed 5.1.1"),
+        "{}",
+        stdout(&status)
+    );
+    assert!(
+        stdout(&status).contains("mailbox unknown"),
+        "{}",
+        stdout(&status)
+    );
+    let again = receipts_until(op, &flags, "");
+    assert!(
+        stdout(&again).contains("receipts: 0 report(s) read: 0 delivered, 0 read, 0 failed"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn crash_test_on_postgres_two_workers_share_the_queue_and_one_killed_loses_nothing() {
+    let Some(op) = operator() else { return };
+    if !op.delivers() {
+        unavailable("the crash test reads the mailboxes: needs Postfix (root)");
+        return;
+    }
+    let Some(pg) = mss_outbox::testing::postgres() else {
+        return;
+    };
+    let url = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(mss_outbox::testing::fresh_database(pg));
+    let n: usize = std::env::var("MSS_CRASH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rcpt = format!("{}@sante.test", unique("pgcrash"));
+    let items = dir.path().join("items");
+    let ids = eml_dir(&items, n, &rcpt);
+    let flags = Flags::new(op, dir.path(), TokenKind::Valid);
+    let input = items.to_str().expect("utf-8");
+    let queued = flags.run(op, input, &["--outbox", &url, "--no-send"]);
+    assert!(queued.status.success(), "{}", stderr(&queued));
+    assert!(
+        stdout(&queued).contains(&format!("{n} message(s), recipients: 0 sent")),
+        "{}",
+        stdout(&queued)
+    );
+    // each worker paced so that the queue outlasts ten kills (worker b alone needs 30 s or more); a lease
+    // of 16 recipients is sent in under 2 s, well within its 5 s
+    let rate = (n / 30).max(10).to_string();
+    let worker = |name: &str| {
+        let mut c = flags.base(op);
+        c.args(["--drain", "--outbox", &url, "--worker", name])
+            .args(["--lease-secs", "5", "--rate", &rate])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let steady = worker("b").spawn().expect("spawn worker b");
+    let mut kills = 0;
+    while kills < 10 {
+        let mut child = worker("a")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn worker a");
+        std::thread::sleep(Duration::from_millis(200 + jitter(800)));
+        let running = child.try_wait().expect("wait").is_none();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert!(
+            running,
+            "worker a ended before its kill: the queue ran dry after {kills} kill(s)"
+        );
+        kills += 1;
+    }
+    let last = worker("a").output().expect("worker a");
+    assert!(last.status.success(), "{}", stderr(&last));
+    let steady = steady.wait_with_output().expect("worker b");
+    assert!(steady.status.success(), "{}", stderr(&steady));
+    assert!(
+        stdout(&last).contains(&format!(
+            "outbox of alice@sante.test, recipients: {n} sent, 0 delivered, 0 read, 0 deferred, 0 queued, 0 failed"
+        )),
+        "{}",
+        stdout(&last)
+    );
+    let got = mailbox(op, &rcpt, n, Duration::from_secs(60));
+    let got_ids: HashSet<String> = got.keys().cloned().collect();
+    assert_eq!(got_ids, ids, "every message arrived, none unknown");
+    let duplicates: usize = got.values().map(|c| c - 1).sum();
+    // worker a has one connection: at most the message it had in flight at each kill goes twice
+    assert!(
+        duplicates <= kills,
+        "{duplicates} duplicates for {kills} kills"
+    );
+    eprintln!(
+        "postgres crash test: {n} messages, 2 workers, {kills} kills of one, {duplicates} duplicate(s) (same Message-ID)"
     );
 }

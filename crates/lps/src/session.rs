@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::auth::TokenPolicy;
 use crate::discovery::{self, BoxFuture, ServerEndpoints, ServerSource};
 use crate::error::Error;
-use crate::imap::{self, FetchedMessage, IdleOutcome, ImapSession, SentCopy};
+use crate::imap::{self, FetchedMessage, IdleOutcome, ImapSession, NewMessages, SentCopy};
 use crate::secret::{AccessToken, Secret};
 use crate::smtp::{self, ConnectOptions, Envelope, Login, SendReport, SmtpSession};
 
@@ -471,6 +471,26 @@ impl LpsClient {
         self.with_imap(move |s| {
             let mailbox = mailbox.clone();
             Box::pin(async move { s.fetch_new(&mailbox, since_uid).await })
+        })
+        .await
+    }
+
+    /// Up to `max` messages of `mailbox` above `since_uid` whose header `name` contains `value` (see
+    /// [`ImapSession::fetch_new_with_header`]).
+    pub async fn fetch_new_with_header(
+        &self,
+        mailbox: &str,
+        since_uid: u32,
+        header: (&str, &str),
+        max: usize,
+    ) -> Result<NewMessages, Error> {
+        let (mailbox, name, value) = (mailbox.to_owned(), header.0.to_owned(), header.1.to_owned());
+        self.with_imap(move |s| {
+            let (mailbox, name, value) = (mailbox.clone(), name.clone(), value.clone());
+            Box::pin(async move {
+                s.fetch_new_with_header(&mailbox, since_uid, (&name, &value), max)
+                    .await
+            })
         })
         .await
     }

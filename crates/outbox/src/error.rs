@@ -17,6 +17,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The mailbox could not be read (receipts): the server, the network or the credentials.
+    #[error("reading the mailbox failed: {0}")]
+    Mailbox(#[from] mss_lps::Error),
     /// An item cannot be accepted as given.
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -30,12 +33,18 @@ pub enum Error {
 impl Error {
     /// Retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. })
+        match self {
+            Error::Mailbox(e) => e.is_transient(),
+            other => matches!(other, Error::Unavailable { .. }),
+        }
     }
 
     /// Retrying the same call will never succeed.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::Invalid { .. })
+        match self {
+            Error::Mailbox(e) => e.is_permanent(),
+            other => matches!(other, Error::Invalid { .. }),
+        }
     }
 
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {

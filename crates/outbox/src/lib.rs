@@ -18,11 +18,16 @@
 //! [`worker`] delivers: one authenticated connection reused for many messages, exponential backoff with
 //! jitter for transient failures, 5xx final per recipient, a mailbox whose credentials are refused paused
 //! (reason kept) until new ones are given, per-operator connection and rate limits.
+//!
+//! [`receipts`] reads the DSNs and MDNs that come back to the sending mailbox over IMAP and records them.
 
 mod error;
 mod model;
 mod postgres;
+pub mod receipts;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worker;
 
 pub use error::{Error, Result};
@@ -94,4 +99,11 @@ pub trait Store: Send + Sync {
         state: State,
         detail: &str,
     ) -> Result<u64>;
+
+    /// Where the receipts reader of `mailbox` (a key such as `alice@x.fr/INBOX`) stopped: the mailbox's
+    /// UIDVALIDITY and the last UID read.
+    async fn receipt_cursor(&self, mailbox: &str) -> Result<Option<(u32, u32)>>;
+
+    /// Moves that mark, once the receipts up to `uid` are recorded.
+    async fn set_receipt_cursor(&self, mailbox: &str, uid_validity: u32, uid: u32) -> Result<()>;
 }

@@ -13,7 +13,7 @@ use crate::model::{
     NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, now_ms,
     recipient_status,
 };
-use crate::sqlite::receipt_sources;
+use crate::sqlite::{cursor_from, receipt_sources};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS recipients (
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients(due_ms)
   WHERE state IN ('queued', 'deferred', 'sending');
 CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message);
+CREATE TABLE IF NOT EXISTS receipt_cursors (
+  mailbox TEXT PRIMARY KEY,
+  uid_validity BIGINT NOT NULL,
+  last_uid BIGINT NOT NULL,
+  updated_ms BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS paused (
   sender TEXT PRIMARY KEY,
   reason TEXT NOT NULL,
@@ -460,5 +466,37 @@ impl crate::Store for PostgresStore {
             &[&state.as_str(), &detail, &now_ms(), &message_id, &recipient],
         )
         .await?)
+    }
+
+    async fn receipt_cursor(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT uid_validity, last_uid FROM receipt_cursors WHERE mailbox = $1",
+                &[&mailbox],
+            )
+            .await?;
+        match row {
+            Some(r) => Ok(Some(cursor_from((r.try_get(0)?, r.try_get(1)?)))),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_receipt_cursor(&self, mailbox: &str, uid_validity: u32, uid: u32) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO receipt_cursors (mailbox, uid_validity, last_uid, updated_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (mailbox) DO UPDATE SET \
+             uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, \
+             updated_ms = excluded.updated_ms",
+            &[
+                &mailbox,
+                &i64::from(uid_validity),
+                &i64::from(uid),
+                &now_ms(),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 }

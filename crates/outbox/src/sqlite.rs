@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS recipients (
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients(due_ms)
   WHERE state IN ('queued', 'deferred', 'sending');
 CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message);
+CREATE TABLE IF NOT EXISTS receipt_cursors (
+  mailbox TEXT PRIMARY KEY,
+  uid_validity INTEGER NOT NULL,
+  last_uid INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS paused (
   sender TEXT PRIMARY KEY,
   reason TEXT NOT NULL,
@@ -506,6 +512,44 @@ impl crate::Store for SqliteStore {
         })
         .await
     }
+
+    async fn receipt_cursor(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
+        let mailbox = mailbox.to_owned();
+        self.run(move |conn| {
+            let row: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT uid_validity, last_uid FROM receipt_cursors WHERE mailbox = ?1",
+                    [mailbox],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.map(cursor_from))
+        })
+        .await
+    }
+
+    async fn set_receipt_cursor(&self, mailbox: &str, uid_validity: u32, uid: u32) -> Result<()> {
+        let mailbox = mailbox.to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO receipt_cursors (mailbox, uid_validity, last_uid, updated_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (mailbox) DO UPDATE SET \
+                 uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, \
+                 updated_ms = excluded.updated_ms",
+                params![mailbox, uid_validity, uid, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A stored cursor (UIDs are 32-bit unsigned; the columns are wider).
+pub(crate) fn cursor_from((validity, uid): (i64, i64)) -> (u32, u32) {
+    (
+        u32::try_from(validity).unwrap_or(0),
+        u32::try_from(uid).unwrap_or(0),
+    )
 }
 
 /// The states a receipt may move a recipient out of, as a SQL list (receipts only move forward).

@@ -112,6 +112,9 @@ pub struct WorkerConfig {
     pub backoff: Backoff,
     /// Return once nothing is left to send (a batch run), instead of waiting for more (a service).
     pub stop_when_idle: bool,
+    /// With `stop_when_idle`: return as soon as nothing is due now, leaving deferred recipients to a later
+    /// run instead of waiting for their retry time.
+    pub one_pass: bool,
 }
 
 impl WorkerConfig {
@@ -125,6 +128,7 @@ impl WorkerConfig {
             poll: Duration::from_millis(500),
             backoff: Backoff::default(),
             stop_when_idle: false,
+            one_pass: false,
         }
     }
 }
@@ -190,7 +194,7 @@ pub async fn run(
                     break;
                 }
                 let c = store.counts(sender).await?;
-                if c.queued + c.sending == 0 && c.deferred == 0 {
+                if c.queued + c.sending == 0 && (c.deferred == 0 || cfg.one_pass) {
                     break;
                 }
             }

@@ -57,6 +57,7 @@ suite!(
     released_recipients_go_back_to_the_queue,
     batches_page_their_items_in_acceptance_order,
     receipts_move_recipients_forward_only,
+    the_receipts_cursor_is_kept_per_mailbox,
     concurrent_workers_never_lease_the_same_recipient,
 );
 
@@ -455,6 +456,36 @@ async fn receipts_move_recipients_forward_only(s: Arc<dyn Store>, _: Other<'_>) 
             .await
             .expect("dsn"),
         0
+    );
+}
+
+async fn the_receipts_cursor_is_kept_per_mailbox(s: Arc<dyn Store>, other: Other<'_>) {
+    assert_eq!(
+        s.receipt_cursor("alice@sante.test/INBOX")
+            .await
+            .expect("get"),
+        None
+    );
+    s.set_receipt_cursor("alice@sante.test/INBOX", 1_700_000_000, 42)
+        .await
+        .expect("set");
+    s.set_receipt_cursor("bob@sante.test/INBOX", 7, 3)
+        .await
+        .expect("set");
+    s.set_receipt_cursor("alice@sante.test/INBOX", u32::MAX, u32::MAX)
+        .await
+        .expect("move");
+    // another handle (another process) sees what was committed
+    let o = other();
+    assert_eq!(
+        o.receipt_cursor("alice@sante.test/INBOX")
+            .await
+            .expect("get"),
+        Some((u32::MAX, u32::MAX))
+    );
+    assert_eq!(
+        o.receipt_cursor("bob@sante.test/INBOX").await.expect("get"),
+        Some((7, 3))
     );
 }
 

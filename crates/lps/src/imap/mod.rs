@@ -81,6 +81,17 @@ pub enum SentCopy {
     },
 }
 
+/// What [`ImapSession::fetch_new_with_header`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessages {
+    /// The mailbox as EXAMINE saw it (UIDVALIDITY: a change means UIDs were renumbered).
+    pub status: MailboxStatus,
+    /// The matching messages, oldest first.
+    pub messages: Vec<FetchedMessage>,
+    /// Every UID up to this one was returned or does not match.
+    pub scanned_to: u32,
+}
+
 /// How IDLE ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleOutcome {
@@ -512,6 +523,61 @@ impl ImapSession {
             .filter(|u| *u > since_uid)
             .collect();
         self.uid_fetch(&uids).await
+    }
+
+    /// Up to `max` messages of `mailbox` above `since_uid` whose header `name` contains `value`, fetched
+    /// whole, oldest first, with how far the mailbox was looked at: every UID up to
+    /// [`NewMessages::scanned_to`] was returned or does not match, so a reader that keeps it as its
+    /// high-water mark never reads a message twice nor skips one. Opened with EXAMINE (nothing marked read).
+    pub async fn fetch_new_with_header(
+        &mut self,
+        mailbox: &str,
+        since_uid: u32,
+        (name, value): (&str, &str),
+        max: usize,
+    ) -> Result<NewMessages, Error> {
+        let (Some(name_q), Some(value_q)) = (response::quote(name), response::quote(value)) else {
+            return Err(Error::Config {
+                reason: "header search: ASCII without line breaks only".into(),
+            });
+        };
+        let status = self.examine(mailbox).await?;
+        let from = since_uid.saturating_add(1);
+        // messages that arrive after EXAMINE get a UID >= UIDNEXT: the scan stops below it
+        let upper = match status.uid_next {
+            Some(next) => next.saturating_sub(1),
+            None => self
+                .uid_search(&format!("UID {from}:*"))
+                .await?
+                .into_iter()
+                .max()
+                .unwrap_or(since_uid),
+        };
+        if upper <= since_uid {
+            return Ok(NewMessages {
+                status,
+                messages: Vec::new(),
+                scanned_to: since_uid,
+            });
+        }
+        let mut uids: Vec<u32> = self
+            .uid_search(&format!("UID {from}:{upper} HEADER {name_q} {value_q}"))
+            .await?
+            .into_iter()
+            .filter(|u| *u > since_uid && *u <= upper)
+            .collect();
+        let scanned_to = if uids.len() > max {
+            uids.truncate(max.max(1));
+            uids.last().copied().unwrap_or(since_uid)
+        } else {
+            upper
+        };
+        let messages = self.uid_fetch(&uids).await?;
+        Ok(NewMessages {
+            status,
+            messages,
+            scanned_to,
+        })
     }
 
     /// `LIST "" "*"`.

@@ -2,94 +2,13 @@
 //! database per test, and SQLite stores in temp dirs.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use mss_outbox::{NewMessage, PostgresStore, SqliteStore, Store};
 
-pub use mss_lps::testing::{repo_root, unavailable};
-
-pub struct Postgres {
-    _child: Child,
-    pub url: String,
-    pub dir: String,
-}
-
-static POSTGRES: OnceLock<Option<Postgres>> = OnceLock::new();
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// The PostgreSQL server of this test binary, started once; `None` (after saying why) when it cannot run.
-pub fn postgres() -> Option<&'static Postgres> {
-    POSTGRES
-        .get_or_init(|| {
-            let script = repo_root().join("scripts/postgres.sh");
-            let mut child = Command::new("bash")
-                .arg(&script)
-                .arg("--port")
-                .arg(free_port().to_string())
-                .arg("--watch-pid")
-                .arg(std::process::id().to_string())
-                .arg("--cleanup")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("bash");
-            let stdout = child.stdout.take().expect("stdout");
-            let mut vars = HashMap::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line == "READY" {
-                    return Some(Postgres {
-                        _child: child,
-                        url: vars.remove("PGURL").unwrap_or_default(),
-                        dir: vars.remove("DIR").unwrap_or_default(),
-                    });
-                }
-                if let Some((k, v)) = line.split_once('=') {
-                    vars.insert(k.to_owned(), v.to_owned());
-                }
-            }
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            unavailable(&format!("PostgreSQL did not start: {err}"));
-            None
-        })
-        .as_ref()
-}
-
-static NEXT_DB: AtomicU32 = AtomicU32::new(0);
-
-/// The URL of a new, empty database on the test server.
-pub async fn fresh_database(pg: &Postgres) -> String {
-    let name = format!(
-        "t{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::Relaxed)
-    );
-    let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test server");
-    let task = tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    drop(client);
-    let _ = task.await;
-    format!("{}{name}", pg.url.trim_end_matches("postgres"))
-}
+#[allow(unused_imports)] // worker.rs uses it, store.rs does not
+pub use mss_lps::testing::unavailable;
+pub use mss_outbox::testing::{fresh_database, postgres};
 
 /// A PostgreSQL store on a fresh database.
 pub async fn pg_store() -> Option<(Arc<dyn Store>, String)> {

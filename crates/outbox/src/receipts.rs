@@ -1,0 +1,353 @@
+//! Receipts: delivery status notifications (DSN, RFC 3464) and read receipts (MDN, RFC 8098) that come back
+//! to the sending mailbox move its recipients on to `delivered`, `read` or `failed` (spec M6).
+//!
+//! The reader looks at the sender's INBOX over IMAP with the same credentials the worker uses, and only at
+//! messages whose `Content-Type` says `multipart/report` (an IMAP SEARCH on the server: letters and results
+//! are never downloaded). Each report is parsed by [`mss_message::read_message`] and matched to the outbox
+//! by the Message-ID it reports on (or the DSN's envelope id, which the worker sets to the Message-ID) and
+//! its final recipient, then recorded with [`Store::receipt`].
+//!
+//! Nothing is flagged in the mailbox (the user's view of it is left alone): what was read is remembered in
+//! the store as a UID high-water mark per mailbox, moved only once the receipts below it are recorded. A
+//! reader killed in between reads them again, which changes nothing (a receipt sets a state and never moves
+//! it back, so it is never counted twice), and no receipt is skipped (the mark only covers what was
+//! recorded). A new UIDVALIDITY (the server renumbered the mailbox) starts the reading over, harmlessly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mss_lps::LpsClient;
+use mss_message::Report;
+use mss_message::receipt::{DeliveryReport, DispositionReport};
+use tokio::sync::watch;
+
+use crate::model::State;
+use crate::{Error, Result, Store};
+
+/// How the reader runs.
+#[derive(Debug, Clone)]
+pub struct ReceiptsConfig {
+    /// The mailbox reports arrive in.
+    pub mailbox: String,
+    /// Reports fetched per IMAP round trip (bounds memory: a report may carry the original message).
+    pub fetch_size: usize,
+    /// [`watch`]: longest IMAP IDLE before looking again.
+    pub idle: Duration,
+    /// [`watch`]: pause after a transient failure, or between looks when the server has no IDLE.
+    pub poll: Duration,
+}
+
+impl Default for ReceiptsConfig {
+    fn default() -> Self {
+        ReceiptsConfig {
+            mailbox: "INBOX".into(),
+            fetch_size: 50,
+            idle: Duration::from_secs(60),
+            poll: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a reading did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiptsReport {
+    /// Reports (DSN or MDN) read.
+    pub reports: u64,
+    /// Recipients moved to delivered.
+    pub delivered: u64,
+    /// Recipients moved to read.
+    pub read: u64,
+    /// Recipients moved to failed.
+    pub failed: u64,
+    /// Report entries that changed nothing: already recorded, about a message this outbox did not send,
+    /// or saying nothing final (a DSN `delayed`, an MDN `deleted`).
+    pub unchanged: u64,
+}
+
+impl ReceiptsReport {
+    fn add(&mut self, o: ReceiptsReport) {
+        self.reports += o.reports;
+        self.delivered += o.delivered;
+        self.read += o.read;
+        self.failed += o.failed;
+        self.unchanged += o.unchanged;
+    }
+
+    fn count(&mut self, state: State, n: u64) {
+        match (state, n) {
+            (_, 0) => self.unchanged += 1,
+            (State::Delivered, n) => self.delivered += n,
+            (State::Read, n) => self.read += n,
+            (_, n) => self.failed += n,
+        }
+    }
+}
+
+/// The store key of a mailbox's mark.
+fn cursor_key(client: &LpsClient, mailbox: &str) -> String {
+    format!("{}/{mailbox}", client.address())
+}
+
+/// Reads every report that arrived since the last reading and records it; returns what changed.
+pub async fn collect(
+    store: &dyn Store,
+    client: &LpsClient,
+    cfg: &ReceiptsConfig,
+) -> Result<ReceiptsReport> {
+    let key = cursor_key(client, &cfg.mailbox);
+    let mut report = ReceiptsReport::default();
+    loop {
+        let cursor = store.receipt_cursor(&key).await?;
+        let since = cursor.map_or(0, |(_, uid)| uid);
+        let got = client
+            .fetch_new_with_header(
+                &cfg.mailbox,
+                since,
+                ("Content-Type", "multipart/report"),
+                cfg.fetch_size,
+            )
+            .await
+            .map_err(Error::from)?;
+        let validity = got.status.uid_validity.unwrap_or(0);
+        if let Some((v, _)) = cursor
+            && v != validity
+        {
+            tracing::info!(mailbox = %key, "UIDVALIDITY changed: reading the receipts again");
+            store.set_receipt_cursor(&key, validity, 0).await?;
+            continue;
+        }
+        let more = got.messages.len() >= cfg.fetch_size.max(1);
+        for m in &got.messages {
+            if let Some(body) = &m.body {
+                report.add(record(store, body).await?);
+            }
+        }
+        if cursor.is_none() || got.scanned_to != since {
+            store
+                .set_receipt_cursor(&key, validity, got.scanned_to)
+                .await?;
+        }
+        if !more {
+            return Ok(report);
+        }
+    }
+}
+
+/// Reads receipts until `stop` turns true: one reading, then IMAP IDLE until something arrives (or
+/// [`ReceiptsConfig::idle`]), and again. Transient failures (server away, store busy) are retried after
+/// [`ReceiptsConfig::poll`]; refused credentials and other permanent failures end it.
+pub async fn watch(
+    store: Arc<dyn Store>,
+    client: Arc<LpsClient>,
+    cfg: ReceiptsConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ReceiptsReport> {
+    let mut total = ReceiptsReport::default();
+    while !*stop.borrow() {
+        match collect(store.as_ref(), &client, &cfg).await {
+            Ok(r) => {
+                if r != ReceiptsReport::default() {
+                    tracing::info!(?r, "receipts recorded");
+                }
+                total.add(r);
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "reading receipts failed; retrying");
+                pause(cfg.poll, &mut stop).await;
+                continue;
+            }
+            Err(e) => {
+                client.close().await;
+                return Err(e);
+            }
+        }
+        tokio::select! {
+            r = client.wait_for_mail(&cfg.mailbox, cfg.idle) => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "no IDLE; polling");
+                    pause(cfg.poll, &mut stop).await;
+                }
+            }
+            _ = stop.changed() => {}
+        }
+    }
+    client.close().await;
+    Ok(total)
+}
+
+async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Records one message if it is a report.
+pub async fn record(store: &dyn Store, raw: &[u8]) -> Result<ReceiptsReport> {
+    let mut out = ReceiptsReport::default();
+    let Some(report) = mss_message::read_message(raw).ok().and_then(|m| m.report) else {
+        return Ok(out);
+    };
+    out.reports = 1;
+    match &report {
+        Report::Dsn(d) => {
+            let ids = candidates(d.envelope_id.as_deref(), d.original_message_id.as_deref());
+            for r in &d.recipients {
+                let Some((state, detail)) = dsn_outcome(d, r) else {
+                    out.unchanged += 1;
+                    continue;
+                };
+                let who = r
+                    .original_recipient
+                    .as_deref()
+                    .unwrap_or(&r.final_recipient);
+                let n = apply(store, &ids, Some(who), state, &detail).await?;
+                out.count(state, n);
+            }
+        }
+        Report::Mdn(m) => {
+            let ids = candidates(None, m.original_message_id.as_deref());
+            let Some((state, detail)) = mdn_outcome(m) else {
+                out.unchanged += 1;
+                return Ok(out);
+            };
+            let who = m
+                .original_recipient
+                .as_deref()
+                .or(m.final_recipient.as_deref());
+            let n = apply(store, &ids, who, state, &detail).await?;
+            out.count(state, n);
+        }
+    }
+    Ok(out)
+}
+
+/// The forms the outbox may hold the reported message's id in: the envelope id as given and decoded from
+/// xtext, the Message-ID with and without angle brackets.
+fn candidates(envid: Option<&str>, message_id: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: String| {
+        if !s.is_empty() && !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if let Some(e) = envid {
+        push(e.trim().to_owned());
+        push(xtext_decode(e.trim()));
+    }
+    if let Some(id) = message_id {
+        let bare = id.trim().trim_start_matches('<').trim_end_matches('>');
+        push(format!("<{bare}>"));
+        push(bare.to_owned());
+    }
+    out
+}
+
+/// RFC 3461 xtext: `+HH` is a byte; anything malformed is kept as is.
+fn xtext_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn apply(
+    store: &dyn Store,
+    ids: &[String],
+    recipient: Option<&str>,
+    state: State,
+    detail: &str,
+) -> Result<u64> {
+    for id in ids {
+        let n = store.receipt(id, recipient, state, detail).await?;
+        if n > 0 {
+            return Ok(n);
+        }
+    }
+    Ok(0)
+}
+
+/// `delivered` (also `relayed`/`expanded`: handed on, no further notice will come) or `failed`; `delayed`
+/// says nothing final.
+fn dsn_outcome(
+    d: &DeliveryReport,
+    r: &mss_message::receipt::RecipientStatus,
+) -> Option<(State, String)> {
+    let state = match r.action.as_str() {
+        "delivered" | "relayed" | "expanded" => State::Delivered,
+        "failed" => State::Failed,
+        _ => return None,
+    };
+    let mut detail = format!("DSN {} {}", r.action, r.status);
+    if let Some(mta) = &d.reporting_mta {
+        detail.push_str(&format!(" by {mta}"));
+    }
+    if let Some(diag) = &r.diagnostic {
+        detail.push_str(&format!(": {diag}"));
+    }
+    Some((state, detail))
+}
+
+/// `displayed` and `processed` are read; `processed/Error` (the recipient's system could not integrate the
+/// document, ANS) is failed with its code and label; `deleted`/`dispatched` say nothing final.
+fn mdn_outcome(m: &DispositionReport) -> Option<(State, String)> {
+    let by = m.final_recipient.as_deref().unwrap_or("the recipient");
+    match (&m.error, m.disposition.as_str()) {
+        (Some((code, label)), _) => Some((
+            State::Failed,
+            format!("MDN {} error {code}: {label} ({by})", m.disposition),
+        )),
+        (None, "displayed" | "processed") => Some((
+            State::Read,
+            format!("MDN {} by {by} ({})", m.disposition, m.action_mode),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_are_tried_in_every_form_the_outbox_may_hold() {
+        assert_eq!(
+            candidates(Some("<a+2Bb@x>"), Some("a+b@x")),
+            ["<a+2Bb@x>", "<a+b@x>", "a+b@x"]
+        );
+        assert_eq!(candidates(None, Some("<k@x>")), ["<k@x>", "k@x"]);
+        assert!(candidates(None, None).is_empty());
+    }
+
+    #[test]
+    fn xtext_is_decoded_and_malformed_escapes_kept() {
+        assert_eq!(xtext_decode("a+2Bb+3Dc+20d"), "a+b=c d");
+        assert_eq!(xtext_decode("a+zz+"), "a+zz+");
+    }
+
+    proptest! {
+        #[test]
+        fn xtext_decoding_undoes_the_encoding(s in "\\PC{0,40}") {
+            prop_assert_eq!(xtext_decode(&mss_message::receipt::xtext(&s)), s);
+        }
+
+        #[test]
+        fn any_text_decodes_without_panicking(s in "\\PC{0,60}") {
+            let _ = xtext_decode(&s);
+        }
+    }
+}
