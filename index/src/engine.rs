@@ -28,15 +28,60 @@ use crate::collect::{SortKey, Top};
 use crate::query::{Clause, How, MAX_CLAUSE_SCORE, Plan, to_score};
 use crate::schema::{ADDR_HASH, NAME_KEY};
 
-/// The posting lists of a clause in one segment, each with its score + 1 (0 means "no match").
+/// A posting list and the code (score + 1) of the alternative that found it.
+type Posting = (Arc<InvertedIndexReader>, TermInfo, u8);
+
+/// The posting lists of a clause in one segment, each with its score + 1 (0 means "no match"); or, for
+/// a frequent clause, its code per document, computed once ([`Dense`]).
 struct Lists {
-    lists: Vec<(Arc<InvertedIndexReader>, TermInfo, u8)>,
+    lists: Arc<[Posting]>,
     postings: u64,
     required: bool,
+    dense: Option<Arc<Dense>>,
+}
+
+impl Lists {
+    fn is_empty(&self) -> bool {
+        self.postings == 0
+    }
+}
+
+/// A frequent clause of one segment as one byte per document: its best code (score + 1, 0 for no
+/// match). Words like `centre`, `hospitalier`, `cabinet` or a type filter match a large part of the
+/// directory and come back in query after query; decoding and spreading their postings was most of
+/// the cost of such queries, and a lookup per candidate replaces it.
+pub(crate) struct Dense {
+    codes: Box<[u8]>,
+    /// The same as documents and scores: the candidates when the clause is the rarest of its query.
+    matches: Matches,
+}
+
+impl Dense {
+    /// Bytes held.
+    fn size(&self) -> usize {
+        self.codes.len() + self.matches.docs.len() * 6
+    }
+}
+
+/// The matches of a plan: computed for this query, or a frequent clause's, shared.
+enum Found {
+    Owned(Matches),
+    Cached(Arc<Dense>),
+}
+
+impl std::ops::Deref for Found {
+    type Target = Matches;
+
+    fn deref(&self) -> &Matches {
+        match self {
+            Found::Owned(m) => m,
+            Found::Cached(d) => &d.matches,
+        }
+    }
 }
 
 /// Documents matching every required clause, ascending, with their score.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Matches {
     docs: Vec<DocId>,
     scores: Vec<u16>,
@@ -98,9 +143,10 @@ fn resolve(clause: &Clause, reader: &SegmentReader) -> tantivy::Result<Lists> {
     }
     let postings = lists.iter().map(|(_, i, _)| u64::from(i.doc_freq)).sum();
     Ok(Lists {
-        lists,
+        lists: lists.into(),
         postings,
         required: clause.required,
+        dense: None,
     })
 }
 
@@ -111,7 +157,7 @@ thread_local! {
 
 /// Spreads the postings of `lists` into `bytes` (zeroed, one per document): the best code per document.
 fn spread(lists: &Lists, bytes: &mut [u8]) -> tantivy::Result<()> {
-    for (inverted, info, code) in &lists.lists {
+    for (inverted, info, code) in lists.lists.iter() {
         let mut block =
             inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
         loop {
@@ -146,8 +192,11 @@ const DENSE_FRACTION: u64 = 64;
 
 /// The documents of a clause: the first candidates.
 fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
+    if let Some(dense) = &lists.dense {
+        return Ok(dense.matches.clone());
+    }
     let mut m = Matches::default();
-    if let [(inverted, info, code)] = lists.lists.as_slice() {
+    if let [(inverted, info, code)] = &lists.lists[..] {
         let mut block =
             inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
         m.docs.reserve(info.doc_freq as usize);
@@ -160,7 +209,7 @@ fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
     }
     if lists.postings * DENSE_FRACTION < u64::from(max_doc) {
         let mut pairs: Vec<(DocId, u8)> = Vec::with_capacity(lists.postings as usize);
-        for (inverted, info, code) in &lists.lists {
+        for (inverted, info, code) in lists.lists.iter() {
             let mut block =
                 inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
             while !block.docs().is_empty() {
@@ -178,51 +227,60 @@ fn materialize(lists: &Lists, max_doc: DocId) -> tantivy::Result<Matches> {
     }
     with_scratch(max_doc as usize, |bytes| {
         spread(lists, bytes)?;
-        // Eight documents at a time: the set bytes of a word are found with bit tricks, so only the
-        // matches are visited, without a branch per document.
-        let cap = usize::try_from(lists.postings)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let mut docs: Vec<DocId> = Vec::with_capacity(cap);
-        let mut scores: Vec<u16> = Vec::with_capacity(cap);
-        let chunks = bytes.chunks_exact(8);
-        let tail = chunks.remainder();
-        for (ci, chunk) in chunks.enumerate() {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-            if word == 0 {
-                continue;
-            }
-            // high bit of every non-zero byte
-            const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-            let mut set = ((word & LOW7).wrapping_add(LOW7) | word) & !LOW7;
-            while set != 0 {
-                let j = (set.trailing_zeros() / 8) as usize;
-                docs.push((ci * 8 + j) as DocId);
-                scores.push(u16::from(chunk[j] - 1));
-                set &= set - 1;
-            }
-        }
-        let base = bytes.len() - tail.len();
-        for (j, &b) in tail.iter().enumerate() {
-            if b != 0 {
-                docs.push((base + j) as DocId);
-                scores.push(u16::from(b - 1));
-            }
-        }
-        m.docs = docs;
-        m.scores = scores;
-        Ok(m)
+        Ok(collect_codes(bytes, lists.postings))
     })
+}
+
+/// The documents with a non-zero code in `bytes` (one per document), with their scores.
+fn collect_codes(bytes: &[u8], postings: u64) -> Matches {
+    // Eight documents at a time: the set bytes of a word are found with bit tricks, so only the
+    // matches are visited, without a branch per document.
+    let cap = usize::try_from(postings)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let mut docs: Vec<DocId> = Vec::with_capacity(cap);
+    let mut scores: Vec<u16> = Vec::with_capacity(cap);
+    let chunks = bytes.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (ci, chunk) in chunks.enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if word == 0 {
+            continue;
+        }
+        // high bit of every non-zero byte
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let mut set = ((word & LOW7).wrapping_add(LOW7) | word) & !LOW7;
+        while set != 0 {
+            let j = (set.trailing_zeros() / 8) as usize;
+            docs.push((ci * 8 + j) as DocId);
+            scores.push(u16::from(chunk[j] - 1));
+            set &= set - 1;
+        }
+    }
+    let base = bytes.len() - tail.len();
+    for (j, &b) in tail.iter().enumerate() {
+        if b != 0 {
+            docs.push((base + j) as DocId);
+            scores.push(u16::from(b - 1));
+        }
+    }
+    Matches { docs, scores }
 }
 
 /// Checks the candidates against another clause: drops those that miss a required one, adds the score.
 fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> {
     let mut best = vec![0u8; m.docs.len()];
+    if let Some(dense) = &lists.dense {
+        for (b, &d) in best.iter_mut().zip(&m.docs) {
+            *b = dense.codes.get(d as usize).copied().unwrap_or(0);
+        }
+        return keep_matching(m, lists.required, &best);
+    }
     // Rough costs in ns: a seek per candidate and list, or a pass over the postings plus the scratch.
     let seek_cost = (m.docs.len() * lists.lists.len()) as u64 * 15;
     let spread_cost = lists.postings * 2 + u64::from(max_doc) / 4;
     if seek_cost <= spread_cost {
-        for (inverted, info, code) in &lists.lists {
+        for (inverted, info, code) in lists.lists.iter() {
             let mut postings =
                 inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
             let mut current = postings.doc();
@@ -247,7 +305,13 @@ fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> 
             Ok(())
         })?;
     }
-    if lists.required {
+    keep_matching(m, lists.required, &best)
+}
+
+/// Adds each candidate's code for a clause (`best`, 0: no match) to its score, and drops the candidates
+/// that miss a required clause.
+fn keep_matching(m: &mut Matches, required: bool, best: &[u8]) -> tantivy::Result<()> {
+    if required {
         // branch-free compaction, as in `materialize`
         let mut keep = 0;
         #[allow(clippy::needless_range_loop)] // reads index i, writes index keep <= i
@@ -261,7 +325,7 @@ fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> 
         m.docs.truncate(keep);
         m.scores.truncate(keep);
     } else {
-        for (s, b) in m.scores.iter_mut().zip(&best) {
+        for (s, b) in m.scores.iter_mut().zip(best) {
             *s += u16::from(b.saturating_sub(1));
         }
     }
@@ -270,28 +334,31 @@ fn apply(m: &mut Matches, lists: &Lists, max_doc: DocId) -> tantivy::Result<()> 
 
 /// The documents of the segment matching the plan, with their scores (deleted ones included: they are
 /// skipped when counting and ranking, which read every match anyway).
-fn matches(plan: &Plan, reader: &SegmentReader) -> tantivy::Result<Matches> {
+fn matches(plan: &Plan, reader: &SegmentReader, cache: &SegmentCache) -> tantivy::Result<Found> {
     let max_doc = reader.max_doc();
     if plan.is_all() {
-        return Ok(Matches {
+        return Ok(Found::Owned(Matches {
             docs: (0..max_doc).collect(),
             scores: vec![0; max_doc as usize],
-        });
+        }));
     }
     let mut clauses = plan
         .clauses
         .iter()
-        .map(|c| resolve(c, reader))
+        .map(|c| cache.lists(c, reader))
         .collect::<tantivy::Result<Vec<Lists>>>()?;
-    if clauses.iter().any(|c| c.required && c.lists.is_empty()) {
-        return Ok(Matches::default());
+    if clauses.iter().any(|c| c.required && c.is_empty()) {
+        return Ok(Found::Owned(Matches::default()));
     }
     // required clauses rarest first, optional ones last
     clauses.sort_by_key(|c| (!c.required, c.postings));
     let mut rest = clauses.iter();
     let Some(first) = rest.next() else {
-        return Ok(Matches::default());
+        return Ok(Found::Owned(Matches::default()));
     };
+    if let (Some(dense), 1) = (&first.dense, clauses.len()) {
+        return Ok(Found::Cached(Arc::clone(dense)));
+    }
     let mut m = materialize(first, max_doc)?;
     for lists in rest {
         if m.docs.is_empty() {
@@ -299,7 +366,7 @@ fn matches(plan: &Plan, reader: &SegmentReader) -> tantivy::Result<Matches> {
         }
         apply(&mut m, lists, max_doc)?;
     }
-    Ok(m)
+    Ok(Found::Owned(m))
 }
 
 /// The documents of a segment in sort-key order (name key, then address hash): ties of score are broken
@@ -363,12 +430,28 @@ impl SegmentOrder {
     }
 }
 
-/// Per segment, its [`SegmentOrder`]: built once, kept while the segment is searched; and its deleted
-/// documents, listed once per number of deletions (a segment's deletions only grow).
+/// What a segment's searches reuse: its [`SegmentOrder`], built once and kept while the segment is
+/// searched; its deleted documents, listed once per number of deletions (a segment's deletions only
+/// grow); and its frequent clauses ([`Dense`]), least recently used first out past a memory budget.
 #[derive(Default)]
-pub(crate) struct OrderCache {
+pub(crate) struct SegmentCache {
     orders: Mutex<HashMap<SegmentId, Arc<SegmentOrder>>>,
     deleted: Mutex<HashMap<SegmentId, Arc<Deleted>>>,
+    dense: Mutex<DenseClauses>,
+    resolved: Mutex<ResolvedClauses>,
+}
+
+/// A clause of a segment: its `Debug` form names every alternative (field, word, kind, score).
+type ClauseKey = (SegmentId, String);
+
+/// Clauses whose posting lists are kept (a few hundred bytes each).
+const RESOLVED_CLAUSES: usize = 4096;
+
+#[derive(Default)]
+struct ResolvedClauses {
+    /// By segment and clause: the lists, their total postings, the last use.
+    map: HashMap<ClauseKey, (Arc<[Posting]>, u64, u64)>,
+    clock: u64,
 }
 
 /// The deleted documents of a segment, ascending.
@@ -377,8 +460,55 @@ pub(crate) struct Deleted {
     pub(crate) docs: Vec<DocId>,
 }
 
-impl OrderCache {
-    pub(crate) fn get(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentOrder>> {
+/// A clause with more postings than a segment's documents divided by this is kept as [`Dense`]: below,
+/// spreading its postings costs less than the cache's allocation of a byte per document.
+const CACHED_FRACTION: u64 = 8;
+
+/// Memory for frequent clauses: 40 MiB holds about 30 of them on a 535 k-entry segment.
+const DENSE_BUDGET: usize = 40 << 20;
+
+#[derive(Default)]
+struct DenseClauses {
+    /// By segment and clause (its `Debug` form names every alternative): the codes and their last use.
+    map: HashMap<ClauseKey, (Arc<Dense>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl DenseClauses {
+    fn get(&mut self, key: &ClauseKey) -> Option<Arc<Dense>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(key).map(|(d, used)| {
+            *used = clock;
+            Arc::clone(d)
+        })
+    }
+
+    fn insert(&mut self, key: ClauseKey, dense: Arc<Dense>) {
+        self.clock += 1;
+        self.bytes += dense.size();
+        if let Some((old, _)) = self.map.insert(key, (dense, self.clock)) {
+            self.bytes -= old.size();
+        }
+        while self.bytes > DENSE_BUDGET {
+            let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((d, _)) = self.map.remove(&oldest) {
+                self.bytes -= d.size();
+            }
+        }
+    }
+}
+
+impl SegmentCache {
+    pub(crate) fn order(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentOrder>> {
         let id = reader.segment_id();
         if let Some(o) = self.lock().get(&id) {
             return Ok(Arc::clone(o));
@@ -407,17 +537,113 @@ impl OrderCache {
         fresh
     }
 
+    /// The matches of `clause` in `reader`: its posting lists, or its codes per document when it is
+    /// frequent (kept for the next queries; postings never change in a segment, deletions are applied
+    /// later).
+    fn lists(&self, clause: &Clause, reader: &SegmentReader) -> tantivy::Result<Lists> {
+        let max_doc = reader.max_doc();
+        let key = (reader.segment_id(), format!("{clause:?}"));
+        let cached = self.dense().get(&key);
+        let dense = match cached {
+            Some(d) => d,
+            None => {
+                let (lists, seen_before) = self.resolved(&key, clause, reader)?;
+                // kept from its second query on: a clause seen once (a word being typed) would cost
+                // more to keep than to compute
+                if !seen_before || lists.postings * CACHED_FRACTION < u64::from(max_doc) {
+                    return Ok(lists);
+                }
+                let mut codes = vec![0u8; max_doc as usize].into_boxed_slice();
+                spread(&lists, &mut codes)?;
+                let matches = collect_codes(&codes, lists.postings);
+                let dense = Arc::new(Dense { codes, matches });
+                self.dense().insert(key, Arc::clone(&dense));
+                dense
+            }
+        };
+        Ok(Lists {
+            lists: Arc::new([]),
+            postings: dense.matches.docs.len() as u64,
+            required: clause.required,
+            dense: Some(dense),
+        })
+    }
+
+    /// The posting lists of `clause` in `reader`, and whether they were asked for before; looked up in
+    /// the term dictionaries once: the same
+    /// words come back keystroke after keystroke (`jean` in `jean m`, `jean ma`...), and expanding a
+    /// prefix or a typo automaton over four dictionaries is a large part of a small query.
+    fn resolved(
+        &self,
+        key: &ClauseKey,
+        clause: &Clause,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<(Lists, bool)> {
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        cache.clock += 1;
+        let clock = cache.clock;
+        if let Some((lists, postings, used)) = cache.map.get_mut(key) {
+            *used = clock;
+            let lists = Lists {
+                lists: Arc::clone(lists),
+                postings: *postings,
+                required: clause.required,
+                dense: None,
+            };
+            return Ok((lists, true));
+        }
+        drop(cache);
+        let lists = resolve(clause, reader)?;
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.map.len() >= RESOLVED_CLAUSES {
+            // the older half out: one sort per half-fill rather than a scan per insert
+            let mut uses: Vec<u64> = cache.map.values().map(|v| v.2).collect();
+            uses.sort_unstable();
+            let cut = uses[uses.len() / 2];
+            cache.map.retain(|_, v| v.2 > cut);
+        }
+        cache.map.insert(
+            key.clone(),
+            (Arc::clone(&lists.lists), lists.postings, clock),
+        );
+        Ok((lists, false))
+    }
+
+    /// Forgets what queries left (frequent clauses, resolved lists), keeping what segments need.
+    pub(crate) fn clear_queries(&self) {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .clear();
+        let mut dense = self.dense();
+        dense.map.clear();
+        dense.bytes = 0;
+    }
+
     /// Forgets the segments not in `live`.
     pub(crate) fn retain(&self, live: &[SegmentId]) {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .retain(|(id, _), _| live.contains(id));
         self.lock().retain(|id, _| live.contains(id));
         self.deleted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|id, _| live.contains(id));
+        let mut dense = self.dense();
+        dense.map.retain(|(id, _), _| live.contains(id));
+        dense.bytes = dense.map.values().map(|(d, _)| d.size()).sum();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<SegmentOrder>>> {
         self.orders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dense(&self) -> std::sync::MutexGuard<'_, DenseClauses> {
+        self.dense.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -430,19 +656,20 @@ fn max_score(plan: &Plan) -> usize {
 pub(crate) fn search_segment(
     plan: &Plan,
     reader: &SegmentReader,
-    order: &SegmentOrder,
-    deleted: &Deleted,
+    cache: &SegmentCache,
     segment: u32,
     keep: usize,
     after: Option<SortKey>,
 ) -> tantivy::Result<Top> {
+    let order = &*cache.order(reader)?;
+    let deleted = &*cache.deleted(reader);
     if order.name_ordered
         && after.is_none()
-        && let Some(top) = single_list(plan, reader, order, deleted, segment, keep)?
+        && let Some(top) = single_list(plan, reader, cache, order, deleted, segment, keep)?
     {
         return Ok(top);
     }
-    let m = matches(plan, reader)?;
+    let m = matches(plan, reader, cache)?;
     let alive = reader.alive_bitset();
     let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
     let mut histogram = vec![0u32; max_score(plan) + 1];
@@ -703,6 +930,7 @@ fn best_by_rank(
 fn single_list(
     plan: &Plan,
     reader: &SegmentReader,
+    cache: &SegmentCache,
     order: &SegmentOrder,
     deleted: &Deleted,
     segment: u32,
@@ -714,8 +942,9 @@ fn single_list(
     if !clause.required {
         return Ok(None);
     }
-    let lists = resolve(clause, reader)?;
-    let [(inverted, info, code)] = lists.lists.as_slice() else {
+    let key = (reader.segment_id(), format!("{clause:?}"));
+    let (lists, _) = cache.resolved(&key, clause, reader)?;
+    let [(inverted, info, code)] = &lists.lists[..] else {
         return Ok(None);
     };
     let score = u16::from(code - 1);

@@ -12,7 +12,7 @@ use tantivy::{
 use crate::address::{AddressIndex, HashSetQuery};
 use crate::analysis::{QueryToken, addr_hash, query_tokens};
 use crate::collect::{SortKey, Top};
-use crate::engine::{OrderCache, search_segment};
+use crate::engine::{SegmentCache, search_segment};
 use crate::generations::{Layout, dir_size};
 use crate::highlight::highlights;
 use crate::query::{Plan, TermFilters};
@@ -30,7 +30,7 @@ pub(crate) struct Generation {
     pub reader: IndexReader,
     pub fields: Fields,
     pub addresses: AddressIndex,
-    pub orders: OrderCache,
+    pub cache: SegmentCache,
 }
 
 impl Generation {
@@ -47,7 +47,7 @@ impl Generation {
             reader,
             fields,
             addresses: AddressIndex::default(),
-            orders: OrderCache::default(),
+            cache: SegmentCache::default(),
         })
     }
 
@@ -60,9 +60,9 @@ impl Generation {
             .iter()
             .map(|s| s.segment_id())
             .collect();
-        self.orders.retain(&live);
+        self.cache.retain(&live);
         for segment in searcher.segment_readers() {
-            self.orders.get(segment)?;
+            self.cache.order(segment)?;
         }
         Ok(())
     }
@@ -138,6 +138,12 @@ impl DirectoryIndex {
         let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
         *guard = fresh;
         Ok(())
+    }
+
+    /// Forgets what earlier queries left in the caches (benchmarks start each run from the same state).
+    #[doc(hidden)]
+    pub fn clear_query_caches(&self) {
+        self.generation().cache.clear_queries();
     }
 
     /// Number of entries searchable.
@@ -290,11 +296,7 @@ fn run(
     let mut tops = Vec::with_capacity(searcher.segment_readers().len());
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
         let ord = u32::try_from(ord).unwrap_or(u32::MAX);
-        let order = g.orders.get(segment)?;
-        let deleted = g.orders.deleted(segment);
-        tops.push(search_segment(
-            plan, segment, &order, &deleted, ord, keep, after,
-        )?);
+        tops.push(search_segment(plan, segment, &g.cache, ord, keep, after)?);
     }
     Ok(Top::merge(tops, keep))
 }

@@ -228,6 +228,19 @@ mod first_pages {
         #[test]
         fn first_page_agrees_with_cursor_pages(q in query(), filters in filters(), limit in 1usize..12) {
             let index = index();
+            // computed afresh, then with the clauses kept by the engine from the earlier queries
+            let request = SearchRequest { q: q.clone(), filters: filters.clone(), limit: limit * 3, cursor: None };
+            let addresses = |r: &mss_index::SearchResults| -> Vec<(String, f32)> {
+                r.hits.iter().map(|h| (h.entry.address.to_string(), h.score)).collect()
+            };
+            index.clear_query_caches();
+            let fresh = index.search(&request).expect("fresh");
+            for _ in 0..2 {
+                let _ = index.search(&request).expect("again");
+            }
+            let kept = index.search(&request).expect("kept");
+            prop_assert_eq!(fresh.total, kept.total);
+            prop_assert_eq!(addresses(&fresh), addresses(&kept));
             let first = index
                 .search(&SearchRequest { q: q.clone(), filters: filters.clone(), limit: limit * 3, cursor: None })
                 .expect("first page");
