@@ -23,7 +23,7 @@ def typo(w):
     return w[:i] + w[i + 1] + w[i] + w[i + 2:]
 
 out = []
-for _ in range(4000):
+for _ in range(50000):
     r = rng.choice(rows)
     last, first, org, city = r[9], r[10], r[18], r[27].split(" ", 1)[-1]
     kind = rng.randrange(8)
