@@ -193,6 +193,15 @@ fn an_expired_token_pauses_the_batch_until_a_new_token_is_given() {
         stderr(&out)
     );
     assert!(stdout(&out).contains("0 sent"), "{}", stdout(&out));
+    // one refused login, not one per message: the other messages wait without being tried
+    assert_eq!(
+        stderr(&out)
+            .matches("credentials refused: pausing the mailbox")
+            .count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
     let valid = Flags::new(op, dir.path(), TokenKind::Valid);
     let out = valid.run(op, input, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -202,6 +211,44 @@ fn an_expired_token_pauses_the_batch_until_a_new_token_is_given() {
         stderr(&out)
     );
     assert!(stdout(&out).contains("3 sent"), "{}", stdout(&out));
+}
+
+#[test]
+fn once_sends_what_is_due_and_exits_listing_what_waits_for_a_retry() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let items = dir.path().join("items");
+    eml_dir(&items, 2, "bob@sante.test");
+    let input = items.to_str().expect("utf-8");
+    // nothing listens there: every message is deferred (connection refused) with a retry in 15 to 30 s
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let mut flags = Flags::new(op, dir.path(), TokenKind::Valid);
+    flags.server = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = flags.run(op, input, &["--once"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "did not wait for the retries"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("recipients: 0 sent, 0 delivered, 0 read, 2 deferred, 0 queued, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("deferred 00000.eml -> bob@sante.test (retry in "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("2 recipient(s) wait for a retry; run again to send them"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A cheap random number (no generator needed for kill moments).

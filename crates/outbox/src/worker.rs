@@ -201,13 +201,37 @@ pub async fn run(
             sleep_or_stop(cfg.poll, &mut stop).await;
             continue;
         }
+        // a sender whose credentials were refused during this lease: its other messages are not tried (each
+        // attempt would be one more refused login, which servers answer by slowing the address down)
+        let mut refused: Option<(String, String)> = None;
         for m in leased {
-            limits.pace().await;
-            let delivery = deliver(&client, &m, &cfg.backoff).await;
+            let delivery = match &refused {
+                Some((sender, reason)) if *sender == m.sender => Delivery {
+                    outcomes: m
+                        .recipients
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.id,
+                                Outcome::Deferred {
+                                    retry_at: now_ms(),
+                                    reason: format!("mailbox paused: {reason}"),
+                                },
+                            )
+                        })
+                        .collect(),
+                    pause: None,
+                },
+                _ => {
+                    limits.pace().await;
+                    deliver(&client, &m, &cfg.backoff).await
+                }
+            };
             if let Some(reason) = &delivery.pause {
                 tracing::warn!(sender = %m.sender, reason = %reason, "credentials refused: pausing the mailbox");
                 store.pause(&m.sender, reason).await?;
                 report.paused = Some(reason.clone());
+                refused = Some((m.sender.clone(), reason.clone()));
             }
             for (_, o) in &delivery.outcomes {
                 match o {
