@@ -7,13 +7,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mss_annuaire::fhir::{self, FhirClient, FhirConfig, Mode, SyncOptions, SyncStopped};
-use mss_annuaire::{Secret, Source};
+use mss_annuaire::fhir::{
+    self, FhirClient, FhirConfig, Mode, Reconciled, SyncOptions, SyncStopped,
+};
+use mss_annuaire::{HarvestSink, Secret, Source};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
-use crate::ldap::{IndexSink, open_or_create, remove_vanished, runtime};
+use crate::ldap::{IndexSink, for_each_entry, open_or_create, remove_vanished, runtime};
 
 /// Environment variable holding the API key (instead of `--api-key-file`).
 pub const API_KEY_ENV: &str = "MSS_FHIR_API_KEY";
@@ -212,6 +214,38 @@ fn choose_mode(
     }
 }
 
+/// After a complete delta: takes the resources it re-read off the entries they no longer publish, and
+/// removes the entries no resource publishes any more. Returns how many left the index.
+fn remove_dropped(
+    index: &mss_index::DirectoryIndex,
+    sink: &mut IndexSink,
+    carried: &fhir::Carried,
+) -> Result<u64> {
+    if carried.is_empty() {
+        return Ok(0);
+    }
+    let mut changes = Vec::new();
+    for_each_entry(index, |e| match fhir::reconcile(e, carried) {
+        Reconciled::Unchanged => {}
+        other => changes.push((e.address.clone(), other)),
+    })?;
+    let mut removed = 0;
+    for (address, change) in &changes {
+        match change {
+            Reconciled::Narrowed(e) => sink.upsert(e)?,
+            Reconciled::Removed => {
+                sink.remove(address)?;
+                removed += 1;
+            }
+            Reconciled::Unchanged => {}
+        }
+    }
+    if !changes.is_empty() {
+        sink.commit()?;
+    }
+    Ok(removed)
+}
+
 fn progress_bar(draw: bool) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     if !draw {
@@ -296,7 +330,7 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
     let vanished = if mode == Mode::Full {
         remove_vanished(&index, &mut sink, Source::Fhir, &report.seen)?
     } else {
-        0
+        remove_dropped(&index, &mut sink, &report.carried)?
     };
     sink.updater.set_source_state(
         INDEX_STATE_KEY,

@@ -331,13 +331,8 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
 }
 
 /// Removes the entries of `source` in the index that the (complete) harvest or sync did not see.
-pub(crate) fn remove_vanished(
-    index: &DirectoryIndex,
-    sink: &mut IndexSink,
-    source: Source,
-    seen: &HashSet<MailAddress>,
-) -> Result<u64> {
-    let mut gone = Vec::new();
+/// Calls `f` on every entry of the index, page by page.
+pub(crate) fn for_each_entry(index: &DirectoryIndex, mut f: impl FnMut(&Entry)) -> Result<()> {
     let mut cursor = None;
     loop {
         let page = index.search(&SearchRequest {
@@ -347,15 +342,27 @@ pub(crate) fn remove_vanished(
             ..SearchRequest::default()
         })?;
         for hit in &page.hits {
-            if hit.entry.source == source && !seen.contains(&hit.entry.address) {
-                gone.push(hit.entry.address.clone());
-            }
+            f(&hit.entry);
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
-            None => break,
+            None => return Ok(()),
         }
     }
+}
+
+pub(crate) fn remove_vanished(
+    index: &DirectoryIndex,
+    sink: &mut IndexSink,
+    source: Source,
+    seen: &HashSet<MailAddress>,
+) -> Result<u64> {
+    let mut gone = Vec::new();
+    for_each_entry(index, |e| {
+        if e.source == source && !seen.contains(&e.address) {
+            gone.push(e.address.clone());
+        }
+    })?;
     for a in &gone {
         sink.remove(a)?;
     }

@@ -11,7 +11,8 @@
 
 use mss_annuaire::{BalType, Coded, Department, Entry, MailAddress, Source, Structure};
 
-const VERSION: u8 = 1;
+/// 2 added `published_by`; records of version 1 (without it) still read.
+const VERSION: u8 = 2;
 
 fn varint(out: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
@@ -90,6 +91,7 @@ pub(crate) fn encode(e: &Entry, out: &mut Vec<u8>) {
         red_listed,
         source,
         updated_at,
+        published_by,
     } = e;
     out.push(VERSION);
     string(out, address.as_str());
@@ -161,6 +163,10 @@ pub(crate) fn encode(e: &Entry, out: &mut Vec<u8>) {
         Source::Fhir => 2,
     });
     opt(out, updated_at.as_deref());
+    varint(out, published_by.len());
+    for r in published_by {
+        string(out, r);
+    }
 }
 
 struct Reader<'a> {
@@ -224,8 +230,8 @@ impl<'a> Reader<'a> {
 pub(crate) fn decode(bytes: &[u8]) -> Decoded<Entry> {
     let mut r = Reader { bytes };
     let version = r.byte()?;
-    if version != VERSION {
-        return Err(format!("record version {version}, expected {VERSION}"));
+    if version != VERSION && version != 1 {
+        return Err(format!("record version {version}, expected 1 to {VERSION}"));
     }
     let address = MailAddress::parse(&r.string()?).map_err(|e| e.to_string())?;
     let bal_type = match r.byte()? {
@@ -288,6 +294,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded<Entry> {
         b => return Err(format!("bad source {b}")),
     };
     e.updated_at = r.opt()?;
+    if version >= 2 {
+        let resources = r.varint()?;
+        for _ in 0..resources.min(4096) {
+            e.published_by.push(r.string()?);
+        }
+    }
     if !r.bytes.is_empty() {
         return Err("trailing bytes after the record".into());
     }
@@ -322,6 +334,7 @@ mod tests {
         });
         e.red_listed = true;
         e.updated_at = Some("2026-11-30T00:00:00".into());
+        e.published_by = vec!["Practitioner/p1".into(), "PractitionerRole/r1".into()];
         let mut buf = Vec::new();
         encode(&e, &mut buf);
         assert_eq!(decode(&buf).unwrap(), e);
@@ -331,5 +344,21 @@ mod tests {
         let mut bad = buf.clone();
         bad[0] = 9;
         assert!(decode(&bad).unwrap_err().contains("version"));
+    }
+
+    #[test]
+    fn reads_version_1_records() {
+        let mut e = Entry::new(
+            MailAddress::parse("a.b@medecin.mssante.fr").unwrap(),
+            BalType::Per,
+            Source::Fhir,
+        );
+        e.updated_at = Some("2026-11-01T08:00:00Z".into());
+        let mut buf = Vec::new();
+        encode(&e, &mut buf);
+        // a version 1 record is the same without the trailing count of `published_by`
+        assert_eq!(buf.pop(), Some(0));
+        buf[0] = 1;
+        assert_eq!(decode(&buf).unwrap(), e);
     }
 }

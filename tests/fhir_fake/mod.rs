@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Response, StatusCode, Uri};
@@ -26,6 +26,11 @@ pub const PREFIX: &str = "/fhir/v2";
 pub enum Fault {
     /// This status with an OperationOutcome; `Retry-After` seconds if given.
     Status(u16, Option<u64>),
+    /// This status with `Retry-After` as the HTTP-date this long from now (recorded in
+    /// [`Store::retry_dates`]).
+    StatusUntil(u16, Duration),
+    /// This status with this `Retry-After` text.
+    StatusWith(u16, &'static str),
     /// Waits this long, then answers normally.
     Delay(Duration),
     /// 200 with this body.
@@ -37,6 +42,8 @@ pub enum Fault {
 pub struct Logged {
     /// When it arrived.
     pub at: Instant,
+    /// When it arrived, by the clock.
+    pub wall: SystemTime,
     /// Path and query.
     pub uri: String,
     /// The `ESANTE-API-KEY` header sent, if any.
@@ -54,6 +61,8 @@ pub struct Store {
     pub faults: VecDeque<Fault>,
     /// Requests received.
     pub log: Vec<Logged>,
+    /// The HTTP-dates sent by [`Fault::StatusUntil`], as the client reads them (to the second).
+    pub retry_dates: Vec<SystemTime>,
     /// Search results by page id, serialized (compact: 100 k resources as `Value`s take gigabytes).
     pages: HashMap<String, Vec<Item>>,
     next_page: u64,
@@ -191,6 +200,7 @@ async fn handle(store: Arc<Mutex<Store>>, uri: Uri, headers: HeaderMap) -> Respo
         let mut s = store.lock().expect("store");
         s.log.push(Logged {
             at: Instant::now(),
+            wall: SystemTime::now(),
             uri: uri.to_string(),
             api_key: key.clone(),
         });
@@ -199,7 +209,13 @@ async fn handle(store: Arc<Mutex<Store>>, uri: Uri, headers: HeaderMap) -> Respo
         {
             return outcome(401, "security", "missing or wrong ESANTE-API-KEY");
         }
-        s.faults.pop_front()
+        let fault = s.faults.pop_front();
+        if let Some(Fault::StatusUntil(_, d)) = fault {
+            let text = httpdate::fmt_http_date(SystemTime::now() + d);
+            s.retry_dates
+                .push(httpdate::parse_http_date(&text).expect("own date"));
+        }
+        fault
     };
     match fault {
         Some(Fault::Status(status, retry_after)) => {
@@ -208,6 +224,22 @@ async fn handle(store: Arc<Mutex<Store>>, uri: Uri, headers: HeaderMap) -> Respo
                 r.headers_mut()
                     .insert("retry-after", s.to_string().parse().expect("header"));
             }
+            return r;
+        }
+        Some(Fault::StatusUntil(status, _)) => {
+            let mut r = outcome(status, "throttled", "injected failure");
+            let date = store.lock().expect("store").retry_dates.last().copied();
+            if let Some(date) = date {
+                let text = httpdate::fmt_http_date(date);
+                r.headers_mut()
+                    .insert("retry-after", text.parse().expect("header"));
+            }
+            return r;
+        }
+        Some(Fault::StatusWith(status, value)) => {
+            let mut r = outcome(status, "throttled", "injected failure");
+            r.headers_mut()
+                .insert("retry-after", value.parse().expect("header"));
             return r;
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,

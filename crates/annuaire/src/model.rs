@@ -365,8 +365,13 @@ pub struct Entry {
     pub red_listed: bool,
     /// Where this entry came from.
     pub source: Source,
-    /// When the source produced it (RFC 3339): the extraction's time stamp, or the FHIR `meta.lastUpdated`.
+    /// When the source produced it (RFC 3339): the extraction's time stamp, or the FHIR `meta.lastUpdated`
+    /// (the latest of the resources the entry was built from).
     pub updated_at: Option<String>,
+    /// The FHIR resources that publish this box (`PractitionerRole/123`): a delta re-reading one of them
+    /// learns which boxes it dropped. Empty for other sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published_by: Vec<String>,
 }
 
 /// A structure an address is attached to, kept when several extraction lines carry the same address.
@@ -423,6 +428,7 @@ impl Entry {
             red_listed: false,
             source,
             updated_at: None,
+            published_by: Vec::new(),
         }
     }
 
@@ -516,6 +522,11 @@ impl Entry {
         for s in other.other_structures {
             if s != self.structure() && !self.other_structures.contains(&s) {
                 self.other_structures.push(s);
+            }
+        }
+        for r in other.published_by {
+            if !self.published_by.contains(&r) {
+                self.published_by.push(r);
             }
         }
     }

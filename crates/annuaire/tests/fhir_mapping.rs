@@ -148,7 +148,66 @@ fn a_deactivated_practitioner_removes_its_boxes() {
     let p: Practitioner = parse_as("Practitioner", v).unwrap();
     let changes = mapping::practitioner(&p);
     assert_eq!(changes.len(), 2);
-    assert!(changes.iter().all(|c| matches!(c, Change::Remove(_))));
+    // its box is withdrawn (another resource may still publish it); the red-listed one is removed
+    assert!(matches!(&changes[0], Change::Withdraw { address, resource }
+        if address.as_str() == "jean.dupont@medecin.mssante.fr" && resource == "Practitioner/003-138-xyz"));
+    assert!(matches!(&changes[1], Change::Remove(a) if a.as_str() == "j.dupont@hop.mssante.fr"));
+}
+
+fn role_bundle(organization: Value) -> Bundle {
+    let bundle = json!({
+        "resourceType": "Bundle", "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "PractitionerRole", "id": "r1",
+                "meta": {"lastUpdated": "2026-11-18T00:00:00Z"},
+                "practitioner": {"reference": "Practitioner/003-138-xyz"},
+                "organization": {"reference": "Organization/org-dax"},
+                "telecom": [per_telecom("jean.dupont@ch-dax.mssante.fr", false)]},
+             "search": {"mode": "match"}},
+            {"resource": practitioner_json(), "search": {"mode": "include"}},
+            {"resource": organization, "search": {"mode": "include"}}
+        ]
+    });
+    parse_as("bundle", bundle).unwrap()
+}
+
+#[test]
+fn a_role_of_a_deactivated_organization_publishes_nothing() {
+    let mut org = organization_json();
+    org["active"] = json!(false);
+    let page = to_page(role_bundle(org), "PractitionerRole?").unwrap();
+    let published = page.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        published[0].resource.as_deref(),
+        Some("PractitionerRole/r1")
+    );
+    assert_eq!(published[0].carried().count(), 0);
+    assert!(
+        matches!(&published[0].changes[..], [Change::Withdraw { address, resource }]
+        if address.as_str() == "jean.dupont@ch-dax.mssante.fr" && resource == "PractitionerRole/r1")
+    );
+}
+
+#[test]
+fn a_role_box_is_stamped_with_the_latest_of_its_resources() {
+    // role 2026-11-18, organization 2026-11-19, practitioner 2026-11-20T10:11:12+01:00
+    let page = to_page(role_bundle(organization_json()), "PractitionerRole?").unwrap();
+    let changes = page.changes();
+    let e = upserts(&changes)[0];
+    assert_eq!(
+        e.updated_at.as_deref(),
+        Some("2026-11-20T10:11:12.000+01:00")
+    );
+    assert_eq!(e.published_by, ["PractitionerRole/r1"]);
+    let mut org = organization_json();
+    org["meta"]["lastUpdated"] = json!("2026-11-20T09:12:00Z");
+    let page = to_page(role_bundle(org), "PractitionerRole?").unwrap();
+    assert_eq!(
+        upserts(&page.changes())[0].updated_at.as_deref(),
+        Some("2026-11-20T09:12:00Z"),
+        "09:12 UTC is after 10:11 +01:00"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Url;
 use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
@@ -201,21 +201,52 @@ pub struct Page {
     pub total: Option<u64>,
 }
 
+/// What one resource of a page publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// `Practitioner/123`; none for a resource without an id.
+    pub resource: Option<String>,
+    /// Its mailboxes, as changes to the index.
+    pub changes: Vec<Change>,
+}
+
+impl Published {
+    /// The boxes this resource still publishes (red-listed ones included: they are still its own).
+    pub fn carried(&self) -> impl Iterator<Item = &MailAddress> {
+        self.changes.iter().filter_map(|c| match c {
+            Change::Upsert(e) => Some(&e.address),
+            Change::Remove(a) => Some(a),
+            Change::Withdraw { .. } | Change::Rejected { .. } => None,
+        })
+    }
+}
+
 impl Page {
-    /// What this page asks of the index, in order.
-    pub fn changes(&self) -> Vec<Change> {
+    /// What each resource of this page publishes, in order.
+    pub fn published(&self) -> Vec<Published> {
+        let key = |ty: &str, id: &Option<String>| id.as_ref().map(|id| format!("{ty}/{id}"));
         let mut out = Vec::new();
         for r in &self.matches {
-            match r {
-                Resource::Practitioner(p) => out.extend(mapping::practitioner(p)),
-                Resource::PractitionerRole(r) => {
-                    out.extend(mapping::practitioner_role(r, &self.included));
-                }
-                Resource::Organization(o) => out.extend(mapping::organization(o)),
-                Resource::OperationOutcome(_) => {}
-            }
+            let (resource, changes) = match r {
+                Resource::Practitioner(p) => (key("Practitioner", &p.id), mapping::practitioner(p)),
+                Resource::PractitionerRole(r) => (
+                    key("PractitionerRole", &r.id),
+                    mapping::practitioner_role(r, &self.included),
+                ),
+                Resource::Organization(o) => (key("Organization", &o.id), mapping::organization(o)),
+                Resource::OperationOutcome(_) => continue,
+            };
+            out.push(Published { resource, changes });
         }
         out
+    }
+
+    /// What this page asks of the index, in order.
+    pub fn changes(&self) -> Vec<Change> {
+        self.published()
+            .into_iter()
+            .flat_map(|p| p.changes)
+            .collect()
     }
 }
 
@@ -340,7 +371,24 @@ impl FhirClient {
                 .backoff
                 .saturating_mul(1 << (attempt - 1).min(16));
             let wait = match retry_after {
-                Some(w) if w > self.config.max_retry_after => return Err(err),
+                Some(w) if w > self.config.max_retry_after => {
+                    return Err(match err {
+                        Error::FhirOutcome {
+                            what,
+                            status,
+                            diagnostics,
+                        } => Error::FhirOutcome {
+                            what,
+                            status,
+                            diagnostics: format!(
+                                "{diagnostics} (the server asks to wait {} s by Retry-After, more than the {} s this client waits)",
+                                w.as_secs(),
+                                self.config.max_retry_after.as_secs()
+                            ),
+                        },
+                        other => other,
+                    });
+                }
                 Some(w) => w,
                 None => backoff,
             };
@@ -391,8 +439,7 @@ impl FhirClient {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, SystemTime::now()));
         let body = resp.bytes().await.map_err(|e| (network(e), None))?;
         if status.is_success() {
             return parse_bundle(what, &body).map_err(|e| (e, None));
@@ -432,7 +479,7 @@ impl FhirClient {
             exact("Organization"),
         ];
         let mut found: Option<Entry> = None;
-        let mut removed = false;
+        let mut red_listed = false;
         for s in &searches {
             let page = self.first_page(s).await?;
             for change in page.changes() {
@@ -443,14 +490,27 @@ impl FhirClient {
                             Some(prev) => most_complete(prev, e),
                         });
                     }
-                    Change::Remove(a) if &a == address => removed = true,
+                    Change::Remove(a) if &a == address => red_listed = true,
+                    // a deactivated resource: the box stands if an active one publishes it
                     _ => {}
                 }
             }
         }
-        // one of its resources red-lists or deactivates it: it is not to be shown
-        Ok(if removed { None } else { found })
+        // red-listed by one of its resources: it is not to be shown
+        Ok(if red_listed { None } else { found })
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date (a date past is now). None
+/// when it reads as neither. The caller caps it ([`FhirConfig::max_retry_after`]).
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // more seconds than a u64 holds: as long as can be, refused by the cap
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The entry with a structure wins; the other fills what it lacks.
@@ -463,7 +523,14 @@ fn most_complete(a: Entry, b: Entry) -> Entry {
     };
     if other.structure() == empty {
         keep.merge(other);
+    } else {
+        for r in other.published_by {
+            if !keep.published_by.contains(&r) {
+                keep.published_by.push(r);
+            }
+        }
     }
+    keep.published_by.sort();
     keep
 }
 
@@ -532,4 +599,50 @@ pub fn to_page(bundle: Bundle, what: &str) -> Result<Page> {
         }
     }
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Sun, 22 Nov 2026 08:00:00 GMT").unwrap();
+        let read = |v: &str| retry_after(v, now);
+        assert_eq!(read(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(read("0"), Some(Duration::ZERO));
+        assert_eq!(
+            read("Sun, 22 Nov 2026 08:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // the obsolete forms RFC 9110 asks recipients to accept
+        assert_eq!(
+            read("Sunday, 22-Nov-26 08:01:00 GMT"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            read("Sun Nov 22 08:00:05 2026"),
+            Some(Duration::from_secs(5))
+        );
+        // past: at once; too large: as long as can be (the caller's cap refuses it)
+        assert_eq!(read("Sat, 21 Nov 2026 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            read("99999999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for bad in ["", "-1", "1.5", "soon", "Sun, 32 Nov 2026 08:00:00 GMT"] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Any header text: a wait or nothing, never a panic; seconds read back exactly.
+        #[test]
+        fn retry_after_never_panics(v in "\\PC{0,40}", n in any::<u32>()) {
+            let now = SystemTime::now();
+            let _ = retry_after(&v, now);
+            prop_assert_eq!(retry_after(&n.to_string(), now), Some(Duration::from_secs(n.into())));
+        }
+    }
 }

@@ -8,7 +8,8 @@
 //!
 //! Person fields come from the Practitioner (identifiers, name, qualifications), structure fields from the
 //! Organization (identifier, names, address with fr-core's ISO 21090 ADXP parts). A PractitionerRole's
-//! mailbox takes both, from the resources its search included.
+//! mailbox takes both, from the resources its search included. Each entry names the resource it came from
+//! ([`Entry::published_by`]); a deactivated resource withdraws its boxes, a red-listed box is removed.
 
 use std::collections::HashMap;
 
@@ -21,6 +22,8 @@ use super::{
     STRUCTURE_ID_TYPE_TABLE,
 };
 use crate::model::{BalType, Coded, Department, Entry, MailAddress, Source};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// What one mailbox of a resource asks of the index.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +31,16 @@ use crate::model::{BalType, Coded, Department, Entry, MailAddress, Source};
 pub enum Change {
     /// Add or replace this entry.
     Upsert(Entry),
-    /// Remove this address: red-listed, or its resource is deactivated (`active=false`).
+    /// Remove this address: it is red-listed (whatever resource publishes it).
     Remove(MailAddress),
+    /// This resource no longer publishes the address: it is deactivated (`active=false`), or, for a
+    /// role, its practitioner or organization is. Another resource may still publish it.
+    Withdraw {
+        /// The box.
+        address: MailAddress,
+        /// `PractitionerRole/123`.
+        resource: String,
+    },
     /// A mailbox that cannot be read (bad address); the rest of the resource still counts.
     Rejected {
         /// `Practitioner/123`.
@@ -233,13 +244,28 @@ fn fill_address(e: &mut Entry, a: &Address) {
     e.country = text(a.country.as_deref());
 }
 
-/// The mailboxes of `telecom`, each built by `base` from its address and metadata.
+/// The latest of FHIR instants (`meta.lastUpdated`); one that does not read is taken as is when alone.
+fn latest<'a>(times: impl IntoIterator<Item = Option<&'a String>>) -> Option<String> {
+    let mut best: Option<(&String, Option<OffsetDateTime>)> = None;
+    for t in times.into_iter().flatten() {
+        let parsed = OffsetDateTime::parse(t, &Rfc3339).ok();
+        best = match best {
+            None => Some((t, parsed)),
+            Some((_, Some(b))) if parsed.is_some_and(|p| p > b) => Some((t, parsed)),
+            Some((_, None)) if parsed.is_some() => Some((t, parsed)),
+            keep => keep,
+        };
+    }
+    best.map(|(t, _)| t.clone())
+}
+
+/// The mailboxes of `telecom`, each built by `fill` from its address and metadata.
 fn mailboxes(
     resource: &str,
     active: bool,
     telecom: &[ContactPoint],
     default_type: BalType,
-    updated_at: Option<&String>,
+    updated_at: Option<String>,
     fill: impl Fn(&mut Entry),
 ) -> Vec<Change> {
     let mut out = Vec::new();
@@ -256,8 +282,15 @@ fn mailboxes(
             }
         };
         let meta = metadata(t);
-        if !active || meta.red_listed {
+        if meta.red_listed {
             out.push(Change::Remove(address));
+            continue;
+        }
+        if !active {
+            out.push(Change::Withdraw {
+                address,
+                resource: resource.to_string(),
+            });
             continue;
         }
         let mut e = Entry::new(address, meta.bal_type.unwrap_or(default_type), Source::Fhir);
@@ -266,7 +299,11 @@ fn mailboxes(
             e.service = meta.service;
         }
         e.dematerialisation = meta.digitization;
-        e.updated_at = updated_at.cloned();
+        e.updated_at = updated_at.clone();
+        // a resource without an id cannot be re-read by a delta: nothing to record
+        if resource.contains('/') {
+            e.published_by = vec![resource.to_string()];
+        }
         out.push(Change::Upsert(e));
     }
     out
@@ -278,7 +315,7 @@ fn name(ty: &str, id: Option<&String>) -> String {
 
 /// The mailboxes of a Practitioner (personal and cabinet boxes without a structure).
 pub fn practitioner(p: &Practitioner) -> Vec<Change> {
-    let last = p.meta.as_ref().and_then(|m| m.last_updated.as_ref());
+    let last = latest([p.meta.as_ref().and_then(|m| m.last_updated.as_ref())]);
     mailboxes(
         &name("Practitioner", p.id.as_ref()),
         p.active != Some(false),
@@ -290,8 +327,11 @@ pub fn practitioner(p: &Practitioner) -> Vec<Change> {
 }
 
 /// The mailboxes of a PractitionerRole, with the person and structure of the resources included with it.
+///
+/// A role whose practitioner or organization is deactivated publishes nothing: the person left, or the
+/// structure closed, and its boxes are no longer reachable through it (spec D5). Its boxes' time stamp
+/// is the latest of the three resources they are built from.
 pub fn practitioner_role(r: &PractitionerRole, included: &Included) -> Vec<Change> {
-    let last = r.meta.as_ref().and_then(|m| m.last_updated.as_ref());
     let person = r
         .practitioner
         .as_ref()
@@ -302,7 +342,14 @@ pub fn practitioner_role(r: &PractitionerRole, included: &Included) -> Vec<Chang
         .as_ref()
         .and_then(|o| o.key())
         .and_then(|k| included.organizations.get(&k));
-    let active = r.active != Some(false) && person.is_none_or(|p| p.active != Some(false));
+    let active = r.active != Some(false)
+        && person.is_none_or(|p| p.active != Some(false))
+        && structure.is_none_or(|o| o.active != Some(false));
+    let last = latest([
+        r.meta.as_ref().and_then(|m| m.last_updated.as_ref()),
+        person.and_then(|p| p.meta.as_ref()?.last_updated.as_ref()),
+        structure.and_then(|o| o.meta.as_ref()?.last_updated.as_ref()),
+    ]);
     mailboxes(
         &name("PractitionerRole", r.id.as_ref()),
         active,
@@ -338,7 +385,7 @@ pub fn practitioner_role(r: &PractitionerRole, included: &Included) -> Vec<Chang
 
 /// The mailboxes of an Organization (ORG and APP boxes; plain contact e-mails are skipped).
 pub fn organization(o: &Organization) -> Vec<Change> {
-    let last = o.meta.as_ref().and_then(|m| m.last_updated.as_ref());
+    let last = latest([o.meta.as_ref().and_then(|m| m.last_updated.as_ref())]);
     mailboxes(
         &name("Organization", o.id.as_ref()),
         o.active != Some(false),

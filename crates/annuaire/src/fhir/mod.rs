@@ -18,10 +18,12 @@ pub mod mapping;
 pub mod resources;
 pub mod sync;
 
-pub use client::{FhirClient, FhirConfig, RateLimiter, Search};
+pub use client::{FhirClient, FhirConfig, Published, RateLimiter, Search};
 pub use mapping::{Change, Included};
 pub use resources::{Bundle, Organization, Practitioner, PractitionerRole, Resource};
-pub use sync::{Mode, SyncOptions, SyncProgress, SyncReport, SyncStopped, sync};
+pub use sync::{
+    Carried, Mode, Reconciled, SyncOptions, SyncProgress, SyncReport, SyncStopped, reconcile, sync,
+};
 
 /// The national API, version 2.
 pub const PRODUCTION_BASE: &str = "https://gateway.api.esante.gouv.fr/fhir/v2";

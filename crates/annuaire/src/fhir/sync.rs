@@ -6,17 +6,21 @@
 //! it did not see ([`SyncReport::seen`]).
 //!
 //! A **delta** reads what changed since a time (`_lastUpdated=ge…`, at most 30 days back): changed
-//! Practitioners and Organizations (with or without boxes: a deactivated one may have lost them), changed
-//! roles, then the roles of the changed Practitioners and Organizations (their boxes carry the person's
-//! name and the structure's address), 20 references per query. Deactivated resources (`active=false`)
-//! and red-listed boxes are removed. A box taken off a resource that stays active leaves at the next full
-//! sync.
+//! Practitioners, Organizations and roles (with or without boxes: a changed one may have lost them all),
+//! then the roles of the changed Practitioners and Organizations (their boxes carry the person's name and
+//! the structure's address), 20 references per query. Red-listed boxes are removed; a deactivated
+//! resource (`active=false`; for a role, also its practitioner or organization) withdraws its boxes.
+//!
+//! Every FHIR entry records the resources that publish it ([`Entry::published_by`]). A resource a delta
+//! re-reads is read whole, so the boxes it publishes now are known ([`SyncReport::carried`]); once the
+//! delta is complete, [`reconcile`] takes it off the entries it no longer carries, and an entry that no
+//! resource publishes any more leaves the index. A full sync rebuilds `published_by` from what it reads.
 //!
 //! The work is a queue of searches; each page is applied, and every few seconds the sink commits and a
 //! state file records the queue and the `next` link reached (with, beside it, the addresses seen), so that
 //! an interrupted sync resumes where it stopped.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -28,12 +32,15 @@ use serde::{Deserialize, Serialize};
 use super::client::{FhirClient, Page, Search};
 use super::mapping::Change;
 use super::resources::Resource;
-use crate::model::{MailAddress, Structure};
+use crate::model::{Entry, MailAddress, Source, Structure};
 use crate::sink::HarvestSink;
 use crate::{Error, Result};
 
 /// References per follow-up query of a delta.
 const REFS_PER_QUERY: usize = 20;
+
+/// The boxes each resource a delta re-read publishes now (none for a deactivated one), by `Type/id`.
+pub type Carried = BTreeMap<String, BTreeSet<MailAddress>>;
 
 /// What to synchronise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +138,8 @@ pub struct SyncReport {
     pub rejected_examples: Vec<String>,
     /// Full sync: every address written (all runs): what the API publishes when `complete`.
     pub seen: HashSet<MailAddress>,
+    /// Delta: the boxes each resource re-read publishes now (all runs), for [`reconcile`].
+    pub carried: Carried,
     /// Time this run took.
     pub elapsed: Duration,
 }
@@ -150,6 +159,9 @@ struct State {
     upserted: u64,
     removed: u64,
     rejected: u64,
+    /// Delta: the boxes of each resource read so far.
+    #[serde(default)]
+    carried: Carried,
 }
 
 /// The searches of a sync, in order.
@@ -171,7 +183,8 @@ fn searches(mode: &Mode) -> VecDeque<Search> {
             [
                 Search::new("Practitioner").param("_lastUpdated", &ge),
                 Search::new("Organization").param("_lastUpdated", &ge),
-                role(with_box("PractitionerRole").param("_lastUpdated", &ge)),
+                // without `mailbox-mss`: a role that lost its last box must be read too
+                role(Search::new("PractitionerRole").param("_lastUpdated", &ge)),
             ]
             .into()
         }
@@ -280,6 +293,7 @@ pub async fn sync<S: HarvestSink>(
             upserted: 0,
             removed: 0,
             rejected: 0,
+            carried: Carried::new(),
         },
     };
     let full = state.mode == Mode::Full;
@@ -331,15 +345,38 @@ pub async fn sync<S: HarvestSink>(
             if !full {
                 follow_ups(&page, &mut state.queue);
             }
-            for change in page.changes() {
+            let mut changes = Vec::new();
+            for p in page.published() {
+                if !full && let Some(r) = &p.resource {
+                    state.carried.insert(r.clone(), p.carried().cloned().collect());
+                }
+                changes.extend(p.changes);
+            }
+            for change in changes {
                 match change {
                     Change::Upsert(mut e) => {
-                        // a Practitioner's box has no structure: keep the one the index knows
-                        if e.structure() == Structure::default()
-                            && let Some(known) = sink.current(&e.address)?
+                        // a full sync starts `published_by` afresh at a box's first sighting
+                        let fresh = full && !report.seen.contains(&e.address);
+                        let partial = e.structure() == Structure::default();
+                        let known = if partial || !fresh {
+                            sink.current(&e.address)?
+                        } else {
+                            None
+                        };
+                        let mut published_by = std::mem::take(&mut e.published_by);
+                        if let Some(k) = &known
+                            && k.source == Source::Fhir
+                            && !fresh
                         {
-                            e.merge(known);
+                            published_by.extend(k.published_by.iter().cloned());
                         }
+                        // a Practitioner's box has no structure: keep the one the index knows
+                        if partial && let Some(k) = known {
+                            e.merge(k);
+                        }
+                        published_by.sort();
+                        published_by.dedup();
+                        e.published_by = published_by;
                         sink.upsert(&e)?;
                         state.upserted += 1;
                         if full && report.seen.insert(e.address.clone()) {
@@ -350,6 +387,23 @@ pub async fn sync<S: HarvestSink>(
                         sink.remove(&a)?;
                         state.removed += 1;
                     }
+                    Change::Withdraw { address, resource } => match sink.current(&address)? {
+                        // still published by another resource: it stays
+                        Some(mut k)
+                            if k.source == Source::Fhir
+                                && k.published_by.iter().any(|r| *r != resource) =>
+                        {
+                            if k.published_by.contains(&resource) {
+                                k.published_by.retain(|r| *r != resource);
+                                sink.upsert(&k)?;
+                            }
+                        }
+                        Some(_) => {
+                            sink.remove(&address)?;
+                            state.removed += 1;
+                        }
+                        None => {}
+                    },
                     Change::Rejected { resource, reason } => {
                         tracing::warn!(resource = %resource, reason = %reason, "FHIR mailbox skipped");
                         state.rejected += 1;
@@ -402,8 +456,48 @@ pub async fn sync<S: HarvestSink>(
     report.upserted = state.upserted;
     report.removed = state.removed;
     report.rejected = state.rejected;
+    report.carried = state.carried;
     report.elapsed = began.elapsed();
     Ok(report)
+}
+
+/// What the end of a delta does to an entry of the index (see [`reconcile`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reconciled {
+    /// Nothing.
+    Unchanged,
+    /// Fewer resources publish it: the entry with its `published_by` narrowed.
+    Narrowed(Entry),
+    /// No resource publishes it any more: it leaves the index.
+    Removed,
+}
+
+/// A delta re-read the resources of `carried` whole: each of them that is in `entry`'s `published_by`
+/// but no longer carries its box is taken off; with none left, the entry goes. Entries of other sources,
+/// and FHIR entries written before `published_by` existed, are left alone (a full sync settles them).
+pub fn reconcile(entry: &Entry, carried: &Carried) -> Reconciled {
+    if entry.source != Source::Fhir || entry.published_by.is_empty() {
+        return Reconciled::Unchanged;
+    }
+    let still: Vec<String> = entry
+        .published_by
+        .iter()
+        .filter(|r| {
+            carried
+                .get(*r)
+                .is_none_or(|boxes| boxes.contains(&entry.address))
+        })
+        .cloned()
+        .collect();
+    if still.len() == entry.published_by.len() {
+        Reconciled::Unchanged
+    } else if still.is_empty() {
+        Reconciled::Removed
+    } else {
+        let mut narrowed = entry.clone();
+        narrowed.published_by = still;
+        Reconciled::Narrowed(narrowed)
+    }
 }
 
 fn describe(mode: &Mode) -> String {
@@ -467,4 +561,76 @@ fn checkpoint<S: HarvestSink>(
     unsaved.clear();
     save_state(path, state)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BalType;
+
+    fn entry(address: &str, source: Source, published_by: &[&str]) -> Entry {
+        let mut e = Entry::new(MailAddress::parse(address).unwrap(), BalType::Per, source);
+        e.published_by = published_by.iter().map(|r| r.to_string()).collect();
+        e
+    }
+
+    fn carried(pairs: &[(&str, &[&str])]) -> Carried {
+        pairs
+            .iter()
+            .map(|(r, boxes)| {
+                let boxes = boxes.iter().map(|b| MailAddress::parse(b).unwrap());
+                (r.to_string(), boxes.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reconcile_takes_off_only_the_resources_that_dropped_the_box() {
+        let re_read = carried(&[
+            ("Practitioner/p1", &["a@x.fr"]),
+            ("Practitioner/p2", &[]),
+            ("PractitionerRole/r1", &["b@x.fr"]),
+        ]);
+        // still carried by the resource re-read, or published by resources not re-read
+        for e in [
+            entry("a@x.fr", Source::Fhir, &["Practitioner/p1"]),
+            entry("c@x.fr", Source::Fhir, &["Organization/o9"]),
+            // written before `published_by`, or by another source: left alone
+            entry("d@x.fr", Source::Fhir, &[]),
+            entry("e@x.fr", Source::Extraction, &[]),
+        ] {
+            assert_eq!(reconcile(&e, &re_read), Reconciled::Unchanged, "{e:?}");
+        }
+        // dropped by its only resource (still active, or deactivated: nothing carried)
+        for e in [
+            entry("x@x.fr", Source::Fhir, &["Practitioner/p1"]),
+            entry("y@x.fr", Source::Fhir, &["Practitioner/p2"]),
+            entry(
+                "b2@x.fr",
+                Source::Fhir,
+                &["Practitioner/p2", "PractitionerRole/r1"],
+            ),
+        ] {
+            assert_eq!(reconcile(&e, &re_read), Reconciled::Removed, "{e:?}");
+        }
+        // dropped by one, still published by another
+        let shared = entry(
+            "b@x.fr",
+            Source::Fhir,
+            &["Practitioner/p2", "PractitionerRole/r1"],
+        );
+        assert_eq!(
+            reconcile(&shared, &re_read),
+            Reconciled::Narrowed(entry("b@x.fr", Source::Fhir, &["PractitionerRole/r1"]))
+        );
+        let other = entry(
+            "z@x.fr",
+            Source::Fhir,
+            &["Practitioner/p1", "Organization/o9"],
+        );
+        assert_eq!(
+            reconcile(&other, &re_read),
+            Reconciled::Narrowed(entry("z@x.fr", Source::Fhir, &["Organization/o9"]))
+        );
+    }
 }
