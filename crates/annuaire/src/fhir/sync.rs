@@ -387,23 +387,21 @@ pub async fn sync<S: HarvestSink>(
                         sink.remove(&a)?;
                         state.removed += 1;
                     }
-                    Change::Withdraw { address, resource } => match sink.current(&address)? {
-                        // still published by another resource: it stays
-                        Some(mut k)
-                            if k.source == Source::Fhir
-                                && k.published_by.iter().any(|r| *r != resource) =>
-                        {
-                            if k.published_by.contains(&resource) {
-                                k.published_by.retain(|r| *r != resource);
-                                sink.upsert(&k)?;
-                            }
-                        }
-                        Some(_) => {
+                    Change::Withdraw { address, resource } => {
+                        let Some(mut known) = sink.current(&address)? else {
+                            continue;
+                        };
+                        let elsewhere = known.source == Source::Fhir
+                            && known.published_by.iter().any(|r| *r != resource);
+                        if !elsewhere {
                             sink.remove(&address)?;
                             state.removed += 1;
+                        } else if known.published_by.contains(&resource) {
+                            // still published by another resource: it stays
+                            known.published_by.retain(|r| *r != resource);
+                            sink.upsert(&known)?;
                         }
-                        None => {}
-                    },
+                    }
                     Change::Rejected { resource, reason } => {
                         tracing::warn!(resource = %resource, reason = %reason, "FHIR mailbox skipped");
                         state.rejected += 1;
@@ -467,7 +465,7 @@ pub enum Reconciled {
     /// Nothing.
     Unchanged,
     /// Fewer resources publish it: the entry with its `published_by` narrowed.
-    Narrowed(Entry),
+    Narrowed(Box<Entry>),
     /// No resource publishes it any more: it leaves the index.
     Removed,
 }
@@ -496,7 +494,7 @@ pub fn reconcile(entry: &Entry, carried: &Carried) -> Reconciled {
     } else {
         let mut narrowed = entry.clone();
         narrowed.published_by = still;
-        Reconciled::Narrowed(narrowed)
+        Reconciled::Narrowed(Box::new(narrowed))
     }
 }
 
@@ -621,7 +619,11 @@ mod tests {
         );
         assert_eq!(
             reconcile(&shared, &re_read),
-            Reconciled::Narrowed(entry("b@x.fr", Source::Fhir, &["PractitionerRole/r1"]))
+            Reconciled::Narrowed(Box::new(entry(
+                "b@x.fr",
+                Source::Fhir,
+                &["PractitionerRole/r1"]
+            )))
         );
         let other = entry(
             "z@x.fr",
@@ -630,7 +632,11 @@ mod tests {
         );
         assert_eq!(
             reconcile(&other, &re_read),
-            Reconciled::Narrowed(entry("z@x.fr", Source::Fhir, &["Organization/o9"]))
+            Reconciled::Narrowed(Box::new(entry(
+                "z@x.fr",
+                Source::Fhir,
+                &["Organization/o9"]
+            )))
         );
     }
 }
