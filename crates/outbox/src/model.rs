@@ -49,7 +49,7 @@ impl NewMessage {
             }
             Ok(())
         };
-        text("idempotency_key", &self.idempotency_key, 256)?;
+        text("idempotency_key", &self.idempotency_key, 1024)?;
         text("sender", &self.sender, 320)?;
         text("auth_ref", &self.auth_ref, 512)?;
         text("message_id", &self.message_id, 998)?;
@@ -88,6 +88,7 @@ impl Accepted {
 }
 
 /// Where one recipient of one message is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -240,6 +241,7 @@ pub struct Pause {
 }
 
 /// Recipients by state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     /// Waiting.
@@ -289,6 +291,7 @@ impl Counts {
 }
 
 /// One recipient's status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecipientStatus {
     /// Address.
@@ -311,6 +314,7 @@ pub struct RecipientStatus {
 }
 
 /// One message's status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MessageStatus {
     /// Key (REST id).
@@ -336,6 +340,7 @@ pub struct MessageStatus {
 }
 
 /// A batch's status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BatchStatus {
     /// Its id.

@@ -205,6 +205,10 @@ pub async fn run(
         // attempt would be one more refused login, which servers answer by slowing the address down)
         let mut refused: Option<(String, String)> = None;
         for m in leased {
+            if *stop.borrow() {
+                // what is left of the lease goes back to the queue with release() below
+                break;
+            }
             let delivery = match &refused {
                 Some((sender, reason)) if *sender == m.sender => Delivery {
                     outcomes: m
