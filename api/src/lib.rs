@@ -7,6 +7,7 @@
 //! Every error is `application/problem+json` (RFC 9457) naming the parameter at fault; unknown or repeated
 //! query parameters are refused; nothing panics into a client's face (a panic becomes a logged 500).
 
+mod batches;
 mod directory;
 mod messages;
 mod metrics;
@@ -29,6 +30,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 
+pub use batches::{
+    AcceptedItem, BatchAccepted, BatchItem, BatchRequest, BatchSender, DEFAULT_MAX_BODY_BYTES,
+    OutboxConfig,
+};
 pub use messages::{RefusedRecipient, SendConfig, SendResponse};
 pub use metrics::Metrics;
 pub use problem::{InvalidParam, Problem};
@@ -49,6 +54,7 @@ pub struct AppState {
     index: OnceLock<DirectoryIndex>,
     metrics: Metrics,
     sending: OnceLock<SendConfig>,
+    outbox: OnceLock<OutboxConfig>,
 }
 
 impl AppState {
@@ -59,6 +65,7 @@ impl AppState {
             index: OnceLock::new(),
             metrics: Metrics::default(),
             sending: OnceLock::new(),
+            outbox: OnceLock::new(),
         })
     }
 
@@ -77,6 +84,11 @@ impl AppState {
     /// Enables `POST /v1/messages/send` (once; later calls are ignored).
     pub fn set_sending(&self, config: SendConfig) {
         let _ = self.sending.set(config);
+    }
+
+    /// Enables the batch routes over a durable outbox (once; later calls are ignored).
+    pub fn set_outbox(&self, config: OutboxConfig) {
+        let _ = self.outbox.set(config);
     }
 
     /// The index, or 503 while it is loading.
@@ -104,10 +116,15 @@ impl AppState {
         directory::metrics,
         messages::send,
         messages::compose,
+        batches::create,
+        batches::batch,
+        batches::message,
     ),
-    components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient)),
+    components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, BatchRequest, BatchItem,
+        BatchAccepted, AcceptedItem)),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
          (name = "messages", description = "Sending through the sender's operator (API LPS)"),
+         (name = "batches", description = "Batches through the durable outbox, delivered by the service's workers"),
          (name = "operations", description = "Probes and metrics"))
 )]
 pub struct ApiDoc;
@@ -130,6 +147,9 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         .route("/metrics", get(directory::metrics))
         .route("/v1/messages/send", post(messages::send))
         .route("/v1/messages/compose", post(messages::compose))
+        .route("/v1/batches", post(batches::create))
+        .route("/v1/batches/{id}", get(batches::batch))
+        .route("/v1/messages/{id}", get(batches::message))
         .route("/openapi.json", get(openapi))
         .merge(widget::routes())
         .fallback(not_found)
