@@ -13,7 +13,7 @@ use mss_lps::{Envelope, LpsClient};
 use mss_message::{ComposeConfig, ComposeRequest};
 use mss_outbox::receipts::{self, ReceiptsConfig};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
-use mss_outbox::{Accepted, Counts, NewMessage, PostgresStore, SqliteStore, State, Store};
+use mss_outbox::{Accepted, Counts, NewMessage, State, Store};
 use sha2::{Digest, Sha256};
 
 use crate::lps::ConnectArgs;
@@ -29,8 +29,9 @@ pub struct BatchArgs {
     /// Product reference (NIL), written in X-MSS-NIL of composed items (needed for compose requests).
     #[arg(long, env = "MSS_NIL", value_name = "REF")]
     pub nil: Option<String>,
-    /// The outbox: a `postgresql://` URL (a queue shared by several workers), else <data>/outbox.sqlite.
-    #[arg(long, env = "MSS_OUTBOX", value_name = "URL")]
+    /// The outbox: a `postgresql://` URL (a queue shared by several workers) or a SQLite file, else
+    /// <data>/outbox.sqlite.
+    #[arg(long, env = "MSS_OUTBOX", value_name = "URL|PATH")]
     pub outbox: Option<String>,
     /// SMTP sessions opened in parallel towards the operator.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -212,26 +213,6 @@ fn prepare(
     })
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-async fn open_store(data_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>> {
-    Ok(match url {
-        Some(u) if u.starts_with("postgres") => Arc::new(PostgresStore::connect(u, 4).await?),
-        Some(u) => bail!("--outbox: expected a postgresql:// URL, got {u:?}"),
-        None => {
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            Arc::new(SqliteStore::open(&data_dir.join(SqliteStore::FILE_NAME))?)
-        }
-    })
-}
-
 pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
     let items = match &args.input {
         Some(input) => {
@@ -274,7 +255,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let store = open_store(data_dir, args.outbox.as_deref()).await?;
+        let store = crate::outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let mut bad = 0usize;
         if let Some(batch_id) = &batch_id {
             let (mut new, mut known) = (0usize, 0usize);
@@ -324,7 +305,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
             }
         });
         let limits = OperatorLimits::new(usize::from(args.connections), args.rate);
-        let worker_name = args.worker.clone().unwrap_or_else(host_name);
+        let worker_name = args.worker.clone().unwrap_or_else(crate::outbox::host_name);
         let mut runs = Vec::new();
         for i in 0..args.connections {
             let mut cfg = WorkerConfig::new(format!("batch:{worker_name}:{from}:{i}"));
@@ -497,7 +478,7 @@ pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let store = open_store(data_dir, args.outbox.as_deref()).await?;
+        let store = crate::outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let client = Arc::new(LpsClient::new(mailbox)?);
         let cfg = ReceiptsConfig {
             mailbox: args.mailbox.clone(),

@@ -9,6 +9,7 @@ mod directory;
 mod fhir;
 mod ldap;
 mod lps;
+mod outbox;
 mod serve;
 
 use std::process::ExitCode;

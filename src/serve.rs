@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// File whose first line is the FHIR API key [default: the MSS_FHIR_API_KEY variable].
     #[arg(long, value_name = "FILE")]
     pub fhir_api_key_file: Option<PathBuf>,
+    /// The outbox of `POST /v1/batches`: a `postgresql://` URL (a queue shared by several services) or a
+    /// SQLite file [default: <data>/outbox.sqlite]. Its workers deliver for the `[[senders]]` of --config.
+    #[arg(long, env = "MSS_OUTBOX", value_name = "URL|PATH")]
+    pub outbox: Option<String>,
 }
 
 /// The `[serve]`-less TOML file: every key optional.
@@ -67,6 +71,11 @@ pub struct FileConfig {
     pub fhir_api_key_file: Option<PathBuf>,
     /// `POST /v1/messages/send` (product reference, trust roots, fronts, APP certificate).
     pub send: Option<crate::lps::SendFileConfig>,
+    /// The outbox (store, worker name, body limit of `POST /v1/batches`).
+    pub outbox: Option<crate::outbox::OutboxFileConfig>,
+    /// Mailboxes whose credentials the service holds: `POST /v1/batches` names them, the workers use them.
+    #[serde(default)]
+    pub senders: Vec<crate::outbox::SenderFileConfig>,
 }
 
 impl FileConfig {
@@ -142,6 +151,21 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         .as_ref()
         .map(crate::lps::send_config)
         .transpose()?;
+    crate::outbox::check_senders(&file.senders)?;
+    let outbox_file = file.outbox.unwrap_or_default();
+    let outbox_location = args.outbox.or(outbox_file.url);
+    let worker_name = outbox_file.worker.unwrap_or_else(crate::outbox::host_name);
+    let batch_senders = file
+        .senders
+        .iter()
+        .map(|s| {
+            Ok(mss_api::BatchSender {
+                name: s.name.clone(),
+                address: s.mailbox_address()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let compose = sending.as_ref().map(|s| s.compose.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,6 +181,23 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         if let Some(sending) = sending {
             state.set_sending(sending);
         }
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let store = crate::outbox::open_store(&data_dir, outbox_location.as_deref()).await?;
+        state.set_outbox(mss_api::OutboxConfig {
+            store: store.clone(),
+            senders: batch_senders,
+            compose,
+            max_body_bytes: outbox_file
+                .max_body_bytes
+                .unwrap_or(mss_api::DEFAULT_MAX_BODY_BYTES),
+        });
+        let workers = crate::outbox::start(
+            store,
+            &file.senders,
+            file.send.as_ref(),
+            &worker_name,
+            stop.clone(),
+        )?;
         let loading = state.clone();
         let loader = tokio::task::spawn_blocking(move || -> Result<()> {
             let index = crate::data::open_or_build_sample(&data_dir)?;
@@ -174,10 +215,19 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         ));
         eprintln!("mss: serving on http://{local}/ (Ctrl-C to stop)");
         let router = mss_api::router(state, &config);
-        let server = tokio::spawn(mss_api::serve(listener, router, shutdown_signal()));
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(mss_api::serve(listener, router, async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        }));
         // a failed index load stops the service: serving 503 forever would hide it
         loader.await.context("loading the index")??;
         server.await.context("serving")?.context("serving")?;
+        // the workers finish the message they are sending and give their leases back
+        workers.join(Duration::from_secs(20)).await;
         eprintln!("mss: stopped");
         Ok(())
     })

@@ -1,0 +1,633 @@
+//! `POST /v1/batches` on the real `mss serve`, whose workers deliver through the local operator
+//! (scripts/lps-operator.sh: Postfix + Dovecot as root): compose requests accepted (202) and delivered into the
+//! Dovecot mailbox with the Message-IDs answered, a recipient refused with 5xx shown failed with the reply,
+//! an expired token pausing the mailbox until a new token file is dropped, bad bodies refused naming the item
+//! and the field, and a full disk answered with 503 and nothing half-stored.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{Server, demo_file, import};
+use mss_lps::testing::{Operator, TokenKind, operator, unavailable};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+/// One index shared by the tests (each has its own outbox, `--outbox PATH`).
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = demo_file(tmp.path(), 500, 8, false);
+        import(&tmp.path().join("data"), &file);
+        tmp
+    })
+    .path()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// A configuration with one sender, `alice`, whose token is in `token_file`.
+fn config(
+    dir: &Path,
+    submission: &str,
+    ca: Option<&Path>,
+    token_file: &Path,
+    extra: &str,
+) -> PathBuf {
+    let conf = dir.join("mss.toml");
+    let ca = ca.map(|c| format!("ca_file = {c:?}\n")).unwrap_or_default();
+    std::fs::write(
+        &conf,
+        format!(
+            "[send]\nproduct_reference = \"MSS-TEST-NIL\"\n{ca}submission = {submission:?}\n\n\
+             [outbox]\nworker = \"test\"\n{extra}\n\n\
+             [[senders]]\nname = \"alice\"\naddress = \"alice@sante.test\"\ntoken_file = {token_file:?}\n"
+        ),
+    )
+    .expect("config");
+    conf
+}
+
+fn start(conf: &Path, outbox: &Path) -> Server {
+    Server::start(
+        &data_dir().join("data"),
+        &[
+            "--config",
+            conf.to_str().expect("utf-8"),
+            "--outbox",
+            outbox.to_str().expect("utf-8"),
+        ],
+    )
+}
+
+fn compose(i: usize, to: &[&str]) -> Value {
+    json!({
+        "sender": {"address": "alice@sante.test", "type": "PER", "first_name": "Alice", "last_name": "Martin"},
+        "recipients": {"to": to},
+        "subject": format!("Résultat {i}"),
+        "body": {"text": format!("Bonjour,\nvoici le résultat {i}.\n")}
+    })
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+fn call(req: reqwest::blocking::RequestBuilder) -> Answer {
+    let r = req.send().expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = r.text().expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+fn post(s: &Server, body: &Value) -> Answer {
+    call(Client::new().post(s.url("/v1/batches")).json(body))
+}
+
+fn get(s: &Server, path: &str) -> Answer {
+    call(Client::new().get(s.url(path)))
+}
+
+/// Asserts a problem+json answer and returns the names in `invalid-params`.
+fn problem(a: &Answer, status: u16) -> Vec<String> {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.content_type, "application/problem+json", "{}", a.body);
+    assert_eq!(a.body["status"], status);
+    a.body["invalid-params"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls the batch until no recipient is pending, or `wait` passed.
+fn settled(s: &Server, id: &str, wait: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let a = get(s, &format!("/v1/batches/{id}?limit=0"));
+        assert_eq!(a.status, 200, "{}", a.body);
+        let c = &a.body["counts"];
+        let pending = ["queued", "sending", "deferred"]
+            .iter()
+            .map(|k| c[k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        if pending == 0 || start.elapsed() > wait {
+            return a.body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Message-IDs in `user`'s maildir once `expected` messages are there (Postfix delivers asynchronously).
+fn mailbox(op: &Operator, user: &str, expected: usize) -> HashSet<String> {
+    let start = Instant::now();
+    loop {
+        let ids: HashSet<String> = op
+            .maildir_files(user)
+            .iter()
+            .filter_map(|f| std::fs::read(f).ok())
+            .filter_map(|b| mss_lps::message_id(&b))
+            .collect();
+        if ids.len() >= expected || start.elapsed() > Duration::from_secs(30) {
+            return ids;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() {
+    let Some(op) = operator() else { return };
+    if !op.delivers() {
+        unavailable("reading the mailboxes and 5xx refusals need Postfix (root)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let psc = op.psc();
+    // the ops team's token file starts expired: the mailbox pauses until a new one is dropped
+    let token_file = dir.path().join("alice.token");
+    let expired = psc.token("alice@sante.test", TokenKind::Expired);
+    std::fs::write(&token_file, expired.expose()).expect("token");
+    let conf = config(
+        dir.path(),
+        &format!("localhost:{}", op.port("SUBMISSION_PORT")),
+        Some(&op.path("CA")),
+        &token_file,
+        "",
+    );
+    let mut s = start(&conf, &dir.path().join("outbox.sqlite"));
+
+    let rcpt = format!("{}@sante.test", unique("api"));
+    let mut items: Vec<Value> = (0..30)
+        .map(|i| json!({"idempotency_key": format!("k{i}"), "compose": compose(i, &[&rcpt])}))
+        .collect();
+    // one letter also to a recipient outside the trust space: Postfix refuses it with 554
+    items.push(json!({"idempotency_key": "k30", "label": "mixed", "compose": compose(30, &[&rcpt, "x@elsewhere.test"])}));
+    let body = json!({"sender": "alice@sante.test", "auth": "alice", "items": items});
+    let a = post(&s, &body);
+    assert_eq!(a.status, 202, "{}", a.body);
+    let batch = a.body["batch_id"].as_str().expect("batch id").to_owned();
+    assert_eq!(
+        a.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/v1/batches/{batch}").as_str())
+    );
+    assert_eq!(
+        (a.body["accepted"].as_u64(), a.body["duplicates"].as_u64()),
+        (Some(31), Some(0))
+    );
+    let accepted = a.body["items"].as_array().expect("items").clone();
+    let ids: HashSet<String> = accepted
+        .iter()
+        .map(|i| i["message_id"].as_str().expect("message id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 31);
+    assert_eq!(accepted[30]["idempotency_key"], "k30");
+    let mixed = accepted[30]["id"].as_i64().expect("id");
+
+    // expired token: paused, with the reason, nothing sent
+    let start_wait = Instant::now();
+    let paused = loop {
+        let m = get(&s, &format!("/v1/messages/{mixed}"));
+        assert_eq!(m.status, 200, "{}", m.body);
+        if let Some(p) = m.body["paused"].as_str() {
+            break p.to_owned();
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(30),
+            "never paused: {}",
+            m.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        paused.contains("authentication of alice@sante.test"),
+        "{paused}"
+    );
+    let b = get(&s, &format!("/v1/batches/{batch}?limit=0")).body;
+    assert_eq!(b["counts"]["sent"], 0, "{b}");
+
+    // a new token file: the workers read it, the mailbox resumes, everything goes
+    let valid = psc.token("alice@sante.test", TokenKind::Valid);
+    std::fs::write(&token_file, valid.expose()).expect("token");
+    let b = settled(&s, &batch, Duration::from_secs(60));
+    assert_eq!(b["messages"], 31, "{b}");
+    assert_eq!(b["counts"]["sent"], 31, "{b}");
+    assert_eq!(b["counts"]["failed"], 1, "{b}");
+
+    let m = get(&s, &format!("/v1/messages/{mixed}")).body;
+    assert_eq!(m["batch"], batch.as_str());
+    assert_eq!(m["label"], "mixed");
+    assert!(m.get("paused").is_none(), "{m}");
+    let r = m["recipients"].as_array().expect("recipients");
+    assert_eq!(
+        (r[0]["address"].as_str(), r[0]["state"].as_str()),
+        (Some(rcpt.as_str()), Some("sent"))
+    );
+    assert!(
+        r[0]["reply"].as_str().is_some_and(|x| x.starts_with("250")),
+        "{m}"
+    );
+    assert_eq!(
+        (r[1]["address"].as_str(), r[1]["state"].as_str()),
+        (Some("x@elsewhere.test"), Some("failed"))
+    );
+    let reason = r[1]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("554") && reason.contains("x@elsewhere.test"),
+        "{reason}"
+    );
+
+    // paged: the last page holds the last message
+    let page = get(&s, &format!("/v1/batches/{batch}?offset=30&limit=10")).body;
+    let page_items = page["items"].as_array().expect("items");
+    assert_eq!(page_items.len(), 1, "{page}");
+    assert_eq!(page_items[0]["id"], mixed);
+
+    // what the 202 promised is in the mailbox, with the same Message-IDs
+    assert_eq!(mailbox(op, &rcpt, 31), ids);
+
+    // the same request again: recognised, nothing added, the same ids answered
+    let again = post(&s, &body);
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(
+        (
+            again.body["accepted"].as_u64(),
+            again.body["duplicates"].as_u64()
+        ),
+        (Some(0), Some(31))
+    );
+    assert_eq!(again.body["batch_id"], batch.as_str());
+    assert_eq!(again.body["items"][30]["id"], mixed);
+    assert_eq!(
+        again.body["items"][30]["message_id"],
+        accepted[30]["message_id"]
+    );
+    assert_eq!(
+        get(&s, &format!("/v1/batches/{batch}?limit=0")).body["messages"],
+        31
+    );
+
+    // SIGTERM: the workers give their leases back and the service stops cleanly
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    let log: Vec<String> = s.stderr_lines.try_iter().collect();
+    let log = log.join("\n");
+    assert!(log.contains("credentials changed"), "{log}");
+    assert!(log.contains("mss: stopped"), "{log}");
+    for secret in [expired.expose(), valid.expose()] {
+        assert!(!log.contains(secret), "a token in the log");
+    }
+    let stored = std::fs::read(dir.path().join("outbox.sqlite")).expect("outbox");
+    for secret in [expired.expose(), valid.expose()] {
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a token in the outbox"
+        );
+    }
+}
+
+fn eml(to: &str, id: &str, body_bytes: usize) -> String {
+    use base64::Engine;
+    let text = format!(
+        "From: alice@sante.test\r\nTo: {to}\r\nSubject: r\r\nMessage-ID: {id}\r\n\r\n{}\r\n",
+        "x".repeat(body_bytes)
+    );
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A configuration whose sender's server is not there (nothing is delivered: these tests look at acceptance).
+fn offline_config(dir: &Path, extra: &str) -> PathBuf {
+    let token = dir.join("token");
+    std::fs::write(&token, "not-a-real-token").expect("token");
+    config(dir, "localhost:1", None, &token, extra)
+}
+
+#[test]
+fn bad_batches_are_refused_naming_the_item_and_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = offline_config(dir.path(), "max_body_bytes = 200000");
+    let s = start(&conf, &dir.path().join("outbox.sqlite"));
+    let ok = |i: usize| json!({"compose": compose(i, &["bob@sante.test"])});
+
+    let a = call(
+        Client::new()
+            .post(s.url("/v1/batches"))
+            .header("content-type", "application/json")
+            .body("{\"sender\": "),
+    );
+    assert_eq!(problem(&a, 400), ["body"]);
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "items": 3}),
+    );
+    assert_eq!(problem(&a, 400), ["items"]);
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "bob", "items": [ok(0)]}),
+    );
+    assert_eq!(problem(&a, 422), ["auth"]);
+    let a = post(
+        &s,
+        &json!({"sender": "not an address", "auth": "alice", "items": [ok(0)]}),
+    );
+    assert_eq!(problem(&a, 400), ["sender"]);
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "items": []}),
+    );
+    assert_eq!(problem(&a, 400), ["items"]);
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "a/b", "items": [ok(0)]}),
+    );
+    assert_eq!(problem(&a, 400), ["batch_id"]);
+
+    // several faulty items: each named with its field, nothing stored
+    let mut bad_recipients = compose(2, &["bob@sante.test"]);
+    bad_recipients["recipients"] = json!(5);
+    let mut other_sender = compose(4, &["bob@sante.test"]);
+    other_sender["sender"]["address"] = json!("eve@sante.test");
+    let items = json!([ok(0), {"label": "x"}, {"compose": bad_recipients}, {"message": "%%%"},
+                      {"compose": other_sender}, {"message": eml("bob@sante.test", "<a@b>", 1), "compose": ok(5)["compose"]}]);
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "bad-1", "items": items}),
+    );
+    assert_eq!(
+        problem(&a, 400),
+        [
+            "items[1]",
+            "items[2].compose.recipients",
+            "items[3].message",
+            "items[4].compose.sender.address",
+            "items[5]"
+        ]
+    );
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("5 of 6 items refused, nothing was stored"),
+        "{}",
+        a.body
+    );
+    problem(&get(&s, "/v1/batches/bad-1"), 404);
+
+    // an MSSanté rule alone: 422
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "items": [{"compose": other_sender}]}),
+    );
+    assert_eq!(problem(&a, 422), ["items[0].compose.sender.address"]);
+
+    // over 10 000 items: 422 (small items, under the body limit)
+    let many: Vec<Value> = (0..10_001).map(|_| json!({})).collect();
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "items": many}),
+    );
+    assert_eq!(problem(&a, 422), ["items"]);
+
+    // over the configured body limit: 413 problem+json
+    let big = json!({"sender": "alice@sante.test", "auth": "alice", "items": [{"message": eml("bob@sante.test", "<big@b>", 300_000)}]});
+    problem(&post(&s, &big), 413);
+
+    // the status routes
+    problem(&get(&s, "/v1/batches/nope"), 404);
+    assert_eq!(
+        problem(&get(&s, "/v1/batches/nope?limit=5000"), 400),
+        ["limit"]
+    );
+    assert_eq!(problem(&get(&s, "/v1/batches/nope?page=2"), 400), ["page"]);
+    assert_eq!(problem(&get(&s, "/v1/messages/abc"), 400), ["id"]);
+    problem(&get(&s, "/v1/messages/999999"), 404);
+
+    // and a good one is accepted with a ready message
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "good-1",
+                            "items": [{"message": eml("bob@sante.test", "<good-1@sante.test>", 10)}]}),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["items"][0]["message_id"], "<good-1@sante.test>");
+    let b = get(&s, "/v1/batches/good-1").body;
+    assert_eq!(b["messages"], 1, "{b}");
+    assert_eq!(b["items"][0]["recipients"][0]["address"], "bob@sante.test");
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let path = dir.join("tiny");
+        std::fs::create_dir_all(&path).expect("mkdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(path))
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_503_and_stores_nothing_half() {
+    // SAFETY of the check: only root can mount a tmpfs
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("SKIP: the full-disk test mounts a small tmpfs: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = offline_config(dir.path(), "");
+    let Some(tiny) = Tmpfs::mount(dir.path(), "400k") else {
+        eprintln!("SKIP: cannot mount a tmpfs here");
+        return;
+    };
+    let mut s = start(&conf, &tiny.0.join("outbox.sqlite"));
+    let first = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "before",
+        "items": [{"message": eml("bob@sante.test", "<before@sante.test>", 100)}]}),
+    );
+    assert_eq!(first.status, 202, "{}", first.body);
+
+    // 20 messages of 50 KB do not fit in what is left
+    let items: Vec<Value> = (0..20)
+        .map(|i| json!({"message": eml("bob@sante.test", &format!("<full-{i}@sante.test>"), 50_000)}))
+        .collect();
+    let full =
+        json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "full", "items": items});
+    let a = post(&s, &full);
+    problem(&a, 503);
+    assert_eq!(
+        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing was stored"),
+        "{}",
+        a.body
+    );
+    // nothing of the refused batch, everything of the accepted one
+    problem(&get(&s, "/v1/batches/full"), 404);
+    let before = get(&s, "/v1/batches/before").body;
+    assert_eq!(before["messages"], 1, "{before}");
+    assert_eq!(before["items"][0]["message_id"], "<before@sante.test>");
+
+    // room again: the same request is accepted, whole
+    tiny.resize("16m");
+    let a = post(&s, &full);
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["accepted"], 20);
+    assert_eq!(get(&s, "/v1/batches/full?limit=0").body["messages"], 20);
+    assert!(s.terminate().success());
+}
+
+/// scripts/postgres.sh on `port` with its cluster in `dir` (kept across restarts); `None` when it cannot run.
+fn postgres(dir: &Path, port: u16) -> Option<(std::process::Child, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("bash")
+        .arg(mss_lps::testing::repo_root().join("scripts/postgres.sh"))
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--watch-pid",
+            &std::process::id().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bash");
+    let out = child.stdout.take().expect("stdout");
+    let mut url = None;
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        if let Some(u) = line.strip_prefix("PGURL=") {
+            url = Some(u.to_owned());
+        }
+        if line == "READY" {
+            return url.map(|u| (child, u));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Stops the script (its trap stops the server) and waits for it.
+fn stop_postgres(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_database_down_answers_503_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let pg_dir = dir.path().join("pg");
+    let Some((pg, url)) = postgres(&pg_dir, port) else {
+        unavailable("PostgreSQL did not start");
+        return;
+    };
+    let conf = offline_config(dir.path(), "");
+    let s = Server::start(
+        &data_dir().join("data"),
+        &["--config", conf.to_str().expect("utf-8"), "--outbox", &url],
+    );
+    let item = |id: &str| json!({"message": eml("bob@sante.test", id, 100)});
+    let a = post(
+        &s,
+        &json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "up",
+        "items": [item("<up@sante.test>")]}),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+
+    stop_postgres(pg);
+    let down = json!({"sender": "alice@sante.test", "auth": "alice", "batch_id": "down",
+        "items": [item("<down-1@sante.test>"), item("<down-2@sante.test>")]});
+    let a = post(&s, &down);
+    problem(&a, 503);
+    assert_eq!(
+        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
+    problem(&get(&s, "/v1/batches/up"), 503);
+
+    // the database back: what was acknowledged is there, what was refused is not, and is accepted now
+    let Some((pg, _)) = postgres(&pg_dir, port) else {
+        panic!("PostgreSQL did not restart");
+    };
+    let start = Instant::now();
+    let up = loop {
+        let a = get(&s, "/v1/batches/up");
+        if a.status == 200 || start.elapsed() > Duration::from_secs(20) {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(up.status, 200, "{}", up.body);
+    assert_eq!(up.body["items"][0]["message_id"], "<up@sante.test>");
+    problem(&get(&s, "/v1/batches/down"), 404);
+    let a = post(&s, &down);
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["accepted"], 2);
+    drop(s);
+    stop_postgres(pg);
+}
