@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 use mss_annuaire::MailAddress;
 use mss_lps::LpsClient;
+use mss_outbox::receipts::{self, ReceiptsConfig};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
 use mss_outbox::{PostgresStore, SqliteStore, Store};
 use tokio::sync::watch;
@@ -78,6 +79,11 @@ pub struct SenderFileConfig {
     pub certificate_password_file: Option<PathBuf>,
     /// Submission front `HOST:PORT` (default: `[send]` submission / app_submission, else DNS SRV).
     pub submission: Option<String>,
+    /// IMAP front `HOST:PORT` where receipts arrive (default: the submission host on port 143, else DNS SRV).
+    pub imap: Option<String>,
+    /// Read the DSN/MDN that come back to this mailbox (default true): recipients move on to delivered,
+    /// read or failed. The mailbox is left as it is (nothing flagged, nothing moved).
+    pub receipts: Option<bool>,
     /// SMTP sessions in parallel for this mailbox (default 1).
     pub connections: Option<u16>,
     /// At most this many messages per second (default: no limit).
@@ -109,7 +115,7 @@ impl SenderFileConfig {
             cert: self.certificate.clone(),
             cert_password_file: self.certificate_password_file.clone(),
             server,
-            imap_server: None,
+            imap_server: self.imap.clone(),
             ca_file: send
                 .and_then(|s| s.ca_file.clone())
                 .or_else(|| std::env::var_os(mss_lps::CA_FILE_ENV).map(PathBuf::from)),
@@ -217,8 +223,8 @@ fn stamp(files: &[PathBuf]) -> Stamp {
         .collect()
 }
 
-/// One sender: reads its credentials, runs its worker loops, and restarts them with the new credentials when
-/// a credential file changes (the mailbox, paused for refused credentials, resumes).
+/// One sender: reads its credentials, runs its worker loops and its receipts reader, and restarts them with the
+/// new credentials when a credential file changes (the mailbox, paused for refused credentials, resumes).
 async fn supervise(
     store: Arc<dyn Store>,
     sender: SenderFileConfig,
@@ -270,13 +276,29 @@ async fn supervise(
                         break;
                     }
                 };
-                loops.spawn(worker::run(
+                let run = worker::run(
                     Arc::clone(&store),
                     client,
                     cfg,
                     Arc::clone(&limits),
                     loop_stop.clone(),
-                ));
+                );
+                loops.spawn(async move { run.await.map(|_| ()) });
+            }
+            if sender.receipts.unwrap_or(true) {
+                // its own IMAP session, next to the SMTP ones
+                match LpsClient::new(mailbox.clone()) {
+                    Ok(c) => {
+                        let watch = receipts::watch(
+                            Arc::clone(&store),
+                            Arc::new(c),
+                            ReceiptsConfig::default(),
+                            loop_stop.clone(),
+                        );
+                        loops.spawn(async move { watch.await.map(|_| ()) });
+                    }
+                    Err(e) => eprintln!("mss: outbox: {address}: receipts: {e}"),
+                }
             }
             if first {
                 eprintln!(
@@ -302,8 +324,8 @@ async fn supervise(
                 ended = loops.join_next(), if !loops.is_empty() => {
                     match ended {
                         Some(Ok(Ok(_))) | None => {}
-                        Some(Ok(Err(e))) => tracing::error!(error = %e, "{address}: worker stopped"),
-                        Some(Err(e)) => tracing::error!(error = %e, "{address}: worker task failed"),
+                        Some(Ok(Err(e))) => eprintln!("mss: outbox: {address}: stopped: {e}"),
+                        Some(Err(e)) => eprintln!("mss: outbox: {address}: task failed: {e}"),
                     }
                     if loops.is_empty() {
                         tokio::time::sleep(Duration::from_secs(5)).await;

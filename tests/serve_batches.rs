@@ -43,6 +43,7 @@ fn config(
     ca: Option<&Path>,
     token_file: &Path,
     extra: &str,
+    sender_extra: &str,
 ) -> PathBuf {
     let conf = dir.join("mss.toml");
     let ca = ca.map(|c| format!("ca_file = {c:?}\n")).unwrap_or_default();
@@ -51,7 +52,7 @@ fn config(
         format!(
             "[send]\nproduct_reference = \"MSS-TEST-NIL\"\n{ca}submission = {submission:?}\n\n\
              [outbox]\nworker = \"test\"\n{extra}\n\n\
-             [[senders]]\nname = \"alice\"\naddress = \"alice@sante.test\"\ntoken_file = {token_file:?}\n"
+             [[senders]]\nname = \"alice\"\naddress = \"alice@sante.test\"\ntoken_file = {token_file:?}\n{sender_extra}\n"
         ),
     )
     .expect("config");
@@ -182,6 +183,7 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
         Some(&op.path("CA")),
         &token_file,
         "",
+        &format!("imap = \"localhost:{}\"", op.port("IMAP_PORT")),
     );
     let mut s = start(&conf, &dir.path().join("outbox.sqlite"));
 
@@ -191,6 +193,8 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
         .collect();
     // one letter also to a recipient outside the trust space: Postfix refuses it with 554
     items.push(json!({"idempotency_key": "k30", "label": "mixed", "compose": compose(30, &[&rcpt, "x@elsewhere.test"])}));
+    // and one Postfix accepts, then bounces: the DSN read back over IMAP fails it
+    items.push(json!({"idempotency_key": "k31", "compose": compose(31, &["unknown@sante.test"])}));
     let body = json!({"sender": "alice@sante.test", "auth": "alice", "items": items});
     let a = post(&s, &body);
     assert_eq!(a.status, 202, "{}", a.body);
@@ -201,16 +205,17 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
     );
     assert_eq!(
         (a.body["accepted"].as_u64(), a.body["duplicates"].as_u64()),
-        (Some(31), Some(0))
+        (Some(32), Some(0))
     );
     let accepted = a.body["items"].as_array().expect("items").clone();
-    let ids: HashSet<String> = accepted
+    let ids: HashSet<String> = accepted[..31]
         .iter()
         .map(|i| i["message_id"].as_str().expect("message id").to_owned())
         .collect();
     assert_eq!(ids.len(), 31);
     assert_eq!(accepted[30]["idempotency_key"], "k30");
     let mixed = accepted[30]["id"].as_i64().expect("id");
+    let bounced = accepted[31]["id"].as_i64().expect("id");
 
     // expired token: paused, with the reason, nothing sent
     let start_wait = Instant::now();
@@ -238,9 +243,29 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
     let valid = psc.token("alice@sante.test", TokenKind::Valid);
     std::fs::write(&token_file, valid.expose()).expect("token");
     let b = settled(&s, &batch, Duration::from_secs(60));
-    assert_eq!(b["messages"], 31, "{b}");
-    assert_eq!(b["counts"]["sent"], 31, "{b}");
-    assert_eq!(b["counts"]["failed"], 1, "{b}");
+    assert_eq!(b["messages"], 32, "{b}");
+    // then the receipts: Postfix's DSNs (success to rcpt, failure of unknown) come back to alice's INBOX
+    let start_wait = Instant::now();
+    let b = loop {
+        let b = get(&s, &format!("/v1/batches/{batch}?limit=0")).body;
+        if b["counts"]["delivered"] == 31 && b["counts"]["failed"] == 2 {
+            break b;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "receipts never came: {b}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        (b["counts"]["sent"].as_u64(), b["counts"]["read"].as_u64()),
+        (Some(0), Some(0)),
+        "{b}"
+    );
+    let m = get(&s, &format!("/v1/messages/{bounced}")).body;
+    assert_eq!(m["recipients"][0]["state"], "failed", "{m}");
+    let dsn = m["recipients"][0]["reason"].as_str().unwrap_or_default();
+    assert!(dsn.contains("5.1.1"), "{m}");
 
     let m = get(&s, &format!("/v1/messages/{mixed}")).body;
     assert_eq!(m["batch"], batch.as_str());
@@ -249,7 +274,7 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
     let r = m["recipients"].as_array().expect("recipients");
     assert_eq!(
         (r[0]["address"].as_str(), r[0]["state"].as_str()),
-        (Some(rcpt.as_str()), Some("sent"))
+        (Some(rcpt.as_str()), Some("delivered"))
     );
     assert!(
         r[0]["reply"].as_str().is_some_and(|x| x.starts_with("250")),
@@ -265,10 +290,10 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
         "{reason}"
     );
 
-    // paged: the last page holds the last message
+    // paged: the last page holds the last two messages
     let page = get(&s, &format!("/v1/batches/{batch}?offset=30&limit=10")).body;
     let page_items = page["items"].as_array().expect("items");
-    assert_eq!(page_items.len(), 1, "{page}");
+    assert_eq!(page_items.len(), 2, "{page}");
     assert_eq!(page_items[0]["id"], mixed);
 
     // what the 202 promised is in the mailbox, with the same Message-IDs
@@ -282,7 +307,7 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
             again.body["accepted"].as_u64(),
             again.body["duplicates"].as_u64()
         ),
-        (Some(0), Some(31))
+        (Some(0), Some(32))
     );
     assert_eq!(again.body["batch_id"], batch.as_str());
     assert_eq!(again.body["items"][30]["id"], mixed);
@@ -292,7 +317,7 @@ fn a_batch_is_accepted_delivered_and_followed_and_a_new_token_file_resumes_it() 
     );
     assert_eq!(
         get(&s, &format!("/v1/batches/{batch}?limit=0")).body["messages"],
-        31
+        32
     );
 
     // SIGTERM: the workers give their leases back and the service stops cleanly
@@ -327,7 +352,7 @@ fn eml(to: &str, id: &str, body_bytes: usize) -> String {
 fn offline_config(dir: &Path, extra: &str) -> PathBuf {
     let token = dir.join("token");
     std::fs::write(&token, "not-a-real-token").expect("token");
-    config(dir, "localhost:1", None, &token, extra)
+    config(dir, "localhost:1", None, &token, extra, "receipts = false")
 }
 
 #[test]
