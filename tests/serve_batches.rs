@@ -369,6 +369,13 @@ fn bad_batches_are_refused_naming_the_item_and_the_field() {
             .body("{\"sender\": "),
     );
     assert_eq!(problem(&a, 400), ["body"]);
+    let a = call(
+        Client::new()
+            .post(s.url("/v1/batches"))
+            .header("content-type", "application/json")
+            .body(r#"{"sender": "alice@sante.test", "auth": "alice", "items": [{}]} {"#),
+    );
+    assert_eq!(problem(&a, 400), ["body"]);
     let a = post(
         &s,
         &json!({"sender": "alice@sante.test", "auth": "alice", "items": 3}),

@@ -349,19 +349,21 @@ async fn create_inner(
     let bytes = read_body(headers, body, outbox.max_body_bytes)
         .await
         .map_err(IntoResponse::into_response)?;
-    let request: BatchRequest =
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                // not JSON at all: the body is at fault, not the field the parser was in
-                let broken = e.inner().is_syntax() || e.inner().is_eof();
-                let name = if path == "." || broken {
-                    "body".to_owned()
-                } else {
-                    path
-                };
-                Problem::invalid_param(&name, e.into_inner().to_string()).into_response()
-            })?;
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let request: BatchRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        // not JSON at all: the body is at fault, not the field the parser was in
+        let broken = e.inner().is_syntax() || e.inner().is_eof();
+        let name = if path == "." || broken {
+            "body".to_owned()
+        } else {
+            path
+        };
+        Problem::invalid_param(&name, e.into_inner().to_string()).into_response()
+    })?;
+    json.end().map_err(|e| {
+        Problem::invalid_param("body", format!("after the JSON object: {e}")).into_response()
+    })?;
     drop(bytes);
     let sender = MailAddress::parse(&request.sender)
         .map_err(|e| Problem::invalid_param("sender", e.to_string()).into_response())?;

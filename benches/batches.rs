@@ -1,0 +1,215 @@
+//! Batch acceptance benchmark: `cargo bench -p mss --bench batches`.
+//!
+//! How fast `mss serve` takes batches in: MSS_BENCH_ITEMS (default 2 000) XDM letters with a CDA of about
+//! 50 KB, posted to `POST /v1/batches` in requests of MSS_BENCH_PER_REQUEST items (default 500, about 30 MB:
+//! under the default 64 MiB body limit), all into one batch, timed from the first byte sent to the last 202
+//! (every item composed, checked and committed to the SQLite outbox with synchronous=FULL). Twice: as compose
+//! requests (the service composes the XDM archive) and as ready messages (base64 of the same letters: parsing,
+//! checks and the commit only). The sender's credentials are left unreadable so that no worker competes for
+//! the store while it is measured. Needs no operator.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+fn env_or(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+/// The example letter with its CDA padded to about 50 KB (random base64-like text, which compresses like the
+/// PDF a real CDA often embeds).
+fn letter() -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut req: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/compose/cda-to-professional.json"))
+            .expect("example"),
+    )
+    .expect("json");
+    let cda = req["documents"][0]["cda"]["text"]
+        .as_str()
+        .expect("cda text")
+        .to_owned();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let filler: String = (0..48_000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 76 == 75 {
+                '\n'
+            } else {
+                char::from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                        [(x % 64) as usize],
+                )
+            }
+        })
+        .collect();
+    req["documents"][0]["cda"]["text"] = cda
+        .replacen(
+            "</ClinicalDocument>",
+            &format!("<!-- {filler} -->\n</ClinicalDocument>"),
+            1,
+        )
+        .into();
+    req["sender"]["address"] = "alice@sante.test".into();
+    req["recipients"] = json!({ "to": ["bench@sante.test"] });
+    req
+}
+
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Serve {
+    let conf = dir.join("mss.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[send]\nproduct_reference = \"MSS-BENCH-NIL\"\nsubmission = \"localhost:1\"\n\n\
+             [outbox]\nmax_body_bytes = 1073741824\n\n\
+             [[senders]]\nname = \"alice\"\naddress = \"alice@sante.test\"\ntoken_file = {:?}\nreceipts = false\n",
+            dir.join("absent.token")
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&conf)
+        .env_remove("MSS_OUTBOX")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mss serve");
+    let err = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(err).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("mss serve exited")
+            .expect("stderr line");
+        if let Some(rest) = line.strip_prefix("mss: serving on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .trim_end_matches('/')
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let s = Serve { child, base };
+    let start = Instant::now();
+    while reqwest::blocking::get(format!("{}/readyz", s.base)).map_or(true, |r| r.status() != 200) {
+        assert!(start.elapsed() < Duration::from_secs(300), "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s
+}
+
+/// Posts the items in requests of `per`, all into `batch`; returns the seconds and the bytes sent.
+fn post_all(s: &Serve, batch: &str, items: &[Value], per: usize) -> (f64, usize) {
+    let bodies: Vec<Vec<u8>> = items
+        .chunks(per)
+        .map(|chunk| {
+            serde_json::to_vec(&json!({
+                "sender": "alice@sante.test", "auth": "alice", "batch_id": batch, "items": chunk
+            }))
+            .expect("body")
+        })
+        .collect();
+    let bytes = bodies.iter().map(Vec::len).sum();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("client");
+    let start = Instant::now();
+    for body in bodies {
+        let r = client
+            .post(format!("{}/v1/batches", s.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap_or_default());
+    }
+    (start.elapsed().as_secs_f64(), bytes)
+}
+
+fn main() {
+    let n = env_or("MSS_BENCH_ITEMS", 2000);
+    let per = env_or("MSS_BENCH_PER_REQUEST", 500).max(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let letter = letter();
+    let composed = mss_message::compose(
+        &serde_json::from_value(letter.clone()).expect("request"),
+        &mss_message::ComposeConfig::new("MSS-BENCH-NIL"),
+    )
+    .expect("compose");
+    let header = format!("Message-ID: <{}>", composed.message_id);
+    let raw = String::from_utf8(composed.raw).expect("ASCII");
+    println!(
+        "POST /v1/batches: {n} XDM letters (CDA ~50 KB, message {} KB) in requests of {per}, one batch, \
+         SQLite outbox (synchronous=FULL); {} cores, load average {}",
+        raw.len() / 1024,
+        std::thread::available_parallelism().map_or(1, |c| c.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    let s = serve(dir.path());
+
+    let compose_items: Vec<Value> = (0..n)
+        .map(|i| json!({"idempotency_key": format!("c{i}"), "compose": letter}))
+        .collect();
+    let (secs, bytes) = post_all(&s, "bench-compose", &compose_items, per);
+    drop(compose_items);
+    println!(
+        "compose requests: {:.0} items/s accepted ({:.1} s, {:.1} MB of JSON, {:.1} MB/s)",
+        n as f64 / secs,
+        secs,
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs
+    );
+
+    let eml_items: Vec<Value> = (0..n)
+        .map(|i| {
+            let m = raw.replacen(&header, &format!("Message-ID: <bench-{i}@sante.test>"), 1);
+            json!({"idempotency_key": format!("m{i}"),
+                   "message": base64::engine::general_purpose::STANDARD.encode(m)})
+        })
+        .collect();
+    let (secs, bytes) = post_all(&s, "bench-eml", &eml_items, per);
+    println!(
+        "ready messages:   {:.0} items/s accepted ({:.1} s, {:.1} MB of JSON, {:.1} MB/s)",
+        n as f64 / secs,
+        secs,
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs
+    );
+    let size = std::fs::metadata(dir.path().join("data/outbox.sqlite")).map_or(0, |m| m.len())
+        + std::fs::metadata(dir.path().join("data/outbox.sqlite-wal")).map_or(0, |m| m.len());
+    println!(
+        "outbox on disk: {:.1} MB for {} messages",
+        size as f64 / 1e6,
+        2 * n
+    );
+}
