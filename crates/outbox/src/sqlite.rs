@@ -68,6 +68,27 @@ CREATE TABLE IF NOT EXISTS paused (
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Outcomes waiting for the next commit (see [`crate::Store::record`] below).
+    pending: Arc<Mutex<Vec<PendingRecord>>>,
+}
+
+/// Outcomes of one `record` call, and where to answer once they are committed.
+struct PendingRecord {
+    worker: String,
+    outcomes: Vec<(i64, Outcome)>,
+    done: tokio::sync::oneshot::Sender<Result<u64>>,
+}
+
+/// The same error again, for every caller of a shared commit.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Unavailable { reason } => Error::Unavailable {
+            reason: reason.clone(),
+        },
+        other => Error::Store {
+            reason: other.to_string(),
+        },
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -100,6 +121,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
+            pending: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -317,36 +339,48 @@ impl crate::Store for SqliteStore {
         .await
     }
 
+    // Group commit: every commit waits for the disk (synchronous=FULL), so the outcomes that workers record
+    // while a commit is under way are committed together by the next one, one fsync for all. Written here
+    // because it is a few lines over the connection this store already serialises on.
     async fn record(&self, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<u64> {
-        let worker = worker.to_owned();
-        let outcomes = outcomes.to_vec();
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| Error::Store {
+                reason: "pending records lock poisoned".into(),
+            })?
+            .push(PendingRecord {
+                worker: worker.to_owned(),
+                outcomes: outcomes.to_vec(),
+                done,
+            });
+        let pending = Arc::clone(&self.pending);
         self.run(move |conn| {
-            let now = now_ms();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut n = 0;
-            {
-                let mut up = tx.prepare_cached(
-                    "UPDATE recipients SET state = ?3, due_ms = ?4, reason = ?5, reply = ?6, \
-                     lease_owner = NULL, updated_ms = ?7 \
-                     WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
-                )?;
-                for (id, outcome) in &outcomes {
-                    let (state, due, reason, reply) = outcome.columns();
-                    n += count(up.execute(params![
-                        id,
-                        worker,
-                        state.as_str(),
-                        due,
-                        reason,
-                        reply,
-                        now
-                    ])?);
+            let group: Vec<PendingRecord> = match pending.lock() {
+                Ok(mut p) => std::mem::take(&mut *p),
+                Err(_) => {
+                    return Err(Error::Store {
+                        reason: "pending records lock poisoned".into(),
+                    });
                 }
+            };
+            if group.is_empty() {
+                // an earlier commit took ours
+                return Ok(());
             }
-            tx.commit()?;
-            Ok(n)
+            let result = commit_records(conn, &group);
+            for (i, p) in group.into_iter().enumerate() {
+                let _ = p.done.send(match &result {
+                    Ok(counts) => Ok(counts.get(i).copied().unwrap_or(0)),
+                    Err(e) => Err(duplicate(e)),
+                });
+            }
+            Ok(())
         })
-        .await
+        .await?;
+        answer.await.map_err(|_| Error::Store {
+            reason: "the commit of these outcomes was abandoned".into(),
+        })?
     }
 
     async fn release(&self, worker: &str) -> Result<u64> {
@@ -542,6 +576,38 @@ impl crate::Store for SqliteStore {
         })
         .await
     }
+}
+
+/// Records several workers' outcomes in one transaction; returns how many rows each call updated.
+fn commit_records(conn: &mut Connection, group: &[PendingRecord]) -> Result<Vec<u64>> {
+    let now = now_ms();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut counts = Vec::with_capacity(group.len());
+    {
+        let mut up = tx.prepare_cached(
+            "UPDATE recipients SET state = ?3, due_ms = ?4, reason = ?5, reply = ?6, \
+             lease_owner = NULL, updated_ms = ?7 \
+             WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
+        )?;
+        for p in group {
+            let mut n = 0;
+            for (id, outcome) in &p.outcomes {
+                let (state, due, reason, reply) = outcome.columns();
+                n += count(up.execute(params![
+                    id,
+                    p.worker,
+                    state.as_str(),
+                    due,
+                    reason,
+                    reply,
+                    now
+                ])?);
+            }
+            counts.push(n);
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
 }
 
 /// A stored cursor (UIDs are 32-bit unsigned; the columns are wider).

@@ -58,6 +58,7 @@ suite!(
     batches_page_their_items_in_acceptance_order,
     receipts_move_recipients_forward_only,
     the_receipts_cursor_is_kept_per_mailbox,
+    concurrent_records_are_each_answered_with_their_own_count,
     concurrent_workers_never_lease_the_same_recipient,
 );
 
@@ -487,6 +488,46 @@ async fn the_receipts_cursor_is_kept_per_mailbox(s: Arc<dyn Store>, other: Other
         o.receipt_cursor("bob@sante.test/INBOX").await.expect("get"),
         Some((7, 3))
     );
+}
+
+async fn concurrent_records_are_each_answered_with_their_own_count(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+) {
+    let items: Vec<_> = (0..40)
+        .map(|i| msg(&format!("g{i}"), "alice@sante.test", &["bob@sante.test"]))
+        .collect();
+    s.enqueue(None, items).await.expect("enqueue");
+    let leased = s.lease("w", None, 100, LONG).await.expect("lease");
+    assert_eq!(leased.len(), 40);
+    // 40 callers at once (workers of one process share the store): each commit answers its own caller
+    let calls = leased.iter().enumerate().map(|(i, m)| {
+        let s = Arc::clone(&s);
+        let id = m.recipients[0].id;
+        // every fourth one names another worker: not its lease, nothing updated
+        let worker = if i % 4 == 0 { "other" } else { "w" };
+        tokio::spawn(async move {
+            s.record(
+                worker,
+                &[(
+                    id,
+                    Outcome::Sent {
+                        reply: "250 ok".into(),
+                    },
+                )],
+            )
+            .await
+            .expect("record")
+        })
+    });
+    let mut answers = Vec::new();
+    for c in calls.collect::<Vec<_>>() {
+        answers.push(c.await.expect("task"));
+    }
+    let expected: Vec<u64> = (0..40).map(|i| u64::from(i % 4 != 0)).collect();
+    assert_eq!(answers, expected);
+    let c = s.counts(None).await.expect("counts");
+    assert_eq!((c.sent, c.sending), (30, 10));
 }
 
 async fn concurrent_workers_never_lease_the_same_recipient(s: Arc<dyn Store>, other: Other<'_>) {
