@@ -67,6 +67,10 @@ pub trait Store: Send + Sync {
     /// were updated.
     async fn record(&self, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<u64>;
 
+    /// Extends by `lease` from now what `worker` still holds (a worker slower than its lease keeps it instead of
+    /// seeing another worker send the same messages). Returns how many recipients it still holds.
+    async fn renew(&self, worker: &str, lease: Duration) -> Result<u64>;
+
     /// Gives back everything `worker` holds (clean shutdown): `sending` becomes `queued` again.
     async fn release(&self, worker: &str) -> Result<u64>;
 

@@ -319,6 +319,16 @@ impl crate::Store for PostgresStore {
         Ok(n)
     }
 
+    async fn renew(&self, worker: &str, lease: Duration) -> Result<u64> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let c = self.pool.get().await?;
+        Ok(c.execute(
+            "UPDATE recipients SET due_ms = $2 WHERE state = 'sending' AND lease_owner = $1",
+            &[&worker, &now_ms().saturating_add(lease_ms)],
+        )
+        .await?)
+    }
+
     async fn release(&self, worker: &str) -> Result<u64> {
         let c = self.pool.get().await?;
         Ok(c.execute(

@@ -383,6 +383,19 @@ impl crate::Store for SqliteStore {
         })?
     }
 
+    async fn renew(&self, worker: &str, lease: Duration) -> Result<u64> {
+        let worker = worker.to_owned();
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        self.run(move |conn| {
+            let now = now_ms();
+            Ok(count(conn.execute(
+                "UPDATE recipients SET due_ms = ?2 WHERE state = 'sending' AND lease_owner = ?1",
+                params![worker, now.saturating_add(lease_ms)],
+            )?))
+        })
+        .await
+    }
+
     async fn release(&self, worker: &str) -> Result<u64> {
         let worker = worker.to_owned();
         self.run(move |conn| {

@@ -204,7 +204,14 @@ pub async fn run(
         // a sender whose credentials were refused during this lease: its other messages are not tried (each
         // attempt would be one more refused login, which servers answer by slowing the address down)
         let mut refused: Option<(String, String)> = None;
+        let mut renewed = Instant::now();
         for m in leased {
+            // a third of the lease gone (a slow server, a loaded machine): extend what is left, so that another
+            // worker does not take it and send it too
+            if renewed.elapsed() >= cfg.lease / 3 {
+                store.renew(&cfg.id, cfg.lease).await?;
+                renewed = Instant::now();
+            }
             if *stop.borrow() {
                 // what is left of the lease goes back to the queue with release() below
                 break;

@@ -59,6 +59,7 @@ suite!(
     receipts_move_recipients_forward_only,
     the_receipts_cursor_is_kept_per_mailbox,
     concurrent_records_are_each_answered_with_their_own_count,
+    a_renewed_lease_is_kept_past_its_first_expiry,
     concurrent_workers_never_lease_the_same_recipient,
 );
 
@@ -528,6 +529,40 @@ async fn concurrent_records_are_each_answered_with_their_own_count(
     assert_eq!(answers, expected);
     let c = s.counts(None).await.expect("counts");
     assert_eq!((c.sent, c.sending), (30, 10));
+}
+
+async fn a_renewed_lease_is_kept_past_its_first_expiry(s: Arc<dyn Store>, other: Other<'_>) {
+    s.enqueue(
+        None,
+        vec![msg("l", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    let short = Duration::from_secs(2);
+    assert_eq!(
+        s.lease("w1", None, 10, short).await.expect("lease").len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.renew("w1", short).await.expect("renew"), 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // past the first expiry, within the renewed one: nobody else takes it
+    let o = other();
+    assert!(
+        o.lease("w2", None, 10, LONG)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    assert_eq!(
+        o.renew("w2", LONG).await.expect("renew"),
+        0,
+        "w2 holds nothing"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // not renewed again: it expires and goes to another worker, whose renewal then holds it
+    assert_eq!(o.lease("w2", None, 10, LONG).await.expect("lease").len(), 1);
+    assert_eq!(s.renew("w1", short).await.expect("renew"), 0, "w1 lost it");
 }
 
 async fn concurrent_workers_never_lease_the_same_recipient(s: Arc<dyn Store>, other: Other<'_>) {
