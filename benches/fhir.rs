@@ -5,6 +5,8 @@
 //! (`tests/fhir_fake`, axum, in this process; pages of 50 by `_page?id=` links, `_include`), into a fresh
 //! index: wall time, requests, pages/s, resources/s, and the most requests seen by the server in any
 //! second. Once without a rate limit (the client and index alone), once at the national 17 requests/s.
+//! Then a delta on the first index: 1 % of the Practitioners changed (renamed; one in ten of those with
+//! boxes of their own dropping them), which ends with the pass over the index that removes dropped boxes.
 //! The in-memory Medplum server of the tests is not used here: its searches scan every resource, which at
 //! 100 k practitioners would measure the server, not the client.
 //!
@@ -48,6 +50,7 @@ fn main() {
     );
     let fake = fhir_fake::FakeFhir::serve(population);
     let base = fake.base();
+    let mut first_index = None;
     for rate in rates {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = tmp.path().join("data");
@@ -91,5 +94,54 @@ fn main() {
             resources as f64 / took
         );
         println!("  mss: {}", summary.trim());
+        if first_index.is_none() {
+            first_index = Some((tmp, data, rate));
+        }
     }
+    let Some((_tmp, data, rate)) = first_index else {
+        return;
+    };
+    let (changed, dropped) = fake.with(|s| {
+        let list = s.resources.get_mut("Practitioner").expect("practitioners");
+        let (mut changed, mut with_boxes, mut dropped) = (0, 0, 0);
+        for p in list.iter_mut().step_by(100) {
+            p["name"][0]["family"] = serde_json::json!("Delta");
+            p["meta"]["lastUpdated"] = serde_json::json!("2099-01-01T00:00:00Z");
+            changed += 1;
+            let boxes = p["telecom"].as_array().map_or(0, Vec::len);
+            if boxes > 0 {
+                if with_boxes % 10 == 0 {
+                    dropped += boxes;
+                    p["telecom"] = serde_json::json!([]);
+                }
+                with_boxes += 1;
+            }
+        }
+        (changed, dropped)
+    });
+    let before = fake.log().len();
+    let started = Instant::now();
+    let out = Command::new(&mss)
+        .args(["--data", data.to_str().unwrap(), "fhir-sync", "--quiet"])
+        .args(["--base", &base, "--rate", &rate.to_string()])
+        .output()
+        .expect("running mss fhir-sync");
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "fhir-sync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let sync_part: f64 = summary
+        .split(" requests in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "delta, {changed} Practitioners changed ({dropped} boxes dropped): {took:.1} s for the whole command, {} requests; the searches {sync_part:.1} s, the rest (opening the index, the pass over it that removes dropped boxes, the commit) {:.1} s",
+        fake.log().len() - before,
+        took - sync_part
+    );
+    println!("  mss: {}", summary.trim());
 }
