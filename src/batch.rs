@@ -400,15 +400,7 @@ async fn finish(
         (Scope::Batch(id), Some(n)) => format!("batch {id}: {n} message(s)"),
         (Scope::Sender(s), _) | (Scope::Batch(s), None) => format!("outbox of {s}"),
     };
-    println!(
-        "{head}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
-        c.sent,
-        c.delivered,
-        c.read,
-        c.deferred,
-        c.queued + c.sending,
-        c.failed
-    );
+    print_counts(&head, &c);
     if let Scope::Batch(batch_id) = scope {
         for (state, n) in [(State::Failed, c.failed), (State::Deferred, c.deferred)] {
             if n > 0 {
@@ -502,17 +494,22 @@ pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
             r.reports, r.delivered, r.read, r.failed, r.unchanged
         );
         let c = store.counts(Some(&from)).await?;
-        println!(
-            "outbox of {from}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
-            c.sent,
-            c.delivered,
-            c.read,
-            c.deferred,
-            c.queued + c.sending,
-            c.failed
-        );
+        print_counts(&format!("outbox of {from}"), &c);
         Ok(())
     })
+}
+
+/// One line of recipient counts, as `mss batch` and `mss receipts` print them.
+fn print_counts(head: &str, c: &Counts) {
+    println!(
+        "{head}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
+        c.sent,
+        c.delivered,
+        c.read,
+        c.deferred,
+        c.queued + c.sending,
+        c.failed
+    );
 }
 
 #[cfg(test)]
