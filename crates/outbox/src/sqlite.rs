@@ -103,26 +103,58 @@ impl SqliteStore {
     /// The file's name under the data directory.
     pub const FILE_NAME: &'static str = "outbox.sqlite";
 
-    /// Opens (creating it if needed) the outbox file.
+    /// Opens (creating it if needed) the outbox file. Several processes may open it at once (`mss serve`
+    /// and `mss batch` on one data directory): SQLite answers "database is locked" to the switch to WAL
+    /// and to the schema while another connection does the same, without waiting for its busy timeout,
+    /// so the setup is retried for a while.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|e| Error::Unavailable {
-            reason: format!("{}: {e}", path.display()),
-        })?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        // journal_mode answers a row: read it rather than execute
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Unavailable {
-                reason: format!("{}: WAL journal refused ({mode})", path.display()),
-            });
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut pause = Duration::from_millis(20);
+        let conn = loop {
+            match Self::set_up(path) {
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        )
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(Error::Unavailable {
+                        reason: format!("{}: {e}", path.display()),
+                    });
+                }
+                Ok((_, mode)) if !mode.eq_ignore_ascii_case("wal") => {
+                    return Err(Error::Unavailable {
+                        reason: format!("{}: WAL journal refused ({mode})", path.display()),
+                    });
+                }
+                Ok((conn, _)) => break conn,
+            }
+        };
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
             pending: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// Opens the file, switches it to WAL (answering the journal mode it got) and creates the schema.
+    fn set_up(path: &Path) -> rusqlite::Result<(Connection, String)> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // journal_mode answers a row: read it rather than execute
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok((conn, mode));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok((conn, mode))
     }
 
     /// The file.

@@ -622,3 +622,49 @@ async fn an_unreachable_store_is_unavailable_not_acknowledged() {
     assert!(e.is_transient(), "{e}");
     assert!(!e.to_string().contains("s3cret-pw"), "{e}");
 }
+
+/// Processes starting together on one data directory (`mss serve` beside `mss batch`, or several test
+/// servers) all open the embedded outbox: none is refused with "database is locked". The processes are
+/// this test binary again, running `open_the_store_named_by_the_environment`.
+#[test]
+fn many_processes_opening_a_new_file_at_once_all_succeed() {
+    let exe = std::env::current_exe().expect("test binary");
+    for round in 0..40 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+        let children: Vec<_> = (0..16)
+            .map(|_| {
+                std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "open_the_store_named_by_the_environment",
+                        "--nocapture",
+                    ])
+                    .env("MSS_TEST_OPEN_OUTBOX", &path)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("child");
+            assert!(
+                out.status.success(),
+                "round {round}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Opens the outbox named by `MSS_TEST_OPEN_OUTBOX` (nothing without it): one of the processes above.
+#[test]
+fn open_the_store_named_by_the_environment() {
+    if let Some(path) = std::env::var_os("MSS_TEST_OPEN_OUTBOX") {
+        if let Err(e) = mss_outbox::SqliteStore::open(std::path::Path::new(&path)) {
+            panic!("open: {e}");
+        }
+    }
+}
