@@ -662,9 +662,9 @@ fn many_processes_opening_a_new_file_at_once_all_succeed() {
 /// Opens the outbox named by `MSS_TEST_OPEN_OUTBOX` (nothing without it): one of the processes above.
 #[test]
 fn open_the_store_named_by_the_environment() {
-    if let Some(path) = std::env::var_os("MSS_TEST_OPEN_OUTBOX") {
-        if let Err(e) = mss_outbox::SqliteStore::open(std::path::Path::new(&path)) {
-            panic!("open: {e}");
-        }
+    if let Some(path) = std::env::var_os("MSS_TEST_OPEN_OUTBOX")
+        && let Err(e) = mss_outbox::SqliteStore::open(std::path::Path::new(&path))
+    {
+        panic!("open: {e}");
     }
 }
