@@ -277,7 +277,9 @@ fn crash_test_the_worker_killed_at_random_moments_loses_nothing() {
     let flags = Flags::new(op, dir.path(), TokenKind::Valid);
     let input = items.to_str().expect("utf-8");
     let mut kills = 0;
-    // kill at random moments until ten kills landed while the worker was running
+    // kill at random moments until ten kills landed while the worker was running, or the batch is done
+    // (on an idle machine a small batch may finish first: a run that ends by itself, successfully, has
+    // nothing left to send, and looping on would never land another kill)
     while kills < 10 {
         let mut child = flags
             .command(op, input, &["--worker", "crash", "--connections", "2"])
@@ -285,13 +287,19 @@ fn crash_test_the_worker_killed_at_random_moments_loses_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn mss");
-        std::thread::sleep(Duration::from_millis(150 + jitter(700)));
-        if child.try_wait().expect("wait").is_none() {
-            kills += 1;
+        std::thread::sleep(Duration::from_millis(50 + jitter(350)));
+        match child.try_wait().expect("wait") {
+            None => kills += 1,
+            Some(status) if status.success() => break,
+            Some(_) => {}
         }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
+    assert!(
+        kills >= 5,
+        "only {kills} kills landed before the batch was done"
+    );
     let out = flags.run(op, input, &["--worker", "crash", "--connections", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
