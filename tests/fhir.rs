@@ -136,19 +136,7 @@ fn full_sync_equals_the_population() {
 
 /// The MSSanté boxes of a resource (not its plain e-mails).
 fn boxes_of(r: &Value) -> Vec<String> {
-    r["telecom"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| {
-            t["extension"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|e| e["valueCoding"]["code"] == "MSSANTE")
-        })
-        .filter_map(|t| t["value"].as_str().map(str::to_string))
-        .collect()
+    fhir_fake::mailboxes(r).map(str::to_string).collect()
 }
 
 /// The boxes of the roles whose `field` (`practitioner`, `organization`) refers to `reference`.

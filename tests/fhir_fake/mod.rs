@@ -379,7 +379,7 @@ fn page(s: &mut Store, base: &str, mut results: Vec<Item>) -> String {
     )
 }
 
-fn mailboxes(r: &Value) -> impl Iterator<Item = &str> {
+pub fn mailboxes(r: &Value) -> impl Iterator<Item = &str> {
     r["telecom"]
         .as_array()
         .into_iter()
