@@ -205,13 +205,9 @@ pub async fn run(
         // attempt would be one more refused login, which servers answer by slowing the address down)
         let mut refused: Option<(String, String)> = None;
         let mut renewed = Instant::now();
+        // recipients of this lease not recorded yet: exactly the rows this worker should still hold
+        let mut held: u64 = leased.iter().map(|m| m.recipients.len() as u64).sum();
         for m in leased {
-            // a third of the lease gone (a slow server, a loaded machine): extend what is left, so that another
-            // worker does not take it and send it too
-            if renewed.elapsed() >= cfg.lease / 3 {
-                store.renew(&cfg.id, cfg.lease).await?;
-                renewed = Instant::now();
-            }
             if *stop.borrow() {
                 // what is left of the lease goes back to the queue with release() below
                 break;
@@ -235,9 +231,29 @@ pub async fn run(
                 },
                 _ => {
                     limits.pace().await;
+                    // a third of the lease gone (a slow server, a loaded machine): extend what is left, so that
+                    // another worker does not take it and send it too. Checked just before sending: a worker that
+                    // overslept its lease (a stopped process, a blocked disk or pipe) may find part of it taken by
+                    // another worker; it sends none of the rest, which goes back to the queue, rather than send
+                    // twice what the other is sending
+                    if renewed.elapsed() >= cfg.lease / 3 {
+                        let still = store.renew(&cfg.id, cfg.lease).await?;
+                        renewed = Instant::now();
+                        if still < held {
+                            tracing::warn!(
+                                worker = %cfg.id,
+                                lost = held - still,
+                                "lease expired while this worker was stalled and taken by another worker; \
+                                 giving back the rest and leasing again"
+                            );
+                            store.release(&cfg.id).await?;
+                            break;
+                        }
+                    }
                     deliver(&client, &m, &cfg.backoff).await
                 }
             };
+            held = held.saturating_sub(m.recipients.len() as u64);
             if let Some(reason) = &delivery.pause {
                 tracing::warn!(sender = %m.sender, reason = %reason, "credentials refused: pausing the mailbox");
                 store.pause(&m.sender, reason).await?;

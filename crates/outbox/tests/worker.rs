@@ -1,6 +1,6 @@
 //! The worker against the local operator (scripts/lps-operator.sh: Dovecot + Postfix as root): one
-//! connection for a whole batch, 5xx per recipient, an expired token pausing the mailbox, the server going
-//! away and coming back.
+//! connection for a whole batch, 5xx per recipient, an expired token pausing the mailbox, a worker that
+//! overslept its lease, the server going away and coming back.
 
 mod common;
 
@@ -241,6 +241,79 @@ impl Outage {
             t.abort();
             let _ = t.await;
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_overslept_its_lease_sends_none_of_what_another_worker_took() {
+    let Some(op) = operator() else { return };
+    let (store, _dir) = sqlite_store();
+    let rcpt = format!("{}@sante.test", unique("overslept"));
+    store
+        .enqueue(None, batch(4, "alice@sante.test", &[&rcpt]))
+        .await
+        .expect("enqueue");
+    // one message every 5 s and a lease of 2 s: after the first message the worker waits for its next slot
+    // past the end of its lease (as a stopped or blocked process would), and another worker takes the rest
+    let mut cfg = config("alice@sante.test");
+    cfg.lease = Duration::from_secs(2);
+    cfg.lease_size = 4;
+    let run = tokio::spawn(worker::run(
+        Arc::clone(&store),
+        Arc::new(op.per_client("alice@sante.test")),
+        cfg,
+        OperatorLimits::new(1, Some(0.2)),
+        no_stop(),
+    ));
+    let started = std::time::Instant::now();
+    while store.counts(None).await.expect("counts").sent == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "nothing sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let taken = loop {
+        let t = store
+            .lease("other", None, 10, Duration::from_secs(60))
+            .await
+            .expect("lease");
+        if !t.is_empty() {
+            break t;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let taken: Vec<(i64, mss_outbox::Outcome)> = taken
+        .iter()
+        .flat_map(|m| &m.recipients)
+        .map(|r| {
+            (
+                r.id,
+                mss_outbox::Outcome::Sent {
+                    reply: "250 sent by the other worker".into(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        taken.len(),
+        3,
+        "the first message went before the lease expired"
+    );
+    assert_eq!(store.record("other", &taken).await.expect("record"), 3);
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("finishes")
+        .expect("task")
+        .expect("run");
+    assert_eq!(
+        (report.sent, report.deferred, report.failed),
+        (1, 0, 0),
+        "the stalled worker sent only the message it sent before its lease expired"
+    );
+    if op.delivers() {
+        assert_eq!(mailbox_ids(op, &rcpt, 1).len(), 1);
     }
 }
 
