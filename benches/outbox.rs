@@ -5,14 +5,16 @@
 //! into Dovecot over LMTP), over MSS_BENCH_CONNECTIONS sessions (default 4), three ways:
 //! 1. Postfix's own `smtp-source` (plain SMTP, no TLS, no authentication, connections kept: `-d`) with
 //!    messages of the same size: the server's ceiling;
-//! 2. mss without the outbox: the API LPS client (`mss_lps::LpsClient`) sending from memory;
+//! 2. mss without the outbox: the API LPS client (`mss_lps::LpsClient`) sending from memory, first without
+//!    asking for delivery reports (what smtp-source does), then asking for them as the worker does;
 //! 3. mss through the durable outbox (SQLite, synchronous=FULL): every message persisted, leased, sent and
 //!    its outcome committed, like `mss batch`.
 //!
 //! For each: messages/s accepted by Postfix (its 250 after DATA) and messages/s until the last one is in
 //! the mailbox, then the ratio to smtp-source (goal: >= 0.7) and the cost of durability (3 against 2).
 //! mss asks for DSNs like the worker does (NOTIFY=SUCCESS,FAILURE,DELAY), so Postfix also writes a delivery
-//! report per message in runs 2 and 3. Without root (no Postfix) it says so and exits.
+//! report per message in those runs; the next run starts once they are delivered. Without root (no Postfix)
+//! it says so and exits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,8 +67,13 @@ fn main() {
 
     let source = smtp_source(op, n, conns, size);
     println!("{}", source.line(None));
-    let direct = rt.block_on(direct(op, &messages, conns));
+    // what asking for delivery reports costs: Postfix then writes and delivers one more message per message
+    let no_dsn = rt.block_on(direct(op, &messages, conns, false));
+    println!("{}", no_dsn.line(Some(&source)));
+    let direct = rt.block_on(direct(op, &messages, conns, true));
     println!("{}", direct.line(Some(&source)));
+    // the next run starts on an idle server: Postfix still delivers the delivery reports of this one
+    let _ = wait_delivered(op, "alice@sante.test", n, Instant::now());
     let outbox = rt.block_on(outbox(op, &messages, conns));
     println!("{}", outbox.line(Some(&source)));
     println!(
@@ -220,8 +227,17 @@ fn dsn(id: &str) -> Option<DsnRequest> {
     })
 }
 
-async fn direct(op: &'static Operator, messages: &[(String, Vec<u8>)], conns: usize) -> Run {
-    let to = "bench-direct@sante.test";
+async fn direct(
+    op: &'static Operator,
+    messages: &[(String, Vec<u8>)],
+    conns: usize,
+    with_dsn: bool,
+) -> Run {
+    let to = if with_dsn {
+        "bench-direct@sante.test"
+    } else {
+        "bench-nodsn@sante.test"
+    };
     let messages = Arc::new(messages.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -238,7 +254,7 @@ async fn direct(op: &'static Operator, messages: &[(String, Vec<u8>)], conns: us
                 let envelope = Envelope {
                     from: mss_lps::testing::addr("alice@sante.test"),
                     recipients: vec![mss_lps::testing::addr(to)],
-                    dsn: dsn(id),
+                    dsn: if with_dsn { dsn(id) } else { None },
                 };
                 client.send(&envelope, raw).await.expect("send");
             }
@@ -252,7 +268,11 @@ async fn direct(op: &'static Operator, messages: &[(String, Vec<u8>)], conns: us
     let n = messages.len();
     let delivered = tokio::task::block_in_place(|| wait_delivered(op, to, n, start));
     Run {
-        name: "mss, no outbox",
+        name: if with_dsn {
+            "mss, no outbox"
+        } else {
+            "mss, no outbox, no DSN"
+        },
         n,
         accepted,
         delivered,
@@ -284,6 +304,7 @@ async fn outbox(op: &'static Operator, messages: &[(String, Vec<u8>)], conns: us
         let chunk: Vec<NewMessage> = items.by_ref().take(500).collect();
         store.enqueue(Some("bench"), chunk).await.expect("enqueue");
     }
+    let queued = start.elapsed();
     let limits = OperatorLimits::new(conns, None);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut runs = Vec::new();
@@ -306,6 +327,11 @@ async fn outbox(op: &'static Operator, messages: &[(String, Vec<u8>)], conns: us
     }
     let accepted = start.elapsed();
     let n = messages.len();
+    println!(
+        "  (outbox: {n} messages persisted in {:.1} s, then sent in {:.1} s)",
+        queued.as_secs_f64(),
+        (accepted - queued).as_secs_f64()
+    );
     assert_eq!(
         store.counts(None).await.expect("counts").sent,
         n as u64,
