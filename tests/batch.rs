@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -102,24 +102,6 @@ impl Flags {
     }
 }
 
-/// Message-IDs in `user`'s mailbox, with their number of copies, once `expected` distinct ones are there
-/// (Postfix delivers asynchronously; up to `wait`).
-fn mailbox(op: &Operator, user: &str, expected: usize, wait: Duration) -> HashMap<String, usize> {
-    let start = Instant::now();
-    loop {
-        let mut ids: HashMap<String, usize> = HashMap::new();
-        for f in op.maildir_files(user) {
-            if let Some(id) = std::fs::read(&f).ok().and_then(|b| mss_lps::message_id(&b)) {
-                *ids.entry(id).or_default() += 1;
-            }
-        }
-        if ids.len() >= expected || start.elapsed() > wait {
-            return ids;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_directory_is_delivered_and_a_second_run_skips_what_was_accepted() {
     let Some(op) = operator() else { return };
@@ -162,7 +144,7 @@ fn a_directory_is_delivered_and_a_second_run_skips_what_was_accepted() {
         stderr(&again)
     );
     if op.delivers() {
-        let got = mailbox(op, &rcpt, 13, Duration::from_secs(20));
+        let got = op.message_ids(&rcpt, 13, Duration::from_secs(20));
         assert_eq!(got.len(), 13, "{got:?}");
         assert!(got.values().all(|n| *n == 1), "nothing sent twice: {got:?}");
         let eml_ids: HashSet<_> = got
@@ -307,7 +289,7 @@ fn crash_test_the_worker_killed_at_random_moments_loses_nothing() {
         "{}",
         stdout(&out)
     );
-    let got = mailbox(op, &rcpt, n, Duration::from_secs(60));
+    let got = op.message_ids(&rcpt, n, Duration::from_secs(60));
     let got_ids: HashSet<String> = got.keys().cloned().collect();
     assert_eq!(got_ids, ids, "every message arrived, none unknown");
     let duplicates: usize = got.values().map(|c| c - 1).sum();
@@ -396,7 +378,7 @@ fn receipts_from_postfix_and_the_recipient_move_the_batch_to_delivered_read_and_
     assert!(stdout(&out).contains("3 sent"), "{}", stdout(&out));
 
     // bob reads the first message and sends the read receipt mss composes (RFC 8098)
-    let got = mailbox(op, &bob, 2, Duration::from_secs(20));
+    let got = op.message_ids(&bob, 2, Duration::from_secs(20));
     assert_eq!(got.len(), 2, "{got:?}");
     let original = op
         .maildir_files(&bob)
@@ -563,7 +545,7 @@ fn crash_test_on_postgres_two_workers_share_the_queue_and_one_killed_loses_nothi
         "{}",
         stdout(&last)
     );
-    let got = mailbox(op, &rcpt, n, Duration::from_secs(60));
+    let got = op.message_ids(&rcpt, n, Duration::from_secs(60));
     let got_ids: HashSet<String> = got.keys().cloned().collect();
     assert_eq!(got_ids, ids, "every message arrived, none unknown");
     let duplicates: usize = got.values().map(|c| c - 1).sum();

@@ -14,7 +14,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -137,34 +137,18 @@ fn start(args: &[&str]) -> Option<Directory> {
     if !args.contains(&"--dir") {
         cmd.arg("--dir").arg(&dir);
     }
-    let mut child = cmd
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting scripts/ldap-directory.sh");
-    let out = child.stdout.take().unwrap();
-    let mut vars = HashMap::new();
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        if line == "READY" {
-            return Some(Directory {
-                child,
-                vars,
-                _tmp: tmp,
-            });
+    match mss_lps::testing::spawn_ready(cmd.args(args)) {
+        Ok((child, vars)) => Some(Directory {
+            child,
+            vars,
+            _tmp: tmp,
+        }),
+        Err((status, err)) if status.and_then(|s| s.code()) == Some(3) => {
+            unavailable(err.trim());
+            None
         }
-        if let Some((k, v)) = line.split_once('=') {
-            vars.insert(k.to_string(), v.to_string());
-        }
+        Err((status, err)) => panic!("scripts/ldap-directory.sh failed ({status:?}): {err}"),
     }
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-    if status.code() == Some(3) {
-        unavailable(err.trim());
-        return None;
-    }
-    panic!("scripts/ldap-directory.sh failed ({status}): {err}");
 }
 
 /// The 50 000-entry directory (with StartTLS and LDAPS), shared by the read-only tests.

@@ -149,19 +149,9 @@ fn settled(s: &Server, id: &str, wait: Duration) -> Value {
 
 /// Message-IDs in `user`'s maildir once `expected` messages are there (Postfix delivers asynchronously).
 fn mailbox(op: &Operator, user: &str, expected: usize) -> HashSet<String> {
-    let start = Instant::now();
-    loop {
-        let ids: HashSet<String> = op
-            .maildir_files(user)
-            .iter()
-            .filter_map(|f| std::fs::read(f).ok())
-            .filter_map(|b| mss_lps::message_id(&b))
-            .collect();
-        if ids.len() >= expected || start.elapsed() > Duration::from_secs(30) {
-            return ids;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    op.message_ids(user, expected, Duration::from_secs(30))
+        .into_keys()
+        .collect()
 }
 
 #[test]
@@ -568,34 +558,20 @@ fn a_full_disk_answers_503_and_stores_nothing_half() {
 
 /// scripts/postgres.sh on `port` with its cluster in `dir` (kept across restarts); `None` when it cannot run.
 fn postgres(dir: &Path, port: u16) -> Option<(std::process::Child, String)> {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new("bash")
-        .arg(mss_lps::testing::repo_root().join("scripts/postgres.sh"))
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--watch-pid",
-            &std::process::id().to_string(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("bash");
-    let out = child.stdout.take().expect("stdout");
-    let mut url = None;
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        if let Some(u) = line.strip_prefix("PGURL=") {
-            url = Some(u.to_owned());
-        }
-        if line == "READY" {
-            return url.map(|u| (child, u));
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
+    let (child, mut vars) = mss_lps::testing::spawn_ready(
+        Command::new("bash")
+            .arg(mss_lps::testing::repo_root().join("scripts/postgres.sh"))
+            .arg("--dir")
+            .arg(dir)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--watch-pid",
+                &std::process::id().to_string(),
+            ]),
+    )
+    .ok()?;
+    vars.remove("PGURL").map(|url| (child, url))
 }
 
 /// Stops the script (its trap stops the server) and waits for it.

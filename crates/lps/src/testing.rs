@@ -36,6 +36,47 @@ pub fn unavailable(why: &str) {
     eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
 }
 
+/// A fixture script that said it is ready: the process, and the `KEY=VALUE` lines it printed before.
+pub type Ready = (Child, HashMap<String, String>);
+
+/// Starts a fixture script (`scripts/*.sh`: it prints `KEY=VALUE` lines then `READY` on stdout, and serves
+/// until killed or until the process it watches exits) and waits for `READY`. Its stderr is drained in the
+/// background, so a script that keeps logging never blocks on a full pipe. When it stops before `READY`:
+/// its exit status and what it wrote on stderr.
+pub fn spawn_ready(cmd: &mut Command) -> Result<Ready, (Option<std::process::ExitStatus>, String)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| (None, format!("cannot start: {e}")))?;
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    if let Some(mut e) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            let _ = err_tx.send(s);
+        });
+    }
+    let mut vars = HashMap::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line == "READY" {
+                return Ok((child, vars));
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                vars.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().ok();
+    // a daemon the script left behind may hold its stderr open: what came within a few seconds
+    let err = err_rx
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    Err((status, err))
+}
+
 /// A running test operator; its processes stop when this process exits.
 pub struct Operator {
     _child: Child,
@@ -152,6 +193,29 @@ impl Operator {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect()
     }
+
+    /// The Message-IDs in a mailbox's maildir INBOX with how many copies of each, once `expected` distinct
+    /// ones are there or after `wait` (Postfix delivers asynchronously; a duplicate does not end the wait).
+    pub fn message_ids(
+        &self,
+        user: &str,
+        expected: usize,
+        wait: Duration,
+    ) -> HashMap<String, usize> {
+        let start = std::time::Instant::now();
+        loop {
+            let mut ids: HashMap<String, usize> = HashMap::new();
+            for f in self.maildir_files(user) {
+                if let Some(id) = std::fs::read(&f).ok().and_then(|b| crate::message_id(&b)) {
+                    *ids.entry(id).or_default() += 1;
+                }
+            }
+            if ids.len() >= expected || start.elapsed() > wait {
+                return ids;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// Parses an address (panics on a bad one).
@@ -201,46 +265,25 @@ fn start_operator() -> Option<Operator> {
             std::process::id(),
             free_base()
         ));
-        let mut child = Command::new("bash")
-            .arg(&script)
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--base")
-            .arg(free_base().to_string())
-            .arg("--watch-pid")
-            .arg(std::process::id().to_string())
-            .arg("--cleanup")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("bash");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut vars = HashMap::new();
-        let mut ready = false;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line == "READY" {
-                ready = true;
-                break;
+        match spawn_ready(
+            Command::new("bash")
+                .arg(&script)
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--base")
+                .arg(free_base().to_string())
+                .arg("--watch-pid")
+                .arg(std::process::id().to_string())
+                .arg("--cleanup"),
+        ) {
+            Ok((child, vars)) => {
+                return Some(Operator {
+                    _child: child,
+                    vars,
+                });
             }
-            if let Some((k, v)) = line.split_once('=') {
-                vars.insert(k.to_owned(), v.to_owned());
-            }
+            Err((_, err)) => last = err,
         }
-        if ready {
-            return Some(Operator {
-                _child: child,
-                vars,
-            });
-        }
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        last = err;
     }
     unavailable(&format!("the test operator did not start: {last}"));
     None

@@ -3,13 +3,11 @@
 //! per test. Not for production use: it starts processes and panics on failure.
 #![allow(clippy::missing_panics_doc)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mss_lps::testing::{repo_root, unavailable};
+use mss_lps::testing::{repo_root, spawn_ready, unavailable};
 
 /// The running server; it stops when this process exits.
 pub struct Postgres {
@@ -32,41 +30,25 @@ pub fn postgres() -> Option<&'static Postgres> {
     POSTGRES
         .get_or_init(|| {
             let script = repo_root().join("scripts/postgres.sh");
-            let mut child = Command::new("bash")
-                .arg(&script)
-                .arg("--port")
-                .arg(free_port().to_string())
-                .arg("--watch-pid")
-                .arg(std::process::id().to_string())
-                .arg("--cleanup")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("bash");
-            let stdout = child.stdout.take().expect("stdout");
-            let mut vars = HashMap::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line == "READY" {
-                    return Some(Postgres {
-                        _child: child,
-                        url: vars.remove("PGURL").unwrap_or_default(),
-                        dir: vars.remove("DIR").unwrap_or_default(),
-                    });
-                }
-                if let Some((k, v)) = line.split_once('=') {
-                    vars.insert(k.to_owned(), v.to_owned());
+            match spawn_ready(
+                Command::new("bash")
+                    .arg(&script)
+                    .arg("--port")
+                    .arg(free_port().to_string())
+                    .arg("--watch-pid")
+                    .arg(std::process::id().to_string())
+                    .arg("--cleanup"),
+            ) {
+                Ok((child, mut vars)) => Some(Postgres {
+                    _child: child,
+                    url: vars.remove("PGURL").unwrap_or_default(),
+                    dir: vars.remove("DIR").unwrap_or_default(),
+                }),
+                Err((_, err)) => {
+                    unavailable(&format!("PostgreSQL did not start: {err}"));
+                    None
                 }
             }
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            unavailable(&format!("PostgreSQL did not start: {err}"));
-            None
         })
         .as_ref()
 }

@@ -43,24 +43,17 @@ fn batch(n: usize, from: &str, to: &[&str]) -> Vec<NewMessage> {
         .collect()
 }
 
-/// Message-IDs found in a mailbox, waiting up to 20 s for `expected` messages (Postfix delivers
-/// asynchronously).
+/// Message-IDs in a mailbox, one per message (a duplicate appears twice), once `expected` distinct ones
+/// arrived; panics after 20 s.
 fn mailbox_ids(op: &mss_lps::testing::Operator, user: &str, expected: usize) -> Vec<String> {
-    for _ in 0..200 {
-        let files = op.maildir_files(user);
-        if files.len() >= expected {
-            return files
-                .iter()
-                .filter_map(|f| std::fs::read(f).ok())
-                .filter_map(|b| mss_lps::message_id(&b))
-                .collect();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{user}: {} messages, expected {expected}",
-        op.maildir_files(user).len()
+    let ids = op.message_ids(user, expected, Duration::from_secs(20));
+    assert!(
+        ids.len() >= expected,
+        "{user}: {ids:?}, expected {expected}"
     );
+    ids.into_iter()
+        .flat_map(|(id, n)| std::iter::repeat_n(id, n))
+        .collect()
 }
 
 fn no_stop() -> watch::Receiver<bool> {
