@@ -14,54 +14,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::letter;
 use serde_json::{Value, json};
+
+mod common;
 
 fn env_or(k: &str, d: usize) -> usize {
     std::env::var(k)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(d)
-}
-
-/// The example letter with its CDA padded to about 50 KB (random base64-like text, which compresses like the
-/// PDF a real CDA often embeds).
-fn letter() -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut req: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("examples/compose/cda-to-professional.json"))
-            .expect("example"),
-    )
-    .expect("json");
-    let cda = req["documents"][0]["cda"]["text"]
-        .as_str()
-        .expect("cda text")
-        .to_owned();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let filler: String = (0..48_000)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 76 == 75 {
-                '\n'
-            } else {
-                char::from(
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-                        [(x % 64) as usize],
-                )
-            }
-        })
-        .collect();
-    req["documents"][0]["cda"]["text"] = cda
-        .replacen(
-            "</ClinicalDocument>",
-            &format!("<!-- {filler} -->\n</ClinicalDocument>"),
-            1,
-        )
-        .into();
-    req["sender"]["address"] = "alice@sante.test".into();
-    req["recipients"] = json!({ "to": ["bench@sante.test"] });
-    req
 }
 
 struct Serve {

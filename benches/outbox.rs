@@ -25,6 +25,8 @@ use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
 use mss_outbox::{NewMessage, SqliteStore, Store};
 
+mod common;
+
 fn env_or(k: &str, d: usize) -> usize {
     std::env::var(k)
         .ok()
@@ -129,42 +131,8 @@ impl Run {
 
 /// `n` messages: one XDM message composed with a ~50 KB CDA, then given a Message-ID each.
 fn batch(n: usize) -> Vec<(String, Vec<u8>)> {
-    let root = mss_lps::testing::repo_root();
-    let mut req: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("examples/compose/cda-to-professional.json"))
-            .expect("example"),
-    )
-    .expect("json");
-    let cda = req["documents"][0]["cda"]["text"]
-        .as_str()
-        .expect("cda text")
-        .to_owned();
-    // a CDA of ~50 KB: the example plus an embedded attachment-like comment that compresses like a PDF would
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let filler: String = (0..48_000)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 76 == 75 {
-                '\n'
-            } else {
-                char::from(
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-                        [(x % 64) as usize],
-                )
-            }
-        })
-        .collect();
-    let cda = cda.replacen(
-        "</ClinicalDocument>",
-        &format!("<!-- {filler} -->\n</ClinicalDocument>"),
-        1,
-    );
-    req["documents"][0]["cda"]["text"] = cda.into();
-    req["sender"]["address"] = "alice@sante.test".into();
-    req["recipients"] = serde_json::json!({ "to": ["bench@sante.test"] });
-    let req: mss_message::ComposeRequest = serde_json::from_value(req).expect("request");
+    let req: mss_message::ComposeRequest =
+        serde_json::from_value(common::letter()).expect("request");
     let m = mss_message::compose(&req, &mss_message::ComposeConfig::new("MSS-BENCH-NIL"))
         .expect("compose");
     let header = format!("Message-ID: <{}>", m.message_id);

@@ -1,4 +1,5 @@
-//! The embedded store: one SQLite file (WAL, synchronous=FULL so that a commit survives a power cut), used
+//! The embedded store: one SQLite file (WAL, synchronous=FULL so that an accepted message survives a power
+//! cut; outcomes are committed with synchronous=NORMAL, see `record`), used
 //! from a blocking thread. Leases are taken in an immediate transaction, which serialises them between the
 //! processes sharing the file: the same semantics as PostgreSQL's `FOR UPDATE SKIP LOCKED`.
 
@@ -371,9 +372,9 @@ impl crate::Store for SqliteStore {
         .await
     }
 
-    // Group commit: every commit waits for the disk (synchronous=FULL), so the outcomes that workers record
-    // while a commit is under way are committed together by the next one, one fsync for all. Written here
-    // because it is a few lines over the connection this store already serialises on.
+    // Group commit: the outcomes that workers record while a commit is under way are committed together by
+    // the next one. Written here because it is a few lines over the connection this store already
+    // serialises on.
     async fn record(&self, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<u64> {
         let (done, answer) = tokio::sync::oneshot::channel();
         self.pending
@@ -400,13 +401,22 @@ impl crate::Store for SqliteStore {
                 // an earlier commit took ours
                 return Ok(());
             }
-            let result = commit_records(conn, &group);
+            // an outcome need not wait for the disk, unlike an acceptance: a killed process loses no commit
+            // either way (it is in the system's cache), and one lost to a power cut only sends its message
+            // again, with the same Message-ID (at least once). The next durable commit syncs it with its own.
+            let result = conn
+                .execute_batch("PRAGMA synchronous=NORMAL")
+                .map_err(Error::from)
+                .and_then(|()| commit_records(conn, &group));
+            // back to FULL before anything else uses the connection (this closure holds it)
+            let restored = conn.execute_batch("PRAGMA synchronous=FULL");
             for (i, p) in group.into_iter().enumerate() {
                 let _ = p.done.send(match &result {
                     Ok(counts) => Ok(counts.get(i).copied().unwrap_or(0)),
                     Err(e) => Err(duplicate(e)),
                 });
             }
+            restored?;
             Ok(())
         })
         .await?;
