@@ -30,6 +30,28 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Runs `mss fhir-sync` into `data` at `rate` requests/s; its output and the seconds it took.
+fn fhir_sync(
+    mss: &std::path::Path,
+    data: &std::path::Path,
+    base: &str,
+    rate: impl std::fmt::Display,
+) -> (std::process::Output, f64) {
+    let started = Instant::now();
+    let out = Command::new(mss)
+        .args(["--data", data.to_str().unwrap(), "fhir-sync", "--quiet"])
+        .args(["--base", base, "--rate", &rate.to_string()])
+        .output()
+        .expect("running mss fhir-sync");
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "fhir-sync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, took)
+}
+
 fn main() {
     let entries: usize = env_or("MSS_BENCH_FHIR_ENTRIES", 126_000);
     let rates: Vec<u32> = std::env::var("MSS_BENCH_FHIR_RATES")
@@ -55,18 +77,7 @@ fn main() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = tmp.path().join("data");
         let before = fake.log().len();
-        let started = Instant::now();
-        let out = Command::new(&mss)
-            .args(["--data", data.to_str().unwrap(), "fhir-sync", "--quiet"])
-            .args(["--base", &base, "--rate", &rate.to_string()])
-            .output()
-            .expect("running mss fhir-sync");
-        let took = started.elapsed().as_secs_f64();
-        assert!(
-            out.status.success(),
-            "fhir-sync failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (out, took) = fhir_sync(&mss, &data, &base, rate);
         let log = fake.log();
         let log = &log[before..];
         let requests = log.len();
@@ -120,18 +131,7 @@ fn main() {
         (changed, dropped)
     });
     let before = fake.log().len();
-    let started = Instant::now();
-    let out = Command::new(&mss)
-        .args(["--data", data.to_str().unwrap(), "fhir-sync", "--quiet"])
-        .args(["--base", &base, "--rate", &rate.to_string()])
-        .output()
-        .expect("running mss fhir-sync");
-    let took = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "fhir-sync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, took) = fhir_sync(&mss, &data, &base, rate);
     let summary = String::from_utf8_lossy(&out.stdout);
     let sync_part: f64 = summary
         .split(" requests in ")

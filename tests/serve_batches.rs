@@ -147,7 +147,8 @@ fn settled(s: &Server, id: &str, wait: Duration) -> Value {
     }
 }
 
-/// Message-IDs in `user`'s maildir once `expected` messages are there (Postfix delivers asynchronously).
+/// The distinct Message-IDs in `user`'s maildir once `expected` of them are there (Postfix delivers
+/// asynchronously; up to 30 s).
 fn mailbox(op: &Operator, user: &str, expected: usize) -> HashSet<String> {
     op.message_ids(user, expected, Duration::from_secs(30))
         .into_keys()
