@@ -652,7 +652,9 @@ fn max_score(plan: &Plan) -> usize {
     plan.clauses.len() * usize::from(MAX_CLAUSE_SCORE) + 1
 }
 
-/// Runs `plan` on a segment: counts every match and keeps the `keep` best strictly after `after`.
+/// Runs `plan` on a segment: keeps the `keep` best strictly after `after` and, with `count`, counts
+/// every match (without it, `total` is 0: search-as-you-type shows no total, and not counting lets a
+/// one-word query stop after its first hits).
 pub(crate) fn search_segment(
     plan: &Plan,
     reader: &SegmentReader,
@@ -660,12 +662,20 @@ pub(crate) fn search_segment(
     segment: u32,
     keep: usize,
     after: Option<SortKey>,
+    count: bool,
 ) -> tantivy::Result<Top> {
     let order = &*cache.order(reader)?;
     let deleted = &*cache.deleted(reader);
     if order.name_ordered
         && after.is_none()
         && let Some(top) = single_list(plan, reader, cache, order, deleted, segment, keep)?
+    {
+        return Ok(top);
+    }
+    if order.name_ordered
+        && after.is_none()
+        && !count
+        && let Some(top) = first_by_level(plan, reader, cache, order, segment, keep)?
     {
         return Ok(top);
     }
@@ -723,20 +733,7 @@ pub(crate) fn search_segment(
     } else {
         best_by_rank(&m, reader, order, &histogram, floor, keep, after, &is_alive)
     };
-    Ok(Top {
-        total,
-        hits: hits
-            .into_iter()
-            .filter_map(|(std::cmp::Reverse(s), rank)| {
-                let doc = *order.order.get(rank as usize)?;
-                let (name, hash) = order.name_hash(doc);
-                Some((
-                    SortKey::new(to_score(s), name, hash),
-                    DocAddress::new(segment, doc),
-                ))
-            })
-            .collect(),
-    })
+    Ok(top_of(order, segment, total, hits))
 }
 
 /// A hit being ranked: score (higher first), then position in the segment's order.
@@ -972,22 +969,165 @@ fn single_list(
             doc = postings.advance();
         }
     }
-    let mut hits = first.heap.into_vec();
+    let mut hits: Vec<Ranked> = first
+        .heap
+        .into_iter()
+        .map(|rank| (std::cmp::Reverse(score), rank))
+        .collect();
     hits.sort_unstable();
-    Ok(Some(Top {
+    Ok(Some(top_of(order, segment, total, hits)))
+}
+
+/// Hits of one segment as a [`Top`]: `(score, rank)` pairs, rank being the position in `order`.
+fn top_of(order: &SegmentOrder, segment: u32, total: u64, hits: Vec<Ranked>) -> Top {
+    Top {
         total,
         hits: hits
             .into_iter()
-            .filter_map(|rank| {
+            .filter_map(|(std::cmp::Reverse(s), rank)| {
                 let doc = *order.order.get(rank as usize)?;
                 let (name, hash) = order.name_hash(doc);
                 Some((
-                    SortKey::new(to_score(score), name, hash),
+                    SortKey::new(to_score(s), name, hash),
                     DocAddress::new(segment, doc),
                 ))
             })
             .collect(),
-    }))
+    }
+}
+
+/// A plan of one word next to a filter bigger than this many times the word's postings is run the
+/// usual way: led by the filter, the rarer, rather than walking the word's matches until enough pass it.
+const FILTER_LEADS: u64 = 8;
+
+/// A required clause without score (a filter), tested on documents offered in ascending order.
+enum Filter {
+    Dense(Arc<Dense>),
+    Lists(Vec<tantivy::postings::SegmentPostings>),
+}
+
+impl Filter {
+    fn open(lists: &Lists) -> tantivy::Result<Filter> {
+        if let Some(dense) = &lists.dense {
+            return Ok(Filter::Dense(Arc::clone(dense)));
+        }
+        let cursors = lists
+            .lists
+            .iter()
+            .map(|(inverted, info, _)| {
+                inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)
+            })
+            .collect::<std::io::Result<_>>()?;
+        Ok(Filter::Lists(cursors))
+    }
+
+    fn contains(&mut self, doc: DocId) -> bool {
+        match self {
+            Filter::Dense(dense) => dense.codes.get(doc as usize).is_some_and(|&c| c != 0),
+            Filter::Lists(cursors) => cursors.iter_mut().any(|p| {
+                if p.doc() < doc {
+                    p.seek(doc);
+                }
+                p.doc() == doc
+            }),
+        }
+    }
+}
+
+/// The best `keep` of a plan of one word and filters on a segment numbered in name order, without
+/// counting the matches: the word's posting lists are grouped by score, and each score level, best
+/// first, is walked in document (name) order until enough are found. A level that does not fill the
+/// page is read whole, so it holds fewer than `keep` documents: skipping those already taken is enough
+/// to score every document by its best match. `m` (tens of thousands of matches) reads a few dozen.
+/// `None` for any other plan.
+fn first_by_level(
+    plan: &Plan,
+    reader: &SegmentReader,
+    cache: &SegmentCache,
+    order: &SegmentOrder,
+    segment: u32,
+    keep: usize,
+) -> tantivy::Result<Option<Top>> {
+    if plan.clauses.iter().any(|c| !c.required) {
+        return Ok(None);
+    }
+    let scored = |c: &Clause| c.alternatives.iter().any(|a| a.score > 0);
+    let mut words = plan.clauses.iter().filter(|c| scored(c));
+    let (Some(word), None) = (words.next(), words.next()) else {
+        return Ok(None);
+    };
+    let key = (reader.segment_id(), format!("{word:?}"));
+    let (word_lists, _) = cache.resolved(&key, word, reader)?;
+    let mut filter_lists = Vec::new();
+    for clause in plan.clauses.iter().filter(|c| !scored(c)) {
+        let lists = cache.lists(clause, reader)?;
+        if lists.postings.saturating_mul(FILTER_LEADS) < word_lists.postings {
+            return Ok(None);
+        }
+        filter_lists.push(lists);
+    }
+    let mut codes: Vec<u8> = word_lists.lists.iter().map(|(_, _, c)| *c).collect();
+    codes.sort_unstable_by(|a, b| b.cmp(a));
+    codes.dedup();
+    let alive = reader.alive_bitset();
+    let mut hits: Vec<Ranked> = Vec::with_capacity(keep);
+    let mut taken: Vec<DocId> = Vec::new();
+    for code in codes {
+        let need = keep.saturating_sub(hits.len());
+        if need == 0 {
+            break;
+        }
+        let mut cursors = Vec::new();
+        for (inverted, info, c) in word_lists.lists.iter() {
+            if *c == code {
+                cursors.push(inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?);
+            }
+        }
+        // the level's documents in ascending order: a heap of (document, list)
+        let mut heap: BinaryHeap<std::cmp::Reverse<(DocId, usize)>> = cursors
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.doc() != TERMINATED)
+            .map(|(i, p)| std::cmp::Reverse((p.doc(), i)))
+            .collect();
+        // each level starts again from the first document
+        let mut filters = filter_lists
+            .iter()
+            .map(Filter::open)
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut first = FirstByRank::new(order, need);
+        let mut last = None;
+        while let Some(std::cmp::Reverse((doc, i))) = heap.pop() {
+            let next = cursors[i].advance();
+            if next != TERMINATED {
+                heap.push(std::cmp::Reverse((next, i)));
+            }
+            if last == Some(doc) {
+                continue;
+            }
+            last = Some(doc);
+            if taken.contains(&doc)
+                || !alive.is_none_or(|a| a.is_alive(doc))
+                || !filters.iter_mut().all(|f| f.contains(doc))
+            {
+                continue;
+            }
+            first.offer(doc);
+            if first.done {
+                break;
+            }
+        }
+        let score = u16::from(code - 1);
+        for rank in first.heap.into_vec() {
+            if let Some(&doc) = order.order.get(rank as usize) {
+                taken.push(doc);
+            }
+            hits.push((std::cmp::Reverse(score), rank));
+        }
+    }
+    hits.sort_unstable();
+    hits.truncate(keep);
+    Ok(Some(top_of(order, segment, 0, hits)))
 }
 
 #[cfg(test)]

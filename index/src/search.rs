@@ -182,7 +182,9 @@ impl DirectoryIndex {
         let filters = term_filters(&g.fields, &req.filters)?;
         let plan = Plan::new(&g.fields, &tokens, &filters);
         let searcher = g.reader.searcher();
-        let top = run(&g, &searcher, &plan, req.limit, after)?;
+        // one more hit tells whether there is a next page
+        let keep = req.limit.saturating_add(1);
+        let top = run(&g, &searcher, &plan, keep, after, true)?;
         let next_cursor = (top.hits.len() > req.limit)
             .then(|| req.limit.checked_sub(1).map(|i| top.hits[i].0.to_cursor()))
             .flatten();
@@ -220,7 +222,7 @@ impl DirectoryIndex {
             return Ok(Vec::new());
         }
         let searcher = g.reader.searcher();
-        let top = run(&g, &searcher, &plan, limit, None)?;
+        let top = run(&g, &searcher, &plan, limit, None, false)?;
         top.hits
             .iter()
             .take(limit)
@@ -284,19 +286,21 @@ fn check_limit(limit: usize) -> Result<()> {
     Ok(())
 }
 
-/// Searches every segment, keeping `limit + 1` hits (one more tells whether there is a next page).
+/// Searches every segment for `keep` hits, counting every match with `count`.
 fn run(
     g: &Generation,
     searcher: &Searcher,
     plan: &Plan,
-    limit: usize,
+    keep: usize,
     after: Option<SortKey>,
+    count: bool,
 ) -> Result<Top> {
-    let keep = limit.saturating_add(1);
     let mut tops = Vec::with_capacity(searcher.segment_readers().len());
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
         let ord = u32::try_from(ord).unwrap_or(u32::MAX);
-        tops.push(search_segment(plan, segment, &g.cache, ord, keep, after)?);
+        tops.push(search_segment(
+            plan, segment, &g.cache, ord, keep, after, count,
+        )?);
     }
     Ok(Top::merge(tops, keep))
 }
