@@ -103,7 +103,7 @@ impl SortKey {
 }
 
 /// What a search found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Top {
     /// Every match, before and after the cursor.
     pub total: u64,

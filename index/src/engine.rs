@@ -123,12 +123,15 @@ fn resolve(clause: &Clause, reader: &SegmentReader) -> tantivy::Result<Lists> {
                     push(stream.value());
                 }
             }
-            How::Typo(dfa, text) => {
+            How::Typo(typos, text) => {
+                let Some(dfa) = typos.dfa() else {
+                    continue;
+                };
                 // The automaton only walks the words under the first letter as typed.
                 let word = text.as_bytes();
                 let lead = text.chars().next().map_or(0, char::len_utf8);
                 let lead = &word[..lead];
-                let mut search = inverted.terms().search(&**dfa).ge(lead);
+                let mut search = inverted.terms().search(dfa).ge(lead);
                 if let Some(end) = prefix_end(lead) {
                     search = search.lt(end);
                 }
@@ -433,12 +436,27 @@ impl SegmentOrder {
 /// What a segment's searches reuse: its [`SegmentOrder`], built once and kept while the segment is
 /// searched; its deleted documents, listed once per number of deletions (a segment's deletions only
 /// grow); and its frequent clauses ([`Dense`]), least recently used first out past a memory budget.
-#[derive(Default)]
 pub(crate) struct SegmentCache {
     orders: Mutex<HashMap<SegmentId, Arc<SegmentOrder>>>,
     deleted: Mutex<HashMap<SegmentId, Arc<Deleted>>>,
     dense: Mutex<DenseClauses>,
+    /// By segment and clause: the lists and their total postings.
     resolved: Mutex<ResolvedClauses>,
+    /// First pages: a few queries (`centre hospitalier`, `cabinet medical`) come back far more often than
+    /// the rest and match tens of thousands of entries each.
+    pages: Mutex<Recent<PageKey, Top>>,
+}
+
+impl Default for SegmentCache {
+    fn default() -> Self {
+        SegmentCache {
+            orders: Mutex::default(),
+            deleted: Mutex::default(),
+            dense: Mutex::default(),
+            resolved: Mutex::new(Recent::new(RESOLVED_CLAUSES)),
+            pages: Mutex::new(Recent::new(FIRST_PAGES)),
+        }
+    }
 }
 
 /// A clause of a segment: its `Debug` form names every alternative (field, word, kind, score).
@@ -447,12 +465,53 @@ type ClauseKey = (SegmentId, String);
 /// Clauses whose posting lists are kept (a few hundred bytes each).
 const RESOLVED_CLAUSES: usize = 4096;
 
-#[derive(Default)]
-struct ResolvedClauses {
-    /// By segment and clause: the lists, their total postings, the last use.
-    map: HashMap<ClauseKey, (Arc<[Posting]>, u64, u64)>,
+/// Clauses of segments and their posting lists, with their total postings.
+type ResolvedClauses = Recent<ClauseKey, (Arc<[Posting]>, u64)>;
+
+/// First pages kept (a few hundred bytes each).
+const FIRST_PAGES: usize = 4096;
+
+/// The most recently used values, up to a count: past it, the older half goes (one sort per half-fill
+/// rather than a scan per insert).
+struct Recent<K, V> {
+    map: HashMap<K, (V, u64)>,
     clock: u64,
+    capacity: usize,
 }
+
+impl<K: std::hash::Hash + Eq, V: Clone> Recent<K, V> {
+    fn new(capacity: usize) -> Self {
+        Recent {
+            map: HashMap::new(),
+            clock: 0,
+            capacity,
+        }
+    }
+
+    fn get(&mut self, key: &K) -> Option<V> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(key).map(|(v, used)| {
+            *used = clock;
+            v.clone()
+        })
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        if self.map.len() >= self.capacity {
+            let mut uses: Vec<u64> = self.map.values().map(|v| v.1).collect();
+            uses.sort_unstable();
+            let cut = uses[uses.len() / 2];
+            self.map.retain(|_, v| v.1 > cut);
+        }
+        self.clock += 1;
+        self.map.insert(key, (value, self.clock));
+    }
+}
+
+/// A first page of a segment: the plan (its `Debug` form), the number of hits kept, whether every match
+/// was counted; and the segment's deletions, which only grow.
+type PageKey = (SegmentId, u32, String, usize, bool);
 
 /// The deleted documents of a segment, ascending.
 pub(crate) struct Deleted {
@@ -579,43 +638,26 @@ impl SegmentCache {
         clause: &Clause,
         reader: &SegmentReader,
     ) -> tantivy::Result<(Lists, bool)> {
-        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        cache.clock += 1;
-        let clock = cache.clock;
-        if let Some((lists, postings, used)) = cache.map.get_mut(key) {
-            *used = clock;
+        let cached = self.resolved_lists().get(key);
+        if let Some((lists, postings)) = cached {
             let lists = Lists {
-                lists: Arc::clone(lists),
-                postings: *postings,
+                lists,
+                postings,
                 required: clause.required,
                 dense: None,
             };
             return Ok((lists, true));
         }
-        drop(cache);
         let lists = resolve(clause, reader)?;
-        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.map.len() >= RESOLVED_CLAUSES {
-            // the older half out: one sort per half-fill rather than a scan per insert
-            let mut uses: Vec<u64> = cache.map.values().map(|v| v.2).collect();
-            uses.sort_unstable();
-            let cut = uses[uses.len() / 2];
-            cache.map.retain(|_, v| v.2 > cut);
-        }
-        cache.map.insert(
-            key.clone(),
-            (Arc::clone(&lists.lists), lists.postings, clock),
-        );
+        self.resolved_lists()
+            .insert(key.clone(), (Arc::clone(&lists.lists), lists.postings));
         Ok((lists, false))
     }
 
     /// Forgets what queries left (frequent clauses, resolved lists), keeping what segments need.
     pub(crate) fn clear_queries(&self) {
-        self.resolved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .clear();
+        self.resolved_lists().map.clear();
+        self.pages().map.clear();
         let mut dense = self.dense();
         dense.map.clear();
         dense.bytes = 0;
@@ -623,11 +665,10 @@ impl SegmentCache {
 
     /// Forgets the segments not in `live`.
     pub(crate) fn retain(&self, live: &[SegmentId]) {
-        self.resolved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.resolved_lists()
             .map
             .retain(|(id, _), _| live.contains(id));
+        self.pages().map.retain(|(id, ..), _| live.contains(id));
         self.lock().retain(|id, _| live.contains(id));
         self.deleted
             .lock()
@@ -642,6 +683,14 @@ impl SegmentCache {
         self.orders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn resolved_lists(&self) -> std::sync::MutexGuard<'_, ResolvedClauses> {
+        self.resolved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pages(&self) -> std::sync::MutexGuard<'_, Recent<PageKey, Top>> {
+        self.pages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn dense(&self) -> std::sync::MutexGuard<'_, DenseClauses> {
         self.dense.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -654,8 +703,44 @@ fn max_score(plan: &Plan) -> usize {
 
 /// Runs `plan` on a segment: keeps the `keep` best strictly after `after` and, with `count`, counts
 /// every match (without it, `total` is 0: search-as-you-type shows no total, and not counting lets a
-/// one-word query stop after its first hits).
+/// one-word query stop after its first hits). First pages are kept for the next time.
 pub(crate) fn search_segment(
+    plan: &Plan,
+    reader: &SegmentReader,
+    cache: &SegmentCache,
+    segment: u32,
+    keep: usize,
+    after: Option<SortKey>,
+    count: bool,
+) -> tantivy::Result<Top> {
+    if after.is_some() {
+        return search_uncached(plan, reader, cache, segment, keep, after, count);
+    }
+    let key = (
+        reader.segment_id(),
+        reader.num_deleted_docs(),
+        format!("{plan:?}"),
+        keep,
+        count,
+    );
+    let cached = cache.pages().get(&key);
+    if let Some(top) = cached {
+        return Ok(Top {
+            total: top.total,
+            hits: top
+                .hits
+                .iter()
+                .map(|&(k, a)| (k, DocAddress::new(segment, a.doc_id)))
+                .collect(),
+        });
+    }
+    let top = search_uncached(plan, reader, cache, segment, keep, None, count)?;
+    cache.pages().insert(key, top.clone());
+    Ok(top)
+}
+
+#[allow(clippy::too_many_arguments)] // `search_segment`'s, passed on
+fn search_uncached(
     plan: &Plan,
     reader: &SegmentReader,
     cache: &SegmentCache,

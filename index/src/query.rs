@@ -7,7 +7,7 @@
 //! sums are exact: a document gets the same score in any segment, which keeps cursors stable.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tantivy::query::{DfaWrapper, FuzzyTermQuery};
 use tantivy::schema::Field;
@@ -72,7 +72,30 @@ pub(crate) enum How {
     /// Words starting with this one, other than itself (the exact alternative scores that one).
     Prefix(String),
     /// Words within the typo budget of this one, other than itself. The first letter is taken as typed.
-    Typo(Arc<DfaWrapper>, String),
+    Typo(Arc<Typos>, String),
+}
+
+/// The typo automaton of a word, built on first use: a clause the engine finds in its cache (the same
+/// word, keystroke after keystroke) needs none, and building it was a tenth of a query's time.
+pub(crate) struct Typos {
+    text: String,
+    budget: u8,
+    dfa: OnceLock<Option<DfaWrapper>>,
+}
+
+impl Typos {
+    /// The automaton; `None` if the word cannot have one (never for the words [`word`] gives it).
+    pub(crate) fn dfa(&self) -> Option<&DfaWrapper> {
+        self.dfa
+            .get_or_init(|| {
+                // the field does not matter: only the text and the budget make the automaton
+                let term = Term::from_field_text(Field::from_field_id(0), &self.text);
+                FuzzyTermQuery::new(term, self.budget, true)
+                    .automaton()
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 /// One way for a clause to match, and its score.
@@ -167,14 +190,13 @@ fn word(f: &Fields, t: &QueryToken) -> Clause {
         0
     };
     // One automaton for the word, shared by every field.
-    let dfa = (budget > 0)
-        .then(|| {
-            FuzzyTermQuery::new(Term::from_field_text(f.name, text), budget, true)
-                .automaton()
-                .ok()
+    let typos = (budget > 0).then(|| {
+        Arc::new(Typos {
+            text: text.to_string(),
+            budget,
+            dfa: OnceLock::new(),
         })
-        .flatten()
-        .map(Arc::new);
+    });
     let mut alternatives = Vec::with_capacity(12);
     let mut add = |field, how, score| {
         alternatives.push(Alternative { field, how, score });
@@ -193,13 +215,13 @@ fn word(f: &Fields, t: &QueryToken) -> Clause {
                 add(field, How::Prefix(t.text.clone()), boosts.prefix);
             }
         }
-        if let Some(dfa) = &dfa {
+        if let Some(typos) = &typos {
             let score = if budget == 1 {
                 boosts.typo1
             } else {
                 boosts.typo2
             };
-            add(field, How::Typo(Arc::clone(dfa), t.text.clone()), score);
+            add(field, How::Typo(Arc::clone(typos), t.text.clone()), score);
         }
     }
     Clause {

@@ -68,12 +68,17 @@ impl Generation {
     }
 }
 
+/// Decompressed doc store blocks kept (4 KiB each): the hits of frequent queries are read again and
+/// again, and decompressing their blocks was the largest cost of a suggestion.
+const DOC_STORE_CACHE_BLOCKS: usize = 1000;
+
 /// Readers are reloaded explicitly (after our own commits and on [`DirectoryIndex::reload`]): no watcher
 /// thread, and the generation directory may be removed under us by a rebuild.
 pub(crate) fn open_reader(index: &Index) -> Result<IndexReader> {
     Ok(index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
+        .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
         .try_into()?)
 }
 
