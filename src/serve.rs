@@ -92,6 +92,12 @@ impl FileConfig {
 
 /// Runs the service until SIGINT or SIGTERM.
 pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
+    // mimalloc asks for transparent huge pages, and a 2 MiB page partly used counts whole: the
+    // service's memory measured 50 MB (a quarter) higher with them, and no faster.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "transparent huge pages stay on");
+    }
     let file = FileConfig::load(args.config.as_deref())?;
     let data_dir = crate::data::data_dir(data_flag.or(file.data))?;
     let listen = args
