@@ -459,7 +459,7 @@ impl Default for SegmentCache {
     }
 }
 
-/// A clause of a segment: its `Debug` form names every alternative (field, word, kind, score).
+/// A clause of a segment: its [`Clause::key`] names every alternative (field, word, kind, score).
 type ClauseKey = (SegmentId, String);
 
 /// Clauses whose posting lists are kept (a few hundred bytes each).
@@ -509,7 +509,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Recent<K, V> {
     }
 }
 
-/// A first page of a segment: the plan (its `Debug` form), the number of hits kept, whether every match
+/// A first page of a segment: the plan ([`Plan::key`]), the number of hits kept, whether every match
 /// was counted; and the segment's deletions, which only grow.
 type PageKey = (SegmentId, u32, String, usize, bool);
 
@@ -528,7 +528,7 @@ const DENSE_BUDGET: usize = 40 << 20;
 
 #[derive(Default)]
 struct DenseClauses {
-    /// By segment and clause (its `Debug` form names every alternative): the codes and their last use.
+    /// By segment and clause ([`Clause::key`]): the codes and their last use.
     map: HashMap<ClauseKey, (Arc<Dense>, u64)>,
     bytes: usize,
     clock: u64,
@@ -601,7 +601,7 @@ impl SegmentCache {
     /// later).
     fn lists(&self, clause: &Clause, reader: &SegmentReader) -> tantivy::Result<Lists> {
         let max_doc = reader.max_doc();
-        let key = (reader.segment_id(), format!("{clause:?}"));
+        let key = (reader.segment_id(), clause.key());
         let cached = self.dense().get(&key);
         let dense = match cached {
             Some(d) => d,
@@ -719,7 +719,7 @@ pub(crate) fn search_segment(
     let key = (
         reader.segment_id(),
         reader.num_deleted_docs(),
-        format!("{plan:?}"),
+        plan.key(),
         keep,
         count,
     );
@@ -1024,7 +1024,7 @@ fn single_list(
     if !clause.required {
         return Ok(None);
     }
-    let key = (reader.segment_id(), format!("{clause:?}"));
+    let key = (reader.segment_id(), clause.key());
     let (lists, _) = cache.resolved(&key, clause, reader)?;
     let [(inverted, info, code)] = &lists.lists[..] else {
         return Ok(None);
@@ -1141,7 +1141,7 @@ fn first_by_level(
     let (Some(word), None) = (words.next(), words.next()) else {
         return Ok(None);
     };
-    let key = (reader.segment_id(), format!("{word:?}"));
+    let key = (reader.segment_id(), word.key());
     let (word_lists, _) = cache.resolved(&key, word, reader)?;
     let mut filter_lists = Vec::new();
     for clause in plan.clauses.iter().filter(|c| !scored(c)) {

@@ -68,9 +68,10 @@ impl Generation {
     }
 }
 
-/// Decompressed doc store blocks kept (4 KiB each): the hits of frequent queries are read again and
-/// again, and decompressing their blocks was the largest cost of a suggestion.
-const DOC_STORE_CACHE_BLOCKS: usize = 1000;
+/// Decompressed doc store blocks kept (4 KiB each, 16 MB in all): the hits of frequent queries are read
+/// again and again, and decompressing their blocks was the largest cost of a suggestion (100 blocks,
+/// tantivy's default: 0.127 ms per suggestion query; 1 000: 0.092; 4 000: 0.084; 8 000: 0.082).
+const DOC_STORE_CACHE_BLOCKS: usize = 4000;
 
 /// Readers are reloaded explicitly (after our own commits and on [`DirectoryIndex::reload`]): no watcher
 /// thread, and the generation directory may be removed under us by a rebuild.
