@@ -103,6 +103,15 @@ fn main() {
             "",
             ldap.p(0.99) / http.p(0.99)
         );
+        // against what the national server returns without a client size limit (the peer figure)
+        println!(
+            "{:<12} {:>5} {:>9.1}x {:>10} {:>9.1}x",
+            "mss/(100)",
+            c,
+            http.qps / ldap100.qps,
+            "",
+            ldap100.p(0.99) / http.p(0.99)
+        );
     }
 
     // 4. typos
