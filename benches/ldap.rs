@@ -14,7 +14,6 @@
 //! Environment: MSS_BENCH_ENTRIES (default 50000), MSS_BENCH_CONCURRENCY (default "1,4").
 //! Without slapd installed it says so and exits.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -168,39 +167,25 @@ struct Directory {
 
 impl Directory {
     fn start(mss: &Path, tmp: &Path, entries: usize) -> Option<Directory> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ldap-directory.sh");
-        let mut child = Command::new("bash")
-            .arg(script)
-            .args(["--mss", mss.to_str().unwrap(), "--dir"])
-            .arg(tmp.join("slapd"))
-            .args(["--entries", &entries.to_string(), "--seed", "535"])
-            .args(["--watch-pid", &std::process::id().to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting scripts/ldap-directory.sh");
-        let mut vars: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-        for line in BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line == "READY" {
-                return Some(Directory {
-                    child,
-                    url: vars["URL"].clone(),
-                    base: vars["BASE"].clone(),
-                    extraction: PathBuf::from(&vars["EXTRACTION"]),
-                });
-            }
-            if let Some((k, v)) = line.split_once('=') {
-                vars.insert(k.to_string(), v.to_string());
+        match mss_lps::testing::spawn_ready(
+            mss_lps::testing::fixture_script("ldap-directory.sh")
+                .args(["--mss", mss.to_str().unwrap(), "--dir"])
+                .arg(tmp.join("slapd"))
+                .args(["--entries", &entries.to_string(), "--seed", "535"]),
+        ) {
+            Ok((child, vars)) => Some(Directory {
+                child,
+                url: vars["URL"].clone(),
+                base: vars["BASE"].clone(),
+                extraction: PathBuf::from(&vars["EXTRACTION"]),
+            }),
+            Err((status, err)) => {
+                eprintln!(
+                    "the test directory did not start ({status:?}): install slapd with scripts/install-deps.sh\n{err}"
+                );
+                None
             }
         }
-        let status = child.wait().expect("script");
-        eprintln!(
-            "the test directory did not start ({status}): install slapd with scripts/install-deps.sh"
-        );
-        None
     }
 
     fn client(&self) -> LdapClient {

@@ -26,19 +26,8 @@ use mss_annuaire::ldap::{
 };
 use mss_annuaire::{Entry, Error, Source, extraction};
 use mss_index::{DirectoryIndex, SearchRequest};
+use mss_lps::testing::unavailable;
 use serde_json::Value;
-
-/// Skips (saying why) outside CI, fails under CI.
-fn unavailable(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("LDAP test directory unavailable under CI: {why}");
-    }
-    eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A running test directory, stopped when the test process exits (`--watch-pid`).
 struct Directory {
@@ -130,10 +119,8 @@ fn start(args: &[&str]) -> Option<Directory> {
             (Some(tmp), dir)
         }
     };
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo().join("scripts/ldap-directory.sh"))
-        .args(["--mss", env!("CARGO_BIN_EXE_mss")])
-        .args(["--watch-pid", &std::process::id().to_string()]);
+    let mut cmd = mss_lps::testing::fixture_script("ldap-directory.sh");
+    cmd.args(["--mss", env!("CARGO_BIN_EXE_mss")]);
     if !args.contains(&"--dir") {
         cmd.arg("--dir").arg(&dir);
     }

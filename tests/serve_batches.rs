@@ -560,16 +560,10 @@ fn a_full_disk_answers_503_and_stores_nothing_half() {
 /// scripts/postgres.sh on `port` with its cluster in `dir` (kept across restarts); `None` when it cannot run.
 fn postgres(dir: &Path, port: u16) -> Option<(std::process::Child, String)> {
     let (child, mut vars) = mss_lps::testing::spawn_ready(
-        Command::new("bash")
-            .arg(mss_lps::testing::repo_root().join("scripts/postgres.sh"))
+        mss_lps::testing::fixture_script("postgres.sh")
             .arg("--dir")
             .arg(dir)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--watch-pid",
-                &std::process::id().to_string(),
-            ]),
+            .args(["--port", &port.to_string()]),
     )
     .ok()?;
     vars.remove("PGURL").map(|url| (child, url))

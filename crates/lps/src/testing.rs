@@ -36,6 +36,15 @@ pub fn unavailable(why: &str) {
     eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
 }
 
+/// `bash scripts/NAME` with `--watch-pid` this process: the fixture stops when the test process exits,
+/// however it ends. Add the script's own options, then start it with [`spawn_ready`].
+pub fn fixture_script(name: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts").join(name))
+        .args(["--watch-pid", &std::process::id().to_string()]);
+    cmd
+}
+
 /// A fixture script that said it is ready: the process, and the `KEY=VALUE` lines it printed before.
 pub type Ready = (Child, HashMap<String, String>);
 
@@ -257,7 +266,6 @@ fn start_operator() -> Option<Operator> {
             return None;
         }
     }
-    let script = repo_root().join("scripts/lps-operator.sh");
     let mut last = String::new();
     for _ in 0..3 {
         let dir = std::env::temp_dir().join(format!(
@@ -266,14 +274,11 @@ fn start_operator() -> Option<Operator> {
             free_base()
         ));
         match spawn_ready(
-            Command::new("bash")
-                .arg(&script)
+            fixture_script("lps-operator.sh")
                 .arg("--dir")
                 .arg(&dir)
                 .arg("--base")
                 .arg(free_base().to_string())
-                .arg("--watch-pid")
-                .arg(std::process::id().to_string())
                 .arg("--cleanup"),
         ) {
             Ok((child, vars)) => {

@@ -3,11 +3,11 @@
 //! per test. Not for production use: it starts processes and panics on failure.
 #![allow(clippy::missing_panics_doc)]
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mss_lps::testing::{repo_root, spawn_ready, unavailable};
+use mss_lps::testing::{fixture_script, spawn_ready, unavailable};
 
 /// The running server; it stops when this process exits.
 pub struct Postgres {
@@ -29,14 +29,10 @@ fn free_port() -> u16 {
 pub fn postgres() -> Option<&'static Postgres> {
     POSTGRES
         .get_or_init(|| {
-            let script = repo_root().join("scripts/postgres.sh");
             match spawn_ready(
-                Command::new("bash")
-                    .arg(&script)
+                fixture_script("postgres.sh")
                     .arg("--port")
                     .arg(free_port().to_string())
-                    .arg("--watch-pid")
-                    .arg(std::process::id().to_string())
                     .arg("--cleanup"),
             ) {
                 Ok((child, mut vars)) => Some(Postgres {
