@@ -79,31 +79,6 @@ impl AddressIndex {
     }
 }
 
-/// Every live entry whose address hash is in `hashes`, by one pass over the hash column of each segment
-/// (for batches: the rebuild's merges, an updater's commit).
-pub(crate) fn entries_with(
-    searcher: &Searcher,
-    f: &Fields,
-    hashes: &HashSet<u64>,
-) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    if hashes.is_empty() {
-        return Ok(out);
-    }
-    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-        let col = column(segment)?;
-        for doc in 0..segment.max_doc() {
-            if col.first(doc).is_some_and(|h| hashes.contains(&h))
-                && segment.alive_bitset().is_none_or(|a| a.is_alive(doc))
-            {
-                let ord = u32::try_from(ord).unwrap_or(u32::MAX);
-                out.push(load(searcher, f, DocAddress::new(ord, doc))?);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Matches the documents whose address hash is in the set: the deletion query of a batch.
 #[derive(Clone)]
 pub(crate) struct HashSetQuery(pub Arc<HashSet<u64>>);

@@ -1,34 +1,45 @@
 //! Full rebuilds: a fresh generation, bulk-indexed, swapped in only once committed.
+//!
+//! Entries become prepared documents as they are parsed (on two threads for an extraction), go through
+//! a spool that sorts them by name (see `spool`), and are indexed in that order by two threads, a chunk
+//! of consecutive names into a segment of its own. The segments, disjoint ranges of names, are then
+//! concatenated into the one segment of the new generation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
+use std::io::BufRead;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
-use mss_annuaire::extraction::{Record, Rejection, SeenAddresses};
+use mss_annuaire::extraction::{ExtractionReader, Lines, Record, Rejection, SeenAddresses};
 use mss_annuaire::{Entry, MailAddress};
-use tantivy::indexer::NoMergePolicy;
-use tantivy::indexer::UserOperation;
-use tantivy::{Index, IndexWriter};
+use tantivy::directory::MmapDirectory;
+use tantivy::indexer::{AddOperation, SegmentWriter, merge_filtered_segments};
+use tantivy::{Directory, Index, IndexSettings, Segment};
 
-use crate::address::{HashSetQuery, entries_with};
 use crate::analysis::addr_hash;
+use crate::codec;
 use crate::generations::Layout;
-use crate::schema::{self, EntryDoc, Fields};
+use crate::schema::{self, EntryDoc, Fields, SortKey};
 use crate::search::open_reader;
+use crate::spool::Spool;
 use crate::{Error, Result};
 
-/// Indexing threads of a rebuild (the reader and the caller's parsing keep the rest busy).
-const BUILD_THREADS: usize = 2;
-/// Documents per message to the indexing threads (the channel holds 10 000 messages: more per
-/// message would let the reader run far ahead and hold them all in memory).
-const BATCH: usize = 2;
+/// Threads that parse, and threads that index (each is busy in turn: parsing ends before indexing).
+const THREADS: usize = 2;
+/// Bytes of lines in each parsing job.
+const LINES_BYTES: usize = 256 << 10;
 /// Doc store block size.
 const DOCSTORE_BLOCK: usize = 4096;
-/// Memory of each indexing thread before it flushes a segment: bounds the peak RSS of an import (the
-/// sorting of each segment by name and the sorted merge map and hold more besides: 1 M entries peak at
-/// 245 MB with 24 MiB, 332 MB with 40 MiB; smaller segments cost some CPU in the merge).
-const BUILD_MEMORY_PER_THREAD: usize = 24 << 20;
+/// Documents per segment before the final merge. Bounds the memory of an import: each indexing thread
+/// holds one chunk (~600 bytes a document) and its segment being built (~TODO MB for this many).
+const CHUNK_DOCS: usize = 40_000;
+/// Memory hint of a segment writer (sizes its term table).
+const SEGMENT_MEMORY: usize = 32 << 20;
+/// Where the spool's runs and the segments before the final merge are written, inside the generation.
+const SPOOL_DIR: &str = "spool";
+const PARTS_DIR: &str = "parts";
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,17 +73,17 @@ pub struct Builder {
     layout: Layout,
     name: String,
     dir: PathBuf,
-    index: Index,
-    writer: Option<IndexWriter<EntryDoc>>,
     fields: Fields,
+    spool: Spool,
     seen: SeenAddresses,
-    /// Later lines of an address already added: merged after the bulk commit (rare, so kept in memory).
+    /// Later lines of an address already added: merged into the first one as the spool is read back
+    /// (rare, so kept in memory).
     duplicates: Vec<Entry>,
-    /// Red-listed addresses: removed at the end even if another line of theirs was not red-listed.
+    /// Red-listed addresses: left out even if another line of theirs was not red-listed.
     red: HashSet<MailAddress>,
     red_listed: u64,
-    /// Documents not yet handed to tantivy: sent by batches, one channel message each.
-    batch: Vec<UserOperation<EntryDoc>>,
+    /// Scratch buffer of [`Builder::add`].
+    doc: Vec<u8>,
     committed: bool,
     _lock: File,
 }
@@ -83,6 +94,29 @@ impl std::fmt::Debug for Builder {
             .field("generation", &self.name)
             .finish()
     }
+}
+
+/// Settings of the new generation: documents numbered in name order (the best of a large score level are
+/// then its first documents, see `engine`), small store blocks (a hit reads one block; records are ~250
+/// bytes, so 4 KiB holds ~16). The segments before the final merge are not sorted by tantivy: their
+/// documents arrive sorted.
+fn settings(sorted_by_tantivy: bool) -> IndexSettings {
+    IndexSettings {
+        docstore_blocksize: DOCSTORE_BLOCK,
+        sort_by_field: sorted_by_tantivy.then(|| tantivy::IndexSortByField {
+            field: schema::NAME_KEY.to_string(),
+            order: tantivy::Order::Asc,
+        }),
+        // the two indexing threads already keep both cores busy
+        docstore_compress_dedicated_thread: sorted_by_tantivy,
+        ..Default::default()
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, THREADS)
 }
 
 impl Builder {
@@ -97,103 +131,99 @@ impl Builder {
         let mut keep = vec![name.as_str()];
         keep.extend(current.as_deref());
         layout.remove_others(&keep)?;
-        let settings = tantivy::IndexSettings {
-            // Small blocks: a hit reads one block; records are ~250 bytes, so 4 KiB holds ~16.
-            docstore_blocksize: DOCSTORE_BLOCK,
-            // Documents numbered in name order: the best of a large score level are then its first
-            // documents (see `engine`), instead of a walk of the whole order.
-            sort_by_field: Some(tantivy::IndexSortByField {
-                field: schema::NAME_KEY.to_string(),
-                order: tantivy::Order::Asc,
-            }),
-            ..Default::default()
-        };
-        let index = Index::builder()
-            .schema(schema::schema())
-            .settings(settings)
-            .create_in_dir(&dir)?;
-        schema::register_tokenizers(&index);
-        let fields = Fields::resolve(&index.schema())?;
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, BUILD_THREADS);
-        let writer = index
-            .writer_with_num_threads::<EntryDoc>(threads, threads * BUILD_MEMORY_PER_THREAD)?;
-        // Segments are merged once, at the end: merging while indexing would compete for the two cores.
-        writer.set_merge_policy(Box::new(NoMergePolicy));
+        let fields = Fields::resolve(&schema::schema())?;
         Ok(Builder {
             layout,
             name,
+            spool: Spool::new(dir.join(SPOOL_DIR)),
             dir,
-            index,
-            writer: Some(writer),
             fields,
             seen: SeenAddresses::new(),
             duplicates: Vec::new(),
             red: HashSet::new(),
             red_listed: 0,
-            batch: Vec::with_capacity(BATCH),
+            doc: Vec::new(),
             committed: false,
             _lock: lock,
-        })
-    }
-
-    /// Hands the pending documents to the indexing threads, as one message.
-    fn flush_batch(&mut self) -> Result<()> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        self.writer()?.run(batch)?;
-        Ok(())
-    }
-
-    fn writer(&mut self) -> Result<&mut IndexWriter<EntryDoc>> {
-        self.writer.as_mut().ok_or_else(|| Error::Corrupt {
-            reason: "the rebuild's writer is gone after a failure".into(),
         })
     }
 
     /// Adds an entry. A red-listed one is counted and left out; a repeated address is merged into the
     /// first one ([`Entry::merge`]) at commit.
     pub fn add(&mut self, entry: Entry) -> Result<()> {
-        self.add_boxed(Box::new(entry))
-    }
-
-    /// [`Builder::add`] for an entry already boxed, as the extraction reader gives them.
-    fn add_boxed(&mut self, entry: Box<Entry>) -> Result<()> {
         if entry.red_listed {
-            self.red_listed += 1;
-            self.red.insert(entry.address.clone());
+            self.add_red_listed(entry.address);
             return Ok(());
         }
         if !self.seen.first_time(&entry.address) {
-            self.duplicates.push(*entry);
+            self.duplicates.push(entry);
             return Ok(());
         }
-        self.batch
-            .push(UserOperation::Add(EntryDoc::new(self.fields, entry)));
-        if self.batch.len() >= BATCH {
-            self.flush_batch()?;
+        self.doc.clear();
+        let key = schema::prepare(self.fields, &entry, &mut self.doc);
+        self.spool.push(key, &self.doc)
+    }
+
+    fn add_red_listed(&mut self, address: MailAddress) {
+        self.red_listed += 1;
+        self.red.insert(address);
+    }
+
+    /// [`Builder::add`] for an entry already prepared (by a parsing thread).
+    fn add_prepared(&mut self, key: SortKey, address: &MailAddress, doc: &[u8]) -> Result<()> {
+        if self.seen.first_time(address) {
+            return self.spool.push(key, doc);
         }
+        self.duplicates.push(entry_of(doc)?);
         Ok(())
     }
 
-    /// Commits, merges repeated addresses, makes the new generation current and removes older ones.
+    /// Sorts, indexes and merges the entries, makes the new generation current and removes older ones.
     pub fn commit(mut self) -> Result<BuildStats> {
-        self.flush_batch()?;
-        let mut writer = self.writer.take().ok_or_else(|| Error::Corrupt {
-            reason: "the rebuild's writer is gone after a failure".into(),
-        })?;
-        writer.commit()?;
-        // One segment answers faster (every query looks its words up once per segment). Merged before
-        // the fix-up deletes anything: segments without deletions are merged by copying their stored
-        // records as they are, instead of decompressing and compressing them again (a second a rebuild).
-        let segments = self.index.searchable_segment_ids()?;
-        if segments.len() > 1 {
-            writer.merge(&segments).wait()?;
+        let fixes = Fixes::new(
+            std::mem::take(&mut self.duplicates),
+            std::mem::take(&mut self.red),
+        );
+        let spool = std::mem::replace(&mut self.spool, Spool::new(PathBuf::new()));
+        let (segments, merged) = self.index_in_order(spool, fixes)?;
+        let output = MmapDirectory::open(&self.dir).map_err(tantivy::TantivyError::from)?;
+        let index = if segments.is_empty() {
+            Index::create(output, schema::schema(), settings(true))?
+        } else {
+            // Disjoint ranges of names are concatenated; if the late chunk overlaps them, tantivy merges
+            // by name instead.
+            let alive = vec![None; segments.len()];
+            let index = merge_filtered_segments(&segments, settings(true), alive, output)?;
+            // tantivy leaves a note of the merged segments as the commit payload, which is where the
+            // sources' sync states go (see `search`): a fresh rebuild has none.
+            let mut meta = index.load_metas()?;
+            meta.payload = None;
+            let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt {
+                reason: format!("the new index's meta.json does not serialise: {e}"),
+            })?;
+            json.push(b'\n');
+            index
+                .directory()
+                .atomic_write(Path::new("meta.json"), &json)
+                .map_err(|source| Error::Io {
+                    context: format!("writing {}", self.dir.join("meta.json").display()),
+                    source,
+                })?;
+            index
+        };
+        drop(segments);
+        for scratch in [SPOOL_DIR, PARTS_DIR] {
+            let path = self.dir.join(scratch);
+            if let Err(e) = std::fs::remove_dir_all(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::Io {
+                    context: format!("removing {}", path.display()),
+                    source: e,
+                });
+            }
         }
-        // The entries of repeated addresses then make one small segment of their own.
-        let merged = self.fix_up(&mut writer)?;
-        writer.wait_merging_threads()?;
-        let entries = open_reader(&self.index)?.searcher().num_docs();
+        let entries = open_reader(&index)?.searcher().num_docs();
         self.layout.set_current(&self.name)?;
         self.committed = true;
         self.layout.remove_others(&[&self.name])?;
@@ -204,54 +234,216 @@ impl Builder {
         })
     }
 
-    /// Folds the later lines of repeated addresses into the stored first one, and removes red-listed
-    /// addresses; returns the number of lines merged.
-    ///
-    /// Documents are replaced by address hash: every entry with a touched hash is read back (one pass
-    /// over the hash column), deleted, and written again as it ends up.
-    fn fix_up(&mut self, writer: &mut IndexWriter<EntryDoc>) -> Result<u64> {
-        if self.duplicates.is_empty() && self.red.is_empty() {
-            return Ok(0);
-        }
+    /// Reads the spool back in name order, applies `fixes`, and indexes chunks of consecutive documents
+    /// on [`THREADS`] threads, a segment each; returns the segments in name order and the lines merged.
+    fn index_in_order(&self, spool: Spool, mut fixes: Fixes) -> Result<(Vec<Segment>, u64)> {
         let f = self.fields;
-        let mut hashes: HashSet<u64> = self
-            .duplicates
-            .iter()
-            .map(|e| addr_hash(e.address.as_str()))
-            .collect();
-        hashes.extend(self.red.iter().map(|a| addr_hash(a.as_str())));
-        let searcher = open_reader(&self.index)?.searcher();
-        // the first line of every touched address, as stored, in document order
-        let mut entries: Vec<Entry> = entries_with(&searcher, &f, &hashes)?;
-        let mut position: HashMap<MailAddress, usize> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.address.clone(), i))
-            .collect();
-        let mut merged = 0;
-        for line in std::mem::take(&mut self.duplicates) {
-            match position.get(&line.address) {
-                Some(&i) => {
-                    entries[i].merge(line);
-                    merged += 1;
+        let parts = Index::builder()
+            .schema(schema::schema())
+            .settings(settings(false))
+            .create_in_dir({
+                let dir = self.dir.join(PARTS_DIR);
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    context: format!("creating {}", dir.display()),
+                    source,
+                })?;
+                dir
+            })?;
+        schema::register_tokenizers(&parts);
+        let mut sorted = spool.into_sorted()?;
+        // rendezvous: a chunk is only filled while the indexing threads are busy with the others
+        let (chunks, to_index) = mpsc::sync_channel::<(usize, Chunk)>(0);
+        let to_index = Mutex::new(to_index);
+        let (done, indexed) = mpsc::channel::<Result<(usize, Segment)>>();
+        let mut segments: Vec<(usize, Segment)> = std::thread::scope(|s| -> Result<_> {
+            for _ in 0..threads() {
+                let (to_index, done, parts) = (&to_index, done.clone(), &parts);
+                s.spawn(move || {
+                    loop {
+                        let next = to_index.lock().ok().and_then(|rx| rx.recv().ok());
+                        let Some((seq, chunk)) = next else { break };
+                        let segment = index_chunk(parts, chunk).map(|s| (seq, s));
+                        if done.send(segment).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            let stopped = || Error::Corrupt {
+                reason: "an indexing thread stopped".into(),
+            };
+            let mut seq = 0;
+            let mut chunk = Chunk::default();
+            let mut late: Vec<(SortKey, Vec<u8>)> = Vec::new();
+            while let Some(key) = sorted.next_into(&mut chunk.buf)? {
+                let start = chunk.ranges.last().map_or(0, |r| r.end);
+                if fixes.touches(key) {
+                    let doc = chunk.buf.split_off(start);
+                    match fixes.apply(f, &doc)? {
+                        Fix::Keep => chunk.buf.extend_from_slice(&doc),
+                        Fix::Drop => continue,
+                        Fix::Replace(k, doc) if k == key => chunk.buf.extend_from_slice(&doc),
+                        // its name changed: out of place here
+                        Fix::Replace(k, doc) => {
+                            late.push((k, doc));
+                            continue;
+                        }
+                    }
                 }
-                // a hash collision in `SeenAddresses`: this address was never added
-                None => {
-                    position.insert(line.address.clone(), entries.len());
-                    entries.push(line);
+                chunk.ranges.push(start..chunk.buf.len());
+                if chunk.ranges.len() == CHUNK_DOCS {
+                    chunks
+                        .send((seq, std::mem::take(&mut chunk)))
+                        .map_err(|_| stopped())?;
+                    seq += 1;
                 }
             }
+            late.extend(fixes.orphans(f)?);
+            late.sort_by_key(|(k, _)| *k);
+            for batch in [std::mem::take(&mut chunk), Chunk::of(late)] {
+                if !batch.ranges.is_empty() {
+                    chunks.send((seq, batch)).map_err(|_| stopped())?;
+                    seq += 1;
+                }
+            }
+            drop(chunks);
+            let segments: Vec<(usize, Segment)> = indexed.iter().collect::<Result<_>>()?;
+            if segments.len() != seq {
+                return Err(stopped());
+            }
+            Ok(segments)
+        })?;
+        segments.sort_by_key(|(seq, _)| *seq);
+        Ok((segments.into_iter().map(|(_, s)| s).collect(), fixes.merged))
+    }
+}
+
+/// Consecutive prepared documents, indexed into one segment.
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl Chunk {
+    fn of(docs: Vec<(SortKey, Vec<u8>)>) -> Chunk {
+        let mut chunk = Chunk::default();
+        for (_, doc) in docs {
+            let start = chunk.buf.len();
+            chunk.buf.extend_from_slice(&doc);
+            chunk.ranges.push(start..chunk.buf.len());
         }
-        writer.delete_query(Box::new(HashSetQuery(Arc::new(hashes))))?;
-        // one batch: one indexing thread, so the merged entries make one small segment
-        let docs: Vec<UserOperation<EntryDoc>> = entries
-            .into_iter()
-            .filter(|e| !self.red.contains(&e.address))
-            .map(|e| UserOperation::Add(EntryDoc::new(f, Box::new(e))))
+        chunk
+    }
+}
+
+/// Indexes a chunk into a new segment of `parts`.
+fn index_chunk(parts: &Index, chunk: Chunk) -> Result<Segment> {
+    let segment = parts.new_segment();
+    let mut writer = SegmentWriter::for_segment(SEGMENT_MEMORY, segment.clone())?;
+    let buf = Arc::new(chunk.buf);
+    for range in chunk.ranges {
+        let document = EntryDoc::spooled(Arc::clone(&buf), range);
+        writer.add_document(AddOperation {
+            opstamp: 0,
+            document,
+        })?;
+    }
+    let max_doc = writer.max_doc();
+    writer.finalize()?;
+    Ok(segment.with_max_doc(max_doc))
+}
+
+/// The entry of a prepared document.
+fn entry_of(doc: &[u8]) -> Result<Entry> {
+    let record = schema::stored_record(doc).ok_or_else(|| Error::Corrupt {
+        reason: "a prepared document has no record".into(),
+    })?;
+    codec::decode(record).map_err(|reason| Error::Corrupt { reason })
+}
+
+/// What the spool's documents need once every line was read: later lines of the same address folded in,
+/// red-listed addresses left out.
+struct Fixes {
+    /// Address hashes of the documents concerned.
+    touched: HashSet<u64>,
+    red: HashSet<MailAddress>,
+    /// Later lines by address, in file order.
+    later: HashMap<MailAddress, Vec<Entry>>,
+    merged: u64,
+}
+
+enum Fix {
+    Keep,
+    Drop,
+    Replace(SortKey, Vec<u8>),
+}
+
+impl Fixes {
+    fn new(duplicates: Vec<Entry>, red: HashSet<MailAddress>) -> Fixes {
+        let mut later: HashMap<MailAddress, Vec<Entry>> = HashMap::new();
+        for e in duplicates {
+            later.entry(e.address.clone()).or_default().push(e);
+        }
+        let touched = later
+            .keys()
+            .chain(&red)
+            .map(|a| addr_hash(a.as_str()))
             .collect();
-        writer.run(docs)?;
-        writer.commit()?;
-        Ok(merged)
+        Fixes {
+            touched,
+            red,
+            later,
+            merged: 0,
+        }
+    }
+
+    fn touches(&self, key: SortKey) -> bool {
+        !self.touched.is_empty() && self.touched.contains(&key.address)
+    }
+
+    /// What becomes of a spooled document whose address hash is touched.
+    fn apply(&mut self, f: Fields, doc: &[u8]) -> Result<Fix> {
+        let mut entry = entry_of(doc)?;
+        let later = self.later.remove(&entry.address);
+        self.merged += later.as_ref().map_or(0, |l| l.len() as u64);
+        if self.red.contains(&entry.address) {
+            return Ok(Fix::Drop);
+        }
+        let Some(later) = later else {
+            // another address with the same hash
+            return Ok(Fix::Keep);
+        };
+        for line in later {
+            entry.merge(line);
+        }
+        let mut doc = Vec::new();
+        let key = schema::prepare(f, &entry, &mut doc);
+        Ok(Fix::Replace(key, doc))
+    }
+
+    /// Later lines whose first line is not in the spool (a hash collision in [`SeenAddresses`] took
+    /// them for repeats): the first of each becomes the entry.
+    fn orphans(&mut self, f: Fields) -> Result<Vec<(SortKey, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (address, lines) in std::mem::take(&mut self.later) {
+            if self.red.contains(&address) {
+                continue;
+            }
+            let mut lines = lines.into_iter();
+            let Some(mut entry) = lines.next() else {
+                continue;
+            };
+            for line in lines {
+                entry.merge(line);
+                self.merged += 1;
+            }
+            let mut doc = Vec::new();
+            let key = schema::prepare(f, &entry, &mut doc);
+            out.push((key, doc));
+        }
+        Ok(out)
     }
 }
 
@@ -260,40 +452,133 @@ impl Drop for Builder {
         if self.committed {
             return;
         }
-        // Abandoned: stop the indexing threads, then remove the half-built generation.
-        drop(self.writer.take());
+        // Abandoned: remove the half-built generation (its spool and segments with it).
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove an abandoned index generation");
         }
     }
 }
 
-/// Lines between two progress calls.
-const PROGRESS_EVERY: u64 = 10_000;
+/// Documents prepared by a parsing thread from a block of lines, in line order.
+struct Parsed {
+    buf: Vec<u8>,
+    items: Vec<Item>,
+}
 
-/// Imports extraction records into `builder` and commits it: rejected lines go to `on_rejected`, progress
+enum Item {
+    Doc {
+        key: SortKey,
+        address: MailAddress,
+        range: Range<usize>,
+    },
+    RedListed(MailAddress),
+    Rejected(Rejection),
+}
+
+fn parse(f: Fields, lines: &Lines, updated_at: Option<&str>) -> Parsed {
+    let mut parsed = Parsed {
+        buf: Vec::with_capacity(LINES_BYTES * 2),
+        items: Vec::new(),
+    };
+    for record in lines.records(updated_at) {
+        parsed.items.push(match record {
+            Record::Entry(e) if e.red_listed => Item::RedListed(e.address),
+            Record::Entry(e) => {
+                let start = parsed.buf.len();
+                let key = schema::prepare(f, &e, &mut parsed.buf);
+                Item::Doc {
+                    key,
+                    address: e.address,
+                    range: start..parsed.buf.len(),
+                }
+            }
+            Record::Rejected(r) => Item::Rejected(r),
+        });
+    }
+    parsed
+}
+
+/// Imports an extraction into `builder` and commits it: rejected lines go to `on_rejected`, progress
 /// (lines read) to `on_progress`. An input error aborts the import and leaves the current index serving.
-pub fn import(
+///
+/// Lines are parsed and prepared on [`THREADS`] threads, a block each, and added in file order (the
+/// first line of an address is the one others are merged into).
+pub fn import<R: BufRead>(
     mut builder: Builder,
-    records: impl Iterator<Item = mss_annuaire::Result<Record>>,
+    mut reader: ExtractionReader<R>,
     mut on_progress: impl FnMut(u64),
     mut on_rejected: impl FnMut(&Rejection),
 ) -> Result<ImportStats> {
     let mut stats = ImportStats::default();
-    for record in records {
-        match record? {
-            Record::Entry(e) => builder.add_boxed(e)?,
-            Record::Rejected(r) => {
-                stats.rejected += 1;
-                on_rejected(&r);
-            }
+    let updated_at = reader.updated_at().map(str::to_owned);
+    let f = builder.fields;
+    let threads = threads();
+    let (jobs, to_parse) = mpsc::sync_channel::<(u64, Lines)>(threads);
+    let to_parse = Mutex::new(to_parse);
+    let (done, parsed) = mpsc::channel::<(u64, Parsed)>();
+    std::thread::scope(|s| -> Result<()> {
+        // owned here: dropping it on any return stops the parsing threads
+        let jobs = jobs;
+        for _ in 0..threads {
+            let (to_parse, done, updated_at) = (&to_parse, done.clone(), updated_at.as_deref());
+            s.spawn(move || {
+                loop {
+                    let next = to_parse.lock().ok().and_then(|rx| rx.recv().ok());
+                    let Some((seq, lines)) = next else { break };
+                    if done.send((seq, parse(f, &lines, updated_at))).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        stats.lines += 1;
-        if stats.lines.is_multiple_of(PROGRESS_EVERY) {
+        drop(done);
+        // blocks read but not yet added: bounded, so memory is too
+        let in_flight = 2 * threads as u64;
+        let (mut sent, mut next, mut ended) = (0u64, 0u64, false);
+        let mut waiting: BTreeMap<u64, Parsed> = BTreeMap::new();
+        loop {
+            while !ended && sent - next < in_flight {
+                match reader.read_lines(LINES_BYTES)? {
+                    Some(lines) => {
+                        jobs.send((sent, lines)).map_err(|_| Error::Corrupt {
+                            reason: "a parsing thread stopped".into(),
+                        })?;
+                        sent += 1;
+                    }
+                    None => ended = true,
+                }
+            }
+            if next == sent {
+                return Ok(());
+            }
+            let block = loop {
+                if let Some(block) = waiting.remove(&next) {
+                    break block;
+                }
+                let (seq, block) = parsed.recv().map_err(|_| Error::Corrupt {
+                    reason: "a parsing thread stopped".into(),
+                })?;
+                waiting.insert(seq, block);
+            };
+            next += 1;
+            for item in block.items {
+                match item {
+                    Item::Doc {
+                        key,
+                        address,
+                        range,
+                    } => builder.add_prepared(key, &address, &block.buf[range])?,
+                    Item::RedListed(address) => builder.add_red_listed(address),
+                    Item::Rejected(r) => {
+                        stats.rejected += 1;
+                        on_rejected(&r);
+                    }
+                }
+                stats.lines += 1;
+            }
             on_progress(stats.lines);
         }
-    }
-    on_progress(stats.lines);
+    })?;
     let built = builder.commit()?;
     stats.imported = built.entries;
     stats.merged = built.merged;

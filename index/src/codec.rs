@@ -14,7 +14,7 @@ use mss_annuaire::{BalType, Coded, Department, Entry, MailAddress, Source, Struc
 /// 2 added `published_by`; records of version 1 (without it) still read.
 const VERSION: u8 = 2;
 
-fn varint(out: &mut Vec<u8>, mut n: usize) {
+pub(crate) fn varint(out: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -175,6 +175,18 @@ struct Reader<'a> {
 
 type Decoded<T> = Result<T, String>;
 
+/// Reads a varint written by [`varint`]: (value, bytes used); `None` when truncated or too long.
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut n = 0usize;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        n |= usize::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((n, i + 1));
+        }
+    }
+    None
+}
+
 impl<'a> Reader<'a> {
     fn byte(&mut self) -> Decoded<u8> {
         let (&b, rest) = self.bytes.split_first().ok_or("truncated record")?;
@@ -183,15 +195,9 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Decoded<usize> {
-        let mut n = 0usize;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= usize::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err("bad length".into())
+        let (n, used) = read_varint(self.bytes).ok_or("bad length")?;
+        self.bytes = &self.bytes[used..];
+        Ok(n)
     }
 
     fn take(&mut self, len: usize) -> Decoded<&'a str> {

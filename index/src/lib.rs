@@ -34,6 +34,7 @@ mod highlight;
 mod query;
 mod schema;
 mod search;
+mod spool;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! The tantivy schema: which fields exist, how each is analysed, and how an [`Entry`] becomes a document.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use mss_annuaire::{BalType, Department, Entry};
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
@@ -103,124 +103,176 @@ fn glue_spaces(name: &str) -> Option<String> {
         .then(|| name.split_whitespace().collect::<Vec<_>>().join("-"))
 }
 
-/// An entry as a tantivy document.
+/// An entry as a tantivy document: its (field, value) pairs written once into a flat buffer by
+/// [`prepare`], and read back, borrowed, each time tantivy walks the document.
 ///
-/// Values borrow from the entry; what has to be computed (the stored record, the sort keys, glued names)
-/// is computed on first use, which happens on the indexing threads rather than the caller's.
+/// A rebuild prepares documents while parsing, spools and sorts them by name (see `build`), and hands
+/// tantivy slices of the sorted buffer: nothing is allocated per document on the indexing threads.
 pub(crate) struct EntryDoc {
-    fields: Fields,
-    /// Boxed: documents travel through tantivy's channel in batches, moved by value.
-    entry: Box<Entry>,
-    derived: OnceLock<Derived>,
-}
-
-struct Derived {
-    record: Vec<u8>,
-    name_key: u64,
-    addr_hash: u64,
-    /// Last and first name with spaces glued, when they have spaces.
-    glued: [Option<String>; 2],
-    /// Departments of the other structures.
-    departments: Vec<Department>,
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
 }
 
 impl EntryDoc {
-    pub(crate) fn new(fields: Fields, entry: Box<Entry>) -> Self {
+    /// The document of one entry (incremental updates).
+    pub(crate) fn new(fields: Fields, entry: &Entry) -> Self {
+        let mut buf = Vec::with_capacity(640);
+        prepare(fields, entry, &mut buf);
+        let end = buf.len();
         EntryDoc {
-            fields,
-            entry,
-            derived: OnceLock::new(),
+            buf: Arc::new(buf),
+            start: 0,
+            end,
         }
     }
 
-    fn derived(&self) -> &Derived {
-        self.derived.get_or_init(|| {
-            let e = &self.entry;
-            let mut record = Vec::with_capacity(320);
-            codec::encode(e, &mut record);
-            Derived {
-                record,
-                name_key: analysis::name_key(&e.display_name()),
-                addr_hash: analysis::addr_hash(e.address.as_str()),
-                glued: [
-                    e.last_name.as_deref().and_then(glue_spaces),
-                    e.first_name.as_deref().and_then(glue_spaces),
-                ],
-                departments: e
-                    .other_structures
-                    .iter()
-                    .filter_map(|s| s.postal_code.as_deref())
-                    .filter_map(Department::from_postal_code)
-                    .collect(),
-            }
-        })
+    /// The document prepared at `range` of a shared buffer.
+    pub(crate) fn spooled(buf: Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Self {
+        EntryDoc {
+            buf,
+            start: range.start,
+            end: range.end,
+        }
     }
+}
 
-    /// Every (field, value) of the document.
-    fn values(&self) -> Vec<(Field, Val<'_>)> {
-        let f = &self.fields;
-        let e = &self.entry;
-        let d = self.derived();
-        let mut v: Vec<(Field, Val<'_>)> = Vec::with_capacity(32);
-        fn name<'a>(v: &mut Vec<(Field, Val<'a>)>, f: &Fields, s: &'a str) {
-            v.push((f.name, Val::Str(s)));
-            v.push((f.name_pfx, Val::Str(s)));
+/// Sort keys of a prepared document: name key, then address hash (the order of a rebuilt index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct SortKey {
+    pub name: u64,
+    pub address: u64,
+}
+
+const KIND_STR: u8 = 0;
+const KIND_U64: u8 = 1;
+const KIND_BYTES: u8 = 2;
+
+/// Appends to `out` the (field, value) pairs of `e` as a tantivy document and returns its sort keys.
+///
+/// Layout, per value: field id (one byte: the schema has fewer than 256 fields), kind, then a u64
+/// (8 bytes, little-endian) or a varint length and the bytes.
+pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
+    fn put(out: &mut Vec<u8>, field: Field, kind: u8, bytes: &[u8]) {
+        out.push(field.field_id() as u8);
+        out.push(kind);
+        codec::varint(out, bytes.len());
+        out.extend_from_slice(bytes);
+    }
+    let str = |out: &mut Vec<u8>, field: Field, s: &str| put(out, field, KIND_STR, s.as_bytes());
+    let name = |out: &mut Vec<u8>, s: &str| {
+        str(out, f.name, s);
+        str(out, f.name_pfx, s);
+    };
+    let persons = [&e.last_name, &e.first_name];
+    for n in persons.iter().filter_map(|n| n.as_deref()) {
+        match glue_spaces(n) {
+            Some(glued) => name(out, &glued),
+            None => name(out, n),
         }
-        let persons = [&e.last_name, &e.first_name];
-        for (n, glued) in persons.iter().zip(&d.glued) {
-            if let Some(n) = glued.as_deref().or(n.as_deref()) {
-                name(&mut v, f, n);
-            }
-        }
-        let org_names = [&e.organisation_name, &e.organisation_trade_name, &e.service];
-        let has_person_name = persons.iter().any(|n| n.is_some());
-        if e.bal_type != BalType::Per || !has_person_name {
-            // organisational boxes are known by their structure and service
-            for o in org_names.iter().filter_map(|o| o.as_deref()) {
-                name(&mut v, f, o);
-            }
-        }
+    }
+    let org_names = [&e.organisation_name, &e.organisation_trade_name, &e.service];
+    let has_person_name = persons.iter().any(|n| n.is_some());
+    if e.bal_type != BalType::Per || !has_person_name {
+        // organisational boxes are known by their structure and service
         for o in org_names.iter().filter_map(|o| o.as_deref()) {
-            v.push((f.org, Val::Str(o)));
+            name(out, o);
         }
-        if let Some(city) = e.city() {
-            v.push((f.place, Val::Str(city)));
-        }
-        if let Some(pc) = e.postal_code.as_deref().map(str::trim) {
-            v.push((f.place, Val::Str(pc)));
-        }
-        if let Some(dep) = &e.department {
-            v.push((f.place, Val::Str(dep.as_str())));
-        }
-        for s in &e.other_structures {
-            for o in [&s.organisation_name, &s.service].into_iter().flatten() {
-                v.push((f.org, Val::Str(o)));
-            }
-            if let Some(city) = &s.city {
-                v.push((f.place, Val::Str(city)));
-            }
-            if let Some(pc) = s.postal_code.as_deref().map(str::trim) {
-                v.push((f.place, Val::Str(pc)));
-            }
-        }
-        for dep in &d.departments {
-            v.push((f.place, Val::Str(dep.as_str())));
-        }
-        for c in [&e.profession, &e.speciality].into_iter().flatten() {
-            v.push((f.job, Val::Str(&c.label)));
-        }
-        if let Some(p) = &e.profession {
-            v.push((f.profession, Val::Str(p.code.trim())));
-        }
-        if let Some(s) = &e.speciality {
-            v.push((f.speciality, Val::Str(s.code.trim())));
-        }
-        v.push((f.bal_type, Val::Str(e.bal_type.code())));
-        v.push((f.name_key, Val::U64(d.name_key)));
-        v.push((f.addr_hash, Val::U64(d.addr_hash)));
-        v.push((f.entry, Val::Bytes(&d.record)));
-        v
     }
+    for o in org_names.iter().filter_map(|o| o.as_deref()) {
+        str(out, f.org, o);
+    }
+    if let Some(city) = e.city() {
+        str(out, f.place, city);
+    }
+    if let Some(pc) = e.postal_code.as_deref().map(str::trim) {
+        str(out, f.place, pc);
+    }
+    if let Some(dep) = &e.department {
+        str(out, f.place, dep.as_str());
+    }
+    for s in &e.other_structures {
+        for o in [&s.organisation_name, &s.service].into_iter().flatten() {
+            str(out, f.org, o);
+        }
+        if let Some(city) = &s.city {
+            str(out, f.place, city);
+        }
+        if let Some(pc) = s.postal_code.as_deref().map(str::trim) {
+            str(out, f.place, pc);
+        }
+    }
+    let departments = e
+        .other_structures
+        .iter()
+        .filter_map(|s| s.postal_code.as_deref())
+        .filter_map(Department::from_postal_code);
+    for dep in departments {
+        str(out, f.place, dep.as_str());
+    }
+    for c in [&e.profession, &e.speciality].into_iter().flatten() {
+        str(out, f.job, &c.label);
+    }
+    if let Some(p) = &e.profession {
+        str(out, f.profession, p.code.trim());
+    }
+    if let Some(s) = &e.speciality {
+        str(out, f.speciality, s.code.trim());
+    }
+    str(out, f.bal_type, e.bal_type.code());
+    let key = SortKey {
+        name: analysis::name_key(&e.display_name()),
+        address: analysis::addr_hash(e.address.as_str()),
+    };
+    for (field, n) in [(f.name_key, key.name), (f.addr_hash, key.address)] {
+        out.push(field.field_id() as u8);
+        out.push(KIND_U64);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    // the stored record goes last: `stored_record` finds it without walking the values
+    let record_start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER]);
+    codec::encode(e, out);
+    let record_len = (out.len() - record_start - RECORD_HEADER) as u32;
+    out[record_start] = f.entry.field_id() as u8;
+    out[record_start + 1] = KIND_BYTES;
+    out[record_start + 2..record_start + RECORD_HEADER].copy_from_slice(&record_len.to_le_bytes());
+    key
+}
+
+/// The record's value header: field id, kind, and a fixed 4-byte length (it is written after the record).
+const RECORD_HEADER: usize = 6;
+
+/// The stored record of a prepared document (the last value, see [`prepare`]).
+pub(crate) fn stored_record(doc: &[u8]) -> Option<&[u8]> {
+    let mut pos = 0;
+    while pos < doc.len() {
+        let (_, kind, value, next) = value_at(doc, pos)?;
+        if kind == KIND_BYTES {
+            return Some(value);
+        }
+        pos = next;
+    }
+    None
+}
+
+/// The value at `pos` of a prepared document: (field, kind, bytes, position of the next value).
+fn value_at(doc: &[u8], pos: usize) -> Option<(u8, u8, &[u8], usize)> {
+    let field = *doc.get(pos)?;
+    let kind = *doc.get(pos + 1)?;
+    let (len, start) = match kind {
+        KIND_U64 => (8, pos + 2),
+        KIND_BYTES => {
+            let len = u32::from_le_bytes(doc.get(pos + 2..pos + RECORD_HEADER)?.try_into().ok()?);
+            (len as usize, pos + RECORD_HEADER)
+        }
+        _ => {
+            let (len, used) = codec::read_varint(doc.get(pos + 2..)?)?;
+            (len, pos + 2 + used)
+        }
+    };
+    let value = doc.get(start..start.checked_add(len)?)?;
+    Some((field, kind, value, start + len))
 }
 
 /// A value of an [`EntryDoc`]: text, number or bytes, borrowed.
@@ -244,12 +296,38 @@ impl<'a> Value<'a> for Val<'a> {
     }
 }
 
+/// The values of a prepared document, in the order [`prepare`] wrote them.
+pub(crate) struct Values<'a> {
+    doc: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = (Field, Val<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // A document is only ever read from the buffer `prepare` wrote in this process: a value that
+        // does not read back ends the document rather than panicking.
+        let (field, kind, bytes, next) = value_at(self.doc, self.pos)?;
+        self.pos = next;
+        let value = match kind {
+            KIND_U64 => Val::U64(u64::from_le_bytes(bytes.try_into().ok()?)),
+            KIND_BYTES => Val::Bytes(bytes),
+            _ => Val::Str(std::str::from_utf8(bytes).ok()?),
+        };
+        Some((Field::from_field_id(u32::from(field)), value))
+    }
+}
+
 impl Document for EntryDoc {
     type Value<'a> = Val<'a>;
-    type FieldsValuesIter<'a> = std::vec::IntoIter<(Field, Val<'a>)>;
+    type FieldsValuesIter<'a> = Values<'a>;
 
     fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
-        self.values().into_iter()
+        Values {
+            doc: &self.buf[self.start..self.end],
+            pos: 0,
+        }
     }
 }
 

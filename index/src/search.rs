@@ -458,8 +458,7 @@ impl Updater {
                 .delete_query(Box::new(HashSetQuery(Arc::new(hashes))))?;
             for (_, state) in self.batch.drain() {
                 for entry in state.into_values().flatten() {
-                    self.writer
-                        .add_document(EntryDoc::new(f, Box::new(entry)))?;
+                    self.writer.add_document(EntryDoc::new(f, &entry))?;
                 }
             }
         }

@@ -114,6 +114,55 @@ impl<R: BufRead> ExtractionReader<R> {
     }
 }
 
+impl<R: BufRead> ExtractionReader<R> {
+    /// Reads whole lines until at least `target` bytes are held (or the input ends), for parsing
+    /// elsewhere with [`Lines::records`]; `Ok(None)` at the end of the input.
+    pub fn read_lines(&mut self, target: usize) -> Result<Option<Lines>> {
+        if self.failed {
+            return Ok(None);
+        }
+        let first = self.line + 1;
+        let mut bytes = Vec::with_capacity(target + 1024);
+        while bytes.len() < target {
+            match self.input.read_until(b'\n', &mut bytes) {
+                Ok(0) => break,
+                Ok(_) => self.line += 1,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(Error::io(
+                        format!("reading the extraction at line {}", self.line + 1),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok((!bytes.is_empty()).then_some(Lines { first, bytes }))
+    }
+
+    /// The update time given to every entry (from the file name).
+    pub fn updated_at(&self) -> Option<&str> {
+        self.updated_at.as_deref()
+    }
+}
+
+/// A block of whole data lines, read by [`ExtractionReader::read_lines`].
+#[derive(Debug)]
+pub struct Lines {
+    /// Number of the first line (the header is line 1).
+    first: u64,
+    bytes: Vec<u8>,
+}
+
+impl Lines {
+    /// The records of these lines, in order, as [`ExtractionReader`] gives them.
+    pub fn records<'a>(&'a self, updated_at: Option<&'a str>) -> impl Iterator<Item = Record> + 'a {
+        self.bytes
+            .split_inclusive(|&b| b == b'\n')
+            .zip(self.first..)
+            .filter_map(move |(raw, line)| record(line, raw, updated_at))
+    }
+}
+
 impl<R: BufRead> Iterator for ExtractionReader<R> {
     type Item = Result<Record>;
 
@@ -135,29 +184,35 @@ impl<R: BufRead> Iterator for ExtractionReader<R> {
                 }
             }
             self.line += 1;
-            let bytes = trim_line_end(&self.buf);
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                continue; // blank lines (a trailing newline at the end of the file) carry nothing
+            if let Some(r) = record(self.line, &self.buf, self.updated_at.as_deref()) {
+                return Some(Ok(r));
             }
-            let reject = |reason: String| {
-                let cut = &bytes[..bytes.len().min(MAX_REPORTED_LINE)];
-                Some(Ok(Record::Rejected(Rejection {
-                    line: self.line,
-                    reason,
-                    raw: String::from_utf8_lossy(cut).into_owned(),
-                })))
-            };
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    return reject(format!("not valid UTF-8 at byte {}", e.valid_up_to() + 1));
-                }
-            };
-            return match parse_line(text, self.updated_at.as_deref()) {
-                Ok(entry) => Some(Ok(Record::Entry(Box::new(entry)))),
-                Err(e) => reject(e.to_string()),
-            };
         }
+    }
+}
+
+/// The record of line number `line` (`raw` with or without its line end); `None` for a blank line, which
+/// carries nothing (a trailing newline at the end of the file).
+fn record(line: u64, raw: &[u8], updated_at: Option<&str>) -> Option<Record> {
+    let bytes = trim_line_end(raw);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let reject = |reason: String| {
+        let cut = &bytes[..bytes.len().min(MAX_REPORTED_LINE)];
+        Some(Record::Rejected(Rejection {
+            line,
+            reason,
+            raw: String::from_utf8_lossy(cut).into_owned(),
+        }))
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => return reject(format!("not valid UTF-8 at byte {}", e.valid_up_to() + 1)),
+    };
+    match parse_line(text, updated_at) {
+        Ok(entry) => Some(Record::Entry(Box::new(entry))),
+        Err(e) => reject(e.to_string()),
     }
 }
 
