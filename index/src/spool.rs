@@ -47,6 +47,7 @@ pub(crate) struct Spool {
     slots: Vec<Slot>,
     runs: Vec<PathBuf>,
     run_bytes: usize,
+    len: usize,
 }
 
 impl Spool {
@@ -58,6 +59,7 @@ impl Spool {
             slots: Vec::new(),
             runs: Vec::new(),
             run_bytes: RUN_BYTES,
+            len: 0,
         }
     }
 
@@ -76,6 +78,7 @@ impl Spool {
             len: doc.len(),
         });
         self.arena.extend_from_slice(doc);
+        self.len += 1;
         Ok(())
     }
 
@@ -125,6 +128,7 @@ impl Spool {
             next: 0,
         });
         let mut sorted = Sorted {
+            len: self.len,
             sources,
             heap: BinaryHeap::new(),
         };
@@ -202,11 +206,17 @@ impl Source {
 
 /// The spooled documents in key order (a k-way merge of the runs).
 pub(crate) struct Sorted {
+    len: usize,
     sources: Vec<Source>,
     heap: BinaryHeap<Reverse<(SortKey, usize)>>,
 }
 
 impl Sorted {
+    /// Number of documents, given or not.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Appends the next document to `out` and returns its key; `None` when all were given.
     pub(crate) fn next_into(&mut self, out: &mut Vec<u8>) -> Result<Option<SortKey>> {
         let Some(Reverse((key, i))) = self.heap.pop() else {
@@ -242,6 +252,7 @@ mod tests {
         }
         assert!(spool.runs.len() >= 3, "{} runs", spool.runs.len());
         let mut sorted = spool.into_sorted().unwrap();
+        assert_eq!(sorted.len(), names.len());
         let mut got = Vec::new();
         let mut out = Vec::new();
         while let Some(k) = sorted.next_into(&mut out).unwrap() {
