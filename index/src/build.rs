@@ -46,6 +46,7 @@ fn chunk_docs(total: usize, threads: usize) -> usize {
     let chunks = total.div_ceil(CHUNK_DOCS).next_multiple_of(threads).max(1);
     total.div_ceil(chunks).max(1)
 }
+
 /// Memory hint of a segment writer (sizes its term table).
 const SEGMENT_MEMORY: usize = 32 << 20;
 /// Where the spool's runs and the segments before the final merge are written, inside the generation.
@@ -196,7 +197,10 @@ impl Builder {
             std::mem::take(&mut self.red),
         );
         let spool = std::mem::replace(&mut self.spool, Spool::new(PathBuf::new()));
+        let started = std::time::Instant::now();
         let (segments, merged) = self.index_in_order(spool, fixes)?;
+        tracing::debug!(segments = segments.len(), took = ?started.elapsed(), "rebuild: indexed in name order");
+        let started = std::time::Instant::now();
         let output = MmapDirectory::open(&self.dir).map_err(tantivy::TantivyError::from)?;
         let index = if segments.is_empty() {
             Index::create(output, schema::schema(), settings(true))?
@@ -223,6 +227,7 @@ impl Builder {
             index
         };
         drop(segments);
+        tracing::debug!(took = ?started.elapsed(), "rebuild: segments merged");
         for scratch in [SPOOL_DIR, PARTS_DIR] {
             let path = self.dir.join(scratch);
             if let Err(e) = std::fs::remove_dir_all(&path)
@@ -255,20 +260,36 @@ impl Builder {
             settings(false),
         )?;
         schema::register_tokenizers(&parts);
+        let started = std::time::Instant::now();
         let mut sorted = spool.into_sorted()?;
         let chunk_docs = chunk_docs(sorted.len(), threads());
+        tracing::debug!(documents = sorted.len(), took = ?started.elapsed(), "rebuild: spool sorted");
         // rendezvous: a chunk is only filled while the indexing threads are busy with the others
         let (chunks, to_index) = mpsc::sync_channel::<(usize, Chunk)>(0);
         let to_index = Mutex::new(to_index);
         let (done, indexed) = mpsc::channel::<Result<(usize, Segment)>>();
+        // chunks indexed, emptied, to fill again: fresh buffers cost page faults and regrowth
+        let (recycle, recycled) = mpsc::channel::<Chunk>();
+        let capacity = (chunk_docs * sorted.mean_size()).saturating_mul(9) / 8;
+        let new_chunk = || {
+            recycled
+                .try_recv()
+                .unwrap_or_else(|_| Chunk::with_capacity(capacity, chunk_docs))
+        };
         let mut segments: Vec<(usize, Segment)> = std::thread::scope(|s| -> Result<_> {
             for _ in 0..threads() {
                 let (to_index, done, parts) = (&to_index, done.clone(), &parts);
+                let recycle = recycle.clone();
                 s.spawn(move || {
                     loop {
                         let next = to_index.lock().ok().and_then(|rx| rx.recv().ok());
                         let Some((seq, chunk)) = next else { break };
-                        let segment = index_chunk(parts, chunk).map(|s| (seq, s));
+                        let segment = index_chunk(parts, chunk).map(|(segment, emptied)| {
+                            if let Some(chunk) = emptied {
+                                let _ = recycle.send(chunk);
+                            }
+                            (seq, segment)
+                        });
                         if done.send(segment).is_err() {
                             break;
                         }
@@ -279,8 +300,9 @@ impl Builder {
             let stopped = || Error::Corrupt {
                 reason: "an indexing thread stopped".into(),
             };
+            drop(recycle);
             let mut seq = 0;
-            let mut chunk = Chunk::default();
+            let mut chunk = new_chunk();
             let mut late: Vec<(SortKey, Vec<u8>)> = Vec::new();
             while let Some(key) = sorted.next_into(&mut chunk.buf)? {
                 let start = chunk.ranges.last().map_or(0, |r| r.end);
@@ -299,9 +321,8 @@ impl Builder {
                 }
                 chunk.ranges.push(start..chunk.buf.len());
                 if chunk.ranges.len() == chunk_docs {
-                    chunks
-                        .send((seq, std::mem::take(&mut chunk)))
-                        .map_err(|_| stopped())?;
+                    let full = std::mem::replace(&mut chunk, new_chunk());
+                    chunks.send((seq, full)).map_err(|_| stopped())?;
                     seq += 1;
                 }
             }
@@ -333,6 +354,13 @@ struct Chunk {
 }
 
 impl Chunk {
+    fn with_capacity(bytes: usize, docs: usize) -> Chunk {
+        Chunk {
+            buf: Vec::with_capacity(bytes),
+            ranges: Vec::with_capacity(docs),
+        }
+    }
+
     fn of(docs: Vec<(SortKey, Vec<u8>)>) -> Chunk {
         let mut chunk = Chunk::default();
         for (_, doc) in docs {
@@ -419,12 +447,12 @@ impl Directory for ScratchDirectory {
     }
 }
 
-/// Indexes a chunk into a new segment of `parts`.
-fn index_chunk(parts: &Index, chunk: Chunk) -> Result<Segment> {
+/// Indexes a chunk into a new segment of `parts`; gives the chunk back emptied, to be filled again.
+fn index_chunk(parts: &Index, mut chunk: Chunk) -> Result<(Segment, Option<Chunk>)> {
     let segment = parts.new_segment();
     let mut writer = SegmentWriter::for_segment(SEGMENT_MEMORY, segment.clone())?;
-    let buf = Arc::new(chunk.buf);
-    for range in chunk.ranges {
+    let buf = Arc::new(std::mem::take(&mut chunk.buf));
+    for range in chunk.ranges.drain(..) {
         let document = EntryDoc::spooled(Arc::clone(&buf), range);
         writer.add_document(AddOperation {
             opstamp: 0,
@@ -433,7 +461,15 @@ fn index_chunk(parts: &Index, chunk: Chunk) -> Result<Segment> {
     }
     let max_doc = writer.max_doc();
     writer.finalize()?;
-    Ok(segment.with_max_doc(max_doc))
+    // the writer dropped every document, so the buffer is ours again
+    let emptied = Arc::try_unwrap(buf).ok().map(|mut buf| {
+        buf.clear();
+        Chunk {
+            buf,
+            ranges: chunk.ranges,
+        }
+    });
+    Ok((segment.with_max_doc(max_doc), emptied))
 }
 
 /// The entry of a prepared document.

@@ -276,9 +276,12 @@ fn value_at(doc: &[u8], pos: usize) -> Option<(u8, u8, &[u8], usize)> {
 }
 
 /// A value of an [`EntryDoc`]: text, number or bytes, borrowed.
+///
+/// Text is checked as UTF-8 only when tantivy looks at it: it walks a document three times (terms,
+/// fast fields, store) and looks at each text once.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Val<'a> {
-    Str(&'a str),
+    Str(&'a [u8]),
     U64(u64),
     Bytes(&'a [u8]),
 }
@@ -289,7 +292,8 @@ impl<'a> Value<'a> for Val<'a> {
 
     fn as_value(&self) -> ReferenceValue<'a, Self> {
         ReferenceValue::Leaf(match *self {
-            Val::Str(s) => ReferenceValueLeaf::Str(s),
+            // always valid: `prepare` wrote it from a `&str`
+            Val::Str(s) => ReferenceValueLeaf::Str(std::str::from_utf8(s).unwrap_or_default()),
             Val::U64(n) => ReferenceValueLeaf::U64(n),
             Val::Bytes(b) => ReferenceValueLeaf::Bytes(b),
         })
@@ -313,7 +317,7 @@ impl<'a> Iterator for Values<'a> {
         let value = match kind {
             KIND_U64 => Val::U64(u64::from_le_bytes(bytes.try_into().ok()?)),
             KIND_BYTES => Val::Bytes(bytes),
-            _ => Val::Str(std::str::from_utf8(bytes).ok()?),
+            _ => Val::Str(bytes),
         };
         Some((Field::from_field_id(u32::from(field)), value))
     }

@@ -7,8 +7,9 @@
 //! reach tantivy in order, each segment holds a contiguous range of names, and the final merge only
 //! concatenates (tantivy's disjoint-segments path).
 //!
-//! Documents are held in memory up to [`RUN_BYTES`]; beyond that each full run is sorted and written to
-//! a file, and [`Sorted`] merges the runs. Memory stays bounded whatever the number of entries. Written
+//! Documents are held in memory up to [`RUN_BYTES`]; beyond that every run is sorted and written to a
+//! file (the last one too), and [`Sorted`] merges the runs. Memory stays bounded whatever the number of
+//! entries. Written
 //! by hand: no maintained crate sorts variable-length records externally with a bounded memory.
 
 use std::cmp::Reverse;
@@ -48,6 +49,7 @@ pub(crate) struct Spool {
     runs: Vec<PathBuf>,
     run_bytes: usize,
     len: usize,
+    bytes: usize,
 }
 
 impl Spool {
@@ -60,6 +62,7 @@ impl Spool {
             runs: Vec::new(),
             run_bytes: RUN_BYTES,
             len: 0,
+            bytes: 0,
         }
     }
 
@@ -79,6 +82,7 @@ impl Spool {
         });
         self.arena.extend_from_slice(doc);
         self.len += 1;
+        self.bytes += doc.len();
         Ok(())
     }
 
@@ -112,6 +116,11 @@ impl Spool {
 
     /// The documents in key order.
     pub(crate) fn into_sorted(mut self) -> Result<Sorted> {
+        if !self.runs.is_empty() && !self.slots.is_empty() {
+            // the last run too: its memory is then free for the indexing that follows
+            self.spill()?;
+            self.arena = Vec::new();
+        }
         self.slots.sort_unstable_by_key(|s| s.key);
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for path in &self.runs {
@@ -129,6 +138,7 @@ impl Spool {
         });
         let mut sorted = Sorted {
             len: self.len,
+            bytes: self.bytes,
             sources,
             heap: BinaryHeap::new(),
         };
@@ -207,6 +217,7 @@ impl Source {
 /// The spooled documents in key order (a k-way merge of the runs).
 pub(crate) struct Sorted {
     len: usize,
+    bytes: usize,
     sources: Vec<Source>,
     heap: BinaryHeap<Reverse<(SortKey, usize)>>,
 }
@@ -215,6 +226,11 @@ impl Sorted {
     /// Number of documents, given or not.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Mean size of a document.
+    pub(crate) fn mean_size(&self) -> usize {
+        self.bytes / self.len.max(1)
     }
 
     /// Appends the next document to `out` and returns its key; `None` when all were given.
