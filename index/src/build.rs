@@ -37,7 +37,7 @@ const LINES_BYTES: usize = 256 << 10;
 /// Doc store block size.
 const DOCSTORE_BLOCK: usize = 4096;
 /// Documents per segment before the final merge, at most. Bounds the memory of an import: each indexing
-/// thread holds one chunk (~600 bytes a document) and its segment being built (~TODO MB for this many).
+/// thread holds one chunk (~600 bytes a document, 24 MB) and its segment being built (~16 MB).
 const CHUNK_DOCS: usize = 40_000;
 
 /// Documents per chunk for `total` documents on `threads` threads: chunks of equal size, in a multiple
@@ -493,6 +493,11 @@ fn index_chunk(parts: &Index, mut chunk: Chunk) -> Result<(Segment, Option<Chunk
         })?;
     }
     let max_doc = writer.max_doc();
+    tracing::trace!(
+        documents = max_doc,
+        memory = writer.mem_usage(),
+        "rebuild: segment indexed"
+    );
     writer.finalize()?;
     // the writer dropped every document, so the buffer is ours again
     let emptied = Arc::try_unwrap(buf).ok().map(|mut buf| {
@@ -735,4 +740,111 @@ pub fn import<R: BufRead>(
     stats.merged = built.merged;
     stats.red_listed = built.red_listed;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use mss_annuaire::{BalType, Source};
+
+    use super::*;
+    use crate::schema::NAME_KEY;
+
+    fn person(address: &str, first: &str, last: &str) -> Entry {
+        let mut e = Entry::new(
+            MailAddress::parse(address).unwrap(),
+            BalType::Per,
+            Source::Extraction,
+        );
+        e.first_name = Some(first.into());
+        e.last_name = Some(last.into());
+        e
+    }
+
+    /// Name keys of the documents of each segment, in document order.
+    fn name_keys(data_dir: &Path) -> Vec<Vec<u64>> {
+        let layout = Layout::new(data_dir);
+        let current = layout.current().unwrap().unwrap();
+        let index = Index::open_in_dir(layout.dir(&current)).unwrap();
+        let searcher = open_reader(&index).unwrap().searcher();
+        searcher
+            .segment_readers()
+            .iter()
+            .map(|s| {
+                let col = s.fast_fields().u64(NAME_KEY).unwrap();
+                (0..s.max_doc()).filter_map(|d| col.first(d)).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_segment_in_name_order_even_when_a_merge_renames_an_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Builder::create(dir.path()).unwrap();
+        for i in 0..500 {
+            let last = format!("Nom{:03}", (i * 7919) % 500);
+            b.add(person(&format!("p{i}@medecin.mssante.fr"), "Marie", &last))
+                .unwrap();
+        }
+        // known by its structure first; a later line gives the person's name, which sorts first
+        let a = "zz@medecin.mssante.fr";
+        let mut nameless = Entry::new(
+            MailAddress::parse(a).unwrap(),
+            BalType::Per,
+            Source::Extraction,
+        );
+        nameless.organisation_name = Some("Zénith Santé".into());
+        b.add(nameless).unwrap();
+        b.add(person(a, "Aaron", "Abadie")).unwrap();
+        // a red-listed repeat hides an address that was spooled
+        let mut red = person("p3@medecin.mssante.fr", "Marie", "Rouge");
+        red.red_listed = true;
+        b.add(red).unwrap();
+        let stats = b.commit().unwrap();
+        assert_eq!((stats.entries, stats.merged, stats.red_listed), (500, 1, 1));
+
+        let segments = name_keys(dir.path());
+        assert_eq!(segments.len(), 1, "merged into one segment");
+        let keys = &segments[0];
+        assert_eq!(keys.len(), 500);
+        assert!(
+            keys.windows(2).all(|w| w[0] <= w[1]),
+            "documents numbered in name order"
+        );
+        assert_eq!(
+            keys[0],
+            crate::analysis::name_key("Aaron Abadie"),
+            "the renamed entry in its place"
+        );
+        let index = crate::DirectoryIndex::open(dir.path()).unwrap();
+        assert_eq!(
+            index.get(a).unwrap().unwrap().display_name(),
+            "Aaron Abadie"
+        );
+        assert_eq!(index.get("p3@medecin.mssante.fr").unwrap(), None);
+        let layout = Layout::new(dir.path());
+        let generation = layout.dir(&layout.current().unwrap().unwrap());
+        for scratch in [SPOOL_DIR, PARTS_DIR] {
+            assert!(!generation.join(scratch).exists(), "{scratch} left behind");
+        }
+    }
+
+    #[test]
+    fn chunks_are_even_and_bounded() {
+        for (total, threads) in [
+            (1, 2),
+            (7, 2),
+            (535_000, 2),
+            (1_000_000, 2),
+            (80_001, 1),
+            (0, 2),
+        ] {
+            let size = chunk_docs(total, threads);
+            assert!((1..=CHUNK_DOCS).contains(&size), "{total}: {size}");
+            let chunks = total.div_ceil(size);
+            assert!(chunks <= total.div_ceil(CHUNK_DOCS).next_multiple_of(threads).max(1));
+            if total >= threads {
+                assert_eq!(chunks % threads, 0, "{total} in {chunks} chunks of {size}");
+            }
+        }
+    }
 }

@@ -151,3 +151,82 @@ fn killed_rebuild_leaves_the_old_index() {
     assert_eq!(labels(&index, "dupont", 5), Vec::<String>::new());
     assert_eq!(index.num_entries() as usize, filler().len());
 }
+
+/// The import parses blocks of lines on several threads: what it reports and builds must be what a line
+/// by line read of the same file gives (rejections in file order with their line numbers, repeated
+/// addresses merged into their first line).
+#[test]
+fn parallel_import_matches_a_line_by_line_read() {
+    use mss_annuaire::demo::{self, DemoOptions};
+    use mss_annuaire::extraction::{self, Record};
+
+    let mut file = Vec::new();
+    let summary = demo::write(
+        &mut file,
+        &DemoOptions {
+            count: 6000,
+            seed: 5,
+            faults: true,
+        },
+    )
+    .unwrap();
+    assert!(file.len() > 1 << 20, "several blocks of lines");
+    assert!(summary.duplicates >= 2 && summary.malformed >= 4);
+
+    // line by line
+    let mut expected_rejections = Vec::new();
+    let mut first_lines: Vec<mss_annuaire::Entry> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    extraction::read_stream(&mut std::io::Cursor::new(&file), None, |reader| {
+        for record in reader {
+            match record? {
+                Record::Entry(e) => match seen.get(&e.address) {
+                    Some(&i) => {
+                        let first: &mut mss_annuaire::Entry = &mut first_lines[i];
+                        first.merge(*e);
+                    }
+                    None => {
+                        seen.insert(e.address.clone(), first_lines.len());
+                        first_lines.push(*e);
+                    }
+                },
+                Record::Rejected(r) => expected_rejections.push((r.line, r.reason)),
+            }
+        }
+        Ok::<_, mss_annuaire::Error>(())
+    })
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Builder::create(dir.path()).unwrap();
+    let mut rejections = Vec::new();
+    let mut progress = Vec::new();
+    let stats = extraction::read_stream(&mut std::io::Cursor::new(&file), None, |reader| {
+        mss_index::import(
+            builder,
+            reader,
+            |lines| progress.push(lines),
+            |r| rejections.push((r.line, r.reason.clone())),
+        )
+    })
+    .unwrap();
+
+    assert_eq!(rejections, expected_rejections);
+    assert_eq!(stats.lines as usize, summary.lines);
+    assert_eq!(stats.rejected as usize, summary.malformed);
+    assert_eq!(stats.merged as usize, summary.duplicates);
+    assert_eq!(stats.imported as usize, first_lines.len());
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress only grows"
+    );
+    assert_eq!(progress.last().copied(), Some(stats.lines));
+    let index = DirectoryIndex::open(dir.path()).unwrap();
+    for e in &first_lines {
+        let stored = index
+            .get(e.address.as_str())
+            .unwrap()
+            .expect("every address");
+        assert_eq!(&stored, e, "{}", e.address);
+    }
+}
