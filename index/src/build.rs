@@ -263,7 +263,7 @@ impl Builder {
         let started = std::time::Instant::now();
         let mut sorted = spool.into_sorted()?;
         let chunk_docs = chunk_docs(sorted.len(), threads());
-        tracing::debug!(documents = sorted.len(), took = ?started.elapsed(), "rebuild: spool sorted");
+        tracing::debug!(documents = sorted.len(), mean_size = sorted.mean_size(), took = ?started.elapsed(), "rebuild: spool sorted");
         // rendezvous: a chunk is only filled while the indexing threads are busy with the others
         let (chunks, to_index) = mpsc::sync_channel::<(usize, Chunk)>(0);
         let to_index = Mutex::new(to_index);
