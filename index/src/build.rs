@@ -37,8 +37,9 @@ const LINES_BYTES: usize = 256 << 10;
 /// Doc store block size.
 const DOCSTORE_BLOCK: usize = 4096;
 /// Documents per segment before the final merge, at most. Bounds the memory of an import: each indexing
-/// thread holds one chunk (~600 bytes a document, 24 MB) and its segment being built (~16 MB).
-const CHUNK_DOCS: usize = 40_000;
+/// thread holds one chunk (~400 bytes a document: 28 MB) and its segment being built (~27 MB); fewer,
+/// larger segments make the final merge cheaper (40 000: 1 M entries in 6.7 s, 64 000: 6.3 s).
+const CHUNK_DOCS: usize = 64_000;
 
 /// Documents per chunk for `total` documents on `threads` threads: chunks of equal size, in a multiple
 /// of `threads`, so that no thread is left alone with the last one.

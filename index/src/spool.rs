@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use crate::schema::SortKey;
 use crate::{Error, Result};
 
-/// Bytes of prepared documents held in memory before a run is written (~600 bytes a document).
+/// Bytes of prepared documents held in memory before a run is written (~400 bytes a document).
 const RUN_BYTES: usize = 48 << 20;
 /// I/O buffer of each run file.
 const RUN_BUFFER: usize = 256 << 10;
