@@ -202,43 +202,10 @@ impl Builder {
         let (segments, merged) = self.index_in_order(spool, fixes)?;
         tracing::debug!(segments = segments.len(), took = ?started.elapsed(), "rebuild: indexed in name order");
         let started = std::time::Instant::now();
-        let output = MmapDirectory::open(&self.dir).map_err(tantivy::TantivyError::from)?;
-        let index = if segments.is_empty() {
-            Index::create(output, schema::schema(), settings(true))?
-        } else {
-            // Disjoint ranges of names are concatenated; if the late chunk overlaps them, tantivy merges
-            // by name instead.
-            let alive = vec![None; segments.len()];
-            let index = merge_filtered_segments(&segments, settings(true), alive, output)?;
-            // tantivy leaves a note of the merged segments as the commit payload, which is where the
-            // sources' sync states go (see `search`): a fresh rebuild has none.
-            let mut meta = index.load_metas()?;
-            meta.payload = None;
-            let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt {
-                reason: format!("the new index's meta.json does not serialise: {e}"),
-            })?;
-            json.push(b'\n');
-            index
-                .directory()
-                .atomic_write(Path::new("meta.json"), &json)
-                .map_err(|source| Error::Io {
-                    context: format!("writing {}", self.dir.join("meta.json").display()),
-                    source,
-                })?;
-            index
-        };
-        drop(segments);
+        let index = self.merge(segments)?;
         tracing::debug!(took = ?started.elapsed(), "rebuild: segments merged");
         for scratch in [SPOOL_DIR, PARTS_DIR] {
-            let path = self.dir.join(scratch);
-            if let Err(e) = std::fs::remove_dir_all(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(Error::Io {
-                    context: format!("removing {}", path.display()),
-                    source: e,
-                });
-            }
+            remove_scratch(&self.dir.join(scratch))?;
         }
         let entries = open_reader(&index)?.searcher().num_docs();
         self.layout.set_current(&self.name)?;
@@ -249,6 +216,34 @@ impl Builder {
             merged,
             red_listed: self.red_listed,
         })
+    }
+
+    /// Merges the segments into the index of the new generation.
+    fn merge(&self, segments: Vec<Segment>) -> Result<Index> {
+        let output = MmapDirectory::open(&self.dir).map_err(tantivy::TantivyError::from)?;
+        if segments.is_empty() {
+            return Ok(Index::create(output, schema::schema(), settings(true))?);
+        }
+        // Disjoint ranges of names are concatenated; if the late chunk overlaps them, tantivy merges by
+        // name instead.
+        let alive = vec![None; segments.len()];
+        let index = merge_filtered_segments(&segments, settings(true), alive, output)?;
+        // tantivy leaves a note of the merged segments as the commit payload, which is where the
+        // sources' sync states go (see `search`): a fresh rebuild has none.
+        let mut meta = index.load_metas()?;
+        meta.payload = None;
+        let mut json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt {
+            reason: format!("the new index's meta.json does not serialise: {e}"),
+        })?;
+        json.push(b'\n');
+        index
+            .directory()
+            .atomic_write(Path::new("meta.json"), &json)
+            .map_err(|source| Error::Io {
+                context: format!("writing {}", self.dir.join("meta.json").display()),
+                source,
+            })?;
+        Ok(index)
     }
 
     /// Reads the spool back in name order, applies `fixes`, and indexes chunks of consecutive documents
@@ -344,6 +339,17 @@ impl Builder {
         })?;
         segments.sort_by_key(|(seq, _)| *seq);
         Ok((segments.into_iter().map(|(_, s)| s).collect(), fixes.merged))
+    }
+}
+
+/// Removes a scratch directory of a rebuild (absent is fine).
+fn remove_scratch(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            context: format!("removing {}", path.display()),
+            source: e,
+        }),
+        _ => Ok(()),
     }
 }
 
