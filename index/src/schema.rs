@@ -150,16 +150,16 @@ const KIND_BYTES: u8 = 2;
 
 /// Appends to `out` the (field, value) pairs of `e` as a tantivy document and returns its sort keys.
 ///
-/// Layout, per value: field id (one byte: the schema has fewer than 256 fields), kind, then a u64
-/// (8 bytes, little-endian) or a varint length and the bytes.
+/// Layout, per value: field id (one byte: the schema has fewer than 256 fields), kind, then for text a
+/// varint length and the UTF-8, for a number 8 bytes little-endian, and for the stored record (always
+/// last) a 4-byte length and the bytes.
 pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
-    fn put(out: &mut Vec<u8>, field: Field, kind: u8, bytes: &[u8]) {
+    let str = |out: &mut Vec<u8>, field: Field, s: &str| {
         out.push(field.field_id() as u8);
-        out.push(kind);
-        codec::varint(out, bytes.len());
-        out.extend_from_slice(bytes);
-    }
-    let str = |out: &mut Vec<u8>, field: Field, s: &str| put(out, field, KIND_STR, s.as_bytes());
+        out.push(KIND_STR);
+        codec::varint(out, s.len());
+        out.extend_from_slice(s.as_bytes());
+    };
     let name = |out: &mut Vec<u8>, s: &str| {
         str(out, f.name, s);
         str(out, f.name_pfx, s);

@@ -68,3 +68,53 @@ fn a_file_of_20_000_lines_is_valid_and_covers_the_overseas() {
     let addresses: HashSet<&str> = read.iter().map(|e| e.address.as_str()).collect();
     assert_eq!(addresses.len(), read.len());
 }
+
+/// Records of `bytes` (a header, then anything) read line by line, or by blocks of `target` bytes.
+fn records_both_ways(
+    bytes: &[u8],
+    target: usize,
+) -> (Vec<extraction::Record>, Vec<extraction::Record>) {
+    let one_by_one = extraction::read_stream(&mut std::io::Cursor::new(bytes), None, |reader| {
+        reader.collect::<mss_annuaire::Result<Vec<_>>>()
+    })
+    .unwrap();
+    let by_blocks =
+        extraction::read_stream(&mut std::io::Cursor::new(bytes), None, |mut reader| {
+            let mut out = Vec::new();
+            while let Some(lines) = reader.read_lines(target)? {
+                out.extend(lines.records(None));
+            }
+            Ok::<_, mss_annuaire::Error>(out)
+        })
+        .unwrap();
+    (one_by_one, by_blocks)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The import parses blocks of lines on several threads: a block must give the records, line numbers
+    /// and rejection reasons the line-by-line reader gives, whatever the bytes (blank lines, CR, invalid
+    /// UTF-8, no final newline) and wherever a block ends.
+    #[test]
+    fn blocks_of_lines_read_as_lines_do(
+        count in 0usize..=40,
+        seed in any::<u64>(),
+        noise in proptest::collection::vec(
+            prop_oneof![
+                Just(b'\n'), Just(b'\r'), Just(b'|'), Just(0xff_u8), Just(b' '), any::<u8>()
+            ],
+            0..400,
+        ),
+        cut in 0usize..2000,
+        target in 1usize..3000,
+    ) {
+        let (mut bytes, _) = write(count, seed, true);
+        let at = (extraction::HEADER.join("|").len() + 1 + cut).min(bytes.len());
+        let tail = bytes.split_off(at);
+        bytes.extend_from_slice(&noise);
+        bytes.extend_from_slice(&tail);
+        let (one_by_one, by_blocks) = records_both_ways(&bytes, target);
+        prop_assert_eq!(one_by_one, by_blocks);
+    }
+}
