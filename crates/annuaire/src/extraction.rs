@@ -112,9 +112,7 @@ impl<R: BufRead> ExtractionReader<R> {
     pub fn line(&self) -> u64 {
         self.line
     }
-}
 
-impl<R: BufRead> ExtractionReader<R> {
     /// Reads whole lines until at least `target` bytes are held (or the input ends), for parsing
     /// elsewhere with [`Lines::records`]; `Ok(None)` at the end of the input.
     pub fn read_lines(&mut self, target: usize) -> Result<Option<Lines>> {
