@@ -28,7 +28,7 @@ use crate::generations::Layout;
 use crate::schema::{self, EntryDoc, Fields, SortKey};
 use crate::search::open_reader;
 use crate::spool::Spool;
-use crate::{Error, Result};
+use crate::{Error, Result, io};
 
 /// Threads that index, at most (one per core); parsing takes one more (see [`import`]).
 const THREADS: usize = 2;
@@ -239,10 +239,9 @@ impl Builder {
         index
             .directory()
             .atomic_write(Path::new("meta.json"), &json)
-            .map_err(|source| Error::Io {
-                context: format!("writing {}", self.dir.join("meta.json").display()),
-                source,
-            })?;
+            .map_err(io(|| {
+                format!("writing {}", self.dir.join("meta.json").display())
+            }))?;
         Ok(index)
     }
 
@@ -345,10 +344,9 @@ impl Builder {
 /// Removes a scratch directory of a rebuild (absent is fine).
 fn remove_scratch(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-            context: format!("removing {}", path.display()),
-            source: e,
-        }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io(|| format!("removing {}", path.display()))(e))
+        }
         _ => Ok(()),
     }
 }
@@ -410,10 +408,7 @@ impl TerminatingWrite for UnsyncedFile {
 
 impl ScratchDirectory {
     fn open(root: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
-            context: format!("creating {}", root.display()),
-            source,
-        })?;
+        std::fs::create_dir_all(&root).map_err(io(|| format!("creating {}", root.display())))?;
         let inner = MmapDirectory::open(&root).map_err(tantivy::TantivyError::from)?;
         Ok(ScratchDirectory { root, inner })
     }

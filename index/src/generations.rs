@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::{Error, Result, io};
 
 const CURRENT: &str = "CURRENT";
 const PREFIX: &str = "gen-";
@@ -18,10 +18,6 @@ const BUILD_LOCK: &str = "build.lock";
 
 pub(crate) struct Layout {
     root: PathBuf,
-}
-
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { context, source }
 }
 
 /// The number of a generation directory name, if it is one.
@@ -50,7 +46,7 @@ impl Layout {
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+            Err(e) => return Err(io(|| format!("reading {}", path.display()))(e)),
         };
         let name = text.trim();
         if number(name).is_none() {
@@ -74,10 +70,9 @@ impl Layout {
             // the rename itself must reach the disk before we delete the previous generation
             File::open(&self.root)?.sync_all()
         };
-        write().map_err(io(format!(
-            "making {generation} current in {}",
-            self.root.display()
-        )))
+        write().map_err(io(|| {
+            format!("making {generation} current in {}", self.root.display())
+        }))
     }
 
     /// Every generation directory present, by number.
@@ -86,10 +81,10 @@ impl Layout {
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io(format!("listing {}", self.root.display()))(e)),
+            Err(e) => return Err(io(|| format!("listing {}", self.root.display()))(e)),
         };
         for entry in entries {
-            let entry = entry.map_err(io(format!("listing {}", self.root.display())))?;
+            let entry = entry.map_err(io(|| format!("listing {}", self.root.display())))?;
             if let Some(name) = entry.file_name().to_str()
                 && let Some(n) = number(name)
             {
@@ -103,20 +98,21 @@ impl Layout {
     /// Takes the rebuild lock; `Error::Busy` when another rebuild holds it. Released when the file closes,
     /// including when the process dies.
     pub(crate) fn lock_build(&self) -> Result<File> {
-        fs::create_dir_all(&self.root).map_err(io(format!("creating {}", self.root.display())))?;
+        fs::create_dir_all(&self.root)
+            .map_err(io(|| format!("creating {}", self.root.display())))?;
         let path = self.root.join(BUILD_LOCK);
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io(format!("opening {}", path.display())))?;
+            .map_err(io(|| format!("opening {}", path.display())))?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(fs::TryLockError::WouldBlock) => Err(Error::Busy {
                 data_dir: self.root.clone(),
             }),
-            Err(fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+            Err(fs::TryLockError::Error(e)) => Err(io(|| format!("locking {}", path.display()))(e)),
         }
     }
 
@@ -132,7 +128,7 @@ impl Layout {
             match fs::create_dir(&dir) {
                 Ok(()) => return Ok((name, dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-                Err(e) => return Err(io(format!("creating {}", dir.display()))(e)),
+                Err(e) => return Err(io(|| format!("creating {}", dir.display()))(e)),
             }
         }
     }

@@ -100,6 +100,14 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Maps an I/O error to [`Error::Io`]; `context` (which formats a path) is only called on failure.
+pub(crate) fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io {
+        context: context(),
+        source,
+    }
+}
+
 /// Filters narrowing a search; every filter set must match.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Default, Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]

@@ -19,21 +19,13 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use crate::schema::SortKey;
-use crate::{Error, Result};
+use crate::{Error, Result, io};
 
 /// Bytes of prepared documents held in memory before a run is written (~400 bytes a document). Larger
 /// runs were no faster (48 MB: same import time, 15 MB more memory).
 const RUN_BYTES: usize = 16 << 20;
 /// I/O buffer of each run file.
 const RUN_BUFFER: usize = 256 << 10;
-
-/// An I/O error; `context` is only called on failure (it formats a path).
-fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io {
-        context: context(),
-        source,
-    }
-}
 
 #[derive(Clone, Copy)]
 struct Slot {
