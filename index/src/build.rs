@@ -321,7 +321,7 @@ impl Builder {
                     seq += 1;
                 }
             }
-            late.extend(fixes.orphans(f)?);
+            late.extend(fixes.orphans(f));
             late.sort_by_key(|(k, _)| *k);
             for batch in [std::mem::take(&mut chunk), Chunk::of(late)] {
                 if !batch.ranges.is_empty() {
@@ -582,7 +582,7 @@ impl Fixes {
 
     /// Later lines whose first line is not in the spool (a hash collision in [`SeenAddresses`] took
     /// them for repeats): the first of each becomes the entry.
-    fn orphans(&mut self, f: Fields) -> Result<Vec<(SortKey, Vec<u8>)>> {
+    fn orphans(&mut self, f: Fields) -> Vec<(SortKey, Vec<u8>)> {
         let mut out = Vec::new();
         for (address, lines) in std::mem::take(&mut self.later) {
             if self.red.contains(&address) {
@@ -600,7 +600,7 @@ impl Fixes {
             let key = schema::prepare(f, &entry, &mut doc);
             out.push((key, doc));
         }
-        Ok(out)
+        out
     }
 }
 
