@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -111,19 +111,17 @@ fn start(args: &[&str]) -> Option<Directory> {
         unavailable("slapd or ldap-utils is not installed");
         return None;
     }
-    let (tmp, dir) = match args.iter().position(|a| *a == "--dir") {
-        Some(i) => (None, PathBuf::from(args[i + 1])),
-        None => {
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = tmp.path().join("slapd");
-            (Some(tmp), dir)
-        }
-    };
     let mut cmd = mss_lps::testing::fixture_script("ldap-directory.sh");
     cmd.args(["--mss", env!("CARGO_BIN_EXE_mss")]);
-    if !args.contains(&"--dir") {
-        cmd.arg("--dir").arg(&dir);
-    }
+    // Without `--dir`, the directory is a temp dir the script removes when it stops: a shared
+    // directory lives in a static, never dropped, and its 300 MB would outlive every test run.
+    let tmp = if args.contains(&"--dir") {
+        None
+    } else {
+        let tmp = tempfile::tempdir().unwrap();
+        cmd.arg("--dir").arg(tmp.path()).arg("--cleanup");
+        Some(tmp)
+    };
     match mss_lps::testing::spawn_ready(cmd.args(args)) {
         Ok((child, vars)) => Some(Directory {
             child,

@@ -3,22 +3,22 @@
 mod common;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use common::{Server, demo_file, import};
+use common::{Server, demo_file, import, shared_dir};
 use reqwest::blocking::{Client, get};
 use serde_json::Value;
 
 /// One data directory with 3 000 synthetic entries, shared by the read-only tests.
 fn data_dir() -> &'static std::path::Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = demo_file(tmp.path(), 3000, 21, false);
-        import(&tmp.path().join("data"), &file);
-        tmp
+        let dir = shared_dir("serve-3000");
+        let file = demo_file(&dir, 3000, 21, false);
+        import(&dir.join("data"), &file);
+        dir
     })
-    .path()
 }
 
 fn server() -> Server {

@@ -12,21 +12,20 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Server, demo_file, import};
+use common::{Server, demo_file, import, shared_dir};
 use mss_lps::testing::{Operator, TokenKind, operator, unavailable};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 /// One index shared by the tests (each has its own outbox, `--outbox PATH`).
 fn data_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let file = demo_file(tmp.path(), 500, 8, false);
-        import(&tmp.path().join("data"), &file);
-        tmp
+        let dir = shared_dir("serve-batches-500");
+        let file = demo_file(&dir, 500, 8, false);
+        import(&dir.join("data"), &file);
+        dir
     })
-    .path()
 }
 
 fn unique(prefix: &str) -> String {

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{build, fixture, structure};
+use common::{build, fixture, shared_dir, structure};
 use mss_annuaire::BalType;
 use mss_index::{DirectoryIndex, Filters, SearchRequest};
 
@@ -171,26 +171,23 @@ mod first_pages {
     use super::*;
 
     fn index() -> &'static DirectoryIndex {
-        static INDEX: OnceLock<(tempfile::TempDir, DirectoryIndex)> = OnceLock::new();
-        &INDEX
-            .get_or_init(|| {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let entries: Vec<_> = mss_annuaire::demo::entries(6000, 11).collect();
-                let index = build(dir.path(), entries.clone());
-                let mut writer = index.writer().expect("writer");
-                for (i, e) in entries.iter().enumerate().filter(|(i, _)| i % 7 == 0) {
-                    if i % 2 == 0 {
-                        writer.delete(&e.address).expect("delete");
-                    } else {
-                        let mut e = e.clone();
-                        e.service = Some("Accueil des urgences".into());
-                        writer.upsert(&e).expect("upsert");
-                    }
+        static INDEX: OnceLock<DirectoryIndex> = OnceLock::new();
+        INDEX.get_or_init(|| {
+            let entries: Vec<_> = mss_annuaire::demo::entries(6000, 11).collect();
+            let index = build(&shared_dir("index-paging"), entries.clone());
+            let mut writer = index.writer().expect("writer");
+            for (i, e) in entries.iter().enumerate().filter(|(i, _)| i % 7 == 0) {
+                if i % 2 == 0 {
+                    writer.delete(&e.address).expect("delete");
+                } else {
+                    let mut e = e.clone();
+                    e.service = Some("Accueil des urgences".into());
+                    writer.upsert(&e).expect("upsert");
                 }
-                writer.commit().expect("commit");
-                (dir, index)
-            })
-            .1
+            }
+            writer.commit().expect("commit");
+            index
+        })
     }
 
     fn query() -> impl Strategy<Value = String> {

@@ -4,19 +4,13 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{build, fixture};
+use common::{build, fixture, shared_dir};
 use mss_index::{DirectoryIndex, Error, Filters, SearchRequest};
 use proptest::prelude::*;
 
 fn index() -> &'static DirectoryIndex {
-    static INDEX: OnceLock<(tempfile::TempDir, DirectoryIndex)> = OnceLock::new();
-    &INDEX
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let index = build(dir.path(), fixture());
-            (dir, index)
-        })
-        .1
+    static INDEX: OnceLock<DirectoryIndex> = OnceLock::new();
+    INDEX.get_or_init(|| build(&shared_dir("index-props"), fixture()))
 }
 
 fn query() -> impl Strategy<Value = String> {

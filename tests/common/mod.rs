@@ -30,6 +30,16 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A directory for data shared by one test binary's tests. Such data lives in a static, never dropped,
+/// so a temp dir would be left behind at every run: this one, under cargo's target tmp dir and named
+/// for the fixture, is wiped and reused instead.
+pub fn shared_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a shared test dir");
+    dir
+}
+
 /// Writes a synthetic extraction of `count` entries and returns its path.
 pub fn demo_file(dir: &Path, count: usize, seed: u64, faults: bool) -> PathBuf {
     let sub = dir.join(format!("demo-{count}-{seed}-{faults}"));

@@ -2,10 +2,20 @@
 //! exercise folding, glued forms, typos and filters, plus a deterministic filler of ordinary entries.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mss_annuaire::{BalType, Coded, Department, Entry, MailAddress, Source};
 use mss_index::{Builder, DirectoryIndex, SearchRequest};
+
+/// A directory for data shared by one test binary's tests. Such data lives in a static, never dropped,
+/// so a temp dir would be left behind at every run: this one, under cargo's target tmp dir and named
+/// for the fixture, is wiped and reused instead.
+pub fn shared_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a shared test dir");
+    dir
+}
 
 pub fn addr(a: &str) -> MailAddress {
     MailAddress::parse(a).expect("fixture address")
