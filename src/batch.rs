@@ -39,6 +39,11 @@ pub struct BatchArgs {
     /// At most this many messages per second (default: no limit).
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
+    /// Ask for delivery status notifications (DSN: success, failure, delay; headers only) for every item;
+    /// a compose request also asks in its own `receipts.dsn`. `mss receipts` then moves the recipients
+    /// to delivered.
+    #[arg(long)]
+    pub dsn: bool,
     /// This worker's name, unique among the workers sharing the outbox; a restarted worker of the same name
     /// takes its unfinished leases back at once. Default: the host name.
     #[arg(long, value_name = "NAME")]
@@ -166,6 +171,7 @@ fn prepare(
     from: &mss_annuaire::MailAddress,
     auth_ref: &str,
     compose: Option<&ComposeConfig>,
+    dsn: bool,
 ) -> Result<NewMessage> {
     let input: &[u8] = match &item.kind {
         Kind::Eml(b) => b,
@@ -177,7 +183,7 @@ fn prepare(
         h.update(part);
     }
     let idempotency_key = hex(&h.finalize());
-    let (content, message_id, recipients) = match &item.kind {
+    let (content, message_id, recipients, dsn) = match &item.kind {
         Kind::Eml(bytes) => {
             let id = mss_lps::message_id(bytes).context(
                 "no Message-ID: a stable Message-ID is needed to recognise a retry downstream",
@@ -187,6 +193,7 @@ fn prepare(
                 mss_lps::without_bcc(bytes).into_owned(),
                 id,
                 env.recipients.iter().map(|r| r.to_string()).collect(),
+                dsn,
             )
         }
         Kind::Compose(json) => {
@@ -199,7 +206,13 @@ fn prepare(
                     m.envelope.mail_from
                 );
             }
-            (m.raw, format!("<{}>", m.message_id), m.envelope.rcpt_to)
+            let dsn = dsn || m.dsn.is_some();
+            (
+                m.raw,
+                format!("<{}>", m.message_id),
+                m.envelope.rcpt_to,
+                dsn,
+            )
         }
     };
     Ok(NewMessage {
@@ -210,6 +223,7 @@ fn prepare(
         message_id,
         content,
         recipients,
+        dsn,
     })
 }
 
@@ -256,85 +270,196 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let store = crate::outbox::open_store(data_dir, args.outbox.as_deref()).await?;
+        let sending = Sending {
+            store: Arc::clone(&store),
+            mailbox,
+            from: from.to_string(),
+            connections: args.connections,
+            rate: args.rate,
+            worker: args.worker.clone(),
+            lease: Duration::from_secs(args.lease_secs.max(1)),
+            once: args.once,
+            scope: scope.clone(),
+        };
+        let bar = progress_bar();
+        // Sending starts with the first accepted chunk, while the rest is being accepted.
+        let (accepting_tx, accepting_rx) = tokio::sync::watch::channel(batch_id.is_some());
+        let mut running = None;
+        if batch_id.is_none() && !args.no_send {
+            running = Some(sending.start(&bar, accepting_rx.clone()).await?);
+        }
         let mut bad = 0usize;
+        let mut accepted = Ok(());
         if let Some(batch_id) = &batch_id {
             let (mut new, mut known) = (0usize, 0usize);
             let mut chunk = Vec::new();
             let total = items.len();
             for (i, item) in items.iter().enumerate() {
-                match prepare(item, &from, &auth_ref, compose.as_ref()) {
+                match prepare(item, &from, &auth_ref, compose.as_ref(), args.dsn) {
                     Ok(m) => chunk.push(m),
                     Err(e) => {
                         bad += 1;
-                        eprintln!("mss: {}: refused: {e:#}", item.label);
+                        bar.suspend(|| eprintln!("mss: {}: refused: {e:#}", item.label));
                     }
                 }
                 if chunk.len() == 500 || i + 1 == total {
-                    for a in store
+                    match store
                         .enqueue(Some(batch_id), std::mem::take(&mut chunk))
-                        .await?
+                        .await
                     {
-                        match a {
-                            Accepted::New(_) => new += 1,
-                            Accepted::Existing(_) => known += 1,
+                        Ok(outcomes) => {
+                            for a in outcomes {
+                                match a {
+                                    Accepted::New(_) => new += 1,
+                                    Accepted::Existing(_) => known += 1,
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            accepted = Err(e);
+                            break;
+                        }
+                    }
+                    if running.is_none() && !args.no_send {
+                        match sending.start(&bar, accepting_rx.clone()).await {
+                            Ok(r) => running = Some(r),
+                            Err(e) => {
+                                accepted = Err(e);
+                                break;
+                            }
                         }
                     }
                 }
             }
-            eprintln!(
-                "mss: batch {batch_id}: {new} new item(s) in the outbox, {known} already there{}",
-                if bad > 0 {
-                    format!(", {bad} refused")
-                } else {
-                    String::new()
-                }
-            );
+            bar.suspend(|| {
+                eprintln!(
+                    "mss: batch {batch_id}: {new} new item(s) in the outbox, {known} already there{}",
+                    if bad > 0 {
+                        format!(", {bad} refused")
+                    } else {
+                        String::new()
+                    }
+                )
+            });
         }
-        if args.no_send {
+        let _ = accepting_tx.send(false);
+        let Some(running) = running else {
+            accepted?;
             return finish(store.as_ref(), &scope, bad, None, false).await;
+        };
+        if accepted.is_err() {
+            // what is in flight is finished or given back before the error is told
+            running.stop.send_replace(true);
         }
+        let paused = running.wait(bar).await;
+        accepted?;
+        finish(store.as_ref(), &scope, bad, paused?, args.once).await
+    })
+}
+
+/// What sending a batch needs: the outbox, the mailbox and how to use it.
+struct Sending {
+    store: Arc<dyn Store>,
+    mailbox: mss_lps::MailboxConfig,
+    from: String,
+    connections: u16,
+    rate: Option<f64>,
+    worker: Option<String>,
+    lease: Duration,
+    once: bool,
+    scope: Scope,
+}
+
+/// The workers of a run, and its progress bar.
+struct Running {
+    runs: Vec<tokio::task::JoinHandle<mss_outbox::Result<worker::RunReport>>>,
+    progress: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Sending {
+    /// Starts one worker per connection, the progress bar and the Ctrl-C handler.
+    async fn start(
+        &self,
+        bar: &ProgressBar,
+        accepting: tokio::sync::watch::Receiver<bool>,
+    ) -> mss_outbox::Result<Running> {
         // new credentials were given: a mailbox paused for refused credentials goes again
-        if store.resume(from.as_str()).await? {
-            eprintln!("mss: {from} was paused; resuming with the credentials given");
+        if self.store.resume(&self.from).await? {
+            bar.suspend(|| {
+                eprintln!(
+                    "mss: {} was paused; resuming with the credentials given",
+                    self.from
+                )
+            });
         }
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let interrupt = stop.clone();
+        let ctrl_c_bar = bar.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("mss: interrupted: giving back what is in flight (run again to go on)");
-                let _ = stop_tx.send(true);
+                ctrl_c_bar.suspend(|| {
+                    eprintln!(
+                        "mss: interrupted: giving back what is in flight (run again to go on)"
+                    )
+                });
+                let _ = interrupt.send(true);
             }
         });
-        let limits = OperatorLimits::new(usize::from(args.connections), args.rate);
-        let worker_name = args.worker.clone().unwrap_or_else(crate::outbox::host_name);
+        let limits = OperatorLimits::new(usize::from(self.connections), self.rate);
+        let worker_name = self.worker.clone().unwrap_or_else(crate::outbox::host_name);
         let mut runs = Vec::new();
-        for i in 0..args.connections {
-            let mut cfg = WorkerConfig::new(format!("batch:{worker_name}:{from}:{i}"));
-            cfg.sender = Some(from.to_string());
+        for i in 0..self.connections {
+            let mut cfg = WorkerConfig::new(format!("batch:{worker_name}:{}:{i}", self.from));
+            cfg.sender = Some(self.from.clone());
             cfg.stop_when_idle = true;
-            cfg.one_pass = args.once;
-            cfg.lease = Duration::from_secs(args.lease_secs.max(1));
+            cfg.one_pass = self.once;
+            cfg.lease = self.lease;
             cfg.lease_size = 16;
+            cfg.accepting = Some(accepting.clone());
             // a worker of this name that died left leases: they are ours
-            store.release(&cfg.id).await?;
-            let client = Arc::new(LpsClient::new(mailbox.clone())?);
+            self.store.release(&cfg.id).await?;
+            let client = Arc::new(LpsClient::new(self.mailbox.clone())?);
             runs.push(tokio::spawn(worker::run(
-                Arc::clone(&store),
+                Arc::clone(&self.store),
                 client,
                 cfg,
                 Arc::clone(&limits),
                 stop_rx.clone(),
             )));
         }
-        let progress = tokio::spawn(show_progress(Arc::clone(&store), scope.clone()));
+        let progress = tokio::spawn(show_progress(
+            Arc::clone(&self.store),
+            self.scope.clone(),
+            bar.clone(),
+        ));
+        Ok(Running {
+            runs,
+            progress,
+            stop,
+        })
+    }
+}
+
+impl Running {
+    /// Waits for every worker; the reason the mailbox was paused, if it was.
+    async fn wait(self, bar: ProgressBar) -> Result<Option<String>> {
         let mut paused = None;
-        for r in runs {
-            let report = r.await.context("worker task")??;
-            paused = paused.or(report.paused);
+        let mut failure = None;
+        for r in self.runs {
+            match r.await.context("worker task").and_then(|r| Ok(r?)) {
+                Ok(report) => paused = paused.or(report.paused),
+                Err(e) => failure = failure.or(Some(e)),
+            }
         }
-        progress.abort();
-        let _ = progress.await;
-        finish(store.as_ref(), &scope, bad, paused, args.once).await
-    })
+        self.progress.abort();
+        let _ = self.progress.await;
+        bar.finish_and_clear();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(paused),
+        }
+    }
 }
 
 /// What a run reports on: the batch it was given, or everything of its sender (`--drain`).
@@ -358,12 +483,16 @@ impl Scope {
     }
 }
 
-async fn show_progress(store: Arc<dyn Store>, scope: Scope) {
+fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    bar
+}
+
+async fn show_progress(store: Arc<dyn Store>, scope: Scope, bar: ProgressBar) {
     let start = Instant::now();
     let mut first: Option<u64> = None;
     loop {

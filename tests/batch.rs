@@ -373,7 +373,7 @@ fn receipts_from_postfix_and_the_recipient_move_the_batch_to_delivered_read_and_
         ),
     );
     let flags = Flags::new(op, dir.path(), TokenKind::Valid);
-    let out = flags.run(op, items.to_str().expect("utf-8"), &[]);
+    let out = flags.run(op, items.to_str().expect("utf-8"), &["--dsn"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("3 sent"), "{}", stdout(&out));
 

@@ -104,6 +104,10 @@ pub struct BatchItem {
     /// A ready message (RFC 5322, with a Message-ID), base64; sent to its To, Cc and Bcc (Bcc removed).
     #[serde(default)]
     pub message: Option<String>,
+    /// Ask the operator for delivery status notifications (DSN), which move the recipients to
+    /// `delivered`. A compose request asks in its own `receipts.dsn`.
+    #[serde(default)]
+    pub dsn: bool,
 }
 
 /// The answer of `POST /v1/batches`: every item is in the outbox.
@@ -608,7 +612,7 @@ fn prepare(
             format!("sha256:{}", hex(&h.finalize()))
         }
     };
-    let (content, message_id, recipients) = match (item.compose, item.message) {
+    let (content, message_id, recipients, dsn) = match (item.compose, item.message) {
         (Some(request), None) => {
             let Some(cfg) = compose else {
                 return Err(ItemError {
@@ -652,7 +656,13 @@ fn prepare(
                     unavailable: false,
                 });
             }
-            (m.raw, format!("<{}>", m.message_id), m.envelope.rcpt_to)
+            let dsn = item.dsn || m.dsn.is_some();
+            (
+                m.raw,
+                format!("<{}>", m.message_id),
+                m.envelope.rcpt_to,
+                dsn,
+            )
         }
         (None, Some(b64)) => {
             let cleaned: Vec<u8> = b64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
@@ -679,6 +689,7 @@ fn prepare(
                 mss_lps::without_bcc(&bytes).into_owned(),
                 id,
                 envelope.recipients.iter().map(|r| r.to_string()).collect(),
+                item.dsn,
             )
         }
         (Some(_), Some(_)) => {
@@ -708,6 +719,7 @@ fn prepare(
         message_id,
         content,
         recipients,
+        dsn,
     };
     message.validate().map_err(|e| match e {
         mss_outbox::Error::Invalid { field, reason } => ItemError::shape(index, &field, reason),

@@ -32,6 +32,9 @@ pub struct NewMessage {
     pub content: Vec<u8>,
     /// The envelope recipients.
     pub recipients: Vec<String>,
+    /// Ask the operator for delivery status notifications (DSN: success, failure, delay; headers only):
+    /// the sender's choice, as for a single send. The receipts then move recipients to delivered.
+    pub dsn: bool,
 }
 
 impl NewMessage {
@@ -225,6 +228,8 @@ pub struct LeasedMessage {
     pub message_id: String,
     /// The bytes to send.
     pub content: Vec<u8>,
+    /// Ask for delivery status notifications.
+    pub dsn: bool,
     /// The recipients to send it to now.
     pub recipients: Vec<LeasedRecipient>,
 }

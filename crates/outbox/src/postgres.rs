@@ -29,8 +29,11 @@ CREATE TABLE IF NOT EXISTS messages (
   auth_ref TEXT NOT NULL,
   message_id TEXT NOT NULL,
   content BYTEA NOT NULL,
-  created_ms BIGINT NOT NULL
+  created_ms BIGINT NOT NULL,
+  dsn BOOLEAN NOT NULL DEFAULT TRUE
 );
+-- outboxes made before messages chose their DSN: what they hold was to be sent asking for it
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS dsn BOOLEAN NOT NULL DEFAULT TRUE;
 CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch, id);
 CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
 CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender);
@@ -174,7 +177,7 @@ impl crate::Store for PostgresStore {
         let insert = tx
             .prepare(
                 "INSERT INTO messages (batch, label, idempotency_key, sender, auth_ref, message_id, \
-                 content, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 content, created_ms, dsn) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             )
             .await?;
@@ -202,6 +205,7 @@ impl crate::Store for PostgresStore {
                         &item.message_id,
                         &item.content,
                         &now,
+                        &item.dsn,
                     ],
                 )
                 .await?;
@@ -269,7 +273,7 @@ impl crate::Store for PostgresStore {
         if !keys.is_empty() {
             for r in tx
                 .query(
-                    "SELECT id, sender, auth_ref, message_id, content FROM messages \
+                    "SELECT id, sender, auth_ref, message_id, content, dsn FROM messages \
                      WHERE id = ANY($1)",
                     &[&keys],
                 )
@@ -284,6 +288,7 @@ impl crate::Store for PostgresStore {
                         auth_ref: r.try_get(2)?,
                         message_id: r.try_get(3)?,
                         content: r.try_get(4)?,
+                        dsn: r.try_get(5)?,
                         recipients: Vec::new(),
                     },
                 );

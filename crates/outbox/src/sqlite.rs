@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS messages (
   auth_ref TEXT NOT NULL,
   message_id TEXT NOT NULL,
   content BLOB NOT NULL,
-  created_ms INTEGER NOT NULL
+  created_ms INTEGER NOT NULL,
+  dsn INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch, id);
 CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
@@ -155,6 +156,22 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
+        // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
+        let has_dsn = |conn: &Connection| -> rusqlite::Result<bool> {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('messages') WHERE name = 'dsn')",
+                [],
+                |r| r.get(0),
+            )
+        };
+        if !has_dsn(&conn)?
+            && let Err(e) =
+                conn.execute_batch("ALTER TABLE messages ADD COLUMN dsn INTEGER NOT NULL DEFAULT 1")
+            // another process opening the same file may have added it first
+            && !has_dsn(&conn)?
+        {
+            return Err(e);
+        }
         Ok((conn, mode))
     }
 
@@ -266,7 +283,7 @@ impl crate::Store for SqliteStore {
                     tx.prepare_cached("SELECT id FROM messages WHERE idempotency_key = ?1")?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (batch, label, idempotency_key, sender, auth_ref, message_id, \
-                     content, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     content, created_ms, dsn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
                 let mut rcpt = tx.prepare_cached(
                     "INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
@@ -288,7 +305,8 @@ impl crate::Store for SqliteStore {
                         item.auth_ref,
                         item.message_id,
                         item.content,
-                        now
+                        now,
+                        item.dsn
                     ])?;
                     let key = tx.last_insert_rowid();
                     for r in &item.recipients {
@@ -338,7 +356,7 @@ impl crate::Store for SqliteStore {
                      attempts = attempts + 1, updated_ms = ?4 WHERE id = ?1",
                 )?;
                 let mut msg = tx.prepare_cached(
-                    "SELECT sender, auth_ref, message_id, content FROM messages WHERE id = ?1",
+                    "SELECT sender, auth_ref, message_id, content, dsn FROM messages WHERE id = ?1",
                 )?;
                 for (id, key, address, attempts) in picked {
                     take.execute(params![id, worker, now.saturating_add(lease_ms), now])?;
@@ -350,6 +368,7 @@ impl crate::Store for SqliteStore {
                                 auth_ref: r.get(1)?,
                                 message_id: r.get(2)?,
                                 content: r.get(3)?,
+                                dsn: r.get(4)?,
                                 recipients: Vec::new(),
                             })
                         })?;

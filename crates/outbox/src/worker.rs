@@ -115,6 +115,9 @@ pub struct WorkerConfig {
     /// With `stop_when_idle`: return as soon as nothing is due now, leaving deferred recipients to a later
     /// run instead of waiting for their retry time.
     pub one_pass: bool,
+    /// With `stop_when_idle`: while this reads `true`, messages are still being accepted for this run, so
+    /// an empty queue is not its end (a batch sends while it accepts).
+    pub accepting: Option<watch::Receiver<bool>>,
 }
 
 impl WorkerConfig {
@@ -129,6 +132,7 @@ impl WorkerConfig {
             backoff: Backoff::default(),
             stop_when_idle: false,
             one_pass: false,
+            accepting: None,
         }
     }
 }
@@ -188,7 +192,8 @@ pub async fn run(
             Err(e) => return Err(e),
         };
         if leased.is_empty() {
-            if cfg.stop_when_idle {
+            let accepting = cfg.accepting.as_ref().is_some_and(|a| *a.borrow());
+            if cfg.stop_when_idle && !accepting {
                 if let Some(reason) = paused_reason(store.as_ref(), sender).await? {
                     report.paused = Some(reason);
                     break;
@@ -365,8 +370,8 @@ pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -
     let envelope = Envelope {
         from,
         recipients: sendable.iter().map(|(_, a)| a.clone()).collect(),
-        // receipts come back by DSN, matched on the Message-ID (ENVID)
-        dsn: Some(DsnRequest {
+        // when asked, receipts come back by DSN, matched on the Message-ID (ENVID)
+        dsn: m.dsn.then(|| DsnRequest {
             ret: Some(DsnReturn::Headers),
             envid: Some(m.message_id.clone()),
             notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::msg;
-use mss_outbox::{Accepted, Error, Outcome, State, Store, now_ms};
+use mss_outbox::{Accepted, Error, NewMessage, Outcome, State, Store, now_ms};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -75,7 +75,10 @@ async fn accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipien
         "alice@sante.test",
         &["bob@sante.test", "carol@sante.test"],
     );
-    let m2 = msg("k2", "alice@sante.test", &["dan@sante.test"]);
+    let m2 = NewMessage {
+        dsn: false,
+        ..msg("k2", "alice@sante.test", &["dan@sante.test"])
+    };
     let acc = s
         .enqueue(None, vec![m1.clone(), m2.clone()])
         .await
@@ -90,6 +93,8 @@ async fn accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipien
     assert_eq!(leased[0].content, m1.content);
     assert_eq!(leased[0].message_id, "<k1@mss.test>");
     assert_eq!(leased[0].auth_ref, "token:alice@sante.test");
+    // whether to ask for delivery reports is each message's own
+    assert_eq!((leased[0].dsn, leased[1].dsn), (true, false));
     let addrs: Vec<&str> = leased[0]
         .recipients
         .iter()
@@ -621,6 +626,43 @@ async fn an_unreachable_store_is_unavailable_not_acknowledged() {
         .expect_err("no server");
     assert!(e.is_transient(), "{e}");
     assert!(!e.to_string().contains("s3cret-pw"), "{e}");
+}
+
+/// An outbox file written before messages chose whether to ask for DSNs: what it holds is still sent
+/// asking for them (as it was accepted), and new messages carry their own choice.
+#[tokio::test]
+async fn an_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+    let old = rusqlite::Connection::open(&path).expect("old file");
+    old.execute_batch(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, batch TEXT, label TEXT NOT NULL, \
+         idempotency_key TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, auth_ref TEXT NOT NULL, \
+         message_id TEXT NOT NULL, content BLOB NOT NULL, created_ms INTEGER NOT NULL);
+         CREATE TABLE recipients (id INTEGER PRIMARY KEY AUTOINCREMENT, message INTEGER NOT NULL, \
+         address TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, \
+         due_ms INTEGER NOT NULL, lease_owner TEXT, reason TEXT, reply TEXT, updated_ms INTEGER NOT NULL);
+         INSERT INTO messages VALUES (1, NULL, 'old.eml', 'old', 'alice@sante.test', \
+         'token:alice@sante.test', '<old@mss.test>', x'48690d0a', 0);
+         INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
+         VALUES (1, 'bob@sante.test', 'queued', 0, 0);",
+    )
+    .expect("old schema");
+    drop(old);
+    let s = mss_outbox::SqliteStore::open(&path).expect("opened and brought up to date");
+    let new = NewMessage {
+        dsn: false,
+        ..msg("new", "alice@sante.test", &["carol@sante.test"])
+    };
+    s.enqueue(None, vec![new]).await.expect("enqueue");
+    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
+    let dsn: Vec<(&str, bool)> = leased
+        .iter()
+        .map(|m| (m.message_id.as_str(), m.dsn))
+        .collect();
+    assert_eq!(dsn, [("<old@mss.test>", true), ("<new@mss.test>", false)]);
+    // opening it again finds it up to date
+    mss_outbox::SqliteStore::open(&path).expect("opened again");
 }
 
 /// Processes starting together on one data directory (`mss serve` beside `mss batch`, or several test

@@ -104,6 +104,62 @@ async fn a_batch_goes_over_one_connection_and_every_message_arrives() {
     }
 }
 
+/// A batch run sends while it accepts: an empty queue ends the run only once acceptance is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_keeps_going_while_messages_are_still_being_accepted() {
+    let Some(op) = operator() else { return };
+    let (store, _dir) = sqlite_store();
+    let rcpt = format!("{}@sante.test", unique("accepting"));
+    let mut first = batch(10, "alice@sante.test", &[&rcpt]);
+    let later = first.split_off(5);
+    store.enqueue(Some("a"), first).await.expect("enqueue");
+    let (accepting_tx, accepting) = watch::channel(true);
+    let mut cfg = config("alice@sante.test");
+    cfg.accepting = Some(accepting);
+    let run = tokio::spawn(worker::run(
+        Arc::clone(&store),
+        Arc::new(op.per_client("alice@sante.test")),
+        cfg,
+        OperatorLimits::unlimited(),
+        no_stop(),
+    ));
+    // the first chunk goes out, and the worker waits with an empty queue
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while store
+        .counts(Some("alice@sante.test"))
+        .await
+        .expect("counts")
+        .sent
+        < 5
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first chunk not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !run.is_finished(),
+        "stopped while messages were still being accepted"
+    );
+    store.enqueue(Some("a"), later).await.expect("enqueue");
+    accepting_tx.send_replace(false);
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the worker stops once acceptance is over and the queue is empty")
+        .expect("task")
+        .expect("run");
+    assert_eq!((report.sent, report.deferred, report.failed), (10, 0, 0));
+    let counts = store
+        .batch("a", 0, 0)
+        .await
+        .expect("batch")
+        .expect("known")
+        .counts;
+    assert_eq!((counts.sent, counts.pending()), (10, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_recipient_fails_with_the_reply_and_the_rest_go() {
     let Some(op) = operator() else { return };

@@ -40,5 +40,6 @@ pub fn msg(key: &str, sender: &str, recipients: &[&str]) -> NewMessage {
         .into_bytes(),
         message_id,
         recipients: recipients.iter().map(|s| (*s).to_owned()).collect(),
+        dsn: true,
     }
 }
