@@ -173,14 +173,25 @@ pub async fn run(
     let mut store_failures = 0u32;
     // outcomes being committed while the next message is sent
     let mut recording = Recording::default();
+    // the next lease, taken while this one is sent: on one SQLite connection shared with acceptance and
+    // commits, waiting for it between leases took a tenth of a worker's time
+    let mut next: Option<Lease> = None;
+    // credentials refused during the previous lease: the lease taken ahead of the pause may hold more of
+    // that sender's messages (later leases leave a paused sender out)
+    let mut refused_before: Option<(String, String)> = None;
     loop {
         if *stop.borrow() {
             break;
         }
-        let leased = match store
-            .lease(&cfg.id, sender, cfg.lease_size, cfg.lease)
-            .await
-        {
+        let leased = match next.take() {
+            Some(lease) => lease.wait().await,
+            None => {
+                store
+                    .lease(&cfg.id, sender, cfg.lease_size, cfg.lease)
+                    .await
+            }
+        };
+        let leased = match leased {
             Ok(l) => {
                 store_failures = 0;
                 l
@@ -194,6 +205,8 @@ pub async fn run(
             Err(e) => return Err(e),
         };
         if leased.is_empty() {
+            // what this worker sent is recorded before it looks whether anything is left
+            recording.finish().await?;
             let accepting = cfg.accepting.as_ref().is_some_and(|a| *a.borrow());
             if cfg.stop_when_idle && !accepting {
                 if let Some(reason) = paused_reason(store.as_ref(), sender).await? {
@@ -211,15 +224,17 @@ pub async fn run(
         // a sender whose credentials were refused during this lease: its other messages are not tried (each
         // attempt would be one more refused login, which servers answer by slowing the address down)
         let mut refused: Option<(String, String)> = None;
+        let refused_ahead = refused_before.take();
         let mut renewed = Instant::now();
         // recipients of this lease not recorded yet: exactly the rows this worker should still hold
         let mut held: u64 = leased.iter().map(|m| m.recipients.len() as u64).sum();
+        next = Some(Lease::take(&store, &cfg, sender));
         for m in leased {
             if *stop.borrow() {
                 // what is left of the lease goes back to the queue with release() below
                 break;
             }
-            let delivery = match &refused {
+            let delivery = match refused.as_ref().or(refused_ahead.as_ref()) {
                 Some((sender, reason)) if *sender == m.sender => Delivery {
                     outcomes: m
                         .recipients
@@ -229,7 +244,7 @@ pub async fn run(
                                 r.id,
                                 Outcome::Deferred {
                                     retry_at: now_ms(),
-                                    reason: format!("mailbox paused: {reason}"),
+                                    reason: format!("not tried, mailbox paused: {reason}"),
                                 },
                             )
                         })
@@ -253,8 +268,12 @@ pub async fn run(
                                 "lease expired while this worker was stalled and taken by another worker; \
                                  giving back the rest and leasing again"
                             );
-                            // what this worker sent is recorded before the rest goes back
+                            // what this worker sent is recorded, and the next lease taken, before the
+                            // rest goes back (the next lease with it)
                             recording.finish().await?;
+                            if let Some(lease) = next.take() {
+                                let _ = lease.wait().await;
+                            }
                             store.release(&cfg.id).await?;
                             break;
                         }
@@ -278,7 +297,12 @@ pub async fn run(
             }
             recording.start(Arc::clone(&store), &cfg.id, delivery.outcomes)?;
         }
-        recording.finish().await?;
+        refused_before = refused;
+    }
+    recording.finish().await?;
+    // a lease taken ahead goes back with the rest
+    if let Some(lease) = next.take() {
+        let _ = lease.wait().await;
     }
     client.close().await;
     store.release(&cfg.id).await?;
@@ -295,6 +319,26 @@ async fn paused_reason(store: &dyn Store, sender: Option<&str>) -> Result<Option
         .into_iter()
         .find(|p| p.sender == sender)
         .map(|p| p.reason))
+}
+
+/// A lease being taken in the background.
+struct Lease(tokio::task::JoinHandle<Result<Vec<LeasedMessage>>>);
+
+impl Lease {
+    fn take(store: &Arc<dyn Store>, cfg: &WorkerConfig, sender: Option<&str>) -> Self {
+        let (store, worker) = (Arc::clone(store), cfg.id.clone());
+        let sender = sender.map(str::to_owned);
+        let (max, lease) = (cfg.lease_size, cfg.lease);
+        Lease(tokio::spawn(async move {
+            store.lease(&worker, sender.as_deref(), max, lease).await
+        }))
+    }
+
+    async fn wait(self) -> Result<Vec<LeasedMessage>> {
+        self.0.await.map_err(|e| Error::Store {
+            reason: format!("leasing: {e}"),
+        })?
+    }
 }
 
 /// Outcomes being committed in the background: a worker sends its next message while the store commits the

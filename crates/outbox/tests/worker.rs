@@ -201,21 +201,37 @@ async fn an_expired_token_pauses_the_mailbox_until_a_new_token_is_given() {
     let Some(op) = operator() else { return };
     let (store, _dir) = sqlite_store();
     let items = batch(3, "alice@sante.test", &["bob@sante.test"]);
-    store.enqueue(None, items).await.expect("enqueue");
+    store.enqueue(Some("p"), items).await.expect("enqueue");
     let token = Arc::new(SharedToken::new(
         op.psc().token("alice@sante.test", TokenKind::Expired),
     ));
     let client =
         Arc::new(op.per_client_with("alice@sante.test", token.clone(), SessionPolicy::default()));
+    // one message per lease: the lease taken ahead holds one more of the paused sender's messages
+    let mut cfg = config("alice@sante.test");
+    cfg.lease_size = 1;
     let report = worker::run(
         Arc::clone(&store),
         Arc::clone(&client),
-        config("alice@sante.test"),
+        cfg,
         OperatorLimits::unlimited(),
         no_stop(),
     )
     .await
     .expect("run");
+    let statuses = store
+        .batch("p", 0, 10)
+        .await
+        .expect("batch")
+        .expect("known");
+    let tried: Vec<_> = statuses
+        .items
+        .iter()
+        .flat_map(|m| &m.recipients)
+        .filter_map(|r| r.reason.as_deref())
+        .filter(|reason| reason.starts_with("mailbox paused"))
+        .collect();
+    assert_eq!(tried.len(), 1, "one refused login, no more: {tried:?}");
     let reason = report.paused.clone().expect("paused");
     assert!(
         reason.contains("authentication of alice@sante.test"),
