@@ -259,24 +259,28 @@ pub async fn run(
                     // another worker; it sends none of the rest, which goes back to the queue, rather than send
                     // twice what the other is sending
                     if renewed.elapsed() >= cfg.lease / 3 {
+                        // every row this worker holds is counted: the outcomes under way are committed
+                        // first, and the lease taken ahead is added (a failed one took nothing)
+                        recording.finish().await?;
+                        let ahead = match next.take() {
+                            Some(lease) => lease.wait().await.unwrap_or_default(),
+                            None => Vec::new(),
+                        };
+                        let held_ahead: u64 = ahead.iter().map(|m| m.recipients.len() as u64).sum();
                         let still = store.renew(&cfg.id, cfg.lease).await?;
                         renewed = Instant::now();
-                        if still < held {
+                        if still < held + held_ahead {
                             tracing::warn!(
                                 worker = %cfg.id,
-                                lost = held - still,
+                                lost = held + held_ahead - still,
                                 "lease expired while this worker was stalled and taken by another worker; \
                                  giving back the rest and leasing again"
                             );
-                            // what this worker sent is recorded, and the next lease taken, before the
-                            // rest goes back (the next lease with it)
-                            recording.finish().await?;
-                            if let Some(lease) = next.take() {
-                                let _ = lease.wait().await;
-                            }
+                            // the lease taken ahead goes back with the rest
                             store.release(&cfg.id).await?;
                             break;
                         }
+                        next = Some(Lease::ready(ahead));
                     }
                     deliver(&client, &m, &cfg.backoff).await
                 }
@@ -332,6 +336,11 @@ impl Lease {
         Lease(tokio::spawn(async move {
             store.lease(&worker, sender.as_deref(), max, lease).await
         }))
+    }
+
+    /// A lease already taken.
+    fn ready(leased: Vec<LeasedMessage>) -> Self {
+        Lease(tokio::spawn(async move { Ok(leased) }))
     }
 
     async fn wait(self) -> Result<Vec<LeasedMessage>> {
