@@ -295,7 +295,11 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
             let mut chunk = Vec::new();
             let total = items.len();
             for (i, item) in items.iter().enumerate() {
-                match prepare(item, &from, &auth_ref, compose.as_ref(), args.dsn) {
+                // composing takes about a millisecond: off the threads the workers send on
+                let prepared = tokio::task::block_in_place(|| {
+                    prepare(item, &from, &auth_ref, compose.as_ref(), args.dsn)
+                });
+                match prepared {
                     Ok(m) => chunk.push(m),
                     Err(e) => {
                         bad += 1;
