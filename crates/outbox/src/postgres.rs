@@ -32,8 +32,14 @@ CREATE TABLE IF NOT EXISTS messages (
   created_ms BIGINT NOT NULL,
   dsn BOOLEAN NOT NULL DEFAULT TRUE
 );
--- outboxes made before messages chose their DSN: what they hold was to be sent asking for it
-ALTER TABLE messages ADD COLUMN IF NOT EXISTS dsn BOOLEAN NOT NULL DEFAULT TRUE;
+-- outboxes made before messages chose their DSN: what they hold was to be sent asking for it (looked up
+-- first: ALTER TABLE locks the table against every worker even when the column is there)
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                 AND table_name = 'messages' AND column_name = 'dsn') THEN
+    ALTER TABLE messages ADD COLUMN dsn BOOLEAN NOT NULL DEFAULT TRUE;
+  END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch, id);
 CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
 CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender);

@@ -665,6 +665,55 @@ async fn an_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
     mss_outbox::SqliteStore::open(&path).expect("opened again");
 }
 
+/// The same on PostgreSQL: a shared queue made before the DSN choice gets the column when a worker
+/// connects, and what it holds keeps asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
+    let Some(pg) = mss_outbox::testing::postgres() else {
+        return;
+    };
+    let url = mss_outbox::testing::fresh_database(pg).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE TABLE messages (id BIGSERIAL PRIMARY KEY, batch TEXT, label TEXT NOT NULL, \
+             idempotency_key TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, auth_ref TEXT NOT NULL, \
+             message_id TEXT NOT NULL, content BYTEA NOT NULL, created_ms BIGINT NOT NULL);
+             CREATE TABLE recipients (id BIGSERIAL PRIMARY KEY, message BIGINT NOT NULL, \
+             address TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, \
+             due_ms BIGINT NOT NULL, lease_owner TEXT, reason TEXT, reply TEXT, updated_ms BIGINT NOT NULL);
+             INSERT INTO messages (label, idempotency_key, sender, auth_ref, message_id, content, created_ms) \
+             VALUES ('old.eml', 'old', 'alice@sante.test', 'token:alice@sante.test', '<old@mss.test>', \
+             '\\x48690d0a', 0);
+             INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
+             VALUES (1, 'bob@sante.test', 'queued', 0, 0);",
+        )
+        .await
+        .expect("old schema");
+    drop(client);
+    let _ = task.await;
+    let s = mss_outbox::PostgresStore::connect(&url, 2)
+        .await
+        .expect("connected and brought up to date");
+    let new = NewMessage {
+        dsn: false,
+        ..msg("new", "alice@sante.test", &["carol@sante.test"])
+    };
+    s.enqueue(None, vec![new]).await.expect("enqueue");
+    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
+    let dsn: Vec<(&str, bool)> = leased
+        .iter()
+        .map(|m| (m.message_id.as_str(), m.dsn))
+        .collect();
+    assert_eq!(dsn, [("<old@mss.test>", true), ("<new@mss.test>", false)]);
+    mss_outbox::PostgresStore::connect(&url, 2)
+        .await
+        .expect("connected again");
+}
+
 /// Processes starting together on one data directory (`mss serve` beside `mss batch`, or several test
 /// servers) all open the embedded outbox: none is refused with "database is locked". The processes are
 /// this test binary again, running `open_the_store_named_by_the_environment`.
