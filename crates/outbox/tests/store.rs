@@ -628,6 +628,22 @@ async fn an_unreachable_store_is_unavailable_not_acknowledged() {
     assert!(!e.to_string().contains("s3cret-pw"), "{e}");
 }
 
+/// In an outbox brought up to date, holding `<old@mss.test>` from before the DSN choice: the old message
+/// still asks for DSNs, a new one carries its own choice.
+async fn the_old_message_asks_and_a_new_one_chooses(s: &dyn Store) {
+    let new = NewMessage {
+        dsn: false,
+        ..msg("new", "alice@sante.test", &["carol@sante.test"])
+    };
+    s.enqueue(None, vec![new]).await.expect("enqueue");
+    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
+    let dsn: Vec<(&str, bool)> = leased
+        .iter()
+        .map(|m| (m.message_id.as_str(), m.dsn))
+        .collect();
+    assert_eq!(dsn, [("<old@mss.test>", true), ("<new@mss.test>", false)]);
+}
+
 /// An outbox file written before messages chose whether to ask for DSNs: what it holds is still sent
 /// asking for them (as it was accepted), and new messages carry their own choice.
 #[tokio::test]
@@ -650,17 +666,7 @@ async fn an_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
     .expect("old schema");
     drop(old);
     let s = mss_outbox::SqliteStore::open(&path).expect("opened and brought up to date");
-    let new = NewMessage {
-        dsn: false,
-        ..msg("new", "alice@sante.test", &["carol@sante.test"])
-    };
-    s.enqueue(None, vec![new]).await.expect("enqueue");
-    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
-    let dsn: Vec<(&str, bool)> = leased
-        .iter()
-        .map(|m| (m.message_id.as_str(), m.dsn))
-        .collect();
-    assert_eq!(dsn, [("<old@mss.test>", true), ("<new@mss.test>", false)]);
+    the_old_message_asks_and_a_new_one_chooses(&s).await;
     // opening it again finds it up to date
     mss_outbox::SqliteStore::open(&path).expect("opened again");
 }
@@ -698,17 +704,7 @@ async fn a_postgres_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
     let s = mss_outbox::PostgresStore::connect(&url, 2)
         .await
         .expect("connected and brought up to date");
-    let new = NewMessage {
-        dsn: false,
-        ..msg("new", "alice@sante.test", &["carol@sante.test"])
-    };
-    s.enqueue(None, vec![new]).await.expect("enqueue");
-    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
-    let dsn: Vec<(&str, bool)> = leased
-        .iter()
-        .map(|m| (m.message_id.as_str(), m.dsn))
-        .collect();
-    assert_eq!(dsn, [("<old@mss.test>", true), ("<new@mss.test>", false)]);
+    the_old_message_asks_and_a_new_one_chooses(&s).await;
     mss_outbox::PostgresStore::connect(&url, 2)
         .await
         .expect("connected again");
