@@ -26,6 +26,7 @@ mod model;
 mod postgres;
 pub mod receipts;
 mod sqlite;
+mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worker;

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file (WAL, synchronous=FULL so that an accepted message survives a power
 //! cut; outcomes are committed with synchronous=NORMAL, see `record`), used
-//! from a blocking thread. Leases are taken in an immediate transaction, which serialises them between the
+//! from a blocking thread, and the messages' bytes in a spool of segment files beside it (`crate::spool`). Leases are taken in an immediate transaction, which serialises them between the
 //! processes sharing the file: the same semantics as PostgreSQL's `FOR UPDATE SKIP LOCKED`.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
+use crate::spool::{Place, Spool};
 use crate::model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, now_ms,
@@ -32,7 +33,10 @@ CREATE TABLE IF NOT EXISTS messages (
   message_id TEXT NOT NULL,
   content BLOB NOT NULL,
   created_ms INTEGER NOT NULL,
-  dsn INTEGER NOT NULL DEFAULT 1
+  dsn INTEGER NOT NULL DEFAULT 1,
+  spool TEXT,
+  spool_offset INTEGER,
+  spool_len INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch, id);
 CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
@@ -70,6 +74,7 @@ CREATE TABLE IF NOT EXISTS paused (
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    spool: Spool,
     /// Outcomes waiting for the next commit (see [`crate::Store::record`] below).
     pending: Arc<Mutex<Vec<PendingRecord>>>,
 }
@@ -141,6 +146,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
+            spool: Spool::beside(path),
             pending: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -157,21 +163,11 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
-        let has_dsn = |conn: &Connection| -> rusqlite::Result<bool> {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('messages') WHERE name = 'dsn')",
-                [],
-                |r| r.get(0),
-            )
-        };
-        if !has_dsn(&conn)?
-            && let Err(e) =
-                conn.execute_batch("ALTER TABLE messages ADD COLUMN dsn INTEGER NOT NULL DEFAULT 1")
-            // another process opening the same file may have added it first
-            && !has_dsn(&conn)?
-        {
-            return Err(e);
-        }
+        add_column(&conn, "dsn", "INTEGER NOT NULL DEFAULT 1")?;
+        // and before the spool: their messages keep their bytes in `content`
+        add_column(&conn, "spool", "TEXT")?;
+        add_column(&conn, "spool_offset", "INTEGER")?;
+        add_column(&conn, "spool_len", "INTEGER")?;
         Ok((conn, mode))
     }
 
@@ -198,7 +194,31 @@ impl SqliteStore {
     }
 }
 
+/// Adds `column` to `messages` when an outbox made before it lacks it.
+fn add_column(conn: &Connection, column: &str, definition: &str) -> rusqlite::Result<()> {
+    let has = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('messages') WHERE name = ?1)",
+            [column],
+            |r| r.get(0),
+        )
+    };
+    if !has(conn)?
+        && let Err(e) =
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {definition}"))
+        // another process opening the same file may have added it first
+        && !has(conn)?
+    {
+        return Err(e);
+    }
+    Ok(())
+}
+
 fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_i64_u(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -267,6 +287,43 @@ impl crate::Store for SqliteStore {
         for item in &items {
             item.validate()?;
         }
+        // the bytes of the items not accepted before go to the spool first, without holding the connection
+        // the workers need; then one short transaction points the rows at them
+        let keys: Vec<String> = items.iter().map(|i| i.idempotency_key.clone()).collect();
+        let known: Vec<bool> = self
+            .run(move |conn| {
+                let mut existing =
+                    conn.prepare_cached("SELECT 1 FROM messages WHERE idempotency_key = ?1")?;
+                let known = keys
+                    .iter()
+                    .map(|k| existing.exists([k]))
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(known)
+            })
+            .await?;
+        let spool = self.spool.clone();
+        let (items, known, places) = tokio::task::spawn_blocking(move || {
+            let fresh = items
+                .iter()
+                .zip(&known)
+                .filter(|(_, known)| !**known)
+                .map(|(item, _)| item.content.as_slice());
+            let places = if known.iter().all(|k| *k) {
+                Ok(Vec::new())
+            } else {
+                spool.write(fresh)
+            };
+            (items, known, places)
+        })
+        .await
+        .map_err(|e| Error::Store {
+            reason: format!("spool thread: {e}"),
+        })?;
+        let mut places = places?.into_iter();
+        let placed: Vec<Option<Place>> = known
+            .iter()
+            .map(|known| if *known { None } else { places.next() })
+            .collect();
         let batch = batch.map(str::to_owned);
         self.run(move |conn| {
             let now = now_ms();
@@ -283,13 +340,15 @@ impl crate::Store for SqliteStore {
                     tx.prepare_cached("SELECT id FROM messages WHERE idempotency_key = ?1")?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (batch, label, idempotency_key, sender, auth_ref, message_id, \
-                     content, created_ms, dsn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     content, created_ms, dsn, spool, spool_offset, spool_len) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?;
                 let mut rcpt = tx.prepare_cached(
                     "INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
                      VALUES (?1, ?2, 'queued', ?3, ?3)",
                 )?;
-                for item in &items {
+                for (item, place) in items.iter().zip(&placed) {
+                    // accepted meanwhile by another caller (its bytes in our segment stay unreferenced)
                     if let Some(k) = existing
                         .query_row([&item.idempotency_key], |r| r.get::<_, i64>(0))
                         .optional()?
@@ -297,6 +356,16 @@ impl crate::Store for SqliteStore {
                         out.push(Accepted::Existing(k));
                         continue;
                     }
+                    // a message not in the spool (its key was known a moment ago) keeps its bytes in the row
+                    let (content, spool, offset, len) = match place {
+                        Some(p) => (
+                            &[][..],
+                            Some(p.segment.as_str()),
+                            Some(to_i64_u(p.offset)),
+                            Some(to_i64_u(p.len)),
+                        ),
+                        None => (item.content.as_slice(), None, None, None),
+                    };
                     insert.execute(params![
                         batch,
                         item.label,
@@ -304,9 +373,12 @@ impl crate::Store for SqliteStore {
                         item.sender,
                         item.auth_ref,
                         item.message_id,
-                        item.content,
+                        content,
                         now,
-                        item.dsn
+                        item.dsn,
+                        spool,
+                        offset,
+                        len
                     ])?;
                     let key = tx.last_insert_rowid();
                     for r in &item.recipients {
@@ -331,7 +403,7 @@ impl crate::Store for SqliteStore {
         let worker = worker.to_owned();
         let sender = sender.map(str::to_owned);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        self.run(move |conn| {
+        let (mut leased, places) = self.run(move |conn| {
             let now = now_ms();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let picked: Vec<(i64, MessageKey, String, i64)> = {
@@ -350,28 +422,55 @@ impl crate::Store for SqliteStore {
             };
             let mut recipients = Vec::with_capacity(picked.len());
             let mut messages = HashMap::new();
+            let mut places = Vec::new();
             {
                 let mut take = tx.prepare_cached(
                     "UPDATE recipients SET state = 'sending', lease_owner = ?2, due_ms = ?3, \
                      attempts = attempts + 1, updated_ms = ?4 WHERE id = ?1",
                 )?;
                 let mut msg = tx.prepare_cached(
-                    "SELECT sender, auth_ref, message_id, content, dsn FROM messages WHERE id = ?1",
+                    "SELECT sender, auth_ref, message_id, content, dsn, spool, spool_offset, spool_len \
+                     FROM messages WHERE id = ?1",
                 )?;
                 for (id, key, address, attempts) in picked {
                     take.execute(params![id, worker, now.saturating_add(lease_ms), now])?;
                     if let std::collections::hash_map::Entry::Vacant(e) = messages.entry(key) {
-                        let m = msg.query_row([key], |r| {
-                            Ok(LeasedMessage {
-                                key,
-                                sender: r.get(0)?,
-                                auth_ref: r.get(1)?,
-                                message_id: r.get(2)?,
-                                content: r.get(3)?,
-                                dsn: r.get(4)?,
-                                recipients: Vec::new(),
-                            })
+                        let (m, spooled) = msg.query_row([key], |r| {
+                            let spooled: Option<(String, i64, i64)> = match r.get(5)? {
+                                Some(segment) => Some((segment, r.get(6)?, r.get(7)?)),
+                                None => None,
+                            };
+                            Ok((
+                                LeasedMessage {
+                                    key,
+                                    sender: r.get(0)?,
+                                    auth_ref: r.get(1)?,
+                                    message_id: r.get(2)?,
+                                    content: r.get(3)?,
+                                    dsn: r.get(4)?,
+                                    recipients: Vec::new(),
+                                },
+                                spooled,
+                            ))
                         })?;
+                        if let Some((segment, offset, len)) = spooled {
+                            let (Ok(offset), Ok(len)) = (u64::try_from(offset), u64::try_from(len))
+                            else {
+                                return Err(Error::Store {
+                                    reason: format!(
+                                        "message {key}: spool place {offset}+{len} is negative"
+                                    ),
+                                });
+                            };
+                            places.push((
+                                key,
+                                Place {
+                                    segment,
+                                    offset,
+                                    len,
+                                },
+                            ));
+                        }
                         e.insert(m);
                     }
                     recipients.push((
@@ -386,9 +485,30 @@ impl crate::Store for SqliteStore {
             }
             tx.commit()?;
             recipients.sort_by_key(|(k, r)| (*k, r.id));
-            Ok(group_leased(recipients, messages))
+            Ok((group_leased(recipients, messages), places))
+        })
+        .await?;
+        if places.is_empty() {
+            return Ok(leased);
+        }
+        // the bytes are read without holding the connection
+        let spool = self.spool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut bytes = HashMap::with_capacity(places.len());
+            for (key, place) in places {
+                bytes.insert(key, spool.read(&place)?);
+            }
+            for m in &mut leased {
+                if let Some(b) = bytes.remove(&m.key) {
+                    m.content = b;
+                }
+            }
+            Ok(leased)
         })
         .await
+        .map_err(|e| Error::Store {
+            reason: format!("spool thread: {e}"),
+        })?
     }
 
     // Group commit: the outcomes that workers record while a commit is under way are committed together by

@@ -628,20 +628,27 @@ async fn an_unreachable_store_is_unavailable_not_acknowledged() {
     assert!(!e.to_string().contains("s3cret-pw"), "{e}");
 }
 
-/// In an outbox brought up to date, holding `<old@mss.test>` from before the DSN choice: the old message
-/// still asks for DSNs, a new one carries its own choice.
+/// In an outbox brought up to date, holding `<old@mss.test>` (bytes `Hi\r\n`) from before the DSN choice
+/// and the spool: the old message still asks for DSNs and is sent with its bytes, a new one carries its own
+/// choice.
 async fn the_old_message_asks_and_a_new_one_chooses(s: &dyn Store) {
     let new = NewMessage {
         dsn: false,
         ..msg("new", "alice@sante.test", &["carol@sante.test"])
     };
-    s.enqueue(None, vec![new]).await.expect("enqueue");
+    s.enqueue(None, vec![new.clone()]).await.expect("enqueue");
     let leased = s.lease("w", None, 10, LONG).await.expect("lease");
-    let dsn: Vec<(&str, bool)> = leased
+    let dsn: Vec<(&str, bool, &[u8])> = leased
         .iter()
-        .map(|m| (m.message_id.as_str(), m.dsn))
+        .map(|m| (m.message_id.as_str(), m.dsn, m.content.as_slice()))
         .collect();
-    assert_eq!(dsn, [("<old@mss.test>", true), ("<new@mss.test>", false)]);
+    assert_eq!(
+        dsn,
+        [
+            ("<old@mss.test>", true, &b"Hi\r\n"[..]),
+            ("<new@mss.test>", false, &new.content[..])
+        ]
+    );
 }
 
 /// An outbox file written before messages chose whether to ask for DSNs: what it holds is still sent
@@ -669,6 +676,65 @@ async fn an_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
     the_old_message_asks_and_a_new_one_chooses(&s).await;
     // opening it again finds it up to date
     mss_outbox::SqliteStore::open(&path).expect("opened again");
+}
+
+/// The embedded outbox writes a message's bytes once, into a segment of its spool beside the database
+/// (one per acceptance), and the rows only point at them; accepting the same keys again writes nothing; bytes
+/// that went missing are a clear store error when leased, not a panic nor an empty message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+    let s = mss_outbox::SqliteStore::open(&path).expect("store");
+    let big: Vec<NewMessage> = (0..3)
+        .map(|i| {
+            let mut m = msg(&format!("big{i}"), "alice@sante.test", &["bob@sante.test"]);
+            m.content.extend(std::iter::repeat_n(b'a' + i, 200_000));
+            m
+        })
+        .collect();
+    let sizes: u64 = big.iter().map(|m| m.content.len() as u64).sum();
+    s.enqueue(Some("b"), big.clone()).await.expect("enqueue");
+    let segments = || -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = std::fs::read_dir(dir.path().join("outbox.spool"))
+            .expect("spool dir")
+            .map(|e| {
+                let e = e.expect("entry");
+                let len = e.metadata().expect("metadata").len();
+                (e.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let first = segments();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].1, sizes, "the bytes of the three, once");
+    let db = rusqlite::Connection::open(&path).expect("db");
+    let (inline, spooled): (i64, i64) = db
+        .query_row(
+            "SELECT sum(length(content)), count(spool) FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("rows");
+    assert_eq!((inline, spooled), (0, 3), "no bytes in the database");
+
+    let again = s.enqueue(Some("b"), big.clone()).await.expect("again");
+    assert!(again.iter().all(|a| matches!(a, Accepted::Existing(_))));
+    assert_eq!(segments(), first, "nothing written for keys already accepted");
+
+    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
+    let bytes: Vec<&[u8]> = leased.iter().map(|m| m.content.as_slice()).collect();
+    let want: Vec<&[u8]> = big.iter().map(|m| m.content.as_slice()).collect();
+    assert_eq!(bytes, want);
+
+    // damaged outbox: the segment is gone
+    assert_eq!(s.release("w").await.expect("release"), 3);
+    std::fs::remove_file(dir.path().join("outbox.spool").join(&first[0].0)).expect("remove");
+    let e = s.lease("w", None, 10, LONG).await.expect_err("bytes gone");
+    assert!(matches!(e, Error::Store { .. }), "{e}");
+    assert!(e.to_string().contains("missing"), "{e}");
 }
 
 /// The same on PostgreSQL: a shared queue made before the DSN choice gets the column when a worker
