@@ -25,8 +25,8 @@ mod error;
 mod model;
 mod postgres;
 pub mod receipts;
-mod sqlite;
 mod spool;
+mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worker;

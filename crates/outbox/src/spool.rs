@@ -75,7 +75,8 @@ impl Spool {
     /// The bytes at `place`.
     pub fn read(&self, place: &Place) -> Result<Vec<u8>> {
         // the name comes from our own rows; still, it may only name a file of this directory
-        if place.segment.is_empty() || place.segment.contains(['/', '\\']) || place.segment == ".." {
+        if place.segment.is_empty() || place.segment.contains(['/', '\\']) || place.segment == ".."
+        {
             return Err(Error::Store {
                 reason: format!("spool segment name {:?} is not a file name", place.segment),
             });
@@ -162,14 +163,25 @@ mod tests {
             .write([b"first".as_slice(), b"", b"third one".as_slice()])
             .expect("write");
         assert_eq!(places.len(), 3);
-        assert_eq!(places[0].segment, places[2].segment, "one segment per write");
+        assert_eq!(
+            places[0].segment, places[2].segment,
+            "one segment per write"
+        );
         assert_eq!((places[2].offset, places[2].len), (5, 9));
         assert_eq!(spool.read(&places[2]).expect("read"), b"third one");
         assert_eq!(spool.read(&places[1]).expect("read"), b"");
-        assert!(dir.path().join("outbox.spool").join(&places[0].segment).is_file());
+        assert!(
+            dir.path()
+                .join("outbox.spool")
+                .join(&places[0].segment)
+                .is_file()
+        );
 
         let other = spool.write([b"again".as_slice()]).expect("write");
-        assert_ne!(other[0].segment, places[0].segment, "a new segment per write");
+        assert_ne!(
+            other[0].segment, places[0].segment,
+            "a new segment per write"
+        );
     }
 
     #[test]

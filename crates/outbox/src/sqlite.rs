@@ -11,12 +11,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
-use crate::spool::{Place, Spool};
 use crate::model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, now_ms,
     recipient_status,
 };
+use crate::spool::{Place, Spool};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (

@@ -722,7 +722,11 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
 
     let again = s.enqueue(Some("b"), big.clone()).await.expect("again");
     assert!(again.iter().all(|a| matches!(a, Accepted::Existing(_))));
-    assert_eq!(segments(), first, "nothing written for keys already accepted");
+    assert_eq!(
+        segments(),
+        first,
+        "nothing written for keys already accepted"
+    );
 
     let leased = s.lease("w", None, 10, LONG).await.expect("lease");
     let bytes: Vec<&[u8]> = leased.iter().map(|m| m.content.as_slice()).collect();
