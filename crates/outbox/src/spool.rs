@@ -34,11 +34,15 @@ pub(crate) struct Spool {
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 impl Spool {
-    /// The spool of the database file `db`: `outbox.sqlite` keeps its bytes under `outbox.spool/`.
+    /// The spool of the database file `db`: `outbox.sqlite` keeps its bytes under `outbox.spool/` (a
+    /// database itself named `*.spool` under `*.spool.d/`).
     pub fn beside(db: &Path) -> Spool {
-        Spool {
-            dir: db.with_extension("spool"),
-        }
+        let dir = if db.extension().is_some_and(|e| e == "spool") {
+            db.with_extension("spool.d")
+        } else {
+            db.with_extension("spool")
+        };
+        Spool { dir }
     }
 
     /// Writes `contents` into a new segment and makes it durable; answers where each one is. Nothing is
@@ -108,7 +112,14 @@ impl Spool {
         if self.dir.is_dir() {
             return Ok(());
         }
-        fs::create_dir_all(&self.dir).map_err(|e| unavailable(&self.dir, &e))?;
+        // health data: readable by the service's user only
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.dir)
+            .map_err(|e| unavailable(&self.dir, &e))?;
         if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent).map_err(|e| unavailable(parent, &e))?;
         }
@@ -124,7 +135,11 @@ impl Spool {
             let path = self
                 .dir
                 .join(format!("{millis:013}-{}-{seq}.seg", std::process::id()));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&path) {
                 Ok(file) => return Ok((path, file)),
                 // another process of the same id (a container) wrote this name: take the next
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -181,6 +196,29 @@ mod tests {
         assert_ne!(
             other[0].segment, places[0].segment,
             "a new segment per write"
+        );
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+            let spool_dir = dir.path().join("outbox.spool");
+            assert_eq!(
+                mode(&spool_dir),
+                0o700,
+                "health data: the service's user only"
+            );
+            assert_eq!(mode(&spool_dir.join(&places[0].segment)), 0o600);
+        }
+    }
+
+    #[test]
+    fn a_database_named_spool_keeps_its_bytes_apart() {
+        let spool = Spool::beside(Path::new("/data/queue.spool"));
+        assert_eq!(spool.dir, Path::new("/data/queue.spool.d"));
+        assert_eq!(
+            Spool::beside(Path::new("/data/outbox")).dir,
+            Path::new("/data/outbox.spool")
         );
     }
 
