@@ -8,6 +8,8 @@
 //!    client) and against `mss serve` on the harvested index over HTTP (`/v1/directory/autocomplete`,
 //!    keep-alive): queries/s, p50, p99, max, side by side, and the ratio. `slapd (100)` is the same LDAP
 //!    query without a client size limit: the server's 100 entries, what a mail client usually gets.
+//!    `srv cpu` and `cli cpu`: CPU milliseconds per query of the server process and of the client (this
+//!    process, mss's LDAP client or reqwest), to tell the server's cost from the client's.
 //! 4. 200 typo queries (first name + last name with one letter changed): how often the wanted mailbox is in
 //!    each answer.
 //!
@@ -81,16 +83,16 @@ fn main() {
         "\n1000 name-prefix queries (1-6 letters), 10 results each; slapd over LDAP vs mss autocomplete over HTTP"
     );
     println!(
-        "{:<12} {:>5} {:>10} {:>10} {:>10} {:>10}",
-        "server", "conc", "queries/s", "p50 ms", "p99 ms", "max ms"
+        "{:<12} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "server", "conc", "queries/s", "p50 ms", "p99 ms", "max ms", "srv cpu", "cli cpu"
     );
     for &c in &concurrencies {
         // warm both (caches, connections), then measure
         rt.block_on(run_ldap(&dir, &warm_up, c, 10));
         let ldap = rt.block_on(run_ldap(&dir, &prefixes, c, 10));
         let ldap100 = rt.block_on(run_ldap(&dir, &prefixes, c, 0));
-        rt.block_on(run_http(&server.base, &warm_up, c));
-        let http = rt.block_on(run_http(&server.base, &prefixes, c));
+        rt.block_on(run_http(&server, &warm_up, c));
+        let http = rt.block_on(run_http(&server, &prefixes, c));
         ldap.print("slapd", c);
         ldap100.print("slapd (100)", c);
         http.print("mss", c);
@@ -160,6 +162,7 @@ fn env_or(name: &str, default: usize) -> usize {
 
 struct Directory {
     child: Child,
+    slapd_pid: String,
     url: String,
     base: String,
     extraction: PathBuf,
@@ -175,6 +178,7 @@ impl Directory {
         ) {
             Ok((child, vars)) => Some(Directory {
                 child,
+                slapd_pid: vars["SLAPD_PID"].clone(),
                 url: vars["URL"].clone(),
                 base: vars["BASE"].clone(),
                 extraction: PathBuf::from(&vars["EXTRACTION"]),
@@ -341,6 +345,9 @@ fn encode(s: &str) -> String {
 struct Run {
     qps: f64,
     latencies: Vec<Duration>,
+    /// CPU milliseconds per query of the server process and of this one (the client).
+    server_cpu: f64,
+    client_cpu: f64,
 }
 
 impl Run {
@@ -351,16 +358,40 @@ impl Run {
 
     fn print(&self, name: &str, c: usize) {
         println!(
-            "{name:<12} {c:>5} {:>10.0} {:>10.2} {:>10.2} {:>10.2}",
+            "{name:<12} {c:>5} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>10.3} {:>10.3}",
             self.qps,
             self.p(0.5),
             self.p(0.99),
-            self.p(1.0)
+            self.p(1.0),
+            self.server_cpu,
+            self.client_cpu
         );
     }
 }
 
-async fn measure<F, Fut>(queries: &[String], concurrency: usize, make: F) -> Run
+/// CPU seconds (user + system) used so far by process `pid` (`self`: this one), from /proc; 0 if unreadable.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // after the command name (in parentheses, may hold spaces): utime and stime are the 12th and 13th
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ: 100 on Linux
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `queries` over `concurrency` workers from `make`; also counts the CPU time the server process
+/// `server` and this process spend on them (per query, in ms): end to end, a heavy client can hide how
+/// fast a server is.
+async fn measure<F, Fut>(queries: &[String], concurrency: usize, server: &str, make: F) -> Run
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Box<dyn Worker>>,
@@ -371,6 +402,7 @@ where
     for _ in 0..concurrency {
         workers.push(make().await);
     }
+    let (server_before, client_before) = (cpu_seconds(server), cpu_seconds("self"));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for mut w in workers {
@@ -393,10 +425,13 @@ where
         latencies.extend(l.expect("worker"));
     }
     let took = started.elapsed();
+    let per_query = |before: f64, after: f64| (after - before) * 1e3 / queries.len() as f64;
     latencies.sort();
     Run {
         qps: queries.len() as f64 / took.as_secs_f64(),
         latencies,
+        server_cpu: per_query(server_before, cpu_seconds(server)),
+        client_cpu: per_query(client_before, cpu_seconds("self")),
     }
 }
 
@@ -456,7 +491,7 @@ impl Worker for HttpWorker {
 }
 
 async fn run_ldap(dir: &Directory, queries: &[String], c: usize, limit: usize) -> Run {
-    measure(queries, c, || async {
+    measure(queries, c, &dir.slapd_pid, || async {
         let client = dir.client();
         client.connect().await.expect("LDAP connect");
         Box::new(LdapWorker(client, limit)) as Box<dyn Worker>
@@ -464,8 +499,9 @@ async fn run_ldap(dir: &Directory, queries: &[String], c: usize, limit: usize) -
     .await
 }
 
-async fn run_http(base: &str, queries: &[String], c: usize) -> Run {
-    measure(queries, c, || async {
+async fn run_http(server: &Serve, queries: &[String], c: usize) -> Run {
+    let base = server.base.as_str();
+    measure(queries, c, &server.child.id().to_string(), || async {
         Box::new(HttpWorker {
             client: reqwest::Client::new(),
             base: base.to_string(),
