@@ -654,6 +654,16 @@ impl SegmentCache {
         Ok((lists, false))
     }
 
+    /// The lists of a clause resolved before, if still kept.
+    fn resolved_before(&self, key: &ClauseKey) -> Option<(Arc<[Posting]>, u64)> {
+        self.resolved_lists().get(key)
+    }
+
+    /// Keeps the lists of a clause resolved level by level, once every level was.
+    fn remember_resolved(&self, key: ClauseKey, lists: Arc<[Posting]>, postings: u64) {
+        self.resolved_lists().insert(key, (lists, postings));
+    }
+
     /// Forgets what queries left (frequent clauses, resolved lists), keeping what segments need.
     pub(crate) fn clear_queries(&self) {
         self.resolved_lists().map.clear();
@@ -751,16 +761,18 @@ fn search_uncached(
 ) -> tantivy::Result<Top> {
     let order = &*cache.order(reader)?;
     let deleted = &*cache.deleted(reader);
+    // a word being typed (no count) is walked level by level first: `single_list` would look up all of
+    // its alternatives to learn whether they make one list
     if order.name_ordered
         && after.is_none()
-        && let Some(top) = single_list(plan, reader, cache, order, deleted, segment, keep)?
+        && !count
+        && let Some(top) = first_by_level(plan, reader, cache, order, segment, keep)?
     {
         return Ok(top);
     }
     if order.name_ordered
         && after.is_none()
-        && !count
-        && let Some(top) = first_by_level(plan, reader, cache, order, segment, keep)?
+        && let Some(top) = single_list(plan, reader, cache, order, deleted, segment, keep)?
     {
         return Ok(top);
     }
@@ -1142,31 +1154,74 @@ fn first_by_level(
         return Ok(None);
     };
     let key = (reader.segment_id(), word.key());
-    let (word_lists, _) = cache.resolved(&key, word, reader)?;
+    let filtered = plan.clauses.iter().any(|c| !scored(c));
+    // Without a filter, a word's levels are walked best first and most words fill `keep` from their
+    // first levels: unless it was resolved before, each level's alternatives are looked up in the term
+    // dictionaries only when the walk reaches it. Prefix ranges and typo automata, the costly lookups,
+    // score lowest, so a word being typed rarely needs them.
+    let word_lists: Option<Arc<[Posting]>> = match cache.resolved_before(&key) {
+        Some((lists, _)) => Some(lists),
+        None if filtered => Some(cache.resolved(&key, word, reader)?.0.lists),
+        None => None,
+    };
     let mut filter_lists = Vec::new();
-    for clause in plan.clauses.iter().filter(|c| !scored(c)) {
-        let lists = cache.lists(clause, reader)?;
-        if lists.postings.saturating_mul(FILTER_LEADS) < word_lists.postings {
-            return Ok(None);
+    if let Some(lists) = &word_lists {
+        let postings: u64 = lists.iter().map(|(_, i, _)| u64::from(i.doc_freq)).sum();
+        for clause in plan.clauses.iter().filter(|c| !scored(c)) {
+            let filter = cache.lists(clause, reader)?;
+            if filter.postings.saturating_mul(FILTER_LEADS) < postings {
+                return Ok(None);
+            }
+            filter_lists.push(filter);
         }
-        filter_lists.push(lists);
     }
-    let mut codes: Vec<u8> = word_lists.lists.iter().map(|(_, _, c)| *c).collect();
+    let mut codes: Vec<u8> = match &word_lists {
+        Some(lists) => lists.iter().map(|(_, _, c)| *c).collect(),
+        None => word
+            .alternatives
+            .iter()
+            .map(|a| a.score.saturating_add(1))
+            .collect(),
+    };
     codes.sort_unstable_by(|a, b| b.cmp(a));
     codes.dedup();
+    // with levels resolved one by one: what they gave, kept for the next time once all were
+    let mut resolved_levels: Vec<Posting> = Vec::new();
+    let mut every_level = word_lists.is_none();
     let alive = reader.alive_bitset();
     let mut hits: Vec<Ranked> = Vec::with_capacity(keep);
     let mut taken: Vec<DocId> = Vec::new();
-    for code in codes {
+    for &code in &codes {
         let need = keep.saturating_sub(hits.len());
         if need == 0 {
+            every_level = false;
             break;
         }
-        let mut cursors = Vec::new();
-        for (inverted, info, c) in word_lists.lists.iter() {
-            if *c == code {
-                cursors.push(inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?);
+        let level_lists: Vec<Posting> = match &word_lists {
+            Some(lists) => lists
+                .iter()
+                .filter(|(_, _, c)| *c == code)
+                .cloned()
+                .collect(),
+            None => {
+                let alternatives = word
+                    .alternatives
+                    .iter()
+                    .filter(|a| a.score.saturating_add(1) == code)
+                    .cloned()
+                    .collect();
+                let this_level = Clause {
+                    alternatives,
+                    required: word.required,
+                };
+                let lists = resolve(&this_level, reader)?.lists.to_vec();
+                resolved_levels.extend(lists.iter().cloned());
+                lists
             }
+        };
+        let mut cursors = Vec::new();
+        for (inverted, info, _) in &level_lists {
+            cursors.push(inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?);
         }
         // the level's documents in ascending order: a heap of (document, list)
         let mut heap: BinaryHeap<std::cmp::Reverse<(DocId, usize)>> = cursors
@@ -1209,6 +1264,13 @@ fn first_by_level(
             }
             hits.push((std::cmp::Reverse(score), rank));
         }
+    }
+    if every_level {
+        let postings = resolved_levels
+            .iter()
+            .map(|(_, i, _)| u64::from(i.doc_freq))
+            .sum();
+        cache.remember_resolved(key, resolved_levels.into(), postings);
     }
     hits.sort_unstable();
     hits.truncate(keep);
