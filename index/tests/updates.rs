@@ -67,6 +67,18 @@ fn upsert_and_delete_by_address() {
     w.commit().unwrap();
     assert_eq!(labels(&index, "quesnel", 5), ["Nina Quesnel"]);
     assert_eq!(index.num_entries(), before + 1);
+    // suggestions are kept per document: a replaced entry shows its new self
+    let shown = |q: &str| -> Vec<(String, Option<String>)> {
+        index
+            .autocomplete(q, &Default::default(), 5)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.label, s.city))
+            .collect()
+    };
+    let first_shown = shown("quesnel");
+    assert_eq!(first_shown.len(), 1);
+    assert_eq!(first_shown[0].0, "Nina Quesnel");
 
     // the same address again replaces it: moved to Brest, renamed
     let mut moved = person(
@@ -85,6 +97,10 @@ fn upsert_and_delete_by_address() {
     assert_eq!(count(&index, "quesnel limoges"), 0);
     assert_eq!(labels(&index, "quesnel brest", 5), ["Nina Quesnel-Riou"]);
     assert_eq!(labels(&index, "riou", 5), ["Nina Quesnel-Riou"]);
+    let moved_shown = shown("quesnel");
+    assert_eq!(moved_shown.len(), 1);
+    assert_eq!(moved_shown[0].0, "Nina Quesnel-Riou");
+    assert_ne!(moved_shown[0].1, first_shown[0].1, "the new city");
     let got = index
         .get("nina.quesnel@medecin.mssante.fr")
         .unwrap()
