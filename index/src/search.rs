@@ -2,15 +2,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use mss_annuaire::{Department, Entry, MailAddress};
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    index::SegmentId,
 };
 
 use crate::address::{AddressIndex, HashSetQuery};
-use crate::analysis::{QueryToken, addr_hash, query_tokens};
+use crate::analysis::{addr_hash, query_tokens};
 use crate::collect::{SortKey, Top};
 use crate::engine::{SegmentCache, search_segment};
 use crate::generations::{Layout, dir_size};
@@ -31,6 +32,91 @@ pub(crate) struct Generation {
     pub fields: Fields,
     pub addresses: AddressIndex,
     pub cache: SegmentCache,
+    shown: ShownCache,
+}
+
+/// The suggestions of documents shown before, without their highlights (those depend on the query): the
+/// first hits of a prefix come back keystroke after keystroke and from one query to the next, and reading
+/// one from the doc store and decoding it is a fifth of a suggestion query. Direct-mapped: a document has
+/// one slot, and a newcomer replaces what was there, so the cache stays bounded without ever freeing much
+/// at once (clearing a full map stalled a query for 3 ms). Nor does a query ever wait for it: when another
+/// thread holds it, the document is read from the store as if it were not kept (a thread preempted while
+/// holding it would otherwise stall the others for a time slice). A segment's documents never change; a
+/// slot holds its document's segment and number.
+struct ShownCache {
+    slots: Mutex<Slots>,
+    len: usize,
+}
+
+/// A slot: a document (its segment and number) and its suggestion.
+type Slots = Vec<Option<(SegmentId, DocId, Arc<Suggestion>)>>;
+
+/// Slots (a suggestion is a few hundred bytes: 5 MB or so when all are filled).
+const SHOWN_SLOTS: usize = 16_384;
+
+impl Default for ShownCache {
+    fn default() -> Self {
+        ShownCache::with_slots(SHOWN_SLOTS)
+    }
+}
+
+impl ShownCache {
+    fn with_slots(len: usize) -> Self {
+        let len = len.max(1);
+        ShownCache {
+            slots: Mutex::new(vec![None; len]),
+            len,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slots, unless another thread holds them.
+    fn try_lock(&self) -> Option<std::sync::MutexGuard<'_, Slots>> {
+        match self.slots.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// The suggestion for `addr`, without highlights.
+    fn get(&self, searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Suggestion> {
+        let segment = searcher.segment_reader(addr.segment_ord).segment_id();
+        // documents of one segment are numbered from 0: consecutive ones take consecutive slots
+        let slot = (addr.doc_id as usize ^ segment_salt(segment)) % self.len;
+        let kept = self.try_lock().and_then(|slots| {
+            slots[slot]
+                .as_ref()
+                .filter(|(s, d, _)| *s == segment && *d == addr.doc_id)
+                .map(|(_, _, shown)| Arc::clone(shown))
+        });
+        if let Some(shown) = kept {
+            return Ok(Suggestion::clone(&shown));
+        }
+        let fresh = shown(load(searcher, f, addr)?);
+        let entry = Some((segment, addr.doc_id, Arc::new(fresh.clone())));
+        let old = self
+            .try_lock()
+            .map(|mut slots| std::mem::replace(&mut slots[slot], entry));
+        drop(old); // outside the lock
+        Ok(fresh)
+    }
+
+    fn clear(&self) {
+        let old: Vec<_> = std::mem::replace(&mut *self.lock(), vec![None; self.len]);
+        drop(old);
+    }
+}
+
+/// Spreads the segments of a generation over the slots.
+fn segment_salt(segment: SegmentId) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    segment.hash(&mut h);
+    h.finish() as usize
 }
 
 impl Generation {
@@ -48,6 +134,7 @@ impl Generation {
             fields,
             addresses: AddressIndex::default(),
             cache: SegmentCache::default(),
+            shown: ShownCache::default(),
         })
     }
 
@@ -149,7 +236,9 @@ impl DirectoryIndex {
     /// Forgets what earlier queries left in the caches (benchmarks start each run from the same state).
     #[doc(hidden)]
     pub fn clear_query_caches(&self) {
-        self.generation().cache.clear_queries();
+        let g = self.generation();
+        g.cache.clear_queries();
+        g.shown.clear();
     }
 
     /// Number of entries searchable.
@@ -232,7 +321,11 @@ impl DirectoryIndex {
         top.hits
             .iter()
             .take(limit)
-            .map(|(_, addr)| Ok(suggestion(load(&searcher, &g.fields, *addr)?, &tokens)))
+            .map(|(_, addr)| {
+                let mut s = g.shown.get(&searcher, &g.fields, *addr)?;
+                s.highlights = highlights(&s.label, &tokens);
+                Ok(s)
+            })
             .collect()
     }
 
@@ -316,9 +409,9 @@ pub(crate) fn load(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<
     schema::stored_entry(f, &doc).map_err(|reason| Error::Corrupt { reason })
 }
 
-fn suggestion(e: Entry, tokens: &[QueryToken]) -> Suggestion {
+/// What a suggestion shows of `e`, highlights aside.
+fn shown(e: Entry) -> Suggestion {
     let label = e.display_name();
-    let highlights = highlights(&label, tokens);
     Suggestion {
         address: e.address.to_string(),
         profession: e
@@ -338,7 +431,7 @@ fn suggestion(e: Entry, tokens: &[QueryToken]) -> Suggestion {
         city: e.city().map(str::to_string),
         department: e.department.as_ref().map(|d| d.to_string()),
         bal_type: e.bal_type,
-        highlights,
+        highlights: Vec::new(),
         label,
     }
 }
@@ -469,5 +562,54 @@ impl Updater {
         prepared.commit()?;
         self.generation.reader.reload()?;
         self.generation.warm()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mss_annuaire::{BalType, Source};
+
+    #[test]
+    fn a_shown_slot_answers_only_for_its_own_document() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = crate::Builder::create(dir.path()).expect("builder");
+        for (first, last) in [("Anne", "Martin"), ("Paul", "Durand"), ("Zoe", "Petit")] {
+            let address = format!(
+                "{}.{}@medecin.mssante.fr",
+                first.to_lowercase(),
+                last.to_lowercase()
+            );
+            let mut e = Entry::new(
+                MailAddress::parse(&address).expect("address"),
+                BalType::Per,
+                Source::Extraction,
+            );
+            e.first_name = Some(first.into());
+            e.last_name = Some(last.into());
+            b.add(e).expect("add");
+        }
+        b.commit().expect("commit");
+        let index = DirectoryIndex::open(dir.path()).expect("open");
+        let g = index.generation();
+        let searcher = g.reader.searcher();
+        // every document falls in the one slot: each must still come back as itself, kept or not
+        let cache = ShownCache::with_slots(1);
+        let want: Vec<Suggestion> = (0..3)
+            .map(|doc| shown(load(&searcher, &g.fields, DocAddress::new(0, doc)).expect("load")))
+            .collect();
+        assert_eq!(
+            want.iter()
+                .map(|s| &s.address)
+                .collect::<HashSet<_>>()
+                .len(),
+            3
+        );
+        for doc in [0, 0, 1, 1, 0, 2, 2, 1] {
+            let got = cache
+                .get(&searcher, &g.fields, DocAddress::new(0, doc))
+                .expect("get");
+            assert_eq!(got, want[doc as usize], "document {doc}");
+        }
     }
 }
