@@ -299,7 +299,9 @@ pub async fn run(
                     Outcome::Failed { .. } => report.failed += 1,
                 }
             }
-            recording.start(Arc::clone(&store), &cfg.id, delivery.outcomes)?;
+            recording
+                .start(Arc::clone(&store), &cfg.id, delivery.outcomes)
+                .await?;
         }
         refused_before = refused;
     }
@@ -357,14 +359,26 @@ impl Lease {
 #[derive(Default)]
 struct Recording(tokio::task::JoinSet<Result<()>>);
 
+/// Outcome commits a worker lets run while it sends the next message.
+const MAX_COMMITS_BEHIND: usize = 1;
+
 impl Recording {
-    /// Commits `outcomes` in the background; reports the error of an earlier commit, if one failed.
-    fn start(
+    /// Commits `outcomes` in the background, once the commit before the last one is done; reports the
+    /// error of an earlier commit, if one failed. At most one commit runs behind the message being sent:
+    /// a worker killed at any moment sends again at most the message it was sending and the one whose
+    /// outcome was being committed (with no bound, a slow disk let sent messages pile up uncommitted, each
+    /// one sent again after a crash).
+    async fn start(
         &mut self,
         store: Arc<dyn Store>,
         worker: &str,
         outcomes: Vec<(i64, Outcome)>,
     ) -> Result<()> {
+        while self.0.len() >= MAX_COMMITS_BEHIND {
+            if let Some(done) = self.0.join_next().await {
+                Self::check(done)?;
+            }
+        }
         let worker = worker.to_owned();
         self.0
             .spawn(async move { record(store.as_ref(), &worker, &outcomes).await });
