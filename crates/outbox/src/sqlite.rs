@@ -1,7 +1,8 @@
 //! The embedded store: one SQLite file (WAL, synchronous=FULL so that an accepted message survives a power
-//! cut; outcomes are committed with synchronous=NORMAL, see `record`), used
-//! from a blocking thread, and the messages' bytes in a spool of segment files beside it (`crate::spool`). Leases are taken in an immediate transaction, which serialises them between the
-//! processes sharing the file: the same semantics as PostgreSQL's `FOR UPDATE SKIP LOCKED`.
+//! cut; outcomes are committed with synchronous=NORMAL, see `record`), used from a blocking thread, and the
+//! messages' bytes in a spool of segment files beside it (`crate::spool`). Leases are taken in an immediate
+//! transaction, which serialises them between the processes sharing the file: the same semantics as
+//! PostgreSQL's `FOR UPDATE SKIP LOCKED`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -181,17 +182,23 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut guard = conn.lock().map_err(|_| Error::Store {
                 reason: "connection lock poisoned".into(),
             })?;
             f(&mut guard)
         })
         .await
+    }
+}
+
+/// Runs `f` on a blocking thread: the connection's work and the spool's file I/O.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
         .map_err(|e| Error::Store {
             reason: format!("store thread: {e}"),
         })?
-    }
 }
 
 /// Adds `column` to `messages` when an outbox made before it lacks it.
@@ -214,12 +221,8 @@ fn add_column(conn: &Connection, column: &str, definition: &str) -> rusqlite::Re
     Ok(())
 }
 
-fn to_i64(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn to_i64_u(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+fn to_i64(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 fn count(n: usize) -> u64 {
@@ -302,24 +305,21 @@ impl crate::Store for SqliteStore {
             })
             .await?;
         let spool = self.spool.clone();
-        let (items, known, places) = tokio::task::spawn_blocking(move || {
+        let (items, known, places) = blocking(move || {
             let fresh = items
                 .iter()
                 .zip(&known)
                 .filter(|(_, known)| !**known)
                 .map(|(item, _)| item.content.as_slice());
             let places = if known.iter().all(|k| *k) {
-                Ok(Vec::new())
+                Vec::new()
             } else {
-                spool.write(fresh)
+                spool.write(fresh)?
             };
-            (items, known, places)
+            Ok((items, known, places))
         })
-        .await
-        .map_err(|e| Error::Store {
-            reason: format!("spool thread: {e}"),
-        })?;
-        let mut places = places?.into_iter();
+        .await?;
+        let mut places = places.into_iter();
         let placed: Vec<Option<Place>> = known
             .iter()
             .map(|known| if *known { None } else { places.next() })
@@ -361,8 +361,8 @@ impl crate::Store for SqliteStore {
                         Some(p) => (
                             &[][..],
                             Some(p.segment.as_str()),
-                            Some(to_i64_u(p.offset)),
-                            Some(to_i64_u(p.len)),
+                            Some(to_i64(p.offset)),
+                            Some(to_i64(p.len)),
                         ),
                         None => (item.content.as_slice(), None, None, None),
                     };
@@ -493,7 +493,7 @@ impl crate::Store for SqliteStore {
         }
         // the bytes are read without holding the connection
         let spool = self.spool.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut bytes = HashMap::with_capacity(places.len());
             for (key, place) in places {
                 bytes.insert(key, spool.read(&place)?);
@@ -506,9 +506,6 @@ impl crate::Store for SqliteStore {
             Ok(leased)
         })
         .await
-        .map_err(|e| Error::Store {
-            reason: format!("spool thread: {e}"),
-        })?
     }
 
     // Group commit: the outcomes that workers record while a commit is under way are committed together by
