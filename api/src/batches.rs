@@ -295,7 +295,7 @@ async fn create_inner(
         } else {
             path
         };
-        Problem::invalid_param(&name, e.into_inner().to_string())
+        Problem::invalid_json(&name, &e.into_inner())
     })?;
     json.end()
         .map_err(|e| Problem::invalid_param("body", format!("after the JSON object: {e}")))?;

@@ -139,7 +139,7 @@ pub async fn compose(State(state): State<Arc<AppState>>, body: Bytes) -> Result<
         Problem::not_configured("composition is not configured on this service (product reference)")
     })?;
     let request: ComposeRequest =
-        serde_json::from_slice(&body).map_err(|e| Problem::invalid_param("body", e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| Problem::invalid_json("body", &e))?;
     let m = mss_message::compose(&request, &cfg.compose)?;
     let mut r = ([(header::CONTENT_TYPE, "message/rfc822")], m.raw).into_response();
     if let Ok(id) = HeaderValue::from_str(&m.message_id) {
@@ -160,7 +160,7 @@ async fn send_inner(
     })?;
     let token = bearer(headers)?;
     let request: ComposeRequest =
-        serde_json::from_slice(body).map_err(|e| Problem::invalid_param("body", e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| Problem::invalid_json("body", &e))?;
     let composed = mss_message::compose(&request, &cfg.compose)?;
     let from = MailAddress::parse(&composed.envelope.mail_from)
         .map_err(|e| Problem::invalid_param("sender.address", e.to_string()))?;

@@ -78,6 +78,12 @@ impl Problem {
         Problem::param(StatusCode::BAD_REQUEST, name, reason)
     }
 
+    /// 400 naming the JSON at fault, without the value the parser quotes (it may be a token or health
+    /// content): `invalid type: string, expected struct Body at line 1 column 9`.
+    pub fn invalid_json(name: &str, e: &serde_json::Error) -> Self {
+        Problem::invalid_param(name, without_values(&e.to_string()))
+    }
+
     /// 422 naming one parameter: well-formed, but a rule refuses it.
     pub fn unprocessable(name: &str, reason: impl Into<String>) -> Self {
         Problem::param(StatusCode::UNPROCESSABLE_ENTITY, name, reason)
@@ -140,6 +146,48 @@ impl IntoResponse for Problem {
         }
         response
     }
+}
+
+/// A serde message without the value it quotes: `invalid type: string "…"` becomes `invalid type: string`,
+/// `unknown variant `…`` becomes `unknown variant`.
+fn without_values(message: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        let Some(at) = message.find(marker) else {
+            continue;
+        };
+        let start = at + marker.len();
+        let rest = &message[start..];
+        // the kind of value (`string`, `integer`...), then its quoted value if any
+        let Some(quote) = rest.find([' ', ',']) else {
+            continue;
+        };
+        let value = &rest[quote..];
+        let end = if let Some(debug) = value.strip_prefix(" \"") {
+            // a string, Debug-escaped: up to the first unescaped quote
+            let mut escaped = false;
+            debug
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closing = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closing
+                })
+                .map(|(i, _)| 2 + i + 1)
+        } else if value.starts_with(" `") {
+            value.find("`, expected").map(|i| i + 1)
+        } else {
+            Some(0)
+        };
+        let Some(end) = end else { continue };
+        return format!("{}{}{}", &message[..start], &rest[..quote], &value[end..]);
+    }
+    if let Some(at) = message.find("unknown variant `") {
+        let rest = &message[at + "unknown variant `".len()..];
+        if let Some(end) = rest.find("`, ") {
+            return format!("{}unknown variant{}", &message[..at], &rest[end + 1..]);
+        }
+    }
+    message.to_owned()
 }
 
 impl From<mss_index::Error> for Problem {
@@ -329,6 +377,52 @@ mod tests {
         );
         assert_eq!(h[header::CONTENT_TYPE], PROBLEM_JSON);
         assert!(h.get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn json_errors_do_not_quote_the_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            text: String,
+            n: Option<u32>,
+            kind: Option<mss_message::SenderKind>,
+        }
+        let cases = [
+            (
+                r#"{"text": {"x": 1}}"#,
+                "invalid type: map, expected a string at line 1",
+            ),
+            (
+                r#"{"text": "a", "n": "diabète \"type\" 2, expected"}"#,
+                "invalid type: string, expected u32 at line 1",
+            ),
+            (
+                r#"{"text": "a", "n": -12}"#,
+                "invalid value: integer, expected u32 at line 1",
+            ),
+            (
+                r#"{"text": "a", "kind": "INS 1234"}"#,
+                "unknown variant, expected one of",
+            ),
+        ];
+        for (json, expected) in cases {
+            let e = serde_json::from_str::<Body>(json).expect_err(json);
+            let p = Problem::invalid_json("body", &e);
+            let reason = &p.invalid_params[0].reason;
+            assert!(
+                reason.starts_with(expected),
+                "{json}: {reason} (serde: {e})"
+            );
+            for secret in ["diab", "-12", "INS"] {
+                assert!(!reason.contains(secret), "{json}: {reason}");
+            }
+        }
+        let e = serde_json::from_str::<Body>("{").expect_err("eof");
+        assert_eq!(
+            Problem::invalid_json("body", &e).invalid_params[0].reason,
+            e.to_string()
+        );
     }
 
     #[test]
