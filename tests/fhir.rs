@@ -11,7 +11,8 @@
 //!   reported; malformed answers name the resource and the element; the API key is sent, and appears in
 //!   no log line;
 //! - the client never sends more than 17 requests in any second (from the server's log);
-//! - `GET /v1/directory/entries/{address}?refresh=true` asks the API and updates the index.
+//! - `GET /v1/directory/entries/{address}?refresh=true` asks the API and updates the index; the API failing
+//!   for now is a 503 with `Retry-After`, refusing the lookup a 502.
 
 mod common;
 mod fhir_fake;
@@ -838,12 +839,29 @@ fn refresh_asks_the_api_and_updates_the_index() {
     );
     assert_eq!(get(&url).0, 404);
 
-    // the API failing: 502, naming the cause
+    // the API failing for now: 503 with Retry-After, naming the cause
     fake.with(|s| s.faults = [Fault::Status(503, None); 2].into_iter().collect());
-    let (status, problem) = get(&format!("{url}?refresh=true"));
-    assert_eq!(status, 502, "{problem}");
+    let r = reqwest::blocking::get(format!("{url}?refresh=true")).unwrap();
+    let (status, retry_after) = (r.status().as_u16(), r.headers().get("retry-after").cloned());
+    let problem: serde_json::Value = r.json().unwrap_or_default();
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(
+        retry_after.as_ref().and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
     assert!(
         problem["detail"].as_str().unwrap().contains("HTTP 503"),
+        "{problem}"
+    );
+    // the API refusing the lookup: 502, naming the cause, no Retry-After
+    fake.with(|s| s.faults = [Fault::Status(401, None)].into_iter().collect());
+    let r = reqwest::blocking::get(format!("{url}?refresh=true")).unwrap();
+    let (status, retry_after) = (r.status().as_u16(), r.headers().get("retry-after").cloned());
+    let problem: serde_json::Value = r.json().unwrap_or_default();
+    assert_eq!(status, 502, "{problem}");
+    assert!(retry_after.is_none(), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("HTTP 401"),
         "{problem}"
     );
 

@@ -27,9 +27,6 @@ use crate::problem::{InvalidParam, Problem};
 /// batch is sent as several requests with the same `batch_id`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 
-/// Seconds a client is told to wait (`Retry-After`) when the store cannot persist.
-const RETRY_AFTER_SECS: u32 = 10;
-
 /// Most faulty items listed in one refusal.
 const MAX_LISTED: usize = 50;
 
@@ -157,17 +154,13 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    match create_inner(&state, &headers, body).await {
-        Ok(accepted) => {
-            let mut r = (StatusCode::ACCEPTED, Json(&accepted)).into_response();
-            if let Ok(loc) = HeaderValue::from_str(&format!("/v1/batches/{}", accepted.batch_id)) {
-                r.headers_mut().insert(header::LOCATION, loc);
-            }
-            r
-        }
-        Err(r) => r,
+) -> Result<Response, Problem> {
+    let accepted = create_inner(&state, &headers, body).await?;
+    let mut r = (StatusCode::ACCEPTED, Json(&accepted)).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/batches/{}", accepted.batch_id)) {
+        r.headers_mut().insert(header::LOCATION, loc);
     }
+    Ok(r)
 }
 
 /// A batch's progress: counts per state over all its recipients, and a page of its messages.
@@ -191,35 +184,28 @@ pub async fn batch(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    let result = async {
-        let params = Params::parse(raw.as_deref(), &["offset", "limit"])?;
-        let number = |name: &str, default: u64, max: u64| -> Result<u64, Problem> {
-            match params.get(name) {
-                None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
-                    Problem::invalid_param(
-                        name,
-                        format!("must be a whole number from 0 to {max}, got `{v}`"),
-                    )
-                }),
-            }
-        };
-        let offset = number("offset", 0, i64::MAX as u64)?;
-        let limit = number("limit", DEFAULT_PAGE, MAX_PAGE)?;
-        let outbox = state.outbox()?;
-        outbox
-            .store
-            .batch(&id, offset, limit)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| Rejection::from(Problem::not_found(format!("no batch {id:?}"))))
-    }
-    .await;
-    match result {
-        Ok(b) => Json(b).into_response(),
-        Err(r) => r.into_response(),
-    }
+) -> Result<Json<BatchStatus>, Problem> {
+    let params = Params::parse(raw.as_deref(), &["offset", "limit"])?;
+    let number = |name: &str, default: u64, max: u64| -> Result<u64, Problem> {
+        match params.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                Problem::invalid_param(
+                    name,
+                    format!("must be a whole number from 0 to {max}, got `{v}`"),
+                )
+            }),
+        }
+    };
+    let offset = number("offset", 0, i64::MAX as u64)?;
+    let limit = number("limit", DEFAULT_PAGE, MAX_PAGE)?;
+    let outbox = state.outbox()?;
+    outbox
+        .store
+        .batch(&id, offset, limit)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("no batch {id:?}")))
 }
 
 /// One message's delivery, per recipient: queued, sending, sent (with the server's reply), deferred (retry
@@ -236,88 +222,36 @@ pub async fn batch(
         (status = 503, description = "The outbox is unavailable now", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn message(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let result = async {
-        let key: i64 = id.parse().ok().filter(|k| *k > 0).ok_or_else(|| {
-            Problem::invalid_param(
-                "id",
-                format!("must be a message id (a positive whole number), got `{id}`"),
-            )
-        })?;
-        state
-            .outbox()?
-            .store
-            .message(key)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| Rejection::from(Problem::not_found(format!("no message {key}"))))
-    }
-    .await;
-    match result {
-        Ok(m) => Json(m).into_response(),
-        Err(r) => r.into_response(),
-    }
-}
-
-/// A problem, with `Retry-After` for a 503 of the store.
-struct Rejection {
-    problem: Problem,
-    retry_after: bool,
-}
-
-impl From<Problem> for Rejection {
-    fn from(problem: Problem) -> Self {
-        Rejection {
-            problem,
-            retry_after: false,
-        }
-    }
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let mut r = self.problem.into_response();
-        if self.retry_after {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        }
-        r
-    }
+pub async fn message(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<MessageStatus>, Problem> {
+    let key: i64 = id.parse().ok().filter(|k| *k > 0).ok_or_else(|| {
+        Problem::invalid_param(
+            "id",
+            format!("must be a message id (a positive whole number), got `{id}`"),
+        )
+    })?;
+    state
+        .outbox()?
+        .store
+        .message(key)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("no message {key}")))
 }
 
 impl AppState {
     fn outbox(&self) -> Result<&OutboxConfig, Problem> {
         self.outbox
             .get()
-            .ok_or_else(|| Problem::unavailable("the outbox is not configured on this service"))
+            .ok_or_else(|| Problem::not_configured("the outbox is not configured on this service"))
     }
 }
 
-/// The HTTP face of a store error: unavailable -> 503 (nothing was stored: retry), else 400 or 500.
-fn store_problem(e: mss_outbox::Error) -> Rejection {
-    if e.is_transient() {
-        tracing::warn!(error = %e, "outbox unavailable: answering 503");
-        return Rejection {
-            problem: Problem::unavailable(format!(
-                "the outbox cannot persist now ({e}); nothing was stored: retry later"
-            )),
-            retry_after: true,
-        };
-    }
-    match e {
-        mss_outbox::Error::Invalid { field, reason } => Problem::invalid_param(&field, reason),
-        other => Problem::internal(&other),
-    }
-    .into()
-}
-
-fn status_problem(status: StatusCode, detail: impl Into<String>) -> Rejection {
-    Problem::new(status, detail).into()
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Rejection> {
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Problem> {
     let too_large = || {
-        status_problem(
+        Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the body is larger than this server's limit of {max} bytes; send the batch as several \
@@ -340,7 +274,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
             }
             source = s.source();
         }
-        Problem::invalid_param("body", format!("could not be read: {e}")).into()
+        Problem::invalid_param("body", format!("could not be read: {e}"))
     })
 }
 
@@ -348,11 +282,9 @@ async fn create_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<BatchAccepted, Response> {
-    let outbox = state.outbox().map_err(IntoResponse::into_response)?.clone();
-    let bytes = read_body(headers, body, outbox.max_body_bytes)
-        .await
-        .map_err(IntoResponse::into_response)?;
+) -> Result<BatchAccepted, Problem> {
+    let outbox = state.outbox()?.clone();
+    let bytes = read_body(headers, body, outbox.max_body_bytes).await?;
     let mut json = serde_json::Deserializer::from_slice(&bytes);
     let request: BatchRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();
@@ -363,16 +295,15 @@ async fn create_inner(
         } else {
             path
         };
-        Problem::invalid_param(&name, e.into_inner().to_string()).into_response()
+        Problem::invalid_json(&name, &e.into_inner())
     })?;
-    json.end().map_err(|e| {
-        Problem::invalid_param("body", format!("after the JSON object: {e}")).into_response()
-    })?;
+    json.end()
+        .map_err(|e| Problem::invalid_param("body", format!("after the JSON object: {e}")))?;
     drop(bytes);
     let sender = MailAddress::parse(&request.sender)
-        .map_err(|e| Problem::invalid_param("sender", e.to_string()).into_response())?;
+        .map_err(|e| Problem::invalid_param("sender", e.to_string()))?;
     let Some(credentials) = outbox.senders.iter().find(|s| s.name == request.auth) else {
-        return Err(unprocessable(
+        return Err(Problem::unprocessable(
             "auth",
             format!(
                 "no credentials named {:?} are configured on this server (`[[senders]]`)",
@@ -381,7 +312,7 @@ async fn create_inner(
         ));
     };
     if credentials.address != sender {
-        return Err(unprocessable(
+        return Err(Problem::unprocessable(
             "auth",
             format!(
                 "the credentials {:?} are those of {}, not of the sender {sender}",
@@ -390,10 +321,10 @@ async fn create_inner(
         ));
     }
     if request.items.is_empty() {
-        return Err(Problem::invalid_param("items", "no items").into_response());
+        return Err(Problem::invalid_param("items", "no items"));
     }
     if request.items.len() > MAX_BATCH_ITEMS {
-        return Err(unprocessable(
+        return Err(Problem::unprocessable(
             "items",
             format!(
                 "{} items; at most {MAX_BATCH_ITEMS} per request",
@@ -407,8 +338,7 @@ async fn create_inner(
         return Err(Problem::invalid_param(
             "batch_id",
             "must be 1 to 64 characters among A-Z a-z 0-9 . _ : -",
-        )
-        .into_response());
+        ));
     }
     let auth_ref = format!("senders:{}", credentials.name);
     let compose = outbox.compose.clone();
@@ -426,7 +356,7 @@ async fn create_inner(
         (ok, refused)
     })
     .await
-    .map_err(|e| Problem::internal(&e).into_response())?;
+    .map_err(|e| Problem::internal(&e))?;
     let (prepared, refused) = prepared;
     if !refused.is_empty() {
         return Err(refusal(&refused, prepared.len() + refused.len()));
@@ -450,8 +380,7 @@ async fn create_inner(
             Some(&batch_id),
             prepared.into_iter().map(|p| p.message).collect(),
         )
-        .await
-        .map_err(|e| store_problem(e).into_response())?;
+        .await?;
     let mut items = Vec::with_capacity(accepted.len());
     let mut duplicates = 0;
     for (index, (a, (key, message_id))) in accepted.into_iter().zip(keys).enumerate() {
@@ -463,8 +392,7 @@ async fn create_inner(
                 let first = outbox
                     .store
                     .message(id)
-                    .await
-                    .map_err(|e| store_problem(e).into_response())?
+                    .await?
                     .map_or(message_id, |m| m.message_id);
                 (id, first, true)
             }
@@ -489,13 +417,6 @@ async fn create_inner(
         duplicates,
         items,
     })
-}
-
-fn unprocessable(name: &str, reason: String) -> Response {
-    let mut p = Problem::invalid_param(name, reason);
-    p.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
-    p.title = "Unprocessable Entity".into();
-    p.into_response()
 }
 
 fn valid_batch_id(id: &str) -> bool {
@@ -547,9 +468,9 @@ fn item_field(index: usize, field: &str) -> String {
     }
 }
 
-fn refusal(refused: &[ItemError], total: usize) -> Response {
+fn refusal(refused: &[ItemError], total: usize) -> Problem {
     if let Some(e) = refused.iter().find(|e| e.unavailable) {
-        return Problem::unavailable(e.reason.clone()).into_response();
+        return Problem::not_configured(e.reason.clone());
     }
     let status = if refused.iter().all(|e| e.rule) {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -574,7 +495,7 @@ fn refusal(refused: &[ItemError], total: usize) -> Response {
             reason: e.reason.clone(),
         })
         .collect();
-    p.into_response()
+    p
 }
 
 fn prepare(

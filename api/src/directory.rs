@@ -270,7 +270,8 @@ pub async fn autocomplete(
         (status = 200, description = "The entry", body = Entry),
         (status = 400, description = "Not a mailbox address, or a bad parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such mailbox in the directory (with `refresh=true`: not published by the FHIR API, and removed from the index)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`refresh=true` and the FHIR API failed", body = Problem, content_type = "application/problem+json")
+        (status = 502, description = "`refresh=true` and the FHIR API refused the lookup or answered something unreadable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The index is loading, or `refresh=true` and the FHIR API is unavailable for now: retry after `Retry-After`", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn entry(
@@ -290,10 +291,7 @@ pub async fn entry(
             ));
         }
     };
-    let address = MailAddress::parse(&address).map_err(|e| match e {
-        mss_annuaire::Error::Invalid { reason, .. } => Problem::invalid_param("address", reason),
-        other => Problem::invalid_param("address", other.to_string()),
-    })?;
+    let address = MailAddress::parse(&address)?;
     let index = state.index()?;
     if !refresh {
         return index
@@ -309,10 +307,7 @@ pub async fn entry(
     };
     let published = client.mailbox(&address).await.map_err(|e| {
         tracing::warn!(address = %address, error = %e, "FHIR lookup failed");
-        Problem::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            format!("the FHIR API did not answer for {address}: {e}"),
-        )
+        Problem::from(e)
     })?;
     // one short write; a sync holding the writer makes it wait its turn, not fail the request
     let write = published.clone();

@@ -91,7 +91,7 @@ impl AppState {
         let _ = self.outbox.set(config);
     }
 
-    /// The index, or 503 while it is loading.
+    /// The index, or 503 with `Retry-After` while it is loading.
     fn index(&self) -> Result<&DirectoryIndex, Problem> {
         self.index.get().ok_or_else(|| {
             Problem::unavailable("the directory index is still loading; retry in a moment")
@@ -160,11 +160,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         ))
         .layer(cors(config))
         .layer(CatchPanicLayer::custom(|_| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the server failed to answer; the cause is in its log",
-            )
-            .into_response()
+            Problem::internal(&"a handler panicked").into_response()
         }))
         .layer(axum::Extension(directory::LdapSource(config.ldap.clone())))
         .layer(axum::Extension(directory::FhirSource(config.fhir.clone())))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use mss_annuaire::{BalType, MailAddress};
 use mss_lps::{
@@ -109,11 +109,12 @@ pub struct RefusedRecipient {
         (status = 503, description = "Sending is not configured, or the operator is unreachable for now: retry", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn send(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    match send_inner(&state, &headers, &body).await {
-        Ok(r) => Json(r).into_response(),
-        Err(r) => r.into_response(),
-    }
+pub async fn send(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SendResponse>, Problem> {
+    send_inner(&state, &headers, &body).await.map(Json)
 }
 
 /// Compose a message without sending it: the MIME bytes a vendor can inspect, store or send itself.
@@ -133,71 +134,34 @@ pub async fn send(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         (status = 503, description = "The product reference (NIL) is not configured", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn compose(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let composed = (|| -> Result<mss_message::ComposedMessage, Reject> {
-        let cfg = state.sending.get().ok_or_else(|| -> Reject {
-            Problem::unavailable(
-                "composition is not configured on this service (product reference)",
-            )
-            .into()
-        })?;
-        let request: ComposeRequest = serde_json::from_slice(&body)
-            .map_err(|e| Problem::invalid_param("body", e.to_string()))?;
-        mss_message::compose(&request, &cfg.compose).map_err(|e| compose_problem(&e))
-    })();
-    match composed {
-        Ok(m) => {
-            let mut r = ([(header::CONTENT_TYPE, "message/rfc822")], m.raw).into_response();
-            if let Ok(id) = HeaderValue::from_str(&m.message_id) {
-                r.headers_mut().insert("x-mss-message-id", id);
-            }
-            r
-        }
-        Err(r) => r.into_response(),
+pub async fn compose(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, Problem> {
+    let cfg = state.sending.get().ok_or_else(|| {
+        Problem::not_configured("composition is not configured on this service (product reference)")
+    })?;
+    let request: ComposeRequest =
+        serde_json::from_slice(&body).map_err(|e| Problem::invalid_json("body", &e))?;
+    let m = mss_message::compose(&request, &cfg.compose)?;
+    let mut r = ([(header::CONTENT_TYPE, "message/rfc822")], m.raw).into_response();
+    if let Ok(id) = HeaderValue::from_str(&m.message_id) {
+        r.headers_mut().insert("x-mss-message-id", id);
     }
-}
-
-/// A refusal: the problem, and the `WWW-Authenticate` challenge of a 401.
-struct Reject {
-    problem: Problem,
-    challenge: Option<&'static str>,
-}
-
-impl From<Problem> for Reject {
-    fn from(problem: Problem) -> Self {
-        Reject {
-            problem,
-            challenge: None,
-        }
-    }
-}
-
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
-        let mut r = self.problem.into_response();
-        if let Some(c) = self.challenge {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
-        }
-        r
-    }
+    Ok(r)
 }
 
 async fn send_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<SendResponse, Reject> {
-    let cfg = state.sending.get().ok_or_else(|| -> Reject {
-        Problem::unavailable(
+) -> Result<SendResponse, Problem> {
+    let cfg = state.sending.get().ok_or_else(|| {
+        Problem::not_configured(
             "sending is not configured on this service (product reference, trust roots)",
         )
-        .into()
     })?;
     let token = bearer(headers)?;
     let request: ComposeRequest =
-        serde_json::from_slice(body).map_err(|e| Problem::invalid_param("body", e.to_string()))?;
-    let composed = mss_message::compose(&request, &cfg.compose).map_err(|e| compose_problem(&e))?;
+        serde_json::from_slice(body).map_err(|e| Problem::invalid_json("body", &e))?;
+    let composed = mss_message::compose(&request, &cfg.compose)?;
     let from = MailAddress::parse(&composed.envelope.mail_from)
         .map_err(|e| Problem::invalid_param("sender.address", e.to_string()))?;
     let recipients = composed
@@ -238,10 +202,9 @@ async fn send_inner(
                 cfg.app_servers.clone(),
             ),
             None => {
-                return Err(Problem::unavailable(
+                return Err(Problem::not_configured(
                     "APP senders need the service's client certificate, which is not configured",
-                )
-                .into());
+                ));
             }
         },
         (kind, Some(token)) => (
@@ -258,8 +221,9 @@ async fn send_inner(
             cfg.servers.clone(),
         ),
         (_, None) => {
-            return Err(unauthorized(
+            return Err(Problem::unauthorized(
                 "a Pro Santé Connect access token is required (Authorization: Bearer)",
+                "Bearer",
             ));
         }
     };
@@ -273,11 +237,10 @@ async fn send_inner(
         servers,
         connect,
         session: SessionPolicy::default(),
-    })
-    .map_err(|e| lps_problem(&e))?;
+    })?;
     let result = client.send(&envelope, &composed.raw).await;
     client.close().await;
-    let report = result.map_err(|e| lps_problem(&e))?;
+    let report = result?;
     Ok(SendResponse {
         message_id: format!("<{}>", composed.message_id),
         accepted: report.accepted().map(|a| a.to_string()).collect(),
@@ -294,68 +257,22 @@ async fn send_inner(
 }
 
 /// The token of `Authorization: Bearer`, if any.
-fn bearer(headers: &HeaderMap) -> Result<Option<AccessToken>, Reject> {
+fn bearer(headers: &HeaderMap) -> Result<Option<AccessToken>, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
         .to_str()
-        .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+        .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII", "Bearer"))?;
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
             Ok(Some(AccessToken::new(token)))
         }
-        _ => Err(unauthorized(
+        _ => Err(Problem::unauthorized(
             "the Authorization header must be `Bearer <token>`",
+            "Bearer",
         )),
     }
-}
-
-fn unauthorized(detail: &str) -> Reject {
-    Reject {
-        problem: Problem::new(StatusCode::UNAUTHORIZED, detail),
-        challenge: Some("Bearer"),
-    }
-}
-
-fn compose_problem(e: &mss_message::Error) -> Reject {
-    match e {
-        mss_message::Error::Invalid { field, reason } => {
-            Problem::invalid_param(field, reason.clone())
-        }
-        mss_message::Error::Refused { field, reason } => {
-            let mut p = Problem::invalid_param(field, reason.clone());
-            p.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
-            p.title = "Unprocessable Entity".into();
-            p
-        }
-        other => Problem::internal(other),
-    }
-    .into()
-}
-
-/// The HTTP face of a sending error; its text names servers and users, never credentials.
-fn lps_problem(e: &mss_lps::Error) -> Reject {
-    use mss_lps::Error as E;
-    if e.needs_credentials() {
-        return Reject {
-            problem: Problem::new(StatusCode::UNAUTHORIZED, e.to_string()),
-            challenge: Some("Bearer error=\"invalid_token\""),
-        };
-    }
-    let status = match e {
-        E::Config { .. } => return Problem::internal(e).into(),
-        E::InvalidMessage { .. } => StatusCode::BAD_REQUEST,
-        E::RecipientsRefused { .. } | E::MessageTooLarge { .. } | E::Smtp { .. }
-            if e.is_permanent() =>
-        {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        _ if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    tracing::info!(error = %e, status = status.as_u16(), "sending failed");
-    Problem::new(status, e.to_string()).into()
 }

@@ -189,3 +189,49 @@ async fn an_expired_token_is_a_401_that_does_not_echo_it() {
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn an_unreachable_operator_is_a_503_with_retry_after() {
+    // a port nobody listens on: the connection is refused, a transient failure
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let endpoint = mss_lps::Endpoint::new("127.0.0.1", port);
+    let tls = mss_lps::TlsSettings::new(mss_lps::TrustRoots::system().expect("roots"), None)
+        .expect("tls");
+    let state = AppState::new();
+    state.set_sending(SendConfig {
+        compose: mss_message::ComposeConfig::new("NIL-MSS-TEST"),
+        tls,
+        app_tls: None,
+        servers: ServerSource::Explicit(mss_lps::ServerEndpoints {
+            submission: endpoint.clone(),
+            imap: endpoint,
+        }),
+        app_servers: ServerSource::Explicit(mss_lps::ServerEndpoints {
+            submission: mss_lps::Endpoint::new("127.0.0.1", port),
+            imap: mss_lps::Endpoint::new("127.0.0.1", port),
+        }),
+        timeouts: Timeouts::default(),
+        token_policy: mss_lps::TokenPolicy::default(),
+        local_addr: None,
+    });
+    let app = mss_api::router(state, &ApiConfig::default());
+    let (status, headers, body) = call(
+        &app,
+        request(
+            "alice@sante.test",
+            "PER",
+            "bob@sante.test",
+            Some("opaque-token"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "10");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert!(body.contains(&format!("127.0.0.1:{port}")), "{body}");
+    assert!(!body.contains("opaque-token"), "{body}");
+}

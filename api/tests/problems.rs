@@ -1,0 +1,48 @@
+//! Error answers that need no outside server: their status, `Retry-After` and `WWW-Authenticate`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use mss_api::{ApiConfig, AppState, SendConfig};
+use tower::ServiceExt;
+
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap) {
+    let resp = app.clone().oneshot(req).await.expect("response");
+    (resp.status(), resp.headers().clone())
+}
+
+#[tokio::test]
+async fn while_the_index_loads_the_directory_answers_503_with_retry_after() {
+    let app = mss_api::router(AppState::new(), &ApiConfig::default());
+    for path in ["/v1/directory/search?q=martin", "/readyz"] {
+        let (status, headers) =
+            call(&app, Request::get(path).body(Body::empty()).expect("req")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(headers[header::RETRY_AFTER], "10", "{path}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn not_configured_is_503_without_retry_after_and_no_token_is_401_with_a_challenge() {
+    let state = AppState::new();
+    let app = mss_api::router(state.clone(), &ApiConfig::default());
+    let send = || {
+        Request::post("/v1/messages/send")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                r#"{"sender":{"address":"alice@sante.test","type":"PER","first_name":"Alice","last_name":"Martin"},"recipients":{"to":["bob@sante.test"]},"subject":"s","body":{"text":"t"}}"#,
+            ))
+            .expect("req")
+    };
+    let (status, headers) = call(&app, send()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get(header::RETRY_AFTER).is_none());
+
+    let tls = mss_lps::TlsSettings::new(mss_lps::TrustRoots::system().expect("roots"), None)
+        .expect("tls");
+    state.set_sending(SendConfig::new("NIL-MSS-TEST", tls).expect("config"));
+    let (status, headers) = call(&app, send()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert!(headers.get(header::RETRY_AFTER).is_none());
+}
