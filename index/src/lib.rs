@@ -29,12 +29,12 @@ mod build;
 mod codec;
 mod collect;
 mod engine;
+mod external_sort;
 mod generations;
 mod highlight;
 mod query;
 mod schema;
 mod search;
-mod spool;
 
 use std::path::PathBuf;
 
