@@ -13,6 +13,7 @@ use mss_index::{Builder, ImportStats};
 
 use crate::{data, progress};
 
+/// `mss import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The extraction: `Extraction_Correspondance_MSSante_*.zip`, its `.txt`, or `-` for stdin.
@@ -25,6 +26,7 @@ pub struct ImportArgs {
     pub quiet: bool,
 }
 
+/// `mss demo-data`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Number of mailboxes.

@@ -12,6 +12,7 @@ use mss_index::{Filters, SearchRequest};
 use crate::ldap::LdapArgs;
 use crate::{data, runtime};
 
+/// `mss search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// Words to look for (names, organisation, service, city, profession); the last one may be a prefix.
