@@ -1,12 +1,12 @@
-//! Command-line arguments and dispatch.
+//! The command line: global options, the commands, and dispatch. Each command's arguments live beside
+//! the command.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
-use mss_annuaire::BalType;
+use clap::{Parser, Subcommand};
 
-use crate::{data, directory};
+use crate::{compose, data, directory, fhir, ldap, lps, search, serve};
 
 /// MSSanté beside your health software: directory search, message composition, API LPS client.
 #[derive(Debug, Parser)]
@@ -27,17 +27,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Import a national extraction file (.txt, .zip, or - for stdin) into a fresh index.
-    Import(ImportArgs),
+    Import(directory::ImportArgs),
     /// Search the local directory index.
-    Search(SearchArgs),
+    Search(search::SearchArgs),
     /// Write a synthetic extraction file in the national format.
-    DemoData(DemoArgs),
+    DemoData(directory::DemoArgs),
     /// Serve the REST API and the autocomplete page (builds the sample index on first run).
-    Serve(crate::serve::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Build a compliant MSSanté message (.eml) from a JSON compose request.
-    Compose(crate::compose::ComposeArgs),
+    Compose(compose::ComposeArgs),
     /// Send a ready message (.eml) through the API LPS of its mailbox (SMTP submission, STARTTLS).
-    Send(crate::lps::SendArgs),
+    Send(lps::SendArgs),
     /// Send many messages (a directory or a JSON Lines manifest) through the durable outbox: resumable,
     /// retried, with a progress bar.
     Batch(crate::batch::BatchArgs),
@@ -45,93 +45,16 @@ pub enum Command {
     /// outbox: one reading, or --watch.
     Receipts(crate::batch::ReceiptsArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
-    Proof(crate::lps::ProofArgs),
+    Proof(lps::ProofArgs),
     /// Harvest the LDAP directory into the index despite its 100-entry cap (resumable).
-    LdapSync(crate::ldap::SyncArgs),
+    LdapSync(ldap::LdapSyncArgs),
     /// Convert an extraction file to LDIF for a test LDAP directory (slapadd).
-    LdapLdif(crate::ldap::LdifArgs),
+    LdapLdif(ldap::LdifArgs),
     /// Synchronise the index with the Annuaire Santé FHIR API: full, then deltas (resumable).
-    FhirSync(crate::fhir::SyncArgs),
+    FhirSync(fhir::FhirSyncArgs),
     /// Write the FHIR resources of the synthetic population (NDJSON), for test FHIR servers.
     #[command(hide = true)]
-    FhirFixtures(crate::fhir::FixturesArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The extraction: `Extraction_Correspondance_MSSante_*.zip`, its `.txt`, or `-` for stdin.
-    pub file: PathBuf,
-    /// Where to write rejected lines (default: <data>/import-rejected.txt).
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Never draw a progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SearchArgs {
-    /// Words to look for (names, organisation, service, city, profession); the last one may be a prefix.
-    #[arg(default_value = "")]
-    pub query: Vec<String>,
-    /// Mailbox type.
-    #[arg(long = "type", value_parser = parse_bal_type, value_name = "PER|ORG|APP|CAB")]
-    pub bal_type: Option<BalType>,
-    /// Profession code (e.g. 10 médecin, 21 pharmacien).
-    #[arg(long, value_name = "CODE")]
-    pub profession: Option<String>,
-    /// Speciality (savoir-faire) code (e.g. SM54).
-    #[arg(long, value_name = "CODE")]
-    pub speciality: Option<String>,
-    /// Department code (e.g. 75, 2A, 974).
-    #[arg(long, value_name = "CODE")]
-    pub dept: Option<String>,
-    /// Postal code.
-    #[arg(long, value_name = "CODE")]
-    pub postal_code: Option<String>,
-    /// Number of results (1 to 100).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
-    pub limit: u16,
-    /// Continue after a previous page (the cursor printed with it).
-    #[arg(long)]
-    pub cursor: Option<String>,
-    /// One JSON document per entry (JSON Lines), fields in snake_case.
-    #[arg(long)]
-    pub json: bool,
-    /// Where to search: the local index, or the LDAP directory live (--url, --base...).
-    #[arg(long, value_enum, default_value_t = SearchSource::Local)]
-    pub source: SearchSource,
-    #[command(flatten)]
-    pub ldap: crate::ldap::LdapArgs,
-}
-
-/// `mss search --source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SearchSource {
-    /// The local index.
-    Local,
-    /// The LDAP directory, live (at most 100 entries per query).
-    Ldap,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Number of mailboxes.
-    #[arg(long, default_value_t = 20_000)]
-    pub count: usize,
-    /// Seed: the same seed always gives the same file.
-    #[arg(long, default_value_t = data::SAMPLE_SEED)]
-    pub seed: u64,
-    /// Also write a few duplicated addresses and malformed lines.
-    #[arg(long)]
-    pub faults: bool,
-    /// Output file (default: stdout).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
-
-fn parse_bal_type(s: &str) -> Result<BalType, String> {
-    s.parse().map_err(|e: mss_annuaire::Error| e.to_string())
+    FhirFixtures(fhir::FixturesArgs),
 }
 
 impl Cli {
@@ -139,23 +62,22 @@ impl Cli {
     pub fn run(self) -> Result<()> {
         if let Command::Serve(args) = self.command {
             // the data directory may also come from the configuration file
-            return crate::serve::serve(self.data, args);
+            return serve::serve(self.data, args);
         }
         let data_dir = data::data_dir(self.data)?;
         match self.command {
             Command::Import(args) => directory::import(&data_dir, args),
-            Command::Search(args) if args.source == SearchSource::Ldap => crate::ldap::search(args),
-            Command::Search(args) => directory::search(&data_dir, args),
+            Command::Search(args) => search::search(&data_dir, args),
             Command::DemoData(args) => directory::demo_data(args),
-            Command::Compose(args) => crate::compose::compose(args),
-            Command::Send(args) => crate::lps::send(args),
+            Command::Compose(args) => compose::compose(args),
+            Command::Send(args) => lps::send(args),
             Command::Batch(args) => crate::batch::batch(&data_dir, args),
             Command::Receipts(args) => crate::batch::receipts(&data_dir, args),
-            Command::Proof(args) => crate::lps::proof(args),
-            Command::LdapSync(args) => crate::ldap::sync(&data_dir, args),
-            Command::LdapLdif(args) => crate::ldap::ldif(args),
-            Command::FhirSync(args) => crate::fhir::sync(&data_dir, args),
-            Command::FhirFixtures(args) => crate::fhir::fixtures(args),
+            Command::Proof(args) => lps::proof(args),
+            Command::LdapSync(args) => ldap::sync(&data_dir, args),
+            Command::LdapLdif(args) => ldap::ldif(args),
+            Command::FhirSync(args) => fhir::sync(&data_dir, args),
+            Command::FhirFixtures(args) => fhir::fixtures(args),
             Command::Serve(_) => unreachable!("handled above"),
         }
     }

@@ -1,9 +1,11 @@
 //! The data directory and the embedded default dataset.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use mss_index::DirectoryIndex;
+use mss_annuaire::extraction;
+use mss_index::{Builder, DirectoryIndex, ImportStats};
 
 /// Seed of the embedded sample (`mss demo-data --count 20000` with the default seed writes it again).
 pub const SAMPLE_SEED: u64 = 20_240_101;
@@ -40,11 +42,21 @@ pub fn open_or_build_sample(data_dir: &Path) -> Result<DirectoryIndex> {
         );
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
-        let stats = crate::directory::import_sample(data_dir)?;
+        let stats = import_sample(data_dir)?;
         eprintln!("mss: sample index ready: {} entries", stats.imported);
     }
     DirectoryIndex::open(data_dir)
         .with_context(|| format!("opening the index in {}", data_dir.display()))
+}
+
+/// Builds the index from the embedded sample.
+fn import_sample(data_dir: &Path) -> Result<ImportStats> {
+    let builder = Builder::create(data_dir).context("preparing a new index generation")?;
+    let mut input = io::Cursor::new(SAMPLE_ZIP);
+    extraction::read_stream(&mut input, None, |records| {
+        mss_index::import(builder, records, |_| {}, |_| {})
+    })
+    .context("importing the embedded sample")
 }
 
 #[cfg(test)]

@@ -1,18 +1,47 @@
-//! `mss import`, `mss search`, `mss demo-data`.
+//! `mss import` and `mss demo-data`: the national extraction file into the index, and a synthetic one.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use clap::Args;
 use mss_annuaire::{demo, extraction};
-use mss_index::{Builder, Filters, ImportStats, SearchRequest};
+use mss_index::{Builder, ImportStats};
 
-use crate::cli::{DemoArgs, ImportArgs, SearchArgs};
-use crate::data;
+use crate::{data, progress};
+
+/// `mss import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The extraction: `Extraction_Correspondance_MSSante_*.zip`, its `.txt`, or `-` for stdin.
+    pub file: PathBuf,
+    /// Where to write rejected lines (default: <data>/import-rejected.txt).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `mss demo-data`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of mailboxes.
+    #[arg(long, default_value_t = 20_000)]
+    pub count: usize,
+    /// Seed: the same seed always gives the same file.
+    #[arg(long, default_value_t = data::SAMPLE_SEED)]
+    pub seed: u64,
+    /// Also write a few duplicated addresses and malformed lines.
+    #[arg(long)]
+    pub faults: bool,
+    /// Output file (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
 
 /// `mss import FILE`: a full rebuild; the previous index keeps serving until the new one is complete.
 pub fn import(data_dir: &Path, args: ImportArgs) -> Result<()> {
@@ -26,8 +55,12 @@ pub fn import(data_dir: &Path, args: ImportArgs) -> Result<()> {
         .then(|| std::fs::metadata(&args.file).map(|m| m.len()))
         .transpose()
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let draw = !args.quiet && io::stderr().is_terminal();
-    let bar = progress_bar(draw, total_bytes);
+    let template = if total_bytes.is_some() {
+        "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}"
+    } else {
+        "{spinner} [{elapsed_precise}] {msg}"
+    };
+    let bar = progress::bar(args.quiet, total_bytes, template);
     let consumed = AtomicU64::new(0);
     let started = Instant::now();
     let builder = Builder::create(data_dir).context("preparing a new index generation")?;
@@ -120,104 +153,6 @@ impl<'a> Report<'a> {
             }
         }
     }
-}
-
-fn progress_bar(draw: bool, total_bytes: Option<u64>) -> ProgressBar {
-    let bar = match total_bytes {
-        Some(len) => ProgressBar::new(len),
-        None => ProgressBar::new_spinner(),
-    };
-    if !draw {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-        return bar;
-    }
-    let template = if total_bytes.is_some() {
-        "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}"
-    } else {
-        "{spinner} [{elapsed_precise}] {msg}"
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
-/// Builds the index from the embedded sample.
-pub fn import_sample(data_dir: &Path) -> Result<ImportStats> {
-    let builder = Builder::create(data_dir).context("preparing a new index generation")?;
-    let mut input = io::Cursor::new(data::SAMPLE_ZIP);
-    extraction::read_stream(&mut input, None, |records| {
-        mss_index::import(builder, records, |_| {}, |_| {})
-    })
-    .context("importing the embedded sample")
-}
-
-/// `mss search`.
-pub fn search(data_dir: &Path, args: SearchArgs) -> Result<()> {
-    let index = data::open_or_build_sample(data_dir)?;
-    let request = SearchRequest {
-        q: args.query.join(" "),
-        filters: Filters {
-            bal_type: args.bal_type,
-            profession: args.profession,
-            speciality: args.speciality,
-            department: args.dept,
-            postal_code: args.postal_code,
-        },
-        limit: usize::from(args.limit),
-        cursor: args.cursor,
-    };
-    let results = index.search(&request)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        for hit in &results.hits {
-            serde_json::to_writer(&mut out, &hit.entry)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        return Ok(());
-    }
-    for hit in &results.hits {
-        writeln!(out, "{}", result_line(&hit.entry))?;
-    }
-    let shown = results.hits.len();
-    writeln!(
-        out,
-        "-- {shown} of {} result{}",
-        results.total,
-        if results.total == 1 { "" } else { "s" }
-    )?;
-    if let Some(cursor) = results.next_cursor {
-        writeln!(out, "-- next page: --cursor {cursor}")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// One result line of `mss search`, for local and LDAP answers alike.
-pub fn result_line(e: &mss_annuaire::Entry) -> String {
-    let what = e
-        .speciality
-        .as_ref()
-        .or(e.profession.as_ref())
-        .map(|c| c.label.as_str())
-        .unwrap_or("");
-    let place = match (e.city(), e.department.as_ref()) {
-        (Some(c), Some(d)) => format!("{c} ({d})"),
-        (Some(c), None) => c.to_string(),
-        (None, Some(d)) => format!("({d})"),
-        (None, None) => String::new(),
-    };
-    format!(
-        "{:<3} {:<44} {:<32} {:<30} {}",
-        e.bal_type,
-        e.address,
-        e.display_name(),
-        what,
-        place
-    )
 }
 
 /// `mss demo-data`.

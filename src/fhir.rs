@@ -1,28 +1,24 @@
 //! `mss fhir-sync`: the Annuaire Santé FHIR API (spec D3) into the index, full then by deltas.
 
-use std::io::{self, IsTerminal};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mss_annuaire::fhir::{
-    self, FhirClient, FhirConfig, Mode, Reconciled, SyncOptions, SyncStopped,
+    self, FhirClient, FhirConfig, Mode, Requested, Since, SyncOptions, SyncStopped,
 };
-use mss_annuaire::{HarvestSink, Secret, Source};
-use serde_json::json;
-use time::format_description::well_known::Rfc3339;
-use time::{Date, OffsetDateTime};
+use mss_annuaire::{Secret, Source};
+use mss_index::DirectoryIndex;
+use time::OffsetDateTime;
 
-use crate::ldap::{IndexSink, for_each_entry, open_or_create, remove_vanished, runtime};
+use crate::{progress, runtime};
 
 /// Environment variable holding the API key (instead of `--api-key-file`).
 pub const API_KEY_ENV: &str = "MSS_FHIR_API_KEY";
 /// Name of the sync's progress file in the data directory.
 pub const STATE_FILE: &str = "fhir-sync.state.json";
-/// Key of the FHIR state recorded with the index (last successful sync).
-pub const INDEX_STATE_KEY: &str = "fhir";
 
 /// Where the FHIR API is and how to reach it.
 #[derive(Debug, Clone, Args)]
@@ -74,7 +70,7 @@ impl FhirArgs {
 
 /// `mss fhir-sync`.
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub struct FhirSyncArgs {
     #[command(flatten)]
     pub fhir: FhirArgs,
     /// Read everything (the first sync is always full); removes the FHIR entries the API no longer has.
@@ -139,145 +135,56 @@ pub fn fixtures(args: FixturesArgs) -> Result<()> {
     Ok(())
 }
 
-/// Now, as a FHIR instant to the second (`2026-11-23T08:00:00Z`).
-fn now_instant() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
-}
-
-/// Reads `--since` (a date or an RFC 3339 time) as a time and as the FHIR value sent.
-fn parse_since(text: &str) -> Result<(OffsetDateTime, String)> {
-    let text = text.trim();
-    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Ok((t, text.to_string()));
-    }
-    let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    match Date::parse(text, &date_format) {
-        Ok(d) => Ok((d.midnight().assume_utc(), text.to_string())),
-        Err(_) => bail!("--since: `{text}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
-    }
-}
-
-/// A delta may not start more than 30 days ago (the API refuses it).
-fn check_gap(since: OffsetDateTime, now: OffsetDateTime, what: &str) -> Result<()> {
-    let gap = now - since;
-    if gap > time::Duration::days(fhir::MAX_DELTA_DAYS) {
-        bail!(
-            "{what} was {} days ago: the FHIR API gives changes of the last {} days at most; run \
-             `mss fhir-sync --full` (or import the national extraction with `mss import`)",
-            gap.whole_days(),
-            fhir::MAX_DELTA_DAYS
-        );
-    }
-    Ok(())
-}
-
-/// The mode of this run: an interrupted sync first, then what was asked, then a delta since the last one.
-fn choose_mode(
-    args: &SyncArgs,
-    base: &str,
-    state_file: &Path,
-    index: &mss_index::DirectoryIndex,
-) -> Result<Mode> {
-    let now = OffsetDateTime::now_utc();
-    if let Some(since) = &args.since {
-        let (t, value) = parse_since(since)?;
-        check_gap(t, now, &format!("--since {since}"))?;
-        return Ok(Mode::Delta { since: value });
-    }
-    if args.full {
-        return Ok(Mode::Full);
-    }
-    if let Some((pending_base, mode)) = fhir::sync::pending(state_file)?
-        && pending_base == base
-    {
-        return Ok(mode);
-    }
-    let last = index.source_state(INDEX_STATE_KEY)?;
-    let last_sync = last
-        .as_ref()
-        .filter(|s| s["base"].as_str() == Some(base))
-        .and_then(|s| s["last_sync"].as_str());
-    match last_sync {
-        None => {
-            eprintln!("mss: no earlier sync of {base} in this index: full sync");
-            Ok(Mode::Full)
-        }
-        Some(since) => {
-            let (t, value) = parse_since(since).with_context(|| {
-                format!("the last sync time recorded with the index, `{since}`")
+impl FhirSyncArgs {
+    /// What was asked: `--since` (read here), `--full`, or neither.
+    fn requested(&self) -> Result<Requested> {
+        if let Some(since) = &self.since {
+            let since = Since::parse(since).with_context(|| {
+                format!(
+                    "--since: `{}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time",
+                    since.trim()
+                )
             })?;
-            check_gap(t, now, &format!("the last sync of {base}, {since},"))?;
-            Ok(Mode::Delta { since: value })
+            return Ok(Requested::Since(since));
         }
+        Ok(if self.full {
+            Requested::Full
+        } else {
+            Requested::Auto
+        })
     }
-}
-
-/// After a complete delta: takes the resources it re-read off the entries they no longer publish, and
-/// removes the entries no resource publishes any more. Returns how many left the index.
-fn remove_dropped(
-    index: &mss_index::DirectoryIndex,
-    sink: &mut IndexSink,
-    carried: &fhir::Carried,
-) -> Result<u64> {
-    if carried.is_empty() {
-        return Ok(0);
-    }
-    let mut changes = Vec::new();
-    for_each_entry(index, |e| match fhir::reconcile(e, carried) {
-        Reconciled::Unchanged => {}
-        other => changes.push((e.address.clone(), other)),
-    })?;
-    let mut removed = 0;
-    for (address, change) in &changes {
-        match change {
-            Reconciled::Narrowed(e) => sink.upsert(e)?,
-            Reconciled::Removed => {
-                sink.remove(address)?;
-                removed += 1;
-            }
-            Reconciled::Unchanged => {}
-        }
-    }
-    if !changes.is_empty() {
-        sink.commit()?;
-    }
-    Ok(removed)
-}
-
-fn progress_bar(draw: bool) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    if !draw {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-        return bar;
-    }
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// `mss fhir-sync`.
-pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
+pub fn sync(data_dir: &Path, args: FhirSyncArgs) -> Result<()> {
     let config = args.fhir.config()?;
     let base = config.base.clone();
     let client = FhirClient::new(config)?;
-    let index = open_or_create(data_dir)?;
+    let index = DirectoryIndex::open_or_create(data_dir)
+        .with_context(|| format!("opening the index in {}", data_dir.display()))?;
     let state_file = data_dir.join(STATE_FILE);
     if args.restart {
         fhir::sync::forget_state(&state_file)?;
     }
-    let mode = choose_mode(&args, &base, &state_file, &index)?;
-    let mut options = SyncOptions::new(mode.clone(), now_instant());
+    let now = OffsetDateTime::now_utc();
+    let recorded = index.source_state(fhir::mode::RECORD_KEY)?;
+    let choice = fhir::choose_mode(
+        &args.requested()?,
+        &base,
+        &state_file,
+        recorded.as_ref(),
+        now,
+    )?;
+    if choice.first {
+        eprintln!("mss: no earlier sync of {base} in this index: full sync");
+    }
+    let mode = choice.mode;
+    let mut options = SyncOptions::new(mode.clone(), fhir::mode::instant(now));
     options.state_file = Some(state_file.clone());
     options.max_pages = args.max_pages;
-    let mut sink = IndexSink {
-        updater: index.writer().context("opening the index for writing")?,
-    };
-    let bar = progress_bar(!args.quiet && io::stderr().is_terminal());
-    let report = runtime()?.block_on(async {
+    let mut updater = index.writer().context("opening the index for writing")?;
+    let bar = progress::bar(args.quiet, None, "{spinner} [{elapsed_precise}] {msg}");
+    let report = runtime::multi_thread(Some(2))?.block_on(async {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -288,16 +195,13 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
                 p.pages, p.resources, p.upserted, p.removed, p.queued, p.search
             ));
         };
-        fhir::sync(&client, &options, &mut sink, progress, stop).await
+        fhir::sync(&client, &options, &mut updater, progress, stop).await
     });
     bar.finish_and_clear();
     let report = report.with_context(|| {
         format!("synchronising {base} (progress is saved: run the same command again to resume)")
     })?;
-    let kind = match &mode {
-        Mode::Full => "full".to_string(),
-        Mode::Delta { since } => format!("delta since {since}"),
-    };
+    let kind = mode.summary();
     let resumed = if report.resumed { ", resumed" } else { "" };
     let counts = format!(
         "{} pages, {} resources, {} requests in {:.1} s{resumed}; {} written, {} removed (red-listed or deactivated), {} rejected",
@@ -328,15 +232,16 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
         };
     }
     let vanished = if mode == Mode::Full {
-        remove_vanished(&index, &mut sink, Source::Fhir, &report.seen)?
+        updater.remove_vanished(&index, Source::Fhir, &report.seen)
     } else {
-        remove_dropped(&index, &mut sink, &report.carried)?
-    };
-    sink.updater.set_source_state(
-        INDEX_STATE_KEY,
-        json!({"base": base, "last_sync": report.started_at, "mode": kind}),
+        updater.remove_dropped(&index, &report.carried)
+    }
+    .context("removing the entries gone from the API")?;
+    updater.set_source_state(
+        fhir::mode::RECORD_KEY,
+        fhir::mode::record(&base, &report.started_at, &mode),
     );
-    sink.updater
+    updater
         .commit()
         .context("recording the sync time with the index")?;
     println!(

@@ -1,24 +1,22 @@
-//! `mss search --source ldap`, `mss ldap-sync`, `mss ldap-ldif`: the national LDAP directory (spec D2).
+//! `mss ldap-sync`, `mss ldap-ldif`, and the settings of the national LDAP directory (spec D2) that
+//! `mss search --source ldap` shares.
 
-use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mss_annuaire::Source;
 use mss_annuaire::extraction::{self, Record};
 use mss_annuaire::ldap::{
-    self, Bind, Filter, HarvestOptions, HarvestSink, LdapClient, LdapConfig, Limit, Mapping,
-    SearchQuery, Secret, Stopped,
+    self, Bind, Filter, HarvestOptions, LdapClient, LdapConfig, Mapping, Secret, Stopped,
 };
-use mss_annuaire::{Entry, MailAddress, Source};
-use mss_index::{Builder, DirectoryIndex, SearchRequest, Updater};
+use mss_index::DirectoryIndex;
 
-use crate::cli::SearchArgs;
+use crate::{progress, runtime};
 
 /// Environment variable holding the bind password (instead of `--password-file`).
 pub const PASSWORD_ENV: &str = "MSS_LDAP_PASSWORD";
@@ -96,7 +94,7 @@ impl LdapArgs {
 
 /// `mss ldap-sync`.
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub struct LdapSyncArgs {
     #[command(flatten)]
     pub ldap: LdapArgs,
     /// Only entries matching this RFC 4515 filter, e.g. `(mssanteDepartment=75)`.
@@ -132,118 +130,9 @@ pub struct LdifArgs {
     pub out: Option<PathBuf>,
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-/// `mss search --source ldap`: the server's answer, flagged partial when it stopped at a limit.
-pub fn search(args: SearchArgs) -> Result<()> {
-    if args.cursor.is_some() {
-        bail!(
-            "--cursor: the LDAP directory has no paging (at most 100 entries per query); refine the query instead"
-        );
-    }
-    let config = args.ldap.config()?;
-    let url = config.url.clone();
-    let client = LdapClient::new(config)?;
-    let query = SearchQuery {
-        text: args.query.join(" "),
-        bal_type: args.bal_type,
-        profession: args.profession,
-        speciality: args.speciality,
-        department: args.dept,
-        postal_code: args.postal_code,
-        limit: usize::from(args.limit),
-    };
-    let answer = runtime()?
-        .block_on(async {
-            let answer = client.search(&query).await;
-            client.close().await;
-            answer
-        })
-        .context("searching the LDAP directory")?;
-    if let Some(f) = &answer.filter {
-        tracing::info!(filter = %f, "LDAP search");
-    }
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        for e in &answer.entries {
-            serde_json::to_writer(&mut out, e)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        if let Some(hint) = &answer.hint {
-            eprintln!("mss: {}: {hint}", partial_word(answer.partial));
-        }
-        return Ok(());
-    }
-    for e in &answer.entries {
-        writeln!(out, "{}", crate::directory::result_line(e))?;
-    }
-    let n = answer.entries.len();
-    let plural = if n == 1 { "" } else { "s" };
-    match answer.partial {
-        Some(_) => writeln!(out, "-- {n} result{plural} from {url} (partial)")?,
-        None => writeln!(out, "-- {n} result{plural} from {url}")?,
-    }
-    if let Some(hint) = &answer.hint {
-        writeln!(out, "-- {}: {hint}", partial_word(answer.partial))?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn partial_word(limit: Option<Limit>) -> &'static str {
-    match limit {
-        Some(_) => "partial",
-        None => "note",
-    }
-}
-
-/// The index as a harvest sink (LDAP and FHIR).
-pub(crate) struct IndexSink {
-    pub(crate) updater: Updater,
-}
-
-impl HarvestSink for IndexSink {
-    type Error = anyhow::Error;
-    fn upsert(&mut self, entry: &Entry) -> Result<()> {
-        Ok(self.updater.upsert(entry)?)
-    }
-    fn remove(&mut self, address: &MailAddress) -> Result<()> {
-        Ok(self.updater.delete(address)?)
-    }
-    fn commit(&mut self) -> Result<()> {
-        self.updater
-            .commit()
-            .context("committing harvested entries to the index")
-    }
-    fn current(&self, address: &MailAddress) -> Result<Option<Entry>> {
-        Ok(self.updater.current(address)?)
-    }
-}
-
-/// Opens the index of `data_dir`, creating an empty one when there is none.
-pub(crate) fn open_or_create(data_dir: &Path) -> Result<DirectoryIndex> {
-    if !DirectoryIndex::exists(data_dir) {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        Builder::create(data_dir)
-            .and_then(Builder::commit)
-            .context("creating an empty index")?;
-    }
-    DirectoryIndex::open(data_dir)
-        .with_context(|| format!("opening the index in {}", data_dir.display()))
-}
-
 /// `mss ldap-sync`: harvests the directory into the index (upserts), then removes the LDAP entries it
 /// no longer holds, only when the harvest was complete.
-pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
+pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
     let config = args.ldap.config()?;
     let url = config.url.clone();
     let mapping = Arc::clone(&config.mapping);
@@ -254,7 +143,8 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
         .transpose()
         .context("--filter")?;
     let client = Arc::new(LdapClient::new(config)?);
-    let index = open_or_create(data_dir)?;
+    let index = DirectoryIndex::open_or_create(data_dir)
+        .with_context(|| format!("opening the index in {}", data_dir.display()))?;
     let state_file = data_dir.join(STATE_FILE);
     if args.restart {
         ldap::harvest::forget_state(&state_file)?;
@@ -266,11 +156,13 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
         state_file: Some(state_file.clone()),
         ..HarvestOptions::default()
     };
-    let mut sink = IndexSink {
-        updater: index.writer().context("opening the index for writing")?,
-    };
-    let bar = progress_bar(!args.quiet && io::stderr().is_terminal());
-    let report = runtime()?.block_on(async {
+    let mut updater = index.writer().context("opening the index for writing")?;
+    let bar = progress::bar(
+        args.quiet,
+        Some(1),
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} parts, {msg}",
+    );
+    let report = runtime::multi_thread(Some(2))?.block_on(async {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -283,7 +175,7 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
             Arc::clone(&client),
             &mapping,
             &options,
-            &mut sink,
+            &mut updater,
             progress,
             stop,
         )
@@ -322,69 +214,14 @@ pub fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
             ),
         };
     }
-    let removed = remove_vanished(&index, &mut sink, Source::Ldap, &report.seen)?;
+    let removed = updater
+        .remove_vanished(&index, Source::Ldap, &report.seen)
+        .context("removing the entries gone from the directory")?;
     println!(
         "ldap-sync: complete: {counts}; {removed} removed (gone from the directory); the index holds {} entries",
         index.num_entries()
     );
     Ok(())
-}
-
-/// Removes the entries of `source` in the index that the (complete) harvest or sync did not see.
-/// Calls `f` on every entry of the index, page by page.
-pub(crate) fn for_each_entry(index: &DirectoryIndex, mut f: impl FnMut(&Entry)) -> Result<()> {
-    let mut cursor = None;
-    loop {
-        let page = index.search(&SearchRequest {
-            q: String::new(),
-            limit: mss_index::MAX_LIMIT,
-            cursor,
-            ..SearchRequest::default()
-        })?;
-        for hit in &page.hits {
-            f(&hit.entry);
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
-}
-
-pub(crate) fn remove_vanished(
-    index: &DirectoryIndex,
-    sink: &mut IndexSink,
-    source: Source,
-    seen: &HashSet<MailAddress>,
-) -> Result<u64> {
-    let mut gone = Vec::new();
-    for_each_entry(index, |e| {
-        if e.source == source && !seen.contains(&e.address) {
-            gone.push(e.address.clone());
-        }
-    })?;
-    for a in &gone {
-        sink.remove(a)?;
-    }
-    if !gone.is_empty() {
-        sink.commit()?;
-    }
-    Ok(gone.len() as u64)
-}
-
-pub(crate) fn progress_bar(draw: bool) -> ProgressBar {
-    let bar = ProgressBar::new(1);
-    if !draw {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-        return bar;
-    }
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} parts, {msg}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// `mss ldap-ldif`: an extraction as LDIF for a test directory (slapadd), through the mapping.

@@ -10,6 +10,9 @@ mod fhir;
 mod ldap;
 mod lps;
 mod outbox;
+mod progress;
+mod runtime;
+mod search;
 mod serve;
 
 use std::process::ExitCode;

@@ -16,8 +16,7 @@ use tantivy::query::{ConstScorer, EmptyScorer, EnableScoring, Explanation, Query
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader, TERMINATED};
 
 use crate::Result;
-use crate::schema::{ADDR_HASH, Fields};
-use crate::search::load;
+use crate::schema::{ADDR_HASH, Fields, load};
 
 fn column(segment: &SegmentReader) -> tantivy::Result<Column<u64>> {
     segment.fast_fields().u64(ADDR_HASH)

@@ -1,7 +1,7 @@
 //! Full rebuilds: a fresh generation, bulk-indexed, swapped in only once committed.
 //!
 //! Entries become prepared documents as they are parsed (on two threads for an extraction), go through
-//! a spool that sorts them by name (see `spool`), and are indexed in that order by two threads, a chunk
+//! a spool that sorts them by name (see `external_sort`), and are indexed in that order by two threads, a chunk
 //! of consecutive names into a segment of its own. The segments, disjoint ranges of names, are then
 //! concatenated into the one segment of the new generation.
 
@@ -24,10 +24,10 @@ use tantivy::{Directory, HasLen, Index, IndexSettings, Segment};
 
 use crate::analysis::addr_hash;
 use crate::codec;
+use crate::external_sort::Spool;
 use crate::generations::Layout;
 use crate::schema::{self, EntryDoc, Fields, SortKey};
 use crate::search::open_reader;
-use crate::spool::Spool;
 use crate::{Error, Result, io};
 
 /// Threads that index, at most (one per core); parsing takes one more (see [`import`]).

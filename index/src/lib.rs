@@ -11,6 +11,9 @@
 //!   stable cursor), [`DirectoryIndex::autocomplete`] (suggestions with highlights) and
 //!   [`DirectoryIndex::get`]; [`DirectoryIndex::writer`] gives an [`Updater`] for incremental upserts and
 //!   deletions by address.
+//! - The LDAP harvest and the FHIR sync write through an [`Updater`] (a
+//!   [`HarvestSink`](mss_annuaire::HarvestSink)); once complete, [`Updater::remove_vanished`] and
+//!   [`Updater::remove_dropped`] take out what the source no longer publishes.
 //!
 //! Matching: case and accent folding, hyphen/apostrophe splitting (and the glued form: `lhermite` finds
 //! `L'Hermite`), prefix matching of the word being typed (the last one, unless the query ends with a
@@ -20,7 +23,7 @@
 //! place words; ties read alphabetically. Red-listed entries are never indexed.
 //!
 //! Searching does not go through tantivy's query machinery: every match scores a constant, and a small
-//! engine of our own (`engine.rs`) intersects posting lists rarest first and picks the best hits in a
+//! engine of our own (`engine`) intersects posting lists rarest first and picks the best hits in a
 //! stable order, which is what keeps short prefixes and common words fast.
 
 mod address;
@@ -29,12 +32,13 @@ mod build;
 mod codec;
 mod collect;
 mod engine;
+mod external_sort;
 mod generations;
 mod highlight;
 mod query;
 mod schema;
 mod search;
-mod spool;
+mod sync;
 
 use std::path::PathBuf;
 

@@ -9,7 +9,7 @@ use tantivy::schema::{
     Value,
 };
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Document, Index, TantivyDocument};
+use tantivy::{DocAddress, Document, Index, Searcher, TantivyDocument};
 
 use crate::analysis::{self, FoldTokenizer, Mode};
 use crate::codec;
@@ -333,6 +333,12 @@ impl Document for EntryDoc {
             pos: 0,
         }
     }
+}
+
+/// Reads the entry stored in the document at `addr`.
+pub(crate) fn load(searcher: &Searcher, f: &Fields, addr: DocAddress) -> crate::Result<Entry> {
+    let doc: TantivyDocument = searcher.doc(addr)?;
+    stored_entry(f, &doc).map_err(|reason| crate::Error::Corrupt { reason })
 }
 
 /// Reads the entry stored in a document.

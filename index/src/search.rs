@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mss_annuaire::{Department, Entry, MailAddress};
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
-    index::SegmentId,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, index::SegmentId,
 };
 
 use crate::address::{AddressIndex, HashSetQuery};
@@ -17,7 +16,7 @@ use crate::engine::{SegmentCache, search_segment};
 use crate::generations::{Layout, dir_size};
 use crate::highlight::highlights;
 use crate::query::{Plan, TermFilters};
-use crate::schema::{self, EntryDoc, Fields};
+use crate::schema::{self, EntryDoc, Fields, load};
 use crate::{Error, Filters, Hit, MAX_LIMIT, Result, SearchRequest, SearchResults, Suggestion};
 
 /// Memory of an incremental writer: small batches of upserts, one thread.
@@ -402,11 +401,6 @@ fn run(
         )?);
     }
     Ok(Top::merge(tops, keep))
-}
-
-pub(crate) fn load(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Entry> {
-    let doc: TantivyDocument = searcher.doc(addr)?;
-    schema::stored_entry(f, &doc).map_err(|reason| Error::Corrupt { reason })
 }
 
 /// What a suggestion shows of `e`, highlights aside.

@@ -379,3 +379,61 @@ fn source_states_live_with_the_generation() {
     let rebuilt = build(dir.path(), fixture());
     assert_eq!(rebuilt.source_state("fhir").unwrap(), None);
 }
+
+#[test]
+fn a_complete_sync_removes_what_its_source_no_longer_publishes() {
+    use mss_annuaire::fhir::Carried;
+    use mss_annuaire::{HarvestSink, Source};
+    use std::collections::HashSet;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let index = DirectoryIndex::open_or_create(&data).unwrap();
+    assert_eq!(index.num_entries(), 0, "created empty");
+    let from = |address: &str, source: Source, published_by: &[&str]| {
+        let mut e = person(address, "Alice", "Bertin", MEDECIN, None, "75011", "Paris");
+        e.source = source;
+        e.published_by = published_by.iter().map(|r| r.to_string()).collect();
+        e
+    };
+    let mut w = index.writer().unwrap();
+    let sink: &mut dyn HarvestSink<Error = Error> = &mut w;
+    for e in [
+        from("a@medecin.mssante.fr", Source::Ldap, &[]),
+        from("b@medecin.mssante.fr", Source::Ldap, &[]),
+        from("c@medecin.mssante.fr", Source::Extraction, &[]),
+        from("d@medecin.mssante.fr", Source::Fhir, &["Practitioner/1"]),
+        from(
+            "e@medecin.mssante.fr",
+            Source::Fhir,
+            &["Practitioner/1", "Organization/2"],
+        ),
+    ] {
+        sink.upsert(&e).unwrap();
+    }
+    sink.commit().unwrap();
+    let mut all = Vec::new();
+    index
+        .for_each_entry(|e| all.push(e.address.to_string()))
+        .unwrap();
+    all.sort();
+    assert_eq!(all.len(), 5, "{all:?}");
+
+    // LDAP saw only `a`: `b` goes, the other sources' entries stay
+    let seen: HashSet<_> = [addr("a@medecin.mssante.fr")].into();
+    assert_eq!(w.remove_vanished(&index, Source::Ldap, &seen).unwrap(), 1);
+    assert!(index.get("b@medecin.mssante.fr").unwrap().is_none());
+    assert!(index.get("a@medecin.mssante.fr").unwrap().is_some());
+    assert!(index.get("c@medecin.mssante.fr").unwrap().is_some());
+
+    // a delta re-read Practitioner/1 without its boxes: `d` goes, `e` keeps Organization/2
+    let carried: Carried = [("Practitioner/1".to_string(), Default::default())].into();
+    assert_eq!(w.remove_dropped(&index, &carried).unwrap(), 1);
+    assert!(index.get("d@medecin.mssante.fr").unwrap().is_none());
+    let e = index
+        .get("e@medecin.mssante.fr")
+        .unwrap()
+        .expect("narrowed, kept");
+    assert_eq!(e.published_by, ["Organization/2"]);
+    assert_eq!(w.remove_dropped(&index, &Carried::new()).unwrap(), 0);
+}

@@ -9,17 +9,21 @@
 //! - [`client`]: [`FhirClient`]: API key (never printed), client-side rate limit, timeouts, retries
 //!   with backoff on 429 (`Retry-After`), 5xx and timeouts; `OperationOutcome` diagnostics in errors.
 //! - [`sync`]: full and delta synchronisation into a [`HarvestSink`](crate::HarvestSink), resumable.
+//! - [`mode`]: which sync a run does (resume, full, delta since the last one recorded with the index),
+//!   deltas at most 30 days back.
 //! - [`fixtures`]: ANS-shaped resources written from entries (`mss demo-data`'s population), for test
 //!   servers.
 
 pub mod client;
 pub mod fixtures;
 pub mod mapping;
+pub mod mode;
 pub mod resources;
 pub mod sync;
 
 pub use client::{FhirClient, FhirConfig, Published, RateLimiter, Search};
 pub use mapping::{Change, Included};
+pub use mode::{Choice, Requested, Since, check_gap, choose_mode};
 pub use resources::{Bundle, Organization, Practitioner, PractitionerRole, Resource};
 pub use sync::{
     Carried, Mode, Reconciled, SyncOptions, SyncProgress, SyncReport, SyncStopped, reconcile, sync,
