@@ -175,8 +175,8 @@ struct Directory {
 
 impl Directory {
     fn start(mss: &Path, tmp: &Path, entries: usize) -> Option<Directory> {
-        match mss_lps::testing::spawn_ready(
-            mss_lps::testing::fixture_script("ldap-directory.sh")
+        match mss_testing::spawn_ready(
+            mss_testing::fixture_script("ldap-directory.sh")
                 .args(["--mss", mss.to_str().unwrap(), "--dir"])
                 .arg(tmp.join("slapd"))
                 .args(["--entries", &entries.to_string(), "--seed", "535"]),

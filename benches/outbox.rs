@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mss_lps::testing::{Operator, operator};
 use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
 use mss_outbox::{NewMessage, SqliteStore, Store};
+use mss_testing::lps::{Operator, operator};
 
 mod common;
 
@@ -253,8 +253,8 @@ async fn direct(
                     break;
                 };
                 let envelope = Envelope {
-                    from: mss_lps::testing::addr("alice@sante.test"),
-                    recipients: vec![mss_lps::testing::addr(to)],
+                    from: mss_testing::lps::addr("alice@sante.test"),
+                    recipients: vec![mss_testing::lps::addr(to)],
                     dsn: if with_dsn { dsn(id) } else { None },
                 };
                 client.send(&envelope, raw).await.expect("send");

@@ -17,7 +17,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{mss, stderr, stdout};
-use mss_lps::testing::{Operator, TokenKind, operator, unavailable};
+use mss_testing::lps::{Operator, TokenKind, operator};
+use mss_testing::unavailable;
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -469,12 +470,12 @@ fn crash_test_on_postgres_two_workers_share_the_queue_and_one_killed_loses_nothi
         unavailable("the crash test reads the mailboxes: needs Postfix (root)");
         return;
     }
-    let Some(pg) = mss_outbox::testing::postgres() else {
+    let Some(pg) = mss_testing::postgres::postgres() else {
         return;
     };
     let url = tokio::runtime::Runtime::new()
         .expect("runtime")
-        .block_on(mss_outbox::testing::fresh_database(pg));
+        .block_on(mss_testing::postgres::fresh_database(pg));
     let n: usize = std::env::var("MSS_CRASH_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())

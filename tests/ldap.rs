@@ -26,7 +26,7 @@ use mss_annuaire::ldap::{
 };
 use mss_annuaire::{Entry, Error, Source, extraction};
 use mss_index::{DirectoryIndex, SearchRequest};
-use mss_lps::testing::unavailable;
+use mss_testing::unavailable;
 use serde_json::Value;
 
 /// A running test directory, stopped when the test process exits (`--watch-pid`).
@@ -111,7 +111,7 @@ fn start(args: &[&str]) -> Option<Directory> {
         unavailable("slapd or ldap-utils is not installed");
         return None;
     }
-    let mut cmd = mss_lps::testing::fixture_script("ldap-directory.sh");
+    let mut cmd = mss_testing::fixture_script("ldap-directory.sh");
     cmd.args(["--mss", env!("CARGO_BIN_EXE_mss")]);
     // Without `--dir`, the directory is a temp dir the script removes when it stops: a shared
     // directory lives in a static, never dropped, and its 300 MB would outlive every test run.
@@ -122,7 +122,7 @@ fn start(args: &[&str]) -> Option<Directory> {
         cmd.arg("--dir").arg(tmp.path()).arg("--cleanup");
         Some(tmp)
     };
-    match mss_lps::testing::spawn_ready(cmd.args(args)) {
+    match mss_testing::spawn_ready(cmd.args(args)) {
         Ok((child, vars)) => Some(Directory {
             child,
             vars,

@@ -9,7 +9,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::{mss, stderr, stdout};
-use mss_lps::testing::{Operator, TokenKind, message, operator, unavailable};
+use mss_testing::lps::{Operator, TokenKind, message, operator};
+use mss_testing::unavailable;
 
 /// Runs `mss args...` with the operator's test CA as trust roots and a verbose log (to prove that no secret
 /// reaches it).

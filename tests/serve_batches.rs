@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{Server, demo_file, import, shared_dir};
-use mss_lps::testing::{Operator, TokenKind, operator, unavailable};
+use mss_testing::lps::{Operator, TokenKind, operator};
+use mss_testing::unavailable;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -571,8 +572,8 @@ fn a_full_disk_answers_503_and_stores_nothing_half() {
 
 /// scripts/postgres.sh on `port` with its cluster in `dir` (kept across restarts); `None` when it cannot run.
 fn postgres(dir: &Path, port: u16) -> Option<(std::process::Child, String)> {
-    let (child, mut vars) = mss_lps::testing::spawn_ready(
-        mss_lps::testing::fixture_script("postgres.sh")
+    let (child, mut vars) = mss_testing::spawn_ready(
+        mss_testing::fixture_script("postgres.sh")
             .arg("--dir")
             .arg(dir)
             .args(["--port", &port.to_string()]),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use mss_api::{ApiConfig, AppState, SendConfig};
-use mss_lps::testing::{TokenKind, next_source, operator};
 use mss_lps::{ServerSource, Timeouts};
+use mss_testing::lps::{TokenKind, next_source, operator};
 use tower::ServiceExt;
 
 fn request(sender: &str, kind: &str, to: &str, token: Option<&str>) -> Request<Body> {

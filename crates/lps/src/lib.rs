@@ -22,8 +22,6 @@ pub mod proof;
 mod secret;
 mod session;
 pub mod smtp;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod tls;
 
 pub use auth::{OAuthChallenge, PSC_ISSUER_PRODUCTION, PSC_ISSUER_SANDBOX, TokenPolicy};

@@ -23,7 +23,6 @@
 pub mod cda;
 mod compose;
 mod env;
-pub mod fuzzing;
 pub mod ins;
 pub mod metadata;
 pub mod patient;

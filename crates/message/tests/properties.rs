@@ -5,8 +5,9 @@ mod common;
 
 use common::{config, env, example};
 use mss_message::{
-    ComposeRequest, Content, InsAuthority, PatientRequest, Sex, compose_with, fuzzing, read_message,
+    ComposeRequest, Content, InsAuthority, PatientRequest, Sex, compose_with, read_message,
 };
+use mss_testing::fuzzing;
 use proptest::prelude::*;
 
 fn ins_strategy() -> impl Strategy<Value = String> {

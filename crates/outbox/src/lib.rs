@@ -27,8 +27,6 @@ mod postgres;
 pub mod receipts;
 mod spool;
 mod sqlite;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -745,10 +745,10 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
 /// connects, and what it holds keeps asking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outbox_from_before_the_dsn_choice_keeps_asking_for_it() {
-    let Some(pg) = mss_outbox::testing::postgres() else {
+    let Some(pg) = mss_testing::postgres::postgres() else {
         return;
     };
-    let url = mss_outbox::testing::fresh_database(pg).await;
+    let url = mss_testing::postgres::fresh_database(pg).await;
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect");

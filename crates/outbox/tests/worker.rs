@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{msg, sqlite_store};
-use mss_lps::testing::{TokenKind, operator};
 use mss_lps::{Endpoint, ServerEndpoints, SessionPolicy, SharedToken, StaticToken};
 use mss_outbox::worker::{self, Backoff, OperatorLimits, WorkerConfig};
 use mss_outbox::{NewMessage, State};
+use mss_testing::lps::{TokenKind, operator};
 use tokio::sync::watch;
 
 fn unique(prefix: &str) -> String {
@@ -45,7 +45,7 @@ fn batch(n: usize, from: &str, to: &[&str]) -> Vec<NewMessage> {
 
 /// Message-IDs in a mailbox, one per message (a duplicate appears twice), once `expected` distinct ones
 /// arrived; panics after 20 s.
-fn mailbox_ids(op: &mss_lps::testing::Operator, user: &str, expected: usize) -> Vec<String> {
+fn mailbox_ids(op: &mss_testing::lps::Operator, user: &str, expected: usize) -> Vec<String> {
     let ids = op.message_ids(user, expected, Duration::from_secs(20));
     assert!(
         ids.len() >= expected,
@@ -399,7 +399,7 @@ async fn the_server_going_away_defers_and_everything_goes_when_it_is_back() {
     let token = op.psc().token("alice@sante.test", TokenKind::Valid);
     let client = Arc::new(
         mss_lps::LpsClient::new(mss_lps::MailboxConfig {
-            address: mss_lps::testing::addr("alice@sante.test"),
+            address: mss_testing::lps::addr("alice@sante.test"),
             bal_type: mss_annuaire::BalType::Per,
             credentials: mss_lps::Credentials::Psc {
                 provider: Arc::new(StaticToken::new(token)),

@@ -1,10 +1,13 @@
-//! Test fixtures: the operator and PSC stand-in of `mss_lps::testing`, and a DNS server answering from a zone
+//! Test fixtures: the operator and PSC stand-in of `mss_testing::lps`, and a DNS server answering from a zone
 //! file.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 
-pub use mss_lps::testing::*;
+#[allow(unused_imports)] // each test binary uses a part
+pub use mss_testing::lps::*;
+#[allow(unused_imports)]
+pub use mss_testing::{repo_root, unavailable};
 
 /// A UDP DNS server answering from a tiny zone file (`name TYPE data` per line; SRV and A only).
 pub struct ZoneServer {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use mss_outbox::{NewMessage, PostgresStore, SqliteStore, Store};
 
+pub use mss_testing::postgres::{fresh_database, postgres};
 #[allow(unused_imports)] // worker.rs uses it, store.rs does not
-pub use mss_lps::testing::unavailable;
-pub use mss_outbox::testing::{fresh_database, postgres};
+pub use mss_testing::unavailable;
 
 /// A PostgreSQL store on a fresh database.
 pub async fn pg_store() -> Option<(Arc<dyn Store>, String)> {

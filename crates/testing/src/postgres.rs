@@ -1,13 +1,11 @@
-//! Test fixtures for this crate's tests and for other crates' (feature `testing`): a throwaway PostgreSQL
-//! server (`scripts/postgres.sh`, loopback, temp dir) shared by the tests of one binary, and a fresh database
-//! per test. Not for production use: it starts processes and panics on failure.
-#![allow(clippy::missing_panics_doc)]
+//! A throwaway PostgreSQL server (`scripts/postgres.sh`, loopback, temp dir) shared by the tests of one
+//! binary, and a fresh database per test.
 
 use std::process::Child;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mss_lps::testing::{fixture_script, spawn_ready, unavailable};
+use crate::{fixture_script, spawn_ready, unavailable};
 
 /// The running server; it stops when this process exits.
 pub struct Postgres {

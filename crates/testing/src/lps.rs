@@ -1,90 +1,26 @@
-//! Test fixtures for this crate's tests and for other crates' (feature `testing`): the local operator
-//! (`scripts/lps-operator.sh`: Dovecot fronts, Postfix when root), a PSC stand-in that signs tokens with the
-//! operator's test key, and distinct source addresses for failure tests (Dovecot delays repeated failures
-//! per source IP). Not for production use: it starts processes and panics on failure.
-#![allow(clippy::missing_panics_doc)]
+//! The local API LPS operator (`scripts/lps-operator.sh`: Dovecot fronts, Postfix when root), clients of
+//! it, a PSC stand-in that signs tokens with the operator's test key, and distinct source addresses for
+//! failure tests (Dovecot delays repeated failures per source IP).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{
-    AccessToken, ClientIdentity, ConnectOptions, Credentials, Endpoint, LpsClient, MailboxConfig,
-    Secret, ServerEndpoints, ServerSource, SessionPolicy, StaticToken, TlsSettings, TokenPolicy,
-    TrustRoots,
-};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use mss_annuaire::{BalType, MailAddress};
+use mss_lps::{
+    AccessToken, ClientIdentity, ConnectOptions, Credentials, Endpoint, LpsClient, MailboxConfig,
+    Secret, ServerEndpoints, ServerSource, SessionPolicy, StaticToken, TlsSettings, TokenPolicy,
+    TokenProvider, TrustRoots,
+};
 
-/// The repository root (where `scripts/` is).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Skips (prints why) outside CI, fails under CI.
-pub fn unavailable(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("test server unavailable under CI: {why}");
-    }
-    eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
-}
-
-/// `bash scripts/NAME` with `--watch-pid` this process: the fixture stops when the test process exits,
-/// however it ends. Add the script's own options, then start it with [`spawn_ready`].
-pub fn fixture_script(name: &str) -> Command {
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo_root().join("scripts").join(name))
-        .args(["--watch-pid", &std::process::id().to_string()]);
-    cmd
-}
-
-/// A fixture script that said it is ready: the process, and the `KEY=VALUE` lines it printed before.
-pub type Ready = (Child, HashMap<String, String>);
-
-/// Starts a fixture script (`scripts/*.sh`: it prints `KEY=VALUE` lines then `READY` on stdout, and serves
-/// until killed or until the process it watches exits) and waits for `READY`. Its stderr is drained in the
-/// background, so a script that keeps logging never blocks on a full pipe. When it stops before `READY`:
-/// its exit status and what it wrote on stderr.
-pub fn spawn_ready(cmd: &mut Command) -> Result<Ready, (Option<std::process::ExitStatus>, String)> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| (None, format!("cannot start: {e}")))?;
-    let (err_tx, err_rx) = std::sync::mpsc::channel();
-    if let Some(mut e) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            let _ = err_tx.send(s);
-        });
-    }
-    let mut vars = HashMap::new();
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line == "READY" {
-                return Ok((child, vars));
-            }
-            if let Some((k, v)) = line.split_once('=') {
-                vars.insert(k.to_owned(), v.to_owned());
-            }
-        }
-    }
-    let _ = child.kill();
-    let status = child.wait().ok();
-    // a daemon the script left behind may hold its stderr open: what came within a few seconds
-    let err = err_rx
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or_default();
-    Err((status, err))
-}
+use crate::{fixture_script, spawn_ready, unavailable};
 
 /// A running test operator; its processes stop when this process exits.
 pub struct Operator {
@@ -94,12 +30,15 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// A `KEY=VALUE` line of the script (`""` when absent).
     pub fn var(&self, k: &str) -> &str {
         self.vars.get(k).map_or("", String::as_str)
     }
+    /// A port the script printed.
     pub fn port(&self, k: &str) -> u16 {
         self.var(k).parse().unwrap_or_else(|_| panic!("port {k}"))
     }
+    /// A path the script printed.
     pub fn path(&self, k: &str) -> PathBuf {
         PathBuf::from(self.var(k))
     }
@@ -107,12 +46,15 @@ impl Operator {
     pub fn delivers(&self) -> bool {
         self.var("MODE") == "postfix"
     }
+    /// The test CA.
     pub fn roots(&self) -> TrustRoots {
         TrustRoots::from_pem_file(&self.path("CA")).expect("test CA")
     }
+    /// TLS trusting the test CA, without a client certificate (PER boxes).
     pub fn tls(&self) -> TlsSettings {
         TlsSettings::new(self.roots(), None).expect("tls")
     }
+    /// The client certificate of the APP box.
     pub fn app_identity(&self) -> ClientIdentity {
         ClientIdentity::from_pkcs12_file(
             &self.path("APP_P12"),
@@ -120,27 +62,32 @@ impl Operator {
         )
         .expect("p12")
     }
+    /// TLS with the APP client certificate.
     pub fn app_tls(&self) -> TlsSettings {
         TlsSettings::new(self.roots(), Some(self.app_identity())).expect("tls")
     }
+    /// Submission and IMAP ports of PER boxes (XOAUTH2).
     pub fn per_endpoints(&self) -> ServerEndpoints {
         ServerEndpoints {
             submission: Endpoint::new("localhost", self.port("SUBMISSION_PORT")),
             imap: Endpoint::new("localhost", self.port("IMAP_PORT")),
         }
     }
+    /// Submission and IMAP ports of APP boxes (client certificates).
     pub fn app_endpoints(&self) -> ServerEndpoints {
         ServerEndpoints {
             submission: Endpoint::new("localhost", self.port("SUBMISSION_APP_PORT")),
             imap: Endpoint::new("localhost", self.port("IMAP_APP_PORT")),
         }
     }
+    /// Connection options: a fresh source address (see [`next_source`]) and a 30 s command timeout.
     pub fn options(&self, tls: TlsSettings) -> ConnectOptions {
         let mut o = ConnectOptions::new(tls);
         o.local_addr = Some(next_source());
         o.timeouts.command = Duration::from_secs(30);
         o
     }
+    /// The PSC stand-in, with the key the operator checks tokens against.
     pub fn psc(&self) -> Psc {
         let key = std::fs::read_to_string(self.path("PSC_HS256_KEY_FILE")).expect("key");
         Psc {
@@ -148,6 +95,7 @@ impl Operator {
             issuer: self.var("PSC_ISSUER").to_owned(),
         }
     }
+    /// The token policy of the operator's PSC stand-in.
     pub fn policy(&self) -> TokenPolicy {
         TokenPolicy {
             issuers: vec![self.var("PSC_ISSUER").to_owned()],
@@ -163,10 +111,11 @@ impl Operator {
             SessionPolicy::default(),
         )
     }
+    /// A PER client for `user` with the given token provider and session policy.
     pub fn per_client_with(
         &self,
         user: &str,
-        provider: std::sync::Arc<dyn crate::TokenProvider>,
+        provider: std::sync::Arc<dyn TokenProvider>,
         session: SessionPolicy,
     ) -> LpsClient {
         LpsClient::new(MailboxConfig {
@@ -182,6 +131,7 @@ impl Operator {
         })
         .expect("client")
     }
+    /// An APP client for `user`, with the client certificate.
     pub fn app_client(&self, user: &str) -> LpsClient {
         LpsClient::new(MailboxConfig {
             address: addr(user),
@@ -215,7 +165,7 @@ impl Operator {
         loop {
             let mut ids: HashMap<String, usize> = HashMap::new();
             for f in self.maildir_files(user) {
-                if let Some(id) = std::fs::read(&f).ok().and_then(|b| crate::message_id(&b)) {
+                if let Some(id) = std::fs::read(&f).ok().and_then(|b| mss_lps::message_id(&b)) {
                     *ids.entry(id).or_default() += 1;
                 }
             }

@@ -1,0 +1,82 @@
+//! Test support shared by the workspace's tests, benchmarks and fuzz targets (a dev-dependency only, never
+//! published): the fixture scripts of `scripts/` and how to start them, and with the `servers` feature (on by
+//! default) the local API LPS operator with its PSC stand-in ([`lps`]) and a throwaway PostgreSQL
+//! ([`postgres`]); [`fuzzing`] holds the bodies of the fuzz targets, which also run under proptest on stable.
+//!
+//! Not for production use: it starts processes and panics on failure.
+#![allow(clippy::missing_panics_doc)]
+
+pub mod fuzzing;
+#[cfg(feature = "servers")]
+pub mod lps;
+#[cfg(feature = "servers")]
+pub mod postgres;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The repository root (where `scripts/` is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Skips (prints why) outside CI, fails under CI.
+pub fn unavailable(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("test server unavailable under CI: {why}");
+    }
+    eprintln!("SKIP: {why} (install with scripts/install-deps.sh)");
+}
+
+/// `bash scripts/NAME` with `--watch-pid` this process: the fixture stops when the test process exits,
+/// however it ends. Add the script's own options, then start it with [`spawn_ready`].
+pub fn fixture_script(name: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts").join(name))
+        .args(["--watch-pid", &std::process::id().to_string()]);
+    cmd
+}
+
+/// A fixture script that said it is ready: the process, and the `KEY=VALUE` lines it printed before.
+pub type Ready = (Child, HashMap<String, String>);
+
+/// Starts a fixture script (`scripts/*.sh`: it prints `KEY=VALUE` lines then `READY` on stdout, and serves
+/// until killed or until the process it watches exits) and waits for `READY`. Its stderr is drained in the
+/// background, so a script that keeps logging never blocks on a full pipe. When it stops before `READY`:
+/// its exit status and what it wrote on stderr.
+pub fn spawn_ready(cmd: &mut Command) -> Result<Ready, (Option<std::process::ExitStatus>, String)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| (None, format!("cannot start: {e}")))?;
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    if let Some(mut e) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            let _ = err_tx.send(s);
+        });
+    }
+    let mut vars = HashMap::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line == "READY" {
+                return Ok((child, vars));
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                vars.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().ok();
+    // a daemon the script left behind may hold its stderr open: what came within a few seconds
+    let err = err_rx
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    Err((status, err))
+}
