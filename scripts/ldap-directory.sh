@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway LDAP directory shaped like the national MSSanté one (spec D2), for mss's tests and benchmarks:
+# A throwaway LDAP directory shaped like the national MSSanté one (docs/mssante.md D2), for mss's tests and benchmarks:
 # OpenLDAP slapd (Debian `slapd` + `ldap-utils`) as a child process on 127.0.0.1, from a temp dir, with the
 # national limits (at most 100 entries and 60 s per query, paged results capped too), the project schema
 # (crates/annuaire/ldap/mssante.ldif), `eq,sub` indexes on the searched attributes, red-listed entries

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway MSSanté operator exposing the API LPS on loopback, for mss's tests and for vendors (spec L7).
+# A throwaway MSSanté operator exposing the API LPS on loopback, for mss's tests and for vendors (docs/mssante.md L7).
 #
 #   scripts/lps-operator.sh [--dir DIR] [--base PORT] [--watch-pid PID] [--no-postfix] [--cleanup] [--pki-only]
 #
@@ -76,7 +76,7 @@ if [[ ! -f $pki/done ]]; then
     ca rogue-ca "/C=FR/O=rogue/CN=ROGUE ROOT"
     leaf server ca "/C=FR/O=mss tests/CN=localhost" \
       "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,DNS:mail.sante.test,DNS:psc.sante.test,DNS:authcli.sante.test,IP:127.0.0.1\n"
-    # ORG AUTH_CLI-shaped DN (spec L3)
+    # ORG AUTH_CLI-shaped DN (docs/mssante.md L3)
     client_dn="/C=FR/ST=Paris (75)/O=LABORATOIRE TEST/OU=499700000000001/CN=labo.app.sante.test"
     client_ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
     leaf app ca "$client_dn" "$client_ext"

@@ -1,4 +1,4 @@
-//! `mss fhir-sync`: the Annuaire Santé FHIR API (spec D3) into the index, full then by deltas.
+//! `mss fhir-sync`: the Annuaire Santé FHIR API (docs/mssante.md D3) into the index, full then by deltas.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! `mss ldap-sync`, `mss ldap-ldif`, and the settings of the national LDAP directory (spec D2) that
+//! `mss ldap-sync`, `mss ldap-ldif`, and the settings of the national LDAP directory (docs/mssante.md D2) that
 //! `mss search --source ldap` shares.
 
 use std::fs::File;

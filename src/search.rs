@@ -1,4 +1,4 @@
-//! `mss search`: the local index, or the national LDAP directory live (spec D2).
+//! `mss search`: the local index, or the national LDAP directory live (docs/mssante.md D2).
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! # mss-index — the local search index of MSSanté mailboxes
 //!
-//! This crate owns the on-disk tantivy index that every directory source lands in (spec D4): how entries
+//! This crate owns the on-disk tantivy index that every directory source lands in (docs/mssante.md D4): how entries
 //! are analysed and stored, how the index is rebuilt and updated, and how it answers searches and
 //! search-as-you-type.
 //!

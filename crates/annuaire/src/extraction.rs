@@ -1,4 +1,4 @@
-//! The national extraction file `Extraction_Correspondance_MSSante_AAAAMMJJhhmm` (spec D1, `sources.md` §5).
+//! The national extraction file `Extraction_Correspondance_MSSante_AAAAMMJJhhmm` (docs/mssante.md D1).
 //!
 //! UTF-8, `|`-separated, one header line of exactly [`HEADER`], one line per mailbox. The reader streams:
 //! memory does not grow with the file (each line is read into one reused buffer). A bad line never stops the

@@ -1,4 +1,4 @@
-//! FHIR resources → entries, on resources shaped as the ANS examples of `sources.md` §6.4, and on
+//! FHIR resources → entries, on resources shaped as the ANS examples of docs/mssante.md D3, and on
 //! arbitrary JSON (never a panic).
 
 use mss_annuaire::fhir::client::to_page;

@@ -7,7 +7,7 @@
 //!
 //! One Practitioner per distinct person (identifiers, name, profession, speciality), one Organization per
 //! distinct structure (identifier, names, address); ids are numbered in order of first appearance, so
-//! the same entries always give the same resources. Telecoms follow `sources.md` §6.4 exactly.
+//! the same entries always give the same resources. Telecoms follow docs/mssante.md D3 exactly.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! FHIR resources → [`Entry`]: one entry per MSSanté mailbox (`sources.md` §6.4).
+//! FHIR resources → [`Entry`]: one entry per MSSanté mailbox (docs/mssante.md D3).
 //!
 //! A `telecom` is a mailbox when its `system` is `email` and it carries the fr-core e-mail type extension
 //! coded `TRE_R256-TypeMessagerie#MSSANTE`; other e-mails (an Organization's contact address) are not.
@@ -329,7 +329,7 @@ pub fn practitioner(p: &Practitioner) -> Vec<Change> {
 /// The mailboxes of a PractitionerRole, with the person and structure of the resources included with it.
 ///
 /// A role whose practitioner or organization is deactivated publishes nothing: the person left, or the
-/// structure closed, and its boxes are no longer reachable through it (spec D5). Its boxes' time stamp
+/// structure closed, and its boxes are no longer reachable through it (docs/mssante.md D5). Its boxes' time stamp
 /// is the latest of the three resources they are built from.
 pub fn practitioner_role(r: &PractitionerRole, included: &Included) -> Vec<Change> {
     let person = r

@@ -1,4 +1,4 @@
-//! The Annuaire Santé FHIR API v2 (spec D3, `sources.md` §6): `https://gateway.api.esante.gouv.fr/fhir/v2`,
+//! The Annuaire Santé FHIR API v2 (docs/mssante.md D3): `https://gateway.api.esante.gouv.fr/fhir/v2`,
 //! header `ESANTE-API-KEY`, at most 17 calls/s, 30 s timeout, pages of 50 by `next` link, deltas by
 //! `_lastUpdated` at most 30 days back, deactivated resources with `active=false`.
 //!

@@ -16,7 +16,7 @@ use crate::model::{BalType, Department, Entry};
 pub use crate::secret::Secret;
 use crate::{Error, Result};
 
-/// The national production directory (spec D2).
+/// The national production directory (docs/mssante.md D2).
 pub const PRODUCTION_URL: &str = "ldap://ldap.annuaire.mssante.fr:389";
 /// The national partners' (test) directory.
 pub const PARTNERS_URL: &str = "ldap://partenaires.annuaire.sante.fr:389";

@@ -1,4 +1,4 @@
-//! The harvest: every entry of a directory that answers at most N entries per query (spec D2: 100).
+//! The harvest: every entry of a directory that answers at most N entries per query (docs/mssante.md D2: 100).
 //!
 //! A query that hits the server's size (or time, or administrative) limit is cut into sub-queries that
 //! together cover it exactly, recursively, until each part fits. The cut follows the mapping's

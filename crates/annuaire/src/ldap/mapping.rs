@@ -1,4 +1,4 @@
-//! The attribute mapping: which LDAP attribute holds which field of an [`Entry`] (spec D2: data, not code).
+//! The attribute mapping: which LDAP attribute holds which field of an [`Entry`] (docs/mssante.md D2: data, not code).
 //!
 //! The default is `crates/annuaire/ldap/mapping.toml`, built in ([`DEFAULT_MAPPING`]); a file in the same
 //! shape overrides it key by key ([`Mapping::from_toml`], [`Mapping::load`]). The same mapping reads

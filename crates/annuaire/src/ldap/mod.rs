@@ -1,4 +1,4 @@
-//! The national LDAP directory (spec D2): `ldap://ldap.annuaire.mssante.fr:389` (partners:
+//! The national LDAP directory (docs/mssante.md D2): `ldap://ldap.annuaire.mssante.fr:389` (partners:
 //! `ldap://partenaires.annuaire.sante.fr:389`), base `ou=bal,o=mssante,c=fr`, at most **100 entries and
 //! one minute per query**, red-listed mailboxes never returned.
 //!
