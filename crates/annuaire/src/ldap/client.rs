@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use super::filter::Filter;
 use super::mapping::{Field, Mapped, Mapping, RawEntry};
 use crate::model::{BalType, Department, Entry};
-pub use crate::secret::Secret;
+pub use crate::Secret;
 use crate::{Error, Result};
 
 /// The national production directory (spec D2).
