@@ -35,8 +35,6 @@ pub use session::{
     Credentials, LpsClient, MailboxConfig, SessionPolicy, SessionStats, SharedToken, StaticToken,
     TokenError, TokenProvider,
 };
-pub use smtp::{
-    ConnectOptions, DsnNotify, DsnRequest, DsnReturn, Envelope, Login, SendReport, message_id,
-    without_bcc,
-};
+pub use mss_types::{BalType, DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
+pub use smtp::{ConnectOptions, Login, SendReport, message_envelope, message_id, without_bcc};
 pub use tls::{CA_FILE_ENV, ClientIdentity, TlsSettings, TrustRoots};

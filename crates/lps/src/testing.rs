@@ -21,7 +21,7 @@ use crate::{
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use mss_annuaire::{BalType, MailAddress};
+use mss_types::{BalType, MailAddress};
 
 /// The repository root (where `scripts/` is).
 pub fn repo_root() -> PathBuf {

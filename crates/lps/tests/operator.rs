@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{TokenKind, addr, message, next_source, operator};
-use mss_annuaire::BalType;
+use mss_types::BalType;
 use mss_lps::imap::SentCopy;
 use mss_lps::smtp::{self, Login};
 use mss_lps::{
