@@ -131,7 +131,7 @@ pub struct DemoArgs {
 }
 
 fn parse_bal_type(s: &str) -> Result<BalType, String> {
-    s.parse().map_err(|e: mss_annuaire::Error| e.to_string())
+    s.parse().map_err(|e: mss_types::Error| e.to_string())
 }
 
 impl Cli {

@@ -30,11 +30,11 @@ pub use auth::{OAuthChallenge, PSC_ISSUER_PRODUCTION, PSC_ISSUER_SANDBOX, TokenP
 pub use conn::{Endpoint, Timeouts};
 pub use discovery::{DnsResolver, ServerEndpoints, ServerSource, SrvResolver, StaticResolver};
 pub use error::{AuthFailure, Error, Protocol, Result, TlsFailure};
+pub use mss_types::{BalType, DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
 pub use secret::{AccessToken, Secret, TokenClaims};
 pub use session::{
     Credentials, LpsClient, MailboxConfig, SessionPolicy, SessionStats, SharedToken, StaticToken,
     TokenError, TokenProvider,
 };
-pub use mss_types::{BalType, DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
 pub use smtp::{ConnectOptions, Login, SendReport, message_envelope, message_id, without_bcc};
 pub use tls::{CA_FILE_ENV, ClientIdentity, TlsSettings, TrustRoots};

@@ -3,12 +3,11 @@
 //! All checks run before the archive is built, and nothing is returned unless the whole message is
 //! built, so a refused request never leaves half a message anywhere.
 
-use crate::cda::{self, CdaHeader, Organization, Person};
+use crate::cda::{self, CdaHeader, CdaOrganization, Person};
 use crate::env::Env;
 use crate::ins::Ins;
 use crate::metadata::{self, Author, Code, DocumentEntry, Metadata, SubmissionSet, hl7_escape};
-use crate::patient::{is_patient_address, split_address};
-use crate::receipt::DsnRequest;
+use crate::patient::is_patient_address;
 use crate::request::*;
 use crate::xdm::{self, ArchiveFile};
 use crate::{Error, InsAuthority, PATIENT_DOMAIN, Result};
@@ -20,17 +19,9 @@ use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
+use mss_types::{DsnRequest, Envelope, MailAddress};
 use sha1::{Digest, Sha1};
 use std::borrow::Cow;
-
-/// The SMTP envelope of a composed message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// `MAIL FROM`: the sender's BAL.
-    pub mail_from: String,
-    /// `RCPT TO`: To, Cc and Bcc, without duplicates (case-insensitive), in that order.
-    pub rcpt_to: Vec<String>,
-}
 
 /// A composed message, ready to be queued and sent. `Debug` shows the size of `raw`, not its
 /// bytes.
@@ -42,11 +33,10 @@ pub struct ComposedMessage {
     pub message_id: String,
     /// The subject as written (decoded).
     pub subject: String,
-    /// The SMTP envelope.
+    /// The SMTP envelope: the sender's BAL; To, Cc and Bcc without duplicates (case-insensitive), in
+    /// that order; the DSN parameters when a delivery receipt was asked, kept with the message so
+    /// that the sender can correlate the DSN ([`crate::Report::refers_to`]).
     pub envelope: Envelope,
-    /// DSN parameters to give at SMTP time, when a delivery receipt was asked; kept with the
-    /// message so that the sender can correlate the DSN ([`crate::Report::refers_to`]).
-    pub dsn: Option<DsnRequest>,
 }
 
 impl std::fmt::Debug for ComposedMessage {
@@ -56,7 +46,6 @@ impl std::fmt::Debug for ComposedMessage {
             .field("message_id", &self.message_id)
             .field("subject", &self.subject)
             .field("envelope", &self.envelope)
-            .field("dsn", &self.dsn)
             .finish()
     }
 }
@@ -92,20 +81,24 @@ pub fn compose_with(
 ) -> Result<ComposedMessage> {
     check_config(cfg)?;
     let label = sender_label(&req.sender)?;
-    check_address("sender.address", &req.sender.address)?;
-    if let Some(r) = &req.reply_to {
-        check_address("reply_to", r)?;
-    }
+    let sender = parse_address("sender.address", &req.sender.address)?;
+    let reply_to = req
+        .reply_to
+        .as_deref()
+        .map(|r| parse_address("reply_to", r))
+        .transpose()?;
     let recipients = recipients(&req.recipients)?;
     let patient = req.patient.as_ref().map(check_patient).transpose()?;
     let to_patient = check_patient_recipients(&recipients, req.patient.as_ref(), patient.as_ref())?;
     if let Some(wl) = &cfg.whitelist {
         for (field, addr) in &recipients {
-            if !wl.allows(addr) {
-                let domain = split_address(addr).map_or("", |(_, d)| d);
+            if !wl.allows(addr.as_str()) {
                 return Err(Error::refused(
                     field.as_str(),
-                    format!("{addr}: domain {domain} is not in the MSSanté whitelist"),
+                    format!(
+                        "{addr}: domain {} is not in the MSSanté whitelist",
+                        addr.domain()
+                    ),
                 ));
             }
         }
@@ -145,8 +138,7 @@ pub fn compose_with(
         .collect::<Result<Vec<_>>>()?;
 
     let subject = subject(req, cfg, &docs)?;
-    let sender_domain = split_address(&req.sender.address).map_or("localhost", |(_, d)| d);
-    let message_id = format!("{}@{}", env.uuid(), sender_domain);
+    let message_id = format!("{}@{}", env.uuid(), sender.domain());
 
     let xdm = match (&patient, docs.is_empty()) {
         (Some((ins, authority)), false) => Some(build_xdm(
@@ -156,23 +148,22 @@ pub fn compose_with(
             &docs,
             ins,
             *authority,
+            &sender,
             &recipients,
         )?),
         _ => None,
     };
 
     // MIME
-    let mut builder = MessageBuilder::new().from(Address::new_address(
-        Some(label),
-        req.sender.address.as_str(),
-    ));
+    let mut builder =
+        MessageBuilder::new().from(Address::new_address(Some(label), sender.as_str()));
     if !req.recipients.to.is_empty() {
-        builder = builder.to(address_list(&req.recipients.to));
+        builder = builder.to(address_list(&recipients, "to"));
     }
     if !req.recipients.cc.is_empty() {
-        builder = builder.cc(address_list(&req.recipients.cc));
+        builder = builder.cc(address_list(&recipients, "cc"));
     }
-    if let Some(r) = &req.reply_to {
+    if let Some(r) = &reply_to {
         builder = builder.reply_to(Address::new_address(None::<&str>, r.as_str()));
     }
     builder = builder
@@ -207,7 +198,7 @@ pub fn compose_with(
     if req.receipts.mdn {
         builder = builder.header(
             "Disposition-Notification-To",
-            Address::new_address(None::<&str>, req.sender.address.as_str()),
+            Address::new_address(None::<&str>, sender.as_str()),
         );
     }
 
@@ -271,22 +262,28 @@ pub fn compose_with(
         ));
     }
 
-    let mut rcpt_to: Vec<String> = Vec::with_capacity(recipients.len());
-    for (_, a) in &recipients {
-        if !rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(a)) {
-            rcpt_to.push(a.to_string());
+    let mut rcpt_to: Vec<MailAddress> = Vec::with_capacity(recipients.len());
+    for (_, a) in recipients {
+        if !rcpt_to
+            .iter()
+            .any(|r| r.as_str().eq_ignore_ascii_case(a.as_str()))
+        {
+            rcpt_to.push(a);
         }
     }
-    let dsn = req.receipts.dsn.then(|| DsnRequest::full(env.uuid()));
+    let dsn = req
+        .receipts
+        .dsn
+        .then(|| DsnRequest::all_notices(env.uuid()));
     Ok(ComposedMessage {
         raw,
         message_id,
         subject,
         envelope: Envelope {
-            mail_from: req.sender.address.clone(),
-            rcpt_to,
+            from: sender,
+            recipients: rcpt_to,
+            dsn,
         },
-        dsn,
     })
 }
 
@@ -294,11 +291,14 @@ fn boundary_type(kind: &'static str, env: &mut Env) -> ContentType<'static> {
     ContentType::new(kind).attribute("boundary", format!("mss_{}", env.token()))
 }
 
-fn address_list(addrs: &[String]) -> Address<'_> {
+/// The `To:` or `Cc:` list (`header` is `to` or `cc`) of the checked recipients.
+fn address_list<'a>(recipients: &'a [(String, MailAddress)], header: &str) -> Address<'a> {
+    let prefix = format!("recipients.{header}[");
     Address::new_list(
-        addrs
+        recipients
             .iter()
-            .map(|a| Address::new_address(None::<&str>, a.as_str()))
+            .filter(|(field, _)| field.starts_with(&prefix))
+            .map(|(_, a)| Address::new_address(None::<&str>, a.as_str()))
             .collect(),
     )
 }
@@ -393,53 +393,18 @@ fn sender_label(s: &Sender) -> Result<String> {
     }
 }
 
-/// Address syntax: ASCII `local@domain`, a dot in the domain, no spaces or specials.
-pub(crate) fn check_address(field: &str, a: &str) -> Result<()> {
-    let fail = |why: &str| Err(Error::invalid(field, format!("{why}: {}", printable(a))));
-    if !a.is_ascii() {
-        return fail("non-ASCII addresses are not supported");
-    }
-    let Some((local, domain)) = a.rsplit_once('@') else {
-        return fail("not an e-mail address");
-    };
-    if local.is_empty()
-        || local.len() > 64
-        || local.starts_with('.')
-        || local.ends_with('.')
-        || local.contains("..")
-        || !local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
-    {
-        return fail("invalid local part");
-    }
-    let labels_ok = domain.len() <= 253
-        && domain.contains('.')
-        && domain.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if !labels_ok {
-        return fail("invalid domain");
-    }
-    Ok(())
+/// A checked address ([`MailAddress::parse`]), its error named after the request field.
+pub(crate) fn parse_address(field: &str, raw: &str) -> Result<MailAddress> {
+    MailAddress::parse(raw).map_err(|e| Error::invalid(field, e.reason()))
 }
 
-/// An address as it may appear in an error: control characters removed, length bounded.
-fn printable(a: &str) -> String {
-    a.chars().filter(|c| !c.is_control()).take(254).collect()
-}
-
-fn recipients(r: &Recipients) -> Result<Vec<(String, &str)>> {
+fn recipients(r: &Recipients) -> Result<Vec<(String, MailAddress)>> {
     let mut out = Vec::with_capacity(r.to.len() + r.cc.len() + r.bcc.len());
     for (name, list) in [("to", &r.to), ("cc", &r.cc), ("bcc", &r.bcc)] {
         for (i, a) in list.iter().enumerate() {
             let field = format!("recipients.{name}[{i}]");
-            check_address(&field, a)?;
-            out.push((field, a.as_str()));
+            let address = parse_address(&field, a)?;
+            out.push((field, address));
         }
     }
     if out.is_empty() {
@@ -480,18 +445,17 @@ fn check_patient(p: &PatientRequest) -> Result<(Ins, InsAuthority)> {
 
 /// Patient addresses: a valid INS, the message's own qualified patient, nobody else's.
 fn check_patient_recipients(
-    recipients: &[(String, &str)],
+    recipients: &[(String, MailAddress)],
     req: Option<&PatientRequest>,
     patient: Option<&(Ins, InsAuthority)>,
 ) -> Result<bool> {
     let mut any = false;
     for (field, a) in recipients {
-        if !is_patient_address(a) {
+        if !is_patient_address(a.as_str()) {
             continue;
         }
         any = true;
-        let local = split_address(a).map_or("", |(l, _)| l);
-        let ins = Ins::parse(local).map_err(|e| {
+        let ins = Ins::parse(a.local_part()).map_err(|e| {
             Error::refused(
                 field.as_str(),
                 format!("{a}: a Mon espace santé address is <INS>@{PATIENT_DOMAIN}; {e}"),
@@ -915,7 +879,7 @@ fn xcn(p: &Person) -> Option<String> {
     }
 }
 
-fn xon(o: &Organization) -> Option<String> {
+fn xon(o: &CdaOrganization) -> Option<String> {
     let name = hl7_escape(&o.name);
     match &o.id {
         Some(id) => {
@@ -990,7 +954,8 @@ fn build_xdm(
     docs: &[Doc<'_>],
     ins: &Ins,
     authority: InsAuthority,
-    recipients: &[(String, &str)],
+    sender: &MailAddress,
+    recipients: &[(String, MailAddress)],
 ) -> Result<Vec<u8>> {
     let patient = req
         .patient
@@ -1057,7 +1022,7 @@ fn build_xdm(
             unique_id,
             uri: d.file.clone(),
             mime_type: "text/xml".into(),
-            hash: crate::env::hex(&Sha1::digest(&d.bytes)),
+            hash: mss_types::hex(&Sha1::digest(&d.bytes)),
             size: d.bytes.len() as u64,
             creation_time,
             language: h.language.clone().unwrap_or_else(|| "fr-FR".into()),
@@ -1108,7 +1073,7 @@ fn build_xdm(
             intended_recipients: recipients
                 .iter()
                 .filter(|(f, _)| !f.starts_with("recipients.bcc"))
-                .map(|(_, a)| format!("||^^Internet^{}", hl7_escape(a)))
+                .map(|(_, a)| format!("||^^Internet^{}", hl7_escape(a.as_str())))
                 .collect(),
             content_type: None,
         },
@@ -1117,7 +1082,7 @@ fn build_xdm(
     let xml = metadata::write(&metadata, || urn_uuid(env));
     let readme = xdm::readme(
         &cfg.product_reference,
-        &req.sender.address,
+        sender.as_str(),
         &format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
             now.year(),
@@ -1207,7 +1172,7 @@ mod tests {
 
     #[test]
     fn addresses_are_checked() {
-        assert!(check_address("f", "marie.martin@medecin.mssante.fr").is_ok());
+        assert!(parse_address("f", "marie.martin@medecin.mssante.fr").is_ok());
         for bad in [
             "",
             "a",
@@ -1219,10 +1184,10 @@ mod tests {
             "é@b.fr",
             "a@b.fr\r\nBcc: x@y.fr",
         ] {
-            assert!(check_address("f", bad).is_err(), "{bad}");
+            assert!(parse_address("f", bad).is_err(), "{bad}");
         }
         assert_eq!(
-            check_address("recipients.to[0]", "a@b\r\n.fr")
+            parse_address("recipients.to[0]", "a@b\r\n.fr")
                 .err()
                 .map(|e| e.to_string())
                 .as_deref(),

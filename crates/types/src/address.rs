@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn errors_name_the_fault_and_quote_a_printable_address() {
         let reason = |raw: &str| MailAddress::parse(raw).err().map(|e| e.reason());
-        assert_eq!(reason("a@b\r\n.fr").as_deref(), Some("invalid domain: a@b.fr"));
+        assert_eq!(
+            reason("a@b\r\n.fr").as_deref(),
+            Some("invalid domain: a@b.fr")
+        );
         assert_eq!(
             reason("not an address").as_deref(),
             Some("not an e-mail address: not an address")
@@ -233,6 +236,9 @@ mod tests {
     fn bal_types_read_in_any_case() {
         assert_eq!(" per ".parse::<BalType>().ok(), Some(BalType::Per));
         let err = "XYZ".parse::<BalType>().unwrap_err();
-        assert_eq!(err.to_string(), "bal_type: `XYZ` is not one of PER, ORG, APP, CAB");
+        assert_eq!(
+            err.to_string(),
+            "bal_type: `XYZ` is not one of PER, ORG, APP, CAB"
+        );
     }
 }
