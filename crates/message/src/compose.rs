@@ -393,9 +393,9 @@ fn sender_label(s: &Sender) -> Result<String> {
     }
 }
 
-/// A checked address ([`MailAddress::parse`]), its error named after the request field.
+/// A checked address ([`MailAddress::check`]), its error named after the request field.
 pub(crate) fn parse_address(field: &str, raw: &str) -> Result<MailAddress> {
-    MailAddress::parse(raw).map_err(|e| Error::invalid(field, e.reason()))
+    MailAddress::check(raw).map_err(|fault| Error::invalid(field, fault.describe(raw)))
 }
 
 fn recipients(r: &Recipients) -> Result<Vec<(String, MailAddress)>> {

@@ -65,10 +65,10 @@ pub fn build_mdn(
         ));
     };
     let from = parse_address("final_recipient", &req.final_recipient)?;
-    let to = MailAddress::parse(&to).map_err(|e| {
+    let to = MailAddress::check(&to).map_err(|fault| {
         Error::invalid(
             "original",
-            format!("Disposition-Notification-To: {}", e.reason()),
+            format!("Disposition-Notification-To: {}", fault.describe(&to)),
         )
     })?;
     if let MdnDisposition::Error { code, label } = &req.disposition {

@@ -72,31 +72,78 @@ const MAX_ADDRESS_LEN: usize = 254;
 const MAX_LOCAL_LEN: usize = 64;
 const MAX_LABEL_LEN: usize = 63;
 
+/// Why [`MailAddress::check`] refused an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddressFault {
+    /// Nothing but blanks.
+    Empty,
+    /// Longer than the 254 characters of RFC 5321 (the length found).
+    TooLong(usize),
+    /// A character outside ASCII.
+    NonAscii,
+    /// No `@`.
+    NoAt,
+    /// The local part is empty, too long, or has a character or a `.` out of place.
+    LocalPart,
+    /// The domain is not dotted host name labels.
+    Domain,
+}
+
+impl fmt::Display for AddressFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressFault::Empty => f.write_str("is empty"),
+            AddressFault::TooLong(len) => {
+                write!(f, "is {len} characters long, more than {MAX_ADDRESS_LEN}")
+            }
+            AddressFault::NonAscii => f.write_str("non-ASCII addresses are not supported"),
+            AddressFault::NoAt => f.write_str("not an e-mail address"),
+            AddressFault::LocalPart => f.write_str("invalid local part"),
+            AddressFault::Domain => f.write_str("invalid domain"),
+        }
+    }
+}
+
+impl AddressFault {
+    /// The fault then the address as it may be shown (`invalid domain: a@b.fr`), as a request field's
+    /// error says it; the address is left out when it is empty or too long.
+    pub fn describe(self, raw: &str) -> String {
+        match self {
+            AddressFault::Empty | AddressFault::TooLong(_) => self.to_string(),
+            _ => format!("{self}: {}", printable(raw.trim())),
+        }
+    }
+}
+
 impl MailAddress {
-    /// Parses and normalises `raw` (surrounding blanks removed, domain lower-cased). The error is about the
-    /// field `address`; its [`Error::reason`] quotes the address without its control characters, so that
-    /// a caller can name its own field.
+    /// Parses and normalises `raw` (surrounding blanks removed, domain lower-cased): [`MailAddress::check`]
+    /// with an error about the field `address` that quotes the address first.
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        let raw = raw.trim();
-        let invalid = |reason: String| Error::Invalid {
+        MailAddress::check(raw).map_err(|fault| Error::Invalid {
             field: "address",
-            reason,
-        };
-        let bad = |why: &str| invalid(format!("{why}: {}", printable(raw)));
+            reason: match fault {
+                AddressFault::Empty | AddressFault::TooLong(_) => fault.to_string(),
+                _ => format!("`{}`: {fault}", printable(raw.trim())),
+            },
+        })
+    }
+
+    /// The one address check: surrounding blanks removed, ASCII dot-atom local part of at most 64
+    /// characters, a dotted domain of host name labels (lower-cased), 254 characters at most.
+    pub fn check(raw: &str) -> Result<Self, AddressFault> {
+        let raw = raw.trim();
         if raw.is_empty() {
-            return Err(invalid("is empty".into()));
+            return Err(AddressFault::Empty);
         }
         if !raw.is_ascii() {
-            return Err(bad("non-ASCII addresses are not supported"));
+            return Err(AddressFault::NonAscii);
         }
         let Some((local, domain)) = raw.rsplit_once('@') else {
-            return Err(bad("not an e-mail address"));
+            return Err(AddressFault::NoAt);
         };
         if raw.len() > MAX_ADDRESS_LEN {
-            return Err(invalid(format!(
-                "is {} characters long, more than {MAX_ADDRESS_LEN}",
-                raw.len()
-            )));
+            return Err(AddressFault::TooLong(raw.len()));
         }
         if local.is_empty()
             || local.len() > MAX_LOCAL_LEN
@@ -105,7 +152,7 @@ impl MailAddress {
             || local.contains("..")
             || !local.chars().all(|c| is_atext(c) || c == '.')
         {
-            return Err(bad("invalid local part"));
+            return Err(AddressFault::LocalPart);
         }
         let domain = domain.to_ascii_lowercase();
         let labels_ok = domain.contains('.')
@@ -117,7 +164,7 @@ impl MailAddress {
                     && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
         if !labels_ok {
-            return Err(bad("invalid domain"));
+            return Err(AddressFault::Domain);
         }
         Ok(MailAddress(format!("{local}@{domain}")))
     }
@@ -213,21 +260,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_fault_and_quote_a_printable_address() {
-        let reason = |raw: &str| MailAddress::parse(raw).err().map(|e| e.reason());
+        let parse = |raw: &str| MailAddress::parse(raw).err().map(|e| e.to_string());
         assert_eq!(
-            reason("a@b\r\n.fr").as_deref(),
+            parse("jean dupont@Medecin.MSSante.fr").as_deref(),
+            Some("address: `jean dupont@Medecin.MSSante.fr`: invalid local part")
+        );
+        assert_eq!(parse(" ").as_deref(), Some("address: is empty"));
+        let describe = |raw: &str| MailAddress::check(raw).err().map(|f| f.describe(raw));
+        assert_eq!(
+            describe("a@b\r\n.fr").as_deref(),
             Some("invalid domain: a@b.fr")
         );
         assert_eq!(
-            reason("not an address").as_deref(),
+            describe("not an address").as_deref(),
             Some("not an e-mail address: not an address")
         );
         assert_eq!(
-            reason("a..b@x.fr").as_deref(),
-            Some("invalid local part: a..b@x.fr")
-        );
-        assert_eq!(
-            reason("é@x.fr").as_deref(),
+            describe("é@x.fr").as_deref(),
             Some("non-ASCII addresses are not supported: é@x.fr")
         );
     }

@@ -17,7 +17,7 @@ mod envelope;
 mod secret;
 pub mod xtext;
 
-pub use address::{BalType, MailAddress};
+pub use address::{AddressFault, BalType, MailAddress};
 pub use dsn::{DsnNotify, DsnRequest, DsnReturn};
 pub use envelope::Envelope;
 pub use secret::Secret;
@@ -43,16 +43,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl Error {
-    /// Why the value was refused, without the field name (the whole text for an I/O error).
-    pub fn reason(&self) -> String {
-        match self {
-            Error::Invalid { reason, .. } => reason.clone(),
-            Error::Io { .. } => self.to_string(),
-        }
-    }
 }
 
 /// Lower-case hexadecimal of a byte string (hashes, keys).
