@@ -7,117 +7,21 @@
 //! envelope, and both stop at the first refused recipient. The protocol subset is small: a typestate
 //! (`connect` → [`SmtpSecure`] → [`SmtpSession`]) makes "no AUTH before TLS" a compile-time property.
 
-mod reply;
-
 use std::net::{IpAddr, SocketAddr};
 
 use mss_types::{Envelope, MailAddress};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use reply::ReplyParser;
-pub use reply::{EnhancedCode, Extensions, SmtpReply};
+use crate::smtp_reply::ReplyParser;
+pub use crate::smtp_reply::{EnhancedCode, Extensions, RecipientResult, SmtpReply};
 
-use crate::auth::{self, Method, OAuthChallenge, Refusal, TokenPolicy};
+pub use crate::auth::Login;
+use crate::auth::{self, OAuthChallenge, Refusal, TokenPolicy};
+pub use crate::conn::ConnectOptions;
 use crate::conn::{self, Endpoint, LineConn, Redact, Timeouts};
 use crate::error::{AuthFailure, Error, Protocol};
-use crate::secret::{self, AccessToken, Secret};
-use crate::tls::TlsSettings;
-
-/// What every connection needs.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Trust roots and, for APP mailboxes, the client certificate.
-    pub tls: TlsSettings,
-    /// Deadlines.
-    pub timeouts: Timeouts,
-    /// Source address (multi-homed hosts; the tests use 127.0.0.x).
-    pub local_addr: Option<IpAddr>,
-    /// Name given in EHLO; default: the address literal of the local end (`[192.0.2.1]`).
-    pub client_name: Option<String>,
-}
-
-impl ConnectOptions {
-    /// Defaults around `tls`.
-    pub fn new(tls: TlsSettings) -> Self {
-        ConnectOptions {
-            tls,
-            timeouts: Timeouts::default(),
-            local_addr: None,
-            client_name: None,
-        }
-    }
-}
-
-/// How to authenticate.
-#[derive(Debug, Clone, Copy)]
-pub enum Login<'a> {
-    /// PER/ORG mailbox: SASL XOAUTH2 with the PSC access token.
-    XOAuth2 {
-        /// The BAL.
-        user: &'a MailAddress,
-        /// The token.
-        token: &'a AccessToken,
-        /// To explain refusals.
-        policy: &'a TokenPolicy,
-    },
-    /// APP mailbox: the TLS client certificate authenticates, SASL PLAIN names the BAL.
-    Certificate {
-        /// The BAL.
-        user: &'a MailAddress,
-        /// Password, when the operator wants one (usually none).
-        password: Option<&'a Secret>,
-    },
-}
-
-/// The SASL exchange a [`Login`] asks for: method, mechanism name, initial response, and for XOAUTH2 the
-/// token and policy that explain a refusal. Shared by SMTP and IMAP.
-pub(crate) type Sasl<'a> = (
-    Method,
-    &'static str,
-    Secret,
-    Option<&'a AccessToken>,
-    Option<&'a TokenPolicy>,
-);
-
-impl<'a> Login<'a> {
-    pub(crate) fn user(&self) -> &MailAddress {
-        match self {
-            Login::XOAuth2 { user, .. } | Login::Certificate { user, .. } => user,
-        }
-    }
-
-    /// The SASL exchange; PLAIN for an APP mailbox needs the TLS client certificate.
-    pub(crate) fn sasl(self, has_client_cert: bool) -> Result<Sasl<'a>, Error> {
-        match self {
-            Login::XOAuth2 {
-                user,
-                token,
-                policy,
-            } => Ok((
-                Method::XOAuth2,
-                "XOAUTH2",
-                secret::xoauth2_initial_response(user.as_str(), token),
-                Some(token),
-                Some(policy),
-            )),
-            Login::Certificate { user, password } => {
-                if !has_client_cert {
-                    return Err(Error::Config {
-                        reason: format!("the APP mailbox {user} needs a client certificate"),
-                    });
-                }
-                Ok((
-                    Method::Certificate,
-                    "PLAIN",
-                    secret::plain_initial_response(user.as_str(), password),
-                    None,
-                    None,
-                ))
-            }
-        }
-    }
-}
+use crate::secret::{self, AccessToken};
 
 /// The envelope of a ready message: `from` as reverse path, the addresses of its To, Cc and Bcc as
 /// recipients (each once), no DSN.
@@ -193,22 +97,6 @@ pub fn without_bcc(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         std::borrow::Cow::Owned(out)
     } else {
         std::borrow::Cow::Borrowed(message)
-    }
-}
-
-/// What the server said about one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientResult {
-    /// The recipient.
-    pub recipient: MailAddress,
-    /// The reply to its RCPT TO.
-    pub reply: SmtpReply,
-}
-
-impl RecipientResult {
-    /// Accepted (2xx).
-    pub fn accepted(&self) -> bool {
-        self.reply.is_positive()
     }
 }
 
