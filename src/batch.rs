@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mss_lps::{Envelope, LpsClient};
+use mss_lps::LpsClient;
 use mss_message::{ComposeConfig, ComposeRequest};
 use mss_outbox::receipts::{self, ReceiptsConfig};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
@@ -188,7 +188,7 @@ fn prepare(
             let id = mss_lps::message_id(bytes).context(
                 "no Message-ID: a stable Message-ID is needed to recognise a retry downstream",
             )?;
-            let env = Envelope::from_message(from.clone(), bytes)?;
+            let env = mss_lps::message_envelope(from.clone(), bytes)?;
             (
                 mss_lps::without_bcc(bytes).into_owned(),
                 id,
@@ -200,17 +200,18 @@ fn prepare(
             let cfg = compose.context("compose requests need --nil (or MSS_NIL)")?;
             let req: ComposeRequest = serde_json::from_str(json).context("compose request")?;
             let m = mss_message::compose(&req, cfg)?;
-            if !m.envelope.mail_from.eq_ignore_ascii_case(from.as_str()) {
-                bail!(
-                    "the sender {} is not the mailbox {from}",
-                    m.envelope.mail_from
-                );
+            if !m.envelope.from.as_str().eq_ignore_ascii_case(from.as_str()) {
+                bail!("the sender {} is not the mailbox {from}", m.envelope.from);
             }
-            let dsn = dsn || m.dsn.is_some();
+            let dsn = dsn || m.envelope.dsn.is_some();
             (
                 m.raw,
                 format!("<{}>", m.message_id),
-                m.envelope.rcpt_to,
+                m.envelope
+                    .recipients
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
                 dsn,
             )
         }

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mss_annuaire::{BalType, MailAddress};
 use mss_lps::{
     AccessToken, ClientIdentity, ConnectOptions, Credentials, DnsResolver, DsnNotify, DsnRequest,
     DsnReturn, Endpoint, Envelope, LpsClient, MailboxConfig, Secret, ServerEndpoints, ServerSource,
     SessionPolicy, StaticToken, TlsSettings, TokenPolicy, TrustRoots,
 };
+use mss_types::{BalType, MailAddress};
 
 /// The sending mailbox, how it authenticates and where its servers are: shared by `mss send` and `mss batch`.
 #[derive(Debug, Args)]
@@ -244,7 +244,7 @@ pub fn send(args: SendArgs) -> Result<()> {
     let message = read_input(&args.message)?;
     let mailbox = mailbox(&args.connect)?;
     let mut envelope = if args.to.is_empty() {
-        Envelope::from_message(args.connect.from.clone(), &message)?
+        mss_lps::message_envelope(args.connect.from.clone(), &message)?
     } else {
         Envelope {
             from: args.connect.from.clone(),

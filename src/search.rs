@@ -59,7 +59,7 @@ pub enum SearchSource {
 }
 
 fn parse_bal_type(s: &str) -> Result<BalType, String> {
-    s.parse().map_err(|e: mss_annuaire::Error| e.to_string())
+    s.parse().map_err(|e: mss_types::Error| e.to_string())
 }
 
 /// `mss search`: the local index, or the LDAP directory live.

@@ -388,12 +388,12 @@ fn receipts_from_postfix_and_the_recipient_move_the_batch_to_delivered_read_and_
         .find(|b| mss_lps::message_id(b).as_deref() == Some(read_id.as_str()))
         .expect("the message asking for a read receipt");
     let received = mss_message::read_message(&original).expect("read");
-    let mdn = mss_message::receipt::build_mdn(
+    let mdn = mss_message::mdn::build_mdn(
         &received,
-        &mss_message::receipt::MdnRequest {
+        &mss_message::mdn::MdnRequest {
             final_recipient: bob.clone(),
             label: None,
-            disposition: mss_message::receipt::MdnDisposition::Displayed,
+            disposition: mss_message::mdn::MdnDisposition::Displayed,
         },
         &mss_message::ComposeConfig::new("MSS-TEST-NIL"),
         &mut mss_message::Env::system(),

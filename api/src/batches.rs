@@ -566,22 +566,28 @@ fn prepare(
                 },
                 other => ItemError::shape(index, "compose", other.to_string()),
             })?;
-            if !m.envelope.mail_from.eq_ignore_ascii_case(sender.as_str()) {
+            if !m
+                .envelope
+                .from
+                .as_str()
+                .eq_ignore_ascii_case(sender.as_str())
+            {
                 return Err(ItemError {
                     name: item_field(index, "compose.sender.address"),
-                    reason: format!(
-                        "{} is not the batch's sender {sender}",
-                        m.envelope.mail_from
-                    ),
+                    reason: format!("{} is not the batch's sender {sender}", m.envelope.from),
                     rule: true,
                     unavailable: false,
                 });
             }
-            let dsn = item.dsn || m.dsn.is_some();
+            let dsn = item.dsn || m.envelope.dsn.is_some();
             (
                 m.raw,
                 format!("<{}>", m.message_id),
-                m.envelope.rcpt_to,
+                m.envelope
+                    .recipients
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
                 dsn,
             )
         }
@@ -597,7 +603,7 @@ fn prepare(
                     "no Message-ID: a stable Message-ID is needed to recognise a retry downstream",
                 ));
             };
-            let envelope = mss_lps::Envelope::from_message(sender.clone(), &bytes)
+            let envelope = mss_lps::message_envelope(sender.clone(), &bytes)
                 .map_err(|e| ItemError::shape(index, "message", e.to_string()))?;
             if envelope.recipients.is_empty() {
                 return Err(ItemError::shape(

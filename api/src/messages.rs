@@ -10,13 +10,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use mss_annuaire::{BalType, MailAddress};
 use mss_lps::{
-    AccessToken, ConnectOptions, Credentials, DsnNotify, DsnRequest, DsnReturn, Envelope,
-    LpsClient, MailboxConfig, ServerSource, SessionPolicy, StaticToken, Timeouts, TlsSettings,
-    TokenPolicy,
+    AccessToken, ConnectOptions, Credentials, LpsClient, MailboxConfig, ServerSource,
+    SessionPolicy, StaticToken, Timeouts, TlsSettings, TokenPolicy,
 };
 use mss_message::{ComposeConfig, ComposeRequest, SenderKind};
+use mss_types::BalType;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -162,37 +161,7 @@ async fn send_inner(
     let request: ComposeRequest =
         serde_json::from_slice(body).map_err(|e| Problem::invalid_json("body", &e))?;
     let composed = mss_message::compose(&request, &cfg.compose)?;
-    let from = MailAddress::parse(&composed.envelope.mail_from)
-        .map_err(|e| Problem::invalid_param("sender.address", e.to_string()))?;
-    let recipients = composed
-        .envelope
-        .rcpt_to
-        .iter()
-        .map(|r| MailAddress::parse(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Problem::invalid_param("recipients", e.to_string()))?;
-    let dsn = composed.dsn.as_ref().map(|d| DsnRequest {
-        ret: Some(match d.ret {
-            mss_message::DsnReturn::Full => DsnReturn::Full,
-            mss_message::DsnReturn::Hdrs => DsnReturn::Headers,
-        }),
-        envid: Some(d.envid.clone()),
-        notify: d
-            .notify
-            .iter()
-            .map(|n| match n {
-                mss_message::DsnNotify::Success => DsnNotify::Success,
-                mss_message::DsnNotify::Failure => DsnNotify::Failure,
-                mss_message::DsnNotify::Delay => DsnNotify::Delay,
-            })
-            .collect(),
-        orcpt: true,
-    });
-    let envelope = Envelope {
-        from: from.clone(),
-        recipients,
-        dsn,
-    };
+    let from = composed.envelope.from.clone();
     let (bal_type, credentials, tls, servers) = match (request.sender.kind, token) {
         (SenderKind::App, _) => match &cfg.app_tls {
             Some(tls) => (
@@ -238,7 +207,7 @@ async fn send_inner(
         connect,
         session: SessionPolicy::default(),
     })?;
-    let result = client.send(&envelope, &composed.raw).await;
+    let result = client.send(&composed.envelope, &composed.raw).await;
     client.close().await;
     let report = result?;
     Ok(SendResponse {

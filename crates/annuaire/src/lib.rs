@@ -24,13 +24,12 @@ pub mod fhir;
 #[cfg(feature = "ldap")]
 pub mod ldap;
 pub mod model;
-pub mod secret;
 pub mod sink;
 
 pub use model::{
     BalType, Coded, Department, Entry, MailAddress, Source, Structure, city_of_delivery_line,
 };
-pub use secret::Secret;
+pub use mss_types::Secret;
 pub use sink::HarvestSink;
 
 /// Errors of the directory crate. Each names the field or place at fault and the reason.
@@ -212,6 +211,17 @@ impl Error {
     /// credentials, untrusted certificate): the opposite of [`Error::is_transient`].
     pub fn is_permanent(&self) -> bool {
         !self.is_transient()
+    }
+}
+
+impl From<mss_types::Error> for Error {
+    /// The shared types' errors keep their shape: a field and a reason, or an I/O failure.
+    fn from(e: mss_types::Error) -> Self {
+        match e {
+            mss_types::Error::Invalid { field, reason } => Error::Invalid { field, reason },
+            mss_types::Error::Io { context, source } => Error::Io { context, source },
+            other => Error::invalid("value", other.to_string()),
+        }
     }
 }
 

@@ -5,64 +5,11 @@
 //! when. LDAP and FHIR sources map onto the same type.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-
-/// Kind of mailbox (`Type de BAL`, TRE_R257-TypeBAL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum BalType {
-    /// Personal: one health professional.
-    Per,
-    /// Organisational: a service or structure.
-    Org,
-    /// Applicative: a machine sender (lab system, hospital PFI/DPI).
-    App,
-    /// Cabinet (group practice).
-    Cab,
-}
-
-impl BalType {
-    /// Every variant, in code order.
-    pub const ALL: [BalType; 4] = [BalType::Per, BalType::Org, BalType::App, BalType::Cab];
-
-    /// The national code: `PER`, `ORG`, `APP` or `CAB`.
-    pub fn code(self) -> &'static str {
-        match self {
-            BalType::Per => "PER",
-            BalType::Org => "ORG",
-            BalType::App => "APP",
-            BalType::Cab => "CAB",
-        }
-    }
-}
-
-impl fmt::Display for BalType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
-impl FromStr for BalType {
-    type Err = Error;
-
-    /// Accepts the national codes, in any case.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        BalType::ALL
-            .into_iter()
-            .find(|t| t.code().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "bal_type",
-                    format!("`{s}` is not one of PER, ORG, APP, CAB"),
-                )
-            })
-    }
-}
+pub use mss_types::{BalType, MailAddress};
 
 /// Where an entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,117 +32,6 @@ impl Source {
             Source::Ldap => "ldap",
             Source::Fhir => "fhir",
         }
-    }
-}
-
-/// A validated mailbox address: ASCII local part kept as written, domain in lower case.
-///
-/// MSSanté addresses are plain `local@domain` (no quoted local parts, no comments, no IP literals), so the
-/// check is the RFC 5321 dot-atom subset actually used by operators, not the whole RFC 5322 grammar.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct MailAddress(String);
-
-/// Local part + `@` + domain, RFC 5321 §4.5.3.1.
-const MAX_ADDRESS_LEN: usize = 254;
-const MAX_LOCAL_LEN: usize = 64;
-const MAX_LABEL_LEN: usize = 63;
-
-impl MailAddress {
-    /// Parses and normalises `raw` (surrounding blanks removed, domain lower-cased).
-    pub fn parse(raw: &str) -> Result<Self, Error> {
-        let raw = raw.trim();
-        let bad = |reason: String| Error::invalid("address", reason);
-        if raw.is_empty() {
-            return Err(bad("is empty".into()));
-        }
-        if raw.len() > MAX_ADDRESS_LEN {
-            return Err(bad(format!(
-                "is {} characters long, more than {MAX_ADDRESS_LEN}",
-                raw.len()
-            )));
-        }
-        let (local, domain) = raw
-            .rsplit_once('@')
-            .ok_or_else(|| bad(format!("`{raw}` has no `@`")))?;
-        if local.is_empty() || local.len() > MAX_LOCAL_LEN {
-            return Err(bad(format!(
-                "`{raw}`: local part must have 1 to {MAX_LOCAL_LEN} characters"
-            )));
-        }
-        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err(bad(format!("`{raw}`: misplaced `.` in the local part")));
-        }
-        if let Some(c) = local.chars().find(|c| !is_atext(*c) && *c != '.') {
-            return Err(bad(format!(
-                "`{raw}`: character `{c}` not allowed in the local part"
-            )));
-        }
-        let domain = domain.to_ascii_lowercase();
-        let labels: Vec<&str> = domain.split('.').collect();
-        if labels.len() < 2 {
-            return Err(bad(format!("`{raw}`: domain `{domain}` has no dot")));
-        }
-        for label in &labels {
-            let valid = !label.is_empty()
-                && label.len() <= MAX_LABEL_LEN
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-            if !valid {
-                return Err(bad(format!(
-                    "`{raw}`: domain label `{label}` is not a valid host name label"
-                )));
-            }
-        }
-        Ok(MailAddress(format!("{local}@{domain}")))
-    }
-
-    /// The normalised address.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The part before `@`.
-    pub fn local_part(&self) -> &str {
-        self.0.rsplit_once('@').map_or("", |(l, _)| l)
-    }
-
-    /// The lower-case domain.
-    pub fn domain(&self) -> &str {
-        self.0.rsplit_once('@').map_or("", |(_, d)| d)
-    }
-}
-
-/// RFC 5322 `atext`.
-fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
-}
-
-impl fmt::Display for MailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for MailAddress {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        MailAddress::parse(s)
-    }
-}
-
-impl TryFrom<String> for MailAddress {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        MailAddress::parse(&s)
-    }
-}
-
-impl From<MailAddress> for String {
-    fn from(a: MailAddress) -> String {
-        a.0
     }
 }
 
@@ -551,29 +387,6 @@ pub fn city_of_delivery_line(line: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_normalised_and_checked() {
-        let a = MailAddress::parse("  Jean.Dupont@Medecin.MSSante.FR ").unwrap();
-        assert_eq!(a.as_str(), "Jean.Dupont@medecin.mssante.fr");
-        assert_eq!(a.domain(), "medecin.mssante.fr");
-        assert_eq!(a.local_part(), "Jean.Dupont");
-        for bad in [
-            "",
-            "nobody",
-            "@x.fr",
-            "a@",
-            "a@localhost",
-            "a..b@x.fr",
-            "a b@x.fr",
-            "a@-x.fr",
-            "a@x..fr",
-            "é@x.fr",
-        ] {
-            let err = MailAddress::parse(bad).unwrap_err();
-            assert!(err.to_string().starts_with("address: "), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn departments_from_codes_and_postal_codes() {

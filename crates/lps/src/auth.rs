@@ -11,10 +11,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use crate::error::AuthFailure;
-use crate::imap::{ImapStatus, ResponseCode};
-use crate::secret::{AccessToken, now_unix};
-use crate::smtp::SmtpReply;
+use mss_types::MailAddress;
+
+use crate::error::{AuthFailure, Error};
+use crate::imap_response::{ImapStatus, ResponseCode};
+use crate::secret::{self, AccessToken, Secret, now_unix};
+use crate::smtp_reply::SmtpReply;
 
 /// Pro Santé Connect issuer, production.
 pub const PSC_ISSUER_PRODUCTION: &str = "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet";
@@ -153,6 +155,76 @@ pub(crate) fn classify(
         return AuthFailure::WrongUser;
     }
     AuthFailure::InvalidToken
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, Copy)]
+pub enum Login<'a> {
+    /// PER/ORG mailbox: SASL XOAUTH2 with the PSC access token.
+    XOAuth2 {
+        /// The BAL.
+        user: &'a MailAddress,
+        /// The token.
+        token: &'a AccessToken,
+        /// To explain refusals.
+        policy: &'a TokenPolicy,
+    },
+    /// APP mailbox: the TLS client certificate authenticates, SASL PLAIN names the BAL.
+    Certificate {
+        /// The BAL.
+        user: &'a MailAddress,
+        /// Password, when the operator wants one (usually none).
+        password: Option<&'a Secret>,
+    },
+}
+
+/// The SASL exchange a [`Login`] asks for: method, mechanism name, initial response, and for XOAUTH2 the
+/// token and policy that explain a refusal. Shared by SMTP and IMAP.
+pub(crate) type Sasl<'a> = (
+    Method,
+    &'static str,
+    Secret,
+    Option<&'a AccessToken>,
+    Option<&'a TokenPolicy>,
+);
+
+impl<'a> Login<'a> {
+    pub(crate) fn user(&self) -> &MailAddress {
+        match self {
+            Login::XOAuth2 { user, .. } | Login::Certificate { user, .. } => user,
+        }
+    }
+
+    /// The SASL exchange; PLAIN for an APP mailbox needs the TLS client certificate.
+    pub(crate) fn sasl(self, has_client_cert: bool) -> Result<Sasl<'a>, Error> {
+        match self {
+            Login::XOAuth2 {
+                user,
+                token,
+                policy,
+            } => Ok((
+                Method::XOAuth2,
+                "XOAUTH2",
+                secret::xoauth2_initial_response(user.as_str(), token),
+                Some(token),
+                Some(policy),
+            )),
+            Login::Certificate { user, password } => {
+                if !has_client_cert {
+                    return Err(Error::Config {
+                        reason: format!("the APP mailbox {user} needs a client certificate"),
+                    });
+                }
+                Ok((
+                    Method::Certificate,
+                    "PLAIN",
+                    secret::plain_initial_response(user.as_str(), password),
+                    None,
+                    None,
+                ))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

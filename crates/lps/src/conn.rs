@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::Error;
+use crate::tls::TlsSettings;
 
 /// Deadlines for network operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +398,31 @@ pub(crate) async fn connect_tcp(
         source: last
             .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")),
     })
+}
+
+/// What every connection needs.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Trust roots and, for APP mailboxes, the client certificate.
+    pub tls: TlsSettings,
+    /// Deadlines.
+    pub timeouts: Timeouts,
+    /// Source address (multi-homed hosts; the tests use 127.0.0.x).
+    pub local_addr: Option<IpAddr>,
+    /// Name given in EHLO; default: the address literal of the local end (`[192.0.2.1]`).
+    pub client_name: Option<String>,
+}
+
+impl ConnectOptions {
+    /// Defaults around `tls`.
+    pub fn new(tls: TlsSettings) -> Self {
+        ConnectOptions {
+            tls,
+            timeouts: Timeouts::default(),
+            local_addr: None,
+            client_name: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use mss_annuaire::BalType;
+use mss_types::BalType;
 
 use crate::conn::Endpoint;
 use crate::error::Error;

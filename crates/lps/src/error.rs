@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::imap::ImapStatus;
-use crate::smtp::{RecipientResult, SmtpReply};
+use crate::imap_response::ImapStatus;
+use crate::smtp_reply::{RecipientResult, SmtpReply};
 
 /// Which protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

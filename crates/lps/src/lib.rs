@@ -18,23 +18,23 @@ mod conn;
 pub mod discovery;
 mod error;
 pub mod imap;
+mod imap_response;
 pub mod proof;
 mod secret;
 mod session;
 pub mod smtp;
+mod smtp_reply;
 mod tls;
 
-pub use auth::{OAuthChallenge, PSC_ISSUER_PRODUCTION, PSC_ISSUER_SANDBOX, TokenPolicy};
-pub use conn::{Endpoint, Timeouts};
+pub use auth::{Login, OAuthChallenge, PSC_ISSUER_PRODUCTION, PSC_ISSUER_SANDBOX, TokenPolicy};
+pub use conn::{ConnectOptions, Endpoint, Timeouts};
 pub use discovery::{DnsResolver, ServerEndpoints, ServerSource, SrvResolver, StaticResolver};
 pub use error::{AuthFailure, Error, Protocol, Result, TlsFailure};
+pub use mss_types::{BalType, DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
 pub use secret::{AccessToken, Secret, TokenClaims};
 pub use session::{
     Credentials, LpsClient, MailboxConfig, SessionPolicy, SessionStats, SharedToken, StaticToken,
     TokenError, TokenProvider,
 };
-pub use smtp::{
-    ConnectOptions, DsnNotify, DsnRequest, DsnReturn, Envelope, Login, SendReport, message_id,
-    without_bcc,
-};
+pub use smtp::{SendReport, message_envelope, message_id, without_bcc};
 pub use tls::{CA_FILE_ENV, ClientIdentity, TlsSettings, TrustRoots};

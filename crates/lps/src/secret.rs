@@ -1,6 +1,6 @@
 //! Secrets that must never reach a log line, an error message, a file or a snapshot.
 //!
-//! [`AccessToken`] is built on [`Secret`], the workspace's one secret type (from `mss-annuaire`): both print
+//! [`AccessToken`] is built on [`Secret`], the workspace's one secret type (from `mss-types`): both print
 //! as `[redacted]` through `Debug` and `Display`, are not `Serialize`, and wipe their memory on drop. The
 //! only way to the bytes is an explicit `expose()`.
 
@@ -12,7 +12,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-pub use mss_annuaire::Secret;
+pub use mss_types::Secret;
 
 const REDACTED: &str = "[redacted]";
 

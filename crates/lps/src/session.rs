@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mss_annuaire::{BalType, MailAddress};
+use mss_types::{BalType, Envelope, MailAddress};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -15,7 +15,7 @@ use crate::discovery::{self, BoxFuture, ServerEndpoints, ServerSource};
 use crate::error::Error;
 use crate::imap::{self, FetchedMessage, IdleOutcome, ImapSession, NewMessages, SentCopy};
 use crate::secret::{AccessToken, Secret};
-use crate::smtp::{self, ConnectOptions, Envelope, Login, SendReport, SmtpSession};
+use crate::smtp::{self, ConnectOptions, Login, SendReport, SmtpSession};
 
 /// Why a provider has no token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

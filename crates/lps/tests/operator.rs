@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{TokenKind, addr, message, next_source, operator};
-use mss_annuaire::BalType;
 use mss_lps::imap::SentCopy;
 use mss_lps::smtp::{self, Login};
 use mss_lps::{
@@ -16,6 +15,7 @@ use mss_lps::{
     Endpoint, Envelope, Error, LpsClient, MailboxConfig, ServerSource, SessionPolicy, SharedToken,
     TlsFailure, TlsSettings, TrustRoots, imap,
 };
+use mss_types::BalType;
 
 fn envelope(from: &str, to: &[&str]) -> Envelope {
     Envelope {

@@ -42,12 +42,12 @@ pub struct Person {
     /// `name/family`.
     pub family: String,
     /// `representedOrganization`.
-    pub organization: Option<Organization>,
+    pub organization: Option<CdaOrganization>,
 }
 
 /// An organisation of the header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Organization {
+pub struct CdaOrganization {
     /// `id` (FINESS/SIRET-based IDNST under `1.2.250.1.71.4.2.2`).
     pub id: Option<InstanceId>,
     /// `name`.
@@ -76,7 +76,7 @@ pub struct CdaHeader {
     /// The first `author/assignedAuthor`.
     pub author: Option<Person>,
     /// `custodian/.../representedCustodianOrganization`.
-    pub custodian: Option<Organization>,
+    pub custodian: Option<CdaOrganization>,
     /// `legalAuthenticator/assignedEntity`.
     pub legal_authenticator: Option<Person>,
     /// `documentationOf/serviceEvent/effectiveTime/low/@value` (first one).
@@ -207,7 +207,7 @@ fn open(
                 let p = h.legal_authenticator.get_or_insert_with(Person::default);
                 person_attr(p, rest, e)?;
             } else if let Some(rest) = rel.strip_prefix(CUSTODIAN) {
-                let o = h.custodian.get_or_insert_with(Organization::default);
+                let o = h.custodian.get_or_insert_with(CdaOrganization::default);
                 if rest == "id" && o.id.is_none() {
                     o.id = instance_id(e)?;
                 }
@@ -222,14 +222,14 @@ fn person_attr(p: &mut Person, rest: &str, e: &Element<'_>) -> Result<(), String
         "id" if p.id.is_none() => p.id = instance_id(e)?,
         "code" => p.specialty = coded(e)?,
         "representedOrganization/id" => {
-            let o = p.organization.get_or_insert_with(Organization::default);
+            let o = p.organization.get_or_insert_with(CdaOrganization::default);
             if o.id.is_none() {
                 o.id = instance_id(e)?;
             }
         }
         "representedOrganization/standardIndustryClassCode" => {
             p.organization
-                .get_or_insert_with(Organization::default)
+                .get_or_insert_with(CdaOrganization::default)
                 .industry = coded(e)?
         }
         _ => {}
@@ -270,7 +270,7 @@ fn person_text(p: &mut Person, rest: &str, t: &str) {
         "assignedPerson/name/family" if p.family.is_empty() => p.family = t.into(),
         "representedOrganization/name" => {
             p.organization
-                .get_or_insert_with(Organization::default)
+                .get_or_insert_with(CdaOrganization::default)
                 .name = t.into()
         }
         _ => {}

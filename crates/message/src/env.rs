@@ -87,15 +87,6 @@ pub(crate) fn push_hex(s: &mut String, byte: u8) {
     s.push(HEX[usize::from(byte & 15)] as char);
 }
 
-/// Lower-case hex of a byte string (hashes).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        push_hex(&mut s, *b);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,10 +109,5 @@ mod tests {
         assert_eq!(a.oid(), b.oid());
         assert_eq!(a.now(), b.now());
         assert!(a.oid().starts_with("2.25."));
-    }
-
-    #[test]
-    fn hex_is_lower_case() {
-        assert_eq!(hex(&[0x00, 0xAB, 0x0f]), "00ab0f");
     }
 }

@@ -10,7 +10,7 @@
 //! - [`read_message()`]: an incoming message with its XDM archives (hashes and sizes verified), its
 //!   `X-MSS-*` headers, whether it comes from a patient ([`patient`]) and, for a DSN or an MDN,
 //!   the report correlated to the original Message-ID ([`receipt`]);
-//! - [`receipt::build_mdn`]: the RFC 8098 read receipt (success or `processed/Error`) of a received
+//! - [`mdn::build_mdn`]: the RFC 8098 read receipt (success or `processed/Error`) of a received
 //!   message, as the ANS volet describes it;
 //! - [`Whitelist`]: the national domain whitelist (`listeblanchemssante.xml` + its SHA-256 checksum).
 //!
@@ -24,6 +24,7 @@ pub mod cda;
 mod compose;
 mod env;
 pub mod ins;
+pub mod mdn;
 pub mod metadata;
 pub mod patient;
 mod read;
@@ -33,13 +34,14 @@ pub mod whitelist;
 pub mod xdm;
 mod xml;
 
-pub use compose::{ComposedMessage, Envelope, compose, compose_with};
+pub use compose::{ComposedMessage, compose, compose_with};
 pub use env::Env;
 pub use ins::{Ins, InsAuthority};
+pub use mss_types::{DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
 pub use read::{
     MssHeaders, ReceivedAttachment, ReceivedMessage, Redacted, XdmAttachment, read_message,
 };
-pub use receipt::{DsnNotify, DsnRequest, DsnReturn, Report};
+pub use receipt::Report;
 pub use request::{
     Attachment, Body, ClassifiedCode, ComposeConfig, ComposeRequest, Content, Document,
     EndOfExchangeStyle, PatientRequest, Receipts, Recipients, Rendering, Sender, SenderKind, Sex,

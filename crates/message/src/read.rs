@@ -1,7 +1,7 @@
 //! Reading an incoming message: headers, `X-MSS-*`, patient sender, XDM archives, reports.
 
 use crate::patient::{PatientIdentity, SenderClass, classify_sender};
-use crate::receipt::{self, Report};
+use crate::receipt::{self, Report, normalize_id};
 use crate::xdm::{self, XdmArchive};
 use crate::{Error, Result};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
@@ -142,15 +142,6 @@ impl<T> std::ops::Deref for Redacted<T> {
     fn deref(&self) -> &T {
         &self.0
     }
-}
-
-/// `<id>` -> `id`.
-pub(crate) fn normalize_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_string()
 }
 
 /// First `<addr>` of a header value, or the trimmed value.

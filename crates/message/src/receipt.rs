@@ -1,100 +1,15 @@
-//! Receipts: DSN parameters asked at SMTP time (RFC 3461), MDN read receipts built for a received
-//! message (RFC 8098, ANS volet structure), and incoming DSN/MDN reports parsed and correlated to
-//! the Message-ID (or DSN envelope id) of the message they report on.
+//! Receipts that come back: incoming DSN (RFC 3464) and MDN (RFC 8098) reports, parsed and correlated to
+//! the Message-ID (or DSN envelope id) of the message they report on. The DSN parameters asked at SMTP
+//! time are [`mss_types::DsnRequest`]; the MDN mss sends for a received message is built by
+//! [`crate::mdn`].
 
-use crate::compose::{ComposedMessage, Envelope};
-use crate::read::{ReceivedMessage, normalize_id};
-use crate::{ComposeConfig, Env, Error, Result};
-use mail_builder::MessageBuilder;
-use mail_builder::headers::address::Address;
-use mail_builder::headers::content_type::ContentType;
-use mail_builder::headers::date::Date;
-use mail_builder::headers::message_id::MessageId;
-use mail_builder::headers::raw::Raw;
-use mail_builder::headers::text::Text;
-use mail_builder::mime::{BodyPart, MimePart};
-use std::borrow::Cow;
-
-/// `NOTIFY=` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DsnNotify {
-    /// Delivered.
-    Success,
-    /// Failed.
-    Failure,
-    /// Delayed.
-    Delay,
-}
-
-/// `RET=` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DsnReturn {
-    /// The whole message comes back in the DSN.
-    Full,
-    /// Only its headers (enough to correlate; health content does not travel back).
-    Hdrs,
-}
-
-/// DSN parameters of one message (RFC 3461), kept with it for correlation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DsnRequest {
-    /// `NOTIFY` on each `RCPT TO`.
-    pub notify: Vec<DsnNotify>,
-    /// `RET` on `MAIL FROM`.
-    pub ret: DsnReturn,
-    /// `ENVID` on `MAIL FROM`, echoed as `Original-Envelope-Id` in the DSN.
-    pub envid: String,
-}
-
-impl DsnRequest {
-    /// Success, failure and delay notices, headers only.
-    pub fn full(envid: String) -> Self {
-        DsnRequest {
-            notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],
-            ret: DsnReturn::Hdrs,
-            envid,
-        }
-    }
-
-    /// The `MAIL FROM` parameters: `RET=HDRS ENVID=<xtext>`.
-    pub fn mail_params(&self) -> String {
-        let ret = match self.ret {
-            DsnReturn::Full => "FULL",
-            DsnReturn::Hdrs => "HDRS",
-        };
-        format!("RET={ret} ENVID={}", xtext(&self.envid))
-    }
-
-    /// The `RCPT TO` parameters: `NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;<xtext>`.
-    pub fn rcpt_params(&self, recipient: &str) -> String {
-        let notify: Vec<&str> = self
-            .notify
-            .iter()
-            .map(|n| match n {
-                DsnNotify::Success => "SUCCESS",
-                DsnNotify::Failure => "FAILURE",
-                DsnNotify::Delay => "DELAY",
-            })
-            .collect();
-        format!(
-            "NOTIFY={} ORCPT=rfc822;{}",
-            notify.join(","),
-            xtext(recipient)
-        )
-    }
-}
-
-/// RFC 3461 xtext: printable ASCII but `+` and `=` as is, anything else `+HH`.
-pub fn xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
+/// `<id>` -> `id`.
+pub(crate) fn normalize_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
 }
 
 /// A delivery status notification (RFC 3464).
@@ -107,12 +22,12 @@ pub struct DeliveryReport {
     /// Message-ID of the reported message, from the returned headers or message.
     pub original_message_id: Option<String>,
     /// One entry per recipient.
-    pub recipients: Vec<RecipientStatus>,
+    pub recipients: Vec<DsnRecipient>,
 }
 
 /// The status of one recipient in a DSN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientStatus {
+pub struct DsnRecipient {
     /// `Final-Recipient`, address only.
     pub final_recipient: String,
     /// `Original-Recipient`, address only.
@@ -234,7 +149,7 @@ pub(crate) fn parse_dsn(fields: &str, original_message_id: Option<String>) -> De
             continue;
         }
         if let Some(fr) = get(b, "final-recipient") {
-            report.recipients.push(RecipientStatus {
+            report.recipients.push(DsnRecipient {
                 final_recipient: address_value(fr),
                 original_recipient: get(b, "original-recipient").map(address_value),
                 action: get(b, "action").unwrap_or("").to_ascii_lowercase(),
@@ -276,177 +191,9 @@ pub(crate) fn parse_mdn(fields: &str) -> DispositionReport {
     }
 }
 
-/// What the MDN reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MdnDisposition {
-    /// Integrated automatically: `automatic-action/MDN-sent-automatically; processed`.
-    Processed,
-    /// Shown to the user, who agreed to send the receipt:
-    /// `manual-action/MDN-sent-manually; displayed`.
-    Displayed,
-    /// Not integrated: `automatic-action/MDN-sent-automatically; processed/Error: code^label`.
-    Error {
-        /// Error code (e.g. `902`).
-        code: String,
-        /// Error label (e.g. `Identifiant de patient inconnu`).
-        label: String,
-    },
-}
-
-/// Who sends the MDN and what it says.
-#[derive(Debug, Clone)]
-pub struct MdnRequest {
-    /// The mailbox that received the original (the MDN's `From:` and `Final-Recipient`).
-    pub final_recipient: String,
-    /// Its display name (the sender label of M4).
-    pub label: Option<String>,
-    /// The disposition.
-    pub disposition: MdnDisposition,
-}
-
-/// Builds the MDN of a received message (ANS volet `struct-msg-mdn`): `multipart/report;
-/// report-type=disposition-notification` with a human-readable part, the
-/// `message/disposition-notification` fields, the original message, and the original's
-/// `IHE_XDM.zip` and PDF attachments re-attached. Refused when the original asked for no MDN.
-pub fn build_mdn(
-    original: &ReceivedMessage,
-    req: &MdnRequest,
-    cfg: &ComposeConfig,
-    env: &mut Env,
-) -> Result<ComposedMessage> {
-    let Some(to) = original.disposition_notification_to.clone() else {
-        return Err(Error::invalid(
-            "original",
-            "the message asks for no read receipt (no Disposition-Notification-To)",
-        ));
-    };
-    let Some(original_id) = original.message_id.clone() else {
-        return Err(Error::invalid(
-            "original",
-            "the message has no Message-ID to refer to",
-        ));
-    };
-    crate::compose::check_address("final_recipient", &req.final_recipient)?;
-    if let MdnDisposition::Error { code, label } = &req.disposition {
-        for (f, v) in [("disposition.code", code), ("disposition.label", label)] {
-            if v.contains(['\r', '\n', '^']) || v.trim().is_empty() {
-                return Err(Error::invalid(f, "required, on one line, without '^'"));
-            }
-        }
-    }
-    let domain = req
-        .final_recipient
-        .rsplit_once('@')
-        .map_or("localhost", |(_, d)| d);
-    let message_id = format!("{}@{domain}", env.uuid());
-    let subject = match &req.disposition {
-        MdnDisposition::Error { code, .. } => {
-            format!("[KO Intégration système !][{code}] {}", original.subject)
-        }
-        _ => original.subject.clone(),
-    };
-    let (human, disposition) = match &req.disposition {
-        MdnDisposition::Processed => (
-            format!("Le message {} a été traité.\r\n", original_id),
-            "automatic-action/MDN-sent-automatically; processed".to_string(),
-        ),
-        MdnDisposition::Displayed => (
-            format!(
-                "Le message {} a été affiché à son destinataire.\r\n",
-                original_id
-            ),
-            "manual-action/MDN-sent-manually; displayed".to_string(),
-        ),
-        MdnDisposition::Error { code, label } => (
-            format!(
-                "Le message ci-dessous n'a pas pu être intégré automatiquement pour la raison suivante : {label}\r\nCode d'erreur : {code}\r\n"
-            ),
-            format!("automatic-action/MDN-sent-automatically; processed/Error: {code}^{label}"),
-        ),
-    };
-    let original_recipient = original
-        .original_recipient
-        .clone()
-        .unwrap_or_else(|| req.final_recipient.clone());
-    let fields = format!(
-        "Reporting-UA: {domain}; mss {}\r\nOriginal-Recipient: rfc822;{original_recipient}\r\nFinal-Recipient: rfc822;{}\r\nOriginal-Message-ID: <{original_id}>\r\nDisposition: {disposition}\r\n",
-        env!("CARGO_PKG_VERSION"),
-        req.final_recipient
-    );
-    let enc = |b: &[u8]| if b.is_ascii() { "7bit" } else { "8bit" };
-    let mut parts = vec![
-        MimePart::new("text/plain", human),
-        MimePart::new(
-            ContentType::new("message/disposition-notification"),
-            BodyPart::Binary(Cow::Owned(fields.clone().into_bytes())),
-        )
-        .transfer_encoding(enc(fields.as_bytes())),
-        MimePart::new(
-            ContentType::new("message/rfc822"),
-            BodyPart::Binary(Cow::Borrowed(original.raw.as_slice())),
-        )
-        .transfer_encoding(enc(&original.raw)),
-    ];
-    for a in &original.attachments {
-        let is_xdm = a.filename.eq_ignore_ascii_case(crate::xdm::ATTACHMENT_NAME);
-        let is_pdf = a.content_type.eq_ignore_ascii_case("application/pdf");
-        if is_xdm || is_pdf {
-            parts.push(
-                MimePart::new(
-                    ContentType::new(a.content_type.as_str())
-                        .attribute("name", a.filename.as_str()),
-                    BodyPart::Binary(Cow::Borrowed(a.content.as_slice())),
-                )
-                .attachment(a.filename.as_str()),
-            );
-        }
-    }
-    let report = MimePart::new(
-        ContentType::new("multipart/report")
-            .attribute("report-type", "disposition-notification")
-            .attribute("boundary", format!("mss_{}", env.token())),
-        parts,
-    );
-    let mut raw = Vec::new();
-    MessageBuilder::new()
-        .from(Address::new_address(
-            req.label.as_deref(),
-            req.final_recipient.as_str(),
-        ))
-        .to(Address::new_address(None::<&str>, to.as_str()))
-        .subject(Text::new(subject.as_str()))
-        .date(Date::new(env.now().unix_timestamp()))
-        .message_id(MessageId::new(message_id.as_str()))
-        .in_reply_to(MessageId::new(original_id.as_str()))
-        .references(MessageId::new(original_id.as_str()))
-        .header("X-MSS-NIL", Raw::new(cfg.product_reference.as_str()))
-        .body(report)
-        .serialize(&mut raw);
-    Ok(ComposedMessage {
-        raw,
-        message_id,
-        subject,
-        envelope: Envelope {
-            mail_from: req.final_recipient.clone(),
-            rcpt_to: vec![to],
-        },
-        dsn: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dsn_parameters_are_xtext() {
-        let d = DsnRequest::full("a+b=c d".into());
-        assert_eq!(d.mail_params(), "RET=HDRS ENVID=a+2Bb+3Dc+20d");
-        assert_eq!(
-            d.rcpt_params("jean.dupont@chu-exemple.mssante.fr"),
-            "NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;jean.dupont@chu-exemple.mssante.fr"
-        );
-    }
 
     #[test]
     fn mdn_error_disposition_of_the_ans_example_is_read() {

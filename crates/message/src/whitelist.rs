@@ -43,7 +43,7 @@ impl Whitelist {
             .next()
             .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| Error::Whitelist("the checksum is not a SHA-256 hex digest".into()))?;
-        let actual = crate::env::hex(&Sha256::digest(xml));
+        let actual = mss_types::hex(&Sha256::digest(xml));
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(Error::Whitelist(format!(
                 "SHA-256 of the XML is {actual}, the checksum says {}: file refused",
@@ -155,7 +155,7 @@ impl Whitelist {
     /// True when `address` may receive a health message: its domain is listed or is the patient
     /// domain of Mon espace santé.
     pub fn allows(&self, address: &str) -> bool {
-        match crate::patient::split_address(address) {
+        match address.rsplit_once('@') {
             Some((_, d)) => d.eq_ignore_ascii_case(crate::PATIENT_DOMAIN) || self.contains(d),
             None => false,
         }
@@ -185,7 +185,7 @@ mod tests {
 </ListeBlancheMSSante>"#;
 
     fn sha(x: &str) -> String {
-        crate::env::hex(&Sha256::digest(x.as_bytes()))
+        mss_types::hex(&Sha256::digest(x.as_bytes()))
     }
 
     #[test]

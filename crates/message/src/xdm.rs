@@ -451,7 +451,7 @@ pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive,
                     ),
                 ));
             }
-            let hash = crate::env::hex(&Sha1::digest(&content));
+            let hash = mss_types::hex(&Sha1::digest(&content));
             if !hash.eq_ignore_ascii_case(entry.hash.trim()) {
                 return Err(Error::malformed(
                     doc_part,

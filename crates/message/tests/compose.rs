@@ -53,15 +53,15 @@ fn professional_message_headers_are_exact() {
         m.subject,
         "XDM/1.0/DDM+CR de consultation DURAND Camille 15/03/1979"
     );
-    assert_eq!(m.envelope.mail_from, "marie.martin@medecin.mssante.fr");
+    assert_eq!(m.envelope.from.as_str(), "marie.martin@medecin.mssante.fr");
     assert_eq!(
-        m.envelope.rcpt_to,
+        recipients(&m),
         [
             "jean.dupont@chu-exemple.mssante.fr",
             "secretariat.cardio@chu-exemple.mssante.fr"
         ]
     );
-    let dsn = m.dsn.expect("a DSN was asked");
+    let dsn = m.envelope.dsn.expect("a DSN was asked");
     assert_eq!(
         dsn.mail_params(),
         "RET=HDRS ENVID=89fbb008-66f4-4834-a0da-8888138772f0"
@@ -209,7 +209,7 @@ fn patient_message_ends_the_exchange_with_the_header() {
          MIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"mss_729a95f4c4525087\""
     );
-    assert!(m.dsn.is_none());
+    assert!(m.envelope.dsn.is_none());
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn without_cda_only_x_mss_nil_is_set() {
          Content-Type: text/plain; charset=\"utf-8\"\r\n\
          Content-Transfer-Encoding: quoted-printable"
     );
-    assert!(m.dsn.is_none());
+    assert!(m.envelope.dsn.is_none());
 }
 
 /// A second CDA for the example patient: same header, another type and id.
@@ -309,7 +309,7 @@ fn bcc_reaches_the_envelope_only() {
     req.recipients.bcc = vec!["archives@chu-exemple.mssante.fr".into()];
     let m = compose(&req);
     assert_eq!(
-        m.envelope.rcpt_to,
+        recipients(&m),
         [
             "jean.dupont@chu-exemple.mssante.fr",
             "secretariat.cardio@chu-exemple.mssante.fr",
@@ -386,4 +386,9 @@ fn the_same_request_gives_the_same_bytes() {
     )
     .expect("composes");
     assert_ne!(other.message_id, compose(&req).message_id);
+}
+
+/// The envelope recipients, as text.
+fn recipients(m: &mss_message::ComposedMessage) -> Vec<&str> {
+    m.envelope.recipients.iter().map(|r| r.as_str()).collect()
 }

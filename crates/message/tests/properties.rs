@@ -135,7 +135,7 @@ proptest! {
         req.recipients.to = vec![format!("{ins}@patient.mssante.fr")];
         if let Some(p) = req.patient.as_mut() { p.ins = ins.clone(); }
         let sent = compose_with(&req, &config(), &mut env()).expect("composes");
-        prop_assert_eq!(sent.envelope.rcpt_to.clone(), vec![format!("{ins}@patient.mssante.fr")]);
+        prop_assert_eq!(sent.envelope.recipients.iter().map(|r| r.to_string()).collect::<Vec<_>>(), vec![format!("{ins}@patient.mssante.fr")]);
         // One digit off in the key and the address is refused.
         let mut bad = ins.clone().into_bytes();
         let last = bad.len() - 1;

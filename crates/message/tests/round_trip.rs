@@ -3,8 +3,8 @@
 mod common;
 
 use common::{config, env, example, example_path};
+use mss_message::mdn::{MdnDisposition, MdnRequest, build_mdn};
 use mss_message::patient::SenderClass;
-use mss_message::receipt::{MdnDisposition, MdnRequest, build_mdn};
 use mss_message::{InsAuthority, Report, Sex, compose_with, read_message};
 use sha1::{Digest, Sha1};
 use std::io::Write;
@@ -204,8 +204,14 @@ fn an_mdn_is_built_and_correlated() {
     };
     let mut e = mss_message::Env::fixed(time::macros::datetime!(2026-11-23 10:00 UTC), 7);
     let mdn = build_mdn(&received, &req, &cfg, &mut e).expect("mdn");
-    assert_eq!(mdn.envelope.rcpt_to, ["marie.martin@medecin.mssante.fr"]);
-    assert_eq!(mdn.envelope.mail_from, "jean.dupont@chu-exemple.mssante.fr");
+    assert_eq!(
+        mdn.envelope.recipients[..],
+        ["marie.martin@medecin.mssante.fr".parse().expect("address")]
+    );
+    assert_eq!(
+        mdn.envelope.from.as_str(),
+        "jean.dupont@chu-exemple.mssante.fr"
+    );
     let text = String::from_utf8_lossy(&mdn.raw);
     assert!(
         text.contains("Content-Type: multipart/report; report-type=\"disposition-notification\";"),
@@ -293,9 +299,10 @@ fn a_dsn_is_read_and_correlated() {
     let sent =
         compose_with(&example("cda-to-professional.json"), &config(), &mut env()).expect("compose");
     let envid = sent
+        .envelope
         .dsn
         .as_ref()
-        .map(|d| d.envid.clone())
+        .and_then(|d| d.envid.clone())
         .expect("dsn asked");
     let dsn = format!(
         "From: MAILER-DAEMON@mx.chu-exemple.mssante.fr\r\n\

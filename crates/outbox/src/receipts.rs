@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use mss_lps::LpsClient;
 use mss_message::Report;
-use mss_message::receipt::{DeliveryReport, DispositionReport};
+use mss_message::receipt::{DeliveryReport, DispositionReport, DsnRecipient};
 use tokio::sync::watch;
 
 use crate::model::State;
@@ -233,7 +233,7 @@ fn candidates(envid: Option<&str>, message_id: Option<&str>) -> Vec<String> {
     };
     if let Some(e) = envid {
         push(e.trim().to_owned());
-        push(xtext_decode(e.trim()));
+        push(mss_types::xtext::decode(e.trim()));
     }
     if let Some(id) = message_id {
         let bare = id.trim().trim_start_matches('<').trim_end_matches('>');
@@ -241,27 +241,6 @@ fn candidates(envid: Option<&str>, message_id: Option<&str>) -> Vec<String> {
         push(bare.to_owned());
     }
     out
-}
-
-/// RFC 3461 xtext: `+HH` is a byte; anything malformed is kept as is.
-fn xtext_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn apply(
@@ -282,10 +261,7 @@ async fn apply(
 
 /// `delivered` (also `relayed`/`expanded`: handed on, no further notice will come) or `failed`; `delayed`
 /// says nothing final.
-fn dsn_outcome(
-    d: &DeliveryReport,
-    r: &mss_message::receipt::RecipientStatus,
-) -> Option<(State, String)> {
+fn dsn_outcome(d: &DeliveryReport, r: &DsnRecipient) -> Option<(State, String)> {
     let state = match r.action.as_str() {
         "delivered" | "relayed" | "expanded" => State::Delivered,
         "failed" => State::Failed,
@@ -321,7 +297,6 @@ fn mdn_outcome(m: &DispositionReport) -> Option<(State, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn ids_are_tried_in_every_form_the_outbox_may_hold() {
@@ -331,23 +306,5 @@ mod tests {
         );
         assert_eq!(candidates(None, Some("<k@x>")), ["<k@x>", "k@x"]);
         assert!(candidates(None, None).is_empty());
-    }
-
-    #[test]
-    fn xtext_is_decoded_and_malformed_escapes_kept() {
-        assert_eq!(xtext_decode("a+2Bb+3Dc+20d"), "a+b=c d");
-        assert_eq!(xtext_decode("a+zz+"), "a+zz+");
-    }
-
-    proptest! {
-        #[test]
-        fn xtext_decoding_undoes_the_encoding(s in "\\PC{0,40}") {
-            prop_assert_eq!(xtext_decode(&mss_message::receipt::xtext(&s)), s);
-        }
-
-        #[test]
-        fn any_text_decodes_without_panicking(s in "\\PC{0,60}") {
-            let _ = xtext_decode(&s);
-        }
     }
 }

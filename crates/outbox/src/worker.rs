@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mss_annuaire::MailAddress;
 use mss_lps::smtp::{RecipientResult, SmtpReply};
 use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope, LpsClient};
+use mss_types::MailAddress;
 use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;

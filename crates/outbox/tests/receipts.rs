@@ -107,9 +107,9 @@ async fn an_mdn_built_by_mss_message_marks_its_recipient_read_and_an_error_mdn_f
     );
     let received = mss_message::read_message(&original).expect("read");
     let mdn = |who: &str, disposition| {
-        mss_message::receipt::build_mdn(
+        mss_message::mdn::build_mdn(
             &received,
-            &mss_message::receipt::MdnRequest {
+            &mss_message::mdn::MdnRequest {
                 final_recipient: who.to_owned(),
                 label: None,
                 disposition,
@@ -124,7 +124,7 @@ async fn an_mdn_built_by_mss_message_marks_its_recipient_read_and_an_error_mdn_f
         store.as_ref(),
         &mdn(
             "bob@sante.test",
-            mss_message::receipt::MdnDisposition::Displayed,
+            mss_message::mdn::MdnDisposition::Displayed,
         ),
     )
     .await
@@ -134,7 +134,7 @@ async fn an_mdn_built_by_mss_message_marks_its_recipient_read_and_an_error_mdn_f
         store.as_ref(),
         &mdn(
             "carol@sante.test",
-            mss_message::receipt::MdnDisposition::Error {
+            mss_message::mdn::MdnDisposition::Error {
                 code: "902".into(),
                 label: "Identifiant de patient inconnu".into(),
             },

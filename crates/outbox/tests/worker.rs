@@ -400,7 +400,7 @@ async fn the_server_going_away_defers_and_everything_goes_when_it_is_back() {
     let client = Arc::new(
         mss_lps::LpsClient::new(mss_lps::MailboxConfig {
             address: mss_testing::lps::addr("alice@sante.test"),
-            bal_type: mss_annuaire::BalType::Per,
+            bal_type: mss_types::BalType::Per,
             credentials: mss_lps::Credentials::Psc {
                 provider: Arc::new(StaticToken::new(token)),
                 policy: op.policy(),

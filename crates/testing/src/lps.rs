@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use mss_annuaire::{BalType, MailAddress};
+use mss_types::{BalType, MailAddress};
 use mss_lps::{
     AccessToken, ClientIdentity, ConnectOptions, Credentials, Endpoint, LpsClient, MailboxConfig,
     Secret, ServerEndpoints, ServerSource, SessionPolicy, StaticToken, TlsSettings, TokenPolicy,

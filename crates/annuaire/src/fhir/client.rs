@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::mapping::{self, Change, Included};
 use super::resources::{Bundle, OperationOutcome, Resource, parse_bundle, parse_resource};
 use super::{API_KEY_HEADER, NATIONAL_RATE, NATIONAL_TIMEOUT};
+use crate::Secret;
 use crate::model::{Entry, MailAddress, Structure};
-use crate::secret::Secret;
 use crate::{Error, Result};
 
 /// How to reach the API.

@@ -12,8 +12,8 @@ use rustls::pki_types::pem::PemObject;
 
 use super::filter::Filter;
 use super::mapping::{Field, Mapped, Mapping, RawEntry};
+pub use crate::Secret;
 use crate::model::{BalType, Department, Entry};
-pub use crate::secret::Secret;
 use crate::{Error, Result};
 
 /// The national production directory (docs/mssante.md D2).

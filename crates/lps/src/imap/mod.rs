@@ -5,21 +5,21 @@
 //! RFC 5530 response codes into strings, which the typed authentication errors need. Like SMTP, a typestate
 //! (`connect` → [`ImapSecure`] → [`ImapSession`]) keeps credentials behind TLS.
 
-mod response;
-
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-pub use response::{FetchedMessage, ImapStatus, ListEntry, ResponseCode, Status};
-pub(crate) use response::{Response, Segment, Untagged};
+pub use crate::imap_response::{FetchedMessage, ImapStatus, ListEntry, ResponseCode, Status};
+pub(crate) use crate::imap_response::{Response, Segment, Untagged};
 
+use crate::auth::Login;
 use crate::auth::{self, OAuthChallenge, Refusal, TokenPolicy};
+use crate::conn::ConnectOptions;
 use crate::conn::{self, Endpoint, LineConn, Redact, Timeouts};
 use crate::error::{AuthFailure, Error, Protocol};
+use crate::imap_response;
 use crate::secret::{self, AccessToken};
-use crate::smtp::{ConnectOptions, Login};
 
 type Tls = TlsStream<TcpStream>;
 
@@ -115,7 +115,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Conn<S> {
         let mut segments = Vec::new();
         let mut line = self.line.read_line_within(timeout).await?;
         loop {
-            let lit = response::literal_at_end(&line);
+            let lit = imap_response::literal_at_end(&line);
             segments.push(Segment::Text(line));
             match lit {
                 Some(n) if n > MAX_LITERAL => {
@@ -128,7 +128,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Conn<S> {
                 None => break,
             }
         }
-        response::parse(&segments).map_err(|e| self.line.protocol(e))
+        imap_response::parse(&segments).map_err(|e| self.line.protocol(e))
     }
 
     async fn read_response(&mut self) -> Result<Response, Error> {
@@ -397,7 +397,7 @@ pub struct ImapSession {
 }
 
 fn quoted(name: &str) -> Result<String, Error> {
-    response::quote(name).ok_or_else(|| Error::Config {
+    imap_response::quote(name).ok_or_else(|| Error::Config {
         reason: format!("mailbox name {name:?} must be ASCII (modified UTF-7) without line breaks"),
     })
 }
@@ -483,7 +483,7 @@ impl ImapSession {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let set = response::uid_set(uids);
+        let set = imap_response::uid_set(uids);
         let saved = self.conn.line.timeout;
         self.conn.line.timeout = self.timeouts.data;
         let result = self
@@ -536,7 +536,9 @@ impl ImapSession {
         (name, value): (&str, &str),
         max: usize,
     ) -> Result<NewMessages, Error> {
-        let (Some(name_q), Some(value_q)) = (response::quote(name), response::quote(value)) else {
+        let (Some(name_q), Some(value_q)) =
+            (imap_response::quote(name), imap_response::quote(value))
+        else {
             return Err(Error::Config {
                 reason: "header search: ASCII without line breaks only".into(),
             });
@@ -695,7 +697,7 @@ impl ImapSession {
             }
         };
         if let Some(id) = message_id
-            && let Some(q) = response::quote(id)
+            && let Some(q) = imap_response::quote(id)
         {
             self.examine(&mailbox).await?;
             if !self

@@ -7,201 +7,55 @@
 //! envelope, and both stop at the first refused recipient. The protocol subset is small: a typestate
 //! (`connect` → [`SmtpSecure`] → [`SmtpSession`]) makes "no AUTH before TLS" a compile-time property.
 
-mod reply;
-
 use std::net::{IpAddr, SocketAddr};
 
-use mss_annuaire::MailAddress;
+use mss_types::{Envelope, MailAddress};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use reply::ReplyParser;
-pub use reply::{EnhancedCode, Extensions, SmtpReply};
+use crate::smtp_reply::ReplyParser;
+pub use crate::smtp_reply::{EnhancedCode, Extensions, RecipientResult, SmtpReply};
 
-use crate::auth::{self, Method, OAuthChallenge, Refusal, TokenPolicy};
+pub use crate::auth::Login;
+use crate::auth::{self, OAuthChallenge, Refusal, TokenPolicy};
+pub use crate::conn::ConnectOptions;
 use crate::conn::{self, Endpoint, LineConn, Redact, Timeouts};
 use crate::error::{AuthFailure, Error, Protocol};
-use crate::secret::{self, AccessToken, Secret};
-use crate::tls::TlsSettings;
+use crate::secret::{self, AccessToken};
 
-/// What every connection needs.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Trust roots and, for APP mailboxes, the client certificate.
-    pub tls: TlsSettings,
-    /// Deadlines.
-    pub timeouts: Timeouts,
-    /// Source address (multi-homed hosts; the tests use 127.0.0.x).
-    pub local_addr: Option<IpAddr>,
-    /// Name given in EHLO; default: the address literal of the local end (`[192.0.2.1]`).
-    pub client_name: Option<String>,
-}
-
-impl ConnectOptions {
-    /// Defaults around `tls`.
-    pub fn new(tls: TlsSettings) -> Self {
-        ConnectOptions {
-            tls,
-            timeouts: Timeouts::default(),
-            local_addr: None,
-            client_name: None,
-        }
-    }
-}
-
-/// How to authenticate.
-#[derive(Debug, Clone, Copy)]
-pub enum Login<'a> {
-    /// PER/ORG mailbox: SASL XOAUTH2 with the PSC access token.
-    XOAuth2 {
-        /// The BAL.
-        user: &'a MailAddress,
-        /// The token.
-        token: &'a AccessToken,
-        /// To explain refusals.
-        policy: &'a TokenPolicy,
-    },
-    /// APP mailbox: the TLS client certificate authenticates, SASL PLAIN names the BAL.
-    Certificate {
-        /// The BAL.
-        user: &'a MailAddress,
-        /// Password, when the operator wants one (usually none).
-        password: Option<&'a Secret>,
-    },
-}
-
-/// The SASL exchange a [`Login`] asks for: method, mechanism name, initial response, and for XOAUTH2 the
-/// token and policy that explain a refusal. Shared by SMTP and IMAP.
-pub(crate) type Sasl<'a> = (
-    Method,
-    &'static str,
-    Secret,
-    Option<&'a AccessToken>,
-    Option<&'a TokenPolicy>,
-);
-
-impl<'a> Login<'a> {
-    pub(crate) fn user(&self) -> &MailAddress {
-        match self {
-            Login::XOAuth2 { user, .. } | Login::Certificate { user, .. } => user,
-        }
-    }
-
-    /// The SASL exchange; PLAIN for an APP mailbox needs the TLS client certificate.
-    pub(crate) fn sasl(self, has_client_cert: bool) -> Result<Sasl<'a>, Error> {
-        match self {
-            Login::XOAuth2 {
-                user,
-                token,
-                policy,
-            } => Ok((
-                Method::XOAuth2,
-                "XOAUTH2",
-                secret::xoauth2_initial_response(user.as_str(), token),
-                Some(token),
-                Some(policy),
-            )),
-            Login::Certificate { user, password } => {
-                if !has_client_cert {
-                    return Err(Error::Config {
-                        reason: format!("the APP mailbox {user} needs a client certificate"),
-                    });
-                }
-                Ok((
-                    Method::Certificate,
-                    "PLAIN",
-                    secret::plain_initial_response(user.as_str(), password),
-                    None,
-                    None,
-                ))
-            }
-        }
-    }
-}
-
-/// `RET` of a DSN request (RFC 3461 §4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DsnReturn {
-    /// The whole message.
-    Full,
-    /// Headers only.
-    Headers,
-}
-
-/// When to notify (RFC 3461 §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DsnNotify {
-    /// Never (alone).
-    Never,
-    /// On delivery.
-    Success,
-    /// On failure.
-    Failure,
-    /// On delay.
-    Delay,
-}
-
-/// A delivery status notification request (spec M6).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DsnRequest {
-    /// `RET=`.
-    pub ret: Option<DsnReturn>,
-    /// `ENVID=` (sent as xtext).
-    pub envid: Option<String>,
-    /// `NOTIFY=` for every recipient; empty: the server's default.
-    pub notify: Vec<DsnNotify>,
-    /// Send `ORCPT=rfc822;<address>` for every recipient.
-    pub orcpt: bool,
-}
-
-/// Sender and recipients of one transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// Reverse path (the BAL).
-    pub from: MailAddress,
-    /// Forward paths.
-    pub recipients: Vec<MailAddress>,
-    /// DSN parameters, when asked.
-    pub dsn: Option<DsnRequest>,
-}
-
-impl Envelope {
-    /// The envelope of a ready message: `from` as reverse path, the addresses of its To, Cc and Bcc as
-    /// recipients (each once).
-    pub fn from_message(from: MailAddress, message: &[u8]) -> Result<Envelope, Error> {
-        let parsed = mail_parser::MessageParser::default()
-            .parse_headers(message)
-            .ok_or_else(|| Error::InvalidMessage {
-                reason: "no header section".into(),
+/// The envelope of a ready message: `from` as reverse path, the addresses of its To, Cc and Bcc as
+/// recipients (each once), no DSN.
+pub fn message_envelope(from: MailAddress, message: &[u8]) -> Result<Envelope, Error> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(message)
+        .ok_or_else(|| Error::InvalidMessage {
+            reason: "no header section".into(),
+        })?;
+    let mut recipients: Vec<MailAddress> = Vec::new();
+    for list in [parsed.to(), parsed.cc(), parsed.bcc()]
+        .into_iter()
+        .flatten()
+    {
+        for a in list.iter() {
+            let Some(raw) = a.address() else { continue };
+            let address = MailAddress::parse(raw).map_err(|e| Error::InvalidMessage {
+                reason: format!("recipient {raw:?}: {e}"),
             })?;
-        let mut recipients: Vec<MailAddress> = Vec::new();
-        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
-            .into_iter()
-            .flatten()
-        {
-            for a in list.iter() {
-                let Some(raw) = a.address() else { continue };
-                let address = MailAddress::parse(raw).map_err(|e| Error::InvalidMessage {
-                    reason: format!("recipient {raw:?}: {e}"),
-                })?;
-                if !recipients.contains(&address) {
-                    recipients.push(address);
-                }
+            if !recipients.contains(&address) {
+                recipients.push(address);
             }
         }
-        if recipients.is_empty() {
-            return Err(Error::InvalidMessage {
-                reason: "no recipient in To, Cc or Bcc".into(),
-            });
-        }
-        Ok(Envelope {
-            from,
-            recipients,
-            dsn: None,
-        })
     }
+    if recipients.is_empty() {
+        return Err(Error::InvalidMessage {
+            reason: "no recipient in To, Cc or Bcc".into(),
+        });
+    }
+    Ok(Envelope {
+        from,
+        recipients,
+        dsn: None,
+    })
 }
 
 /// The `Message-ID` of a message, with its angle brackets.
@@ -243,22 +97,6 @@ pub fn without_bcc(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         std::borrow::Cow::Owned(out)
     } else {
         std::borrow::Cow::Borrowed(message)
-    }
-}
-
-/// What the server said about one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientResult {
-    /// The recipient.
-    pub recipient: MailAddress,
-    /// The reply to its RCPT TO.
-    pub reply: SmtpReply,
-}
-
-impl RecipientResult {
-    /// Accepted (2xx).
-    pub fn accepted(&self) -> bool {
-        self.reply.is_positive()
     }
 }
 
@@ -588,43 +426,25 @@ impl SmtpSession {
         }
         let dsn = envelope.dsn.as_ref().filter(|_| self.ext.has("DSN"));
         let dsn_ignored = envelope.dsn.is_some() && dsn.is_none();
+        let with_params = |mut line: String, params: String| {
+            if !params.is_empty() {
+                line.push(' ');
+                line.push_str(&params);
+            }
+            line
+        };
         if let Some(d) = dsn {
-            match d.ret {
-                Some(DsnReturn::Full) => mail.push_str(" RET=FULL"),
-                Some(DsnReturn::Headers) => mail.push_str(" RET=HDRS"),
-                None => {}
-            }
-            if let Some(id) = &d.envid {
-                mail.push_str(&format!(" ENVID={}", xtext(id)));
-            }
+            mail = with_params(mail, d.mail_params());
         }
         let rcpts = envelope
             .recipients
             .iter()
             .map(|r| {
-                let mut line = format!("RCPT TO:<{r}>");
-                if let Some(d) = dsn {
-                    if !d.notify.is_empty() {
-                        let words: Vec<&str> = if d.notify.contains(&DsnNotify::Never) {
-                            vec!["NEVER"]
-                        } else {
-                            d.notify
-                                .iter()
-                                .map(|n| match n {
-                                    DsnNotify::Success => "SUCCESS",
-                                    DsnNotify::Failure => "FAILURE",
-                                    DsnNotify::Delay => "DELAY",
-                                    DsnNotify::Never => "NEVER",
-                                })
-                                .collect()
-                        };
-                        line.push_str(&format!(" NOTIFY={}", words.join(",")));
-                    }
-                    if d.orcpt {
-                        line.push_str(&format!(" ORCPT=rfc822;{}", xtext(r.as_str())));
-                    }
+                let line = format!("RCPT TO:<{r}>");
+                match dsn {
+                    Some(d) => with_params(line, d.rcpt_params(r.as_str())),
+                    None => line,
                 }
-                line
             })
             .collect();
         (mail, rcpts, dsn_ignored)
@@ -766,19 +586,6 @@ impl SmtpSession {
     }
 }
 
-/// xtext (RFC 3461 §4): `+XX` for `+`, `=`, controls, space and non-ASCII.
-pub(crate) fn xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The DATA payload: line ends normalised to CRLF, lines starting with `.` doubled (RFC 5321 §4.5.2), a final
 /// CRLF if missing, and the terminating `.` line.
 pub(crate) fn prepare_data(message: &[u8]) -> Vec<u8> {
@@ -822,16 +629,10 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn xtext_encoding() {
-        assert_eq!(xtext("a+b=c d@é"), "a+2Bb+3Dc+20d@+C3+A9");
-        assert_eq!(xtext("msg-1@sante.test"), "msg-1@sante.test");
-    }
-
-    #[test]
     fn envelope_from_headers_and_bcc_removed() {
         let msg = b"From: A <a@sante.test>\r\nTo: B <b@sante.test>, c@sante.test\r\nCc: b@sante.test\r\nBcc: secret@sante.test,\r\n other@sante.test\r\nMessage-ID: <x1@mss.test>\r\nSubject: s\r\n\r\nBcc: stays in the body\r\n";
         let from = MailAddress::parse("a@sante.test").expect("address");
-        let env = Envelope::from_message(from, msg).expect("envelope");
+        let env = message_envelope(from, msg).expect("envelope");
         let rcpts: Vec<&str> = env.recipients.iter().map(MailAddress::as_str).collect();
         assert_eq!(
             rcpts,
@@ -857,7 +658,7 @@ mod tests {
             without_bcc(b"To: x@y.fr\r\n\r\nb"),
             std::borrow::Cow::Borrowed(_)
         ));
-        let none = Envelope::from_message(
+        let none = message_envelope(
             MailAddress::parse("a@sante.test").expect("a"),
             b"Subject: x\r\n\r\n",
         );

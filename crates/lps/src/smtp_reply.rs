@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use mss_types::MailAddress;
+
 /// An enhanced status code `class.subject.detail` (RFC 3463), e.g. `5.7.8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EnhancedCode {
@@ -267,6 +269,22 @@ impl Extensions {
     /// Keywords in the server's order.
     pub fn keywords(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+/// What the server said about one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientResult {
+    /// The recipient.
+    pub recipient: MailAddress,
+    /// The reply to its RCPT TO.
+    pub reply: SmtpReply,
+}
+
+impl RecipientResult {
+    /// Accepted (2xx).
+    pub fn accepted(&self) -> bool {
+        self.reply.is_positive()
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::{Error, Result};
+use crate::Error;
 
 const REDACTED: &str = "[redacted]";
 
@@ -23,11 +23,11 @@ impl Secret {
 
     /// Reads a secret file (a password or API key file): its first line, without the line end; the read
     /// buffer is wiped.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                Error::io(format!("reading the secret file {}", path.display()), e)
-            })?);
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading the secret file {}", path.display()),
+            source,
+        })?);
         Ok(Secret::new(text.lines().next().unwrap_or("")))
     }
 

@@ -1,0 +1,68 @@
+//! # mss-types — the mail vocabulary shared by the mss crates
+//!
+//! Defined once here, used by the directory (`mss-annuaire`), the API LPS client (`mss-lps`), message
+//! composition (`mss-message`) and the outbox (`mss-outbox`):
+//!
+//! - [`MailAddress`]: a checked mailbox address, and [`BalType`], the kind of mailbox;
+//! - [`Secret`]: a password, key or token that never reaches a log line;
+//! - [`Envelope`]: the SMTP sender and recipients of one message, with its [`DsnRequest`];
+//! - [`xtext`]: the RFC 3461 encoding of DSN parameters, both ways;
+//! - [`hex()`]: lower-case hexadecimal of a byte string.
+//!
+//! It depends on no other mss crate and on nothing that performs I/O besides reading a secret file.
+
+mod address;
+mod dsn;
+mod envelope;
+mod secret;
+pub mod xtext;
+
+pub use address::{AddressFault, BalType, MailAddress};
+pub use dsn::{DsnNotify, DsnRequest, DsnReturn};
+pub use envelope::Envelope;
+pub use secret::Secret;
+
+/// Errors of the shared types: a value that does not fit its field, or a secret file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value that does not fit its field.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Field name, e.g. `address`.
+        field: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// Reading a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being read.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Lower-case hexadecimal of a byte string (hashes, keys).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lower_case() {
+        assert_eq!(hex(&[0x00, 0xAB, 0x0f]), "00ab0f");
+        assert_eq!(hex(&[]), "");
+    }
+}
