@@ -8,11 +8,11 @@
 //!   reported and duplicate addresses merged;
 //! - [`demo`]: a deterministic generator of realistic synthetic extraction files (the real file cannot be
 //!   downloaded in tests), which also provides the embedded default dataset;
-//! - [`ldap`] (feature `ldap`, on by default): the national LDAP directory (spec D2): an async client
+//! - [`ldap`] (feature `ldap`, on by default): the national LDAP directory (docs/mssante.md D2): an async client
 //!   (anonymous or simple bind, plain/StartTLS/LDAPS, timeouts, reconnection), an RFC 4515 filter builder,
 //!   the attribute mapping as data, live search that flags partial answers, and the harvest that collects
 //!   every entry despite the 100-entry cap;
-//! - [`fhir`] (feature `fhir`, on by default): the Annuaire Santé FHIR API v2 (spec D3): typed R4
+//! - [`fhir`] (feature `fhir`, on by default): the Annuaire Santé FHIR API v2 (docs/mssante.md D3): typed R4
 //!   resources, their mapping to entries, a client (API key, 17 requests/s, retries), full and delta sync.
 //!
 //! It depends on no other mss crate: the index, the REST API and the CLI all build on it.

@@ -1,7 +1,7 @@
 //! The directory model: one [`Entry`] per MSSanté mailbox (BAL).
 //!
 //! Fields follow the 31 columns of the national extraction file
-//! (`Extraction_Correspondance_MSSante`, spec `sources.md` §5), typed, plus where the entry came from and
+//! (`Extraction_Correspondance_MSSante`, docs/mssante.md D1), typed, plus where the entry came from and
 //! when. LDAP and FHIR sources map onto the same type.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Auto-configuration (spec L4): the SRV records `_submission._tcp` and `_imap._tcp` of the BAL's domain;
+//! Auto-configuration (docs/mssante.md L4): the SRV records `_submission._tcp` and `_imap._tcp` of the BAL's domain;
 //! priority 10 is the PER/ORG front (PSC), 20 the APP front (client certificate).
 //!
 //! Names are always looked up fully qualified (trailing dot): without it hickory applies search domains and

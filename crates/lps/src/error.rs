@@ -144,7 +144,7 @@ pub enum Error {
         /// What it said.
         reply: String,
     },
-    /// STARTTLS is not offered: nothing is sent that could authenticate (spec L1).
+    /// STARTTLS is not offered: nothing is sent that could authenticate (docs/mssante.md L1).
     #[error("{server} does not offer STARTTLS on {protocol}: refusing to go on without TLS")]
     StartTlsUnavailable {
         /// `host:port`.
@@ -245,7 +245,9 @@ pub enum Error {
         transient: bool,
     },
     /// The domain publishes no SRV record for this service and mailbox type.
-    #[error("no SRV record {name} with priority {priority} (auto-configuration, spec L4)")]
+    #[error(
+        "no SRV record {name} with priority {priority} (auto-configuration, docs/mssante.md L4)"
+    )]
     NoService {
         /// `_submission._tcp.<domain>.` or `_imap._tcp.<domain>.`.
         name: String,

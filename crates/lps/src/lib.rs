@@ -1,4 +1,4 @@
-//! API LPS client (spec L1–L7): SMTP submission and IMAP over STARTTLS with XOAUTH2 (PER/ORG mailboxes, Pro
+//! API LPS client (docs/mssante.md L1–L7): SMTP submission and IMAP over STARTTLS with XOAUTH2 (PER/ORG mailboxes, Pro
 //! Santé Connect token) or a TLS client certificate (APP mailboxes), SRV auto-configuration, sessions that
 //! follow the PSC session, and the operator's proof of deployment.
 //!

@@ -1,4 +1,4 @@
-//! Proof of deployment of an API LPS (seed `000_…`, spec L6): the IMAP listing (greeting, `C01 CAPABILITY`,
+//! Proof of deployment of an API LPS (docs/mssante.md L6): the IMAP listing (greeting, `C01 CAPABILITY`,
 //! `C02 LOGOUT`) and the SMTP listing (greeting, `EHLO <fqdn>`, `QUIT`), recorded exactly as exchanged and
 //! framed like the telnet sessions of the procedure, in one text with two titled sections; then a check of
 //! what the API LPS needs, over separate STARTTLS connections that are not part of the listings.

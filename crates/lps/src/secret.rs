@@ -16,7 +16,7 @@ pub use mss_types::Secret;
 
 const REDACTED: &str = "[redacted]";
 
-/// A Pro Santé Connect access token (a JWT), held in memory only for its lifetime (spec L5).
+/// A Pro Santé Connect access token (a JWT), held in memory only for its lifetime (docs/mssante.md L5).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccessToken(Secret);
 
@@ -109,7 +109,7 @@ pub(crate) fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// `base64("user=" BAL "\x01auth=Bearer " token "\x01\x01")` (spec L2).
+/// `base64("user=" BAL "\x01auth=Bearer " token "\x01\x01")` (docs/mssante.md L2).
 pub(crate) fn xoauth2_initial_response(user: &str, token: &AccessToken) -> Secret {
     let raw = Zeroizing::new(format!(
         "user={user}\x01auth=Bearer {}\x01\x01",

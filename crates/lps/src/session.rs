@@ -1,4 +1,4 @@
-//! Sessions of one mailbox (spec L5): the token comes from a [`TokenProvider`] and lives in memory only;
+//! Sessions of one mailbox (docs/mssante.md L5): the token comes from a [`TokenProvider`] and lives in memory only;
 //! connections are reused for several messages, closed after 15 minutes idle or 4 hours of age or when the
 //! provider says the PSC session ended, and reopened automatically while the provider still gives a token.
 

@@ -296,7 +296,7 @@ impl TlsSettings {
         };
         let (_, conn) = stream.get_ref();
         let version = conn.protocol_version();
-        // rustls cannot negotiate below 1.2; the check documents the requirement (spec L1)
+        // rustls cannot negotiate below 1.2; the check documents the requirement (docs/mssante.md L1)
         if !matches!(
             version,
             Some(rustls::ProtocolVersion::TLSv1_2 | rustls::ProtocolVersion::TLSv1_3)

@@ -348,7 +348,7 @@ async fn wrong_client_certificate_is_refused() {
 async fn srv_records_of_the_domain_configure_both_fronts() {
     let Some(op) = operator() else { return };
     let zone = format!(
-        "; sante.test, as an operator publishes it (spec L4)\n\
+        "; sante.test, as an operator publishes it (docs/mssante.md L4)\n\
          _submission._tcp.sante.test. SRV 10 1 {} psc.sante.test.\n\
          _submission._tcp.sante.test. SRV 20 1 {} authcli.sante.test.\n\
          _imap._tcp.sante.test. SRV 10 1 {} psc.sante.test.\n\
@@ -486,7 +486,7 @@ async fn idle_wakes_up_on_new_mail() {
 }
 
 #[tokio::test]
-async fn proof_of_deployment_has_the_seed_form() {
+async fn proof_of_deployment_has_the_agency_form() {
     let Some(op) = operator() else { return };
     let mut connect = ConnectOptions::new(op.tls());
     connect.local_addr = Some(next_source());
@@ -507,7 +507,7 @@ async fn proof_of_deployment_has_the_seed_form() {
     let imap_start = t.find("LISTING IMAP").expect("IMAP section");
     let smtp_start = t.find("LISTING SMTP").expect("SMTP section");
     assert!(imap_start < smtp_start);
-    // the seed's IMAP listing, line by line (000_…, §2.2)
+    // the IMAP listing of the ANS proof-of-deployment procedure, line by line (docs/mssante.md L6)
     let imap: Vec<&str> = t[imap_start..smtp_start]
         .lines()
         .skip(2)
@@ -539,7 +539,7 @@ async fn proof_of_deployment_has_the_seed_form() {
         Some("Connection closed by foreign host."),
         "{t}"
     );
-    // the seed's SMTP listing (§2.3)
+    // its SMTP listing (docs/mssante.md L6)
     let smtp: Vec<&str> = t[smtp_start..]
         .lines()
         .skip(2)

@@ -2,7 +2,7 @@
 //!
 //! The whole document is walked (so that a malformed body is refused before anything is sent),
 //! but only header elements are kept. Mapping to XDS follows the ANS sample conventions
-//! (sources.md §3.3): `typeCode` = `code`, `confidentialityCode`, `creationTime` = `effectiveTime`,
+//! (docs/mssante.md M1): `typeCode` = `code`, `confidentialityCode`, `creationTime` = `effectiveTime`,
 //! author and institution from the first `author`, `practiceSettingCode` from an organisation's
 //! `standardIndustryClassCode`, `healthcareFacilityTypeCode` from the encounter location.
 

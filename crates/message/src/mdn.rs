@@ -36,7 +36,7 @@ pub enum MdnDisposition {
 pub struct MdnRequest {
     /// The mailbox that received the original (the MDN's `From:` and `Final-Recipient`).
     pub final_recipient: String,
-    /// Its display name (the sender label of M4).
+    /// Its display name (the sender label of docs/mssante.md M4).
     pub label: Option<String>,
     /// The disposition.
     pub disposition: MdnDisposition,

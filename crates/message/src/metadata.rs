@@ -1,5 +1,5 @@
 //! `METADATA.XML`: the ebRIM 3.0 `SubmitObjectsRequest` of an XDM subset (IHE ITI TF-3 §4.2,
-//! French conventions of sources.md §3.3), written and read back.
+//! French conventions of docs/mssante.md M1), written and read back.
 //!
 //! Layout written (element order follows the ebRIM schema: slots, name, classifications, external
 //! identifiers): one `RegistryPackage` (the submission set) with its classification node, one

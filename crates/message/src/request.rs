@@ -54,7 +54,7 @@ pub struct ComposeRequest {
     pub references: Vec<String>,
 }
 
-/// The sender's mailbox and label parts (Ref#2 ECO.2.2.7, requirement M4).
+/// The sender's mailbox and label parts (Ref#2 ECO.2.2.7, docs/mssante.md M4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sender {
@@ -304,7 +304,7 @@ pub enum EndOfExchangeStyle {
 pub struct ComposeConfig {
     /// The product reference (NIL) given at the software's declaration: `X-MSS-NIL` on every message.
     pub product_reference: String,
-    /// Separator of a multi-valued `X-MSS-CODECDA`. Not public (sources.md §1.1 open point): `,` as
+    /// Separator of a multi-valued `X-MSS-CODECDA`. Not public (docs/mssante.md M3 open point): `,` as
     /// the one implementation seen.
     pub codecda_separator: String,
     /// How end of exchange is written.

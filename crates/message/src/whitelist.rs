@@ -1,4 +1,4 @@
-//! The national whitelist of the espace de confiance (`listeblanchemssante.xml`, sources.md §8).
+//! The national whitelist of the espace de confiance (`listeblanchemssante.xml`, docs/mssante.md M8).
 //!
 //! The file is published with a `checksum` file holding the SHA-256 hex of the XML; a file whose
 //! checksum differs is refused as a whole. Domain names are compared case-insensitively; one domain
@@ -161,7 +161,7 @@ impl Whitelist {
         }
     }
 
-    /// Operator-side rule of seed 003: a sending domain and the DN of the certificate it came with
+    /// Operator-side rule (docs/mssante.md M8): a sending domain and the DN of the certificate it came with
     /// must match one entry.
     pub fn accepts_operator(&self, domain: &str, certificate_dn: &str) -> bool {
         self.domain(domain)

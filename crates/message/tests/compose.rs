@@ -1,5 +1,5 @@
-//! Byte-level tests of composed messages: headers (sources.md §1, §2.3), MIME layout, the
-//! IHE_XDM archive layout and METADATA.XML fragments (§3).
+//! Byte-level tests of composed messages: headers (docs/mssante.md M3, M4), MIME layout, the
+//! IHE_XDM archive layout and METADATA.XML fragments (docs/mssante.md M1).
 
 mod common;
 
@@ -136,7 +136,7 @@ fn metadata_fragments_follow_the_ans_conventions() {
         .collect();
     let fragments = [
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<lcm:SubmitObjectsRequest xmlns:lcm=\"urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0\" xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\">\n <rim:RegistryObjectList>\n".to_string(),
-        // patientId of the document entry and of the submission set: INS^^^&OID&ISO^NH (§3.3)
+        // patientId of the document entry and of the submission set: INS^^^&OID&ISO^NH (docs/mssante.md M1)
         "identificationScheme=\"urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427\" registryObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">\n    <rim:Name>\n     <rim:LocalizedString xml:lang=\"fr-FR\" charset=\"UTF-8\" value=\"XDSDocumentEntry.patientId\"/>".into(),
         "identificationScheme=\"urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446\" registryObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">".into(),
         // uniqueId = root^extension of ClinicalDocument/id

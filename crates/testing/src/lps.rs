@@ -13,12 +13,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use mss_types::{BalType, MailAddress};
 use mss_lps::{
     AccessToken, ClientIdentity, ConnectOptions, Credentials, Endpoint, LpsClient, MailboxConfig,
     Secret, ServerEndpoints, ServerSource, SessionPolicy, StaticToken, TlsSettings, TokenPolicy,
     TokenProvider, TrustRoots,
 };
+use mss_types::{BalType, MailAddress};
 
 use crate::{fixture_script, spawn_ready, unavailable};
 

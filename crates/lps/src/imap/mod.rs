@@ -23,7 +23,7 @@ use crate::secret::{self, AccessToken};
 
 type Tls = TlsStream<TcpStream>;
 
-/// Largest literal accepted from a server (a message is at most 25 MB in MSSanté, spec M5).
+/// Largest literal accepted from a server (a message is at most 25 MB in MSSanté, docs/mssante.md M5).
 const MAX_LITERAL: usize = 64 * 1024 * 1024;
 
 /// Capabilities, as announced.
