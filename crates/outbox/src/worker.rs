@@ -18,7 +18,7 @@ use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::model::{LeasedMessage, Outcome, now_ms};
+use crate::model::{LeasedMessage, Outcome};
 use crate::{Error, Result, Store};
 
 /// Retry schedule of transient failures.
@@ -243,7 +243,7 @@ pub async fn run(
                             (
                                 r.id,
                                 Outcome::Deferred {
-                                    retry_at: now_ms(),
+                                    retry_at: store.now_ms(),
                                     reason: format!("not tried, mailbox paused: {reason}"),
                                 },
                             )
@@ -282,7 +282,7 @@ pub async fn run(
                         }
                         next = Some(Lease::ready(ahead));
                     }
-                    deliver(&client, &m, &cfg.backoff).await
+                    deliver(&client, &m, &cfg.backoff, store.as_ref()).await
                 }
             };
             held = held.saturating_sub(m.recipients.len() as u64);
@@ -442,8 +442,13 @@ pub struct Delivery {
     pub pause: Option<String>,
 }
 
-/// Sends one leased message and decides each recipient's outcome.
-pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -> Delivery {
+/// Sends one leased message and decides each recipient's outcome (retry times by the store's clock).
+pub async fn deliver(
+    client: &LpsClient,
+    m: &LeasedMessage,
+    backoff: &Backoff,
+    store: &dyn Store,
+) -> Delivery {
     let mut outcomes = Vec::with_capacity(m.recipients.len());
     let from = match MailAddress::parse(&m.sender) {
         Ok(a) => a,
@@ -506,7 +511,8 @@ pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -
         } else {
             let delay = backoff.delay(attempts, &mut rng);
             Outcome::Deferred {
-                retry_at: now_ms()
+                retry_at: store
+                    .now_ms()
                     .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)),
                 reason,
             }
@@ -559,7 +565,7 @@ pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -
                 outcomes.push((
                     r.id,
                     Outcome::Deferred {
-                        retry_at: now_ms(),
+                        retry_at: store.now_ms(),
                         reason: format!("mailbox paused: {reason}"),
                     },
                 ));
