@@ -134,27 +134,10 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         set.worker.one_pass = args.once;
         set.worker.lease = Duration::from_secs(args.lease_secs.max(1));
         set.worker.lease_size = 16;
-        // one live process per worker name: a run overlapping an earlier one (a cron job) waits for it
-        // rather than take the leases it is sending
-        let hold = if args.no_send {
-            None
-        } else {
-            Some(
-                supervisor::hold(store.as_ref(), &set.name, NameBusy::Wait, || {
-                    eprintln!(
-                        "mss: another process is sending as worker {:?} on this outbox; waiting for it \
-                         to finish (or give --worker a name of its own)",
-                        set.name
-                    )
-                })
-                .await?,
-            )
-        };
         let sending = Sending {
             store: Arc::clone(&store),
             mailbox,
             set,
-            hold,
             scope: scope.clone(),
         };
         let bar = progress_bar();
@@ -162,7 +145,8 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         let (accepting_tx, accepting_rx) = tokio::sync::watch::channel(batch_id.is_some());
         let mut running = None;
         if batch_id.is_none() && !args.no_send {
-            running = Some(sending.start(&bar, accepting_rx.clone()).await?);
+            let hold = sending.wait_for_name().await?;
+            running = Some(sending.start(hold, &bar, accepting_rx.clone()).await?);
         }
         let mut bad = 0usize;
         let mut accepted = Ok(());
@@ -210,8 +194,16 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
                         }
                     }
                     if running.is_none() && !args.no_send {
-                        match sending.start(&bar, accepting_rx.clone()).await {
-                            Ok(r) => running = Some(r),
+                        // the name held by another run: accept everything first, then wait for it
+                        let started = match store.hold_worker_name(&sending.set.name).await {
+                            Ok(Some(hold)) => {
+                                sending.start(hold, &bar, accepting_rx.clone()).await.map(Some)
+                            }
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(e),
+                        };
+                        match started {
+                            Ok(r) => running = r,
                             Err(e) => {
                                 accepted = Err(e);
                                 break;
@@ -232,6 +224,10 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
             });
         }
         let _ = accepting_tx.send(false);
+        if running.is_none() && !args.no_send && batch_id.is_some() && accepted.is_ok() {
+            let hold = sending.wait_for_name().await?;
+            running = Some(sending.start(hold, &bar, accepting_rx.clone()).await?);
+        }
         let Some(running) = running else {
             accepted?;
             return finish(store.as_ref(), &scope, bad, None, false).await;
@@ -246,35 +242,44 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
     })
 }
 
-/// What sending a batch needs: the outbox, the mailbox, the worker loops and their name.
+/// What sending a batch needs: the outbox, the mailbox, the worker loops.
 struct Sending {
     store: Arc<dyn Store>,
     mailbox: mss_lps::MailboxConfig,
     set: WorkerSet,
-    hold: Option<WorkerNameHold>,
     scope: Scope,
 }
 
-/// The workers of a run, and its progress bar.
+/// The workers of a run, their worker name, and its progress bar.
 struct Running {
+    _hold: WorkerNameHold,
     runs: tokio::task::JoinSet<mss_outbox::Result<RunReport>>,
     progress: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Sending {
+    /// The worker name, held by one live process at a time: a run overlapping an earlier one under the same
+    /// name (a cron job) waits for it rather than take the leases it is sending.
+    async fn wait_for_name(&self) -> mss_outbox::Result<WorkerNameHold> {
+        supervisor::hold(self.store.as_ref(), &self.set.name, NameBusy::Wait, || {
+            eprintln!(
+                "mss: another process is sending as worker {:?} on this outbox; waiting for it to \
+                 finish (or give --worker a name of its own)",
+                self.set.name
+            )
+        })
+        .await
+    }
+
     /// Starts one worker per connection, the progress bar and the Ctrl-C handler.
     async fn start(
         &self,
+        hold: WorkerNameHold,
         bar: &ProgressBar,
         accepting: tokio::sync::watch::Receiver<bool>,
     ) -> mss_outbox::Result<Running> {
         let from = &self.set.sender;
-        let Some(hold) = &self.hold else {
-            return Err(mss_outbox::Error::Store {
-                reason: "sending without the worker name".into(),
-            });
-        };
         // new credentials were given: a mailbox paused for refused credentials goes again
         if self.store.resume(from).await? {
             bar.suspend(|| {
@@ -297,15 +302,16 @@ impl Sending {
         let mut set = self.set.clone();
         set.worker.accepting = Some(accepting);
         // a worker of this name that died left leases: they are ours (this process holds the name)
-        set.take_back(self.store.as_ref(), hold).await?;
+        set.take_back(self.store.as_ref(), &hold).await?;
         let mut runs = tokio::task::JoinSet::new();
-        set.spawn(&self.store, hold, &self.mailbox, &stop_rx, &mut runs)?;
+        set.spawn(&self.store, &hold, &self.mailbox, &stop_rx, &mut runs)?;
         let progress = tokio::spawn(show_progress(
             Arc::clone(&self.store),
             self.scope.clone(),
             bar.clone(),
         ));
         Ok(Running {
+            _hold: hold,
             runs,
             progress,
             stop,

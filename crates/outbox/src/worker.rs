@@ -603,3 +603,37 @@ pub async fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // tokio's paused clock: the sleeps of the pacing take no time and the elapsed time is exact
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_messages_evenly_without_bursts() {
+        let limits = OperatorLimits::new(2, Some(10.0));
+        let start = Instant::now();
+        limits.pace().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "the first goes at once");
+        for _ in 0..4 {
+            limits.pace().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+        // an idle while does not bank slots for a burst afterwards
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let idle = Instant::now();
+        limits.pace().await;
+        limits.pace().await;
+        assert_eq!(idle.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_rate_nothing_waits() {
+        let limits = OperatorLimits::unlimited();
+        let start = Instant::now();
+        for _ in 0..100 {
+            limits.pace().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+}
