@@ -46,6 +46,8 @@ pub use open::{default_worker_name, open_store};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Maximum number of items in one batch.
@@ -53,17 +55,31 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// A worker name held by this process on one outbox ([`Store::hold_worker_name`]); dropping it, or the
 /// process ending in any way, frees the name.
-pub struct WorkerNameHold(#[allow(dead_code)] Box<dyn Send + Sync>);
+pub struct WorkerNameHold {
+    _guard: Box<dyn Send + Sync>,
+    /// Cleared when the hold ended by itself (a PostgreSQL session cut by a server restart).
+    held: Option<Arc<AtomicBool>>,
+}
 
 impl WorkerNameHold {
-    pub(crate) fn new(guard: impl Send + Sync + 'static) -> Self {
-        WorkerNameHold(Box::new(guard))
+    pub(crate) fn new(guard: impl Send + Sync + 'static, held: Option<Arc<AtomicBool>>) -> Self {
+        WorkerNameHold {
+            _guard: Box::new(guard),
+            held,
+        }
+    }
+
+    /// Whether the name is still held (a hold on a server ends with the session that holds it).
+    pub fn is_held(&self) -> bool {
+        self.held.as_ref().is_none_or(|h| h.load(Ordering::SeqCst))
     }
 }
 
 impl std::fmt::Debug for WorkerNameHold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerNameHold").finish_non_exhaustive()
+        f.debug_struct("WorkerNameHold")
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
     }
 }
 

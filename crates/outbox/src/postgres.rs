@@ -208,16 +208,19 @@ impl crate::Store for PostgresStore {
 
     async fn hold_worker_name(&self, name: &str) -> Result<Option<crate::WorkerNameHold>> {
         let (client, connection) = self.config.connect(NoTls).await?;
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let alive = Arc::clone(&held);
         let connection = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "worker name session ended");
             }
+            alive.store(false, std::sync::atomic::Ordering::SeqCst);
         });
         let session = NameSession {
             _client: client,
             connection,
         };
-        let held: bool = session
+        let locked: bool = session
             ._client
             .query_one(
                 "SELECT pg_try_advisory_lock($1, hashtext($2))",
@@ -225,7 +228,7 @@ impl crate::Store for PostgresStore {
             )
             .await?
             .get(0);
-        Ok(held.then(|| crate::WorkerNameHold::new(session)))
+        Ok(locked.then(|| crate::WorkerNameHold::new(session, Some(held))))
     }
 
     async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>> {

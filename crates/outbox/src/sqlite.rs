@@ -320,7 +320,7 @@ impl crate::Store for SqliteStore {
                 .open(&file)
                 .map_err(unavailable)?;
             match lock.try_lock() {
-                Ok(()) => Ok(Some(crate::WorkerNameHold::new(lock))),
+                Ok(()) => Ok(Some(crate::WorkerNameHold::new(lock, None))),
                 Err(std::fs::TryLockError::WouldBlock) => Ok(None),
                 Err(std::fs::TryLockError::Error(e)) => Err(unavailable(e)),
             }

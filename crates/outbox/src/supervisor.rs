@@ -239,7 +239,7 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 async fn supervise(
     store: Arc<dyn Store>,
     sender: ServedSender,
-    hold: WorkerNameHold,
+    mut hold: WorkerNameHold,
     on_event: OnEvent,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -305,6 +305,21 @@ async fn supervise(
                     if *stop.borrow() { break true; }
                 }
                 _ = tick.tick() => {
+                    if !hold.is_held() {
+                        // the session holding the name ended (a database restart): hold it again, or
+                        // stop if another process took it meanwhile
+                        match store.hold_worker_name(&sender.set.name).await {
+                            Ok(Some(again)) => hold = again,
+                            Ok(None) => {
+                                on_event(&sender, Event::Stopped(
+                                    Error::WorkerNameInUse { name: sender.set.name.clone() }.to_string(),
+                                ));
+                                break true;
+                            }
+                            // the database still away: nothing can be leased meanwhile
+                            Err(e) => tracing::debug!(error = %e, "cannot hold the worker name yet"),
+                        }
+                    }
                     if stamp(&sender.credential_files) != seen {
                         on_event(&sender, Event::CredentialsChanged);
                         break false;

@@ -915,3 +915,40 @@ fn open_the_store_named_by_the_environment() {
         panic!("open: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_name_whose_postgres_session_ended_is_seen_no_longer_held() {
+    let Some((store, url)) = common::pg_store().await else {
+        return;
+    };
+    let name = "serve:host:alice@sante.test";
+    let hold = store
+        .hold_worker_name(name)
+        .await
+        .expect("hold")
+        .expect("free");
+    assert!(hold.is_held());
+    // the server ends the session (as a restart would)
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let ended = client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND classid = 7316526 AND database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(ended, 1);
+    tokio::time::timeout(LONG, async {
+        while hold.is_held() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the hold sees its session end");
+    assert!(store.hold_worker_name(name).await.expect("try").is_some());
+}
