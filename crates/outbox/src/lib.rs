@@ -20,6 +20,13 @@
 //! (reason kept) until new ones are given, per-operator connection and rate limits.
 //!
 //! [`receipts`] reads the DSNs and MDNs that come back to the sending mailbox over IMAP and records them.
+//!
+//! [`prepare`] turns a batch item (a ready message or a compose request) into a [`NewMessage`], with its
+//! idempotency key; [`open_store`] opens the store a URL or path names; [`supervisor`] runs a mailbox's
+//! worker loops under a worker name held by one live process at a time
+//! ([`Store::hold_worker_name`]), and, for a service, restarts them when the credentials change;
+//! [`config`] checks a service's `[[senders]]`. The stores read time from a [`Clock`] (a [`ManualClock`] in
+//! tests).
 
 mod clock;
 pub mod config;
