@@ -46,7 +46,8 @@ pub struct BatchArgs {
     #[arg(long)]
     pub dsn: bool,
     /// This worker's name, unique among the workers sharing the outbox; a restarted worker of the same name
-    /// takes its unfinished leases back at once. Default: the host name.
+    /// takes its unfinished leases back at once, and a run under a name a live run holds accepts its items,
+    /// then waits for it. Default: the host name.
     #[arg(long, value_name = "NAME")]
     pub worker: Option<String>,
     /// How long a worker holds what it is sending: after a crash, another worker takes over after this.
@@ -169,6 +170,10 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
                         let reason = match e {
                             mss_outbox::Error::Unconfigured { .. } => {
                                 "compose requests need --nil (or MSS_NIL)".to_owned()
+                            }
+                            mss_outbox::Error::Invalid { field, reason }
+                            | mss_outbox::Error::Refused { field, reason } => {
+                                format!("{field}: {reason}")
                             }
                             other => other.to_string(),
                         };

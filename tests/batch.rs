@@ -195,6 +195,48 @@ fn an_expired_token_pauses_the_batch_until_a_new_token_is_given() {
     assert!(stdout(&out).contains("3 sent"), "{}", stdout(&out));
 }
 
+/// A faulty item is refused by itself, named with its field; the rest of its chunk goes.
+#[test]
+fn a_bad_item_is_refused_alone_and_named() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rcpt = format!("{}@sante.test", unique("bad"));
+    let items = dir.path().join("items");
+    eml_dir(&items, 3, &rcpt);
+    write(
+        &items,
+        "nobody.eml",
+        b"From: alice@sante.test\r\nMessage-ID: <nobody@batch.mss.test>\r\n\r\nhi\r\n",
+    );
+    write(&items, "shape.json", br#"{"sender": 1}"#);
+    let flags = Flags::new(op, dir.path(), TokenKind::Valid);
+    let out = flags.run(op, items.to_str().expect("utf-8"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("nobody.eml: refused: message: ")
+            && err.contains("no recipient in To, Cc or Bcc"),
+        "{err}"
+    );
+    assert!(
+        err.contains("shape.json: refused: compose.sender: invalid type"),
+        "{err}"
+    );
+    assert!(
+        err.contains(": 3 new item(s) in the outbox, 0 already there, 2 refused"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("3 message(s), recipients: 3 sent"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("0 recipient(s) failed, 2 item(s) refused"),
+        "{err}"
+    );
+}
+
 #[test]
 fn once_sends_what_is_due_and_exits_listing_what_waits_for_a_retry() {
     let Some(op) = operator() else { return };
