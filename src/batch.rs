@@ -10,11 +10,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mss_lps::LpsClient;
-use mss_message::{ComposeConfig, ComposeRequest};
+use mss_message::ComposeConfig;
+use mss_outbox::prepare::{self, Origin};
 use mss_outbox::receipts::{self, ReceiptsConfig};
-use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
-use mss_outbox::{Accepted, Counts, NewMessage, State, Store};
-use sha2::{Digest, Sha256};
+use mss_outbox::supervisor::{self, NameBusy, WorkerSet};
+use mss_outbox::worker::RunReport;
+use mss_outbox::{Accepted, Counts, State, Store, WorkerNameHold};
 
 use crate::lps::ConnectArgs;
 
@@ -45,7 +46,8 @@ pub struct BatchArgs {
     #[arg(long)]
     pub dsn: bool,
     /// This worker's name, unique among the workers sharing the outbox; a restarted worker of the same name
-    /// takes its unfinished leases back at once. Default: the host name.
+    /// takes its unfinished leases back at once, and a run under a name a live run holds accepts its items,
+    /// then waits for it. Default: the host name.
     #[arg(long, value_name = "NAME")]
     pub worker: Option<String>,
     /// How long a worker holds what it is sending: after a crash, another worker takes over after this.
@@ -79,159 +81,10 @@ pub struct ReceiptsArgs {
     pub watch: bool,
 }
 
-/// One input item before composition.
-struct Item {
-    label: String,
-    kind: Kind,
-}
-
-enum Kind {
-    Eml(Vec<u8>),
-    Compose(String),
-}
-
-fn items(input: &Path) -> Result<Vec<Item>> {
-    if input.is_dir() {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(input)
-            .with_context(|| format!("reading {}", input.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("eml" | "json"))
-            })
-            .collect();
-        paths.sort();
-        return paths
-            .into_iter()
-            .map(|p| {
-                let label = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let kind = if p.extension().is_some_and(|e| e == "eml") {
-                    Kind::Eml(
-                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
-                    )
-                } else {
-                    Kind::Compose(
-                        std::fs::read_to_string(&p)
-                            .with_context(|| format!("reading {}", p.display()))?,
-                    )
-                };
-                Ok(Item { label, kind })
-            })
-            .collect();
-    }
-    let text =
-        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
-    manifest(&text, input.parent().unwrap_or(Path::new(".")), input)
-}
-
-/// A JSON Lines manifest: `{"eml": "path"}` lines point at ready messages, any other object is a compose
-/// request. Blank lines are skipped.
-fn manifest(text: &str, base: &Path, name: &Path) -> Result<Vec<Item>> {
-    let name = name
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let label = format!("{name}:{}", i + 1);
-        let value: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{label}: not JSON"))?;
-        let kind = match value.get("eml") {
-            Some(serde_json::Value::String(p)) => {
-                let path = base.join(p);
-                Kind::Eml(
-                    std::fs::read(&path)
-                        .with_context(|| format!("{label}: reading {}", path.display()))?,
-                )
-            }
-            Some(_) => bail!("{label}: \"eml\" must be a file path"),
-            None if value.is_object() => Kind::Compose(line.to_owned()),
-            None => bail!("{label}: expected a JSON object"),
-        };
-        out.push(Item { label, kind });
-    }
-    Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Turns an item into what the outbox keeps. The idempotency key hashes the sender, the item's name and
-/// its input bytes, so that running the batch again finds it.
-fn prepare(
-    item: &Item,
-    from: &mss_annuaire::MailAddress,
-    auth_ref: &str,
-    compose: Option<&ComposeConfig>,
-    dsn: bool,
-) -> Result<NewMessage> {
-    let input: &[u8] = match &item.kind {
-        Kind::Eml(b) => b,
-        Kind::Compose(s) => s.as_bytes(),
-    };
-    let mut h = Sha256::new();
-    for part in [from.as_str().as_bytes(), item.label.as_bytes(), input] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    let idempotency_key = hex(&h.finalize());
-    let (content, message_id, recipients, dsn) = match &item.kind {
-        Kind::Eml(bytes) => {
-            let id = mss_lps::message_id(bytes).context(
-                "no Message-ID: a stable Message-ID is needed to recognise a retry downstream",
-            )?;
-            let env = mss_lps::message_envelope(from.clone(), bytes)?;
-            (
-                mss_lps::without_bcc(bytes).into_owned(),
-                id,
-                env.recipients.iter().map(|r| r.to_string()).collect(),
-                dsn,
-            )
-        }
-        Kind::Compose(json) => {
-            let cfg = compose.context("compose requests need --nil (or MSS_NIL)")?;
-            let req: ComposeRequest = serde_json::from_str(json).context("compose request")?;
-            let m = mss_message::compose(&req, cfg)?;
-            if !m.envelope.from.as_str().eq_ignore_ascii_case(from.as_str()) {
-                bail!("the sender {} is not the mailbox {from}", m.envelope.from);
-            }
-            let dsn = dsn || m.envelope.dsn.is_some();
-            (
-                m.raw,
-                format!("<{}>", m.message_id),
-                m.envelope
-                    .recipients
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect(),
-                dsn,
-            )
-        }
-    };
-    Ok(NewMessage {
-        idempotency_key,
-        label: item.label.clone(),
-        sender: from.to_string(),
-        auth_ref: auth_ref.to_owned(),
-        message_id,
-        content,
-        recipients,
-        dsn,
-    })
-}
-
 pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
     let items = match &args.input {
         Some(input) => {
-            let items = items(input)?;
+            let items = prepare::read_items(input, args.dsn)?;
             if items.is_empty() {
                 bail!("{}: no items (*.eml, *.json)", input.display());
             }
@@ -252,13 +105,10 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         None => format!("token:{from}"),
     };
     let compose = args.nil.as_deref().map(ComposeConfig::new);
-    let batch_id = args.input.as_ref().map(|input| {
-        let canonical = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
-        format!(
-            "cli-{}",
-            &hex(&Sha256::digest(format!("{from}\n{}", canonical.display())))[..16]
-        )
-    });
+    let batch_id = args
+        .input
+        .as_ref()
+        .map(|input| prepare::input_batch_id(&from, input));
     let scope = match &batch_id {
         Some(id) => Scope::Batch(id.clone()),
         None => Scope::Sender(from.to_string()),
@@ -270,16 +120,25 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let store = crate::outbox::open_store(data_dir, args.outbox.as_deref()).await?;
+        let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
+        let worker_name = args
+            .worker
+            .clone()
+            .unwrap_or_else(mss_outbox::default_worker_name);
+        let mut set = WorkerSet::new(
+            format!("batch:{worker_name}:{from}"),
+            from.to_string(),
+            args.connections,
+            args.rate,
+        );
+        set.worker.stop_when_idle = true;
+        set.worker.one_pass = args.once;
+        set.worker.lease = Duration::from_secs(args.lease_secs.max(1));
+        set.worker.lease_size = 16;
         let sending = Sending {
             store: Arc::clone(&store),
             mailbox,
-            from: from.to_string(),
-            connections: args.connections,
-            rate: args.rate,
-            worker: args.worker.clone(),
-            lease: Duration::from_secs(args.lease_secs.max(1)),
-            once: args.once,
+            set,
             scope: scope.clone(),
         };
         let bar = progress_bar();
@@ -287,7 +146,8 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         let (accepting_tx, accepting_rx) = tokio::sync::watch::channel(batch_id.is_some());
         let mut running = None;
         if batch_id.is_none() && !args.no_send {
-            running = Some(sending.start(&bar, accepting_rx.clone()).await?);
+            let hold = sending.wait_for_name().await?;
+            running = Some(sending.start(hold, &bar, accepting_rx.clone()).await?);
         }
         let mut bad = 0usize;
         let mut accepted = Ok(());
@@ -295,16 +155,29 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
             let (mut new, mut known) = (0usize, 0usize);
             let mut chunk = Vec::new();
             let total = items.len();
+            let origin = Origin {
+                sender: &from,
+                auth_ref: &auth_ref,
+                compose: compose.as_ref(),
+            };
             for (i, item) in items.iter().enumerate() {
                 // composing takes about a millisecond: off the threads the workers send on
-                let prepared = tokio::task::block_in_place(|| {
-                    prepare(item, &from, &auth_ref, compose.as_ref(), args.dsn)
-                });
+                let prepared = tokio::task::block_in_place(|| prepare::prepare(item, &origin));
                 match prepared {
-                    Ok(m) => chunk.push(m),
+                    Ok(p) => chunk.push(p.message),
                     Err(e) => {
                         bad += 1;
-                        bar.suspend(|| eprintln!("mss: {}: refused: {e:#}", item.label));
+                        let reason = match e {
+                            mss_outbox::Error::Unconfigured { .. } => {
+                                "compose requests need --nil (or MSS_NIL)".to_owned()
+                            }
+                            mss_outbox::Error::Invalid { field, reason }
+                            | mss_outbox::Error::Refused { field, reason } => {
+                                format!("{field}: {reason}")
+                            }
+                            other => other.to_string(),
+                        };
+                        bar.suspend(|| eprintln!("mss: {}: refused: {reason}", item.label));
                     }
                 }
                 if chunk.len() == 500 || i + 1 == total {
@@ -326,8 +199,16 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
                         }
                     }
                     if running.is_none() && !args.no_send {
-                        match sending.start(&bar, accepting_rx.clone()).await {
-                            Ok(r) => running = Some(r),
+                        // the name held by another run: accept everything first, then wait for it
+                        let started = match store.hold_worker_name(&sending.set.name).await {
+                            Ok(Some(hold)) => {
+                                sending.start(hold, &bar, accepting_rx.clone()).await.map(Some)
+                            }
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(e),
+                        };
+                        match started {
+                            Ok(r) => running = r,
                             Err(e) => {
                                 accepted = Err(e);
                                 break;
@@ -348,6 +229,10 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
             });
         }
         let _ = accepting_tx.send(false);
+        if running.is_none() && !args.no_send && batch_id.is_some() && accepted.is_ok() {
+            let hold = sending.wait_for_name().await?;
+            running = Some(sending.start(hold, &bar, accepting_rx.clone()).await?);
+        }
         let Some(running) = running else {
             accepted?;
             return finish(store.as_ref(), &scope, bad, None, false).await;
@@ -362,40 +247,48 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
     })
 }
 
-/// What sending a batch needs: the outbox, the mailbox and how to use it.
+/// What sending a batch needs: the outbox, the mailbox, the worker loops.
 struct Sending {
     store: Arc<dyn Store>,
     mailbox: mss_lps::MailboxConfig,
-    from: String,
-    connections: u16,
-    rate: Option<f64>,
-    worker: Option<String>,
-    lease: Duration,
-    once: bool,
+    set: WorkerSet,
     scope: Scope,
 }
 
-/// The workers of a run, and its progress bar.
+/// The workers of a run, their worker name, and its progress bar.
 struct Running {
-    runs: Vec<tokio::task::JoinHandle<mss_outbox::Result<worker::RunReport>>>,
+    _hold: WorkerNameHold,
+    runs: tokio::task::JoinSet<mss_outbox::Result<RunReport>>,
     progress: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Sending {
+    /// The worker name, held by one live process at a time: a run overlapping an earlier one under the same
+    /// name (a cron job) waits for it rather than take the leases it is sending.
+    async fn wait_for_name(&self) -> mss_outbox::Result<WorkerNameHold> {
+        supervisor::hold(self.store.as_ref(), &self.set.name, NameBusy::Wait, || {
+            eprintln!(
+                "mss: another process is sending as worker {:?} on this outbox; waiting for it to \
+                 finish (or give --worker a name of its own)",
+                self.set.name
+            )
+        })
+        .await
+    }
+
     /// Starts one worker per connection, the progress bar and the Ctrl-C handler.
     async fn start(
         &self,
+        hold: WorkerNameHold,
         bar: &ProgressBar,
         accepting: tokio::sync::watch::Receiver<bool>,
     ) -> mss_outbox::Result<Running> {
+        let from = &self.set.sender;
         // new credentials were given: a mailbox paused for refused credentials goes again
-        if self.store.resume(&self.from).await? {
+        if self.store.resume(from).await? {
             bar.suspend(|| {
-                eprintln!(
-                    "mss: {} was paused; resuming with the credentials given",
-                    self.from
-                )
+                eprintln!("mss: {from} was paused; resuming with the credentials given")
             });
         }
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -411,34 +304,19 @@ impl Sending {
                 let _ = interrupt.send(true);
             }
         });
-        let limits = OperatorLimits::new(usize::from(self.connections), self.rate);
-        let worker_name = self.worker.clone().unwrap_or_else(crate::outbox::host_name);
-        let mut runs = Vec::new();
-        for i in 0..self.connections {
-            let mut cfg = WorkerConfig::new(format!("batch:{worker_name}:{}:{i}", self.from));
-            cfg.sender = Some(self.from.clone());
-            cfg.stop_when_idle = true;
-            cfg.one_pass = self.once;
-            cfg.lease = self.lease;
-            cfg.lease_size = 16;
-            cfg.accepting = Some(accepting.clone());
-            // a worker of this name that died left leases: they are ours
-            self.store.release(&cfg.id).await?;
-            let client = Arc::new(LpsClient::new(self.mailbox.clone())?);
-            runs.push(tokio::spawn(worker::run(
-                Arc::clone(&self.store),
-                client,
-                cfg,
-                Arc::clone(&limits),
-                stop_rx.clone(),
-            )));
-        }
+        let mut set = self.set.clone();
+        set.worker.accepting = Some(accepting);
+        // a worker of this name that died left leases: they are ours (this process holds the name)
+        set.take_back(self.store.as_ref(), &hold).await?;
+        let mut runs = tokio::task::JoinSet::new();
+        set.spawn(&self.store, &hold, &self.mailbox, &stop_rx, &mut runs)?;
         let progress = tokio::spawn(show_progress(
             Arc::clone(&self.store),
             self.scope.clone(),
             bar.clone(),
         ));
         Ok(Running {
+            _hold: hold,
             runs,
             progress,
             stop,
@@ -451,8 +329,9 @@ impl Running {
     async fn wait(self, bar: ProgressBar) -> Result<Option<String>> {
         let mut paused = None;
         let mut failure = None;
-        for r in self.runs {
-            match r.await.context("worker task").and_then(|r| Ok(r?)) {
+        let mut runs = self.runs;
+        while let Some(r) = runs.join_next().await {
+            match r.context("worker task").and_then(|r| Ok(r?)) {
                 Ok(report) => paused = paused.or(report.paused),
                 Err(e) => failure = failure.or(Some(e)),
             }
@@ -576,7 +455,7 @@ async fn list(store: &dyn Store, batch_id: &str, state: State) -> Result<()> {
         for m in page {
             for r in m.recipients.iter().filter(|r| r.state == state) {
                 let when = match r.retry_at_ms {
-                    Some(t) => format!(" (retry in {}s)", (t - mss_outbox::now_ms()).max(0) / 1000),
+                    Some(t) => format!(" (retry in {}s)", (t - store.now_ms()).max(0) / 1000),
                     None => String::new(),
                 };
                 println!(
@@ -604,7 +483,7 @@ pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let store = crate::outbox::open_store(data_dir, args.outbox.as_deref()).await?;
+        let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let client = Arc::new(LpsClient::new(mailbox)?);
         let cfg = ReceiptsConfig {
             mailbox: args.mailbox.clone(),
@@ -644,46 +523,4 @@ fn print_counts(head: &str, c: &Counts) {
         c.queued + c.sending,
         c.failed
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn a_manifest_line_is_a_compose_request_or_an_eml_path() {
-        let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("a.eml"), b"Message-ID: <a@x>\r\n\r\nhi").expect("write");
-        let text = "{\"eml\": \"a.eml\"}\n\n{\"sender\": {}}\n";
-        let items = manifest(text, dir.path(), Path::new("m.jsonl")).expect("manifest");
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[0].label, "m.jsonl:1");
-        assert!(matches!(&items[0].kind, Kind::Eml(b) if b.starts_with(b"Message-ID")));
-        assert_eq!(items[1].label, "m.jsonl:3");
-        assert!(matches!(&items[1].kind, Kind::Compose(s) if s == "{\"sender\": {}}"));
-        let e = manifest("[1]\n", dir.path(), Path::new("m.jsonl"))
-            .err()
-            .expect("refused");
-        assert_eq!(e.to_string(), "m.jsonl:1: expected a JSON object");
-        let e = manifest("{\"eml\": 3}\n", dir.path(), Path::new("m.jsonl"))
-            .err()
-            .expect("refused");
-        assert_eq!(e.to_string(), "m.jsonl:1: \"eml\" must be a file path");
-        let e = manifest(
-            "{\"eml\": \"missing.eml\"}",
-            dir.path(),
-            Path::new("m.jsonl"),
-        )
-        .err()
-        .expect("refused");
-        assert!(e.to_string().starts_with("m.jsonl:1: reading "), "{e}");
-    }
-
-    proptest! {
-        #[test]
-        fn any_manifest_text_is_parsed_or_refused_without_panicking(text in "\\PC{0,200}(\n\\PC{0,50}){0,4}") {
-            let _ = manifest(&text, Path::new("/nonexistent"), Path::new("m.jsonl"));
-        }
-    }
 }

@@ -160,7 +160,9 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
     crate::outbox::check_senders(&file.senders)?;
     let outbox_file = file.outbox.unwrap_or_default();
     let outbox_location = args.outbox.or(outbox_file.url);
-    let worker_name = outbox_file.worker.unwrap_or_else(crate::outbox::host_name);
+    let worker_name = outbox_file
+        .worker
+        .unwrap_or_else(mss_outbox::default_worker_name);
     let batch_senders = file
         .senders
         .iter()
@@ -188,7 +190,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             state.set_sending(sending);
         }
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let store = crate::outbox::open_store(&data_dir, outbox_location.as_deref()).await?;
+        let store = mss_outbox::open_store(&data_dir, outbox_location.as_deref()).await?;
         state.set_outbox(mss_api::OutboxConfig {
             store: store.clone(),
             senders: batch_senders,
@@ -203,7 +205,8 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             file.send.as_ref(),
             &worker_name,
             stop.clone(),
-        )?;
+        )
+        .await?;
         let loading = state.clone();
         let loader = tokio::task::spawn_blocking(move || -> Result<()> {
             let index = crate::data::open_or_build_sample(&data_dir)?;
@@ -233,7 +236,10 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         loader.await.context("loading the index")??;
         server.await.context("serving")?.context("serving")?;
         // the workers finish the message they are sending and give their leases back
-        workers.join(Duration::from_secs(20)).await;
+        let deadline = Duration::from_secs(20);
+        if !workers.join(deadline).await {
+            eprintln!("mss: outbox workers still busy after {deadline:?}; leaving them");
+        }
         eprintln!("mss: stopped");
         Ok(())
     })

@@ -3,7 +3,6 @@
 //! server holds for the sender (the request names them, it never carries a token); `GET /v1/batches/{id}` and
 //! `GET /v1/messages/{id}` follow them per recipient, SMTP reply and receipts included.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Json;
@@ -13,10 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use mss_annuaire::MailAddress;
-use mss_message::{ComposeConfig, ComposeRequest};
-use mss_outbox::{Accepted, BatchStatus, MAX_BATCH_ITEMS, MessageStatus, NewMessage, Store};
+use mss_message::ComposeConfig;
+use mss_outbox::prepare::{Content, Item, KeySource, Origin, Prepared};
+use mss_outbox::{Accepted, BatchStatus, MAX_BATCH_ITEMS, MessageStatus, Store};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -362,13 +361,10 @@ async fn create_inner(
         return Err(refusal(&refused, prepared.len() + refused.len()));
     }
     let batch_id = request.batch_id.unwrap_or_else(|| {
-        let mut h = Sha256::new();
-        h.update(request.sender.as_bytes());
-        for p in &prepared {
-            h.update((p.message.idempotency_key.len() as u64).to_be_bytes());
-            h.update(p.message.idempotency_key.as_bytes());
-        }
-        format!("api-{}", &hex(&h.finalize())[..20])
+        mss_outbox::prepare::request_batch_id(
+            &request.sender,
+            prepared.iter().map(|p| p.message.idempotency_key.as_str()),
+        )
     });
     let keys: Vec<(String, String)> = prepared
         .iter()
@@ -424,19 +420,6 @@ fn valid_batch_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// An item ready for the store, and its key as the caller knows it.
-struct Prepared {
-    key: String,
-    message: NewMessage,
 }
 
 /// Why an item is refused: the field (`items[3].compose.recipients`), the reason, and whether an MSSanté rule
@@ -498,6 +481,8 @@ fn refusal(refused: &[ItemError], total: usize) -> Problem {
     p
 }
 
+/// An item of the request, prepared by the outbox ([`mss_outbox::prepare`]); a refusal names the item and
+/// its field.
 fn prepare(
     index: usize,
     item: serde_json::Value,
@@ -515,108 +500,14 @@ fn prepare(
             e.into_inner().to_string(),
         )
     })?;
-    let key = match &item.idempotency_key {
-        Some(k) => {
-            if k.is_empty() || k.chars().count() > 256 || k.chars().any(char::is_control) {
-                return Err(ItemError::shape(
-                    index,
-                    "idempotency_key",
-                    "must be 1 to 256 characters, no control characters",
-                ));
-            }
-            k.clone()
-        }
-        None => {
-            let mut h = Sha256::new();
-            h.update((index as u64).to_be_bytes());
-            h.update(canonical.as_bytes());
-            format!("sha256:{}", hex(&h.finalize()))
-        }
-    };
-    let (content, message_id, recipients, dsn) = match (item.compose, item.message) {
-        (Some(request), None) => {
-            let Some(cfg) = compose else {
-                return Err(ItemError {
-                    name: item_field(index, "compose"),
-                    reason: "composition is not configured on this service (product reference)"
-                        .into(),
-                    rule: false,
-                    unavailable: true,
-                });
-            };
-            let request: ComposeRequest =
-                serde_path_to_error::deserialize(request).map_err(|e| {
-                    let path = e.path().to_string();
-                    let field = if path == "." {
-                        "compose".to_owned()
-                    } else {
-                        format!("compose.{path}")
-                    };
-                    ItemError::shape(index, &field, e.into_inner().to_string())
-                })?;
-            let m = mss_message::compose(&request, cfg).map_err(|e| match e {
-                mss_message::Error::Invalid { field, reason } => {
-                    ItemError::shape(index, &format!("compose.{field}"), reason)
-                }
-                mss_message::Error::Refused { field, reason } => ItemError {
-                    name: item_field(index, &format!("compose.{field}")),
-                    reason,
-                    rule: true,
-                    unavailable: false,
-                },
-                other => ItemError::shape(index, "compose", other.to_string()),
-            })?;
-            if !m
-                .envelope
-                .from
-                .as_str()
-                .eq_ignore_ascii_case(sender.as_str())
-            {
-                return Err(ItemError {
-                    name: item_field(index, "compose.sender.address"),
-                    reason: format!("{} is not the batch's sender {sender}", m.envelope.from),
-                    rule: true,
-                    unavailable: false,
-                });
-            }
-            let dsn = item.dsn || m.envelope.dsn.is_some();
-            (
-                m.raw,
-                format!("<{}>", m.message_id),
-                m.envelope
-                    .recipients
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect(),
-                dsn,
-            )
-        }
+    let content = match (item.compose, item.message) {
+        (Some(request), None) => Content::Compose(request),
         (None, Some(b64)) => {
             let cleaned: Vec<u8> = b64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&cleaned)
-                .map_err(|e| ItemError::shape(index, "message", format!("not base64: {e}")))?;
-            let Some(id) = mss_lps::message_id(&bytes) else {
-                return Err(ItemError::shape(
-                    index,
-                    "message",
-                    "no Message-ID: a stable Message-ID is needed to recognise a retry downstream",
-                ));
-            };
-            let envelope = mss_lps::message_envelope(sender.clone(), &bytes)
-                .map_err(|e| ItemError::shape(index, "message", e.to_string()))?;
-            if envelope.recipients.is_empty() {
-                return Err(ItemError::shape(
-                    index,
-                    "message",
-                    "no recipient in To, Cc or Bcc",
-                ));
-            }
-            (
-                mss_lps::without_bcc(&bytes).into_owned(),
-                id,
-                envelope.recipients.iter().map(|r| r.to_string()).collect(),
-                item.dsn,
+            Content::Message(
+                base64::engine::general_purpose::STANDARD
+                    .decode(&cleaned)
+                    .map_err(|e| ItemError::shape(index, "message", format!("not base64: {e}")))?,
             )
         }
         (Some(_), Some(_)) => {
@@ -634,25 +525,43 @@ fn prepare(
             ));
         }
     };
-    let message = NewMessage {
-        // keys are the caller's, per sender: two senders may use the same key
-        idempotency_key: format!("{sender}/{key}"),
+    let key = match &item.idempotency_key {
+        Some(k) => KeySource::Given(k.clone()),
+        None => KeySource::Position {
+            index,
+            item: canonical,
+        },
+    };
+    let item = Item {
         label: item
             .label
             .or_else(|| item.idempotency_key.clone())
             .unwrap_or_else(|| format!("#{index}")),
-        sender: sender.to_string(),
-        auth_ref: auth_ref.to_owned(),
-        message_id,
+        key,
         content,
-        recipients,
-        dsn,
+        dsn: item.dsn,
     };
-    message.validate().map_err(|e| match e {
+    let origin = Origin {
+        sender,
+        auth_ref,
+        compose,
+    };
+    mss_outbox::prepare::prepare(&item, &origin).map_err(|e| match e {
         mss_outbox::Error::Invalid { field, reason } => ItemError::shape(index, &field, reason),
+        mss_outbox::Error::Refused { field, reason } => ItemError {
+            name: item_field(index, &field),
+            reason,
+            rule: true,
+            unavailable: false,
+        },
+        mss_outbox::Error::Unconfigured { field, reason } => ItemError {
+            name: item_field(index, &field),
+            reason,
+            rule: false,
+            unavailable: true,
+        },
         other => ItemError::shape(index, "", other.to_string()),
-    })?;
-    Ok(Prepared { key, message })
+    })
 }
 
 #[cfg(test)]

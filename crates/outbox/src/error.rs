@@ -28,6 +28,44 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An item that an MSSanté rule refuses (a recipient outside the whitelist, a sender that is not the
+    /// batch's): the request is well formed, the item cannot go.
+    #[error("refused {field}: {reason}")]
+    Refused {
+        /// The field at fault.
+        field: String,
+        /// The rule.
+        reason: String,
+    },
+    /// This service cannot handle such an item as it is configured (compose requests without a product
+    /// reference).
+    #[error("{field}: {reason}")]
+    Unconfigured {
+        /// The field at fault.
+        field: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// An input of a batch run (a file, a manifest line) cannot be read as an item.
+    #[error("{item}: {reason}")]
+    Input {
+        /// The file or `manifest:line`.
+        item: String,
+        /// Why.
+        reason: String,
+    },
+    /// A service's configuration of the outbox is not acceptable (`[[senders]]`).
+    #[error("{0}")]
+    Config(String),
+    /// Another live process holds this worker name on this outbox (see [`crate::Store::hold_worker_name`]).
+    #[error(
+        "the worker name {name:?} is in use by another live process on this outbox; give each \
+         concurrent process its own worker name (`mss batch --worker`, `[outbox] worker` of `mss serve`)"
+    )]
+    WorkerNameInUse {
+        /// The name.
+        name: String,
+    },
 }
 
 impl Error {
@@ -43,7 +81,10 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::Mailbox(e) => e.is_permanent(),
-            other => matches!(other, Error::Invalid { .. }),
+            other => matches!(
+                other,
+                Error::Invalid { .. } | Error::Refused { .. } | Error::Input { .. }
+            ),
         }
     }
 

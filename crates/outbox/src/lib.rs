@@ -20,31 +20,86 @@
 //! (reason kept) until new ones are given, per-operator connection and rate limits.
 //!
 //! [`receipts`] reads the DSNs and MDNs that come back to the sending mailbox over IMAP and records them.
+//!
+//! [`prepare`] turns a batch item (a ready message or a compose request) into a [`NewMessage`], with its
+//! idempotency key; [`open_store`] opens the store a URL or path names; [`supervisor`] runs a mailbox's
+//! worker loops under a worker name held by one live process at a time
+//! ([`Store::hold_worker_name`]), and, for a service, restarts them when the credentials change;
+//! [`config`] checks a service's `[[senders]]`. The stores read time from a [`Clock`] (a [`ManualClock`] in
+//! tests).
 
+mod clock;
+pub mod config;
 mod error;
 mod model;
+mod open;
 mod postgres;
+pub mod prepare;
 pub mod receipts;
 mod spool;
 mod sqlite;
+pub mod supervisor;
 pub mod worker;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, RecipientStatus, State, now_ms,
 };
+pub use open::{default_worker_name, open_store};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Maximum number of items in one batch.
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 
+/// A worker name held by this process on one outbox ([`Store::hold_worker_name`]); dropping it, or the
+/// process ending in any way, frees the name.
+pub struct WorkerNameHold {
+    _guard: Box<dyn Send + Sync>,
+    /// Cleared when the hold ended by itself (a PostgreSQL session cut by a server restart).
+    held: Option<Arc<AtomicBool>>,
+}
+
+impl WorkerNameHold {
+    pub(crate) fn new(guard: impl Send + Sync + 'static, held: Option<Arc<AtomicBool>>) -> Self {
+        WorkerNameHold {
+            _guard: Box::new(guard),
+            held,
+        }
+    }
+
+    /// Whether the name is still held (a hold on a server ends with the session that holds it).
+    pub fn is_held(&self) -> bool {
+        self.held.as_ref().is_none_or(|h| h.load(Ordering::SeqCst))
+    }
+}
+
+impl std::fmt::Debug for WorkerNameHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerNameHold")
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The outbox. Every method is one transaction: when it returns `Ok`, what it wrote is on disk.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
+    /// The store's clock, in milliseconds since the Unix epoch (due times, retry times).
+    fn now_ms(&self) -> i64;
+
+    /// Takes the worker name `name` for this process, unless another live process holds it: `None` then.
+    /// A worker takes back at start the leases its name left ([`Store::release`]): two live processes
+    /// under one name would take each other's leases and send the same messages twice. The name is free
+    /// again when the hold is dropped or its process ends, however it ends.
+    async fn hold_worker_name(&self, name: &str) -> Result<Option<WorkerNameHold>>;
+
     /// Persists messages, in one transaction, under `batch` when given (the batch is created if new).
     /// An item whose idempotency key is already known is not stored again: its answer is
     /// [`Accepted::Existing`] with the key of the first one.

@@ -2,16 +2,17 @@
 //! `FOR UPDATE SKIP LOCKED`, so two workers never take the same recipient while its lease runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
-    NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, now_ms,
-    recipient_status,
+    NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, recipient_status,
 };
 use crate::sqlite::{cursor_from, receipt_sources};
 
@@ -75,6 +76,9 @@ CREATE TABLE IF NOT EXISTS paused (
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// For the dedicated sessions that hold worker names.
+    config: tokio_postgres::Config,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -92,6 +96,7 @@ impl PostgresStore {
             // the parser's message names the bad part, never the password's value
             Error::invalid("postgres url", e.to_string())
         })?;
+        let config = cfg.clone();
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -108,7 +113,11 @@ impl PostgresStore {
             .map_err(|e| Error::Store {
                 reason: format!("connection pool: {e}"),
             })?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            config,
+            clock: Arc::new(SystemClock),
+        };
         let mut c = store.pool.get().await?;
         let tx = c.transaction().await?;
         // two workers starting together must not race on CREATE TABLE IF NOT EXISTS
@@ -120,6 +129,33 @@ impl PostgresStore {
         Ok(store)
     }
 }
+
+impl PostgresStore {
+    /// The same store, reading time from `clock` (tests: a lease expires without waiting for it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// A worker name's session: the advisory lock lives as long as this connection. A session lock, rather
+/// than a lease row with a heartbeat, because the server drops it by itself when the session ends: a
+/// holder killed with SIGKILL closes its socket (the kernel does), so the name is free at once, with no
+/// expiry to wait for nor clock to trust. Names are hashed to the lock's 32-bit key: two names sharing
+/// a hash would wait for each other, never send twice.
+struct NameSession {
+    _client: tokio_postgres::Client,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NameSession {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// The advisory lock class of worker names (the two-key form: apart from the schema lock's one key).
+const WORKER_NAME_LOCKS: i32 = 7_316_526;
 
 fn u64_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -166,11 +202,40 @@ fn statuses(rows: &[tokio_postgres::Row]) -> Result<Vec<MessageStatus>> {
 
 #[async_trait::async_trait]
 impl crate::Store for PostgresStore {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    async fn hold_worker_name(&self, name: &str) -> Result<Option<crate::WorkerNameHold>> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let alive = Arc::clone(&held);
+        let connection = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "worker name session ended");
+            }
+            alive.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        let session = NameSession {
+            _client: client,
+            connection,
+        };
+        let locked: bool = session
+            ._client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&WORKER_NAME_LOCKS, &name],
+            )
+            .await?
+            .get(0);
+        Ok(locked.then(|| crate::WorkerNameHold::new(session, Some(held))))
+    }
+
     async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>> {
         for item in &items {
             item.validate()?;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         if let Some(b) = batch {
@@ -238,7 +303,7 @@ impl crate::Store for PostgresStore {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedMessage>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2));
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let mut c = self.pool.get().await?;
@@ -306,7 +371,7 @@ impl crate::Store for PostgresStore {
     }
 
     async fn record(&self, worker: &str, outcomes: &[(i64, Outcome)]) -> Result<u64> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         // an outcome need not wait for the disk, unlike an acceptance: one lost to a server crash only sends
@@ -339,7 +404,7 @@ impl crate::Store for PostgresStore {
         let c = self.pool.get().await?;
         Ok(c.execute(
             "UPDATE recipients SET due_ms = $2 WHERE state = 'sending' AND lease_owner = $1",
-            &[&worker, &now_ms().saturating_add(lease_ms)],
+            &[&worker, &self.clock.now_ms().saturating_add(lease_ms)],
         )
         .await?)
     }
@@ -350,7 +415,7 @@ impl crate::Store for PostgresStore {
             "UPDATE recipients SET state = 'queued', lease_owner = NULL, due_ms = $2, \
              attempts = GREATEST(attempts - 1, 0), updated_ms = $2 \
              WHERE state = 'sending' AND lease_owner = $1",
-            &[&worker, &now_ms()],
+            &[&worker, &self.clock.now_ms()],
         )
         .await?)
     }
@@ -360,7 +425,7 @@ impl crate::Store for PostgresStore {
         c.execute(
             "INSERT INTO paused (sender, reason, since_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (sender) DO UPDATE SET reason = excluded.reason",
-            &[&sender, &reason, &now_ms()],
+            &[&sender, &reason, &self.clock.now_ms()],
         )
         .await?;
         Ok(())
@@ -488,7 +553,7 @@ impl crate::Store for PostgresStore {
                  WHERE message IN (SELECT id FROM messages WHERE message_id = $4) \
                    AND ($5::text IS NULL OR lower(address) = $5) AND state IN ({from})"
             ),
-            &[&state.as_str(), &detail, &now_ms(), &message_id, &recipient],
+            &[&state.as_str(), &detail, &self.clock.now_ms(), &message_id, &recipient],
         )
         .await?)
     }
@@ -518,7 +583,7 @@ impl crate::Store for PostgresStore {
                 &mailbox,
                 &i64::from(uid_validity),
                 &i64::from(uid),
-                &now_ms(),
+                &self.clock.now_ms(),
             ],
         )
         .await?;

@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::Digest as _;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
-    NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, now_ms,
-    recipient_status,
+    NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, recipient_status,
 };
 use crate::spool::{Place, Spool};
 
@@ -78,6 +79,7 @@ pub struct SqliteStore {
     spool: Spool,
     /// Outcomes waiting for the next commit (see [`crate::Store::record`] below).
     pending: Arc<Mutex<Vec<PendingRecord>>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Outcomes of one `record` call, and where to answer once they are committed.
@@ -149,7 +151,14 @@ impl SqliteStore {
             path: path.to_owned(),
             spool: Spool::beside(path),
             pending: Arc::new(Mutex::new(Vec::new())),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store, reading time from `clock` (tests: a lease expires without waiting for it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens the file, switches it to WAL (answering the journal mode it got) and creates the schema.
@@ -286,6 +295,39 @@ fn finish_status_rows(rows: Vec<(StatusRow, String)>) -> Result<Vec<MessageStatu
 
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    async fn hold_worker_name(&self, name: &str) -> Result<Option<crate::WorkerNameHold>> {
+        // An OS file lock (flock) on a file per name beside the database: the kernel frees it when its
+        // process ends, SIGKILL included, so a dead holder never blocks the name, and no clock or
+        // heartbeat is involved. The files stay (removing one would race with a process locking it).
+        let dir = self.path.with_extension("workers");
+        let file = dir.join(format!(
+            "{}.lock",
+            &crate::prepare::hex(&sha2::Sha256::digest(name.as_bytes()))[..32]
+        ));
+        blocking(move || {
+            let unavailable = |e: std::io::Error| Error::Unavailable {
+                reason: format!("{}: {e}", file.display()),
+            };
+            std::fs::create_dir_all(&dir).map_err(unavailable)?;
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&file)
+                .map_err(unavailable)?;
+            match lock.try_lock() {
+                Ok(()) => Ok(Some(crate::WorkerNameHold::new(lock, None))),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => Err(unavailable(e)),
+            }
+        })
+        .await
+    }
+
     async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>> {
         for item in &items {
             item.validate()?;
@@ -325,8 +367,9 @@ impl crate::Store for SqliteStore {
             .map(|known| if *known { None } else { places.next() })
             .collect();
         let batch = batch.map(str::to_owned);
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
-            let now = now_ms();
+            let now = clock.now_ms();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(b) = &batch {
                 tx.execute(
@@ -403,8 +446,9 @@ impl crate::Store for SqliteStore {
         let worker = worker.to_owned();
         let sender = sender.map(str::to_owned);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let clock = Arc::clone(&self.clock);
         let (mut leased, places) = self.run(move |conn| {
-            let now = now_ms();
+            let now = clock.now_ms();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let picked: Vec<(i64, MessageKey, String, i64)> = {
                 let mut q = tx.prepare_cached(
@@ -524,6 +568,7 @@ impl crate::Store for SqliteStore {
                 done,
             });
         let pending = Arc::clone(&self.pending);
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
             let group: Vec<PendingRecord> = match pending.lock() {
                 Ok(mut p) => std::mem::take(&mut *p),
@@ -543,7 +588,7 @@ impl crate::Store for SqliteStore {
             let result = conn
                 .execute_batch("PRAGMA synchronous=NORMAL")
                 .map_err(Error::from)
-                .and_then(|()| commit_records(conn, &group));
+                .and_then(|()| commit_records(conn, &group, clock.now_ms()));
             // back to FULL before anything else uses the connection (this closure holds it)
             let restored = conn.execute_batch("PRAGMA synchronous=FULL");
             for (i, p) in group.into_iter().enumerate() {
@@ -564,8 +609,9 @@ impl crate::Store for SqliteStore {
     async fn renew(&self, worker: &str, lease: Duration) -> Result<u64> {
         let worker = worker.to_owned();
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
-            let now = now_ms();
+            let now = clock.now_ms();
             Ok(count(conn.execute(
                 "UPDATE recipients SET due_ms = ?2 WHERE state = 'sending' AND lease_owner = ?1",
                 params![worker, now.saturating_add(lease_ms)],
@@ -576,8 +622,9 @@ impl crate::Store for SqliteStore {
 
     async fn release(&self, worker: &str) -> Result<u64> {
         let worker = worker.to_owned();
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
-            let now = now_ms();
+            let now = clock.now_ms();
             Ok(count(conn.execute(
                 "UPDATE recipients SET state = 'queued', lease_owner = NULL, due_ms = ?2, \
                  attempts = MAX(attempts - 1, 0), updated_ms = ?2 \
@@ -590,11 +637,12 @@ impl crate::Store for SqliteStore {
 
     async fn pause(&self, sender: &str, reason: &str) -> Result<()> {
         let (sender, reason) = (sender.to_owned(), reason.to_owned());
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
             conn.execute(
                 "INSERT INTO paused (sender, reason, since_ms) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (sender) DO UPDATE SET reason = excluded.reason",
-                params![sender, reason, now_ms()],
+                params![sender, reason, clock.now_ms()],
             )?;
             Ok(())
         })
@@ -724,6 +772,7 @@ impl crate::Store for SqliteStore {
             recipient.map(str::to_ascii_lowercase),
             detail.to_owned(),
         );
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
             let sql = format!(
                 "UPDATE recipients SET state = ?1, reason = ?2, lease_owner = NULL, updated_ms = ?3 \
@@ -732,7 +781,7 @@ impl crate::Store for SqliteStore {
             );
             Ok(count(conn.execute(
                 &sql,
-                params![state.as_str(), detail, now_ms(), message_id, recipient],
+                params![state.as_str(), detail, clock.now_ms(), message_id, recipient],
             )?))
         })
         .await
@@ -755,13 +804,14 @@ impl crate::Store for SqliteStore {
 
     async fn set_receipt_cursor(&self, mailbox: &str, uid_validity: u32, uid: u32) -> Result<()> {
         let mailbox = mailbox.to_owned();
+        let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
             conn.execute(
                 "INSERT INTO receipt_cursors (mailbox, uid_validity, last_uid, updated_ms) \
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT (mailbox) DO UPDATE SET \
                  uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, \
                  updated_ms = excluded.updated_ms",
-                params![mailbox, uid_validity, uid, now_ms()],
+                params![mailbox, uid_validity, uid, clock.now_ms()],
             )?;
             Ok(())
         })
@@ -770,8 +820,7 @@ impl crate::Store for SqliteStore {
 }
 
 /// Records several workers' outcomes in one transaction; returns how many rows each call updated.
-fn commit_records(conn: &mut Connection, group: &[PendingRecord]) -> Result<Vec<u64>> {
-    let now = now_ms();
+fn commit_records(conn: &mut Connection, group: &[PendingRecord], now: i64) -> Result<Vec<u64>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut counts = Vec::with_capacity(group.len());
     {

@@ -18,7 +18,7 @@ use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::model::{LeasedMessage, Outcome, now_ms};
+use crate::model::{LeasedMessage, Outcome};
 use crate::{Error, Result, Store};
 
 /// Retry schedule of transient failures.
@@ -243,7 +243,7 @@ pub async fn run(
                             (
                                 r.id,
                                 Outcome::Deferred {
-                                    retry_at: now_ms(),
+                                    retry_at: store.now_ms(),
                                     reason: format!("not tried, mailbox paused: {reason}"),
                                 },
                             )
@@ -282,7 +282,7 @@ pub async fn run(
                         }
                         next = Some(Lease::ready(ahead));
                     }
-                    deliver(&client, &m, &cfg.backoff).await
+                    deliver(&client, &m, &cfg.backoff, store.as_ref()).await
                 }
             };
             held = held.saturating_sub(m.recipients.len() as u64);
@@ -442,8 +442,13 @@ pub struct Delivery {
     pub pause: Option<String>,
 }
 
-/// Sends one leased message and decides each recipient's outcome.
-pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -> Delivery {
+/// Sends one leased message and decides each recipient's outcome (retry times by the store's clock).
+pub async fn deliver(
+    client: &LpsClient,
+    m: &LeasedMessage,
+    backoff: &Backoff,
+    store: &dyn Store,
+) -> Delivery {
     let mut outcomes = Vec::with_capacity(m.recipients.len());
     let from = match MailAddress::parse(&m.sender) {
         Ok(a) => a,
@@ -506,7 +511,8 @@ pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -
         } else {
             let delay = backoff.delay(attempts, &mut rng);
             Outcome::Deferred {
-                retry_at: now_ms()
+                retry_at: store
+                    .now_ms()
                     .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)),
                 reason,
             }
@@ -559,7 +565,7 @@ pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -
                 outcomes.push((
                     r.id,
                     Outcome::Deferred {
-                        retry_at: now_ms(),
+                        retry_at: store.now_ms(),
                         reason: format!("mailbox paused: {reason}"),
                     },
                 ));
@@ -595,5 +601,39 @@ pub async fn deliver(client: &LpsClient, m: &LeasedMessage, backoff: &Backoff) -
                 pause: None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // tokio's paused clock: the sleeps of the pacing take no time and the elapsed time is exact
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_messages_evenly_without_bursts() {
+        let limits = OperatorLimits::new(2, Some(10.0));
+        let start = Instant::now();
+        limits.pace().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "the first goes at once");
+        for _ in 0..4 {
+            limits.pace().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+        // an idle while does not bank slots for a burst afterwards
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let idle = Instant::now();
+        limits.pace().await;
+        limits.pace().await;
+        assert_eq!(idle.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_rate_nothing_waits() {
+        let limits = OperatorLimits::unlimited();
+        let start = Instant::now();
+        for _ in 0..100 {
+            limits.pace().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::msg;
-use mss_outbox::{Accepted, Error, NewMessage, Outcome, State, Store, now_ms};
+use mss_outbox::supervisor::{self, NameBusy};
+use mss_outbox::{Accepted, Clock, Error, ManualClock, NewMessage, Outcome, State, Store};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -18,12 +19,15 @@ macro_rules! suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let (store, dir) = super::common::sqlite_store();
+                    let clock = mss_outbox::ManualClock::new();
+                    let (store, dir) = super::common::sqlite_store_with(&clock);
                     let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+                    let other_clock = clock.clone();
                     let other = move || -> std::sync::Arc<dyn mss_outbox::Store> {
-                        std::sync::Arc::new(mss_outbox::SqliteStore::open(&path).expect("second handle"))
+                        let s = mss_outbox::SqliteStore::open(&path).expect("second handle");
+                        std::sync::Arc::new(s.with_clock(std::sync::Arc::new(other_clock.clone())))
                     };
-                    super::$case(store, &other).await;
+                    super::$case(store, &other, &clock).await;
                 }
             )*
         }
@@ -31,16 +35,18 @@ macro_rules! suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let Some((store, url)) = super::common::pg_store().await else { return };
+                    let clock = mss_outbox::ManualClock::new();
+                    let Some((store, url)) = super::common::pg_store_with(&clock).await else { return };
+                    let other_clock = clock.clone();
                     let other = move || -> std::sync::Arc<dyn mss_outbox::Store> {
                         // another pool on the same database, as another machine's worker has
                         let s = tokio::task::block_in_place(|| {
                             tokio::runtime::Handle::current().block_on(mss_outbox::PostgresStore::connect(&url, 4))
                         })
                         .expect("second store");
-                        std::sync::Arc::new(s)
+                        std::sync::Arc::new(s.with_clock(std::sync::Arc::new(other_clock.clone())))
                     };
-                    super::$case(store, &other).await;
+                    super::$case(store, &other, &clock).await;
                 }
             )*
         }
@@ -61,6 +67,7 @@ suite!(
     concurrent_records_are_each_answered_with_their_own_count,
     a_renewed_lease_is_kept_past_its_first_expiry,
     concurrent_workers_never_lease_the_same_recipient,
+    a_worker_name_is_held_by_one_live_process_at_a_time,
 );
 
 /// Something that opens a second, independent handle on the same store (another process's view).
@@ -69,6 +76,7 @@ type Other<'a> = &'a (dyn Fn() -> Arc<dyn Store> + Sync);
 async fn accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipient(
     s: Arc<dyn Store>,
     _: Other<'_>,
+    _: &ManualClock,
 ) {
     let m1 = msg(
         "k1",
@@ -155,7 +163,7 @@ async fn accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipien
     assert!(s.message(999_999).await.expect("status").is_none());
 }
 
-async fn an_idempotency_key_is_stored_once(s: Arc<dyn Store>, _: Other<'_>) {
+async fn an_idempotency_key_is_stored_once(s: Arc<dyn Store>, _: Other<'_>, _: &ManualClock) {
     let first = s
         .enqueue(
             None,
@@ -181,6 +189,7 @@ async fn an_idempotency_key_is_stored_once(s: Arc<dyn Store>, _: Other<'_>) {
 async fn bad_items_are_refused_naming_the_field_and_nothing_is_stored(
     s: Arc<dyn Store>,
     _: Other<'_>,
+    _: &ManualClock,
 ) {
     let good = msg("good", "alice@sante.test", &["bob@sante.test"]);
     let mut no_rcpt = msg("bad", "alice@sante.test", &["bob@sante.test"]);
@@ -201,7 +210,11 @@ async fn bad_items_are_refused_naming_the_field_and_nothing_is_stored(
     assert_eq!(s.counts(None).await.expect("counts").total(), 0);
 }
 
-async fn a_lease_is_exclusive_until_it_expires(s: Arc<dyn Store>, other: Other<'_>) {
+async fn a_lease_is_exclusive_until_it_expires(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    clock: &ManualClock,
+) {
     s.enqueue(
         None,
         vec![msg("k", "alice@sante.test", &["bob@sante.test"])],
@@ -221,7 +234,7 @@ async fn a_lease_is_exclusive_until_it_expires(s: Arc<dyn Store>, other: Other<'
             .is_empty()
     );
     // w1 "dies": its lease expires and w2 takes the recipient over
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     let l2 = w2.lease("w2", None, 10, LONG).await.expect("lease");
     assert_eq!(l2.len(), 1);
     let r = &l2[0].recipients[0];
@@ -239,7 +252,11 @@ async fn a_lease_is_exclusive_until_it_expires(s: Arc<dyn Store>, other: Other<'
     assert_eq!(st.recipients[0].reply.as_deref(), Some("250 w2"));
 }
 
-async fn deferred_recipients_wait_for_their_retry_time(s: Arc<dyn Store>, _: Other<'_>) {
+async fn deferred_recipients_wait_for_their_retry_time(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    clock: &ManualClock,
+) {
     s.enqueue(
         None,
         vec![msg("k", "alice@sante.test", &["bob@sante.test"])],
@@ -248,7 +265,7 @@ async fn deferred_recipients_wait_for_their_retry_time(s: Arc<dyn Store>, _: Oth
     .expect("enqueue");
     let l = s.lease("w1", None, 10, LONG).await.expect("lease");
     let id = l[0].recipients[0].id;
-    let retry_at = now_ms() + 500;
+    let retry_at = clock.now_ms() + 500;
     let reason = "451 4.3.0 try again later".to_owned();
     s.record(
         "w1",
@@ -272,13 +289,17 @@ async fn deferred_recipients_wait_for_their_retry_time(s: Arc<dyn Store>, _: Oth
             .expect("lease")
             .is_empty()
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    clock.advance(Duration::from_millis(700));
     let again = s.lease("w2", None, 10, LONG).await.expect("lease");
     assert_eq!(again[0].recipients[0].id, id);
     assert_eq!(again[0].recipients[0].attempts, 2);
 }
 
-async fn a_paused_sender_is_not_leased_until_resumed(s: Arc<dyn Store>, _: Other<'_>) {
+async fn a_paused_sender_is_not_leased_until_resumed(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    _: &ManualClock,
+) {
     let acc = s
         .enqueue(
             None,
@@ -322,7 +343,11 @@ async fn a_paused_sender_is_not_leased_until_resumed(s: Arc<dyn Store>, _: Other
     assert_eq!(l[0].key, acc[0].key());
 }
 
-async fn released_recipients_go_back_to_the_queue(s: Arc<dyn Store>, other: Other<'_>) {
+async fn released_recipients_go_back_to_the_queue(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    _: &ManualClock,
+) {
     s.enqueue(
         None,
         vec![msg(
@@ -343,7 +368,11 @@ async fn released_recipients_go_back_to_the_queue(s: Arc<dyn Store>, other: Othe
     assert!(l[0].recipients.iter().all(|r| r.attempts == 1));
 }
 
-async fn batches_page_their_items_in_acceptance_order(s: Arc<dyn Store>, _: Other<'_>) {
+async fn batches_page_their_items_in_acceptance_order(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    _: &ManualClock,
+) {
     let items: Vec<_> = (0..5)
         .map(|i| {
             msg(
@@ -382,7 +411,7 @@ async fn batches_page_their_items_in_acceptance_order(s: Arc<dyn Store>, _: Othe
     assert!(s.batch("nope", 0, 10).await.expect("batch").is_none());
 }
 
-async fn receipts_move_recipients_forward_only(s: Arc<dyn Store>, _: Other<'_>) {
+async fn receipts_move_recipients_forward_only(s: Arc<dyn Store>, _: Other<'_>, _: &ManualClock) {
     let acc = s
         .enqueue(
             None,
@@ -466,7 +495,11 @@ async fn receipts_move_recipients_forward_only(s: Arc<dyn Store>, _: Other<'_>) 
     );
 }
 
-async fn the_receipts_cursor_is_kept_per_mailbox(s: Arc<dyn Store>, other: Other<'_>) {
+async fn the_receipts_cursor_is_kept_per_mailbox(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    _: &ManualClock,
+) {
     assert_eq!(
         s.receipt_cursor("alice@sante.test/INBOX")
             .await
@@ -499,6 +532,7 @@ async fn the_receipts_cursor_is_kept_per_mailbox(s: Arc<dyn Store>, other: Other
 async fn concurrent_records_are_each_answered_with_their_own_count(
     s: Arc<dyn Store>,
     _: Other<'_>,
+    _: &ManualClock,
 ) {
     let items: Vec<_> = (0..40)
         .map(|i| msg(&format!("g{i}"), "alice@sante.test", &["bob@sante.test"]))
@@ -536,7 +570,11 @@ async fn concurrent_records_are_each_answered_with_their_own_count(
     assert_eq!((c.sent, c.sending), (30, 10));
 }
 
-async fn a_renewed_lease_is_kept_past_its_first_expiry(s: Arc<dyn Store>, other: Other<'_>) {
+async fn a_renewed_lease_is_kept_past_its_first_expiry(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    clock: &ManualClock,
+) {
     s.enqueue(
         None,
         vec![msg("l", "alice@sante.test", &["bob@sante.test"])],
@@ -548,9 +586,9 @@ async fn a_renewed_lease_is_kept_past_its_first_expiry(s: Arc<dyn Store>, other:
         s.lease("w1", None, 10, short).await.expect("lease").len(),
         1
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    clock.advance(Duration::from_secs(1));
     assert_eq!(s.renew("w1", short).await.expect("renew"), 1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    clock.advance(Duration::from_millis(1500));
     // past the first expiry, within the renewed one: nobody else takes it
     let o = other();
     assert!(
@@ -564,13 +602,65 @@ async fn a_renewed_lease_is_kept_past_its_first_expiry(s: Arc<dyn Store>, other:
         0,
         "w2 holds nothing"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    clock.advance(Duration::from_secs(1));
     // not renewed again: it expires and goes to another worker, whose renewal then holds it
     assert_eq!(o.lease("w2", None, 10, LONG).await.expect("lease").len(), 1);
     assert_eq!(s.renew("w1", short).await.expect("renew"), 0, "w1 lost it");
 }
 
-async fn concurrent_workers_never_lease_the_same_recipient(s: Arc<dyn Store>, other: Other<'_>) {
+async fn a_worker_name_is_held_by_one_live_process_at_a_time(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    _: &ManualClock,
+) {
+    let name = "batch:host:alice@sante.test";
+    let held = s.hold_worker_name(name).await.expect("hold").expect("free");
+    // another process (another handle: its own file descriptor, its own session) is refused the name...
+    let o = other();
+    assert!(o.hold_worker_name(name).await.expect("try").is_none());
+    match supervisor::hold(o.as_ref(), name, NameBusy::Refuse, || {}).await {
+        Err(Error::WorkerNameInUse { name: n }) => assert_eq!(n, name),
+        other => panic!("{other:?}"),
+    }
+    // ...but not another name
+    let bob = o
+        .hold_worker_name("batch:host:bob@sante.test")
+        .await
+        .expect("try")
+        .expect("another name is free");
+    // one that waits gets it when its holder is gone
+    let (waiting_tx, waiting_rx) = tokio::sync::oneshot::channel();
+    let waiter = tokio::spawn(async move {
+        supervisor::hold(o.as_ref(), name, NameBusy::Wait, move || {
+            let _ = waiting_tx.send(());
+        })
+        .await
+    });
+    waiting_rx.await.expect("waits");
+    assert!(!waiter.is_finished(), "taken while held");
+    drop(held);
+    let hold = tokio::time::timeout(LONG, waiter)
+        .await
+        .expect("the name is freed")
+        .expect("task")
+        .expect("held");
+    assert!(s.hold_worker_name(name).await.expect("try").is_none());
+    drop((hold, bob));
+    // gone: free again (a PostgreSQL session ends a moment after its socket closes)
+    tokio::time::timeout(
+        LONG,
+        supervisor::hold(s.as_ref(), name, NameBusy::Wait, || {}),
+    )
+    .await
+    .expect("the name is freed")
+    .expect("held");
+}
+
+async fn concurrent_workers_never_lease_the_same_recipient(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    _: &ManualClock,
+) {
     let items: Vec<_> = (0..100)
         .map(|i| {
             msg(
@@ -824,4 +914,41 @@ fn open_the_store_named_by_the_environment() {
     {
         panic!("open: {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_name_whose_postgres_session_ended_is_seen_no_longer_held() {
+    let Some((store, url)) = common::pg_store().await else {
+        return;
+    };
+    let name = "serve:host:alice@sante.test";
+    let hold = store
+        .hold_worker_name(name)
+        .await
+        .expect("hold")
+        .expect("free");
+    assert!(hold.is_held());
+    // the server ends the session (as a restart would)
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let ended = client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND classid = 7316526 AND database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(ended, 1);
+    tokio::time::timeout(LONG, async {
+        while hold.is_held() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the hold sees its session end");
+    assert!(store.hold_worker_name(name).await.expect("try").is_some());
 }

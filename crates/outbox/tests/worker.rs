@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{msg, sqlite_store};
+use common::{msg, sqlite_store, sqlite_store_with};
 use mss_lps::{Endpoint, ServerEndpoints, SessionPolicy, SharedToken, StaticToken};
 use mss_outbox::worker::{self, Backoff, OperatorLimits, WorkerConfig};
-use mss_outbox::{NewMessage, State};
+use mss_outbox::{ManualClock, NewMessage, State};
 use mss_testing::lps::{TokenKind, operator};
 use tokio::sync::watch;
 
@@ -312,14 +312,17 @@ impl Outage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_overslept_its_lease_sends_none_of_what_another_worker_took() {
     let Some(op) = operator() else { return };
-    let (store, _dir) = sqlite_store();
+    // the store's clock moves when the test says: the lease expires while the worker waits, whatever the
+    // machine's speed
+    let clock = ManualClock::new();
+    let (store, _dir) = sqlite_store_with(&clock);
     let rcpt = format!("{}@sante.test", unique("overslept"));
     store
         .enqueue(None, batch(6, "alice@sante.test", &[&rcpt]))
         .await
         .expect("enqueue");
     // one message every 5 s and a lease of 2 s: after the first message the worker waits for its next slot
-    // past the end of its lease (as a stopped or blocked process would), and another worker takes two of
+    // while its lease runs out (as a stopped or blocked process would), and another worker takes two of
     // the three left of it; the worker also holds the lease it took ahead (the last two messages), which
     // must not hide the loss
     let mut cfg = config("alice@sante.test");
@@ -337,20 +340,19 @@ async fn a_worker_that_overslept_its_lease_sends_none_of_what_another_worker_too
         assert!(started.elapsed() < Duration::from_secs(30), "nothing sent");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let taken = loop {
-        let t = store
+    assert!(
+        store
             .lease("other", None, 2, Duration::from_secs(60))
             .await
-            .expect("lease");
-        if !t.is_empty() {
-            break t;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the lease never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+            .expect("lease")
+            .is_empty(),
+        "taken before its lease expired"
+    );
+    clock.advance(Duration::from_secs(3));
+    let taken = store
+        .lease("other", None, 2, Duration::from_secs(60))
+        .await
+        .expect("lease");
     let taken: Vec<(i64, mss_outbox::Outcome)> = taken
         .iter()
         .flat_map(|m| &m.recipients)
@@ -419,7 +421,17 @@ async fn the_server_going_away_defers_and_everything_goes_when_it_is_back() {
         OperatorLimits::unlimited(),
         no_stop(),
     ));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // until the first message was tried twice and deferred again (however long the machine takes)
+    let started = std::time::Instant::now();
+    loop {
+        let m = store.message(1).await.expect("status").expect("known");
+        let r = &m.recipients[0];
+        if r.attempts >= 2 && r.state == State::Deferred {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never retried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let c = store.counts(None).await.expect("counts");
     assert_eq!(c.sent, 0);
     assert!(c.deferred > 0, "{c:?}");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mss_outbox::{NewMessage, PostgresStore, SqliteStore, Store};
+use mss_outbox::{ManualClock, NewMessage, PostgresStore, SqliteStore, Store};
 
 pub use mss_testing::postgres::{fresh_database, postgres};
 #[allow(unused_imports)] // worker.rs uses it, store.rs does not
@@ -16,6 +16,21 @@ pub async fn pg_store() -> Option<(Arc<dyn Store>, String)> {
     let url = fresh_database(pg).await;
     let store = PostgresStore::connect(&url, 8).await.expect("store");
     Some((Arc::new(store), url))
+}
+
+/// A PostgreSQL store on a fresh database, reading time from `clock`.
+pub async fn pg_store_with(clock: &ManualClock) -> Option<(Arc<dyn Store>, String)> {
+    let pg = postgres()?;
+    let url = fresh_database(pg).await;
+    let store = PostgresStore::connect(&url, 8).await.expect("store");
+    Some((Arc::new(store.with_clock(Arc::new(clock.clone()))), url))
+}
+
+/// A SQLite store in a new temp dir, reading time from `clock`.
+pub fn sqlite_store_with(clock: &ManualClock) -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join(SqliteStore::FILE_NAME)).expect("store");
+    (Arc::new(store.with_clock(Arc::new(clock.clone()))), dir)
 }
 
 /// A SQLite store in a new temp dir (kept alive by the returned guard).

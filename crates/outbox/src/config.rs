@@ -1,0 +1,101 @@
+//! `[[senders]]` of a service's configuration: the mailboxes whose credentials it holds, which batches
+//! name in `auth` and its workers deliver for.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use mss_types::MailAddress;
+
+use crate::error::{Error, Result};
+
+/// A mailbox whose credentials the service holds.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderConfig {
+    /// The name requests give in `auth`.
+    pub name: String,
+    /// The mailbox (BAL).
+    pub address: String,
+    /// PER/ORG mailbox: file holding the Pro Santé Connect access token; re-read when it changes.
+    pub token_file: Option<PathBuf>,
+    /// APP mailbox: PKCS#12 certificate (IGC Santé ORG AUTH_CLI); re-read when it changes.
+    pub certificate: Option<PathBuf>,
+    /// File holding its password (else MSS_CERT_PASSWORD, else empty).
+    pub certificate_password_file: Option<PathBuf>,
+    /// Submission front `HOST:PORT` (default: `[send]` submission / app_submission, else DNS SRV).
+    pub submission: Option<String>,
+    /// IMAP front `HOST:PORT` where receipts arrive (default: the submission host on port 143, else DNS SRV).
+    pub imap: Option<String>,
+    /// Read the DSN/MDN that come back to this mailbox (default true): recipients move on to delivered,
+    /// read or failed. The mailbox is left as it is (nothing flagged, nothing moved).
+    pub receipts: Option<bool>,
+    /// SMTP sessions in parallel for this mailbox (default 1).
+    pub connections: Option<u16>,
+    /// At most this many messages per second (default: no limit).
+    pub rate: Option<f64>,
+}
+
+impl SenderConfig {
+    /// The mailbox, checked.
+    pub fn mailbox_address(&self) -> Result<MailAddress> {
+        MailAddress::parse(&self.address)
+            .map_err(|e| Error::Config(format!("[[senders]] {:?}: address: {e}", self.name)))
+    }
+
+    /// The files its credentials are read from (watched for changes).
+    pub fn credential_files(&self) -> Vec<PathBuf> {
+        [
+            &self.token_file,
+            &self.certificate,
+            &self.certificate_password_file,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+}
+
+/// Checks `[[senders]]`: names and mailboxes unique, exactly one kind of credentials each.
+pub fn check_senders(senders: &[SenderConfig]) -> Result<()> {
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    let refuse = |m: String| Err(Error::Config(m));
+    for s in senders {
+        let address = s.mailbox_address()?;
+        if s.name.is_empty() || s.name.len() > 128 || s.name.chars().any(char::is_control) {
+            return refuse(format!(
+                "[[senders]] name {:?}: 1 to 128 characters",
+                s.name
+            ));
+        }
+        if !names.insert(s.name.clone()) {
+            return refuse(format!("[[senders]] name {:?} given twice", s.name));
+        }
+        if !addresses.insert(address.to_string()) {
+            return refuse(format!("[[senders]] {address} given twice"));
+        }
+        match (&s.token_file, &s.certificate) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return refuse(format!(
+                    "[[senders]] {:?}: give token_file (PER/ORG) or certificate (APP), not both",
+                    s.name
+                ));
+            }
+        }
+        if s.certificate_password_file.is_some() && s.certificate.is_none() {
+            return refuse(format!(
+                "[[senders]] {:?}: certificate_password_file without certificate",
+                s.name
+            ));
+        }
+        if s.connections.is_some_and(|c| !(1..=64).contains(&c)) {
+            return refuse(format!(
+                "[[senders]] {:?}: connections must be 1 to 64",
+                s.name
+            ));
+        }
+    }
+    Ok(())
+}
