@@ -13,6 +13,11 @@
 //! Environment: MSS_BENCH_FHIR_ENTRIES (mailboxes, default 126000: about 100 k Practitioners),
 //! MSS_BENCH_FHIR_RATES (default "0,17").
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 #[path = "../tests/fhir_fake/mod.rs"]
 mod fhir_fake;
 

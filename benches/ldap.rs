@@ -16,6 +16,11 @@
 //! Environment: MSS_BENCH_ENTRIES (default 50000), MSS_BENCH_CONCURRENCY (default "1,4").
 //! Without slapd installed it says so and exits.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

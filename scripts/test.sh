@@ -9,6 +9,9 @@ export CARGO_TERM_COLOR=never
 bash scripts/install-deps.sh
 
 cargo fmt --all --check
+# the layout rules of ARCHITECTURE.md: no module cycle, no source file over 1 000 lines of code, no reference
+# outside the repository
+python3 scripts/check-layout.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 

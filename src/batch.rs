@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use mss_lps::LpsClient;
 use mss_message::ComposeConfig;
 use mss_outbox::prepare::{self, Origin};
@@ -114,11 +114,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         None => Scope::Sender(from.to_string()),
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = crate::runtime::multi_thread(Some(2))?;
     rt.block_on(async move {
         let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let worker_name = args
@@ -368,12 +364,7 @@ impl Scope {
 }
 
 fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+    crate::progress::bar(false, Some(0), "{bar:30} {pos}/{len} sent  {msg}")
 }
 
 async fn show_progress(store: Arc<dyn Store>, scope: Scope, bar: ProgressBar) {
@@ -478,10 +469,7 @@ async fn list(store: &dyn Store, batch_id: &str, state: State) -> Result<()> {
 pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
     let mailbox = crate::lps::mailbox(&args.connect)?;
     let from = args.connect.from.to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = crate::runtime::current_thread()?;
     rt.block_on(async move {
         let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let client = Arc::new(LpsClient::new(mailbox)?);

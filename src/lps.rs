@@ -138,13 +138,6 @@ fn parse_address(s: &str) -> Result<MailAddress, String> {
     MailAddress::parse(s).map_err(|e| e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 fn roots(ca_file: Option<&Path>) -> Result<TrustRoots> {
     Ok(match ca_file {
         Some(p) => TrustRoots::from_pem_file(p)?,
@@ -263,7 +256,7 @@ pub fn send(args: SendArgs) -> Result<()> {
     }
     let client = LpsClient::new(mailbox)?;
     let data = mss_lps::without_bcc(&message);
-    runtime()?.block_on(async {
+    crate::runtime::current_thread()?.block_on(async {
         let report = client.send(&envelope, &data).await?;
         for r in &report.recipients {
             let word = if r.accepted() { "accepted" } else { "refused " };
@@ -297,7 +290,7 @@ pub fn proof(args: ProofArgs) -> Result<()> {
         ehlo_name: args.ehlo.clone(),
         connect: ConnectOptions::new(TlsSettings::new(roots, None)?),
     };
-    let proof = runtime()?.block_on(mss_lps::proof::run(&opts))?;
+    let proof = crate::runtime::current_thread()?.block_on(mss_lps::proof::run(&opts))?;
     let verdicts = proof
         .checks
         .iter()

@@ -4,10 +4,6 @@ use anyhow::{Context, Result};
 use tokio::runtime::{Builder, Runtime};
 
 /// A runtime on the calling thread only (one connection or one reading at a time).
-#[expect(
-    dead_code,
-    reason = "for `mss send`, `mss proof` and `mss receipts`: src/lps.rs and src/batch.rs switch to it"
-)]
 pub fn current_thread() -> Result<Runtime> {
     finish(Builder::new_current_thread())
 }

@@ -174,10 +174,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let compose = sending.as_ref().map(|s| s.compose.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime::multi_thread(None)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

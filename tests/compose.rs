@@ -1,5 +1,10 @@
 //! `mss compose` end to end: the shipped examples become messages with the Ségur headers.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use common::{run, stderr};

@@ -14,6 +14,11 @@
 //! - `GET /v1/directory/entries/{address}?refresh=true` asks the API and updates the index; the API failing
 //!   for now is a 503 with `Retry-After`, refusing the lookup a 502.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 mod fhir_fake;
 

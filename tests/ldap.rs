@@ -11,6 +11,11 @@
 //! The directories are started by the tests; without slapd they skip, except under CI (`CI` set), where
 //! they fail.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,10 @@
 //! End-to-end tests of `mss serve`: the real binary on an ephemeral port, called over HTTP.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -1,6 +1,11 @@
 //! `POST /v1/messages/compose`: the example request gives a message with the Ségur headers; bad input is
 //! problem+json naming the field.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use mss_api::{ApiConfig, AppState, SendConfig};

@@ -1,5 +1,10 @@
 //! Walking every page with the cursor: no duplicate, no gap, the same total, across commits.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -1,5 +1,10 @@
 //! A rebuild that fails, is dropped or is killed leaves the previous index answering.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -1,4 +1,9 @@
 //! Helpers of the end-to-end tests: run the real `mss` binary, start `mss serve` on an ephemeral port.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,10 @@
 //! The synthetic extraction is read back by the real reader exactly as generated.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::HashSet;
 
 use mss_annuaire::demo::{self, DemoOptions, DemoSummary};

@@ -1,6 +1,11 @@
 //! FHIR resources → entries, on resources shaped as the ANS examples of docs/mssante.md D3, and on
 //! arbitrary JSON (never a panic).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use mss_annuaire::fhir::client::to_page;
 use mss_annuaire::fhir::mapping::{self, Change, Included};
 use mss_annuaire::fhir::resources::{

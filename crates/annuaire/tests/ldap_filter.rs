@@ -1,6 +1,11 @@
 //! Property tests of the RFC 4515 filter builder: any text becomes an assertion value that reads back as
 //! exactly that text, both with our parser and with ldap3's (the one that encodes what goes on the wire),
 //! and never changes the filter's structure.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 #![cfg(feature = "ldap")]
 
 use ldap3::asn1::{ASNTag, PL, StructureTag};
