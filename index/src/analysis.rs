@@ -5,6 +5,7 @@
 //! apostrophe with nothing else between them (`L'Hermite`, `Anne-Sophie`, `Saint-Étienne`) are also indexed
 //! joined (`lhermite`, `annesophie`, `saintetienne`), so that users who type them glued still find them.
 
+use mss_types::text::fold_latin;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 /// Longest token kept, in bytes of folded text; longer words are cut (at a character boundary), the same
@@ -44,7 +45,10 @@ pub(crate) fn fold_char(c: char, out: &mut String) -> bool {
         return false;
     }
     if let Some(s) = fold_latin(c) {
+        // the table keeps the letter's case and is ASCII: lower it in place, without allocating
+        let start = out.len();
         out.push_str(s);
+        out[start..].make_ascii_lowercase();
         return true;
     }
     if c.is_alphanumeric() {
@@ -52,69 +56,6 @@ pub(crate) fn fold_char(c: char, out: &mut String) -> bool {
         return true;
     }
     false
-}
-
-/// ASCII form of the Latin letters used in French and neighbouring languages' names.
-fn fold_latin(c: char) -> Option<&'static str> {
-    Some(match c {
-        'À'..='Å' | 'à'..='å' | 'Ā' | 'ā' | 'Ă' | 'ă' | 'Ą' | 'ą' | 'Ǎ' | 'ǎ' => "a",
-        'Æ' | 'æ' => "ae",
-        'Ç' | 'ç' | 'Ć' | 'ć' | 'Ĉ' | 'ĉ' | 'Ċ' | 'ċ' | 'Č' | 'č' => "c",
-        'Ð' | 'ð' | 'Ď' | 'ď' | 'Đ' | 'đ' => "d",
-        'È'..='Ë' | 'è'..='ë' | 'Ē' | 'ē' | 'Ĕ' | 'ĕ' | 'Ė' | 'ė' | 'Ę' | 'ę' | 'Ě' | 'ě' => {
-            "e"
-        }
-        'Ĝ' | 'ĝ' | 'Ğ' | 'ğ' | 'Ġ' | 'ġ' | 'Ģ' | 'ģ' => "g",
-        'Ĥ' | 'ĥ' | 'Ħ' | 'ħ' => "h",
-        'Ì'..='Ï'
-        | 'ì'..='ï'
-        | 'Ĩ'
-        | 'ĩ'
-        | 'Ī'
-        | 'ī'
-        | 'Ĭ'
-        | 'ĭ'
-        | 'Į'
-        | 'į'
-        | 'İ'
-        | 'ı'
-        | 'Ǐ'
-        | 'ǐ' => "i",
-        'Ĳ' | 'ĳ' => "ij",
-        'Ĵ' | 'ĵ' => "j",
-        'Ķ' | 'ķ' => "k",
-        'Ĺ' | 'ĺ' | 'Ļ' | 'ļ' | 'Ľ' | 'ľ' | 'Ŀ' | 'ŀ' | 'Ł' | 'ł' => "l",
-        'Ñ' | 'ñ' | 'Ń' | 'ń' | 'Ņ' | 'ņ' | 'Ň' | 'ň' | 'ŉ' | 'Ŋ' | 'ŋ' => "n",
-        'Ò'..='Ö' | 'Ø' | 'ò'..='ö' | 'ø' | 'Ō' | 'ō' | 'Ŏ' | 'ŏ' | 'Ő' | 'ő' | 'Ǒ' | 'ǒ' => {
-            "o"
-        }
-        'Œ' | 'œ' => "oe",
-        'Ŕ' | 'ŕ' | 'Ŗ' | 'ŗ' | 'Ř' | 'ř' => "r",
-        'Ś' | 'ś' | 'Ŝ' | 'ŝ' | 'Ş' | 'ş' | 'Š' | 'š' | 'Ș' | 'ș' | 'ſ' => "s",
-        'ß' => "ss",
-        'Ţ' | 'ţ' | 'Ť' | 'ť' | 'Ŧ' | 'ŧ' | 'Ț' | 'ț' => "t",
-        'Þ' | 'þ' => "th",
-        'Ù'..='Ü'
-        | 'ù'..='ü'
-        | 'Ũ'
-        | 'ũ'
-        | 'Ū'
-        | 'ū'
-        | 'Ŭ'
-        | 'ŭ'
-        | 'Ů'
-        | 'ů'
-        | 'Ű'
-        | 'ű'
-        | 'Ų'
-        | 'ų'
-        | 'Ǔ'
-        | 'ǔ' => "u",
-        'Ŵ' | 'ŵ' => "w",
-        'Ý' | 'ý' | 'ÿ' | 'Ÿ' | 'Ŷ' | 'ŷ' => "y",
-        'Ź' | 'ź' | 'Ż' | 'ż' | 'Ž' | 'ž' => "z",
-        _ => return None,
-    })
 }
 
 /// Folds a whole string (words kept apart by single spaces); used for keys and tests.

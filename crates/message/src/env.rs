@@ -61,30 +61,22 @@ impl Env {
 
     /// 16 hex digits for MIME boundaries.
     pub(crate) fn token(&mut self) -> String {
-        let b = self.random_bytes();
-        let mut s = String::with_capacity(16);
-        for byte in &b[..8] {
-            push_hex(&mut s, *byte);
-        }
-        s
+        mss_types::hex(&self.random_bytes()[..8])
     }
 }
 
 pub(crate) fn format_uuid(b: &[u8; 16]) -> String {
     let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
+    for (i, group) in [&b[..4], &b[4..6], &b[6..8], &b[8..10], &b[10..]]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
             s.push('-');
         }
-        push_hex(&mut s, *byte);
+        mss_types::push_hex(&mut s, group);
     }
     s
-}
-
-pub(crate) fn push_hex(s: &mut String, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    s.push(HEX[usize::from(byte >> 4)] as char);
-    s.push(HEX[usize::from(byte & 15)] as char);
 }
 
 #[cfg(test)]

@@ -3,11 +3,10 @@
 //! batch` (files, manifests) and `POST /v1/batches` (JSON items) both prepare their items here, so that they
 //! check the same things and name the same faulty fields.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use mss_message::{ComposeConfig, ComposeRequest};
-use mss_types::MailAddress;
+use mss_types::{MailAddress, hex};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -83,16 +82,6 @@ pub struct Prepared {
     pub key: String,
     /// What the outbox keeps.
     pub message: NewMessage,
-}
-
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// An item's idempotency key: as the caller knows it, and as stored. The one place keys are derived: a

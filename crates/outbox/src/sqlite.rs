@@ -306,7 +306,7 @@ impl crate::Store for SqliteStore {
         let dir = self.path.with_extension("workers");
         let file = dir.join(format!(
             "{}.lock",
-            &crate::prepare::hex(&sha2::Sha256::digest(name.as_bytes()))[..32]
+            &mss_types::hex(&sha2::Sha256::digest(name.as_bytes()))[..32]
         ));
         blocking(move || {
             let unavailable = |e: std::io::Error| Error::Unavailable {

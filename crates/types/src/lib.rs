@@ -7,7 +7,8 @@
 //! - [`Secret`]: a password, key or token that never reaches a log line;
 //! - [`Envelope`]: the SMTP sender and recipients of one message, with its [`DsnRequest`];
 //! - [`xtext`]: the RFC 3461 encoding of DSN parameters, both ways;
-//! - [`hex()`]: lower-case hexadecimal of a byte string.
+//! - [`hex()`] and [`push_hex`]: lower-case hexadecimal of a byte string;
+//! - [`text::fold_latin`]: the ASCII form of the accented Latin letters of names.
 //!
 //! It depends on no other mss crate and on nothing that performs I/O besides reading a secret file.
 
@@ -15,6 +16,7 @@ mod address;
 mod dsn;
 mod envelope;
 mod secret;
+pub mod text;
 pub mod xtext;
 
 pub use address::{AddressFault, BalType, MailAddress};
@@ -47,13 +49,18 @@ pub enum Error {
 
 /// Lower-case hexadecimal of a byte string (hashes, keys).
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
+    push_hex(&mut s, bytes);
     s
+}
+
+/// Appends the lower-case hexadecimal of `bytes` to `out` (identifiers built piece by piece).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +71,8 @@ mod tests {
     fn hex_is_lower_case() {
         assert_eq!(hex(&[0x00, 0xAB, 0x0f]), "00ab0f");
         assert_eq!(hex(&[]), "");
+        let mut s = String::from("id-");
+        push_hex(&mut s, &[0xFE, 0x01]);
+        assert_eq!(s, "id-fe01");
     }
 }

@@ -213,8 +213,9 @@ fn initial(dim: &Split) -> Constraint {
     }
 }
 
-/// How the server compares values for our purpose: trimmed, lower case.
-fn fold(v: &str) -> String {
+/// A value in the form a case-insensitive server compares it, for grouping the sample: trimmed, lower
+/// case, accents left as they are (the "everything else" part covers any other rule the server has).
+fn server_compare_form(v: &str) -> String {
     v.trim().to_lowercase()
 }
 
@@ -285,7 +286,7 @@ fn split(part: &Part, sample: &[RawEntry], dims: &[Split]) -> Option<Vec<Part>> 
         let values: Vec<String> = sample
             .iter()
             .flat_map(|e| e.values(&dim.attribute))
-            .map(|v| fold(v))
+            .map(|v| server_compare_form(v))
             .filter(|v| !v.is_empty())
             .collect();
         let weight = |matches: &dyn Fn(&str) -> bool| values.iter().filter(|v| matches(v)).count();
@@ -834,13 +835,13 @@ mod tests {
 
     /// An in-memory directory with a size limit, evaluating filters like a case-insensitive server.
     struct Fake {
-        /// Each entry with its values folded (for matching) and as is (for answering).
+        /// Each entry with its values in [`server_compare_form`] (for matching) and as is (for answering).
         entries: Vec<(RawEntry, RawEntry)>,
         limit: usize,
         queries: std::sync::atomic::AtomicU64,
     }
 
-    /// `f` with its values folded, evaluated on entries whose values are folded.
+    /// `f` with its values in [`server_compare_form`], evaluated on entries whose values are too.
     fn matches(f: &Filter, e: &RawEntry) -> bool {
         match f {
             Filter::And(v) => v.iter().all(|f| matches(f, e)),
@@ -863,7 +864,7 @@ mod tests {
             Filter::And(v) => Filter::And(v.into_iter().map(folded).collect()),
             Filter::Or(v) => Filter::Or(v.into_iter().map(folded).collect()),
             Filter::Not(f) => Filter::Not(Box::new(folded(*f))),
-            Filter::Equal(a, v) => Filter::Equal(a, fold(&v)),
+            Filter::Equal(a, v) => Filter::Equal(a, server_compare_form(&v)),
             Filter::Substrings {
                 attr,
                 initial,
@@ -871,9 +872,9 @@ mod tests {
                 last,
             } => Filter::Substrings {
                 attr,
-                initial: initial.map(|i| fold(&i)),
-                any: any.iter().map(|v| fold(v)).collect(),
-                last: last.map(|l| fold(&l)),
+                initial: initial.map(|i| server_compare_form(&i)),
+                any: any.iter().map(|v| server_compare_form(v)).collect(),
+                last: last.map(|l| server_compare_form(&l)),
             },
             other => other,
         }
@@ -939,7 +940,7 @@ mod tests {
                             .map(|(a, v)| (a.as_str().to_string(), vec![f(v)])),
                     )
                 };
-                (raw(fold), raw(str::to_string))
+                (raw(server_compare_form), raw(str::to_string))
             })
             .collect();
         Arc::new(Fake {

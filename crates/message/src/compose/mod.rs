@@ -27,6 +27,7 @@ use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
+use mss_types::text::fold_latin;
 use mss_types::{DsnRequest, Envelope, MailAddress};
 use std::borrow::Cow;
 
@@ -301,43 +302,17 @@ fn address_list<'a>(recipients: &'a [(String, MailAddress)], header: &str) -> Ad
 // ---------------------------------------------------------------------------------------------
 // Subject and names
 
-/// ASCII folding for file names (`CR d’imagerie médicale` -> `CR_d_imagerie_medicale`).
+/// ASCII folding for file names (`CR d’imagerie médicale` -> `CR_d_imagerie_medicale`): accented letters
+/// by the shared table, every other run of characters as one `_`.
 fn fold_for_file(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let mapped: &str = match c {
-            'à' | 'â' | 'ä' | 'á' | 'ã' | 'å' => "a",
-            'À' | 'Â' | 'Ä' | 'Á' | 'Ã' | 'Å' => "A",
-            'ç' => "c",
-            'Ç' => "C",
-            'é' | 'è' | 'ê' | 'ë' => "e",
-            'É' | 'È' | 'Ê' | 'Ë' => "E",
-            'î' | 'ï' | 'í' | 'ì' => "i",
-            'Î' | 'Ï' | 'Í' | 'Ì' => "I",
-            'ô' | 'ö' | 'ó' | 'ò' | 'õ' => "o",
-            'Ô' | 'Ö' | 'Ó' | 'Ò' | 'Õ' => "O",
-            'ù' | 'û' | 'ü' | 'ú' => "u",
-            'Ù' | 'Û' | 'Ü' | 'Ú' => "U",
-            'ÿ' => "y",
-            'Ÿ' => "Y",
-            'ñ' => "n",
-            'Ñ' => "N",
-            'œ' => "oe",
-            'Œ' => "OE",
-            'æ' => "ae",
-            'Æ' => "AE",
-            c if c.is_ascii_alphanumeric() => {
-                out.push(c);
-                continue;
-            }
-            _ => "_",
-        };
-        if mapped == "_" {
-            if !out.is_empty() && !out.ends_with('_') {
-                out.push('_');
-            }
-        } else {
-            out.push_str(mapped);
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if let Some(folded) = fold_latin(c) {
+            out.push_str(folded);
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
         }
     }
     out.trim_end_matches('_').to_string()
@@ -423,5 +398,6 @@ mod tests {
         );
         assert_eq!(fold_for_file("Lefèvre-Œuvre"), "Lefevre_OEuvre");
         assert_eq!(fold_for_file("  a  "), "a");
+        assert_eq!(fold_for_file("Łukasz Ørsted"), "Lukasz_Orsted");
     }
 }
