@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mss_lps::LpsClient;
 use mss_lps::smtp::{RecipientResult, SmtpReply};
-use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope, LpsClient};
 use mss_types::MailAddress;
 use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
@@ -178,7 +178,7 @@ pub async fn run(
     let mut next: Option<Lease> = None;
     // credentials refused during the previous lease: the lease taken ahead of the pause may hold more of
     // that sender's messages (later leases leave a paused sender out)
-    let mut refused_before: Option<(String, String)> = None;
+    let mut refused_before: Option<(MailAddress, String)> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -223,7 +223,7 @@ pub async fn run(
         }
         // a sender whose credentials were refused during this lease: its other messages are not tried (each
         // attempt would be one more refused login, which servers answer by slowing the address down)
-        let mut refused: Option<(String, String)> = None;
+        let mut refused: Option<(MailAddress, String)> = None;
         let refused_ahead = refused_before.take();
         let mut renewed = Instant::now();
         // recipients of this lease not recorded yet: exactly the rows this worker should still hold
@@ -288,7 +288,7 @@ pub async fn run(
             held = held.saturating_sub(m.recipients.len() as u64);
             if let Some(reason) = &delivery.pause {
                 tracing::warn!(sender = %m.sender, reason = %reason, "credentials refused: pausing the mailbox");
-                store.pause(&m.sender, reason).await?;
+                store.pause(m.sender.as_str(), reason).await?;
                 report.paused = Some(reason.clone());
                 refused = Some((m.sender.clone(), reason.clone()));
             }
@@ -450,56 +450,8 @@ pub async fn deliver(
     store: &dyn Store,
 ) -> Delivery {
     let mut outcomes = Vec::with_capacity(m.recipients.len());
-    let from = match MailAddress::parse(&m.sender) {
-        Ok(a) => a,
-        Err(e) => {
-            let reason = format!("invalid sender {}: {e}", m.sender);
-            return Delivery {
-                outcomes: m
-                    .recipients
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.id,
-                            Outcome::Failed {
-                                reason: reason.clone(),
-                            },
-                        )
-                    })
-                    .collect(),
-                pause: None,
-            };
-        }
-    };
-    let mut sendable = Vec::new();
-    for r in &m.recipients {
-        match MailAddress::parse(&r.address) {
-            Ok(a) => sendable.push((r, a)),
-            Err(e) => outcomes.push((
-                r.id,
-                Outcome::Failed {
-                    reason: format!("invalid recipient {}: {e}", r.address),
-                },
-            )),
-        }
-    }
-    if sendable.is_empty() {
-        return Delivery {
-            outcomes,
-            pause: None,
-        };
-    }
-    let envelope = Envelope {
-        from,
-        recipients: sendable.iter().map(|(_, a)| a.clone()).collect(),
-        // when asked, receipts come back by DSN, matched on the Message-ID (ENVID)
-        dsn: m.dsn.then(|| DsnRequest {
-            ret: Some(DsnReturn::Headers),
-            envid: Some(m.message_id.clone()),
-            notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],
-            orcpt: true,
-        }),
-    };
+    // the addresses were checked when the store read them: every leased recipient goes
+    let envelope = m.envelope();
     let result = client.send(&envelope, &m.content).await;
     // the thread-local generator is not Send: drawn after the await
     let mut rng = rand::rng();
@@ -519,8 +471,8 @@ pub async fn deliver(
         }
     };
     let mut by_reply = |results: &[RecipientResult], data_reply: Option<&SmtpReply>| {
-        let mut out = Vec::with_capacity(sendable.len());
-        for (i, (r, _)) in sendable.iter().enumerate() {
+        let mut out = Vec::with_capacity(m.recipients.len());
+        for (i, r) in m.recipients.iter().enumerate() {
             let Some(res) = results.get(i) else {
                 out.push((
                     r.id,
@@ -561,7 +513,7 @@ pub async fn deliver(
         Err(e) if e.needs_credentials() => {
             // not the message's fault: back to the queue, without counting the attempt
             let reason = e.to_string();
-            for (r, _) in &sendable {
+            for r in &m.recipients {
                 outcomes.push((
                     r.id,
                     Outcome::Deferred {
@@ -577,7 +529,7 @@ pub async fn deliver(
         }
         Err(e) if e.is_permanent() => {
             let reason = e.to_string();
-            for (r, _) in &sendable {
+            for r in &m.recipients {
                 outcomes.push((
                     r.id,
                     Outcome::Failed {
@@ -593,7 +545,7 @@ pub async fn deliver(
         Err(e) => {
             // transient, or unknown: retrying is the safe side
             let reason = e.to_string();
-            for (r, _) in &sendable {
+            for r in &m.recipients {
                 outcomes.push((r.id, retry(r.attempts, reason.clone())));
             }
             Delivery {
