@@ -18,7 +18,7 @@ use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::model::{LeasedMessage, Outcome};
+use crate::model::{LeasedMessage, LeasedRecipient, Outcome};
 use crate::{Error, Result, Store};
 
 /// Retry schedule of transient failures.
@@ -449,10 +449,8 @@ pub async fn deliver(
     backoff: &Backoff,
     store: &dyn Store,
 ) -> Delivery {
-    let mut outcomes = Vec::with_capacity(m.recipients.len());
     // the addresses were checked when the store read them: every leased recipient goes
-    let envelope = m.envelope();
-    let result = client.send(&envelope, &m.content).await;
+    let result = client.send(&m.envelope(), &m.content).await;
     // the thread-local generator is not Send: drawn after the await
     let mut rng = rand::rng();
     let mut retry = |attempts: u32, reason: String| -> Outcome {
@@ -469,6 +467,10 @@ pub async fn deliver(
                 reason,
             }
         }
+    };
+    // the same decision for every recipient (the message as a whole failed)
+    let every = |decide: &mut dyn FnMut(&LeasedRecipient) -> Outcome| -> Vec<(i64, Outcome)> {
+        m.recipients.iter().map(|r| (r.id, decide(r))).collect()
     };
     let mut by_reply = |results: &[RecipientResult], data_reply: Option<&SmtpReply>| {
         let mut out = Vec::with_capacity(m.recipients.len());
@@ -495,65 +497,32 @@ pub async fn deliver(
         }
         out
     };
-    match result {
-        Ok(report) => {
-            outcomes.extend(by_reply(&report.recipients, Some(&report.reply)));
-            Delivery {
-                outcomes,
-                pause: None,
-            }
-        }
-        Err(mss_lps::Error::RecipientsRefused { results, .. }) => {
-            outcomes.extend(by_reply(&results, None));
-            Delivery {
-                outcomes,
-                pause: None,
-            }
-        }
+    let (outcomes, pause) = match result {
+        Ok(report) => (by_reply(&report.recipients, Some(&report.reply)), None),
+        Err(mss_lps::Error::RecipientsRefused { results, .. }) => (by_reply(&results, None), None),
         Err(e) if e.needs_credentials() => {
             // not the message's fault: back to the queue, without counting the attempt
             let reason = e.to_string();
-            for r in &m.recipients {
-                outcomes.push((
-                    r.id,
-                    Outcome::Deferred {
-                        retry_at: store.now_ms(),
-                        reason: format!("mailbox paused: {reason}"),
-                    },
-                ));
-            }
-            Delivery {
-                outcomes,
-                pause: Some(reason),
-            }
+            let outcomes = every(&mut |_| Outcome::Deferred {
+                retry_at: store.now_ms(),
+                reason: format!("mailbox paused: {reason}"),
+            });
+            (outcomes, Some(reason))
         }
         Err(e) if e.is_permanent() => {
             let reason = e.to_string();
-            for r in &m.recipients {
-                outcomes.push((
-                    r.id,
-                    Outcome::Failed {
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-            Delivery {
-                outcomes,
-                pause: None,
-            }
+            let outcomes = every(&mut |_| Outcome::Failed {
+                reason: reason.clone(),
+            });
+            (outcomes, None)
         }
         Err(e) => {
             // transient, or unknown: retrying is the safe side
             let reason = e.to_string();
-            for r in &m.recipients {
-                outcomes.push((r.id, retry(r.attempts, reason.clone())));
-            }
-            Delivery {
-                outcomes,
-                pause: None,
-            }
+            (every(&mut |r| retry(r.attempts, reason.clone())), None)
         }
-    }
+    };
+    Delivery { outcomes, pause }
 }
 
 #[cfg(test)]
