@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope};
+use mss_lps::{DsnRequest, Envelope};
 use mss_outbox::worker::{self, OperatorLimits, WorkerConfig};
 use mss_outbox::{NewMessage, SqliteStore, Store};
 use mss_testing::lps::{Operator, operator};
@@ -219,15 +219,6 @@ fn smtp_source(op: &Operator, n: usize, conns: usize, size: usize) -> Run {
     }
 }
 
-fn dsn(id: &str) -> Option<DsnRequest> {
-    Some(DsnRequest {
-        ret: Some(DsnReturn::Headers),
-        envid: Some(id.to_owned()),
-        notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],
-        orcpt: true,
-    })
-}
-
 async fn direct(
     op: &'static Operator,
     messages: &[(String, Vec<u8>)],
@@ -255,7 +246,7 @@ async fn direct(
                 let envelope = Envelope {
                     from: mss_testing::lps::addr("alice@sante.test"),
                     recipients: vec![mss_testing::lps::addr(to)],
-                    dsn: if with_dsn { dsn(id) } else { None },
+                    dsn: with_dsn.then(|| DsnRequest::all_notices(id.clone())),
                 };
                 client.send(&envelope, raw).await.expect("send");
             }
@@ -300,11 +291,11 @@ async fn outbox(
         .map(|(i, (id, raw))| NewMessage {
             idempotency_key: format!("bench-{i}"),
             label: format!("{i:05}.eml"),
-            sender: "alice@sante.test".into(),
+            sender: mss_testing::lps::addr("alice@sante.test"),
             auth_ref: "token:alice@sante.test".into(),
             message_id: id.clone(),
             content: raw.clone(),
-            recipients: vec![to.into()],
+            recipients: vec![mss_testing::lps::addr(to)],
             dsn: with_dsn,
         })
         .collect();

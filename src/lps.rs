@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mss_lps::{
-    AccessToken, ClientIdentity, ConnectOptions, Credentials, DnsResolver, DsnNotify, DsnRequest,
-    DsnReturn, Endpoint, Envelope, LpsClient, MailboxConfig, Secret, ServerEndpoints, ServerSource,
-    SessionPolicy, StaticToken, TlsSettings, TokenPolicy, TrustRoots,
+    AccessToken, ClientIdentity, ConnectOptions, Credentials, DnsResolver, DsnRequest, Endpoint,
+    Envelope, LpsClient, MailboxConfig, Secret, ServerEndpoints, ServerSource, SessionPolicy,
+    StaticToken, TlsSettings, TokenPolicy, TrustRoots,
 };
 use mss_types::{BalType, MailAddress};
 
@@ -247,11 +247,10 @@ pub fn send(args: SendArgs) -> Result<()> {
     };
     let id = mss_lps::message_id(&message);
     if args.dsn {
+        // all notices; the ENVID is the Message-ID, none when the message has none
         envelope.dsn = Some(DsnRequest {
-            ret: Some(DsnReturn::Headers),
             envid: id.clone(),
-            notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],
-            orcpt: true,
+            ..DsnRequest::all_notices(String::new())
         });
     }
     let client = LpsClient::new(mailbox)?;

@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use mss_types::{DsnRequest, Envelope, MailAddress};
+
 use crate::error::{Error, Result};
 
 /// A message's key in the store (also its id in the REST API).
@@ -22,7 +24,7 @@ pub struct NewMessage {
     /// What the caller calls this item (file name, its own reference), shown in statuses.
     pub label: String,
     /// The sending BAL.
-    pub sender: String,
+    pub sender: MailAddress,
     /// How the sender authenticates, as a reference the worker resolves (`token:<BAL>`, `cert:<name>`):
     /// never a token or a password.
     pub auth_ref: String,
@@ -31,7 +33,7 @@ pub struct NewMessage {
     /// The composed message (RFC 5322).
     pub content: Vec<u8>,
     /// The envelope recipients.
-    pub recipients: Vec<String>,
+    pub recipients: Vec<MailAddress>,
     /// Ask the operator for delivery status notifications (DSN: success, failure, delay; headers only):
     /// the sender's choice, as for a single send. The receipts then move recipients to delivered.
     pub dsn: bool,
@@ -53,7 +55,6 @@ impl NewMessage {
             Ok(())
         };
         text("idempotency_key", &self.idempotency_key, 1024)?;
-        text("sender", &self.sender, 320)?;
         text("auth_ref", &self.auth_ref, 512)?;
         text("message_id", &self.message_id, 998)?;
         if !self.label.is_empty() {
@@ -62,11 +63,9 @@ impl NewMessage {
         if self.content.is_empty() {
             return Err(Error::invalid("content", "empty"));
         }
+        // the addresses are checked by their type
         if self.recipients.is_empty() {
             return Err(Error::invalid("recipients", "none"));
-        }
-        for r in &self.recipients {
-            text("recipients", r, 320)?;
         }
         Ok(())
     }
@@ -210,7 +209,7 @@ pub struct LeasedRecipient {
     /// The recipient's row, to record its outcome.
     pub id: i64,
     /// Its address.
-    pub address: String,
+    pub address: MailAddress,
     /// Attempts so far, this one included.
     pub attempts: u32,
 }
@@ -221,7 +220,7 @@ pub struct LeasedMessage {
     /// The message's key.
     pub key: MessageKey,
     /// The sending BAL.
-    pub sender: String,
+    pub sender: MailAddress,
     /// How it authenticates (a reference, no secret).
     pub auth_ref: String,
     /// Its stable Message-ID.
@@ -232,6 +231,28 @@ pub struct LeasedMessage {
     pub dsn: bool,
     /// The recipients to send it to now.
     pub recipients: Vec<LeasedRecipient>,
+}
+
+impl LeasedMessage {
+    /// The SMTP envelope of this send: its sender, the recipients leased now and, when asked, the DSN
+    /// request (all notices, headers only), whose ENVID is the Message-ID the receipts are matched on.
+    pub fn envelope(&self) -> Envelope {
+        Envelope {
+            from: self.sender.clone(),
+            recipients: self.recipients.iter().map(|r| r.address.clone()).collect(),
+            dsn: self
+                .dsn
+                .then(|| DsnRequest::all_notices(self.message_id.clone())),
+        }
+    }
+}
+
+/// Reads an address column: rows are outside input (an older version, another program), so a value that is
+/// not an address is a store error naming its column, never a panic.
+pub(crate) fn stored_address(column: &str, value: &str) -> Result<MailAddress> {
+    MailAddress::parse(value).map_err(|e| Error::Store {
+        reason: format!("column {column} holds something that is not a mail address ({e})"),
+    })
 }
 
 /// A paused sender.
@@ -300,7 +321,7 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecipientStatus {
     /// Address.
-    pub address: String,
+    pub address: MailAddress,
     /// State.
     pub state: State,
     /// Attempts so far.
@@ -332,7 +353,7 @@ pub struct MessageStatus {
     /// The caller's idempotency key.
     pub idempotency_key: String,
     /// Sending BAL.
-    pub sender: String,
+    pub sender: MailAddress,
     /// Message-ID.
     pub message_id: String,
     /// Accepted at (ms since the epoch).
@@ -360,51 +381,39 @@ pub struct BatchStatus {
     pub items: Vec<MessageStatus>,
 }
 
-/// Assembles message statuses from rows ordered by message key (shared by both backends).
+/// One row of a status query: its message (recipients left empty) and one of its recipients (shared by
+/// both backends).
 pub(crate) struct StatusRow {
-    pub key: MessageKey,
-    pub batch: Option<String>,
-    pub label: String,
-    pub idempotency_key: String,
-    pub sender: String,
-    pub message_id: String,
-    pub created_ms: i64,
-    pub paused: Option<String>,
+    pub message: MessageStatus,
     pub recipient: RecipientStatus,
 }
 
+/// Assembles message statuses from rows ordered by message key.
 pub(crate) fn group_statuses(rows: Vec<StatusRow>) -> Vec<MessageStatus> {
     let mut out: Vec<MessageStatus> = Vec::new();
-    for r in rows {
+    for StatusRow { message, recipient } in rows {
         match out.last_mut() {
-            Some(m) if m.id == r.key => m.recipients.push(r.recipient),
+            Some(m) if m.id == message.id => m.recipients.push(recipient),
             _ => out.push(MessageStatus {
-                id: r.key,
-                batch: r.batch,
-                label: r.label,
-                idempotency_key: r.idempotency_key,
-                sender: r.sender,
-                message_id: r.message_id,
-                created_ms: r.created_ms,
-                paused: r.paused,
-                recipients: vec![r.recipient],
+                recipients: vec![recipient],
+                ..message
             }),
         }
     }
     out
 }
 
+/// A recipient's status from its columns (`retry_at_ms` only for a deferred one).
 pub(crate) fn recipient_status(
-    address: String,
-    state: &str,
+    address: MailAddress,
+    state: State,
     attempts: i64,
     due_ms: i64,
     reason: Option<String>,
     reply: Option<String>,
     updated_ms: i64,
-) -> Result<RecipientStatus> {
-    let state = State::parse(state)?;
-    Ok(RecipientStatus {
+) -> RecipientStatus {
+    RecipientStatus {
         address,
         state,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -412,7 +421,7 @@ pub(crate) fn recipient_status(
         reason,
         reply,
         updated_ms,
-    })
+    }
 }
 
 /// Assembles leased messages: recipient rows ordered by message key, and the messages (without recipients).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use mss_types::MailAddress;
 use tokio_postgres::NoTls;
 
 use crate::clock::{Clock, SystemClock};
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, recipient_status,
+    stored_address,
 };
 use crate::sqlite::{cursor_from, receipt_sources};
 
@@ -176,25 +178,27 @@ const STATUS_COLUMNS: &str = "m.id, m.batch, m.label, m.idempotency_key, m.sende
 fn statuses(rows: &[tokio_postgres::Row]) -> Result<Vec<MessageStatus>> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let state: String = row.try_get(9)?;
         out.push(StatusRow {
-            key: row.try_get(0)?,
-            batch: row.try_get(1)?,
-            label: row.try_get(2)?,
-            idempotency_key: row.try_get(3)?,
-            sender: row.try_get(4)?,
-            message_id: row.try_get(5)?,
-            created_ms: row.try_get(6)?,
-            paused: row.try_get(7)?,
+            message: MessageStatus {
+                id: row.try_get(0)?,
+                batch: row.try_get(1)?,
+                label: row.try_get(2)?,
+                idempotency_key: row.try_get(3)?,
+                sender: stored_address("messages.sender", row.try_get(4)?)?,
+                message_id: row.try_get(5)?,
+                created_ms: row.try_get(6)?,
+                paused: row.try_get(7)?,
+                recipients: Vec::new(),
+            },
             recipient: recipient_status(
-                row.try_get(8)?,
-                &state,
+                stored_address("recipients.address", row.try_get(8)?)?,
+                State::parse(row.try_get(9)?)?,
                 i64::from(row.try_get::<_, i32>(10)?),
                 row.try_get(11)?,
                 row.try_get(12)?,
                 row.try_get(13)?,
                 row.try_get(14)?,
-            )?,
+            ),
         });
     }
     Ok(group_statuses(out))
@@ -271,7 +275,7 @@ impl crate::Store for PostgresStore {
                         &batch,
                         &item.label,
                         &item.idempotency_key,
-                        &item.sender,
+                        &item.sender.as_str(),
                         &item.auth_ref,
                         &item.message_id,
                         &item.content,
@@ -283,7 +287,9 @@ impl crate::Store for PostgresStore {
             match inserted {
                 Some(row) => {
                     let key: i64 = row.try_get(0)?;
-                    tx.execute(&rcpt, &[&key, &item.recipients, &now]).await?;
+                    let addresses: Vec<&str> =
+                        item.recipients.iter().map(MailAddress::as_str).collect();
+                    tx.execute(&rcpt, &[&key, &addresses, &now]).await?;
                     out.push(Accepted::New(key));
                 }
                 None => {
@@ -333,7 +339,7 @@ impl crate::Store for PostgresStore {
                 key,
                 LeasedRecipient {
                     id: r.try_get(0)?,
-                    address: r.try_get(2)?,
+                    address: stored_address("recipients.address", r.try_get(2)?)?,
                     attempts: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
                 },
             ));
@@ -355,7 +361,7 @@ impl crate::Store for PostgresStore {
                     key,
                     LeasedMessage {
                         key,
-                        sender: r.try_get(1)?,
+                        sender: stored_address("messages.sender", r.try_get(1)?)?,
                         auth_ref: r.try_get(2)?,
                         message_id: r.try_get(3)?,
                         content: r.try_get(4)?,

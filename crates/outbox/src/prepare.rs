@@ -147,7 +147,7 @@ pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
             (
                 mss_lps::without_bcc(bytes).into_owned(),
                 id,
-                envelope.recipients.iter().map(|r| r.to_string()).collect(),
+                envelope.recipients,
                 item.dsn,
             )
         }
@@ -185,11 +185,7 @@ pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
             (
                 m.raw,
                 format!("<{}>", m.message_id),
-                m.envelope
-                    .recipients
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect(),
+                m.envelope.recipients,
                 dsn,
             )
         }
@@ -197,7 +193,7 @@ pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
     let message = NewMessage {
         idempotency_key,
         label: item.label.clone(),
-        sender: sender.to_string(),
+        sender: sender.clone(),
         auth_ref: origin.auth_ref.to_owned(),
         message_id,
         content,
@@ -446,7 +442,11 @@ mod tests {
         )
         .expect("prepared");
         assert_eq!(
-            ok.message.recipients,
+            ok.message
+                .recipients
+                .iter()
+                .map(MailAddress::as_str)
+                .collect::<Vec<_>>(),
             ["bob@sante.test", "hidden@sante.test"]
         );
         assert_eq!(ok.message.label, "a.eml");

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, recipient_status,
+    stored_address,
 };
 use crate::spool::{Place, Spool};
 
@@ -249,48 +250,50 @@ fn counts_from(rows: Vec<(String, i64)>) -> Result<Counts> {
 const STATUS_COLUMNS: &str = "m.id, m.batch, m.label, m.idempotency_key, m.sender, m.message_id, \
      m.created_ms, p.reason, r.address, r.state, r.attempts, r.due_ms, r.reason, r.reply, r.updated_ms";
 
-fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(StatusRow, String)> {
-    let state: String = row.get(9)?;
-    Ok((
-        StatusRow {
-            key: row.get(0)?,
+fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StatusRow> {
+    Ok(StatusRow {
+        message: MessageStatus {
+            id: row.get(0)?,
             batch: row.get(1)?,
             label: row.get(2)?,
             idempotency_key: row.get(3)?,
-            sender: row.get(4)?,
+            sender: parsed(row, 4, |s| stored_address("messages.sender", s))?,
             message_id: row.get(5)?,
             created_ms: row.get(6)?,
             paused: row.get(7)?,
-            recipient: crate::model::RecipientStatus {
-                address: row.get(8)?,
-                state: State::Queued,
-                attempts: u32::try_from(row.get::<_, i64>(10)?).unwrap_or(u32::MAX),
-                retry_at_ms: Some(row.get(11)?),
-                reason: row.get(12)?,
-                reply: row.get(13)?,
-                updated_ms: row.get(14)?,
-            },
+            recipients: Vec::new(),
         },
-        state,
-    ))
+        recipient: recipient_status(
+            parsed(row, 8, |s| stored_address("recipients.address", s))?,
+            parsed(row, 9, State::parse)?,
+            row.get(10)?,
+            row.get(11)?,
+            row.get(12)?,
+            row.get(13)?,
+            row.get(14)?,
+        ),
+    })
 }
 
-fn finish_status_rows(rows: Vec<(StatusRow, String)>) -> Result<Vec<MessageStatus>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for (mut row, state) in rows {
-        let r = row.recipient;
-        row.recipient = recipient_status(
-            r.address,
-            &state,
-            i64::from(r.attempts),
-            r.retry_at_ms.unwrap_or(0),
-            r.reason,
-            r.reply,
-            r.updated_ms,
-        )?;
-        out.push(row);
-    }
-    Ok(group_statuses(out))
+/// A text column read through `parse`: a value it refuses fails the query with its error (rows are
+/// outside input).
+fn parsed<T>(
+    row: &rusqlite::Row<'_>,
+    column: usize,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> rusqlite::Result<T> {
+    let raw: String = row.get(column)?;
+    parse(&raw).map_err(|e| {
+        let reason = match e {
+            Error::Store { reason } => reason,
+            other => other.to_string(),
+        };
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            reason.into(),
+        )
+    })
 }
 
 #[async_trait::async_trait]
@@ -413,7 +416,7 @@ impl crate::Store for SqliteStore {
                         batch,
                         item.label,
                         item.idempotency_key,
-                        item.sender,
+                        item.sender.as_str(),
                         item.auth_ref,
                         item.message_id,
                         content,
@@ -425,7 +428,7 @@ impl crate::Store for SqliteStore {
                     ])?;
                     let key = tx.last_insert_rowid();
                     for r in &item.recipients {
-                        rcpt.execute(params![key, r, now])?;
+                        rcpt.execute(params![key, r.as_str(), now])?;
                     }
                     out.push(Accepted::New(key));
                 }
@@ -487,7 +490,7 @@ impl crate::Store for SqliteStore {
                             Ok((
                                 LeasedMessage {
                                     key,
-                                    sender: r.get(0)?,
+                                    sender: parsed(r, 0, |s| stored_address("messages.sender", s))?,
                                     auth_ref: r.get(1)?,
                                     message_id: r.get(2)?,
                                     content: r.get(3)?,
@@ -521,7 +524,7 @@ impl crate::Store for SqliteStore {
                         key,
                         LeasedRecipient {
                             id,
-                            address,
+                            address: stored_address("recipients.address", &address)?,
                             attempts: u32::try_from(attempts.saturating_add(1)).unwrap_or(u32::MAX),
                         },
                     ));
@@ -732,7 +735,7 @@ impl crate::Store for SqliteStore {
                         status_row,
                     )?
                     .collect::<rusqlite::Result<_>>()?;
-                finish_status_rows(rows)?
+                group_statuses(rows)
             };
             Ok(Some(BatchStatus {
                 id,
@@ -754,7 +757,7 @@ impl crate::Store for SqliteStore {
             let rows = q
                 .query_map([key], status_row)?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(finish_status_rows(rows)?.into_iter().next())
+            Ok(group_statuses(rows).into_iter().next())
         })
         .await
     }

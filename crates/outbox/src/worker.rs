@@ -11,14 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mss_lps::LpsClient;
 use mss_lps::smtp::{RecipientResult, SmtpReply};
-use mss_lps::{DsnNotify, DsnRequest, DsnReturn, Envelope, LpsClient};
 use mss_types::MailAddress;
 use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::model::{LeasedMessage, Outcome};
+use crate::model::{LeasedMessage, LeasedRecipient, Outcome};
 use crate::{Error, Result, Store};
 
 /// Retry schedule of transient failures.
@@ -178,7 +178,7 @@ pub async fn run(
     let mut next: Option<Lease> = None;
     // credentials refused during the previous lease: the lease taken ahead of the pause may hold more of
     // that sender's messages (later leases leave a paused sender out)
-    let mut refused_before: Option<(String, String)> = None;
+    let mut refused_before: Option<(MailAddress, String)> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -223,7 +223,7 @@ pub async fn run(
         }
         // a sender whose credentials were refused during this lease: its other messages are not tried (each
         // attempt would be one more refused login, which servers answer by slowing the address down)
-        let mut refused: Option<(String, String)> = None;
+        let mut refused: Option<(MailAddress, String)> = None;
         let refused_ahead = refused_before.take();
         let mut renewed = Instant::now();
         // recipients of this lease not recorded yet: exactly the rows this worker should still hold
@@ -288,7 +288,7 @@ pub async fn run(
             held = held.saturating_sub(m.recipients.len() as u64);
             if let Some(reason) = &delivery.pause {
                 tracing::warn!(sender = %m.sender, reason = %reason, "credentials refused: pausing the mailbox");
-                store.pause(&m.sender, reason).await?;
+                store.pause(m.sender.as_str(), reason).await?;
                 report.paused = Some(reason.clone());
                 refused = Some((m.sender.clone(), reason.clone()));
             }
@@ -449,58 +449,8 @@ pub async fn deliver(
     backoff: &Backoff,
     store: &dyn Store,
 ) -> Delivery {
-    let mut outcomes = Vec::with_capacity(m.recipients.len());
-    let from = match MailAddress::parse(&m.sender) {
-        Ok(a) => a,
-        Err(e) => {
-            let reason = format!("invalid sender {}: {e}", m.sender);
-            return Delivery {
-                outcomes: m
-                    .recipients
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.id,
-                            Outcome::Failed {
-                                reason: reason.clone(),
-                            },
-                        )
-                    })
-                    .collect(),
-                pause: None,
-            };
-        }
-    };
-    let mut sendable = Vec::new();
-    for r in &m.recipients {
-        match MailAddress::parse(&r.address) {
-            Ok(a) => sendable.push((r, a)),
-            Err(e) => outcomes.push((
-                r.id,
-                Outcome::Failed {
-                    reason: format!("invalid recipient {}: {e}", r.address),
-                },
-            )),
-        }
-    }
-    if sendable.is_empty() {
-        return Delivery {
-            outcomes,
-            pause: None,
-        };
-    }
-    let envelope = Envelope {
-        from,
-        recipients: sendable.iter().map(|(_, a)| a.clone()).collect(),
-        // when asked, receipts come back by DSN, matched on the Message-ID (ENVID)
-        dsn: m.dsn.then(|| DsnRequest {
-            ret: Some(DsnReturn::Headers),
-            envid: Some(m.message_id.clone()),
-            notify: vec![DsnNotify::Success, DsnNotify::Failure, DsnNotify::Delay],
-            orcpt: true,
-        }),
-    };
-    let result = client.send(&envelope, &m.content).await;
+    // the addresses were checked when the store read them: every leased recipient goes
+    let result = client.send(&m.envelope(), &m.content).await;
     // the thread-local generator is not Send: drawn after the await
     let mut rng = rand::rng();
     let mut retry = |attempts: u32, reason: String| -> Outcome {
@@ -518,9 +468,13 @@ pub async fn deliver(
             }
         }
     };
+    // the same decision for every recipient (the message as a whole failed)
+    let every = |decide: &mut dyn FnMut(&LeasedRecipient) -> Outcome| -> Vec<(i64, Outcome)> {
+        m.recipients.iter().map(|r| (r.id, decide(r))).collect()
+    };
     let mut by_reply = |results: &[RecipientResult], data_reply: Option<&SmtpReply>| {
-        let mut out = Vec::with_capacity(sendable.len());
-        for (i, (r, _)) in sendable.iter().enumerate() {
+        let mut out = Vec::with_capacity(m.recipients.len());
+        for (i, r) in m.recipients.iter().enumerate() {
             let Some(res) = results.get(i) else {
                 out.push((
                     r.id,
@@ -543,65 +497,32 @@ pub async fn deliver(
         }
         out
     };
-    match result {
-        Ok(report) => {
-            outcomes.extend(by_reply(&report.recipients, Some(&report.reply)));
-            Delivery {
-                outcomes,
-                pause: None,
-            }
-        }
-        Err(mss_lps::Error::RecipientsRefused { results, .. }) => {
-            outcomes.extend(by_reply(&results, None));
-            Delivery {
-                outcomes,
-                pause: None,
-            }
-        }
+    let (outcomes, pause) = match result {
+        Ok(report) => (by_reply(&report.recipients, Some(&report.reply)), None),
+        Err(mss_lps::Error::RecipientsRefused { results, .. }) => (by_reply(&results, None), None),
         Err(e) if e.needs_credentials() => {
             // not the message's fault: back to the queue, without counting the attempt
             let reason = e.to_string();
-            for (r, _) in &sendable {
-                outcomes.push((
-                    r.id,
-                    Outcome::Deferred {
-                        retry_at: store.now_ms(),
-                        reason: format!("mailbox paused: {reason}"),
-                    },
-                ));
-            }
-            Delivery {
-                outcomes,
-                pause: Some(reason),
-            }
+            let outcomes = every(&mut |_| Outcome::Deferred {
+                retry_at: store.now_ms(),
+                reason: format!("mailbox paused: {reason}"),
+            });
+            (outcomes, Some(reason))
         }
         Err(e) if e.is_permanent() => {
             let reason = e.to_string();
-            for (r, _) in &sendable {
-                outcomes.push((
-                    r.id,
-                    Outcome::Failed {
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-            Delivery {
-                outcomes,
-                pause: None,
-            }
+            let outcomes = every(&mut |_| Outcome::Failed {
+                reason: reason.clone(),
+            });
+            (outcomes, None)
         }
         Err(e) => {
             // transient, or unknown: retrying is the safe side
             let reason = e.to_string();
-            for (r, _) in &sendable {
-                outcomes.push((r.id, retry(r.attempts, reason.clone())));
-            }
-            Delivery {
-                outcomes,
-                pause: None,
-            }
+            (every(&mut |r| retry(r.attempts, reason.clone())), None)
         }
-    }
+    };
+    Delivery { outcomes, pause }
 }
 
 #[cfg(test)]

@@ -314,7 +314,7 @@ async fn a_paused_sender_is_not_leased_until_resumed(
     s.pause("alice@sante.test", reason).await.expect("pause");
     let l = s.lease("w", None, 10, LONG).await.expect("lease");
     assert_eq!(l.len(), 1);
-    assert_eq!(l[0].sender, "labo@app.sante.test");
+    assert_eq!(l[0].sender.as_str(), "labo@app.sante.test");
     let st = s
         .message(acc[0].key())
         .await
@@ -829,6 +829,80 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
     let e = s.lease("w", None, 10, LONG).await.expect_err("bytes gone");
     assert!(matches!(e, Error::Store { .. }), "{e}");
     assert!(e.to_string().contains("missing"), "{e}");
+}
+
+/// Rows are outside input (an older version, another program): an address column that does not hold an
+/// address is a store error naming the column, when leased and when shown, never a panic.
+async fn a_stored_value_that_is_not_an_address_is_a_store_error(
+    s: &dyn Store,
+    corrupt: impl AsyncFnOnce(&str),
+    column: &str,
+) {
+    let acc = s
+        .enqueue(
+            None,
+            vec![msg("bad", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    corrupt("not an address").await;
+    let e = s.lease("w", None, 10, LONG).await.expect_err("refused");
+    assert!(matches!(e, Error::Store { .. }), "{e}");
+    assert!(e.to_string().contains(column), "{e}");
+    let e = s.message(acc[0].key()).await.expect_err("refused");
+    assert!(matches!(e, Error::Store { .. }), "{e}");
+    assert!(e.to_string().contains(column), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_outbox_row_that_is_not_an_address_is_a_store_error() {
+    for (table, column) in [("messages", "sender"), ("recipients", "address")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+        let s = mss_outbox::SqliteStore::open(&path).expect("store");
+        let corrupt = async |value: &str| {
+            let db = rusqlite::Connection::open(&path).expect("db");
+            db.execute(&format!("UPDATE {table} SET {column} = ?1"), [value])
+                .expect("update");
+        };
+        a_stored_value_that_is_not_an_address_is_a_store_error(
+            &s,
+            corrupt,
+            &format!("{table}.{column}"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outbox_row_that_is_not_an_address_is_a_store_error() {
+    let Some(pg) = mss_testing::postgres::postgres() else {
+        return;
+    };
+    for (table, column) in [("messages", "sender"), ("recipients", "address")] {
+        let url = mss_testing::postgres::fresh_database(pg).await;
+        let s = mss_outbox::PostgresStore::connect(&url, 2)
+            .await
+            .expect("store");
+        let corrupt = async |value: &str| {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            let task = tokio::spawn(conn);
+            client
+                .execute(&format!("UPDATE {table} SET {column} = $1"), &[&value])
+                .await
+                .expect("update");
+            drop(client);
+            let _ = task.await;
+        };
+        a_stored_value_that_is_not_an_address_is_a_store_error(
+            &s,
+            corrupt,
+            &format!("{table}.{column}"),
+        )
+        .await;
+    }
 }
 
 /// The same on PostgreSQL: a shared queue made before the DSN choice gets the column when a worker

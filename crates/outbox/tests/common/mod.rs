@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use mss_outbox::{ManualClock, NewMessage, PostgresStore, SqliteStore, Store};
+use mss_types::MailAddress;
 
 pub use mss_testing::postgres::{fresh_database, postgres};
 #[allow(unused_imports)] // worker.rs uses it, store.rs does not
@@ -40,13 +41,18 @@ pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
+/// A test address.
+pub fn address(s: &str) -> MailAddress {
+    MailAddress::parse(s).expect("test address")
+}
+
 /// A message from `sender` to `recipients`, identified by `key`.
 pub fn msg(key: &str, sender: &str, recipients: &[&str]) -> NewMessage {
     let message_id = format!("<{key}@mss.test>");
     NewMessage {
         idempotency_key: key.to_owned(),
         label: format!("{key}.eml"),
-        sender: sender.to_owned(),
+        sender: address(sender),
         auth_ref: format!("token:{sender}"),
         content: format!(
             "From: {sender}\r\nTo: {}\r\nSubject: {key}\r\nMessage-ID: {message_id}\r\n\r\nbody {key}\r\n",
@@ -54,7 +60,7 @@ pub fn msg(key: &str, sender: &str, recipients: &[&str]) -> NewMessage {
         )
         .into_bytes(),
         message_id,
-        recipients: recipients.iter().map(|s| (*s).to_owned()).collect(),
+        recipients: recipients.iter().map(|s| address(s)).collect(),
         dsn: true,
     }
 }
