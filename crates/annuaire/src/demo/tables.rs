@@ -33,37 +33,23 @@ pub(super) enum Kind {
 use Kind::{Cabinet, CentreSante, Ch, Chu, Clinique, Ehpad, Hopital, Laboratoire, Pharmacie};
 
 impl Kind {
-    const ALL: [Kind; 9] = [
-        Chu,
-        Ch,
-        Hopital,
-        Clinique,
-        Ehpad,
-        CentreSante,
-        Laboratoire,
-        Pharmacie,
-        Cabinet,
+    /// Every kind with its name in the data files.
+    const NAMES: [(Kind, &'static str); 9] = [
+        (Chu, "chu"),
+        (Ch, "ch"),
+        (Hopital, "hopital"),
+        (Clinique, "clinique"),
+        (Ehpad, "ehpad"),
+        (CentreSante, "centre-sante"),
+        (Laboratoire, "laboratoire"),
+        (Pharmacie, "pharmacie"),
+        (Cabinet, "cabinet"),
     ];
 
-    /// Its name in the data files.
-    fn name(self) -> &'static str {
-        match self {
-            Chu => "chu",
-            Ch => "ch",
-            Hopital => "hopital",
-            Clinique => "clinique",
-            Ehpad => "ehpad",
-            CentreSante => "centre-sante",
-            Laboratoire => "laboratoire",
-            Pharmacie => "pharmacie",
-            Cabinet => "cabinet",
-        }
-    }
-
     fn parse(name: &str) -> Kind {
-        Kind::ALL
+        Kind::NAMES
             .into_iter()
-            .find(|k| k.name() == name)
+            .find_map(|(kind, n)| (n == name).then_some(kind))
             .unwrap_or_else(|| panic!("unknown kind of structure {name:?} in a demo table"))
     }
 
@@ -285,7 +271,7 @@ fn pairs(text: &'static str) -> Vec<(&'static str, &'static str)> {
 
 impl Data {
     fn load() -> Data {
-        let mut services = vec![Vec::new(); Kind::ALL.len()];
+        let mut services = vec![Vec::new(); Kind::NAMES.len()];
         for r in records(include_str!("data/services.tsv")) {
             services[Kind::parse(field(&r, 0)) as usize].push((field(&r, 1), field(&r, 2)));
         }
