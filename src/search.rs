@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mss_annuaire::BalType;
-use mss_annuaire::ldap::{LdapClient, Limit, SearchQuery};
+use mss_annuaire::ldap::{LdapClient, Limit};
 use mss_index::{Filters, SearchRequest};
 
 use crate::ldap::LdapArgs;
@@ -70,22 +70,26 @@ pub fn search(data_dir: &Path, args: SearchArgs) -> Result<()> {
     }
 }
 
-/// `mss search --source local`: a page of the index, with the cursor of the next one.
-fn local(data_dir: &Path, args: SearchArgs) -> Result<()> {
-    let index = data::open_or_build_sample(data_dir)?;
-    let request = SearchRequest {
+/// The words, filters and page of `mss search`, whichever source answers.
+fn request(args: &SearchArgs) -> SearchRequest {
+    SearchRequest {
         q: args.query.join(" "),
         filters: Filters {
             bal_type: args.bal_type,
-            profession: args.profession,
-            speciality: args.speciality,
-            department: args.dept,
-            postal_code: args.postal_code,
+            profession: args.profession.clone(),
+            speciality: args.speciality.clone(),
+            department: args.dept.clone(),
+            postal_code: args.postal_code.clone(),
         },
         limit: usize::from(args.limit),
-        cursor: args.cursor,
-    };
-    let results = index.search(&request)?;
+        cursor: args.cursor.clone(),
+    }
+}
+
+/// `mss search --source local`: a page of the index, with the cursor of the next one.
+fn local(data_dir: &Path, args: SearchArgs) -> Result<()> {
+    let index = data::open_or_build_sample(data_dir)?;
+    let results = index.search(&request(&args))?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if args.json {
@@ -147,15 +151,7 @@ fn ldap(args: SearchArgs) -> Result<()> {
     let config = args.ldap.config()?;
     let url = config.url.clone();
     let client = LdapClient::new(config)?;
-    let query = SearchQuery {
-        text: args.query.join(" "),
-        bal_type: args.bal_type,
-        profession: args.profession,
-        speciality: args.speciality,
-        department: args.dept,
-        postal_code: args.postal_code,
-        limit: usize::from(args.limit),
-    };
+    let query = request(&args).ldap_query();
     let answer = runtime::multi_thread(Some(2))?
         .block_on(async {
             let answer = client.search(&query).await;

@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mss_annuaire::fhir::FhirClient;
-use mss_annuaire::ldap::{LdapClient, SearchQuery as LdapQuery};
+use mss_annuaire::ldap::LdapClient;
 use mss_annuaire::{Entry, MailAddress};
 use mss_index::{SearchRequest, Suggestion};
 use serde::Serialize;
@@ -184,15 +184,7 @@ pub async fn search(
                     "the LDAP directory has no paging (at most 100 entries per query): refine the query",
                 ));
             }
-            let query = LdapQuery {
-                text: request.q.clone(),
-                bal_type: request.filters.bal_type,
-                profession: request.filters.profession.clone(),
-                speciality: request.filters.speciality.clone(),
-                department: request.filters.department.clone(),
-                postal_code: request.filters.postal_code.clone(),
-                limit: request.limit,
-            };
+            let query = request.ldap_query();
             match client.search(&query).await {
                 Ok(answer) => {
                     return Ok(Json(SearchResponse {

@@ -56,7 +56,7 @@ fn flag(b: Option<bool>) -> u8 {
     }
 }
 
-/// Appends the record of `e` to `out`.
+/// Appends the record of `e` to `out`, field by field in the order [`decode`] reads them.
 pub(crate) fn encode(e: &Entry, out: &mut Vec<u8>) {
     let Entry {
         address,
@@ -101,38 +101,30 @@ pub(crate) fn encode(e: &Entry, out: &mut Vec<u8>) {
         BalType::App => 2,
         BalType::Cab => 3,
     });
-    for s in [
-        person_id_type,
-        person_id,
-        person_national_id,
-        organisation_id_type,
-        organisation_id,
-        service,
-        civility,
-        last_name,
-        first_name,
-    ] {
-        opt(out, s.as_deref());
-    }
+    opt(out, person_id_type.as_deref());
+    opt(out, person_id.as_deref());
+    opt(out, person_national_id.as_deref());
+    opt(out, organisation_id_type.as_deref());
+    opt(out, organisation_id.as_deref());
+    opt(out, service.as_deref());
+    opt(out, civility.as_deref());
+    opt(out, last_name.as_deref());
+    opt(out, first_name.as_deref());
     coded(out, profession_category);
     coded(out, profession);
     coded(out, speciality);
     out.push(flag(*dematerialisation));
-    for s in [
-        organisation_name,
-        organisation_trade_name,
-        address_complement,
-        address_distribution,
-        street_number,
-        street_number_complement,
-        street_type,
-        street_name,
-        locality,
-        delivery_line,
-        postal_code,
-    ] {
-        opt(out, s.as_deref());
-    }
+    opt(out, organisation_name.as_deref());
+    opt(out, organisation_trade_name.as_deref());
+    opt(out, address_complement.as_deref());
+    opt(out, address_distribution.as_deref());
+    opt(out, street_number.as_deref());
+    opt(out, street_number_complement.as_deref());
+    opt(out, street_type.as_deref());
+    opt(out, street_name.as_deref());
+    opt(out, locality.as_deref());
+    opt(out, delivery_line.as_deref());
+    opt(out, postal_code.as_deref());
     opt(out, department.as_ref().map(Department::as_str));
     opt(out, country.as_deref());
     varint(out, other_structures.len());
@@ -145,16 +137,12 @@ pub(crate) fn encode(e: &Entry, out: &mut Vec<u8>) {
             postal_code,
             city,
         } = s;
-        for f in [
-            organisation_id_type,
-            organisation_id,
-            organisation_name,
-            service,
-            postal_code,
-            city,
-        ] {
-            opt(out, f.as_deref());
-        }
+        opt(out, organisation_id_type.as_deref());
+        opt(out, organisation_id.as_deref());
+        opt(out, organisation_name.as_deref());
+        opt(out, service.as_deref());
+        opt(out, postal_code.as_deref());
+        opt(out, city.as_deref());
     }
     out.push(u8::from(*red_listed));
     out.push(match source {

@@ -156,6 +156,22 @@ pub struct SearchRequest {
     pub cursor: Option<String>,
 }
 
+impl SearchRequest {
+    /// The same words and filters asked of the national LDAP directory live (it has no paging: the cursor
+    /// is left out).
+    pub fn ldap_query(&self) -> mss_annuaire::ldap::SearchQuery {
+        mss_annuaire::ldap::SearchQuery {
+            text: self.q.clone(),
+            bal_type: self.filters.bal_type,
+            profession: self.filters.profession.clone(),
+            speciality: self.filters.speciality.clone(),
+            department: self.filters.department.clone(),
+            postal_code: self.filters.postal_code.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
 /// A page of results.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Serialize)]

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{BalType, Coded, Department, Entry, MailAddress, Source};
+use crate::prehashed::PreHashed;
 use crate::{Error, Result};
 
 /// The 31 column names of the national file, in order.
@@ -551,7 +552,7 @@ fn is_zip(input: &mut impl BufRead) -> io::Result<bool> {
 /// hash collision only makes the importer look for an earlier entry that isn't there, so it is harmless.
 #[derive(Default)]
 pub struct SeenAddresses {
-    seen: HashSet<u64, BuildNoHash>,
+    seen: HashSet<u64, PreHashed>,
     hasher: std::hash::RandomState,
 }
 
@@ -576,33 +577,6 @@ impl SeenAddresses {
     /// Whether nothing was seen yet.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
-    }
-}
-
-/// The keys are already hashes: don't hash them again.
-#[derive(Default, Clone, Copy)]
-struct BuildNoHash;
-
-impl BuildHasher for BuildNoHash {
-    type Hasher = NoHash;
-    fn build_hasher(&self) -> NoHash {
-        NoHash(0)
-    }
-}
-
-struct NoHash(u64);
-
-impl Hasher for NoHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 

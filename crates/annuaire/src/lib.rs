@@ -24,6 +24,7 @@ pub mod fhir;
 #[cfg(feature = "ldap")]
 pub mod ldap;
 pub mod model;
+mod prehashed;
 pub mod sink;
 
 pub use model::{

@@ -203,19 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
                 }
             }
         }
-        let write = async {
-            self.io.write_all(bytes).await?;
-            self.io.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Err(_) => Err(Error::Timeout {
-                server: self.server.clone(),
-                during: "sending",
-                after: timeout,
-            }),
-            Ok(Err(e)) => Err(crate::tls::io_error(&self.server, e)),
-            Ok(Ok(())) => Ok(()),
-        }
+        self.write_within(bytes, timeout, "sending").await
     }
 
     /// Writes a large payload without logging it.
@@ -225,6 +213,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
         timeout: Duration,
     ) -> Result<(), Error> {
         tracing::trace!(proto = self.proto, server = %self.server, "C: <{} bytes of message>", bytes.len());
+        self.write_within(bytes, timeout, "sending the message")
+            .await
+    }
+
+    /// Writes and flushes `bytes`, failing with a timeout naming `during` when it takes longer than `timeout`.
+    async fn write_within(
+        &mut self,
+        bytes: &[u8],
+        timeout: Duration,
+        during: &'static str,
+    ) -> Result<(), Error> {
         let write = async {
             self.io.write_all(bytes).await?;
             self.io.flush().await
@@ -232,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
         match tokio::time::timeout(timeout, write).await {
             Err(_) => Err(Error::Timeout {
                 server: self.server.clone(),
-                during: "sending the message",
+                during,
                 after: timeout,
             }),
             Ok(Err(e)) => Err(crate::tls::io_error(&self.server, e)),

@@ -87,8 +87,14 @@ pub(crate) fn search_segment(
     after: Option<SortKey>,
     count: bool,
 ) -> tantivy::Result<Top> {
+    let search = SegmentSearch {
+        plan,
+        reader,
+        cache,
+        segment,
+    };
     if after.is_some() {
-        return search_uncached(plan, reader, cache, segment, keep, after, count);
+        return search.uncached(keep, after, count);
     }
     let key = (
         reader.segment_id(),
@@ -108,91 +114,100 @@ pub(crate) fn search_segment(
                 .collect(),
         });
     }
-    let top = search_uncached(plan, reader, cache, segment, keep, None, count)?;
+    let top = search.uncached(keep, None, count)?;
     cache.pages().insert(key, top.clone());
     Ok(top)
 }
 
-#[allow(clippy::too_many_arguments)] // `search_segment`'s, passed on
-fn search_uncached(
-    plan: &Plan,
-    reader: &SegmentReader,
-    cache: &SegmentCache,
+/// One segment of one search, as [`search_segment`] was given it.
+#[derive(Clone, Copy)]
+struct SegmentSearch<'a> {
+    plan: &'a Plan,
+    reader: &'a SegmentReader,
+    cache: &'a SegmentCache,
     segment: u32,
-    keep: usize,
-    after: Option<SortKey>,
-    count: bool,
-) -> tantivy::Result<Top> {
-    let order = &*cache.order(reader)?;
-    let deleted = &*cache.deleted(reader);
-    // a word being typed (no count) is walked level by level first: `single_list` would look up all of
-    // its alternatives to learn whether they make one list
-    if order.name_ordered
-        && after.is_none()
-        && !count
-        && let Some(top) = first_by_level(plan, reader, cache, order, segment, keep)?
-    {
-        return Ok(top);
-    }
-    if order.name_ordered
-        && after.is_none()
-        && let Some(top) = single_list(plan, reader, cache, order, deleted, segment, keep)?
-    {
-        return Ok(top);
-    }
-    let m = matches(plan, reader, cache)?;
-    let alive = reader.alive_bitset();
-    let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
-    let mut histogram = vec![0u32; max_score(plan) + 1];
-    let top_bucket = histogram.len() - 1;
-    let level_of = |s: u16| usize::from(s).min(top_bucket);
-    let mut total = m.docs.len() as u64;
-    // Deleted documents are few: count every match, then take back the deleted ones found among them
-    // (a binary search each), rather than testing every match.
-    if deleted.docs.len() * 32 < m.docs.len() {
-        for &s in &m.scores {
-            histogram[level_of(s)] += 1;
+}
+
+impl SegmentSearch<'_> {
+    /// [`search_segment`] without its page cache.
+    fn uncached(self, keep: usize, after: Option<SortKey>, count: bool) -> tantivy::Result<Top> {
+        let SegmentSearch {
+            plan,
+            reader,
+            cache,
+            segment,
+        } = self;
+        let order = &*cache.order(reader)?;
+        let deleted = &*cache.deleted(reader);
+        // a word being typed (no count) is walked level by level first: `single_list` would look up all of
+        // its alternatives to learn whether they make one list
+        if order.name_ordered
+            && after.is_none()
+            && !count
+            && let Some(top) = first_by_level(plan, reader, cache, order, segment, keep)?
+        {
+            return Ok(top);
         }
-        for d in &deleted.docs {
-            if let Ok(i) = m.docs.binary_search(d) {
-                histogram[level_of(m.scores[i])] -= 1;
-                total -= 1;
+        if order.name_ordered
+            && after.is_none()
+            && let Some(top) = single_list(plan, reader, cache, order, deleted, segment, keep)?
+        {
+            return Ok(top);
+        }
+        let m = matches(plan, reader, cache)?;
+        let alive = reader.alive_bitset();
+        let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
+        let mut histogram = vec![0u32; max_score(plan) + 1];
+        let top_bucket = histogram.len() - 1;
+        let level_of = |s: u16| usize::from(s).min(top_bucket);
+        let mut total = m.docs.len() as u64;
+        // Deleted documents are few: count every match, then take back the deleted ones found among them
+        // (a binary search each), rather than testing every match.
+        if deleted.docs.len() * 32 < m.docs.len() {
+            for &s in &m.scores {
+                histogram[level_of(s)] += 1;
+            }
+            for d in &deleted.docs {
+                if let Ok(i) = m.docs.binary_search(d) {
+                    histogram[level_of(m.scores[i])] -= 1;
+                    total -= 1;
+                }
+            }
+        } else {
+            total = 0;
+            for (&d, &s) in m.docs.iter().zip(&m.scores) {
+                let live = is_alive(d);
+                histogram[level_of(s)] += u32::from(live);
+                total += u64::from(live);
             }
         }
-    } else {
-        total = 0;
-        for (&d, &s) in m.docs.iter().zip(&m.scores) {
-            let live = is_alive(d);
-            histogram[level_of(s)] += u32::from(live);
-            total += u64::from(live);
+        if keep == 0 || total == 0 {
+            return Ok(Top {
+                total,
+                hits: Vec::new(),
+            });
         }
-    }
-    if keep == 0 || total == 0 {
-        return Ok(Top {
-            total,
-            hits: Vec::new(),
-        });
-    }
-    // Only the best score levels can hold the `keep` best: count documents per score, from the top,
-    // until there are enough (the cursor's own level does not count: part of it may be before the cursor).
-    let after_score = after.map(|a| a.score());
-    let mut floor = 0;
-    let mut enough = 0usize;
-    for level in (0..histogram.len()).rev() {
-        let score = to_score(u16::try_from(level).unwrap_or(u16::MAX));
-        if after_score.is_some_and(|a| score >= a) {
-            continue;
+        // Only the best score levels can hold the `keep` best: count documents per score, from the top,
+        // until there are enough (the cursor's own level does not count: part of it may be before the cursor).
+        let after_score = after.map(|a| a.score());
+        let mut floor = 0;
+        let mut enough = 0usize;
+        for level in (0..histogram.len()).rev() {
+            let score = to_score(u16::try_from(level).unwrap_or(u16::MAX));
+            if after_score.is_some_and(|a| score >= a) {
+                continue;
+            }
+            enough += histogram[level] as usize;
+            if enough >= keep {
+                floor = level;
+                break;
+            }
         }
-        enough += histogram[level] as usize;
-        if enough >= keep {
-            floor = level;
-            break;
-        }
+        let hits = if order.name_ordered && after.is_none() {
+            best_in_name_order(&m, order, &histogram, floor, keep, &is_alive)
+        } else {
+            best_by_rank(&m, reader, order, &histogram, floor, keep, after, &is_alive)
+        };
+        Ok(top_of(order, segment, total, hits))
     }
-    let hits = if order.name_ordered && after.is_none() {
-        best_in_name_order(&m, order, &histogram, floor, keep, &is_alive)
-    } else {
-        best_by_rank(&m, reader, order, &histogram, floor, keep, after, &is_alive)
-    };
-    Ok(top_of(order, segment, total, hits))
 }

@@ -3,15 +3,15 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::hash::BuildHasherDefault;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{BalType, Coded, Entry, MailAddress, Source};
+use crate::prehashed::PreHashed;
 
 use super::ids::{adeli, rpps};
-use super::random::{PassThrough, address_key, chance, pick, pick_index};
+use super::random::{address_key, chance, pick, pick_index};
 use super::sites::{Site, Sites};
 use super::tables::{
     APP_KINDS, BAL_TYPES, CATEGORIES, DATA, Kind, ORG_KINDS, Profession, REUSE_KINDS, last_name,
@@ -27,7 +27,7 @@ pub struct Generator {
     remaining: usize,
     /// Next position in [`FEATURED`].
     featured: usize,
-    used: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    used: HashSet<u64, PreHashed>,
     sites: Sites,
     /// People created so far: numbers their RPPS/ADELI identifiers.
     people: u64,

@@ -1,8 +1,6 @@
 //! Randomness and hashing helpers: every draw goes through `u32` ranges and every hash is fixed, so that a
 //! seed gives the same file on every platform and in every run.
 
-use std::hash::Hasher;
-
 use rand::Rng;
 
 /// True `per_mille` times out of 1000.
@@ -67,22 +65,4 @@ pub(super) fn address_key(address: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01B3);
     }
     mix(h)
-}
-
-/// The set keys are already hashes.
-#[derive(Default)]
-pub(super) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }

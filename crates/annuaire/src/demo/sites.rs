@@ -3,16 +3,16 @@
 //! line of its boxes.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{Department, Entry};
+use crate::prehashed::PreHashed;
 
 use super::ids::{cabinet_id, finess, siret};
-use super::random::{PassThrough, chance, mix, pick, pick_index};
+use super::random::{chance, mix, pick, pick_index};
 use super::tables::{DATA, Dept, Kind, last_name, shared_domain, tables};
 use super::text::{fold, slug};
 
@@ -64,7 +64,7 @@ impl Site {
 /// saves time; there are a few tens of thousands at most, whatever the number of lines.
 pub(super) struct Sites {
     seed: u64,
-    built: HashMap<u64, Arc<Site>, BuildHasherDefault<PassThrough>>,
+    built: HashMap<u64, Arc<Site>, PreHashed>,
 }
 
 impl Sites {

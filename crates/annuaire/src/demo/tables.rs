@@ -33,37 +33,23 @@ pub(super) enum Kind {
 use Kind::{Cabinet, CentreSante, Ch, Chu, Clinique, Ehpad, Hopital, Laboratoire, Pharmacie};
 
 impl Kind {
-    const ALL: [Kind; 9] = [
-        Chu,
-        Ch,
-        Hopital,
-        Clinique,
-        Ehpad,
-        CentreSante,
-        Laboratoire,
-        Pharmacie,
-        Cabinet,
+    /// Every kind with its name in the data files.
+    const NAMES: [(Kind, &'static str); 9] = [
+        (Chu, "chu"),
+        (Ch, "ch"),
+        (Hopital, "hopital"),
+        (Clinique, "clinique"),
+        (Ehpad, "ehpad"),
+        (CentreSante, "centre-sante"),
+        (Laboratoire, "laboratoire"),
+        (Pharmacie, "pharmacie"),
+        (Cabinet, "cabinet"),
     ];
 
-    /// Its name in the data files.
-    fn name(self) -> &'static str {
-        match self {
-            Chu => "chu",
-            Ch => "ch",
-            Hopital => "hopital",
-            Clinique => "clinique",
-            Ehpad => "ehpad",
-            CentreSante => "centre-sante",
-            Laboratoire => "laboratoire",
-            Pharmacie => "pharmacie",
-            Cabinet => "cabinet",
-        }
-    }
-
     fn parse(name: &str) -> Kind {
-        Kind::ALL
+        Kind::NAMES
             .into_iter()
-            .find(|k| k.name() == name)
+            .find_map(|(kind, n)| (n == name).then_some(kind))
             .unwrap_or_else(|| panic!("unknown kind of structure {name:?} in a demo table"))
     }
 
@@ -247,6 +233,23 @@ fn number(record: &[&'static str], i: usize) -> u32 {
         .unwrap_or_else(|_| panic!("demo table record {record:?}: {text:?} is not a number"))
 }
 
+/// Hands each record of a child file (specialities, cities) to the parent whose code is its first field.
+fn attach<P>(
+    parents: &mut [P],
+    text: &'static str,
+    code_of: impl Fn(&P) -> &'static str,
+    mut add: impl FnMut(&mut P, &[&'static str]),
+) {
+    for r in records(text) {
+        let code = field(&r, 0);
+        let parent = parents
+            .iter_mut()
+            .find(|p| code_of(p) == code)
+            .unwrap_or_else(|| panic!("demo table record {r:?}: no parent with code {code:?}"));
+        add(parent, &r);
+    }
+}
+
 /// A file of one value per line.
 fn list(text: &'static str) -> Vec<&'static str> {
     records(text).map(|r| field(&r, 0)).collect()
@@ -268,7 +271,7 @@ fn pairs(text: &'static str) -> Vec<(&'static str, &'static str)> {
 
 impl Data {
     fn load() -> Data {
-        let mut services = vec![Vec::new(); Kind::ALL.len()];
+        let mut services = vec![Vec::new(); Kind::NAMES.len()];
         for r in records(include_str!("data/services.tsv")) {
             services[Kind::parse(field(&r, 0)) as usize].push((field(&r, 1), field(&r, 2)));
         }
@@ -336,19 +339,19 @@ fn professions() -> Vec<Profession> {
             specialities: Vec::new(),
         })
         .collect();
-    for r in records(include_str!("data/specialities.tsv")) {
-        let code = field(&r, 0);
-        let profession = professions
-            .iter_mut()
-            .find(|p| p.code == code)
-            .unwrap_or_else(|| panic!("speciality {r:?} of an unknown profession"));
-        profession.specialities.push(Speciality {
-            code: field(&r, 1),
-            label: field(&r, 2),
-            weight: number(&r, 3),
-            service: field(&r, 4),
-        });
-    }
+    attach(
+        &mut professions,
+        include_str!("data/specialities.tsv"),
+        |p| p.code,
+        |profession, r| {
+            profession.specialities.push(Speciality {
+                code: field(r, 1),
+                label: field(r, 2),
+                weight: number(r, 3),
+                service: field(r, 4),
+            })
+        },
+    );
     professions
 }
 
@@ -361,19 +364,19 @@ fn departments() -> Vec<Dept> {
             cities: Vec::new(),
         })
         .collect();
-    for r in records(include_str!("data/cities.tsv")) {
-        let code = field(&r, 0);
-        let dept = departments
-            .iter_mut()
-            .find(|d| d.code == code)
-            .unwrap_or_else(|| panic!("city {r:?} of an unknown department"));
-        dept.cities.push(City {
-            name: field(&r, 1),
-            weight: number(&r, 2),
-            postal: field(&r, 3).split(' ').collect(),
-            chu: r.get(4).map(|name| (*name, field(&r, 5))),
-        });
-    }
+    attach(
+        &mut departments,
+        include_str!("data/cities.tsv"),
+        |d| d.code,
+        |dept, r| {
+            dept.cities.push(City {
+                name: field(r, 1),
+                weight: number(r, 2),
+                postal: field(r, 3).split(' ').collect(),
+                chu: r.get(4).map(|name| (*name, field(r, 5))),
+            })
+        },
+    );
     departments
 }
 
