@@ -11,11 +11,11 @@ use clap::Args;
 use indicatif::ProgressBar;
 use mss_lps::LpsClient;
 use mss_message::ComposeConfig;
-use mss_outbox::prepare::{self, Origin};
+use mss_outbox::prepare::{self, Acceptance, Origin};
 use mss_outbox::receipts::{self, ReceiptsConfig};
 use mss_outbox::supervisor::{self, NameBusy, WorkerSet};
 use mss_outbox::worker::RunReport;
-use mss_outbox::{Accepted, Counts, State, Store, WorkerNameHold};
+use mss_outbox::{Counts, State, Store, WorkerNameHold};
 
 use crate::lps::ConnectArgs;
 
@@ -148,74 +148,54 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         let mut bad = 0usize;
         let mut accepted = Ok(());
         if let Some(batch_id) = &batch_id {
-            let (mut new, mut known) = (0usize, 0usize);
-            let mut chunk = Vec::new();
-            let total = items.len();
             let origin = Origin {
                 sender: &from,
                 auth_ref: &auth_ref,
                 compose: compose.as_ref(),
             };
-            for (i, item) in items.iter().enumerate() {
-                // composing takes about a millisecond: off the threads the workers send on
-                let prepared = tokio::task::block_in_place(|| prepare::prepare(item, &origin));
-                match prepared {
-                    Ok(p) => chunk.push(p.message),
-                    Err(e) => {
-                        bad += 1;
-                        let reason = match e {
-                            mss_outbox::Error::Unconfigured { .. } => {
-                                "compose requests need --nil (or MSS_NIL)".to_owned()
-                            }
-                            mss_outbox::Error::Invalid { field, reason }
-                            | mss_outbox::Error::Refused { field, reason } => {
-                                format!("{field}: {reason}")
-                            }
-                            other => other.to_string(),
-                        };
-                        bar.suspend(|| eprintln!("mss: {}: refused: {reason}", item.label));
+            let mut acceptance = Acceptance::new(store.as_ref(), batch_id, &items, origin);
+            let refused = |item: &prepare::Item, e: &mss_outbox::Error| {
+                let reason = match e {
+                    mss_outbox::Error::Unconfigured { .. } => {
+                        "compose requests need --nil (or MSS_NIL)".to_owned()
                     }
+                    mss_outbox::Error::Invalid { field, reason }
+                    | mss_outbox::Error::Refused { field, reason } => format!("{field}: {reason}"),
+                    other => other.to_string(),
+                };
+                bar.suspend(|| eprintln!("mss: {}: refused: {reason}", item.label));
+            };
+            while let Some(chunk) = acceptance.next_chunk(refused).await {
+                if let Err(e) = chunk {
+                    accepted = Err(e);
+                    break;
                 }
-                if chunk.len() == 500 || i + 1 == total {
-                    match store
-                        .enqueue(Some(batch_id), std::mem::take(&mut chunk))
-                        .await
-                    {
-                        Ok(outcomes) => {
-                            for a in outcomes {
-                                match a {
-                                    Accepted::New(_) => new += 1,
-                                    Accepted::Existing(_) => known += 1,
-                                }
-                            }
-                        }
+                if running.is_none() && !args.no_send {
+                    // the name held by another run: accept everything first, then wait for it
+                    let started = match store.hold_worker_name(&sending.set.name).await {
+                        Ok(Some(hold)) => sending
+                            .start(hold, &bar, accepting_rx.clone())
+                            .await
+                            .map(Some),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    match started {
+                        Ok(r) => running = r,
                         Err(e) => {
                             accepted = Err(e);
                             break;
                         }
                     }
-                    if running.is_none() && !args.no_send {
-                        // the name held by another run: accept everything first, then wait for it
-                        let started = match store.hold_worker_name(&sending.set.name).await {
-                            Ok(Some(hold)) => {
-                                sending.start(hold, &bar, accepting_rx.clone()).await.map(Some)
-                            }
-                            Ok(None) => Ok(None),
-                            Err(e) => Err(e),
-                        };
-                        match started {
-                            Ok(r) => running = r,
-                            Err(e) => {
-                                accepted = Err(e);
-                                break;
-                            }
-                        }
-                    }
                 }
             }
+            let counts = acceptance.counts();
+            bad = counts.refused;
             bar.suspend(|| {
                 eprintln!(
-                    "mss: batch {batch_id}: {new} new item(s) in the outbox, {known} already there{}",
+                    "mss: batch {batch_id}: {} new item(s) in the outbox, {} already there{}",
+                    counts.new,
+                    counts.known,
                     if bad > 0 {
                         format!(", {bad} refused")
                     } else {

@@ -9,8 +9,9 @@ use mss_message::{ComposeConfig, ComposeRequest};
 use mss_types::{MailAddress, hex};
 use sha2::{Digest, Sha256};
 
+use crate::Store;
 use crate::error::{Error, Result};
-use crate::model::NewMessage;
+use crate::model::{Accepted, NewMessage};
 
 /// What an item carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +123,103 @@ pub fn idempotency_key(sender: &MailAddress, item: &Item) -> Result<(String, Str
             (key.clone(), key)
         }
     })
+}
+
+/// Items written to the store per transaction by [`Acceptance`]: sending may start after the first one.
+pub const CHUNK_ITEMS: usize = 500;
+
+/// What an [`Acceptance`] did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcceptCounts {
+    /// Items stored now.
+    pub new: usize,
+    /// Items whose idempotency key was already stored: nothing added.
+    pub known: usize,
+    /// Items refused (each handed to the caller with its reason).
+    pub refused: usize,
+}
+
+/// Items of one batch accepted into the outbox a chunk at a time (the `mss batch` way): each chunk is
+/// prepared, its refused items handed back one by one, and the rest written in one transaction, so that a
+/// bad item never costs its neighbours and sending can start with the first chunk.
+pub struct Acceptance<'a> {
+    store: &'a dyn Store,
+    batch_id: &'a str,
+    items: std::slice::Iter<'a, Item>,
+    origin: Origin<'a>,
+    counts: AcceptCounts,
+}
+
+impl<'a> Acceptance<'a> {
+    /// Accepts `items` into batch `batch_id` of `store`, sent from `origin`.
+    pub fn new(
+        store: &'a dyn Store,
+        batch_id: &'a str,
+        items: &'a [Item],
+        origin: Origin<'a>,
+    ) -> Self {
+        Self {
+            store,
+            batch_id,
+            items: items.iter(),
+            origin,
+            counts: AcceptCounts::default(),
+        }
+    }
+
+    /// Prepares and stores the next chunk, handing each refused item and its reason to `refused`. `None`
+    /// once every item has been through; an error of the store ends the acceptance (what was committed
+    /// before stays).
+    pub async fn next_chunk(
+        &mut self,
+        mut refused: impl FnMut(&Item, &Error),
+    ) -> Option<Result<AcceptCounts>> {
+        let mut chunk = Vec::with_capacity(CHUNK_ITEMS);
+        let mut seen = 0;
+        while chunk.len() < CHUNK_ITEMS {
+            let Some(item) = self.items.next() else { break };
+            seen += 1;
+            // composing takes about a millisecond: off the runtime's threads when they send meanwhile
+            match off_runtime(|| prepare(item, &self.origin)) {
+                Ok(p) => chunk.push(p.message),
+                Err(e) => {
+                    self.counts.refused += 1;
+                    refused(item, &e);
+                }
+            }
+        }
+        if seen == 0 {
+            return None;
+        }
+        if !chunk.is_empty() {
+            match self.store.enqueue(Some(self.batch_id), chunk).await {
+                Ok(outcomes) => {
+                    for a in outcomes {
+                        match a {
+                            Accepted::New(_) => self.counts.new += 1,
+                            Accepted::Existing(_) => self.counts.known += 1,
+                        }
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(self.counts))
+    }
+
+    /// What was done so far.
+    pub fn counts(&self) -> AcceptCounts {
+        self.counts
+    }
+}
+
+/// Runs blocking work where the runtime lets other tasks go on meanwhile (a multi-threaded runtime);
+/// inline on a current-thread runtime, where `block_in_place` is not allowed.
+fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Checks an item and turns it into what the outbox keeps. A refusal names the field at fault, relative
@@ -367,6 +465,62 @@ mod tests {
             content,
             dsn: false,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_acceptance_stores_chunks_and_hands_back_each_refused_item() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::SqliteStore::open(&dir.path().join("outbox.sqlite")).expect("store");
+        let mut items: Vec<Item> = (0..CHUNK_ITEMS + 2)
+            .map(|i| {
+                let bytes = format!(
+                    "From: labo@sante.test\r\nTo: dr{i}@sante.test\r\nMessage-ID: <m{i}@sante.test>\r\n\r\nhi\r\n"
+                );
+                item(&format!("{i}.eml"), Content::Message(bytes.into_bytes()))
+            })
+            .collect();
+        items[3] = item(
+            "bad.eml",
+            Content::Message(b"To: x@sante.test\r\n\r\nno id".to_vec()),
+        );
+        let sender = sender();
+        let origin = Origin {
+            sender: &sender,
+            auth_ref: "token:labo",
+            compose: None,
+        };
+        let mut refused = Vec::new();
+        let mut after_each = Vec::new();
+        let mut acceptance = Acceptance::new(&store, "b1", &items, origin);
+        while let Some(chunk) = acceptance
+            .next_chunk(|item, e| refused.push(format!("{}: {e}", item.label)))
+            .await
+        {
+            after_each.push(chunk.expect("chunk"));
+        }
+        // the first chunk is full of good items: the bad one does not take a place in it
+        assert_eq!(after_each.len(), 2);
+        assert_eq!(after_each[0].new, CHUNK_ITEMS);
+        assert_eq!(after_each[0].refused, 1);
+        assert_eq!(
+            acceptance.counts(),
+            AcceptCounts {
+                new: CHUNK_ITEMS + 1,
+                known: 0,
+                refused: 1
+            }
+        );
+        assert_eq!(refused.len(), 1);
+        assert!(refused[0].starts_with("bad.eml: "), "{refused:?}");
+        assert!(refused[0].contains("Message-ID"), "{refused:?}");
+
+        // the same items again: all known, nothing new
+        let mut again = Acceptance::new(&store, "b1", &items, origin);
+        while let Some(chunk) = again.next_chunk(|_, _| {}).await {
+            chunk.expect("chunk");
+        }
+        assert_eq!(again.counts().known, CHUNK_ITEMS + 1);
+        assert_eq!(again.counts().new, 0);
     }
 
     #[test]
