@@ -283,10 +283,8 @@ pub async fn entry(
             ));
         }
     };
-    let address = MailAddress::parse(&address).map_err(|e| match e {
-        mss_types::Error::Invalid { reason, .. } => Problem::invalid_param("address", reason),
-        other => Problem::invalid_param("address", other.to_string()),
-    })?;
+    let address =
+        MailAddress::parse(&address).map_err(|e| Problem::invalid_param("address", e.reason))?;
     let index = state.index()?;
     if !refresh {
         return index

@@ -216,12 +216,11 @@ impl Error {
 }
 
 impl From<mss_types::Error> for Error {
-    /// The shared types' errors keep their shape: a field and a reason, or an I/O failure.
+    /// A shared type's refusal keeps its shape: a field and a reason.
     fn from(e: mss_types::Error) -> Self {
-        match e {
-            mss_types::Error::Invalid { field, reason } => Error::Invalid { field, reason },
-            mss_types::Error::Io { context, source } => Error::Io { context, source },
-            other => Error::invalid("value", other.to_string()),
+        Error::Invalid {
+            field: e.field,
+            reason: e.reason,
         }
     }
 }

@@ -51,7 +51,7 @@ impl FromStr for BalType {
         BalType::ALL
             .into_iter()
             .find(|t| t.code().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::Invalid {
+            .ok_or_else(|| Error {
                 field: "bal_type",
                 reason: format!("`{s}` is not one of PER, ORG, APP, CAB"),
             })
@@ -120,7 +120,7 @@ impl MailAddress {
     /// Parses and normalises `raw` (surrounding blanks removed, domain lower-cased): [`MailAddress::check`]
     /// with an error about the field `address` that quotes the address first.
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        MailAddress::check(raw).map_err(|fault| Error::Invalid {
+        MailAddress::check(raw).map_err(|fault| Error {
             field: "address",
             reason: match fault {
                 AddressFault::Empty | AddressFault::TooLong(_) => fault.to_string(),

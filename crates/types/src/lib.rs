@@ -24,27 +24,25 @@ pub use dsn::{DsnNotify, DsnRequest, DsnReturn};
 pub use envelope::Envelope;
 pub use secret::Secret;
 
-/// Errors of the shared types: a value that does not fit its field, or a secret file that cannot be read.
-#[derive(Debug, thiserror::Error)]
+/// The one way a shared type refuses input: a value that does not fit its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
 #[non_exhaustive]
-pub enum Error {
-    /// A value that does not fit its field.
-    #[error("{field}: {reason}")]
-    Invalid {
-        /// Field name, e.g. `address`.
-        field: &'static str,
-        /// Why the value was refused.
-        reason: String,
-    },
-    /// Reading a file failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being read.
-        context: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+pub struct Error {
+    /// Field name, e.g. `address`.
+    pub field: &'static str,
+    /// Why the value was refused.
+    pub reason: String,
+}
+
+impl Error {
+    /// `field` refused for `reason`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Error {
+            field,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Lower-case hexadecimal of a byte string (hashes, keys).

@@ -6,8 +6,6 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::Error;
-
 const REDACTED: &str = "[redacted]";
 
 /// A string that is wiped on drop and never printed: `Debug` and `Display` show `[redacted]`, it is not
@@ -23,10 +21,12 @@ impl Secret {
 
     /// Reads a secret file (a password or API key file): its first line, without the line end; the read
     /// buffer is wiped.
-    pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading the secret file {}", path.display()),
-            source,
+    pub fn from_file(path: &Path) -> std::io::Result<Self> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            std::io::Error::new(
+                source.kind(),
+                format!("reading the secret file {}: {source}", path.display()),
+            )
         })?);
         Ok(Secret::new(text.lines().next().unwrap_or("")))
     }
