@@ -441,6 +441,27 @@ impl ItemError {
             unavailable: false,
         }
     }
+
+    /// The outbox's refusal of item `index`, answered as the outbox's errors always are
+    /// (`Problem::from`): 400 for its shape, 422 for an MSSanté rule, 503 when this service cannot compose.
+    fn from_outbox(index: usize, e: mss_outbox::Error) -> Self {
+        let field = match &e {
+            mss_outbox::Error::Invalid { field, .. }
+            | mss_outbox::Error::Refused { field, .. }
+            | mss_outbox::Error::Unconfigured { field, .. } => field.clone(),
+            _ => String::new(),
+        };
+        let problem = Problem::from(e);
+        ItemError {
+            name: item_field(index, &field),
+            reason: problem
+                .invalid_params
+                .first()
+                .map_or_else(|| problem.detail.clone(), |p| p.reason.clone()),
+            rule: problem.status == StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+            unavailable: problem.status == StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        }
+    }
 }
 
 fn item_field(index: usize, field: &str) -> String {
@@ -546,22 +567,7 @@ fn prepare(
         auth_ref,
         compose,
     };
-    mss_outbox::prepare::prepare(&item, &origin).map_err(|e| match e {
-        mss_outbox::Error::Invalid { field, reason } => ItemError::shape(index, &field, reason),
-        mss_outbox::Error::Refused { field, reason } => ItemError {
-            name: item_field(index, &field),
-            reason,
-            rule: true,
-            unavailable: false,
-        },
-        mss_outbox::Error::Unconfigured { field, reason } => ItemError {
-            name: item_field(index, &field),
-            reason,
-            rule: false,
-            unavailable: true,
-        },
-        other => ItemError::shape(index, "", other.to_string()),
-    })
+    mss_outbox::prepare::prepare(&item, &origin).map_err(|e| ItemError::from_outbox(index, e))
 }
 
 #[cfg(test)]

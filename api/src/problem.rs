@@ -216,6 +216,8 @@ impl From<mss_outbox::Error> for Problem {
         }
         match e {
             mss_outbox::Error::Invalid { field, reason } => Problem::invalid_param(&field, reason),
+            mss_outbox::Error::Refused { field, reason } => Problem::unprocessable(&field, reason),
+            mss_outbox::Error::Unconfigured { reason, .. } => Problem::not_configured(reason),
             other => Problem::internal(&other),
         }
     }
