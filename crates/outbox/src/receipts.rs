@@ -1,5 +1,5 @@
 //! Receipts: delivery status notifications (DSN, RFC 3464) and read receipts (MDN, RFC 8098) that come back
-//! to the sending mailbox move its recipients on to `delivered`, `read` or `failed` (spec M6).
+//! to the sending mailbox move its recipients on to `delivered`, `read` or `failed` (docs/mssante.md M6).
 //!
 //! The reader looks at the sender's INBOX over IMAP with the same credentials the worker uses, and only at
 //! messages whose `Content-Type` says `multipart/report` (an IMAP SEARCH on the server: letters and results
