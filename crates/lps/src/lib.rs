@@ -37,4 +37,7 @@ pub use session::{
     TokenError, TokenProvider,
 };
 pub use smtp::{SendReport, message_envelope, message_id, without_bcc};
-pub use tls::{CA_FILE_ENV, ClientIdentity, TlsSettings, TrustRoots};
+pub use tls::{
+    CA_FILE_ENV, ClientIdentity, TlsSettings, TrustRoots, certificate_subject,
+    read_pem_certificates, read_pem_private_key,
+};

@@ -87,6 +87,11 @@ impl TrustRoots {
         &self.origin
     }
 
+    /// The rustls store of these roots (the listener's client-certificate verifier is built on it).
+    pub fn store(&self) -> Arc<RootCertStore> {
+        Arc::clone(&self.store)
+    }
+
     /// Number of certificates.
     pub fn len(&self) -> usize {
         self.store.len()
@@ -180,31 +185,9 @@ impl ClientIdentity {
 
     /// A PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, Error> {
-        let read = |p: &Path| {
-            std::fs::read(p)
-                .map(zeroize::Zeroizing::new)
-                .map_err(|e| Error::Config {
-                    reason: format!("cannot read {}: {e}", p.display()),
-                })
-        };
-        let cert_pem = read(cert)?;
-        let key_pem = read(key)?;
-        let chain = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config {
-                reason: format!("{}: bad PEM certificate: {e}", cert.display()),
-            })?;
-        if chain.is_empty() {
-            return Err(Error::Config {
-                reason: format!("{}: no certificate found", cert.display()),
-            });
-        }
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| Error::Config {
-            reason: format!("{}: no usable private key: {e}", key.display()),
-        })?;
         Ok(ClientIdentity {
-            chain,
-            key,
+            chain: read_pem_certificates(cert)?,
+            key: read_pem_private_key(key)?,
             subject: cert.display().to_string(),
         })
     }
@@ -213,6 +196,45 @@ impl ClientIdentity {
     pub fn subject(&self) -> &str {
         &self.subject
     }
+}
+
+/// Every certificate of a PEM file (at least one), the leaf first: a certificate chain. Errors name the file.
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let pem = read_file(path)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config {
+            reason: format!("{}: bad PEM certificate: {e}", path.display()),
+        })?;
+    if chain.is_empty() {
+        return Err(Error::Config {
+            reason: format!("{}: no certificate found", path.display()),
+        });
+    }
+    Ok(chain)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1). Errors name the file, never the key.
+pub fn read_pem_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    let pem = read_file(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| Error::Config {
+        reason: format!("{}: no usable private key: {e}", path.display()),
+    })
+}
+
+/// The subject of a DER certificate as `C=FR, O=…, CN=…`; `None` when it does not parse.
+pub fn certificate_subject(der: &[u8]) -> Option<String> {
+    p12_keystore::Certificate::from_der(der)
+        .ok()
+        .map(|c| c.subject().to_owned())
+}
+
+fn read_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    std::fs::read(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| Error::Config {
+            reason: format!("cannot read {}: {e}", path.display()),
+        })
 }
 
 /// What a connection needs for TLS.
