@@ -2,7 +2,8 @@
 //!
 //! This crate owns the HTTP face of mss (axum): the directory endpoints (`/v1/directory/...`), health and
 //! readiness probes, Prometheus metrics, the OpenAPI 3.1 document (generated from the code, kept in git at
-//! `api/openapi.json`) and the embeddable address-autocomplete widget served at `/`.
+//! `api/openapi.json`), the embeddable address-autocomplete widget served at `/`, and the listener, in plain
+//! HTTP or over TLS ([`serve`], [`ListenerTls`]).
 //!
 //! Every error is `application/problem+json` (RFC 9457) naming the parameter at fault; unknown or repeated
 //! query parameters are refused; nothing panics into a client's face (a panic becomes a logged 500).
@@ -13,6 +14,7 @@ mod messages;
 mod metrics;
 mod params;
 mod problem;
+mod tls;
 mod widget;
 
 use std::future::Future;
@@ -37,6 +39,7 @@ pub use batches::{
 pub use messages::{RefusedRecipient, SendConfig, SendResponse};
 pub use metrics::Metrics;
 pub use problem::{InvalidParam, Problem};
+pub use tls::{ClientCertificate, ListenerTls, is_loopback};
 
 /// What the service needs besides the index.
 #[derive(Debug, Clone, Default)]
@@ -198,18 +201,33 @@ fn cors(config: &ApiConfig) -> CorsLayer {
     layer.allow_origin(AllowOrigin::list(origins))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets requests under way finish.
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests under way finish: plain
+/// HTTP/1.1, or over TLS with `tls` (each request then carries its [`ClientCertificate`] when clients must
+/// present one). Requests carry `ConnectInfo<SocketAddr>` either way.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<ListenerTls>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    match tls {
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        Some(tls) => {
+            axum::serve(
+                tls::TlsListener::new(listener, &tls),
+                tls::MakeTlsService { router },
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
 }
 
 /// Keeps the served index on the newest generation (a concurrent `mss import` swaps one in).

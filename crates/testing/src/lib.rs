@@ -80,3 +80,21 @@ pub fn spawn_ready(cmd: &mut Command) -> Result<Ready, (Option<std::process::Exi
         .unwrap_or_default();
     Err((status, err))
 }
+
+/// The test PKI of `scripts/lps-operator.sh --pki-only`, made in `dir/pki`: `ca` and `rogue-ca`, a `server`
+/// certificate for localhost and 127.0.0.1, and client certificates `app` (of `ca`) and `rogue-app` (of
+/// `rogue-ca`), each as `NAME.pem` and `NAME.key`. `None` (after saying why) when openssl is missing.
+pub fn test_pki(dir: &Path) -> Option<PathBuf> {
+    let made = Command::new("bash")
+        .arg(repo_root().join("scripts/lps-operator.sh"))
+        .args(["--pki-only", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        unavailable("openssl is needed for the test PKI");
+        return None;
+    }
+    Some(dir.join("pki"))
+}
