@@ -48,6 +48,18 @@ pub struct ServeArgs {
     /// SQLite file [default: <data>/outbox.sqlite]. Its workers deliver for the `[[senders]]` of --config.
     #[arg(long, env = "MSS_OUTBOX", value_name = "URL|PATH")]
     pub outbox: Option<String>,
+    /// PEM certificate chain of the listener: serve HTTPS (TLS 1.2 and 1.3) instead of plain HTTP.
+    #[arg(long, env = "MSS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "MSS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate chaining to one of them (with TLS only).
+    #[arg(long, env = "MSS_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (refused otherwise: use TLS).
+    #[arg(long, env = "MSS_INSECURE_HTTP")]
+    pub insecure_http: bool,
 }
 
 /// The `[serve]`-less TOML file: every key optional.
@@ -76,6 +88,31 @@ pub struct FileConfig {
     /// Mailboxes whose credentials the service holds: `POST /v1/batches` names them, the workers use them.
     #[serde(default)]
     pub senders: Vec<crate::outbox::SenderFileConfig>,
+    /// TLS on the listener.
+    pub tls: Option<TlsFileConfig>,
+    /// The listener.
+    pub server: Option<ServerFileConfig>,
+}
+
+/// `[tls]`: the listener's certificate, key and client CA (PEM files).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// Certificate chain.
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// CA client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[server]`: how the listener may be exposed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFileConfig {
+    /// Plain HTTP on an address other than loopback.
+    #[serde(default)]
+    pub insecure_http: bool,
 }
 
 impl FileConfig {
@@ -104,6 +141,21 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         .listen
         .or(file.listen)
         .map_or_else(|| DEFAULT_LISTEN.parse(), Ok)?;
+    let tls = listener_tls(&args, file.tls.unwrap_or_default())?;
+    let insecure_http = args.insecure_http || file.server.is_some_and(|s| s.insecure_http);
+    if tls.is_none() && !mss_api::is_loopback(&listen) {
+        if !insecure_http {
+            anyhow::bail!(
+                "refusing to serve plain HTTP on {listen}, which is not a loopback address: give \
+                 --tls-cert and --tls-key (or [tls] in the configuration), or --insecure-http to \
+                 accept it"
+            );
+        }
+        eprintln!(
+            "mss: warning: serving plain HTTP on {listen} (--insecure-http): keys, tokens and \
+             health data cross the network unencrypted"
+        );
+    }
     let cors_origins = if args.cors_origins.is_empty() {
         file.cors_origins
     } else {
@@ -219,14 +271,15 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             state.clone(),
             Duration::from_secs(10),
         ));
-        eprintln!("mss: serving on http://{local}/ (Ctrl-C to stop)");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("mss: serving on {scheme}://{local}/ (Ctrl-C to stop)");
         let router = mss_api::router(state, &config);
         tokio::spawn(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
         });
         let mut server_stop = stop.clone();
-        let server = tokio::spawn(mss_api::serve(listener, router, async move {
+        let server = tokio::spawn(mss_api::serve(listener, tls, router, async move {
             let _ = server_stop.wait_for(|s| *s).await;
         }));
         // a failed index load stops the service: serving 503 forever would hide it
@@ -240,6 +293,25 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         eprintln!("mss: stopped");
         Ok(())
     })
+}
+
+/// The listener's TLS from the flags (or MSS_* variables), else `[tls]`: certificate and key together.
+fn listener_tls(args: &ServeArgs, file: TlsFileConfig) -> Result<Option<mss_api::ListenerTls>> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => (Some(c.clone()), Some(k.clone())),
+        _ => (file.cert, file.key),
+    };
+    let client_ca = args.client_ca.clone().or(file.client_ca);
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(mss_api::ListenerTls::from_pem_files(
+            &cert,
+            &key,
+            client_ca.as_deref(),
+        )?)),
+        (None, None) if client_ca.is_none() => Ok(None),
+        (None, None) => anyhow::bail!("a client CA needs TLS: give --tls-cert and --tls-key too"),
+        _ => anyhow::bail!("TLS needs both a certificate and its key (--tls-cert, --tls-key)"),
+    }
 }
 
 async fn shutdown_signal() {

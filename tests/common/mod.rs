@@ -18,7 +18,11 @@ pub fn mss() -> Command {
     cmd.env_remove("MSS_DATA")
         .env_remove("MSS_LISTEN")
         .env_remove("MSS_CONFIG")
-        .env_remove("MSS_CORS_ORIGINS");
+        .env_remove("MSS_CORS_ORIGINS")
+        .env_remove("MSS_TLS_CERT")
+        .env_remove("MSS_TLS_KEY")
+        .env_remove("MSS_CLIENT_CA")
+        .env_remove("MSS_INSECURE_HTTP");
     cmd
 }
 
@@ -85,6 +89,11 @@ pub struct Server {
 impl Server {
     /// Starts `mss serve` on 127.0.0.1:0 with `extra` arguments and waits until `/readyz` answers 200.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data, extra, &reqwest::blocking::Client::new())
+    }
+
+    /// [`Server::start`], asking `/readyz` with `client` (an HTTPS client trusting the service's CA).
+    pub fn start_with(data: &Path, extra: &[&str], client: &reqwest::blocking::Client) -> Server {
         let mut child = mss()
             .args([
                 "--data",
@@ -131,7 +140,7 @@ impl Server {
             stderr_lines: rx,
         };
         while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking::get(server.url("/readyz"))
+            if let Ok(r) = client.get(server.url("/readyz")).send()
                 && r.status() == 200
             {
                 return server;
