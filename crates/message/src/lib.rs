@@ -30,6 +30,7 @@ pub mod patient;
 mod read;
 pub mod receipt;
 mod request;
+pub mod trust;
 pub mod whitelist;
 pub mod xdm;
 mod xml;
@@ -46,6 +47,7 @@ pub use request::{
     Attachment, Body, ClassifiedCode, ComposeConfig, ComposeRequest, Content, Document,
     EndOfExchangeStyle, PatientRequest, Receipts, Recipients, Rendering, Sender, SenderKind, Sex,
 };
+pub use trust::{Trust, in_mssante_domain};
 pub use whitelist::Whitelist;
 
 /// The domain of Mon espace santé patient mailboxes (`<INS>@patient.mssante.fr`).
