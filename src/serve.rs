@@ -152,11 +152,16 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         ldap,
         fhir,
     };
-    let sending = file
+    // one espace de confiance for every route, kept in step with `mss whitelist update`
+    let trust = crate::whitelist::installed(&data_dir)?;
+    let mut sending = file
         .send
         .as_ref()
         .map(crate::lps::send_config)
         .transpose()?;
+    if let Some(s) = sending.as_mut() {
+        s.compose.trust = trust.clone();
+    }
     crate::outbox::check_senders(&file.senders)?;
     let outbox_file = file.outbox.unwrap_or_default();
     let outbox_location = args.outbox.or(outbox_file.url);
@@ -192,6 +197,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             store: store.clone(),
             senders: batch_senders,
             compose,
+            trust: trust.clone(),
             max_body_bytes: outbox_file
                 .max_body_bytes
                 .unwrap_or(mss_api::DEFAULT_MAX_BODY_BYTES),
@@ -218,6 +224,10 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         tokio::spawn(mss_api::reload_periodically(
             state.clone(),
             Duration::from_secs(10),
+        ));
+        tokio::spawn(mss_api::refresh_trust_periodically(
+            trust,
+            Duration::from_secs(2),
         ));
         eprintln!("mss: serving on http://{local}/ (Ctrl-C to stop)");
         let router = mss_api::router(state, &config);
