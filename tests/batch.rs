@@ -68,6 +68,8 @@ struct Flags {
 impl Flags {
     fn new(op: &Operator, dir: &Path, kind: TokenKind) -> Self {
         let token = op.psc().token("alice@sante.test", kind);
+        // the test domains are in the data directory's whitelist (docs/mssante.md M8)
+        common::install_whitelist(&dir.join("data"), mss_testing::TEST_DOMAINS);
         Flags {
             data: dir.join("data").to_str().expect("utf-8").to_owned(),
             token_file: write(dir, "token", token.expose().as_bytes()),
@@ -522,6 +524,7 @@ fn receipts_from_postfix_and_the_recipient_move_the_batch_to_delivered_read_and_
     );
     let sent = mss()
         .env("MSS_CA_FILE", op.path("CA"))
+        .env("MSS_DATA", &flags.data)
         .args([
             "send",
             &mdn_file,
