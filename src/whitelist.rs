@@ -63,7 +63,8 @@ pub struct UpdateArgs {
 pub fn run(data_dir: &Path, command: WhitelistCommand) -> Result<()> {
     match command {
         WhitelistCommand::Update(args) => {
-            let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            let read =
+                |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
             let xml = read(&args.xml)?;
             let sum = read(&args.checksum)?;
             let wl = mss_message::trust::install(data_dir, &xml, &String::from_utf8_lossy(&sum))?;

@@ -669,7 +669,8 @@ fn batches_stay_in_the_espace_de_confiance_and_a_newly_installed_whitelist_is_us
             outbox.to_str().expect("utf-8"),
         ],
     );
-    let body = |items: Value| json!({"sender": "alice@sante.test", "auth": "alice", "items": items});
+    let body =
+        |items: Value| json!({"sender": "alice@sante.test", "auth": "alice", "items": items});
 
     // no whitelist: sante.test (the sender's own domain) and gmail.com are outside
     let a = post(

@@ -27,7 +27,12 @@ fn compose(data: &Path, dir: &Path, to: &str) -> (std::process::Output, bool) {
     let _ = std::fs::remove_file(&out);
     let o = mss()
         .args(["--data", data.to_str().unwrap(), "compose", "--nil", "DEV1"])
-        .args(["--json", json.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     (o, out.exists())
@@ -44,7 +49,12 @@ fn send(data: &Path, dir: &Path, from: &str, to: &str) -> std::process::Output {
     let token = dir.join("token");
     std::fs::write(&token, "not-a-token").unwrap();
     mss()
-        .args(["--data", data.to_str().unwrap(), "send", eml.to_str().unwrap()])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "send",
+            eml.to_str().unwrap(),
+        ])
         .args(["--from", from, "--token-file", token.to_str().unwrap()])
         .args(["--server", "localhost:1"])
         .output()
@@ -71,7 +81,12 @@ fn batch(data: &Path, dir: &Path, from: &str, to: &str) -> std::process::Output 
     let token = dir.join("token");
     std::fs::write(&token, "not-a-token").unwrap();
     mss()
-        .args(["--data", data.to_str().unwrap(), "batch", items.to_str().unwrap()])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "batch",
+            items.to_str().unwrap(),
+        ])
         .args(["--from", from, "--token-file", token.to_str().unwrap()])
         .args(["--server", "localhost:1", "--nil", "DEV1", "--no-send"])
         .output()
@@ -82,7 +97,11 @@ fn batch(data: &Path, dir: &Path, from: &str, to: &str) -> std::process::Output 
 fn without_a_whitelist_only_mssante_fr_and_its_sub_domains_are_inside() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    for to in ["x@gmail.com", "x@evilmssante.fr", "x@mssante.fr.example.com"] {
+    for to in [
+        "x@gmail.com",
+        "x@evilmssante.fr",
+        "x@mssante.fr.example.com",
+    ] {
         let (o, written) = compose(&data, dir.path(), to);
         let e = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{to}: {e}");
@@ -98,22 +117,34 @@ fn without_a_whitelist_only_mssante_fr_and_its_sub_domains_are_inside() {
         let e = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{e}");
         assert!(
-            e.contains(&format!("recipients[0]: {to}: domain")) && e.contains("mss whitelist update"),
+            e.contains(&format!("recipients[0]: {to}: domain"))
+                && e.contains("mss whitelist update"),
             "{e}"
         );
 
         let o = batch(&data, dir.path(), "alice@ch.mssante.fr", to);
         let e = stderr(&o);
         assert!(
-            e.contains(&format!("a.eml: refused: message.recipients[0]: {to}: domain"))
-                && e.contains(&format!("b.json: refused: compose.recipients.to[0]: {to}: domain")),
+            e.contains(&format!(
+                "a.eml: refused: message.recipients[0]: {to}: domain"
+            )) && e.contains(&format!(
+                "b.json: refused: compose.recipients.to[0]: {to}: domain"
+            )),
             "{e}"
         );
         assert!(e.contains("0 new item(s) in the outbox"), "{e}");
     }
     // a sender outside is refused too
-    let e = stderr(&send(&data, dir.path(), "alice@sante.test", "bob@ch.mssante.fr"));
-    assert!(e.contains("sender: alice@sante.test: domain sante.test is outside"), "{e}");
+    let e = stderr(&send(
+        &data,
+        dir.path(),
+        "alice@sante.test",
+        "bob@ch.mssante.fr",
+    ));
+    assert!(
+        e.contains("sender: alice@sante.test: domain sante.test is outside"),
+        "{e}"
+    );
     // inside: patient.mssante.fr and any mssante.fr domain, whatever the case
     let (o, written) = compose(&data, dir.path(), "Dr.X@CH-Nord.MSSante.fr");
     assert!(o.status.success() && written, "{}", stderr(&o));
@@ -132,7 +163,10 @@ fn an_installed_whitelist_is_used_by_default_and_only_its_domains_are_inside() {
     for to in ["x@gmail.com", "x@unlisted.mssante.fr"] {
         let (o, written) = compose(&data, dir.path(), to);
         let e = stderr(&o);
-        assert!(!written && e.contains("is not in the MSSanté whitelist"), "{e}");
+        assert!(
+            !written && e.contains("is not in the MSSanté whitelist"),
+            "{e}"
+        );
         let e = stderr(&send(&data, dir.path(), "alice@sante.test", to));
         assert!(e.contains(&format!("recipients[0]: {to}: domain")), "{e}");
         let e = stderr(&batch(&data, dir.path(), "alice@sante.test", to));
@@ -142,7 +176,12 @@ fn an_installed_whitelist_is_used_by_default_and_only_its_domains_are_inside() {
             "{e}"
         );
     }
-    let e = stderr(&batch(&data, dir.path(), "alice@sante.test", "bob@sante.test"));
+    let e = stderr(&batch(
+        &data,
+        dir.path(),
+        "alice@sante.test",
+        "bob@sante.test",
+    ));
     assert!(e.contains("2 new item(s) in the outbox"), "{e}");
 }
 
@@ -151,10 +190,19 @@ fn a_whitelist_whose_checksum_differs_installs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (xml, sum) = mss_testing::write_whitelist(&dir.path().join("src"), &["gmail.com"]);
-    std::fs::write(&sum, format!("{}  listeblanchemssante.xml\n", "0".repeat(64))).unwrap();
+    std::fs::write(
+        &sum,
+        format!("{}  listeblanchemssante.xml\n", "0".repeat(64)),
+    )
+    .unwrap();
     let o = mss()
         .args(["--data", data.to_str().unwrap(), "whitelist", "update"])
-        .args(["--xml", xml.to_str().unwrap(), "--checksum", sum.to_str().unwrap()])
+        .args([
+            "--xml",
+            xml.to_str().unwrap(),
+            "--checksum",
+            sum.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));

@@ -629,9 +629,16 @@ mod tests {
         ];
         let cfg = ComposeConfig::new("NIL");
         for (item, name) in cases {
-            let e = prepare(2, item.clone(), &sender(), "senders:labo", Some(&cfg), &trust())
-                .err()
-                .unwrap_or_else(|| panic!("{item} accepted"));
+            let e = prepare(
+                2,
+                item.clone(),
+                &sender(),
+                "senders:labo",
+                Some(&cfg),
+                &trust(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{item} accepted"));
             assert_eq!(e.name, name, "{item}: {e:?}");
             assert!(!e.rule);
         }
@@ -646,7 +653,9 @@ mod tests {
         let b = prepare(1, item.clone(), &sender(), "r", None, &trust())
             .expect("b")
             .key;
-        let again = prepare(0, item, &sender(), "r", None, &trust()).expect("again").key;
+        let again = prepare(0, item, &sender(), "r", None, &trust())
+            .expect("again")
+            .key;
         assert_ne!(a, b);
         assert_eq!(a, again);
         assert!(a.starts_with("sha256:") && a.len() == 71, "{a}");

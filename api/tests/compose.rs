@@ -103,13 +103,22 @@ async fn compose_and_send_refuse_an_address_outside_the_espace_de_confiance() {
                 let status = response.status();
                 let bytes = to_bytes(response.into_body(), 1 << 26).await.unwrap();
                 let p: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                out.push((status, p["invalid-params"][0]["name"].clone(), p.to_string()));
+                out.push((
+                    status,
+                    p["invalid-params"][0]["name"].clone(),
+                    p.to_string(),
+                ));
             }
             out
         }
     };
     // no whitelist installed: mssante.fr and its sub-domains only
-    for to in ["x@gmail.com", "x@evilmssante.fr", "x@mssante.fr.example.com", "x@sante.test"] {
+    for to in [
+        "x@gmail.com",
+        "x@evilmssante.fr",
+        "x@mssante.fr.example.com",
+        "x@sante.test",
+    ] {
         for (status, field, p) in refused(to).await {
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{to}: {p}");
             assert_eq!(field, "recipients.to[0]", "{p}");

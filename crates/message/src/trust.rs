@@ -202,7 +202,13 @@ mod tests {
 
     #[test]
     fn domain_rule_on_label_boundaries() {
-        for ok in ["mssante.fr", "MSSANTE.FR", "patient.mssante.fr", "a.b.MsSante.fr", "x.mssante.fr."] {
+        for ok in [
+            "mssante.fr",
+            "MSSANTE.FR",
+            "patient.mssante.fr",
+            "a.b.MsSante.fr",
+            "x.mssante.fr.",
+        ] {
             assert!(in_mssante_domain(ok), "{ok}");
         }
         for no in [
@@ -223,7 +229,10 @@ mod tests {
     fn default_rule_refusal_says_how_to_load_the_whitelist() {
         let t = Trust::mssante_only();
         assert!(t.allows("dr@chu.mssante.fr"));
-        let e = t.check("recipients.to[0]", "x@gmail.com").err().map(|e| e.to_string());
+        let e = t
+            .check("recipients.to[0]", "x@gmail.com")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some(

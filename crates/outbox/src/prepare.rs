@@ -692,13 +692,23 @@ mod tests {
             field(prep(&listed, "labo@sante.test", "x@ch-unlisted.mssante.fr")),
             "message.recipients[0]: x@ch-unlisted.mssante.fr: domain ch-unlisted.mssante.fr is not in the MSSanté whitelist"
         );
-        for to in ["x@gmail.com", "x@evilmssante.fr", "x@mssante.fr.example.com"] {
+        for to in [
+            "x@gmail.com",
+            "x@evilmssante.fr",
+            "x@mssante.fr.example.com",
+        ] {
             let f = field(prep(&default, "labo@ch.mssante.fr", to));
-            assert!(f.starts_with(&format!("message.recipients[0]: {to}: domain")), "{f}");
+            assert!(
+                f.starts_with(&format!("message.recipients[0]: {to}: domain")),
+                "{f}"
+            );
             assert!(f.contains("mss whitelist update"), "{f}");
         }
         let f = field(prep(&default, "labo@sante.test", "bob@ch.mssante.fr"));
-        assert!(f.starts_with("message.sender: labo@sante.test: domain sante.test is outside"), "{f}");
+        assert!(
+            f.starts_with("message.sender: labo@sante.test: domain sante.test is outside"),
+            "{f}"
+        );
     }
 
     proptest! {
