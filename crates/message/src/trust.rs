@@ -40,7 +40,7 @@ pub fn in_mssante_domain(domain: &str) -> bool {
                 && !head.contains("..")))
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     whitelist: Option<Arc<Whitelist>>,
     // The installed file and its modification time when read, for `refresh`.
@@ -50,9 +50,19 @@ struct State {
 
 /// The espace de confiance of a process: the national whitelist, or the default `*.mssante.fr` rule.
 /// Clones share one state, so a refreshed whitelist applies to every holder.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Trust {
     state: Arc<RwLock<State>>,
+}
+
+impl std::fmt::Debug for Trust {
+    // a summary: the list has hundreds of domains
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.read().whitelist {
+            Some(wl) => write!(f, "Trust(whitelist of {} domains)", wl.len()),
+            None => write!(f, "Trust(mssante.fr and its sub-domains)"),
+        }
+    }
 }
 
 impl Trust {
