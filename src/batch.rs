@@ -27,6 +27,8 @@ pub struct BatchArgs {
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub trust: crate::whitelist::TrustArgs,
     /// Product reference (NIL), written in X-MSS-NIL of composed items (needed for compose requests).
     #[arg(long, env = "MSS_NIL", value_name = "REF")]
     pub nil: Option<String>,
@@ -104,7 +106,12 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
         ),
         None => format!("token:{from}"),
     };
-    let compose = args.nil.as_deref().map(ComposeConfig::new);
+    let trust = args.trust.trust(data_dir)?;
+    let compose = args.nil.as_deref().map(|nil| {
+        let mut c = ComposeConfig::new(nil);
+        c.trust = trust.clone();
+        c
+    });
     let batch_id = args
         .input
         .as_ref()
@@ -152,6 +159,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
                 sender: &from,
                 auth_ref: &auth_ref,
                 compose: compose.as_ref(),
+                trust: &trust,
             };
             let mut acceptance = Acceptance::new(store.as_ref(), batch_id, &items, origin);
             let refused = |item: &prepare::Item, e: &mss_outbox::Error| {

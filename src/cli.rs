@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{compose, data, directory, fhir, ldap, lps, search, serve};
+use crate::{compose, data, directory, fhir, ldap, lps, search, serve, whitelist};
 
 /// MSSanté beside your health software: directory search, message composition, API LPS client.
 #[derive(Debug, Parser)]
@@ -46,6 +46,9 @@ pub enum Command {
     Receipts(crate::batch::ReceiptsArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(lps::ProofArgs),
+    /// The national whitelist of the espace de confiance (docs/mssante.md M8).
+    #[command(subcommand)]
+    Whitelist(whitelist::WhitelistCommand),
     /// Harvest the LDAP directory into the index despite its 100-entry cap (resumable).
     LdapSync(ldap::LdapSyncArgs),
     /// Convert an extraction file to LDIF for a test LDAP directory (slapadd).
@@ -69,8 +72,9 @@ impl Cli {
             Command::Import(args) => directory::import(&data_dir, args),
             Command::Search(args) => search::search(&data_dir, args),
             Command::DemoData(args) => directory::demo_data(args),
-            Command::Compose(args) => compose::compose(args),
-            Command::Send(args) => lps::send(args),
+            Command::Compose(args) => compose::compose(&data_dir, args),
+            Command::Send(args) => lps::send(&data_dir, args),
+            Command::Whitelist(cmd) => whitelist::run(&data_dir, cmd),
             Command::Batch(args) => crate::batch::batch(&data_dir, args),
             Command::Receipts(args) => crate::batch::receipts(&data_dir, args),
             Command::Proof(args) => lps::proof(args),

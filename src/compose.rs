@@ -2,11 +2,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mss_message::{ComposeConfig, ComposeRequest, Whitelist};
+use mss_message::{ComposeConfig, ComposeRequest};
 
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
@@ -19,15 +18,11 @@ pub struct ComposeArgs {
     /// Product reference (NIL) given at the product's declaration, sent as X-MSS-NIL.
     #[arg(long, env = "MSS_NIL", value_name = "REF")]
     pub nil: String,
-    /// National whitelist (listeblanchemssante.xml); recipients outside it are refused.
-    #[arg(long, requires = "whitelist_checksum", value_name = "XML")]
-    pub whitelist: Option<PathBuf>,
-    /// The whitelist's SHA-256 `checksum` file.
-    #[arg(long, requires = "whitelist", value_name = "FILE")]
-    pub whitelist_checksum: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: crate::whitelist::TrustArgs,
 }
 
-pub fn compose(args: ComposeArgs) -> Result<()> {
+pub fn compose(data_dir: &Path, args: ComposeArgs) -> Result<()> {
     let text = if args.json.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading the request from stdin")?
     } else {
@@ -37,9 +32,7 @@ pub fn compose(args: ComposeArgs) -> Result<()> {
     let request: ComposeRequest = serde_json::from_str(&text)
         .with_context(|| format!("compose request {}", args.json.display()))?;
     let mut config = ComposeConfig::new(args.nil);
-    if let (Some(xml), Some(sum)) = (&args.whitelist, &args.whitelist_checksum) {
-        config.whitelist = Some(Arc::new(Whitelist::from_files(xml, sum)?));
-    }
+    config.trust = args.trust.trust(data_dir)?;
     let message = mss_message::compose(&request, &config)?;
     write_atomically(&args.out, &message.raw)?;
     eprintln!(

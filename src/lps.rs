@@ -59,6 +59,8 @@ pub struct SendArgs {
     /// Also file a copy in the Sent mailbox, unless the operator already did.
     #[arg(long)]
     pub save_sent: bool,
+    #[command(flatten)]
+    pub trust: crate::whitelist::TrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -224,7 +226,7 @@ pub fn mailbox(c: &ConnectArgs) -> Result<MailboxConfig> {
     })
 }
 
-pub fn send(args: SendArgs) -> Result<()> {
+pub fn send(data_dir: &Path, args: SendArgs) -> Result<()> {
     if args.message.as_os_str() == "-"
         && args
             .connect
@@ -245,6 +247,8 @@ pub fn send(args: SendArgs) -> Result<()> {
             dsn: None,
         }
     };
+    // nothing leaves the espace de confiance (docs/mssante.md M8)
+    args.trust.trust(data_dir)?.check_envelope("", &envelope)?;
     let id = mss_lps::message_id(&message);
     if args.dsn {
         // all notices; the ENVID is the Message-ID, none when the message has none

@@ -14,6 +14,7 @@ mod progress;
 mod runtime;
 mod search;
 mod serve;
+mod whitelist;
 
 use std::process::ExitCode;
 

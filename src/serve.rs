@@ -204,11 +204,16 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         ldap,
         fhir,
     };
-    let sending = file
+    // one espace de confiance for every route, kept in step with `mss whitelist update`
+    let trust = crate::whitelist::installed(&data_dir)?;
+    let mut sending = file
         .send
         .as_ref()
         .map(crate::lps::send_config)
         .transpose()?;
+    if let Some(s) = sending.as_mut() {
+        s.compose.trust = trust.clone();
+    }
     crate::outbox::check_senders(&file.senders)?;
     let outbox_file = file.outbox.unwrap_or_default();
     let outbox_location = args.outbox.or(outbox_file.url);
@@ -244,6 +249,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             store: store.clone(),
             senders: batch_senders,
             compose,
+            trust: trust.clone(),
             max_body_bytes: outbox_file
                 .max_body_bytes
                 .unwrap_or(mss_api::DEFAULT_MAX_BODY_BYTES),
@@ -270,6 +276,10 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         tokio::spawn(mss_api::reload_periodically(
             state.clone(),
             Duration::from_secs(10),
+        ));
+        tokio::spawn(mss_api::refresh_trust_periodically(
+            trust,
+            Duration::from_secs(2),
         ));
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("mss: serving on {scheme}://{local}/ (Ctrl-C to stop)");

@@ -17,6 +17,8 @@ use mss_testing::unavailable;
 fn run_mss(op: &Operator, args: &[&str]) -> Output {
     mss()
         .env("MSS_CA_FILE", op.path("CA"))
+        // the test domains are in this data directory's whitelist (docs/mssante.md M8)
+        .env("MSS_DATA", common::trusted_data())
         .env_remove("MSS_CERT_PASSWORD")
         .arg("-vv")
         .args(args)

@@ -25,6 +25,8 @@ fn data_dir() -> &'static Path {
         let dir = shared_dir("serve-batches-500");
         let file = demo_file(&dir, 500, 8, false);
         import(&dir.join("data"), &file);
+        // the test domains are in the data directory's whitelist (docs/mssante.md M8)
+        common::install_whitelist(&dir.join("data"), mss_testing::TEST_DOMAINS);
         dir
     })
 }
@@ -646,4 +648,91 @@ fn the_database_down_answers_503_and_nothing_acknowledged_is_lost() {
     assert_eq!(a.body["accepted"], 2);
     drop(s);
     stop_postgres(pg);
+}
+
+/// Issue 17, docs/mssante.md M8: without a whitelist only mssante.fr and its sub-domains are inside the
+/// espace de confiance; the whitelist `mss whitelist update` installs while serving is used within seconds,
+/// and then only its domains are.
+#[test]
+fn batches_stay_in_the_espace_de_confiance_and_a_newly_installed_whitelist_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    import(&data, &demo_file(dir.path(), 50, 3, false));
+    let conf = offline_config(dir.path(), "");
+    let outbox = dir.path().join("outbox.sqlite");
+    let s = Server::start(
+        &data,
+        &[
+            "--config",
+            conf.to_str().expect("utf-8"),
+            "--outbox",
+            outbox.to_str().expect("utf-8"),
+        ],
+    );
+    let body =
+        |items: Value| json!({"sender": "alice@sante.test", "auth": "alice", "items": items});
+
+    // no whitelist: sante.test (the sender's own domain) and gmail.com are outside
+    let a = post(
+        &s,
+        &body(json!([
+            {"message": eml("bob@sante.test", "<t1@sante.test>", 1)},
+            {"compose": compose(1, &["x@gmail.com"])}
+        ])),
+    );
+    assert_eq!(
+        problem(&a, 422),
+        ["items[0].message.sender", "items[1].compose.sender.address"]
+    );
+    assert!(
+        a.body.to_string().contains("mss whitelist update"),
+        "{}",
+        a.body
+    );
+
+    // installed while serving: picked up without a restart
+    common::install_whitelist(&data, mss_testing::TEST_DOMAINS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = post(
+            &s,
+            &body(json!([{"message": eml("bob@sante.test", "<t2@sante.test>", 1)}])),
+        );
+        if a.status == 202 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new whitelist was not used: {}",
+            a.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // with the whitelist: its domains only, mssante.fr or not; sub-domain tricks are refused
+    let a = post(
+        &s,
+        &body(json!([
+            {"message": eml("x@gmail.com", "<t3@sante.test>", 1)},
+            {"message": eml("x@evilmssante.fr", "<t4@sante.test>", 1)},
+            {"message": eml("x@mssante.fr.example.com", "<t5@sante.test>", 1)},
+            {"compose": compose(6, &["x@unlisted.mssante.fr"])},
+            {"compose": compose(7, &["bob@sante.test", "x@gmail.com"])}
+        ])),
+    );
+    assert_eq!(
+        problem(&a, 422),
+        [
+            "items[0].message.recipients[0]",
+            "items[1].message.recipients[0]",
+            "items[2].message.recipients[0]",
+            "items[3].compose.recipients.to[0]",
+            "items[4].compose.recipients.to[1]"
+        ]
+    );
+    assert!(
+        a.body.to_string().contains("not in the MSSanté whitelist"),
+        "{}",
+        a.body
+    );
 }

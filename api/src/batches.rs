@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use mss_annuaire::MailAddress;
-use mss_message::ComposeConfig;
+use mss_message::{ComposeConfig, Trust};
 use mss_outbox::prepare::{Content, Item, KeySource, Origin, Prepared};
 use mss_outbox::{Accepted, BatchStatus, MAX_BATCH_ITEMS, MessageStatus, Store};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,8 @@ pub struct OutboxConfig {
     pub senders: Vec<BatchSender>,
     /// Composition of `compose` items (product reference); none: such items are refused (503).
     pub compose: Option<ComposeConfig>,
+    /// The espace de confiance every item must stay in (docs/mssante.md M8), shared with the composition's.
+    pub trust: Trust,
     /// Largest request body; a larger one gets 413.
     pub max_body_bytes: usize,
 }
@@ -341,13 +343,14 @@ async fn create_inner(
     }
     let auth_ref = format!("senders:{}", credentials.name);
     let compose = outbox.compose.clone();
+    let trust = outbox.trust.clone();
     let items = request.items;
     // composing thousands of XDM messages is CPU work: off the async threads
     let prepared = tokio::task::spawn_blocking(move || {
         let mut ok = Vec::with_capacity(items.len());
         let mut refused = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
-            match prepare(index, item, &sender, &auth_ref, compose.as_ref()) {
+            match prepare(index, item, &sender, &auth_ref, compose.as_ref(), &trust) {
                 Ok(p) => ok.push(p),
                 Err(e) => refused.push(e),
             }
@@ -510,6 +513,7 @@ fn prepare(
     sender: &MailAddress,
     auth_ref: &str,
     compose: Option<&ComposeConfig>,
+    trust: &Trust,
 ) -> Result<Prepared, ItemError> {
     // the default key hashes the item as sent (with its position: two equal letters are two messages)
     let canonical = item.to_string();
@@ -566,6 +570,7 @@ fn prepare(
         sender,
         auth_ref,
         compose,
+        trust,
     };
     mss_outbox::prepare::prepare(&item, &origin).map_err(|e| ItemError::from_outbox(index, e))
 }
@@ -574,6 +579,10 @@ fn prepare(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn trust() -> Trust {
+        mss_testing::trust(mss_testing::TEST_DOMAINS)
+    }
 
     fn sender() -> MailAddress {
         MailAddress::parse("labo@sante.test").expect("address")
@@ -588,7 +597,7 @@ mod tests {
     #[test]
     fn a_ready_message_goes_to_its_header_recipients_without_bcc() {
         let item = serde_json::json!({ "message": eml("bob@sante.test"), "idempotency_key": "k1" });
-        let p = prepare(0, item, &sender(), "senders:labo", None).expect("prepared");
+        let p = prepare(0, item, &sender(), "senders:labo", None, &trust()).expect("prepared");
         assert_eq!(p.key, "k1");
         assert_eq!(p.message.idempotency_key, "labo@sante.test/k1");
         assert_eq!(p.message.label, "k1");
@@ -620,9 +629,16 @@ mod tests {
         ];
         let cfg = ComposeConfig::new("NIL");
         for (item, name) in cases {
-            let e = prepare(2, item.clone(), &sender(), "senders:labo", Some(&cfg))
-                .err()
-                .unwrap_or_else(|| panic!("{item} accepted"));
+            let e = prepare(
+                2,
+                item.clone(),
+                &sender(),
+                "senders:labo",
+                Some(&cfg),
+                &trust(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{item} accepted"));
             assert_eq!(e.name, name, "{item}: {e:?}");
             assert!(!e.rule);
         }
@@ -631,13 +647,15 @@ mod tests {
     #[test]
     fn default_keys_differ_by_position_and_content() {
         let item = serde_json::json!({ "message": eml("bob@sante.test") });
-        let a = prepare(0, item.clone(), &sender(), "r", None)
+        let a = prepare(0, item.clone(), &sender(), "r", None, &trust())
             .expect("a")
             .key;
-        let b = prepare(1, item.clone(), &sender(), "r", None)
+        let b = prepare(1, item.clone(), &sender(), "r", None, &trust())
             .expect("b")
             .key;
-        let again = prepare(0, item, &sender(), "r", None).expect("again").key;
+        let again = prepare(0, item, &sender(), "r", None, &trust())
+            .expect("again")
+            .key;
         assert_ne!(a, b);
         assert_eq!(a, again);
         assert!(a.starts_with("sha256:") && a.len() == 71, "{a}");
@@ -656,7 +674,7 @@ mod tests {
         fn any_item_is_prepared_or_refused_with_its_index(text in "\\PC{0,120}", index in 0usize..20_000) {
             let item = serde_json::from_str::<serde_json::Value>(&text)
                 .unwrap_or(serde_json::Value::String(text));
-            if let Err(e) = prepare(index, item, &sender(), "r", None) {
+            if let Err(e) = prepare(index, item, &sender(), "r", None, &trust()) {
                 let prefix = format!("items[{index}]");
                 prop_assert!(e.name.starts_with(&prefix));
             }
@@ -665,7 +683,7 @@ mod tests {
         #[test]
         fn any_base64_message_is_prepared_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let item = serde_json::json!({ "message": base64::engine::general_purpose::STANDARD.encode(&bytes) });
-            if let Err(e) = prepare(0, item, &sender(), "r", None) {
+            if let Err(e) = prepare(0, item, &sender(), "r", None, &trust()) {
                 prop_assert!(e.name.starts_with("items[0]"));
             }
         }

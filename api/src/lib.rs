@@ -242,3 +242,24 @@ pub async fn reload_periodically(state: Arc<AppState>, every: Duration) {
         }
     }
 }
+
+/// Keeps the espace de confiance on the newest whitelist installed by `mss whitelist update`
+/// (docs/mssante.md M8): every route sees it within `every`, without a restart.
+pub async fn refresh_trust_periodically(trust: mss_message::Trust, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let t = trust.clone();
+        match tokio::task::spawn_blocking(move || t.refresh()).await {
+            Ok(Ok(true)) => tracing::info!(
+                domains = trust.current().map_or(0, |w| w.len()),
+                "installed whitelist reloaded"
+            ),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reloading the whitelist failed; the previous one stays")
+            }
+            Err(e) => tracing::warn!(error = %e, "reloading the whitelist failed"),
+        }
+    }
+}

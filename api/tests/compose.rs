@@ -62,3 +62,85 @@ async fn compose_returns_the_message() {
     let p: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(p["invalid-params"][0]["name"], "recipients.to[0]", "{p}");
 }
+
+/// Issue 17: nothing leaves the espace de confiance (docs/mssante.md M8), whitelist installed or not.
+#[tokio::test]
+async fn compose_and_send_refuse_an_address_outside_the_espace_de_confiance() {
+    let example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/compose/cda-to-professional.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let trust = mss_message::Trust::installed(data.path()).unwrap();
+    let state = AppState::new();
+    let tls = mss_lps::TlsSettings::new(mss_lps::TrustRoots::system().unwrap(), None).unwrap();
+    let mut config = SendConfig::new("DEV935997", tls).unwrap();
+    config.compose.trust = trust.clone();
+    state.set_sending(config);
+    let router = mss_api::router(state, &ApiConfig::default());
+    let refused = |to: &str| {
+        let mut req = example.clone();
+        req["recipients"]["to"][0] = to.into();
+        let router = router.clone();
+        async move {
+            let mut out = Vec::new();
+            for route in ["/v1/messages/compose", "/v1/messages/send"] {
+                let response = router
+                    .clone()
+                    .oneshot(
+                        Request::post(route)
+                            .header("content-type", "application/json")
+                            .header("authorization", "Bearer not-checked-before-the-rule")
+                            .body(Body::from(req.to_string()))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let bytes = to_bytes(response.into_body(), 1 << 26).await.unwrap();
+                let p: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                out.push((
+                    status,
+                    p["invalid-params"][0]["name"].clone(),
+                    p.to_string(),
+                ));
+            }
+            out
+        }
+    };
+    // no whitelist installed: mssante.fr and its sub-domains only
+    for to in [
+        "x@gmail.com",
+        "x@evilmssante.fr",
+        "x@mssante.fr.example.com",
+        "x@sante.test",
+    ] {
+        for (status, field, p) in refused(to).await {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{to}: {p}");
+            assert_eq!(field, "recipients.to[0]", "{p}");
+            assert!(p.contains(to) && p.contains("mss whitelist update"), "{p}");
+        }
+    }
+    let (status, _, p) = &refused("x@chu-exemple.mssante.fr").await[0];
+    assert_eq!(*status, StatusCode::OK, "{p}");
+
+    // a whitelist installed while serving: its domains only, once refreshed
+    mss_testing::install_whitelist(
+        data.path(),
+        &["sante.test", "chu-exemple.mssante.fr", "medecin.mssante.fr"],
+    );
+    assert!(trust.refresh().unwrap());
+    let (status, _, p) = &refused("x@sante.test").await[0];
+    assert_eq!(*status, StatusCode::OK, "{p}");
+    for to in ["x@gmail.com", "x@other.mssante.fr"] {
+        for (status, field, p) in refused(to).await {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{to}: {p}");
+            assert_eq!(field, "recipients.to[0]", "{p}");
+            assert!(p.contains("is not in the MSSanté whitelist"), "{p}");
+        }
+    }
+}

@@ -40,7 +40,10 @@ async fn not_configured_is_503_without_retry_after_and_no_token_is_401_with_a_ch
 
     let tls = mss_lps::TlsSettings::new(mss_lps::TrustRoots::system().expect("roots"), None)
         .expect("tls");
-    state.set_sending(SendConfig::new("NIL-MSS-TEST", tls).expect("config"));
+    let mut config = SendConfig::new("NIL-MSS-TEST", tls).expect("config");
+    // sante.test is inside the espace de confiance through a whitelist (docs/mssante.md M8)
+    config.compose.trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
+    state.set_sending(config);
     let (status, headers) = call(&app, send()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");

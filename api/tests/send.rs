@@ -27,6 +27,13 @@ fn request(sender: &str, kind: &str, to: &str, token: Option<&str>) -> Request<B
     r.body(Body::from(body)).expect("request")
 }
 
+/// Composition whose whitelist lists the operator's test domains (docs/mssante.md M8).
+fn compose() -> mss_message::ComposeConfig {
+    let mut c = mss_message::ComposeConfig::new("NIL-MSS-TEST");
+    c.trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
+    c
+}
+
 async fn call(
     app: &axum::Router,
     req: Request<Body>,
@@ -61,7 +68,7 @@ async fn compose_and_send_through_the_senders_operator() {
     );
 
     state.set_sending(SendConfig {
-        compose: mss_message::ComposeConfig::new("NIL-MSS-TEST"),
+        compose: compose(),
         tls: op.tls(),
         app_tls: Some(op.app_tls()),
         servers: ServerSource::Explicit(op.per_endpoints()),
@@ -151,7 +158,7 @@ async fn an_expired_token_is_a_401_that_does_not_echo_it() {
     let Some(op) = operator() else { return };
     let state = AppState::new();
     state.set_sending(SendConfig {
-        compose: mss_message::ComposeConfig::new("NIL-MSS-TEST"),
+        compose: compose(),
         tls: op.tls(),
         app_tls: None,
         servers: ServerSource::Explicit(op.per_endpoints()),
@@ -203,7 +210,7 @@ async fn an_unreachable_operator_is_a_503_with_retry_after() {
         .expect("tls");
     let state = AppState::new();
     state.set_sending(SendConfig {
-        compose: mss_message::ComposeConfig::new("NIL-MSS-TEST"),
+        compose: compose(),
         tls,
         app_tls: None,
         servers: ServerSource::Explicit(mss_lps::ServerEndpoints {

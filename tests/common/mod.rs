@@ -181,3 +181,31 @@ impl Drop for Server {
         }
     }
 }
+
+/// Installs, with `mss whitelist update`, a national whitelist listing `domains` into the data directory
+/// `data` (docs/mssante.md M8): how the suites send to their test domains.
+pub fn install_whitelist(data: &Path, domains: &[&str]) -> Output {
+    let (xml, sum) = mss_testing::write_whitelist(&data.join("whitelist-source"), domains);
+    let out = run(&[
+        "--data",
+        data.to_str().unwrap(),
+        "whitelist",
+        "update",
+        "--xml",
+        xml.to_str().unwrap(),
+        "--checksum",
+        sum.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "whitelist update: {}", stderr(&out));
+    out
+}
+
+/// A data directory of this test binary whose whitelist lists the suites' test domains.
+pub fn trusted_data() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let data = shared_dir("trusted-data");
+        install_whitelist(&data, mss_testing::TEST_DOMAINS);
+        data
+    })
+}

@@ -3,7 +3,7 @@
 //! This crate turns a [`ComposeRequest`] (the JSON body of `POST /v1/messages/compose` and of
 //! `mss compose --json`) into the exact bytes of an MSSanté message, and reads such messages back:
 //!
-//! - [`compose()`]: validation (sender label, recipients, whitelist, Mon espace santé rules, size),
+//! - [`compose()`]: validation (sender label, recipients, espace de confiance, Mon espace santé rules, size),
 //!   the `IHE_XDM.zip` archive ([`xdm`], [`metadata`]) built from the CDA R2 headers ([`cda`]), the
 //!   MIME message with the Ségur headers `X-MSS-NIL`, `X-MSS-CODECDA`, `X-MSS-INS`, `X-MSS-MES`,
 //!   and the SMTP envelope with its DSN parameters ([`ComposedMessage`]);
@@ -12,9 +12,11 @@
 //!   the report correlated to the original Message-ID ([`receipt`]);
 //! - [`mdn::build_mdn`]: the RFC 8098 read receipt (success or `processed/Error`) of a received
 //!   message, as the ANS volet describes it;
-//! - [`Whitelist`]: the national domain whitelist (`listeblanchemssante.xml` + its SHA-256 checksum).
+//! - [`Whitelist`]: the national domain whitelist (`listeblanchemssante.xml` + its SHA-256 checksum);
+//! - [`Trust`]: the espace de confiance every path checks: the installed whitelist, or `*.mssante.fr`.
 //!
-//! Nothing here performs I/O besides [`Whitelist::from_files`]: sending is the `lps` crate's job.
+//! Nothing here performs I/O besides reading and installing the whitelist ([`Whitelist::from_files`],
+//! [`Trust::installed`], [`trust::install`]): sending is the `lps` crate's job.
 //! Every function is pure given its [`Env`] (clock and random source), so tests pin exact bytes.
 //!
 //! Errors name the request field at fault in a JSON-path-like form (`documents[0].cda.content`,
@@ -30,6 +32,7 @@ pub mod patient;
 mod read;
 pub mod receipt;
 mod request;
+pub mod trust;
 pub mod whitelist;
 pub mod xdm;
 mod xml;
@@ -46,6 +49,7 @@ pub use request::{
     Attachment, Body, ClassifiedCode, ComposeConfig, ComposeRequest, Content, Document,
     EndOfExchangeStyle, PatientRequest, Receipts, Recipients, Rendering, Sender, SenderKind, Sex,
 };
+pub use trust::{Trust, in_mssante_domain};
 pub use whitelist::Whitelist;
 
 /// The domain of Mon espace santé patient mailboxes (`<INS>@patient.mssante.fr`).

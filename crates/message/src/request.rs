@@ -6,11 +6,10 @@
 //! document) or `{"base64": "..."}` (standard alphabet, padding required, line breaks allowed).
 
 use crate::Error;
-use crate::whitelist::Whitelist;
+use crate::trust::Trust;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// Everything needed to compose one message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -309,9 +308,9 @@ pub struct ComposeConfig {
     pub codecda_separator: String,
     /// How end of exchange is written.
     pub end_of_exchange: EndOfExchangeStyle,
-    /// The national whitelist; when set, every recipient domain must be in it (or be
-    /// `patient.mssante.fr`). `None` skips the check (tests, closed networks).
-    pub whitelist: Option<Arc<Whitelist>>,
+    /// The espace de confiance (docs/mssante.md M8): the sender and every recipient must be inside it.
+    /// By default `mssante.fr` and its sub-domains only; the national whitelist once installed.
+    pub trust: Trust,
     /// Size limit of a message to a patient. ENS MES says "25 Mo"; the decimal reading (25 000 000)
     /// is the stricter one.
     pub patient_max_bytes: usize,
@@ -327,7 +326,7 @@ impl ComposeConfig {
             product_reference: product_reference.into(),
             codecda_separator: ",".into(),
             end_of_exchange: EndOfExchangeStyle::Header,
-            whitelist: None,
+            trust: Trust::default(),
             patient_max_bytes: 25_000_000,
             source_id: None,
         }

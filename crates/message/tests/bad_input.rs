@@ -145,8 +145,16 @@ fn unknown_recipient_domain_is_named() {
         err(&req),
         "recipients.cc[0]: dr.house@princeton-plainsboro.example.org: domain princeton-plainsboro.example.org is not in the MSSanté whitelist"
     );
-    // Without a whitelist configured the check is skipped.
-    assert!(compose_with(&req, &ComposeConfig::new("DEV935997"), &mut env()).is_ok());
+    // Without a whitelist configured only mssante.fr and its sub-domains are inside (issue 17).
+    let unconfigured = compose_with(&req, &ComposeConfig::new("DEV935997"), &mut env())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        unconfigured.starts_with("recipients.cc[0]: dr.house@princeton-plainsboro.example.org: domain princeton-plainsboro.example.org is outside the espace de confiance")
+            && unconfigured.contains("mss whitelist update"),
+        "{unconfigured}"
+    );
 }
 
 #[test]

@@ -176,3 +176,62 @@ proptest! {
         let _ = mss_message::Ins::parse(&s);
     }
 }
+
+/// A label of a domain name, in any case.
+fn label() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?"
+}
+
+/// `mssante.fr` with each letter in either case.
+fn mssante_any_case() -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<bool>(), 10).prop_map(|up| {
+        "mssante.fr"
+            .chars()
+            .zip(up)
+            .map(|(c, u)| if u { c.to_ascii_uppercase() } else { c })
+            .collect()
+    })
+}
+
+proptest! {
+    /// docs/mssante.md M8, issue 17: without a whitelist, mssante.fr and its sub-domains are inside, in any case.
+    #[test]
+    fn the_default_rule_takes_mssante_fr_and_its_sub_domains(
+        labels in proptest::collection::vec(label(), 0..4),
+        root in mssante_any_case(),
+    ) {
+        let domain = labels.iter().map(|l| format!("{l}.")).collect::<String>() + &root;
+        prop_assert!(mss_message::in_mssante_domain(&domain), "{}", domain);
+        let trust = mss_message::Trust::mssante_only();
+        let address = format!("x@{domain}");
+        prop_assert!(trust.allows(&address));
+        prop_assert!(trust.check("to", &address).is_ok());
+    }
+
+    /// Only on label boundaries: `evilmssante.fr`, `mssante.fr.example.com` and the like stay outside.
+    #[test]
+    fn the_default_rule_refuses_look_alike_domains(
+        prefix in "[a-zA-Z0-9-]{1,12}",
+        labels in proptest::collection::vec(label(), 1..3),
+        root in mssante_any_case(),
+    ) {
+        let glued = format!("{prefix}{root}");
+        prop_assert!(!mss_message::in_mssante_domain(&glued), "{}", glued);
+        let suffixed = format!("{root}.{}", labels.join("."));
+        prop_assert!(!mss_message::in_mssante_domain(&suffixed), "{}", suffixed);
+        let trust = mss_message::Trust::mssante_only();
+        for d in [&glued, &suffixed] {
+            let address = format!("x@{d}");
+            let e = trust.check("to", &address).err().map(|e| e.to_string()).unwrap_or_default();
+            prop_assert!(e.contains("mss whitelist update"), "{}", e);
+        }
+    }
+
+    /// Any text: an answer, never a panic.
+    #[test]
+    fn the_default_rule_never_panics(domain in "\\PC{0,40}") {
+        let inside = mss_message::in_mssante_domain(&domain);
+        let lower = domain.to_lowercase();
+        prop_assert!(!inside || lower == "mssante.fr" || lower.ends_with(".mssante.fr") || lower.ends_with(".mssante.fr."));
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mss_message::{ComposeConfig, ComposeRequest};
+use mss_message::{ComposeConfig, ComposeRequest, Trust};
 use mss_types::{MailAddress, hex};
 use sha2::{Digest, Sha256};
 
@@ -74,6 +74,9 @@ pub struct Origin<'a> {
     pub auth_ref: &'a str,
     /// Composition of compose requests; none: they are refused ([`Error::Unconfigured`]).
     pub compose: Option<&'a ComposeConfig>,
+    /// The espace de confiance a ready message's envelope must stay in (docs/mssante.md M8); compose
+    /// requests are checked by their [`ComposeConfig::trust`].
+    pub trust: &'a Trust,
 }
 
 /// An item ready for the store, and its key as the caller knows it.
@@ -242,6 +245,10 @@ pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
             if envelope.recipients.is_empty() {
                 return Err(Error::invalid("message", "no recipient in To, Cc or Bcc"));
             }
+            origin
+                .trust
+                .check_envelope("message", &envelope)
+                .map_err(refused)?;
             (
                 mss_lps::without_bcc(bytes).into_owned(),
                 id,
@@ -268,6 +275,11 @@ pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
                 },
                 other => Error::invalid("compose", other.to_string()),
             })?;
+            // the service's espace de confiance, whatever the compose settings say
+            origin
+                .trust
+                .check_envelope("compose", &m.envelope)
+                .map_err(refused)?;
             if !m
                 .envelope
                 .from
@@ -300,6 +312,14 @@ pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
     };
     message.validate()?;
     Ok(Prepared { key, message })
+}
+
+/// An MSSanté rule's refusal, its field kept.
+fn refused(e: mss_message::Error) -> Error {
+    match e {
+        mss_message::Error::Refused { field, reason } => Error::Refused { field, reason },
+        other => Error::invalid("message", other.to_string()),
+    }
 }
 
 /// The compose request of an item, its faulty field named under `compose`.
@@ -484,10 +504,12 @@ mod tests {
             Content::Message(b"To: x@sante.test\r\n\r\nno id".to_vec()),
         );
         let sender = sender();
+        let trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
         let origin = Origin {
             sender: &sender,
             auth_ref: "token:labo",
             compose: None,
+            trust: &trust,
         };
         let mut refused = Vec::new();
         let mut after_each = Vec::new();
@@ -585,10 +607,12 @@ mod tests {
     #[test]
     fn a_bad_item_of_a_batch_run_is_refused_by_itself_naming_the_field() {
         let cfg = ComposeConfig::new("NIL");
+        let trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
         let origin = Origin {
             sender: &sender(),
             auth_ref: "token:labo@sante.test",
             compose: Some(&cfg),
+            trust: &trust,
         };
         let ok = prepare(
             &item("a.eml", Content::Message(eml("bob@sante.test"))),
@@ -634,6 +658,57 @@ mod tests {
         )
         .expect_err("refused");
         assert!(matches!(e, Error::Unconfigured { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_ready_message_leaving_the_espace_de_confiance_is_refused() {
+        let prep = |trust: &Trust, from: &str, to: &str| {
+            let sender = MailAddress::parse(from).expect("address");
+            let bytes = format!("From: {from}\r\nTo: {to}\r\nMessage-ID: <m1@x>\r\n\r\nhi\r\n");
+            prepare(
+                &item("a.eml", Content::Message(bytes.into_bytes())),
+                &Origin {
+                    sender: &sender,
+                    auth_ref: "token:labo",
+                    compose: None,
+                    trust,
+                },
+            )
+        };
+        let field = |r: Result<Prepared>| match r {
+            Err(Error::Refused { field, reason }) => format!("{field}: {reason}"),
+            other => format!("{other:?}"),
+        };
+        let listed = mss_testing::trust(mss_testing::TEST_DOMAINS);
+        let default = Trust::mssante_only();
+        assert!(prep(&listed, "labo@sante.test", "bob@sante.test").is_ok());
+        assert!(prep(&default, "labo@ch.mssante.fr", "bob@patient.mssante.fr").is_ok());
+        assert_eq!(
+            field(prep(&listed, "labo@sante.test", "x@gmail.com")),
+            "message.recipients[0]: x@gmail.com: domain gmail.com is not in the MSSanté whitelist"
+        );
+        // listed domains only once a whitelist is installed, mssante.fr or not
+        assert_eq!(
+            field(prep(&listed, "labo@sante.test", "x@ch-unlisted.mssante.fr")),
+            "message.recipients[0]: x@ch-unlisted.mssante.fr: domain ch-unlisted.mssante.fr is not in the MSSanté whitelist"
+        );
+        for to in [
+            "x@gmail.com",
+            "x@evilmssante.fr",
+            "x@mssante.fr.example.com",
+        ] {
+            let f = field(prep(&default, "labo@ch.mssante.fr", to));
+            assert!(
+                f.starts_with(&format!("message.recipients[0]: {to}: domain")),
+                "{f}"
+            );
+            assert!(f.contains("mss whitelist update"), "{f}");
+        }
+        let f = field(prep(&default, "labo@sante.test", "bob@ch.mssante.fr"));
+        assert!(
+            f.starts_with("message.sender: labo@sante.test: domain sante.test is outside"),
+            "{f}"
+        );
     }
 
     proptest! {

@@ -98,3 +98,63 @@ pub fn test_pki(dir: &Path) -> Option<PathBuf> {
     }
     Some(dir.join("pki"))
 }
+
+/// The domains of the test suites' addresses: the whitelist the suites install, so that mail to the local
+/// operator's test domains stays inside the espace de confiance (docs/mssante.md M8).
+pub const TEST_DOMAINS: &[&str] = &[
+    "sante.test",
+    "mss.test",
+    "batch.mss.test",
+    "elsewhere.test",
+    "mail.sante.test",
+    "app.sante.test",
+    "chu-exemple.mssante.fr",
+    "medecin.mssante.fr",
+    "labo-biologie-exemple.mssante.fr",
+];
+
+/// A national whitelist file (`listeblanchemssante.xml`, docs/mssante.md M8) listing `domains`.
+pub fn whitelist_xml(domains: &[&str]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListeBlancheMSSante xmlns=\"https://listeblanche.mssante.fr/schema\">\n  <DateDeGeneration>2026-11-02T06:00:00Z</DateDeGeneration>\n  <ListeDomaines>\n",
+    );
+    for d in domains {
+        xml.push_str(&format!(
+            "    <Domaine><Nom>{d}</Nom><Description>test</Description><DNCertificatOperateur>CN=operator.test,O=Test,C=FR</DNCertificatOperateur><DateMAJ>2026-01-01T00:00:00Z</DateMAJ></Domaine>\n"
+        ));
+    }
+    xml.push_str("  </ListeDomaines>\n</ListeBlancheMSSante>\n");
+    xml
+}
+
+/// An espace de confiance made of a whitelist of `domains`.
+pub fn trust(domains: &[&str]) -> mss_message::Trust {
+    let wl = mss_message::Whitelist::parse(whitelist_xml(domains).as_bytes())
+        .expect("the test whitelist parses");
+    mss_message::Trust::whitelist(std::sync::Arc::new(wl))
+}
+
+/// Writes `listeblanchemssante.xml` listing `domains` and its `checksum` file into `dir`, as the national
+/// list is published; returns their paths.
+#[cfg(feature = "servers")]
+pub fn write_whitelist(dir: &Path, domains: &[&str]) -> (PathBuf, PathBuf) {
+    use sha2::Digest;
+    let xml = whitelist_xml(domains);
+    std::fs::create_dir_all(dir).expect("creating the whitelist dir");
+    let x = dir.join("listeblanchemssante.xml");
+    let c = dir.join("checksum");
+    std::fs::write(&x, &xml).expect("writing the whitelist");
+    let sum = mss_types::hex(&sha2::Sha256::digest(xml.as_bytes()));
+    std::fs::write(&c, format!("{sum}  listeblanchemssante.xml\n")).expect("writing the checksum");
+    (x, c)
+}
+
+/// Installs a whitelist of `domains` into the data directory `data`, as `mss whitelist update` does.
+#[cfg(feature = "servers")]
+pub fn install_whitelist(data: &Path, domains: &[&str]) {
+    let src = data.join(".whitelist-source");
+    let (x, c) = write_whitelist(&src, domains);
+    let xml = std::fs::read(&x).expect("reading the whitelist");
+    let sum = std::fs::read_to_string(&c).expect("reading the checksum");
+    mss_message::trust::install(data, &xml, &sum).expect("installing the test whitelist");
+}

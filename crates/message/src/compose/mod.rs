@@ -87,18 +87,9 @@ pub fn compose_with(
     let recipients = recipients(&req.recipients)?;
     let patient = req.patient.as_ref().map(check_patient).transpose()?;
     let to_patient = check_patient_recipients(&recipients, req.patient.as_ref(), patient.as_ref())?;
-    if let Some(wl) = &cfg.whitelist {
-        for (field, addr) in &recipients {
-            if !wl.allows(addr.as_str()) {
-                return Err(Error::refused(
-                    field.as_str(),
-                    format!(
-                        "{addr}: domain {} is not in the MSSanté whitelist",
-                        addr.domain()
-                    ),
-                ));
-            }
-        }
+    cfg.trust.check("sender.address", sender.as_str())?;
+    for (field, addr) in &recipients {
+        cfg.trust.check(field.as_str(), addr.as_str())?;
     }
     check_end_of_exchange(req, cfg, to_patient)?;
     if to_patient {

@@ -29,7 +29,7 @@ pub fn whitelist() -> Arc<Whitelist> {
 
 pub fn config() -> ComposeConfig {
     let mut c = ComposeConfig::new("DEV935997");
-    c.whitelist = Some(whitelist());
+    c.trust = mss_message::Trust::whitelist(whitelist());
     c
 }
 
