@@ -10,7 +10,9 @@
 //! to hash it, nor writes one anywhere.
 
 pub mod audit;
+pub mod clients;
 mod error;
+pub mod limit;
 mod scope;
 
 pub use error::Error;
