@@ -46,6 +46,8 @@ pub enum Command {
     Receipts(crate::batch::ReceiptsArgs),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(lps::ProofArgs),
+    /// Clients of the REST service and their keys (add, list, revoke, rotate).
+    Client(crate::client::ClientArgs),
     /// The national whitelist of the espace de confiance (docs/mssante.md M8).
     #[command(subcommand)]
     Whitelist(whitelist::WhitelistCommand),
@@ -75,6 +77,7 @@ impl Cli {
             Command::Compose(args) => compose::compose(&data_dir, args),
             Command::Send(args) => lps::send(&data_dir, args),
             Command::Whitelist(cmd) => whitelist::run(&data_dir, cmd),
+            Command::Client(args) => crate::client::run(&data_dir, args),
             Command::Batch(args) => crate::batch::batch(&data_dir, args),
             Command::Receipts(args) => crate::batch::receipts(&data_dir, args),
             Command::Proof(args) => lps::proof(args),

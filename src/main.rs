@@ -3,6 +3,7 @@
 
 mod batch;
 mod cli;
+mod client;
 mod compose;
 mod data;
 mod directory;

@@ -60,6 +60,8 @@ pub struct ServeArgs {
     /// Serve plain HTTP on an address other than loopback (refused otherwise: use TLS).
     #[arg(long, env = "MSS_INSECURE_HTTP")]
     pub insecure_http: bool,
+    #[command(flatten)]
+    pub clients: crate::client::ClientsLocation,
 }
 
 /// The `[serve]`-less TOML file: every key optional.
@@ -92,6 +94,8 @@ pub struct FileConfig {
     pub tls: Option<TlsFileConfig>,
     /// The listener.
     pub server: Option<ServerFileConfig>,
+    /// Client keys and the directory's access.
+    pub access: Option<crate::client::AccessFileConfig>,
 }
 
 /// `[tls]`: the listener's certificate, key and client CA (PEM files).
@@ -199,10 +203,37 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    let access_file = file.access.unwrap_or_default();
+    let clients_path = crate::client::clients_path(&data_dir, &args.clients, Some(&access_file));
+    let clients = std::sync::Arc::new(
+        mss_access::clients::Clients::open(&clients_path)
+            .with_context(|| format!("reading the clients file {}", clients_path.display()))?,
+    );
+    if clients.current().is_empty() {
+        eprintln!(
+            "mss: no client in {}: only the directory answers; add one with `mss client add NAME \
+             --scope SCOPE`",
+            clients_path.display()
+        );
+    }
+    let access = mss_api::AccessConfig {
+        clients: Some(std::sync::Arc::clone(&clients)),
+        directory: match access_file.directory {
+            Some(crate::client::DirectoryMode::Key) => mss_api::DirectoryAccess::Key,
+            _ => mss_api::DirectoryAccess::Public,
+        },
+        // on loopback the callers are this machine's own software
+        directory_rate: (!mss_api::is_loopback(&listen)).then_some(mss_api::Rate {
+            burst: access_file.directory_burst.unwrap_or(60),
+            per_minute: access_file.directory_per_minute.unwrap_or(600),
+        }),
+        audit: None,
+    };
     let config = ApiConfig {
         cors_origins,
         ldap,
         fhir,
+        access,
     };
     // one espace de confiance for every route, kept in step with `mss whitelist update`
     let trust = crate::whitelist::installed(&data_dir)?;
@@ -281,6 +312,10 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             trust,
             Duration::from_secs(2),
         ));
+        tokio::spawn(mss_api::refresh_clients_periodically(
+            std::sync::Arc::clone(&clients),
+            Duration::from_secs(1),
+        ));
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("mss: serving on {scheme}://{local}/ (Ctrl-C to stop)");
         let router = mss_api::router(state, &config);
@@ -299,6 +334,9 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         let deadline = Duration::from_secs(20);
         if !workers.join(deadline).await {
             eprintln!("mss: outbox workers still busy after {deadline:?}; leaving them");
+        }
+        if let Err(e) = clients.save_last_used() {
+            eprintln!("mss: warning: saving the keys' last use: {e}");
         }
         eprintln!("mss: stopped");
         Ok(())

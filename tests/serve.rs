@@ -214,10 +214,29 @@ fn bad_input_is_problem_json_naming_the_parameter() {
 
 #[test]
 fn metrics_cors_and_openapi() {
-    let s = server();
+    let clients_dir = tempfile::tempdir().unwrap();
+    let clients = clients_dir.path().join("clients.toml");
+    let key = common::add_client(&clients, "prometheus", &["metrics:read"]);
+    let s = Server::start(
+        &data_dir().join("data"),
+        &[
+            "--cors-origin",
+            "https://lps.example.test",
+            "--clients",
+            clients.to_str().unwrap(),
+        ],
+    );
     json(&s.url("/v1/directory/search?q=dup"));
     json(&s.url("/v1/directory/search?q=dup&limit=0"));
-    let text = get(s.url("/metrics")).unwrap().text().unwrap();
+    assert_eq!(get(s.url("/metrics")).unwrap().status(), 401);
+    // scrapers send the key as a bearer token
+    let text = Client::new()
+        .get(s.url("/metrics"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(
         text.contains(
             r#"mss_http_requests_total{route="/v1/directory/search",method="GET",status="200"}"#

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{Server, demo_file, import, shared_dir};
 use mss_testing::lps::{Operator, TokenKind, operator};
 use mss_testing::unavailable;
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 /// One index shared by the tests (each has its own outbox, `--outbox PATH`).
@@ -61,16 +60,37 @@ fn config(
     conf
 }
 
+/// `mss serve` with a client holding every scope beside the configuration; requests go with its key.
 fn start(conf: &Path, outbox: &Path) -> Server {
-    Server::start(
+    start_in(
         &data_dir().join("data"),
+        conf,
+        outbox.to_str().expect("utf-8"),
+    )
+}
+
+/// [`start`] with its data directory and an outbox path or URL.
+fn start_in(data: &Path, conf: &Path, outbox: &str) -> Server {
+    let clients = conf.with_file_name("clients.toml");
+    // a restarted service keeps its client (batches belong to the client that made them)
+    let key_file = conf.with_file_name("client.key");
+    if !clients.exists() {
+        let key = common::add_client(&clients, "test", &["batches:write", "batches:read"]);
+        std::fs::write(&key_file, key).expect("key file");
+    }
+    let key = std::fs::read_to_string(&key_file).expect("key file");
+    Server::start(
+        data,
         &[
             "--config",
             conf.to_str().expect("utf-8"),
             "--outbox",
-            outbox.to_str().expect("utf-8"),
+            outbox,
+            "--clients",
+            clients.to_str().expect("utf-8"),
         ],
     )
+    .with_key(&key)
 }
 
 fn compose(i: usize, to: &[&str]) -> Value {
@@ -109,11 +129,11 @@ fn call(req: reqwest::blocking::RequestBuilder) -> Answer {
 }
 
 fn post(s: &Server, body: &Value) -> Answer {
-    call(Client::new().post(s.url("/v1/batches")).json(body))
+    call(s.http.post(s.url("/v1/batches")).json(body))
 }
 
 fn get(s: &Server, path: &str) -> Answer {
-    call(Client::new().get(s.url(path)))
+    call(s.http.get(s.url(path)))
 }
 
 /// Asserts a problem+json answer and returns the names in `invalid-params`.
@@ -369,14 +389,14 @@ fn bad_batches_are_refused_naming_the_item_and_the_field() {
     let ok = |i: usize| json!({"compose": compose(i, &["bob@sante.test"])});
 
     let a = call(
-        Client::new()
+        s.http
             .post(s.url("/v1/batches"))
             .header("content-type", "application/json")
             .body("{\"sender\": "),
     );
     assert_eq!(problem(&a, 400), ["body"]);
     let a = call(
-        Client::new()
+        s.http
             .post(s.url("/v1/batches"))
             .header("content-type", "application/json")
             .body(r#"{"sender": "alice@sante.test", "auth": "alice", "items": [{}]} {"#),
@@ -605,10 +625,7 @@ fn the_database_down_answers_503_and_nothing_acknowledged_is_lost() {
         return;
     };
     let conf = offline_config(dir.path(), "");
-    let s = Server::start(
-        &data_dir().join("data"),
-        &["--config", conf.to_str().expect("utf-8"), "--outbox", &url],
-    );
+    let s = start_in(&data_dir().join("data"), &conf, &url);
     let item = |id: &str| json!({"message": eml("bob@sante.test", id, 100)});
     let a = post(
         &s,
@@ -660,15 +677,7 @@ fn batches_stay_in_the_espace_de_confiance_and_a_newly_installed_whitelist_is_us
     import(&data, &demo_file(dir.path(), 50, 3, false));
     let conf = offline_config(dir.path(), "");
     let outbox = dir.path().join("outbox.sqlite");
-    let s = Server::start(
-        &data,
-        &[
-            "--config",
-            conf.to_str().expect("utf-8"),
-            "--outbox",
-            outbox.to_str().expect("utf-8"),
-        ],
-    );
+    let s = start_in(&data, &conf, outbox.to_str().expect("utf-8"));
     let body =
         |items: Value| json!({"sender": "alice@sante.test", "auth": "alice", "items": items});
 

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine;
 use mss_annuaire::MailAddress;
 use mss_message::{ComposeConfig, Trust};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::access::{AuditNote, Caller};
 use crate::params::Params;
 use crate::problem::{InvalidParam, Problem};
 
@@ -153,10 +154,12 @@ pub struct AcceptedItem {
 )]
 pub async fn create(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(note): Extension<AuditNote>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let accepted = create_inner(&state, &headers, body).await?;
+    let accepted = create_inner(&state, &caller, &note, &headers, body).await?;
     let mut r = (StatusCode::ACCEPTED, Json(&accepted)).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/v1/batches/{}", accepted.batch_id)) {
         r.headers_mut().insert(header::LOCATION, loc);
@@ -183,9 +186,11 @@ pub async fn create(
 )]
 pub async fn batch(
     State(state): State<Arc<AppState>>,
+    Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<BatchStatus>, Problem> {
+    note.batch(&id);
     let params = Params::parse(raw.as_deref(), &["offset", "limit"])?;
     let number = |name: &str, default: u64, max: u64| -> Result<u64, Problem> {
         match params.get(name) {
@@ -201,12 +206,16 @@ pub async fn batch(
     let offset = number("offset", 0, i64::MAX as u64)?;
     let limit = number("limit", DEFAULT_PAGE, MAX_PAGE)?;
     let outbox = state.outbox()?;
-    outbox
+    let status = outbox
         .store
         .batch(&id, offset, limit)
         .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no batch {id:?}")))
+        .ok_or_else(|| Problem::not_found(format!("no batch {id:?}")))?;
+    for m in &status.items {
+        note.message(m.id);
+        note.recipients(m.recipients.iter().map(|r| &r.address));
+    }
+    Ok(Json(status))
 }
 
 /// One message's delivery, per recipient: queued, sending, sent (with the server's reply), deferred (retry
@@ -225,6 +234,7 @@ pub async fn batch(
 )]
 pub async fn message(
     State(state): State<Arc<AppState>>,
+    Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
 ) -> Result<Json<MessageStatus>, Problem> {
     let key: i64 = id.parse().ok().filter(|k| *k > 0).ok_or_else(|| {
@@ -233,13 +243,19 @@ pub async fn message(
             format!("must be a message id (a positive whole number), got `{id}`"),
         )
     })?;
-    state
+    note.message(key);
+    let status = state
         .outbox()?
         .store
         .message(key)
         .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no message {key}")))
+        .ok_or_else(|| Problem::not_found(format!("no message {key}")))?;
+    if let Some(batch) = &status.batch {
+        note.batch(batch);
+    }
+    note.sender(&status.sender);
+    note.recipients(status.recipients.iter().map(|r| &r.address));
+    Ok(Json(status))
 }
 
 impl AppState {
@@ -281,6 +297,8 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
 
 async fn create_inner(
     state: &AppState,
+    caller: &Caller,
+    note: &AuditNote,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<BatchAccepted, Problem> {
@@ -303,6 +321,8 @@ async fn create_inner(
     drop(bytes);
     let sender = MailAddress::parse(&request.sender)
         .map_err(|e| Problem::invalid_param("sender", e.to_string()))?;
+    note.sender(&sender);
+    caller.check_sender(&sender)?;
     let Some(credentials) = outbox.senders.iter().find(|s| s.name == request.auth) else {
         return Err(Problem::unprocessable(
             "auth",
@@ -369,6 +389,8 @@ async fn create_inner(
             prepared.iter().map(|p| p.message.idempotency_key.as_str()),
         )
     });
+    note.batch(&batch_id);
+    note.recipients(prepared.iter().flat_map(|p| &p.message.recipients));
     let keys: Vec<(String, String)> = prepared
         .iter()
         .map(|p| (p.key.clone(), p.message.message_id.clone()))
@@ -396,6 +418,7 @@ async fn create_inner(
                 (id, first, true)
             }
         };
+        note.message(id);
         items.push(AcceptedItem {
             index,
             id,

@@ -8,6 +8,7 @@
 //! Every error is `application/problem+json` (RFC 9457) naming the parameter at fault; unknown or repeated
 //! query parameters are refused; nothing panics into a client's face (a panic becomes a logged 500).
 
+mod access;
 mod batches;
 mod directory;
 mod messages;
@@ -22,16 +23,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use access::SecurityDoc;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use mss_index::DirectoryIndex;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 
+pub use access::{API_KEY_HEADER, AccessConfig, DirectoryAccess, Rate};
 pub use batches::{
     AcceptedItem, BatchAccepted, BatchItem, BatchRequest, BatchSender, DEFAULT_MAX_BODY_BYTES,
     OutboxConfig,
@@ -50,6 +53,8 @@ pub struct ApiConfig {
     pub ldap: Option<Arc<mss_annuaire::ldap::LdapClient>>,
     /// The FHIR API answering `GET /v1/directory/entries/{address}?refresh=true` (none: refused).
     pub fhir: Option<Arc<mss_annuaire::fhir::FhirClient>>,
+    /// Client keys, the directory's access and rate, the audit trail.
+    pub access: AccessConfig,
 }
 
 /// Shared state of the handlers.
@@ -125,6 +130,7 @@ impl AppState {
     ),
     components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, BatchRequest, BatchItem,
         BatchAccepted, AcceptedItem)),
+    modifiers(&SecurityDoc),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
          (name = "messages", description = "Sending through the sender's operator (API LPS)"),
          (name = "batches", description = "Batches through the durable outbox, delivered by the service's workers"),
@@ -141,18 +147,35 @@ pub fn openapi_json() -> String {
 
 /// All routes, with metrics, CORS and panic containment.
 pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
-    Router::new()
-        .route("/v1/directory/search", get(directory::search))
-        .route("/v1/directory/autocomplete", get(directory::autocomplete))
-        .route("/v1/directory/entries/{address}", get(directory::entry))
-        .route("/healthz", get(directory::healthz))
-        .route("/readyz", get(directory::readyz))
-        .route("/metrics", get(directory::metrics))
-        .route("/v1/messages/send", post(messages::send))
-        .route("/v1/messages/compose", post(messages::compose))
-        .route("/v1/batches", post(batches::create))
-        .route("/v1/batches/{id}", get(batches::batch))
-        .route("/v1/messages/{id}", get(batches::message))
+    let access = access::Access::new(config.access.clone());
+    let guard = |g: access::Guard| {
+        axum::middleware::from_fn_with_state((Arc::clone(&access), g), access::guard)
+    };
+    let route = |router: Router<Arc<AppState>>,
+                 path: &'static str,
+                 handler: MethodRouter<Arc<AppState>>| {
+        match access::guard_of(path) {
+            Some(g) => router.route(path, handler.route_layer(guard(g))),
+            None => router.route(path, handler),
+        }
+    };
+    let mut routes = Router::new();
+    for (path, handler) in [
+        ("/v1/directory/search", get(directory::search)),
+        ("/v1/directory/autocomplete", get(directory::autocomplete)),
+        ("/v1/directory/entries/{address}", get(directory::entry)),
+        ("/healthz", get(directory::healthz)),
+        ("/readyz", get(directory::readyz)),
+        ("/metrics", get(directory::metrics)),
+        ("/v1/messages/send", post(messages::send)),
+        ("/v1/messages/compose", post(messages::compose)),
+        ("/v1/batches", post(batches::create)),
+        ("/v1/batches/{id}", get(batches::batch)),
+        ("/v1/messages/{id}", get(batches::message)),
+    ] {
+        routes = route(routes, path, handler);
+    }
+    routes
         .route("/openapi.json", get(openapi))
         .merge(widget::routes())
         .fallback(not_found)
@@ -161,7 +184,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .layer(cors(config))
+        .layer(cors(config, access))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal(&"a handler panicked").into_response()
         }))
@@ -185,10 +208,16 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-fn cors(config: &ApiConfig) -> CorsLayer {
+/// CORS: the configured origins, and those of the publishable keys (read at each preflight, so that a new
+/// key works without a restart). Preflights never need a key.
+fn cors(config: &ApiConfig, access: Arc<access::Access>) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static(API_KEY_HEADER),
+        ])
         .max_age(Duration::from_secs(3600));
     if config.cors_origins.iter().any(|o| o == "*") {
         return layer.allow_origin(AllowOrigin::any());
@@ -198,7 +227,9 @@ fn cors(config: &ApiConfig) -> CorsLayer {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
         .collect();
-    layer.allow_origin(AllowOrigin::list(origins))
+    layer.allow_origin(AllowOrigin::predicate(move |origin, _| {
+        origins.contains(origin) || origin.to_str().is_ok_and(|o| access.publishable_origin(o))
+    }))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests under way finish: plain
@@ -260,6 +291,48 @@ pub async fn refresh_trust_periodically(trust: mss_message::Trust, every: Durati
                 tracing::warn!(error = %e, "reloading the whitelist failed; the previous one stays")
             }
             Err(e) => tracing::warn!(error = %e, "reloading the whitelist failed"),
+        }
+    }
+}
+
+/// Keeps the client keys on the clients file as `mss client` edits it (a revoked key fails within `every`
+/// and a second), and writes their last use beside it every ten rounds.
+pub async fn refresh_clients_periodically(
+    clients: Arc<mss_access::clients::Clients>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    let mut round: u32 = 0;
+    loop {
+        tick.tick().await;
+        round = round.wrapping_add(1);
+        let c = Arc::clone(&clients);
+        let save = round.is_multiple_of(10);
+        let done = tokio::task::spawn_blocking(move || {
+            let reloaded = c.refresh();
+            let saved = if save {
+                c.save_last_used().map(|_| ())
+            } else {
+                Ok(())
+            };
+            (reloaded, saved)
+        })
+        .await;
+        match done {
+            Ok((reloaded, saved)) => {
+                match reloaded {
+                    Ok(true) => tracing::info!("clients file reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "reloading the clients file failed; the previous keys stay"
+                    ),
+                }
+                if let Err(e) = saved {
+                    tracing::warn!(error = %e, "saving the keys' last use failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reloading the clients file failed"),
         }
     }
 }

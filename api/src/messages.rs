@@ -5,21 +5,22 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use mss_lps::{
     AccessToken, ConnectOptions, Credentials, LpsClient, MailboxConfig, ServerSource,
     SessionPolicy, StaticToken, Timeouts, TlsSettings, TokenPolicy,
 };
 use mss_message::{ComposeConfig, ComposeRequest, SenderKind};
-use mss_types::BalType;
+use mss_types::{BalType, MailAddress};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::access::{AuditNote, Caller};
 use crate::problem::Problem;
 
 /// What sending needs; set with [`AppState::set_sending`]. Without it the route answers 503.
@@ -110,10 +111,14 @@ pub struct RefusedRecipient {
 )]
 pub async fn send(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(note): Extension<AuditNote>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SendResponse>, Problem> {
-    send_inner(&state, &headers, &body).await.map(Json)
+    send_inner(&state, &caller, &note, &headers, &body)
+        .await
+        .map(Json)
 }
 
 /// Compose a message without sending it: the MIME bytes a vendor can inspect, store or send itself.
@@ -133,13 +138,19 @@ pub async fn send(
         (status = 503, description = "The product reference (NIL) is not configured", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn compose(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, Problem> {
+pub async fn compose(
+    State(state): State<Arc<AppState>>,
+    Extension(note): Extension<AuditNote>,
+    body: Bytes,
+) -> Result<Response, Problem> {
     let cfg = state.sending.get().ok_or_else(|| {
         Problem::not_configured("composition is not configured on this service (product reference)")
     })?;
     let request: ComposeRequest =
         serde_json::from_slice(&body).map_err(|e| Problem::invalid_json("body", &e))?;
+    note.compose_request(&request);
     let m = mss_message::compose(&request, &cfg.compose)?;
+    note.message(format!("<{}>", m.message_id));
     let mut r = ([(header::CONTENT_TYPE, "message/rfc822")], m.raw).into_response();
     if let Ok(id) = HeaderValue::from_str(&m.message_id) {
         r.headers_mut().insert("x-mss-message-id", id);
@@ -149,6 +160,8 @@ pub async fn compose(State(state): State<Arc<AppState>>, body: Bytes) -> Result<
 
 async fn send_inner(
     state: &AppState,
+    caller: &Caller,
+    note: &AuditNote,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<SendResponse, Problem> {
@@ -160,7 +173,12 @@ async fn send_inner(
     let token = bearer(headers)?;
     let request: ComposeRequest =
         serde_json::from_slice(body).map_err(|e| Problem::invalid_json("body", &e))?;
+    note.compose_request(&request);
+    if let Ok(sender) = MailAddress::parse(&request.sender.address) {
+        caller.check_sender(&sender)?;
+    }
     let composed = mss_message::compose(&request, &cfg.compose)?;
+    note.message(format!("<{}>", composed.message_id));
     let from = composed.envelope.from.clone();
     let (bal_type, credentials, tls, servers) = match (request.sender.kind, token) {
         (SenderKind::App, _) => match &cfg.app_tls {

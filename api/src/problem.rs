@@ -101,6 +101,21 @@ impl Problem {
         p
     }
 
+    /// 403: the key is valid but does not allow this (a scope, a sender, an origin).
+    pub fn insufficient_scope(detail: impl std::fmt::Display) -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            format!("insufficient_scope: {detail}"),
+        )
+    }
+
+    /// 429 with `Retry-After`: this source must slow down.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u32) -> Self {
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail);
+        p.retry_after = Some(retry_after_secs);
+        p
+    }
+
     /// 500: logs the cause, tells the client nothing of the internals.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "request failed");
@@ -133,6 +148,10 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
+        // the audit trail gives the reason of a refusal
+        response
+            .extensions_mut()
+            .insert(ProblemDetail(self.detail.clone()));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = self.retry_after {
@@ -147,6 +166,10 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// The detail of the problem a response carries, for the audit trail.
+#[derive(Debug, Clone)]
+pub(crate) struct ProblemDetail(pub(crate) String);
 
 /// A serde message without the value it quotes: `invalid type: string "…"` becomes `invalid type: string`,
 /// `unknown variant `…`` becomes `unknown variant`.

@@ -6,7 +6,9 @@
  *   <mss-address-input endpoint="https://your-mss-host" name="to" limit="8" type="PER"
  *                      placeholder="Nom, établissement, ville…"></mss-address-input>
  *
- * Attributes: endpoint (base URL of mss; default: the script's origin), name (form field name: a hidden
+ * Attributes: endpoint (base URL of mss; default: the script's origin), key (a publishable key, mss_pk_…,
+ * made with `mss client add NAME --publishable --origin https://this-page-origin`: needed when the service
+ * asks for a key for its directory; never put a secret mss_sk_ key in a page), name (form field name: a hidden
  * input carrying the chosen address is added to the enclosing form), limit (1-20, default 8), type, dept,
  * profession (filters passed to the API), placeholder, debounce (ms, default 150), label (accessible name).
  * Property `value`: the chosen address. Event `mss-select` (bubbles) with `detail` = the suggestion.
@@ -122,7 +124,10 @@
         if (v) url.searchParams.set(f, v);
       }
       try {
-        const response = await fetch(url, { signal: controller.signal, headers: { Accept: "application/json" } });
+        const headers = { Accept: "application/json" };
+        const key = this.getAttribute("key");
+        if (key) headers["X-Api-Key"] = key;
+        const response = await fetch(url, { signal: controller.signal, headers });
         if (!response.ok) {
           let detail = `erreur ${response.status}`;
           try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }

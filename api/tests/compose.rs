@@ -6,9 +6,11 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use mss_api::{ApiConfig, AppState, SendConfig};
+use mss_api::{AppState, SendConfig};
 use tower::ServiceExt;
 
 async fn post(router: axum::Router, body: String) -> (StatusCode, String, String) {
@@ -38,7 +40,7 @@ async fn compose_returns_the_message() {
     ))
     .unwrap();
     let state = AppState::new();
-    let router = mss_api::router(state.clone(), &ApiConfig::default());
+    let (router, _clients) = common::keyed_router(state.clone());
     let (status, ct, body) = post(router.clone(), example.clone()).await;
     assert_eq!(
         (status, ct.as_str()),
@@ -81,7 +83,7 @@ async fn compose_and_send_refuse_an_address_outside_the_espace_de_confiance() {
     let mut config = SendConfig::new("DEV935997", tls).unwrap();
     config.compose.trust = trust.clone();
     state.set_sending(config);
-    let router = mss_api::router(state, &ApiConfig::default());
+    let (router, _clients) = common::keyed_router(state);
     let refused = |to: &str| {
         let mut req = example.clone();
         req["recipients"]["to"][0] = to.into();

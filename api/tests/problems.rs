@@ -1,8 +1,10 @@
 //! Error answers that need no outside server: their status, `Retry-After` and `WWW-Authenticate`.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use mss_api::{ApiConfig, AppState, SendConfig};
+use mss_api::{AppState, SendConfig};
 use tower::ServiceExt;
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap) {
@@ -12,7 +14,7 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http
 
 #[tokio::test]
 async fn while_the_index_loads_the_directory_answers_503_with_retry_after() {
-    let app = mss_api::router(AppState::new(), &ApiConfig::default());
+    let (app, _clients) = common::keyed_router(AppState::new());
     for path in ["/v1/directory/search?q=martin", "/readyz"] {
         let (status, headers) =
             call(&app, Request::get(path).body(Body::empty()).expect("req")).await;
@@ -25,7 +27,7 @@ async fn while_the_index_loads_the_directory_answers_503_with_retry_after() {
 #[tokio::test]
 async fn not_configured_is_503_without_retry_after_and_no_token_is_401_with_a_challenge() {
     let state = AppState::new();
-    let app = mss_api::router(state.clone(), &ApiConfig::default());
+    let (app, _clients) = common::keyed_router(state.clone());
     let send = || {
         Request::post("/v1/messages/send")
             .header(header::CONTENT_TYPE, "application/json")

@@ -2,11 +2,13 @@
 //! token in the Authorization header, an APP sender with the service's certificate, refusals mapped to
 //! HTTP, and the token never echoed.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use mss_api::{ApiConfig, AppState, SendConfig};
+use mss_api::{AppState, SendConfig};
 use mss_lps::{ServerSource, Timeouts};
 use mss_testing::lps::{TokenKind, next_source, operator};
 use tower::ServiceExt;
@@ -55,7 +57,7 @@ async fn call(
 async fn compose_and_send_through_the_senders_operator() {
     let Some(op) = operator() else { return };
     let state = AppState::new();
-    let app = mss_api::router(state.clone(), &ApiConfig::default());
+    let (app, _clients) = common::keyed_router(state.clone());
     let (status, _, _) = call(
         &app,
         request("alice@sante.test", "PER", "bob@sante.test", None),
@@ -167,7 +169,7 @@ async fn an_expired_token_is_a_401_that_does_not_echo_it() {
         token_policy: op.policy(),
         local_addr: Some(next_source()),
     });
-    let app = mss_api::router(Arc::clone(&state), &ApiConfig::default());
+    let (app, _clients) = common::keyed_router(Arc::clone(&state));
     let token = op.psc().token("alice@sante.test", TokenKind::Expired);
     let (status, headers, body) = call(
         &app,
@@ -225,7 +227,7 @@ async fn an_unreachable_operator_is_a_503_with_retry_after() {
         token_policy: mss_lps::TokenPolicy::default(),
         local_addr: None,
     });
-    let app = mss_api::router(state, &ApiConfig::default());
+    let (app, _clients) = common::keyed_router(state);
     let (status, headers, body) = call(
         &app,
         request(

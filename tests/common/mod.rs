@@ -84,6 +84,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub stderr_lines: mpsc::Receiver<String>,
+    /// The HTTP client of the test: with a client key after [`Server::with_key`].
+    pub http: reqwest::blocking::Client,
 }
 
 impl Server {
@@ -138,6 +140,7 @@ impl Server {
             child,
             base: base.unwrap(),
             stderr_lines: rx,
+            http: reqwest::blocking::Client::new(),
         };
         while Instant::now() < deadline {
             if let Ok(r) = client.get(server.url("/readyz")).send()
@@ -148,6 +151,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("mss serve never became ready");
+    }
+
+    /// Sends `key` in `X-Api-Key` on every request of [`Server::http`].
+    pub fn with_key(mut self, key: &str) -> Server {
+        self.http = keyed_client(key);
+        self
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -208,4 +217,33 @@ pub fn trusted_data() -> &'static Path {
         install_whitelist(&data, mss_testing::TEST_DOMAINS);
         data
     })
+}
+
+/// Adds a client to the clients file `clients` with the real `mss client add`; returns its key (the last
+/// line of stdout).
+pub fn add_client(clients: &Path, name: &str, scopes: &[&str]) -> String {
+    let mut cmd = mss();
+    cmd.args([
+        "client",
+        "add",
+        name,
+        "--clients",
+        clients.to_str().unwrap(),
+    ]);
+    for s in scopes {
+        cmd.args(["--scope", s]);
+    }
+    let out = cmd.output().expect("running mss client add");
+    assert!(out.status.success(), "mss client add: {}", stderr(&out));
+    stdout(&out).lines().last().expect("a key").to_string()
+}
+
+/// A blocking HTTP client sending `key` in `X-Api-Key` on every request.
+pub fn keyed_client(key: &str) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().expect("a key is a header value"));
+    reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("HTTP client")
 }

@@ -57,6 +57,12 @@ pub struct Outcome {
     pub reason: Option<String>,
 }
 
+/// Where audit records go: the trail's file in the service (the audit log).
+pub trait AuditSink: Send + Sync {
+    /// Appends `record` durably enough that it survives the process; an error means it was not written.
+    fn write(&self, record: &AuditRecord) -> Result<(), crate::Error>;
+}
+
 /// `2026-12-06T07:31:02.123Z` both ways.
 mod utc_ms {
     use serde::{Deserialize, Deserializer, Serializer};

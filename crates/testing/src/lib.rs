@@ -6,6 +6,8 @@
 //! Not for production use: it starts processes and panics on failure.
 #![allow(clippy::missing_panics_doc)]
 
+#[cfg(feature = "servers")]
+pub mod access;
 pub mod fuzzing;
 #[cfg(feature = "servers")]
 pub mod lps;
