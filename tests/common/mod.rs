@@ -96,14 +96,15 @@ impl Server {
 
     /// [`Server::start`], asking `/readyz` with `client` (an HTTPS client trusting the service's CA).
     pub fn start_with(data: &Path, extra: &[&str], client: &reqwest::blocking::Client) -> Server {
+        // on an ephemeral loopback port unless `extra` says where
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = mss()
-            .args([
-                "--data",
-                data.to_str().unwrap(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--data", data.to_str().unwrap(), "serve"])
+            .args(listen)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

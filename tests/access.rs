@@ -1,0 +1,576 @@
+//! Access control of `mss serve` over real HTTP (docs/mssante.md S1): client keys made by the real
+//! `mss client`, every refusal of a key, scopes and senders, revocation and rotation while serving, the
+//! failed-key limit per source address, the public directory and its rate, and no key or token in what the
+//! service writes.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{
+    Server, add_client, demo_file, import, keyed_client, run, shared_dir, stderr, stdout,
+};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+/// A small index whose whitelist lists the test domains, shared by the tests.
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = shared_dir("access-50");
+        let file = demo_file(&dir, 50, 5, false);
+        import(&dir.join("data"), &file);
+        common::install_whitelist(&dir.join("data"), mss_testing::TEST_DOMAINS);
+        dir.join("data")
+    })
+}
+
+/// A configuration with two senders whose server is not there (these tests look at acceptance only).
+fn config(dir: &Path, extra: &str) -> PathBuf {
+    let token = dir.join("token");
+    std::fs::write(&token, "psc-token-that-must-never-show-7f3c").unwrap();
+    let conf = dir.join("mss.toml");
+    let senders: String = ["alice", "carol"]
+        .iter()
+        .map(|n| {
+            format!(
+                "[[senders]]\nname = \"{n}\"\naddress = \"{n}@sante.test\"\ntoken_file = {token:?}\nreceipts = false\n\n"
+            )
+        })
+        .collect();
+    std::fs::write(
+        &conf,
+        format!(
+            "{extra}\n[send]\nproduct_reference = \"MSS-TEST-NIL\"\nsubmission = \"localhost:1\"\n\n\
+             [outbox]\nworker = \"access-test\"\n\n{senders}"
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+fn serve(dir: &Path, extra_config: &str, args: &[&str]) -> Server {
+    let conf = config(dir, extra_config);
+    let outbox = dir.join("outbox.sqlite");
+    let clients = dir.join("clients.toml");
+    let mut all = vec![
+        "-vv",
+        "--config",
+        conf.to_str().unwrap(),
+        "--outbox",
+        outbox.to_str().unwrap(),
+        "--clients",
+        clients.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    Server::start(data_dir(), &all)
+}
+
+fn eml(to: &str, id: &str) -> String {
+    let text = format!(
+        "From: alice@sante.test\r\nTo: {to}\r\nSubject: r\r\nMessage-ID: {id}\r\n\r\nbonjour\r\n"
+    );
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn batch(sender: &str, auth: &str, id: &str) -> Value {
+    json!({"sender": sender, "auth": auth, "batch_id": id,
+           "items": [{"message": eml("bob@sante.test", &format!("<{id}@sante.test>"))}]})
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+fn send(req: reqwest::blocking::RequestBuilder) -> Answer {
+    let r = req.send().unwrap();
+    Answer {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        text: r.text().unwrap(),
+    }
+}
+
+fn post_batch(http: &Client, s: &Server, body: &Value) -> Answer {
+    send(http.post(s.url("/v1/batches")).json(body))
+}
+
+fn get(http: &Client, s: &Server, path: &str) -> Answer {
+    send(http.get(s.url(path)))
+}
+
+/// A client whose connections come from `source` (another loopback address: another source).
+fn from(source: &str, key: Option<&str>) -> Client {
+    let mut b = Client::builder().local_address(source.parse::<IpAddr>().unwrap());
+    if let Some(key) = key {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-api-key", key.parse().unwrap());
+        b = b.default_headers(h);
+    }
+    b.build().unwrap()
+}
+
+/// Everything the service wrote on stderr so far (with -vv: its debug log).
+fn log_of(s: &Server) -> String {
+    let mut out = String::new();
+    while let Ok(line) = s.stderr_lines.try_recv() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn without_a_client_only_the_directory_answers_and_the_401_says_how_to_add_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), "", &[]);
+    let http = Client::new();
+    assert_eq!(get(&http, &s, "/v1/directory/search?q=a").status, 200);
+    for a in [
+        post_batch(&http, &s, &batch("alice@sante.test", "alice", "b1")),
+        get(&http, &s, "/v1/batches/b1"),
+        get(&http, &s, "/v1/messages/1"),
+        get(&http, &s, "/metrics"),
+        send(http.post(s.url("/v1/messages/compose")).body("{}")),
+    ] {
+        assert_eq!(a.status, 401, "{}", a.text);
+        assert_eq!(a.headers["content-type"], "application/problem+json");
+        assert_eq!(a.headers["www-authenticate"], "ApiKey header=\"X-Api-Key\"");
+        assert!(
+            a.text.contains("mss client add NAME --scope SCOPE"),
+            "{}",
+            a.text
+        );
+    }
+    for probe in ["/healthz", "/readyz", "/openapi.json", "/"] {
+        assert_eq!(get(&http, &s, probe).status, 200, "{probe}");
+    }
+}
+
+#[test]
+fn every_refused_key_gets_the_same_401_and_a_source_that_keeps_guessing_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let key = add_client(&clients, "dpi", &["batches:read"]);
+    let revoked = add_client(&clients, "gone", &["batches:read"]);
+    let out = run(&[
+        "client",
+        "revoke",
+        "gone",
+        "--clients",
+        clients.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = serve(dir.path(), "", &[]);
+    assert_eq!(get(&keyed_client(&key), &s, "/v1/batches/none").status, 404);
+
+    let mut wrong = key.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+    let (prefix, _) = key.split_at(7);
+    let unknown = format!("{prefix}{}_{}", "q".repeat(12), "r".repeat(52));
+    let mut bodies = Vec::new();
+    // a missing key first: it is not a guess and never counts
+    for _ in 0..40 {
+        let a = get(&Client::new(), &s, "/v1/batches/none");
+        assert_eq!(a.status, 401);
+    }
+    for k in [
+        wrong.as_str(),
+        unknown.as_str(),
+        revoked.as_str(),
+        "letmein",
+        "",
+    ] {
+        let a = get(&keyed_client(k), &s, "/v1/batches/none");
+        assert_eq!(a.status, 401, "{k}: {}", a.text);
+        assert_eq!(a.headers["www-authenticate"], "ApiKey header=\"X-Api-Key\"");
+        bodies.push(a.text);
+    }
+    let missing = get(&Client::new(), &s, "/v1/batches/none").text;
+    for b in &bodies {
+        assert_eq!(b, &missing, "every refusal has the same body");
+    }
+    for k in [&key, &wrong, &unknown, &revoked] {
+        assert!(!missing.contains(k.as_str()));
+    }
+
+    // keep guessing from 127.0.0.1: 429 comes after at least 10 and at most 30 failures in the minute
+    let mut failures = bodies.len();
+    let guesser = keyed_client(&wrong);
+    let started = Instant::now();
+    let limited = loop {
+        let a = get(&guesser, &s, "/v1/batches/none");
+        if a.status == 429 {
+            break a;
+        }
+        assert_eq!(a.status, 401);
+        failures += 1;
+        assert!(failures <= 30, "no 429 after {failures} failed keys");
+    };
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(failures >= 10, "429 after only {failures} failures");
+    assert_eq!(limited.headers["content-type"], "application/problem+json");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // the valid key from the guessing address waits too; from another address it is not slowed, and
+    // keyless requests (the public directory) still pass from the guessing address
+    assert_eq!(get(&keyed_client(&key), &s, "/v1/batches/none").status, 429);
+    assert_eq!(
+        get(&from("127.0.0.2", Some(&key)), &s, "/v1/batches/none").status,
+        404
+    );
+    assert_eq!(
+        get(&Client::new(), &s, "/v1/directory/search?q=a").status,
+        200
+    );
+
+    // CORS preflights never need a key
+    let pre = Client::new()
+        .request(reqwest::Method::OPTIONS, s.url("/v1/batches"))
+        .header("Origin", "https://dpi.example.test")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "x-api-key, content-type")
+        .send()
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+
+    let log = log_of(&s);
+    for secret in [&key, &wrong, &unknown, &revoked] {
+        assert!(!log.contains(secret.as_str()), "a key reached the log");
+    }
+}
+
+#[test]
+fn scopes_and_senders_are_enforced_and_a_refused_batch_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let reader = add_client(&clients, "reader", &["batches:read"]);
+    let out = run(&[
+        "client",
+        "add",
+        "cardio",
+        "--clients",
+        clients.to_str().unwrap(),
+        "--scope",
+        "batches:write",
+        "--scope",
+        "batches:read",
+        "--sender",
+        "alice@sante.test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let writer = stdout(&out).lines().last().unwrap().to_string();
+    let s = serve(dir.path(), "", &[]);
+
+    // a key without the scope: 403 naming it, nothing queued
+    let a = post_batch(
+        &keyed_client(&reader),
+        &s,
+        &batch("alice@sante.test", "alice", "r1"),
+    );
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.headers["content-type"], "application/problem+json");
+    assert_eq!(
+        a.json()["detail"],
+        "insufficient_scope: this key does not have the scope batches:write"
+    );
+    // a sender the client may not use: 403 naming it, nothing queued
+    let a = post_batch(
+        &keyed_client(&writer),
+        &s,
+        &batch("carol@sante.test", "carol", "c1"),
+    );
+    assert_eq!(a.status, 403, "{}", a.text);
+    let detail = a.json()["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.starts_with("insufficient_scope: this key may not send from carol@sante.test"),
+        "{detail}"
+    );
+    for id in ["r1", "c1"] {
+        assert_eq!(
+            get(&keyed_client(&writer), &s, &format!("/v1/batches/{id}")).status,
+            404
+        );
+    }
+    // its own sender: accepted
+    let a = post_batch(
+        &keyed_client(&writer),
+        &s,
+        &batch("alice@sante.test", "alice", "a1"),
+    );
+    assert_eq!(a.status, 202, "{}", a.text);
+    // batches:read does not give metrics, nor compose
+    assert_eq!(get(&keyed_client(&reader), &s, "/metrics").status, 403);
+    let a = send(
+        keyed_client(&reader)
+            .post(s.url("/v1/messages/compose"))
+            .body("{}"),
+    );
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        a.json()["detail"],
+        "insufficient_scope: this key does not have the scope messages:compose"
+    );
+}
+
+#[test]
+fn a_revoked_key_fails_within_two_seconds_and_a_rotated_one_works_beside_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let old = add_client(&clients, "dpi", &["batches:read"]);
+    let s = serve(dir.path(), "", &[]);
+    assert_eq!(get(&keyed_client(&old), &s, "/v1/batches/x").status, 404);
+
+    let out = run(&[
+        "client",
+        "rotate",
+        "dpi",
+        "--clients",
+        clients.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new = stdout(&out).lines().last().unwrap().to_string();
+    assert_ne!(new, old);
+    assert!(new.starts_with("mss_sk_"));
+    let within = |key: &str, status: u16| {
+        let deadline = Instant::now() + Duration::from_secs(2) + Duration::from_millis(500);
+        loop {
+            let got = get(&keyed_client(key), &s, "/v1/batches/x").status;
+            if got == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still {got}, not {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    within(&new, 404);
+    assert_eq!(get(&keyed_client(&old), &s, "/v1/batches/x").status, 404);
+
+    let old_id = &old[7..19];
+    let out = run(&[
+        "client",
+        "revoke",
+        old_id,
+        "--clients",
+        clients.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    within(&old, 401);
+    assert_eq!(get(&keyed_client(&new), &s, "/v1/batches/x").status, 404);
+
+    // the file never holds a key; the list shows ids, never a key or a hash
+    let text = std::fs::read_to_string(&clients).unwrap();
+    for k in [&old, &new] {
+        assert!(
+            !text.contains(&k[20..]),
+            "a key's secret part is in the clients file"
+        );
+    }
+    let out = run(&[
+        "client",
+        "list",
+        "--json",
+        "--clients",
+        clients.to_str().unwrap(),
+    ]);
+    let listed = stdout(&out);
+    let c: Value = serde_json::from_str(listed.trim()).unwrap();
+    assert_eq!(c["name"], "dpi");
+    assert_eq!(c["scopes"], json!(["batches:read"]));
+    assert_eq!(c["keys"][0]["id"], old_id);
+    assert!(c["keys"][0]["revoked"].is_string());
+    assert!(c["keys"][1]["revoked"].is_null());
+    assert!(
+        !listed.contains("sha256") && !listed.contains(&old[20..]) && !listed.contains(&new[20..])
+    );
+}
+
+#[test]
+fn the_directory_is_public_with_a_rate_off_loopback_or_keyed_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let key = add_client(&clients, "dpi", &["directory:read"]);
+    let s = serve(
+        dir.path(),
+        "[access]\ndirectory_burst = 5\ndirectory_per_minute = 6\n",
+        &["--listen", "0.0.0.0:0", "--insecure-http"],
+    );
+    let anonymous = Client::new();
+    for i in 0..5 {
+        let a = get(&anonymous, &s, "/v1/directory/autocomplete?q=a");
+        assert_eq!(a.status, 200, "request {i}: {}", a.text);
+    }
+    let a = get(&anonymous, &s, "/v1/directory/autocomplete?q=a");
+    assert_eq!(a.status, 429, "{}", a.text);
+    assert!(a.headers.contains_key("retry-after"));
+    // another address, and a secret key, are not limited
+    assert_eq!(
+        get(
+            &from("127.0.0.3", None),
+            &s,
+            "/v1/directory/autocomplete?q=a"
+        )
+        .status,
+        200
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            get(&keyed_client(&key), &s, "/v1/directory/autocomplete?q=a").status,
+            200
+        );
+    }
+    // a wrong key on a public route is refused rather than ignored
+    assert_eq!(
+        get(&keyed_client("mss_sk_nope"), &s, "/v1/directory/search?q=a").status,
+        401
+    );
+    drop(s);
+
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let key = add_client(&clients, "dpi", &["directory:read"]);
+    let other = add_client(&clients, "batches", &["batches:read"]);
+    let s = serve(dir.path(), "[access]\ndirectory = \"key\"\n", &[]);
+    assert_eq!(
+        get(&Client::new(), &s, "/v1/directory/search?q=a").status,
+        401
+    );
+    assert_eq!(
+        get(&keyed_client(&key), &s, "/v1/directory/search?q=a").status,
+        200
+    );
+    assert_eq!(
+        get(&keyed_client(&other), &s, "/v1/directory/search?q=a").status,
+        403
+    );
+}
+
+#[test]
+fn client_add_prints_the_key_alone_on_the_last_line_and_checks_its_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let c = clients.to_str().unwrap();
+    let out = run(&[
+        "client",
+        "add",
+        "dpi",
+        "--clients",
+        c,
+        "--scope",
+        "batches:read",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(printed.starts_with("mss_sk_") && printed.ends_with('\n'));
+    assert!(!stderr(&out).contains(printed.trim()));
+    let out = run(&[
+        "client",
+        "add",
+        "web",
+        "--clients",
+        c,
+        "--publishable",
+        "--origin",
+        "https://dpi.example.test",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["name"], "web");
+    assert!(v["key"].as_str().unwrap().starts_with("mss_pk_"));
+    assert_eq!(
+        v["key_id"].as_str().unwrap(),
+        &v["key"].as_str().unwrap()[7..19]
+    );
+    for (args, says) in [
+        (
+            vec![
+                "client",
+                "add",
+                "x",
+                "--clients",
+                c,
+                "--scope",
+                "batches:erase",
+            ],
+            "unknown scope `batches:erase`",
+        ),
+        (
+            vec!["client", "add", "x", "--clients", c],
+            "give at least one --scope",
+        ),
+        (
+            vec![
+                "client",
+                "add",
+                "dpi",
+                "--clients",
+                c,
+                "--scope",
+                "batches:read",
+            ],
+            "client `dpi` exists",
+        ),
+        (
+            vec![
+                "client",
+                "add",
+                "x",
+                "--clients",
+                c,
+                "--publishable",
+                "--origin",
+                "https://a.test",
+                "--scope",
+                "batches:write",
+            ],
+            "may only have directory:read",
+        ),
+        (
+            vec![
+                "client",
+                "add",
+                "x",
+                "--clients",
+                c,
+                "--scope",
+                "batches:write",
+                "--sender",
+                "not-an-address",
+            ],
+            "--sender not-an-address",
+        ),
+        (
+            vec!["client", "revoke", "nobody", "--clients", c],
+            "no client or key `nobody`",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+}
