@@ -7,6 +7,10 @@ for line in io.lines(os.getenv("MSS_QUERIES") or "benches/autocomplete-queries.t
 end
 local counter = 0
 local errors = 0
+-- MSS_API_KEY set: every request carries that client key (the cost of authentication)
+local key = os.getenv("MSS_API_KEY")
+local headers = {}
+if key and key ~= "" then headers["X-Api-Key"] = key end
 
 function setup(thread)
   thread:set("offset", counter * math.floor(#queries / 2))
@@ -20,7 +24,7 @@ end
 function request()
   i = i + 1
   local q = queries[(i % #queries) + 1]
-  return wrk.format("GET", "/v1/directory/autocomplete?" .. q)
+  return wrk.format("GET", "/v1/directory/autocomplete?" .. q, headers)
 end
 
 function response(status, headers, body)

@@ -3,7 +3,9 @@
 # soak of load bursts checking that the server's RSS stays flat and nothing fails.
 #   scripts/bench-serve.sh [--entries N] [--duration 30s] [--connections 32] [--soak 600]
 # Prints requests/s, p50/p99 latency and the server's RSS next to the goals (>= 10 000 req/s, p99 <= 10 ms,
-# RSS <= 250 MB). wrk runs on the same 2-core machine as the server, as the goal says.
+# RSS <= 250 MB). wrk runs on the same 2-core machine as the server, as the goal says. The same mix runs
+# without a key and with a client key (X-Api-Key), alternated twice in one run: the ratio of requests/s is
+# the cost of authentication (goal >= 0.95).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 entries=535000 duration=30s connections=32 soak=0
@@ -26,15 +28,33 @@ $mss --data "$work/data" import "$work/extraction.txt" --quiet
 # the query mix: derived from the data itself so every kind of query hits real names
 python3 scripts/autocomplete-queries.py "$work/extraction.txt" > "$work/queries.txt"
 export MSS_QUERIES="$work/queries.txt"
+# a client whose key the second half of the runs sends
+key=$($mss --data "$work/data" client add bench --scope directory:read 2>/dev/null | tail -1)
 port=$((20000 + RANDOM % 20000))
 $mss --data "$work/data" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$server/status"; }
 wrk -t2 -c"$connections" -d5s -s benches/autocomplete.lua "http://127.0.0.1:$port" >/dev/null  # warm-up
-line=$(wrk -t2 -c"$connections" -d"$duration" -s benches/autocomplete.lua "http://127.0.0.1:$port" | grep '^requests=')
-echo "autocomplete, $entries entries, $connections connections, $duration: $line"
+run() {
+  local out
+  out=$(MSS_API_KEY=$1 wrk -t2 -c"$connections" -d"$duration" -s benches/autocomplete.lua "http://127.0.0.1:$port" | grep '^requests=')
+  # a refused key would answer fast and flatter the figure: every answer must be a 200
+  case "$out" in *"errors_non2xx=0 socket_errors=0"*) echo "$out" ;; *) echo "errors: $out" >&2; return 1 ;; esac
+}
+rps() { sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$1"; }
+plain=() keyed=()
+for round in 1 2; do
+  line=$(run "")
+  echo "autocomplete, $entries entries, $connections connections, $duration, no key (round $round): $line"
+  plain+=("$(rps "$line")")
+  line=$(run "$key")
+  echo "autocomplete, $entries entries, $connections connections, $duration, client key (round $round): $line"
+  keyed+=("$(rps "$line")")
+done
 echo "  goal: rps >= 10000 and p99 <= 10 ms; server RSS now $(rss) MB (goal <= 250 MB)"
+awk -v a="$(( plain[0] + plain[1] ))" -v b="$(( keyed[0] + keyed[1] ))" \
+  'BEGIN { printf "  with a key / without: %.3f of the requests/s (goal >= 0.95)\n", b / a }'
 if ((soak > 0)); then
   start_rss=$(rss)
   echo "soak: ${soak}s of 15 s bursts at full speed on 8 connections, 15 s apart; RSS sampled after each burst"
