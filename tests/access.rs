@@ -321,6 +321,31 @@ fn scopes_and_senders_are_enforced_and_a_refused_batch_queues_nothing() {
         &batch("alice@sante.test", "alice", "a1"),
     );
     assert_eq!(a.status, 202, "{}", a.text);
+    // a user's PSC token and the sender's token file never reach the log
+    let sender = add_client(&clients, "lps", &["messages:send"]);
+    let user_token = "psc-user-token-that-must-never-show-91ad";
+    let letter = json!({"sender": {"address": "alice@sante.test", "type": "PER", "first_name": "Alice",
+        "last_name": "Martin"}, "recipients": {"to": ["bob@sante.test"]}, "subject": "s", "body": {"text": "t"}});
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let a = loop {
+        // the new client is seen within 2 s
+        let a = send(
+            keyed_client(&sender)
+                .post(s.url("/v1/messages/send"))
+                .bearer_auth(user_token)
+                .json(&letter),
+        );
+        if a.status != 401 || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        a.status, 503,
+        "the operator at localhost:1 is down: {}",
+        a.text
+    );
+    assert!(!a.text.contains(user_token));
     // batches:read does not give metrics, nor compose
     assert_eq!(get(&keyed_client(&reader), &s, "/metrics").status, 403);
     let a = send(
@@ -333,6 +358,17 @@ fn scopes_and_senders_are_enforced_and_a_refused_batch_queues_nothing() {
         a.json()["detail"],
         "insufficient_scope: this key does not have the scope messages:compose"
     );
+    let log = log_of(&s);
+    for secret in [
+        user_token,
+        "psc-token-that-must-never-show-7f3c",
+        &reader,
+        &writer,
+        &sender,
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    assert!(log.contains("DEBUG"), "the service logged at debug level");
 }
 
 #[test]
