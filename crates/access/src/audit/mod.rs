@@ -2,8 +2,18 @@
 //! data, allowed or refused, written before the answer goes out. Who (client, key id, certificate, source
 //! address), when (UTC, milliseconds), what (action, route, ids, sender, recipients) and the outcome; never a
 //! body, subject, document, token, key or password.
+//!
+//! [`AuditLog`] writes the trail (one `write()` per line, `O_APPEND`, mode 0600, rotated by size, old files
+//! deleted after `keep_days`); [`read`] reads it back, rotated files first, oldest first.
+
+mod files;
+mod log;
+mod read;
 
 use std::net::IpAddr;
+
+pub use log::{AuditConfig, AuditLog};
+pub use read::{AuditEntries, AuditQuery, read};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -110,6 +120,9 @@ mod tests {
             r#"{"time":"2026-12-06T07:31:02.123Z","client":"dpi","key_id":"k1","source":"10.1.2.3","action":"batches.read","route":"GET /v1/batches/{id}","batch":"b1","outcome":{"status":200}}"#
         );
         let back: AuditRecord = serde_json::from_str(&line).unwrap();
-        assert_eq!(back.time, time::macros::datetime!(2026-12-06 07:31:02.123 UTC));
+        assert_eq!(
+            back.time,
+            time::macros::datetime!(2026-12-06 07:31:02.123 UTC)
+        );
     }
 }
