@@ -15,7 +15,7 @@
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -117,8 +117,10 @@ impl AuditLog {
         }
         let mut lock_name = config.path.clone().into_os_string();
         lock_name.push(".lock");
+        let lock_path = PathBuf::from(lock_name);
+        end_cut_line(&config.path, &lock_path)?;
         let shared = Arc::new(Shared {
-            lock_path: PathBuf::from(lock_name),
+            lock_path,
             files,
             config,
             current: Mutex::new(current),
@@ -220,14 +222,7 @@ impl Shared {
     }
 
     fn rotate(&self, current: &mut Current, line: usize) -> Result<(), Error> {
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .map_err(|e| Error::io(&self.lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&self.lock_path, e))?;
+        let _lock = take_lock(&self.lock_path)?;
         // another writer may have rotated while we waited for the lock
         self.follow(current)?;
         if !self.would_overflow(current, line)? {
@@ -321,4 +316,38 @@ fn open_current(path: &Path) -> Result<Current, Error> {
         file: Arc::new(file),
         id: (m.dev(), m.ino()),
     })
+}
+
+/// The sidecar lock every writer holds to rotate, held until the file returned is dropped.
+fn take_lock(lock_path: &Path) -> Result<File, Error> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(|e| Error::io(lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(lock_path, e))?;
+    Ok(lock)
+}
+
+/// Ends with a newline a last line cut by a crash, so the first record of this run does not join it and
+/// the reader reports only the fragment.
+fn end_cut_line(path: &Path, lock_path: &Path) -> Result<(), Error> {
+    let _lock = take_lock(lock_path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut last = [0u8];
+    if len > 0 {
+        file.read_exact_at(&mut last, len - 1)
+            .map_err(|e| Error::io(path, e))?;
+        if last[0] != b'\n' {
+            (&file).write_all(b"\n").map_err(|e| Error::io(path, e))?;
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, Duration, OffsetDateTime};
 
 use super::AuditRecord;
 use super::files::TrailFiles;
@@ -35,13 +37,48 @@ impl AuditQuery {
     }
 }
 
+impl AuditQuery {
+    /// Reads a `--since` value: an RFC 3339 time (`2026-12-01T08:00:00Z`), a date (`2026-12-01`, midnight
+    /// UTC), or a span back from `now` in days or hours (`7d`, `24h`).
+    pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Error> {
+        let refused = || {
+            Error::invalid(
+                "since",
+                format!(
+                    "`{text}` is not a time: give 2026-12-01T08:00:00Z (RFC 3339), 2026-12-01 (midnight \
+                     UTC) or a span back from now such as 7d or 24h"
+                ),
+            )
+        };
+        if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+            return Ok(t);
+        }
+        if let Ok(day) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
+            return Ok(day.midnight().assume_utc());
+        }
+        let (count, unit): (&str, fn(i64) -> Duration) = if let Some(days) = text.strip_suffix('d')
+        {
+            (days, |n| Duration::days(n.min(1_000_000)))
+        } else if let Some(hours) = text.strip_suffix('h') {
+            (hours, |n| Duration::hours(n.min(24_000_000)))
+        } else {
+            return Err(refused());
+        };
+        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refused());
+        }
+        let span = unit(count.parse().map_err(|_| refused())?);
+        now.checked_sub(span).ok_or_else(refused)
+    }
+}
+
 /// The trail whose current file is `path`, oldest record first: every record matching `query`, and an
 /// [`Error::Format`] (`line N: …`, naming the file) for each damaged line. A rotated file closed well
 /// before `since` is not opened.
 pub fn read(path: &Path, query: &AuditQuery) -> Result<AuditEntries, Error> {
     let files = TrailFiles::new(path)?;
     // a writer that was mid-line when another rotated may append a record slightly later than the name
-    let margin = time::Duration::minutes(1);
+    let margin = Duration::minutes(1);
     let mut paths: Vec<PathBuf> = files
         .rotated()?
         .into_iter()
@@ -184,5 +221,65 @@ fn without_position(e: &serde_json::Error) -> String {
     match text.strip_suffix(&suffix) {
         Some(message) => format!("{message} (column {})", e.column()),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-06 07:31:02.5 UTC);
+
+    #[test]
+    fn since_reads_rfc3339_a_date_or_a_span_back_from_now() {
+        let parse = |t| AuditQuery::parse_since(t, NOW);
+        assert_eq!(
+            parse("2026-12-01T08:00:00Z").unwrap(),
+            datetime!(2026-12-01 08:00 UTC)
+        );
+        assert_eq!(
+            parse("2026-12-01T09:00:00.250+01:00").unwrap(),
+            datetime!(2026-12-01 08:00:00.25 UTC)
+        );
+        assert_eq!(
+            parse("2026-12-01").unwrap(),
+            datetime!(2026-12-01 00:00 UTC)
+        );
+        assert_eq!(parse("7d").unwrap(), datetime!(2026-11-29 07:31:02.5 UTC));
+        assert_eq!(parse("24h").unwrap(), datetime!(2026-12-05 07:31:02.5 UTC));
+        assert_eq!(parse("0h").unwrap(), NOW);
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7w",
+            "-7d",
+            "+7d",
+            "7 d",
+            "2026-13-01",
+            "2026-12-01T08:00:00",
+            "99999999999999999999d",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("since: `{bad}` is not a time")),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn since_never_panics(text in ".{0,40}") {
+            let _ = AuditQuery::parse_since(&text, NOW);
+        }
+
+        #[test]
+        fn since_spans_count_back_from_now(n in 0i64..100_000) {
+            prop_assert_eq!(AuditQuery::parse_since(&format!("{n}d"), NOW).unwrap(), NOW - Duration::days(n));
+            prop_assert_eq!(AuditQuery::parse_since(&format!("{n}h"), NOW).unwrap(), NOW - Duration::hours(n));
+        }
     }
 }
