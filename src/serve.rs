@@ -92,6 +92,8 @@ pub struct FileConfig {
     pub tls: Option<TlsFileConfig>,
     /// The listener.
     pub server: Option<ServerFileConfig>,
+    /// The audit trail (path, retention, rotation size).
+    pub audit: Option<crate::audit::AuditFileConfig>,
 }
 
 /// `[tls]`: the listener's certificate, key and client CA (PEM files).

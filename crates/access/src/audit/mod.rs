@@ -67,6 +67,11 @@ pub struct Outcome {
     pub reason: Option<String>,
 }
 
+/// `time` as the trail writes it: UTC with milliseconds, `2026-12-06T07:31:02.123Z`.
+pub fn format_time(time: OffsetDateTime) -> Result<String, time::error::Format> {
+    utc_ms::format(time)
+}
+
 /// `2026-12-06T07:31:02.123Z` both ways.
 mod utc_ms {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -75,14 +80,14 @@ mod utc_ms {
     use time::{OffsetDateTime, UtcOffset};
 
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*t).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn format(t: OffsetDateTime) -> Result<String, time::error::Format> {
         let format = format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         );
-        let text = t
-            .to_offset(UtcOffset::UTC)
-            .format(&format)
-            .map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
+        t.to_offset(UtcOffset::UTC).format(&format)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
