@@ -366,6 +366,7 @@ async fn create_inner(
     let batch_id = request.batch_id.unwrap_or_else(|| {
         mss_outbox::prepare::request_batch_id(
             &request.sender,
+            None,
             prepared.iter().map(|p| p.message.idempotency_key.as_str()),
         )
     });
@@ -377,6 +378,8 @@ async fn create_inner(
         .store
         .enqueue(
             Some(&batch_id),
+            // the client's name once the access layer hands it to this handler
+            None,
             prepared.into_iter().map(|p| p.message).collect(),
         )
         .await?;
@@ -571,6 +574,8 @@ fn prepare(
         auth_ref,
         compose,
         trust,
+        // the client's name once the access layer hands it to this handler
+        owner: None,
     };
     mss_outbox::prepare::prepare(&item, &origin).map_err(|e| ItemError::from_outbox(index, e))
 }
