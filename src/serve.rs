@@ -93,6 +93,10 @@ pub struct FileConfig {
     /// The listener.
     pub server: Option<ServerFileConfig>,
     /// The audit trail (path, retention, rotation size).
+    #[allow(
+        dead_code,
+        reason = "read once the access middleware opens the trail (issue 17)"
+    )]
     pub audit: Option<crate::audit::AuditFileConfig>,
 }
 

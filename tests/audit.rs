@@ -114,7 +114,8 @@ fn mss_audit_lists_filters_and_dumps_the_trail() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
-    files.sort_by_key(|p| p.file_name().unwrap() == "audit.jsonl");
+    // rotated files in name (time) order, the current one last
+    files.sort_by_key(|p| (p.file_name().unwrap() == "audit.jsonl", p.clone()));
     let stored: Vec<String> = files
         .iter()
         .flat_map(|f| {
