@@ -309,7 +309,10 @@ async fn outbox(
     let mut items = items.into_iter().peekable();
     while items.peek().is_some() {
         let chunk: Vec<NewMessage> = items.by_ref().take(500).collect();
-        store.enqueue(Some("bench"), chunk).await.expect("enqueue");
+        store
+            .enqueue(Some("bench"), None, chunk)
+            .await
+            .expect("enqueue");
         if runs.is_empty() {
             for i in 0..conns {
                 let mut cfg = WorkerConfig::new(format!("bench-{i}"));

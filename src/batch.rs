@@ -160,6 +160,7 @@ pub fn batch(data_dir: &Path, args: BatchArgs) -> Result<()> {
                 auth_ref: &auth_ref,
                 compose: compose.as_ref(),
                 trust: &trust,
+                owner: None,
             };
             let mut acceptance = Acceptance::new(store.as_ref(), batch_id, &items, origin);
             let refused = |item: &prepare::Item, e: &mss_outbox::Error| {

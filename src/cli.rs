@@ -48,6 +48,8 @@ pub enum Command {
     Proof(lps::ProofArgs),
     /// Clients of the REST service and their keys (add, list, revoke, rotate).
     Client(crate::client::ClientArgs),
+    /// Read the audit trail of the REST service: who sent or read what, allowed or refused.
+    Audit(crate::audit::AuditArgs),
     /// The national whitelist of the espace de confiance (docs/mssante.md M8).
     #[command(subcommand)]
     Whitelist(whitelist::WhitelistCommand),
@@ -69,6 +71,10 @@ impl Cli {
             // the data directory may also come from the configuration file
             return serve::serve(self.data, args);
         }
+        if let Command::Audit(args) = self.command {
+            // so may the trail's place
+            return crate::audit::run(self.data, args);
+        }
         let data_dir = data::data_dir(self.data)?;
         match self.command {
             Command::Import(args) => directory::import(&data_dir, args),
@@ -85,7 +91,7 @@ impl Cli {
             Command::LdapLdif(args) => ldap::ldif(args),
             Command::FhirSync(args) => fhir::sync(&data_dir, args),
             Command::FhirFixtures(args) => fhir::fixtures(args),
-            Command::Serve(_) => unreachable!("handled above"),
+            Command::Serve(_) | Command::Audit(_) => unreachable!("handled above"),
         }
     }
 }

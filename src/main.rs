@@ -1,6 +1,7 @@
 //! `mss`: the command-line face of mss. Argument parsing, wiring and progress bars only; the work is done by
 //! the library crates (`mss-annuaire`, `mss-index`, `mss-api`).
 
+mod audit;
 mod batch;
 mod cli;
 mod client;

@@ -96,6 +96,8 @@ pub struct FileConfig {
     pub server: Option<ServerFileConfig>,
     /// Client keys and the directory's access.
     pub access: Option<crate::client::AccessFileConfig>,
+    /// The audit trail (path, retention, rotation size).
+    pub audit: Option<crate::audit::AuditFileConfig>,
 }
 
 /// `[tls]`: the listener's certificate, key and client CA (PEM files).
@@ -227,8 +229,20 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             burst: access_file.directory_burst.unwrap_or(60),
             per_minute: access_file.directory_per_minute.unwrap_or(600),
         }),
-        audit: None,
+        audit: if file.audit.as_ref().and_then(|a| a.enabled) == Some(false) {
+            eprintln!(
+                "mss: warning: the audit trail is off ([audit] enabled = false): health-data requests \
+                 are not traced"
+            );
+            None
+        } else {
+            Some(std::sync::Arc::new(crate::audit::open_log(
+                &data_dir,
+                file.audit.as_ref(),
+            )?))
+        },
     };
+    let audit_log = access.audit.clone();
     let config = ApiConfig {
         cors_origins,
         ldap,
@@ -334,6 +348,11 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         let deadline = Duration::from_secs(20);
         if !workers.join(deadline).await {
             eprintln!("mss: outbox workers still busy after {deadline:?}; leaving them");
+        }
+        if let Some(log) = &audit_log
+            && let Err(e) = log.sync()
+        {
+            eprintln!("mss: warning: syncing the audit trail: {e}");
         }
         if let Err(e) = clients.save_last_used() {
             eprintln!("mss: warning: saving the keys' last use: {e}");

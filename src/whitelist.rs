@@ -53,20 +53,49 @@ pub enum WhitelistCommand {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// listeblanchemssante.xml (from ansforge/MSS-liste-blanche).
-    #[arg(long, value_name = "XML")]
-    pub xml: PathBuf,
+    #[arg(
+        long,
+        value_name = "XML",
+        requires = "checksum",
+        required_unless_present = "url"
+    )]
+    pub xml: Option<PathBuf>,
     /// Its `checksum` file (SHA-256 hex).
-    #[arg(long, value_name = "FILE")]
-    pub checksum: PathBuf,
+    #[arg(long, value_name = "FILE", requires = "xml")]
+    pub checksum: Option<PathBuf>,
+    /// Download the list instead (https://, or http:// to loopback); `--url` alone: the national
+    /// publication, raw.githubusercontent.com/ansforge/MSS-liste-blanche/main/listeblanchemssante.xml.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = mss_message::whitelist::PUBLISHED_URL,
+        conflicts_with = "xml"
+    )]
+    pub url: Option<String>,
+    /// Where its checksum is [default: the file `checksum` beside the list].
+    #[arg(long, value_name = "URL", requires = "url")]
+    pub checksum_url: Option<String>,
 }
+
+/// The list is about 620 domains (a few hundred kilobytes): anything far larger is not it.
+const MAX_XML_BYTES: u64 = 32 << 20;
+/// A SHA-256 in hex, perhaps followed by the file's name.
+const MAX_CHECKSUM_BYTES: u64 = 4096;
 
 pub fn run(data_dir: &Path, command: WhitelistCommand) -> Result<()> {
     match command {
         WhitelistCommand::Update(args) => {
-            let read =
-                |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-            let xml = read(&args.xml)?;
-            let sum = read(&args.checksum)?;
+            let (xml, sum) = match (&args.url, &args.xml, &args.checksum) {
+                (Some(url), _, _) => download(url, args.checksum_url.as_deref())?,
+                (None, Some(xml), Some(checksum)) => {
+                    let read = |p: &Path| {
+                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+                    };
+                    (read(xml)?, read(checksum)?)
+                }
+                _ => anyhow::bail!("give --xml FILE --checksum FILE, or --url"),
+            };
             let wl = mss_message::trust::install(data_dir, &xml, &String::from_utf8_lossy(&sum))?;
             eprintln!(
                 "mss: whitelist of {} installed in {} ({} domains)",
@@ -77,4 +106,23 @@ pub fn run(data_dir: &Path, command: WhitelistCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The list at `url` and its checksum (at `checksum_url`, or beside the list).
+fn download(url: &str, checksum_url: Option<&str>) -> Result<(Vec<u8>, Vec<u8>)> {
+    use mss_annuaire::publication::{FetchConfig, fetch, sibling};
+    let checksum_url = match checksum_url {
+        Some(u) => u.to_string(),
+        None => sibling(url, mss_message::whitelist::CHECKSUM_FILE)?,
+    };
+    let runtime = crate::runtime::current_thread()?;
+    runtime.block_on(async {
+        let xml = fetch(url, &FetchConfig::new(MAX_XML_BYTES))
+            .await
+            .context("downloading the whitelist")?;
+        let sum = fetch(&checksum_url, &FetchConfig::new(MAX_CHECKSUM_BYTES))
+            .await
+            .context("downloading its checksum")?;
+        Ok((xml, sum))
+    })
 }

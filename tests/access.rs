@@ -610,3 +610,172 @@ fn client_add_prints_the_key_alone_on_the_last_line_and_checks_its_arguments() {
         assert!(stdout(&out).is_empty());
     }
 }
+
+/// Every request on health data writes exactly one audit line before its answer, refused ones too, with
+/// who, what and the outcome, and never a key; a batch belongs to the client that made it.
+#[test]
+fn every_audited_request_writes_one_line_and_a_batch_is_its_clients_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let out = run(&[
+        "client",
+        "add",
+        "cardio",
+        "--clients",
+        clients.to_str().unwrap(),
+        "--scope",
+        "batches:write",
+        "--scope",
+        "batches:read",
+        "--sender",
+        "alice@sante.test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let writer = stdout(&out).lines().last().unwrap().to_string();
+    let other = add_client(&clients, "other", &["batches:write", "batches:read"]);
+    let trail = dir.path().join("trail/audit.jsonl");
+    let s = serve(
+        dir.path(),
+        &format!("[audit]\npath = {:?}\n", trail.to_str().unwrap()),
+        &[],
+    );
+    let w = keyed_client(&writer);
+    let o = keyed_client(&other);
+    let a = post_batch(&w, &s, &batch("alice@sante.test", "alice", "a1"));
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = a.json()["items"][0]["id"].as_i64().unwrap();
+    let mut wrong = writer.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+    assert_eq!(
+        post_batch(
+            &keyed_client(&wrong),
+            &s,
+            &batch("alice@sante.test", "alice", "a2")
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        post_batch(
+            &Client::new(),
+            &s,
+            &batch("alice@sante.test", "alice", "a3")
+        )
+        .status,
+        401
+    );
+    // another client neither sees the batch nor adds to it
+    assert_eq!(get(&o, &s, "/v1/batches/a1").status, 404);
+    assert_eq!(get(&o, &s, &format!("/v1/messages/{id}")).status, 404);
+    let a = post_batch(&o, &s, &batch("alice@sante.test", "alice", "a1"));
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert_eq!(a.json()["invalid-params"][0]["name"], "batch_id");
+    assert_eq!(get(&w, &s, "/v1/batches/a1?limit=0").json()["messages"], 1);
+    let m = get(&w, &s, &format!("/v1/messages/{id}"));
+    assert_eq!(m.status, 200, "{}", m.text);
+    assert_eq!(
+        post_batch(&w, &s, &batch("carol@sante.test", "carol", "c1")).status,
+        403
+    );
+    // not health data: not audited (and a key without directory:read is refused there)
+    assert_eq!(get(&w, &s, "/v1/directory/search?q=a").status, 403);
+    assert_eq!(
+        get(&Client::new(), &s, "/v1/directory/search?q=a").status,
+        200
+    );
+    assert_eq!(get(&w, &s, "/healthz").status, 200);
+
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(String, String, u64, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["client"].as_str().unwrap_or("-").to_string(),
+                l["route"].as_str().unwrap().to_string(),
+                l["outcome"]["status"].as_u64().unwrap(),
+                l["outcome"]["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let row =
+        |c: &str, r: &str, st: u64, why: &str| (c.to_string(), r.to_string(), st, why.to_string());
+    assert_eq!(
+        summary,
+        vec![
+            row("cardio", "POST /v1/batches", 202, ""),
+            row("-", "POST /v1/batches", 401, "wrong_key"),
+            row("-", "POST /v1/batches", 401, "missing_key"),
+            row("other", "GET /v1/batches/{id}", 404, "no batch \"a1\""),
+            row(
+                "other",
+                "GET /v1/messages/{id}",
+                404,
+                &format!("no message {id}")
+            ),
+            row(
+                "other",
+                "POST /v1/batches",
+                409,
+                "batch_id: \"a1\" is used by another client; choose another batch_id"
+            ),
+            row("cardio", "GET /v1/batches/{id}", 200, ""),
+            row("cardio", "GET /v1/messages/{id}", 200, ""),
+            row(
+                "cardio",
+                "POST /v1/batches",
+                403,
+                "insufficient_scope: this key may not send from carol@sante.test (its client `cardio` is limited to other mailboxes)"
+            ),
+        ],
+        "{text}"
+    );
+    let first = &lines[0];
+    assert_eq!(first["key_id"], writer[7..19]);
+    assert_eq!(first["source"], "127.0.0.1");
+    assert_eq!(first["action"], "batches.create");
+    assert_eq!(first["batch"], "a1");
+    assert_eq!(first["messages"], json!([id.to_string()]));
+    assert_eq!(first["sender"], "alice@sante.test");
+    assert_eq!(first["recipients"], json!(["bob@sante.test"]));
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        lines[1]["key_id"],
+        writer[7..19],
+        "a wrong key is named by its id"
+    );
+    assert_eq!(lines[7]["recipients"], json!(["bob@sante.test"]));
+    assert_eq!(lines[8]["sender"], "carol@sante.test");
+    for secret in [&writer, &other, &wrong] {
+        assert!(
+            !text.contains(&secret[19..]),
+            "a key's secret reached the audit trail"
+        );
+    }
+    assert!(
+        !text.contains("bonjour"),
+        "a message body reached the audit trail"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&trail).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // `mss audit` reads what the service wrote
+    let conf = dir.path().join("mss.toml");
+    let out = run(&[
+        "audit",
+        "--config",
+        conf.to_str().unwrap(),
+        "--client",
+        "other",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+}

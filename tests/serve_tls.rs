@@ -132,6 +132,8 @@ fn https_with_tls_1_2_and_1_3_from_the_configuration_file_and_no_plain_http() {
 fn client_certificates_of_the_client_ca_only_and_their_subject_logged() {
     let Some(pki) = pki() else { return };
     let dir = data("client-ca");
+    let clients = dir.join("clients.toml");
+    let key = common::add_client(&clients, "labo", &["batches:read"]);
     let app = client(pki, Some("app")).build().unwrap();
     let s = Server::start_with(
         &dir.join("data"),
@@ -143,8 +145,25 @@ fn client_certificates_of_the_client_ca_only_and_their_subject_logged() {
             &file(pki, "server.key"),
             "--client-ca",
             &file(pki, "ca.pem"),
+            "--clients",
+            clients.to_str().unwrap(),
         ],
         &app,
+    );
+    // the audit trail names the certificate's subject beside the key's client
+    let r = app
+        .get(s.url("/v1/batches/none"))
+        .header("x-api-key", &key)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let trail = std::fs::read_to_string(dir.join("data/audit.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(trail.trim()).unwrap();
+    assert_eq!(line["client"], "labo");
+    let subject = line["certificate"].as_str().unwrap();
+    assert!(
+        subject.contains("O=LABORATOIRE TEST") && subject.contains("CN=labo.app.sante.test"),
+        "{subject}"
     );
     assert_eq!(healthz(&app, &s).unwrap(), "ok\n");
     let logged = stderr_so_far(&s);

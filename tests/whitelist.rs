@@ -214,3 +214,123 @@ fn a_whitelist_whose_checksum_differs_installs_nothing() {
     let (o, written) = compose(&data, dir.path(), "x@gmail.com");
     assert!(!written && stderr(&o).contains("outside the espace de confiance"));
 }
+
+/// A local HTTP server publishing a list of `gmail.com` (and the example's other domains) as the ANS does (`/lb/listeblanchemssante.xml` and
+/// `/lb/checksum`), and the same list beside a wrong checksum (`/bad/…`). Returns its base URL and the XML.
+fn publication_server() -> (String, Vec<u8>) {
+    use axum::Router;
+    use axum::routing::get;
+    use sha2::Digest;
+    let xml =
+        mss_testing::whitelist_xml(&["gmail.com", "medecin.mssante.fr", "chu-exemple.mssante.fr"])
+            .into_bytes();
+    // the national file holds the bare hex digest, without a newline
+    let good = mss_types::hex(&sha2::Sha256::digest(&xml));
+    let bad = "0".repeat(64);
+    let (x1, x2) = (xml.clone(), xml.clone());
+    let app = Router::new()
+        .route(
+            "/lb/listeblanchemssante.xml",
+            get(move || async move { x1 }),
+        )
+        .route("/lb/checksum", get(move || async move { good }))
+        .route(
+            "/bad/listeblanchemssante.xml",
+            get(move || async move { x2 }),
+        )
+        .route("/bad/checksum", get(move || async move { bad }));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (base, xml)
+}
+
+fn update(data: &Path, args: &[&str]) -> std::process::Output {
+    mss()
+        .args(["--data", data.to_str().unwrap(), "whitelist", "update"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_whitelist_downloaded_with_its_checksum_is_installed() {
+    let (base, xml) = publication_server();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = update(
+        &data,
+        &["--url", &format!("{base}/lb/listeblanchemssante.xml")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(3 domains)"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(data.join("listeblanchemssante.xml")).unwrap(),
+        xml
+    );
+    // now the listed domain is inside
+    let (o, written) = compose(&data, dir.path(), "x@gmail.com");
+    assert!(written, "{}", stderr(&o));
+
+    // a checksum named apart
+    let other = dir.path().join("other");
+    let o = update(
+        &other,
+        &[
+            "--url",
+            &format!("{base}/bad/listeblanchemssante.xml"),
+            "--checksum-url",
+            &format!("{base}/lb/checksum"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(other.join("listeblanchemssante.xml")).unwrap(),
+        xml
+    );
+}
+
+#[test]
+fn a_downloaded_whitelist_that_does_not_verify_installs_nothing() {
+    let (base, _) = publication_server();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = update(
+        &data,
+        &["--url", &format!("{base}/bad/listeblanchemssante.xml")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("file refused"), "{}", stderr(&o));
+    let leftovers = std::fs::read_dir(&data).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "something was written in the data directory");
+
+    let missing = format!("{base}/nowhere/listeblanchemssante.xml");
+    let o = update(&data, &["--url", &missing]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!("mss: error: downloading the whitelist: {missing}: HTTP 404 Not Found\n")
+    );
+    // the list over plain HTTP from elsewhere than loopback could be swapped with its checksum
+    let o = update(
+        &data,
+        &["--url", "http://example.com/listeblanchemssante.xml"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "mss: error: http://example.com/listeblanchemssante.xml: only https:// is accepted \
+         (http:// only to a loopback address)\n"
+    );
+    assert!(!data.join("listeblanchemssante.xml").exists());
+}

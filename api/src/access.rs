@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mss_access::Scope;
-use mss_access::audit::{AuditRecord, AuditSink, Outcome};
+use mss_access::audit::{AuditLog, AuditRecord, Outcome};
 use mss_access::clients::{Client, Clients, KeyKind};
 use mss_access::limit::Buckets;
 use mss_types::MailAddress;
@@ -60,7 +60,7 @@ pub struct AccessConfig {
     /// service listens on loopback only).
     pub directory_rate: Option<Rate>,
     /// The audit trail (none: not written; the service always sets one).
-    pub audit: Option<Arc<dyn AuditSink>>,
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for AccessConfig {
@@ -238,6 +238,11 @@ impl utoipa::Modify for SecurityDoc {
 pub(crate) struct Caller(pub(crate) Option<Arc<Client>>);
 
 impl Caller {
+    /// The client's name (the owner of what it creates).
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.0.as_deref().map(|c| c.name.as_str())
+    }
+
     /// 403 unless the client may send from `sender`.
     pub(crate) fn check_sender(&self, sender: &MailAddress) -> Result<(), Problem> {
         match &self.0 {

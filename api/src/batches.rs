@@ -186,6 +186,7 @@ pub async fn create(
 )]
 pub async fn batch(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -210,6 +211,8 @@ pub async fn batch(
         .store
         .batch(&id, offset, limit)
         .await?
+        // another client's batch is as absent as one that never was
+        .filter(|b| b.owner.as_deref() == caller.name())
         .ok_or_else(|| Problem::not_found(format!("no batch {id:?}")))?;
     for m in &status.items {
         note.message(m.id);
@@ -234,6 +237,7 @@ pub async fn batch(
 )]
 pub async fn message(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
 ) -> Result<Json<MessageStatus>, Problem> {
@@ -249,6 +253,7 @@ pub async fn message(
         .store
         .message(key)
         .await?
+        .filter(|m| m.owner.as_deref() == caller.name())
         .ok_or_else(|| Problem::not_found(format!("no message {key}")))?;
     if let Some(batch) = &status.batch {
         note.batch(batch);
@@ -365,12 +370,24 @@ async fn create_inner(
     let compose = outbox.compose.clone();
     let trust = outbox.trust.clone();
     let items = request.items;
+    // what a client creates is its own: another client neither sees it nor adds to it
+    let owner = caller.name().map(str::to_owned);
+    let owner_of_items = owner.clone();
     // composing thousands of XDM messages is CPU work: off the async threads
     let prepared = tokio::task::spawn_blocking(move || {
+        let owner = owner_of_items.as_deref();
         let mut ok = Vec::with_capacity(items.len());
         let mut refused = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
-            match prepare(index, item, &sender, &auth_ref, compose.as_ref(), &trust) {
+            match prepare(
+                index,
+                item,
+                &sender,
+                &auth_ref,
+                compose.as_ref(),
+                &trust,
+                owner,
+            ) {
                 Ok(p) => ok.push(p),
                 Err(e) => refused.push(e),
             }
@@ -386,6 +403,7 @@ async fn create_inner(
     let batch_id = request.batch_id.unwrap_or_else(|| {
         mss_outbox::prepare::request_batch_id(
             &request.sender,
+            owner.as_deref(),
             prepared.iter().map(|p| p.message.idempotency_key.as_str()),
         )
     });
@@ -399,6 +417,7 @@ async fn create_inner(
         .store
         .enqueue(
             Some(&batch_id),
+            owner.as_deref(),
             prepared.into_iter().map(|p| p.message).collect(),
         )
         .await?;
@@ -537,6 +556,7 @@ fn prepare(
     auth_ref: &str,
     compose: Option<&ComposeConfig>,
     trust: &Trust,
+    owner: Option<&str>,
 ) -> Result<Prepared, ItemError> {
     // the default key hashes the item as sent (with its position: two equal letters are two messages)
     let canonical = item.to_string();
@@ -594,6 +614,7 @@ fn prepare(
         auth_ref,
         compose,
         trust,
+        owner,
     };
     mss_outbox::prepare::prepare(&item, &origin).map_err(|e| ItemError::from_outbox(index, e))
 }
@@ -620,7 +641,8 @@ mod tests {
     #[test]
     fn a_ready_message_goes_to_its_header_recipients_without_bcc() {
         let item = serde_json::json!({ "message": eml("bob@sante.test"), "idempotency_key": "k1" });
-        let p = prepare(0, item, &sender(), "senders:labo", None, &trust()).expect("prepared");
+        let p =
+            prepare(0, item, &sender(), "senders:labo", None, &trust(), None).expect("prepared");
         assert_eq!(p.key, "k1");
         assert_eq!(p.message.idempotency_key, "labo@sante.test/k1");
         assert_eq!(p.message.label, "k1");
@@ -659,6 +681,7 @@ mod tests {
                 "senders:labo",
                 Some(&cfg),
                 &trust(),
+                None,
             )
             .err()
             .unwrap_or_else(|| panic!("{item} accepted"));
@@ -670,13 +693,13 @@ mod tests {
     #[test]
     fn default_keys_differ_by_position_and_content() {
         let item = serde_json::json!({ "message": eml("bob@sante.test") });
-        let a = prepare(0, item.clone(), &sender(), "r", None, &trust())
+        let a = prepare(0, item.clone(), &sender(), "r", None, &trust(), None)
             .expect("a")
             .key;
-        let b = prepare(1, item.clone(), &sender(), "r", None, &trust())
+        let b = prepare(1, item.clone(), &sender(), "r", None, &trust(), None)
             .expect("b")
             .key;
-        let again = prepare(0, item, &sender(), "r", None, &trust())
+        let again = prepare(0, item, &sender(), "r", None, &trust(), None)
             .expect("again")
             .key;
         assert_ne!(a, b);
@@ -697,7 +720,7 @@ mod tests {
         fn any_item_is_prepared_or_refused_with_its_index(text in "\\PC{0,120}", index in 0usize..20_000) {
             let item = serde_json::from_str::<serde_json::Value>(&text)
                 .unwrap_or(serde_json::Value::String(text));
-            if let Err(e) = prepare(index, item, &sender(), "r", None, &trust()) {
+            if let Err(e) = prepare(index, item, &sender(), "r", None, &trust(), None) {
                 let prefix = format!("items[{index}]");
                 prop_assert!(e.name.starts_with(&prefix));
             }
@@ -706,7 +729,7 @@ mod tests {
         #[test]
         fn any_base64_message_is_prepared_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let item = serde_json::json!({ "message": base64::engine::general_purpose::STANDARD.encode(&bytes) });
-            if let Err(e) = prepare(0, item, &sender(), "r", None, &trust()) {
+            if let Err(e) = prepare(0, item, &sender(), "r", None, &trust(), None) {
                 prop_assert!(e.name.starts_with("items[0]"));
             }
         }

@@ -241,6 +241,11 @@ impl From<mss_outbox::Error> for Problem {
             mss_outbox::Error::Invalid { field, reason } => Problem::invalid_param(&field, reason),
             mss_outbox::Error::Refused { field, reason } => Problem::unprocessable(&field, reason),
             mss_outbox::Error::Unconfigured { reason, .. } => Problem::not_configured(reason),
+            mss_outbox::Error::BatchOwner { batch } => Problem::param(
+                StatusCode::CONFLICT,
+                "batch_id",
+                format!("{batch:?} is used by another client; choose another batch_id"),
+            ),
             other => Problem::internal(&other),
         }
     }

@@ -13,7 +13,9 @@
 //!   the attribute mapping as data, live search that flags partial answers, and the harvest that collects
 //!   every entry despite the 100-entry cap;
 //! - [`fhir`] (feature `fhir`, on by default): the Annuaire Santé FHIR API v2 (docs/mssante.md D3): typed R4
-//!   resources, their mapping to entries, a client (API key, 17 requests/s, retries), full and delta sync.
+//!   resources, their mapping to entries, a client (API key, 17 requests/s, retries), full and delta sync;
+//! - [`publication`] (feature `publication`, on by default): files the ANS publishes, fetched whole over
+//!   HTTPS (the national whitelist and its checksum).
 //!
 //! It depends on no other mss crate: the index, the REST API and the CLI all build on it.
 
@@ -25,6 +27,8 @@ pub mod fhir;
 pub mod ldap;
 pub mod model;
 mod prehashed;
+#[cfg(feature = "publication")]
+pub mod publication;
 pub mod sink;
 
 pub use model::{
@@ -166,6 +170,16 @@ pub enum Error {
     /// Unusable FHIR settings: base URL, API key, state file, delta window.
     #[error("FHIR configuration: {0}")]
     FhirConfig(String),
+    /// A published file could not be downloaded (bad URL, status, size, network).
+    #[error("{url}: {reason}")]
+    Download {
+        /// The file's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+        /// The network failed, or the server was busy or failing: later may succeed.
+        transient: bool,
+    },
 }
 
 impl Error {
@@ -193,6 +207,7 @@ impl Error {
             | Error::LdapTimeout { .. }
             | Error::FhirNetwork { .. }
             | Error::FhirTimeout { .. } => true,
+            Error::Download { transient, .. } => *transient,
             // 429: over the rate limit; 5xx: the server or the gateway failed
             Error::FhirOutcome { status, .. } => *status == 429 || *status >= 500,
             Error::LdapOperation { code, .. } | Error::LdapBind { code, .. } => {

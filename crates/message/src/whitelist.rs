@@ -10,6 +10,14 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Where the ANS publishes the list: the `main` branch of `ansforge/MSS-liste-blanche`, its
+/// [`CHECKSUM_FILE`] beside it.
+pub const PUBLISHED_URL: &str =
+    "https://raw.githubusercontent.com/ansforge/MSS-liste-blanche/main/listeblanchemssante.xml";
+
+/// The name of the file holding the list's SHA-256, beside the list.
+pub const CHECKSUM_FILE: &str = "checksum";
+
 const NAMESPACE: &str = "https://listeblanche.mssante.fr/schema";
 const ROOT: &str = "ListeBlancheMSSante";
 

@@ -66,6 +66,13 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// Items for a batch that another client created (or, for the command line, a client's batch): nothing
+    /// was stored. The other owner is not named.
+    #[error("the batch {batch:?} belongs to another client")]
+    BatchOwner {
+        /// The batch.
+        batch: String,
+    },
 }
 
 impl Error {
@@ -83,7 +90,10 @@ impl Error {
             Error::Mailbox(e) => e.is_permanent(),
             other => matches!(
                 other,
-                Error::Invalid { .. } | Error::Refused { .. } | Error::Input { .. }
+                Error::Invalid { .. }
+                    | Error::Refused { .. }
+                    | Error::Input { .. }
+                    | Error::BatchOwner { .. }
             ),
         }
     }

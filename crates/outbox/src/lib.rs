@@ -100,10 +100,17 @@ pub trait Store: Send + Sync {
     /// again when the hold is dropped or its process ends, however it ends.
     async fn hold_worker_name(&self, name: &str) -> Result<Option<WorkerNameHold>>;
 
-    /// Persists messages, in one transaction, under `batch` when given (the batch is created if new).
+    /// Persists messages, in one transaction, under `batch` when given (the batch is created if new,
+    /// belonging to `owner`: the REST client that sends it; none for the command line). An existing batch
+    /// of another owner takes nothing: [`Error::BatchOwner`], nothing stored. An owner needs a batch.
     /// An item whose idempotency key is already known is not stored again: its answer is
     /// [`Accepted::Existing`] with the key of the first one.
-    async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>>;
+    async fn enqueue(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+    ) -> Result<Vec<Accepted>>;
 
     /// Leases up to `max` recipients ready to go (queued, deferred and due, or sending with an expired
     /// lease), of `sender` only when given, skipping paused senders; they become `sending`, owned by

@@ -361,6 +361,9 @@ pub struct MessageStatus {
     /// Why its sender is paused, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<String>,
+    /// The client its batch belongs to (none: the command line's, or no batch); never shown in answers.
+    #[serde(skip)]
+    pub owner: Option<String>,
     /// Recipients.
     pub recipients: Vec<RecipientStatus>,
 }
@@ -373,6 +376,9 @@ pub struct BatchStatus {
     pub id: String,
     /// Created at (ms since the epoch).
     pub created_ms: i64,
+    /// The client that created it (none: the command line's); never shown in answers.
+    #[serde(skip)]
+    pub owner: Option<String>,
     /// Number of messages.
     pub messages: u64,
     /// Recipients by state.

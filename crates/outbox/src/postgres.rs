@@ -16,12 +16,13 @@ use crate::model::{
     NewMessage, Outcome, Pause, State, StatusRow, group_leased, group_statuses, recipient_status,
     stored_address,
 };
-use crate::sqlite::{cursor_from, receipt_sources};
+use crate::sqlite::{check_owner_has_batch, cursor_from, receipt_sources};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY,
-  created_ms BIGINT NOT NULL
+  created_ms BIGINT NOT NULL,
+  owner TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
   id BIGSERIAL PRIMARY KEY,
@@ -41,6 +42,13 @@ DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
                  AND table_name = 'messages' AND column_name = 'dsn') THEN
     ALTER TABLE messages ADD COLUMN dsn BOOLEAN NOT NULL DEFAULT TRUE;
+  END IF;
+END $$;
+-- and before batches had owners: theirs are the command line's
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                 AND table_name = 'batches' AND column_name = 'owner') THEN
+    ALTER TABLE batches ADD COLUMN owner TEXT;
   END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch, id);
@@ -173,7 +181,8 @@ fn counts_from(rows: &[tokio_postgres::Row]) -> Result<Counts> {
 }
 
 const STATUS_COLUMNS: &str = "m.id, m.batch, m.label, m.idempotency_key, m.sender, m.message_id, \
-     m.created_ms, p.reason, r.address, r.state, r.attempts, r.due_ms, r.reason, r.reply, r.updated_ms";
+     m.created_ms, p.reason, r.address, r.state, r.attempts, r.due_ms, r.reason, r.reply, r.updated_ms, \
+     b.owner";
 
 fn statuses(rows: &[tokio_postgres::Row]) -> Result<Vec<MessageStatus>> {
     let mut out = Vec::with_capacity(rows.len());
@@ -188,6 +197,7 @@ fn statuses(rows: &[tokio_postgres::Row]) -> Result<Vec<MessageStatus>> {
                 message_id: row.try_get(5)?,
                 created_ms: row.try_get(6)?,
                 paused: row.try_get(7)?,
+                owner: row.try_get(15)?,
                 recipients: Vec::new(),
             },
             recipient: recipient_status(
@@ -235,7 +245,13 @@ impl crate::Store for PostgresStore {
         Ok(locked.then(|| crate::WorkerNameHold::new(session, Some(held))))
     }
 
-    async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>> {
+    async fn enqueue(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+    ) -> Result<Vec<Accepted>> {
+        check_owner_has_batch(batch, owner)?;
         for item in &items {
             item.validate()?;
         }
@@ -244,10 +260,23 @@ impl crate::Store for PostgresStore {
         let tx = c.transaction().await?;
         if let Some(b) = batch {
             tx.execute(
-                "INSERT INTO batches (id, created_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&b, &now],
+                "INSERT INTO batches (id, created_ms, owner) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&b, &now, &owner],
             )
             .await?;
+            // a batch created meanwhile by another transaction is committed by now (the insert waited
+            // for it), and an owner never changes: this read is the batch's owner; leaving with the
+            // error rolls everything back
+            let stored: Option<String> = tx
+                .query_one("SELECT owner FROM batches WHERE id = $1", &[&b])
+                .await?
+                .try_get(0)?;
+            if stored.as_deref() != owner {
+                return Err(Error::BatchOwner {
+                    batch: b.to_owned(),
+                });
+            }
         }
         let insert = tx
             .prepare(
@@ -487,12 +516,16 @@ impl crate::Store for PostgresStore {
             .start()
             .await?;
         let Some(row) = tx
-            .query_opt("SELECT created_ms FROM batches WHERE id = $1", &[&id])
+            .query_opt(
+                "SELECT created_ms, owner FROM batches WHERE id = $1",
+                &[&id],
+            )
             .await?
         else {
             return Ok(None);
         };
         let created_ms: i64 = row.try_get(0)?;
+        let owner: Option<String> = row.try_get(1)?;
         let messages: i64 = tx
             .query_one("SELECT COUNT(*) FROM messages WHERE batch = $1", &[&id])
             .await?
@@ -513,7 +546,8 @@ impl crate::Store for PostgresStore {
                     "SELECT {STATUS_COLUMNS} FROM \
                      (SELECT * FROM messages WHERE batch = $1 ORDER BY id LIMIT $2 OFFSET $3) m \
                      JOIN recipients r ON r.message = m.id \
-                     LEFT JOIN paused p ON p.sender = m.sender ORDER BY m.id, r.id"
+                     LEFT JOIN paused p ON p.sender = m.sender \
+                     LEFT JOIN batches b ON b.id = m.batch ORDER BY m.id, r.id"
                 ),
                 &[&id, &limit, &offset],
             )
@@ -523,6 +557,7 @@ impl crate::Store for PostgresStore {
         Ok(Some(BatchStatus {
             id: id.to_owned(),
             created_ms,
+            owner,
             messages: u64_of(messages),
             counts,
             items,
@@ -535,7 +570,8 @@ impl crate::Store for PostgresStore {
             .query(
                 &format!(
                     "SELECT {STATUS_COLUMNS} FROM messages m JOIN recipients r ON r.message = m.id \
-                     LEFT JOIN paused p ON p.sender = m.sender WHERE m.id = $1 ORDER BY r.id"
+                     LEFT JOIN paused p ON p.sender = m.sender \
+                     LEFT JOIN batches b ON b.id = m.batch WHERE m.id = $1 ORDER BY r.id"
                 ),
                 &[&key],
             )

@@ -77,6 +77,9 @@ pub struct Origin<'a> {
     /// The espace de confiance a ready message's envelope must stay in (docs/mssante.md M8); compose
     /// requests are checked by their [`ComposeConfig::trust`].
     pub trust: &'a Trust,
+    /// The REST client sending the items (none: the command line). Its batches are its own, and so are
+    /// its idempotency keys: two clients sending the same items do not find each other's.
+    pub owner: Option<&'a str>,
 }
 
 /// An item ready for the store, and its key as the caller knows it.
@@ -126,6 +129,15 @@ pub fn idempotency_key(sender: &MailAddress, item: &Item) -> Result<(String, Str
             (key.clone(), key)
         }
     })
+}
+
+/// A stored key scoped to its owner: `3:dpi/alice@x.fr/k1` (the owner's length first, so no pair of owner
+/// and key reads as another's); unowned keys stay as they were.
+pub fn owned_key(owner: Option<&str>, stored: String) -> String {
+    match owner {
+        Some(owner) => format!("{}:{owner}/{stored}", owner.len()),
+        None => stored,
+    }
 }
 
 /// Items written to the store per transaction by [`Acceptance`]: sending may start after the first one.
@@ -195,7 +207,11 @@ impl<'a> Acceptance<'a> {
             return None;
         }
         if !chunk.is_empty() {
-            match self.store.enqueue(Some(self.batch_id), chunk).await {
+            match self
+                .store
+                .enqueue(Some(self.batch_id), self.origin.owner, chunk)
+                .await
+            {
                 Ok(outcomes) => {
                     for a in outcomes {
                         match a {
@@ -232,6 +248,7 @@ fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
 pub fn prepare(item: &Item, origin: &Origin<'_>) -> Result<Prepared> {
     let sender = origin.sender;
     let (key, idempotency_key) = idempotency_key(sender, item)?;
+    let idempotency_key = owned_key(origin.owner, idempotency_key);
     let (content, message_id, recipients, dsn) = match &item.content {
         Content::Message(bytes) => {
             let Some(id) = mss_lps::message_id(bytes) else {
@@ -360,9 +377,21 @@ pub fn input_batch_id(sender: &MailAddress, input: &Path) -> String {
     )
 }
 
-/// The batch of a request that names none: the same sender and keys name the same batch.
-pub fn request_batch_id<'a>(sender: &str, keys: impl IntoIterator<Item = &'a str>) -> String {
+/// The batch of a request that names none: the same owner, sender and keys name the same batch. An
+/// owner's batches are apart from other owners' and from unowned ones (whose ids are those of earlier
+/// versions).
+pub fn request_batch_id<'a>(
+    sender: &str,
+    owner: Option<&str>,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> String {
     let mut h = Sha256::new();
+    if let Some(owner) = owner {
+        // an address never starts with NUL: no owned input reads as an unowned one
+        h.update(b"\0owner");
+        h.update((owner.len() as u64).to_be_bytes());
+        h.update(owner.as_bytes());
+    }
     h.update(sender.as_bytes());
     for k in keys {
         h.update((k.len() as u64).to_be_bytes());
@@ -510,6 +539,7 @@ mod tests {
             auth_ref: "token:labo",
             compose: None,
             trust: &trust,
+            owner: None,
         };
         let mut refused = Vec::new();
         let mut after_each = Vec::new();
@@ -605,6 +635,52 @@ mod tests {
     }
 
     #[test]
+    fn a_request_batch_id_is_the_earlier_one_without_an_owner_and_apart_with_one() {
+        let keys = ["alice@sante.test/k1", "alice@sante.test/k2"];
+        // SHA-256 over the sender and the length-prefixed keys: what the service always derived
+        let mut h = Sha256::new();
+        h.update(b"alice@sante.test");
+        for k in keys {
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k.as_bytes());
+        }
+        let unowned = request_batch_id("alice@sante.test", None, keys);
+        assert_eq!(unowned, format!("api-{}", &hex(&h.finalize())[..20]));
+        assert_eq!(unowned, "api-453aefcb2eb08cb9c691");
+        let dpi = request_batch_id("alice@sante.test", Some("dpi"), keys);
+        let rdv = request_batch_id("alice@sante.test", Some("rdv"), keys);
+        assert!(dpi.starts_with("api-") && dpi.len() == unowned.len());
+        assert_ne!(dpi, unowned);
+        assert_ne!(dpi, rdv);
+        assert_eq!(dpi, request_batch_id("alice@sante.test", Some("dpi"), keys));
+    }
+
+    #[test]
+    fn an_owner_has_its_own_idempotency_keys() {
+        let trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
+        let origin = Origin {
+            sender: &sender(),
+            auth_ref: "token:labo",
+            compose: None,
+            trust: &trust,
+            owner: None,
+        };
+        let given = Item {
+            key: KeySource::Given("k1".into()),
+            ..item("a.eml", Content::Message(eml("bob@sante.test")))
+        };
+        let stored = |owner| {
+            let p = prepare(&given, &Origin { owner, ..origin }).expect("prepared");
+            assert_eq!(p.key, "k1");
+            p.message.idempotency_key
+        };
+        assert_eq!(stored(None), "labo@sante.test/k1");
+        assert_eq!(stored(Some("dpi")), "3:dpi/labo@sante.test/k1");
+        assert_eq!(stored(Some("dpi/x")), "5:dpi/x/labo@sante.test/k1");
+        assert_eq!(owned_key(None, "abc".into()), "abc");
+    }
+
+    #[test]
     fn a_bad_item_of_a_batch_run_is_refused_by_itself_naming_the_field() {
         let cfg = ComposeConfig::new("NIL");
         let trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
@@ -613,6 +689,7 @@ mod tests {
             auth_ref: "token:labo@sante.test",
             compose: Some(&cfg),
             trust: &trust,
+            owner: None,
         };
         let ok = prepare(
             &item("a.eml", Content::Message(eml("bob@sante.test"))),
@@ -672,6 +749,7 @@ mod tests {
                     auth_ref: "token:labo",
                     compose: None,
                     trust,
+                    owner: None,
                 },
             )
         };

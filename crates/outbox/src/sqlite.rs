@@ -24,7 +24,8 @@ use crate::spool::{Place, Spool};
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY,
-  created_ms INTEGER NOT NULL
+  created_ms INTEGER NOT NULL,
+  owner TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -174,11 +175,13 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
-        add_column(&conn, "dsn", "INTEGER NOT NULL DEFAULT 1")?;
+        add_column(&conn, "messages", "dsn", "INTEGER NOT NULL DEFAULT 1")?;
         // and before the spool: their messages keep their bytes in `content`
-        add_column(&conn, "spool", "TEXT")?;
-        add_column(&conn, "spool_offset", "INTEGER")?;
-        add_column(&conn, "spool_len", "INTEGER")?;
+        add_column(&conn, "messages", "spool", "TEXT")?;
+        add_column(&conn, "messages", "spool_offset", "INTEGER")?;
+        add_column(&conn, "messages", "spool_len", "INTEGER")?;
+        // and before batches had owners: theirs are the command line's
+        add_column(&conn, "batches", "owner", "TEXT")?;
         Ok((conn, mode))
     }
 
@@ -202,6 +205,29 @@ impl SqliteStore {
     }
 }
 
+/// An owner is a batch's: a message outside any batch has none.
+pub(crate) fn check_owner_has_batch(batch: Option<&str>, owner: Option<&str>) -> Result<()> {
+    if batch.is_none() && owner.is_some() {
+        return Err(Error::invalid("owner", "an owned message needs a batch"));
+    }
+    Ok(())
+}
+
+/// Refuses items for `batch` when it exists and belongs to someone other than `owner`.
+fn check_batch_owner(conn: &Connection, batch: &str, owner: Option<&str>) -> Result<()> {
+    let stored: Option<Option<String>> = conn
+        .query_row("SELECT owner FROM batches WHERE id = ?1", [batch], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match stored {
+        Some(stored) if stored.as_deref() != owner => Err(Error::BatchOwner {
+            batch: batch.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `f` on a blocking thread: the connection's work and the spool's file I/O.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -211,18 +237,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         })?
 }
 
-/// Adds `column` to `messages` when an outbox made before it lacks it.
-fn add_column(conn: &Connection, column: &str, definition: &str) -> rusqlite::Result<()> {
+/// Adds `column` to `table` when an outbox made before it lacks it.
+fn add_column(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> rusqlite::Result<()> {
     let has = |conn: &Connection| -> rusqlite::Result<bool> {
         conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('messages') WHERE name = ?1)",
-            [column],
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
             |r| r.get(0),
         )
     };
     if !has(conn)?
         && let Err(e) =
-            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {definition}"))
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
         // another process opening the same file may have added it first
         && !has(conn)?
     {
@@ -248,7 +279,8 @@ fn counts_from(rows: Vec<(String, i64)>) -> Result<Counts> {
 }
 
 const STATUS_COLUMNS: &str = "m.id, m.batch, m.label, m.idempotency_key, m.sender, m.message_id, \
-     m.created_ms, p.reason, r.address, r.state, r.attempts, r.due_ms, r.reason, r.reply, r.updated_ms";
+     m.created_ms, p.reason, r.address, r.state, r.attempts, r.due_ms, r.reason, r.reply, r.updated_ms, \
+     b.owner";
 
 fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StatusRow> {
     Ok(StatusRow {
@@ -261,6 +293,7 @@ fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StatusRow> {
             message_id: row.get(5)?,
             created_ms: row.get(6)?,
             paused: row.get(7)?,
+            owner: row.get(15)?,
             recipients: Vec::new(),
         },
         recipient: recipient_status(
@@ -331,15 +364,27 @@ impl crate::Store for SqliteStore {
         .await
     }
 
-    async fn enqueue(&self, batch: Option<&str>, items: Vec<NewMessage>) -> Result<Vec<Accepted>> {
+    async fn enqueue(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+    ) -> Result<Vec<Accepted>> {
+        check_owner_has_batch(batch, owner)?;
         for item in &items {
             item.validate()?;
         }
         // the bytes of the items not accepted before go to the spool first, without holding the connection
         // the workers need; then one short transaction points the rows at them
         let keys: Vec<String> = items.iter().map(|i| i.idempotency_key.clone()).collect();
+        let (batch, owner) = (batch.map(str::to_owned), owner.map(str::to_owned));
+        let (claim_batch, claim_owner) = (batch.clone(), owner.clone());
         let known: Vec<bool> = self
             .run(move |conn| {
+                // another owner's batch: refused before any byte is spooled (checked again below)
+                if let Some(b) = &claim_batch {
+                    check_batch_owner(conn, b, claim_owner.as_deref())?;
+                }
                 let mut existing =
                     conn.prepare_cached("SELECT 1 FROM messages WHERE idempotency_key = ?1")?;
                 let known = keys
@@ -369,16 +414,18 @@ impl crate::Store for SqliteStore {
             .iter()
             .map(|known| if *known { None } else { places.next() })
             .collect();
-        let batch = batch.map(str::to_owned);
         let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
             let now = clock.now_ms();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(b) = &batch {
                 tx.execute(
-                    "INSERT INTO batches (id, created_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    params![b, now],
+                    "INSERT INTO batches (id, created_ms, owner) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT DO NOTHING",
+                    params![b, now, owner],
                 )?;
+                // the immediate transaction makes this check and the inserts below one step
+                check_batch_owner(&tx, b, owner.as_deref())?;
             }
             let mut out = Vec::with_capacity(items.len());
             {
@@ -697,10 +744,12 @@ impl crate::Store for SqliteStore {
         let id = id.to_owned();
         self.run(move |conn| {
             let tx = conn.transaction()?;
-            let Some(created_ms) = tx
-                .query_row("SELECT created_ms FROM batches WHERE id = ?1", [&id], |r| {
-                    r.get::<_, i64>(0)
-                })
+            let Some((created_ms, owner)) = tx
+                .query_row(
+                    "SELECT created_ms, owner FROM batches WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
                 .optional()?
             else {
                 return Ok(None);
@@ -723,7 +772,8 @@ impl crate::Store for SqliteStore {
                     "SELECT {STATUS_COLUMNS} FROM \
                      (SELECT * FROM messages WHERE batch = ?1 ORDER BY id LIMIT ?2 OFFSET ?3) m \
                      JOIN recipients r ON r.message = m.id \
-                     LEFT JOIN paused p ON p.sender = m.sender ORDER BY m.id, r.id"
+                     LEFT JOIN paused p ON p.sender = m.sender \
+                     LEFT JOIN batches b ON b.id = m.batch ORDER BY m.id, r.id"
                 ))?;
                 let rows = q
                     .query_map(
@@ -740,6 +790,7 @@ impl crate::Store for SqliteStore {
             Ok(Some(BatchStatus {
                 id,
                 created_ms,
+                owner,
                 messages: u64::try_from(messages).unwrap_or(0),
                 counts,
                 items,
@@ -752,7 +803,8 @@ impl crate::Store for SqliteStore {
         self.run(move |conn| {
             let mut q = conn.prepare_cached(&format!(
                 "SELECT {STATUS_COLUMNS} FROM messages m JOIN recipients r ON r.message = m.id \
-                 LEFT JOIN paused p ON p.sender = m.sender WHERE m.id = ?1 ORDER BY r.id"
+                 LEFT JOIN paused p ON p.sender = m.sender LEFT JOIN batches b ON b.id = m.batch \
+                 WHERE m.id = ?1 ORDER BY r.id"
             ))?;
             let rows = q
                 .query_map([key], status_row)?

@@ -34,7 +34,7 @@ From: alice@sante.test\r\nSubject: k\r\n\r\n--B1.1/mail.sante.test--\r\n"
 
 async fn sent(store: &dyn Store, key: &str, to: &[&str]) -> i64 {
     let acc = store
-        .enqueue(None, vec![msg(key, "alice@sante.test", to)])
+        .enqueue(None, None, vec![msg(key, "alice@sante.test", to)])
         .await
         .expect("enqueue");
     let leased = store

@@ -68,6 +68,9 @@ suite!(
     a_renewed_lease_is_kept_past_its_first_expiry,
     concurrent_workers_never_lease_the_same_recipient,
     a_worker_name_is_held_by_one_live_process_at_a_time,
+    a_batch_and_its_messages_belong_to_the_client_that_created_it,
+    another_owner_adds_nothing_to_a_batch,
+    two_owners_racing_for_one_batch_id_leave_it_to_one,
 );
 
 /// Something that opens a second, independent handle on the same store (another process's view).
@@ -88,7 +91,7 @@ async fn accepted_messages_are_leased_with_their_bytes_and_recorded_per_recipien
         ..msg("k2", "alice@sante.test", &["dan@sante.test"])
     };
     let acc = s
-        .enqueue(None, vec![m1.clone(), m2.clone()])
+        .enqueue(None, None, vec![m1.clone(), m2.clone()])
         .await
         .expect("enqueue");
     assert!(matches!(acc[..], [Accepted::New(_), Accepted::New(_)]));
@@ -167,12 +170,14 @@ async fn an_idempotency_key_is_stored_once(s: Arc<dyn Store>, _: Other<'_>, _: &
     let first = s
         .enqueue(
             None,
+            None,
             vec![msg("same", "alice@sante.test", &["bob@sante.test"])],
         )
         .await
         .expect("enqueue");
     let again = s
         .enqueue(
+            None,
             None,
             vec![
                 msg("same", "alice@sante.test", &["bob@sante.test"]),
@@ -195,14 +200,17 @@ async fn bad_items_are_refused_naming_the_field_and_nothing_is_stored(
     let mut no_rcpt = msg("bad", "alice@sante.test", &["bob@sante.test"]);
     no_rcpt.recipients.clear();
     let e = s
-        .enqueue(None, vec![good.clone(), no_rcpt])
+        .enqueue(None, None, vec![good.clone(), no_rcpt])
         .await
         .expect_err("refused");
     assert!(e.is_permanent());
     assert_eq!(e.to_string(), "invalid recipients: none");
     let mut bad_key = good.clone();
     bad_key.idempotency_key = "a\nb".into();
-    let e = s.enqueue(None, vec![bad_key]).await.expect_err("refused");
+    let e = s
+        .enqueue(None, None, vec![bad_key])
+        .await
+        .expect_err("refused");
     assert_eq!(
         e.to_string(),
         "invalid idempotency_key: contains control characters"
@@ -216,6 +224,7 @@ async fn a_lease_is_exclusive_until_it_expires(
     clock: &ManualClock,
 ) {
     s.enqueue(
+        None,
         None,
         vec![msg("k", "alice@sante.test", &["bob@sante.test"])],
     )
@@ -258,6 +267,7 @@ async fn deferred_recipients_wait_for_their_retry_time(
     clock: &ManualClock,
 ) {
     s.enqueue(
+        None,
         None,
         vec![msg("k", "alice@sante.test", &["bob@sante.test"])],
     )
@@ -302,6 +312,7 @@ async fn a_paused_sender_is_not_leased_until_resumed(
 ) {
     let acc = s
         .enqueue(
+            None,
             None,
             vec![
                 msg("a", "alice@sante.test", &["bob@sante.test"]),
@@ -350,6 +361,7 @@ async fn released_recipients_go_back_to_the_queue(
 ) {
     s.enqueue(
         None,
+        None,
         vec![msg(
             "k",
             "alice@sante.test",
@@ -382,8 +394,12 @@ async fn batches_page_their_items_in_acceptance_order(
             )
         })
         .collect();
-    let acc = s.enqueue(Some("batch-1"), items).await.expect("enqueue");
+    let acc = s
+        .enqueue(Some("batch-1"), None, items)
+        .await
+        .expect("enqueue");
     s.enqueue(
+        None,
         None,
         vec![msg("loose", "alice@sante.test", &["bob@sante.test"])],
     )
@@ -414,6 +430,7 @@ async fn batches_page_their_items_in_acceptance_order(
 async fn receipts_move_recipients_forward_only(s: Arc<dyn Store>, _: Other<'_>, _: &ManualClock) {
     let acc = s
         .enqueue(
+            None,
             None,
             vec![msg(
                 "r",
@@ -537,7 +554,7 @@ async fn concurrent_records_are_each_answered_with_their_own_count(
     let items: Vec<_> = (0..40)
         .map(|i| msg(&format!("g{i}"), "alice@sante.test", &["bob@sante.test"]))
         .collect();
-    s.enqueue(None, items).await.expect("enqueue");
+    s.enqueue(None, None, items).await.expect("enqueue");
     let leased = s.lease("w", None, 100, LONG).await.expect("lease");
     assert_eq!(leased.len(), 40);
     // 40 callers at once (workers of one process share the store): each commit answers its own caller
@@ -576,6 +593,7 @@ async fn a_renewed_lease_is_kept_past_its_first_expiry(
     clock: &ManualClock,
 ) {
     s.enqueue(
+        None,
         None,
         vec![msg("l", "alice@sante.test", &["bob@sante.test"])],
     )
@@ -670,7 +688,7 @@ async fn concurrent_workers_never_lease_the_same_recipient(
             )
         })
         .collect();
-    s.enqueue(Some("c"), items).await.expect("enqueue");
+    s.enqueue(Some("c"), None, items).await.expect("enqueue");
     let mut tasks = Vec::new();
     for w in 0..4 {
         let store = other();
@@ -718,6 +736,288 @@ async fn an_unreachable_store_is_unavailable_not_acknowledged() {
     assert!(!e.to_string().contains("s3cret-pw"), "{e}");
 }
 
+async fn a_batch_and_its_messages_belong_to_the_client_that_created_it(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    _: &ManualClock,
+) {
+    let owned = s
+        .enqueue(
+            Some("b-dpi"),
+            Some("dpi"),
+            vec![msg("o1", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    // the owner's later items join its batch
+    let more = s
+        .enqueue(
+            Some("b-dpi"),
+            Some("dpi"),
+            vec![msg("o2", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    let cli = s
+        .enqueue(
+            Some("b-cli"),
+            None,
+            vec![msg("c1", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    let loose = s
+        .enqueue(
+            None,
+            None,
+            vec![msg("l1", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    let b = s
+        .batch("b-dpi", 0, 10)
+        .await
+        .expect("batch")
+        .expect("known");
+    assert_eq!(b.owner.as_deref(), Some("dpi"));
+    assert_eq!(b.messages, 2);
+    let owners: Vec<_> = b.items.iter().map(|m| m.owner.as_deref()).collect();
+    assert_eq!(owners, [Some("dpi"), Some("dpi")]);
+    let owner_of = async |key: i64| s.message(key).await.expect("message").expect("known").owner;
+    assert_eq!(owner_of(owned[0].key()).await.as_deref(), Some("dpi"));
+    assert_eq!(owner_of(more[0].key()).await.as_deref(), Some("dpi"));
+    assert_eq!(owner_of(cli[0].key()).await, None);
+    assert_eq!(owner_of(loose[0].key()).await, None);
+    let b = s
+        .batch("b-cli", 0, 10)
+        .await
+        .expect("batch")
+        .expect("known");
+    assert_eq!(b.owner, None);
+    // the owner is for the service's checks, never in an answer
+    let json = serde_json::to_string(&b).expect("json");
+    assert!(!json.contains("owner"), "{json}");
+    // an owner is a batch's
+    let e = s
+        .enqueue(
+            None,
+            Some("dpi"),
+            vec![msg("o3", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "invalid owner: an owned message needs a batch"
+    );
+}
+
+async fn another_owner_adds_nothing_to_a_batch(s: Arc<dyn Store>, _: Other<'_>, _: &ManualClock) {
+    s.enqueue(
+        Some("b-dpi"),
+        Some("dpi"),
+        vec![msg("d1", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    s.enqueue(
+        Some("b-cli"),
+        None,
+        vec![msg("c1", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    // another client, the command line on a client's batch, a client on the command line's batch
+    for (batch, owner, key) in [
+        ("b-dpi", Some("rdv"), "x1"),
+        ("b-dpi", None, "x2"),
+        ("b-cli", Some("rdv"), "x3"),
+    ] {
+        let e = s
+            .enqueue(
+                Some(batch),
+                owner,
+                vec![
+                    msg(&format!("{key}a"), "alice@sante.test", &["bob@sante.test"]),
+                    msg(&format!("{key}b"), "alice@sante.test", &["bob@sante.test"]),
+                ],
+            )
+            .await
+            .expect_err("another owner's batch");
+        assert!(
+            matches!(&e, Error::BatchOwner { batch: b } if b == batch),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("the batch \"{batch}\" belongs to another client")
+        );
+        assert!(e.is_permanent() && !e.is_transient());
+    }
+    // nothing of theirs was stored: the batches are as they were, the keys still free
+    for (batch, owner) in [("b-dpi", Some("dpi")), ("b-cli", None)] {
+        let b = s.batch(batch, 0, 10).await.expect("batch").expect("known");
+        assert_eq!((b.messages, b.owner.as_deref()), (1, owner));
+    }
+    assert_eq!(s.counts(None).await.expect("counts").total(), 2);
+    let again = s
+        .enqueue(
+            Some("b-rdv"),
+            Some("rdv"),
+            vec![msg("x1a", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect("enqueue");
+    assert!(matches!(again[..], [Accepted::New(_)]));
+}
+
+async fn two_owners_racing_for_one_batch_id_leave_it_to_one(
+    s: Arc<dyn Store>,
+    other: Other<'_>,
+    _: &ManualClock,
+) {
+    let t = other();
+    let items = |owner: &str| -> Vec<NewMessage> {
+        (0..20)
+            .map(|i| {
+                msg(
+                    &format!("{owner}{i}"),
+                    "alice@sante.test",
+                    &["bob@sante.test"],
+                )
+            })
+            .collect()
+    };
+    let (a, b) = tokio::join!(
+        s.enqueue(Some("shared"), Some("dpi"), items("dpi")),
+        t.enqueue(Some("shared"), Some("rdv"), items("rdv")),
+    );
+    let winner = match (&a, &b) {
+        (Ok(_), Err(Error::BatchOwner { .. })) => "dpi",
+        (Err(Error::BatchOwner { .. }), Ok(_)) => "rdv",
+        other => panic!("one owner must win: {other:?}"),
+    };
+    let batch = s
+        .batch("shared", 0, 100)
+        .await
+        .expect("batch")
+        .expect("known");
+    assert_eq!(batch.owner.as_deref(), Some(winner));
+    assert_eq!(batch.messages, 20);
+    assert!(
+        batch
+            .items
+            .iter()
+            .all(|m| m.idempotency_key.starts_with(winner))
+    );
+    assert_eq!(s.counts(None).await.expect("counts").total(), 20);
+}
+
+/// A batch of an outbox made before batches had owners is the command line's: it keeps its items and
+/// takes more from the command line, not from a client; new batches get their owner.
+async fn an_old_batch_is_unowned_and_new_ones_have_owners(s: &dyn Store) {
+    let old = s.batch("old", 0, 10).await.expect("batch").expect("known");
+    assert_eq!((old.owner, old.messages), (None, 1));
+    s.enqueue(
+        Some("old"),
+        None,
+        vec![msg("old2", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("the command line's batch takes more");
+    let e = s
+        .enqueue(
+            Some("old"),
+            Some("dpi"),
+            vec![msg("old3", "alice@sante.test", &["bob@sante.test"])],
+        )
+        .await
+        .expect_err("not a client's");
+    assert!(matches!(e, Error::BatchOwner { .. }), "{e:?}");
+    s.enqueue(
+        Some("new"),
+        Some("dpi"),
+        vec![msg("new1", "alice@sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    let new = s.batch("new", 0, 10).await.expect("batch").expect("known");
+    assert_eq!(new.owner.as_deref(), Some("dpi"));
+    let old = s.batch("old", 0, 10).await.expect("batch").expect("known");
+    assert_eq!(old.messages, 2);
+    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
+    assert_eq!(leased.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_from_before_batch_owners_opens_and_keeps_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+    let old = rusqlite::Connection::open(&path).expect("old file");
+    old.execute_batch(
+        "CREATE TABLE batches (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL);
+         CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, batch TEXT REFERENCES batches(id), \
+         label TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, \
+         auth_ref TEXT NOT NULL, message_id TEXT NOT NULL, content BLOB NOT NULL, \
+         created_ms INTEGER NOT NULL, dsn INTEGER NOT NULL DEFAULT 1, spool TEXT, spool_offset INTEGER, \
+         spool_len INTEGER);
+         CREATE TABLE recipients (id INTEGER PRIMARY KEY AUTOINCREMENT, message INTEGER NOT NULL, \
+         address TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, \
+         due_ms INTEGER NOT NULL, lease_owner TEXT, reason TEXT, reply TEXT, updated_ms INTEGER NOT NULL);
+         INSERT INTO batches VALUES ('old', 0);
+         INSERT INTO messages (id, batch, label, idempotency_key, sender, auth_ref, message_id, content, \
+         created_ms) VALUES (1, 'old', 'old.eml', 'old', 'alice@sante.test', 'token:alice@sante.test', \
+         '<old@mss.test>', x'48690d0a', 0);
+         INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
+         VALUES (1, 'bob@sante.test', 'queued', 0, 0);",
+    )
+    .expect("old schema");
+    drop(old);
+    let s = mss_outbox::SqliteStore::open(&path).expect("opened and brought up to date");
+    an_old_batch_is_unowned_and_new_ones_have_owners(&s).await;
+    mss_outbox::SqliteStore::open(&path).expect("opened again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outbox_from_before_batch_owners_opens_and_keeps_working() {
+    let Some(pg) = mss_testing::postgres::postgres() else {
+        return;
+    };
+    let url = mss_testing::postgres::fresh_database(pg).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE TABLE batches (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL);
+             CREATE TABLE messages (id BIGSERIAL PRIMARY KEY, batch TEXT REFERENCES batches(id), \
+             label TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, \
+             auth_ref TEXT NOT NULL, message_id TEXT NOT NULL, content BYTEA NOT NULL, \
+             created_ms BIGINT NOT NULL, dsn BOOLEAN NOT NULL DEFAULT TRUE);
+             CREATE TABLE recipients (id BIGSERIAL PRIMARY KEY, message BIGINT NOT NULL, \
+             address TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, \
+             due_ms BIGINT NOT NULL, lease_owner TEXT, reason TEXT, reply TEXT, updated_ms BIGINT NOT NULL);
+             INSERT INTO batches VALUES ('old', 0);
+             INSERT INTO messages (batch, label, idempotency_key, sender, auth_ref, message_id, content, \
+             created_ms) VALUES ('old', 'old.eml', 'old', 'alice@sante.test', 'token:alice@sante.test', \
+             '<old@mss.test>', '\\x48690d0a', 0);
+             INSERT INTO recipients (message, address, state, due_ms, updated_ms) \
+             VALUES (1, 'bob@sante.test', 'queued', 0, 0);",
+        )
+        .await
+        .expect("old schema");
+    drop(client);
+    let _ = task.await;
+    let s = mss_outbox::PostgresStore::connect(&url, 2)
+        .await
+        .expect("connected and brought up to date");
+    an_old_batch_is_unowned_and_new_ones_have_owners(&s).await;
+    mss_outbox::PostgresStore::connect(&url, 2)
+        .await
+        .expect("connected again");
+}
+
 /// In an outbox brought up to date, holding `<old@mss.test>` (bytes `Hi\r\n`) from before the DSN choice
 /// and the spool: the old message still asks for DSNs and is sent with its bytes, a new one carries its own
 /// choice.
@@ -726,7 +1026,9 @@ async fn the_old_message_asks_and_a_new_one_chooses(s: &dyn Store) {
         dsn: false,
         ..msg("new", "alice@sante.test", &["carol@sante.test"])
     };
-    s.enqueue(None, vec![new.clone()]).await.expect("enqueue");
+    s.enqueue(None, None, vec![new.clone()])
+        .await
+        .expect("enqueue");
     let leased = s.lease("w", None, 10, LONG).await.expect("lease");
     let dsn: Vec<(&str, bool, &[u8])> = leased
         .iter()
@@ -784,7 +1086,9 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
         })
         .collect();
     let sizes: u64 = big.iter().map(|m| m.content.len() as u64).sum();
-    s.enqueue(Some("b"), big.clone()).await.expect("enqueue");
+    s.enqueue(Some("b"), None, big.clone())
+        .await
+        .expect("enqueue");
     let segments = || -> Vec<(String, u64)> {
         let mut all: Vec<(String, u64)> = std::fs::read_dir(dir.path().join("outbox.spool"))
             .expect("spool dir")
@@ -810,7 +1114,10 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
         .expect("rows");
     assert_eq!((inline, spooled), (0, 3), "no bytes in the database");
 
-    let again = s.enqueue(Some("b"), big.clone()).await.expect("again");
+    let again = s
+        .enqueue(Some("b"), None, big.clone())
+        .await
+        .expect("again");
     assert!(again.iter().all(|a| matches!(a, Accepted::Existing(_))));
     assert_eq!(
         segments(),
@@ -840,6 +1147,7 @@ async fn a_stored_value_that_is_not_an_address_is_a_store_error(
 ) {
     let acc = s
         .enqueue(
+            None,
             None,
             vec![msg("bad", "alice@sante.test", &["bob@sante.test"])],
         )

@@ -69,7 +69,10 @@ async fn a_batch_goes_over_one_connection_and_every_message_arrives() {
     let rcpt = format!("{}@sante.test", unique("batch"));
     let items = batch(40, "alice@sante.test", &[&rcpt]);
     let ids: HashSet<String> = items.iter().map(|m| m.message_id.clone()).collect();
-    store.enqueue(Some("b"), items).await.expect("enqueue");
+    store
+        .enqueue(Some("b"), None, items)
+        .await
+        .expect("enqueue");
     let client = Arc::new(op.per_client("alice@sante.test"));
     let report = worker::run(
         Arc::clone(&store),
@@ -112,7 +115,10 @@ async fn a_worker_keeps_going_while_messages_are_still_being_accepted() {
     let rcpt = format!("{}@sante.test", unique("accepting"));
     let mut first = batch(10, "alice@sante.test", &[&rcpt]);
     let later = first.split_off(5);
-    store.enqueue(Some("a"), first).await.expect("enqueue");
+    store
+        .enqueue(Some("a"), None, first)
+        .await
+        .expect("enqueue");
     let (accepting_tx, accepting) = watch::channel(true);
     let mut cfg = config("alice@sante.test");
     cfg.accepting = Some(accepting);
@@ -143,7 +149,10 @@ async fn a_worker_keeps_going_while_messages_are_still_being_accepted() {
         !run.is_finished(),
         "stopped while messages were still being accepted"
     );
-    store.enqueue(Some("a"), later).await.expect("enqueue");
+    store
+        .enqueue(Some("a"), None, later)
+        .await
+        .expect("enqueue");
     accepting_tx.send_replace(false);
     let report = tokio::time::timeout(Duration::from_secs(30), run)
         .await
@@ -170,7 +179,7 @@ async fn a_refused_recipient_fails_with_the_reply_and_the_rest_go() {
     let (store, _dir) = sqlite_store();
     let rcpt = format!("{}@sante.test", unique("partial"));
     let items = batch(3, "alice@sante.test", &[&rcpt, "x@elsewhere.test"]);
-    let acc = store.enqueue(None, items).await.expect("enqueue");
+    let acc = store.enqueue(None, None, items).await.expect("enqueue");
     let report = worker::run(
         Arc::clone(&store),
         Arc::new(op.per_client("alice@sante.test")),
@@ -201,7 +210,10 @@ async fn an_expired_token_pauses_the_mailbox_until_a_new_token_is_given() {
     let Some(op) = operator() else { return };
     let (store, _dir) = sqlite_store();
     let items = batch(3, "alice@sante.test", &["bob@sante.test"]);
-    store.enqueue(Some("p"), items).await.expect("enqueue");
+    store
+        .enqueue(Some("p"), None, items)
+        .await
+        .expect("enqueue");
     let token = Arc::new(SharedToken::new(
         op.psc().token("alice@sante.test", TokenKind::Expired),
     ));
@@ -318,7 +330,7 @@ async fn a_worker_that_overslept_its_lease_sends_none_of_what_another_worker_too
     let (store, _dir) = sqlite_store_with(&clock);
     let rcpt = format!("{}@sante.test", unique("overslept"));
     store
-        .enqueue(None, batch(6, "alice@sante.test", &[&rcpt]))
+        .enqueue(None, None, batch(6, "alice@sante.test", &[&rcpt]))
         .await
         .expect("enqueue");
     // one message every 5 s and a lease of 2 s: after the first message the worker waits for its next slot
@@ -391,7 +403,7 @@ async fn the_server_going_away_defers_and_everything_goes_when_it_is_back() {
     let rcpt = format!("{}@sante.test", unique("outage"));
     let items = batch(20, "alice@sante.test", &[&rcpt]);
     let ids: HashSet<String> = items.iter().map(|m| m.message_id.clone()).collect();
-    store.enqueue(None, items).await.expect("enqueue");
+    store.enqueue(None, None, items).await.expect("enqueue");
     let real = op.per_endpoints();
     let mut outage = Outage::new(real.submission.port);
     let endpoints = ServerEndpoints {

@@ -2,8 +2,18 @@
 //! data, allowed or refused, written before the answer goes out. Who (client, key id, certificate, source
 //! address), when (UTC, milliseconds), what (action, route, ids, sender, recipients) and the outcome; never a
 //! body, subject, document, token, key or password.
+//!
+//! [`AuditLog`] writes the trail (one `write()` per line, `O_APPEND`, mode 0600, rotated by size, old files
+//! deleted after `keep_days`); [`read`] reads it back, rotated files first, oldest first.
+
+mod files;
+mod log;
+mod read;
 
 use std::net::IpAddr;
+
+pub use log::{AuditConfig, AuditLog};
+pub use read::{AuditEntries, AuditQuery, read};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -57,10 +67,9 @@ pub struct Outcome {
     pub reason: Option<String>,
 }
 
-/// Where audit records go: the trail's file in the service (the audit log).
-pub trait AuditSink: Send + Sync {
-    /// Appends `record` durably enough that it survives the process; an error means it was not written.
-    fn write(&self, record: &AuditRecord) -> Result<(), crate::Error>;
+/// `time` as the trail writes it: UTC with milliseconds, `2026-12-06T07:31:02.123Z`.
+pub fn format_time(time: OffsetDateTime) -> Result<String, time::error::Format> {
+    utc_ms::format(time)
 }
 
 /// `2026-12-06T07:31:02.123Z` both ways.
@@ -71,14 +80,14 @@ mod utc_ms {
     use time::{OffsetDateTime, UtcOffset};
 
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*t).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn format(t: OffsetDateTime) -> Result<String, time::error::Format> {
         let format = format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         );
-        let text = t
-            .to_offset(UtcOffset::UTC)
-            .format(&format)
-            .map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
+        t.to_offset(UtcOffset::UTC).format(&format)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
