@@ -3,9 +3,11 @@
 //! How fast `mss serve` takes batches in: MSS_BENCH_ITEMS (default 2 000) XDM letters with a CDA of about
 //! 50 KB, posted to `POST /v1/batches` in requests of MSS_BENCH_PER_REQUEST items (default 500, about 30 MB:
 //! under the default 64 MiB body limit), all into one batch, timed from the first byte sent to the last 202
-//! (every item composed, checked and committed to the SQLite outbox with synchronous=FULL). Twice: as compose
+//! (every item composed, checked and committed to the SQLite outbox with synchronous=FULL). As compose
 //! requests (the service composes the XDM archive) and as ready messages (base64 of the same letters: parsing,
-//! checks and the commit only). The sender's credentials are left unreadable so that no worker competes for
+//! checks and the commit only); each against two services side by side, one writing the audit trail and one
+//! with `[audit] enabled = false`, alternated twice: the ratio is the cost of the audit trail (goal >= 0.95).
+//! Requests carry a client key. The sender's credentials are left unreadable so that no worker competes for
 //! the store while it is measured. Needs no operator.
 
 use std::io::{BufRead, BufReader};
@@ -29,6 +31,7 @@ fn env_or(k: &str, d: usize) -> usize {
 struct Serve {
     child: Child,
     base: String,
+    key: String,
 }
 
 impl Drop for Serve {
@@ -38,18 +41,32 @@ impl Drop for Serve {
     }
 }
 
-fn serve(dir: &Path) -> Serve {
+/// `mss serve` on `dir`, writing the audit trail or not, with a client allowed to write batches.
+fn serve(dir: &Path, audit: bool) -> Serve {
+    std::fs::create_dir_all(dir).expect("bench directory");
     let conf = dir.join("mss.toml");
     std::fs::write(
         &conf,
         format!(
-            "[send]\nproduct_reference = \"MSS-BENCH-NIL\"\nsubmission = \"localhost:1\"\n\n\
+            "[audit]\nenabled = {audit}\n\n\
+             [send]\nproduct_reference = \"MSS-BENCH-NIL\"\nsubmission = \"localhost:1\"\n\n\
              [outbox]\nmax_body_bytes = 1073741824\n\n\
              [[senders]]\nname = \"alice\"\naddress = \"alice@sante.test\"\ntoken_file = {:?}\nreceipts = false\n",
             dir.join("absent.token")
         ),
     )
     .expect("config");
+    let added = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["client", "add", "bench", "--scope", "batches:write"])
+        .output()
+        .expect("mss client add");
+    assert!(added.status.success(), "mss client add failed");
+    let key = String::from_utf8(added.stdout)
+        .expect("key")
+        .trim()
+        .to_owned();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
         .arg("--data")
         .arg(dir.join("data"))
@@ -77,7 +94,7 @@ fn serve(dir: &Path) -> Serve {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let s = Serve { child, base };
+    let s = Serve { child, base, key };
     let start = Instant::now();
     while reqwest::blocking::get(format!("{}/readyz", s.base)).map_or(true, |r| r.status() != 200) {
         assert!(start.elapsed() < Duration::from_secs(300), "never ready");
@@ -107,6 +124,7 @@ fn post_all(s: &Serve, batch: &str, items: &[Value], per: usize) -> (f64, usize)
         let r = client
             .post(format!("{}/v1/batches", s.base))
             .header("content-type", "application/json")
+            .header("x-api-key", &s.key)
             .body(body)
             .send()
             .expect("post");
@@ -137,41 +155,52 @@ fn main() {
             .and_then(|l| l.split_whitespace().next().map(str::to_owned))
             .unwrap_or_default()
     );
-    let s = serve(dir.path());
-
-    let compose_items: Vec<Value> = (0..n)
-        .map(|i| json!({"idempotency_key": format!("c{i}"), "compose": letter}))
-        .collect();
-    let (secs, bytes) = post_all(&s, "bench-compose", &compose_items, per);
-    drop(compose_items);
+    let audited = serve(&dir.path().join("audit-on"), true);
+    let unaudited = serve(&dir.path().join("audit-off"), false);
+    let eml_of = |i: &str| {
+        let m = raw.replacen(&header, &format!("Message-ID: <bench-{i}@sante.test>"), 1);
+        base64::engine::general_purpose::STANDARD.encode(m)
+    };
+    for kind in ["compose requests", "ready messages"] {
+        let mut rates = [Vec::new(), Vec::new()];
+        for round in 0..2 {
+            for (side, s) in [&unaudited, &audited].into_iter().enumerate() {
+                let tag = format!("{}{side}{round}", &kind[..1]);
+                let items: Vec<Value> = (0..n)
+                    .map(|i| {
+                        let key = format!("{tag}-{i}");
+                        if kind.starts_with("compose") {
+                            json!({"idempotency_key": key, "compose": letter})
+                        } else {
+                            json!({"idempotency_key": key, "message": eml_of(&key)})
+                        }
+                    })
+                    .collect();
+                let (secs, bytes) = post_all(s, &format!("bench-{tag}"), &items, per);
+                let rate = n as f64 / secs;
+                println!(
+                    "{kind}, audit {}: {rate:.0} items/s accepted ({secs:.1} s, {:.1} MB of JSON, {:.1} MB/s)",
+                    if side == 1 { "on " } else { "off" },
+                    bytes as f64 / 1e6,
+                    bytes as f64 / 1e6 / secs
+                );
+                rates[side].push(rate);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "{kind}: audit on / off = {:.3} of the acceptance rate (goal >= 0.95)",
+            mean(&rates[1]) / mean(&rates[0])
+        );
+    }
+    let dir = dir.path().join("audit-on");
+    let size = std::fs::metadata(dir.join("data/outbox.sqlite")).map_or(0, |m| m.len())
+        + std::fs::metadata(dir.join("data/outbox.sqlite-wal")).map_or(0, |m| m.len());
+    let trail = std::fs::metadata(dir.join("data/audit.jsonl")).map_or(0, |m| m.len());
     println!(
-        "compose requests: {:.0} items/s accepted ({:.1} s, {:.1} MB of JSON, {:.1} MB/s)",
-        n as f64 / secs,
-        secs,
-        bytes as f64 / 1e6,
-        bytes as f64 / 1e6 / secs
-    );
-
-    let eml_items: Vec<Value> = (0..n)
-        .map(|i| {
-            let m = raw.replacen(&header, &format!("Message-ID: <bench-{i}@sante.test>"), 1);
-            json!({"idempotency_key": format!("m{i}"),
-                   "message": base64::engine::general_purpose::STANDARD.encode(m)})
-        })
-        .collect();
-    let (secs, bytes) = post_all(&s, "bench-eml", &eml_items, per);
-    println!(
-        "ready messages:   {:.0} items/s accepted ({:.1} s, {:.1} MB of JSON, {:.1} MB/s)",
-        n as f64 / secs,
-        secs,
-        bytes as f64 / 1e6,
-        bytes as f64 / 1e6 / secs
-    );
-    let size = std::fs::metadata(dir.path().join("data/outbox.sqlite")).map_or(0, |m| m.len())
-        + std::fs::metadata(dir.path().join("data/outbox.sqlite-wal")).map_or(0, |m| m.len());
-    println!(
-        "outbox on disk: {:.1} MB for {} messages",
+        "outbox on disk: {:.1} MB for {} messages; audit trail {:.1} KB",
         size as f64 / 1e6,
-        2 * n
+        4 * n,
+        trail as f64 / 1e3
     );
 }
