@@ -135,6 +135,7 @@
         }
         const body = await response.json();
         if (controller.signal.aborted || this._input.value.trim() !== q) return; // a newer keystroke won
+        this._list.dataset.query = q; // which query the list answers (pages and tests can wait for it)
         this._render(body.suggestions || []);
       } catch (err) {
         if (err.name === "AbortError") return;

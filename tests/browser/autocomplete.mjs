@@ -44,6 +44,9 @@ async function typeFresh(text) {
 }
 
 async function labels() {
+  // the answer to what is typed now, not to an earlier keystroke still on screen
+  const typed = (await input.inputValue()).trim();
+  await page.locator(`mss-address-input [role=listbox][data-query="${typed}"]`).waitFor({ state: "attached", timeout: 5000 });
   await options.first().waitFor({ state: "visible", timeout: 5000 });
   return options.locator(".label").allInnerTexts();
 }
