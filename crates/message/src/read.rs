@@ -357,11 +357,13 @@ fn from_parsed(raw: &[u8], msg: &Message<'_>, whole: bool) -> ReceivedMessage {
         });
     }
 
-    let mut problems = if whole {
-        mime_problems(raw, msg)
-    } else {
-        Vec::new()
-    };
+    let mut problems = Vec::new();
+    if from_address.is_none() {
+        problems.push("no sender address (From:)".to_string());
+    }
+    if whole {
+        problems.extend(mime_problems(raw, msg));
+    }
     problems.extend(xdm.iter().flat_map(|x| x.problems.iter().cloned()));
     let report = read_report(msg);
     ReceivedMessage {
@@ -404,17 +406,17 @@ fn from_parsed(raw: &[u8], msg: &Message<'_>, whole: bool) -> ReceivedMessage {
 fn mime_problems(raw: &[u8], msg: &Message<'_>) -> Vec<String> {
     let mut problems = Vec::new();
     for part in &msg.parts {
-        let PartType::Multipart(children) = &part.body else {
-            continue;
-        };
-        let Some(ct) = part.content_type() else {
+        let Some(ct) = part
+            .content_type()
+            .filter(|c| c.ctype().eq_ignore_ascii_case("multipart"))
+        else {
             continue;
         };
         let Some(boundary) = ct.attribute("boundary").filter(|b| !b.is_empty()) else {
             problems.push("not MIME: multipart without boundary".to_string());
             continue;
         };
-        if children.is_empty() {
+        if !matches!(&part.body, PartType::Multipart(children) if !children.is_empty()) {
             problems.push("not MIME: multipart without any part".to_string());
             continue;
         }

@@ -525,6 +525,18 @@ fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Op
         ));
         return None;
     }
+    // The zip crate keeps one of several entries of the same name and hides the others: repeated
+    // names are found in the central directory itself.
+    let listed = central_directory_names(bytes);
+    if let Some(names) = &listed {
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
+        for name in names {
+            if !unsafe_name(name) && !seen.insert(name.to_ascii_uppercase()) {
+                let problem = format!("duplicate entry name {}", shown(name));
+                faults.push(Fault::new(problem.clone(), ZIP, problem));
+            }
+        }
+    }
     // Upper-cased path -> (index, stored path); unsafe and repeated names are left out.
     let mut by_name: HashMap<String, (usize, String)> = HashMap::with_capacity(zip.len());
     let mut metadata_files = Vec::new();
@@ -547,8 +559,10 @@ fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Op
         }
         let upper = name.to_ascii_uppercase();
         if by_name.contains_key(&upper) {
-            let problem = format!("duplicate entry name {}", shown(&name));
-            faults.push(Fault::new(problem.clone(), ZIP, problem));
+            if listed.is_none() {
+                let problem = format!("duplicate entry name {}", shown(&name));
+                faults.push(Fault::new(problem.clone(), ZIP, problem));
+            }
             continue;
         }
         let parts: Vec<&str> = upper.split('/').collect();
@@ -614,7 +628,7 @@ fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Op
             let content = match read_entry(&mut zip, index, &limits, budget) {
                 Ok(c) => c,
                 Err(e) => {
-                    faults.push(e.fault(&path, &doc_part));
+                    faults.push(e.fault(uri, &doc_part));
                     continue;
                 }
             };
@@ -671,6 +685,40 @@ fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Op
         has_readme: by_name.contains_key("README.TXT"),
         has_index: by_name.contains_key("INDEX.HTM"),
     })
+}
+
+/// The entry names of the central directory, in order, when it is a plain (not zip64) one that
+/// reads through; `None` otherwise.
+fn central_directory_names(bytes: &[u8]) -> Option<Vec<String>> {
+    const EOCD: [u8; 4] = 0x0605_4b50u32.to_le_bytes();
+    const RECORD: [u8; 4] = 0x0201_4b50u32.to_le_bytes();
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes(
+            bytes.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    let lowest = bytes.len().saturating_sub(22 + 65_535);
+    let eocd = (lowest..=bytes.len().checked_sub(22)?)
+        .rev()
+        .find(|&i| bytes[i..i + 4] == EOCD)?;
+    let count = u16_at(eocd + 10)?;
+    let offset = u32::from_le_bytes(bytes.get(eocd + 16..eocd + 20)?.try_into().ok()?);
+    if count == 0xFFFF || offset == u32::MAX {
+        return None;
+    }
+    let mut at = usize::try_from(offset).ok()?;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        if bytes.get(at..at + 4)? != RECORD {
+            return None;
+        }
+        let (name_len, extra_len, comment_len) =
+            (u16_at(at + 28)?, u16_at(at + 30)?, u16_at(at + 32)?);
+        let name = bytes.get(at + 46..at + 46 + name_len)?;
+        names.push(String::from_utf8_lossy(name).into_owned());
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Some(names)
 }
 
 fn read_metadata(
@@ -787,8 +835,9 @@ enum EntryFault {
 }
 
 impl EntryFault {
-    fn fault(self, path: &str, part: &str) -> Fault {
-        let name = shown(path);
+    /// `name` is what problems call the entry: a document's URI, METADATA.XML's path.
+    fn fault(self, name: &str, part: &str) -> Fault {
+        let name = shown(name);
         match self {
             EntryFault::Open(e) => Fault::new(
                 format!("unreadable entry: {name}"),
