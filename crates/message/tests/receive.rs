@@ -632,3 +632,136 @@ proptest! {
         }
     }
 }
+
+/// Writes the realistic seeds of the `read` fuzz target (`fuzz/seeds/`): messages made by the
+/// composer, a patient reply, a DSN and an error MDN, and faulty archives and messages. Run it
+/// when the composer changes: `cargo test -p mss-message --test receive -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/seeds/"]
+fn write_fuzz_seeds() {
+    use mss_message::mdn::{MdnDisposition, MdnRequest, build_mdn};
+    let dir = common::root().join("../../fuzz/seeds");
+    let (meta, doc) = parts();
+    let sent =
+        compose_with(&example("cda-to-professional.json"), &config(), &mut env()).expect("compose");
+    let to_patient = compose_with(
+        &example("patient-end-of-exchange.json"),
+        &config(),
+        &mut env(),
+    )
+    .expect("compose");
+    let received = read_message(&sent.raw).expect("read");
+    let error_mdn = build_mdn(
+        &received,
+        &MdnRequest {
+            final_recipient: "jean.dupont@chu-exemple.mssante.fr".into(),
+            label: None,
+            disposition: MdnDisposition::Error {
+                code: "902".into(),
+                label: "Identifiant de patient inconnu".into(),
+            },
+        },
+        &config(),
+        &mut env(),
+    )
+    .expect("mdn");
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.chu-exemple.mssante.fr\r\n\
+To: marie.martin@medecin.mssante.fr\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Message non distribue.\r\n\
+--b1\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; mx.chu-exemple.mssante.fr\r\n\
+Original-Envelope-Id: ENV1\r\n\
+\r\n\
+Final-Recipient: rfc822; jean.dupont@chu-exemple.mssante.fr\r\n\
+Action: failed\r\n\
+Status: 5.1.1\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+Message-ID: <{}>\r\n\
+\r\n\
+--b1--\r\n",
+        sent.message_id
+    );
+    let patient_reply = b"From: Pierre-Antoine Santoni <185072A00401797@patient.mssante.fr>\r\n\
+To: paul.leroy@labo-biologie-exemple.mssante.fr\r\nSubject: [FIN]\r\nX-MSS-MES: FIN\r\n\
+In-Reply-To: <7848b5d7@labo-biologie-exemple.mssante.fr>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n--alt\r\nContent-Type: text/plain\r\n\r\n\
+Merci.\r\n--alt\r\nContent-Type: text/html\r\n\r\n<p>Merci.</p>\r\n--alt--\r\n";
+    let mut tampered = doc.clone();
+    let at = tampered.len() - 20;
+    tampered[at] ^= 0x01;
+    let bomb = vec![b' '; 8 * 1024 * 1024];
+    let rplc = meta.replacen(
+        " </rim:RegistryObjectList>",
+        "  <rim:Association id=\"urn:uuid:7a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d\" \
+associationType=\"urn:ihe:iti:2007:AssociationType:RPLC\" \
+sourceObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" \
+targetObject=\"urn:uuid:0f3c9a52-41b7-4e0e-9d55-6a1c2b3d4e5f\"/>\n </rim:RegistryObjectList>",
+        1,
+    );
+    let other_patient = String::from_utf8(doc.clone())
+        .expect("utf8")
+        .replace("279037505612309", "279035121518989")
+        .into_bytes();
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("read-xdm-professional.eml", sent.raw.clone()),
+        ("read-xdm-patient-fin.eml", to_patient.raw.clone()),
+        ("read-patient-reply.eml", patient_reply.to_vec()),
+        ("read-dsn.eml", dsn.into_bytes()),
+        ("read-mdn-error-902.eml", error_mdn.raw.clone()),
+        (
+            "read-truncated.eml",
+            sent.raw[..sent.raw.len() - 2000].to_vec(),
+        ),
+        (
+            "read-hash-mismatch.eml",
+            message_with(&zip_of(&[(META, meta.as_bytes()), (DOC, &tampered)])),
+        ),
+        (
+            "read-unsafe-names.zip",
+            zip_of(&[
+                ("../x", b"evil"),
+                ("/etc/x", b"evil"),
+                (META, meta.as_bytes()),
+                (DOC, doc),
+            ]),
+        ),
+        (
+            "read-duplicates.zip",
+            zip_of(&[
+                (META, meta.as_bytes()),
+                (DOC, doc),
+                (DOC, b"other"),
+                ("ihe_xdm/subset01/doc00001.xml", b"x"),
+            ]),
+        ),
+        (
+            "read-bomb.zip",
+            zip_of(&[(META, meta.as_bytes()), (DOC, &bomb)]),
+        ),
+        (
+            "read-rplc.zip",
+            zip_of(&[(META, rplc.as_bytes()), (DOC, doc)]),
+        ),
+        (
+            "read-patient-mismatch.zip",
+            zip_of(&[(META, meta.as_bytes()), (DOC, &other_patient)]),
+        ),
+    ];
+    for (name, bytes) in seeds {
+        assert!(bytes.len() <= 65_536, "{name}: over the fuzzer's -max_len");
+        std::fs::write(dir.join(name), bytes).expect("write seed");
+    }
+}
