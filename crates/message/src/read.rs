@@ -5,7 +5,8 @@
 //! each fault in plain words (`not MIME: …`, `hash mismatch: DOC00001.XML`…), so that the message
 //! is kept and answered, never dropped. A panic of the MIME parser is contained: the headers are
 //! read again on their own and the message is flagged. Only bytes without any header field are
-//! an error ([`read_message`]).
+//! an error ([`read_message`]). The panic's message still goes to the panic hook: a process that
+//! reads outside mail should install one that prints no payload.
 
 use crate::patient::{PatientIdentity, PatientSender, SenderClass, classify_sender};
 use crate::receipt::{self, Report, normalize_id};
@@ -331,6 +332,8 @@ fn from_parsed(raw: &[u8], msg: &Message<'_>, whole: bool) -> ReceivedMessage {
 
     let mut attachments = Vec::new();
     let mut xdm = Vec::new();
+    // One inflating budget for all the archives of the message, not one each.
+    let mut xdm_budget = xdm::ReadLimits::default().max_total_bytes;
     for part in msg.attachments() {
         let content_type = part
             .content_type()
@@ -343,7 +346,12 @@ fn from_parsed(raw: &[u8], msg: &Message<'_>, whole: bool) -> ReceivedMessage {
         let filename = part.attachment_name().unwrap_or("").to_string();
         let content = part.contents().to_vec();
         if filename.trim().eq_ignore_ascii_case(xdm::ATTACHMENT_NAME) {
-            let reading = xdm::inspect_archive(&content);
+            let limits = xdm::ReadLimits {
+                max_total_bytes: xdm_budget,
+                ..xdm::ReadLimits::default()
+            };
+            let reading = xdm::inspect_archive_with(&content, limits);
+            xdm_budget -= reading.inflated;
             xdm.push(XdmAttachment {
                 attachment: attachments.len(),
                 archive: reading.archive,

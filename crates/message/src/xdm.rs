@@ -425,6 +425,9 @@ pub struct XdmReading {
     pub archive: Option<XdmArchive>,
     /// The faults, in the order found; empty when every document was verified.
     pub problems: Vec<String>,
+    /// Bytes inflated (METADATA.XML and documents), counted against
+    /// [`ReadLimits::max_total_bytes`].
+    pub inflated: u64,
 }
 
 /// Reads an archive with the default limits, keeping every fault as a problem (never fails).
@@ -435,10 +438,12 @@ pub fn inspect_archive(bytes: &[u8]) -> XdmReading {
 /// Reads an archive, keeping every fault as a problem (never fails).
 pub fn inspect_archive_with(bytes: &[u8], limits: ReadLimits) -> XdmReading {
     let mut faults = Vec::new();
-    let archive = walk_archive(bytes, limits, &mut faults);
+    let mut budget = limits.max_total_bytes;
+    let archive = walk_archive(bytes, limits, &mut budget, &mut faults);
     XdmReading {
         archive,
         problems: faults.into_iter().map(|f| f.problem).collect(),
+        inflated: limits.max_total_bytes - budget,
     }
 }
 
@@ -450,7 +455,8 @@ pub fn read_archive(bytes: &[u8]) -> Result<XdmArchive, Error> {
 /// Reads an archive that must be flawless: the first fault is the error.
 pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive, Error> {
     let mut faults = Vec::new();
-    let archive = walk_archive(bytes, limits, &mut faults);
+    let mut budget = limits.max_total_bytes;
+    let archive = walk_archive(bytes, limits, &mut budget, &mut faults);
     match (faults.into_iter().next(), archive) {
         (Some(f), _) => Err(Error::malformed(f.part, f.reason)),
         (None, Some(a)) => Ok(a),
@@ -505,7 +511,13 @@ fn uri_of(entry: &DocumentEntry) -> &str {
 }
 
 /// The one walk behind [`inspect_archive_with`] and [`read_archive_with`].
-fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Option<XdmArchive> {
+/// `budget` is what may still be inflated; what is inflated is taken from it.
+fn walk_archive(
+    bytes: &[u8],
+    limits: ReadLimits,
+    budget: &mut u64,
+    faults: &mut Vec<Fault>,
+) -> Option<XdmArchive> {
     let mut zip = match ZipArchive::new(Cursor::new(bytes)) {
         Ok(z) => z,
         Err(e) => {
@@ -579,12 +591,10 @@ fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Op
         ));
         return None;
     }
-    let mut budget = limits.max_total_bytes;
     let mut subsets = Vec::with_capacity(metadata_files.len());
     for (i, meta_path) in metadata_files {
         let part = format!("{ZIP}/{meta_path}");
-        let Some(metadata) = read_metadata(&mut zip, i, &meta_path, &limits, &mut budget, faults)
-        else {
+        let Some(metadata) = read_metadata(&mut zip, i, &meta_path, &limits, budget, faults) else {
             continue;
         };
         let dir = meta_path
@@ -625,14 +635,14 @@ fn walk_archive(bytes: &[u8], limits: ReadLimits, faults: &mut Vec<Fault>) -> Op
                 continue;
             };
             let doc_part = format!("{ZIP}/{path}");
-            let content = match read_entry(&mut zip, index, &limits, budget) {
+            let content = match read_entry(&mut zip, index, &limits, *budget) {
                 Ok(c) => c,
                 Err(e) => {
                     faults.push(e.fault(uri, &doc_part));
                     continue;
                 }
             };
-            budget -= content.len() as u64;
+            *budget -= content.len() as u64;
             let size_ok = content.len() as u64 == entry.size;
             if !size_ok {
                 faults.push(Fault::new(
@@ -910,6 +920,49 @@ mod tests {
         assert_eq!(document_name(1), "DOC00001.XML");
         assert_eq!(document_name(12), "DOC00012.XML");
         assert_eq!(document_name(1).len(), 12);
+    }
+
+    #[test]
+    fn names_that_leave_the_directory_are_unsafe() {
+        for name in [
+            "../x",
+            "a/../../x",
+            "/etc/x",
+            "\\x",
+            "a\\..\\x",
+            "C:x",
+            "c:/x",
+        ] {
+            assert!(unsafe_name(name), "{name}");
+        }
+        for name in [
+            "IHE_XDM/SUBSET01/DOC00001.XML",
+            "a..b/x",
+            "..x",
+            "x/.../y",
+            "",
+        ] {
+            assert!(!unsafe_name(name), "{name}");
+        }
+        assert_eq!(shown("a\u{7}b"), "a?b");
+        assert_eq!(shown(&"x".repeat(130)), format!("{}…", "x".repeat(120)));
+    }
+
+    #[test]
+    fn the_central_directory_lists_every_name_even_repeated() {
+        let t = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let file = |path| ArchiveFile {
+            path,
+            content: b"x",
+            deflate: None,
+        };
+        let zip = write_archive(&[file("a"), file("b/c"), file("a")], t).expect("zip");
+        assert_eq!(
+            central_directory_names(&zip),
+            Some(vec!["a".to_string(), "b/c".to_string(), "a".to_string()])
+        );
+        assert_eq!(central_directory_names(b"PK\x05\x06 too short"), None);
+        assert_eq!(central_directory_names(&zip[..zip.len() - 30]), None);
     }
 
     #[test]

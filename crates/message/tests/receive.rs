@@ -53,11 +53,24 @@ fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A professional message carrying `zip` as `IHE_XDM.ZIP` (the upper-case spelling also seen).
 fn message_with(zip: &[u8]) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+    message_with_all(&[zip])
+}
+
+/// A professional message carrying each of `zips` as an `IHE_XDM.ZIP` attachment.
+fn message_with_all(zips: &[&[u8]]) -> Vec<u8> {
     let mut wrapped = String::new();
-    for line in b64.as_bytes().chunks(76) {
-        wrapped.push_str(std::str::from_utf8(line).expect("ascii"));
-        wrapped.push_str("\r\n");
+    for zip in zips {
+        wrapped.push_str(
+            "--b1\r\n\
+Content-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n\
+Content-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n",
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+        for line in b64.as_bytes().chunks(76) {
+            wrapped.push_str(std::str::from_utf8(line).expect("ascii"));
+            wrapped.push_str("\r\n");
+        }
     }
     format!(
         "From: \"Dr_Marie_MARTIN\" <marie.martin@medecin.mssante.fr>\r\n\
@@ -72,11 +85,6 @@ Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
 Content-Type: text/plain; charset=utf-8\r\n\
 \r\n\
 Ci-joint.\r\n\
---b1\r\n\
-Content-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n\
-Content-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
-Content-Transfer-Encoding: base64\r\n\
-\r\n\
 {wrapped}--b1--\r\n"
     )
     .into_bytes()
@@ -126,6 +134,7 @@ fn an_xdm_message_with_a_real_cda_reads_with_every_field() {
             "documents": 1,
             "xdm": {
                 "patient_id": "279037505612309^^^&1.2.250.1.213.1.4.10&ISO^NH",
+                "patient_authority": "test",
                 "documents": [{
                     "name": "DOC00001.XML",
                     "size": 6215,
@@ -346,6 +355,28 @@ fn a_zip_bomb_is_stopped_by_ratio_and_by_total() {
         reading.problems,
         ["METADATA.XML over the size limit: IHE_XDM/SUBSET01/METADATA.XML"]
     );
+}
+
+#[test]
+fn the_archives_of_one_message_share_one_inflating_budget() {
+    let (meta, doc) = parts();
+    // METADATA.XML padded to 1 MiB: under the ratio floor, a few KiB once deflated.
+    let padding = " ".repeat(1024 * 1024 - meta.len());
+    let padded = meta.replacen(
+        "</lcm:SubmitObjectsRequest>",
+        &format!("{padding}</lcm:SubmitObjectsRequest>"),
+        1,
+    );
+    assert_eq!(padded.len(), 1024 * 1024);
+    let zip = zip_of(&[(META, padded.as_bytes()), (DOC, doc)]);
+    assert_eq!(xdm::inspect_archive(&zip).inflated, 1024 * 1024 + 6215);
+    // 64 of them inflate past the 64 MiB of one message: the last one is not read.
+    let zips: Vec<&[u8]> = vec![zip.as_slice(); 64];
+    let r = read_message(&message_with_all(&zips)).expect("read");
+    assert_eq!(r.problems, ["archive over the size limit"]);
+    assert_eq!(r.xdm.len(), 64);
+    assert_eq!(r.documents().count(), 63);
+    assert_eq!(r.xdm[63].archive.as_ref().map(|a| a.subsets.len()), Some(0));
 }
 
 #[test]

@@ -80,6 +80,9 @@ pub struct XdmView {
     /// The submission set's `patientId` as written, e.g.
     /// `279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH`.
     pub patient_id: Option<String>,
+    /// The INS kind of that `patientId`'s OID: `prod` (`.8`), `test` (`.10`), `demo` (`.11`);
+    /// `null` for another assigning authority.
+    pub patient_authority: Option<crate::InsAuthority>,
     /// The documents found, in METADATA.XML order.
     pub documents: Vec<XdmDocumentView>,
     /// The archives' faults.
@@ -135,6 +138,10 @@ impl XdmAttachment {
         if let Some(a) = &self.archive {
             if v.patient_id.is_none() {
                 v.patient_id = a.patient_id().map(str::to_string);
+                v.patient_authority = a
+                    .patient_id()
+                    .and_then(crate::metadata::parse_cx)
+                    .and_then(|(_, oid)| crate::InsAuthority::from_oid(&oid));
             }
             for d in a.documents() {
                 let replaces = a
