@@ -4,6 +4,7 @@
 use super::{ReceivedMessage, XdmAttachment};
 use crate::xdm::ReadDocument;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A received message as JSON shows it. The store adds its own fields (id, mailbox, status…).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,11 +144,15 @@ impl XdmAttachment {
                     .and_then(crate::metadata::parse_cx)
                     .and_then(|(_, oid)| crate::InsAuthority::from_oid(&oid));
             }
+            // A map, not a search per document: a hostile METADATA.XML may hold thousands of each.
+            let mut replaced: HashMap<&str, &str> = HashMap::new();
+            for r in a.replacements() {
+                replaced.entry(r.document.as_str()).or_insert(&r.replaced);
+            }
             for d in a.documents() {
-                let replaces = a
-                    .replacements()
-                    .find(|r| r.document == d.entry.entry_uuid)
-                    .map(|r| r.replaced.clone());
+                let replaces = replaced
+                    .get(d.entry.entry_uuid.as_str())
+                    .map(|r| r.to_string());
                 v.documents.push(document_view(d, replaces));
             }
         }
