@@ -7,9 +7,11 @@
 //!   the `IHE_XDM.zip` archive ([`xdm`], [`metadata`]) built from the CDA R2 headers ([`cda`]), the
 //!   MIME message with the Ségur headers `X-MSS-NIL`, `X-MSS-CODECDA`, `X-MSS-INS`, `X-MSS-MES`,
 //!   and the SMTP envelope with its DSN parameters ([`ComposedMessage`]);
-//! - [`read_message()`]: an incoming message with its XDM archives (hashes and sizes verified), its
-//!   `X-MSS-*` headers, whether it comes from a patient ([`patient`]) and, for a DSN or an MDN,
-//!   the report correlated to the original Message-ID ([`receipt`]);
+//! - [`read_message()`]: an incoming message with its bodies, its XDM archives (hashes, sizes and
+//!   patient verified), its `X-MSS-*` headers, whether it comes from a patient ([`patient`]) and,
+//!   for a DSN or an MDN, the report correlated to the original Message-ID ([`receipt`]); a faulty
+//!   message is read as far as it goes and flagged with its `problems`, never refused, and its
+//!   JSON view ([`MessageView`]) is what the inbox shows;
 //! - [`mdn::build_mdn`]: the RFC 8098 read receipt (success or `processed/Error`) of a received
 //!   message, as the ANS volet describes it;
 //! - [`Whitelist`]: the national domain whitelist (`listeblanchemssante.xml` + its SHA-256 checksum);
@@ -42,7 +44,8 @@ pub use env::Env;
 pub use ins::{Ins, InsAuthority};
 pub use mss_types::{DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
 pub use read::{
-    MssHeaders, ReceivedAttachment, ReceivedMessage, Redacted, XdmAttachment, read_message,
+    AttachmentView, MessageView, MssHeaders, PARSER_FAILURE, PatientView, ReceivedAttachment,
+    ReceivedMessage, Redacted, XdmAttachment, XdmDocumentView, XdmView, read_message,
 };
 pub use receipt::Report;
 pub use request::{

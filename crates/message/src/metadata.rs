@@ -48,6 +48,11 @@ pub mod scheme {
 const LCM: &str = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0";
 const RIM: &str = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0";
 const HAS_MEMBER: &str = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember";
+/// Association types of a replacement (ITI TF-3 §4.2.2): replace, and transform-and-replace.
+const REPLACE_TYPES: [&str; 2] = [
+    "urn:ihe:iti:2007:AssociationType:RPLC",
+    "urn:ihe:iti:2007:AssociationType:XFRM_RPLC",
+];
 
 /// A coded classification value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,6 +174,16 @@ pub struct DocumentEntry {
     pub practice_setting: Option<Code>,
 }
 
+/// A replace request: an `RPLC` (or `XFRM_RPLC`) association from a document of this submission
+/// to the document it replaces, which an earlier submission carried (ITI TF-3 §4.2.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replacement {
+    /// entryUUID of the new document (`sourceObject`).
+    pub document: String,
+    /// entryUUID of the replaced document (`targetObject`).
+    pub replaced: String,
+}
+
 /// The content of one METADATA.XML.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
@@ -176,6 +191,8 @@ pub struct Metadata {
     pub submission_set: SubmissionSet,
     /// The document entries, in file order.
     pub documents: Vec<DocumentEntry>,
+    /// Replace requests (read only: mss composes original documents).
+    pub replacements: Vec<Replacement>,
 }
 
 /// Writes METADATA.XML. `ids` gives a fresh `urn:uuid:` per call, for classification,
@@ -559,6 +576,7 @@ enum Kind {
 pub fn read(xml: &str) -> Result<Metadata, String> {
     let mut objects: Vec<(Kind, Object)> = Vec::new();
     let mut ss_marked: Option<String> = None;
+    let mut replacements = Vec::new();
     let mut cur: Option<(Kind, Object)> = None;
     // The slot being read and its values; the classification being read.
     let mut slot_name: Option<String> = None;
@@ -598,6 +616,15 @@ pub fn read(xml: &str) -> Result<Metadata, String> {
                             ..Code::default()
                         };
                         class = Some((scheme, code, Vec::new()));
+                    }
+                }
+                "Association" if cur.is_none() => {
+                    let kind = e.attr("associationType")?.unwrap_or_default();
+                    if REPLACE_TYPES.contains(&kind.trim()) {
+                        replacements.push(Replacement {
+                            document: e.attr("sourceObject")?.unwrap_or_default(),
+                            replaced: e.attr("targetObject")?.unwrap_or_default(),
+                        });
                     }
                 }
                 "ExternalIdentifier" => {
@@ -666,7 +693,10 @@ pub fn read(xml: &str) -> Result<Metadata, String> {
         Ok(())
     })?;
 
-    let mut m = Metadata::default();
+    let mut m = Metadata {
+        replacements,
+        ..Metadata::default()
+    };
     let mut packages = Vec::new();
     for (kind, o) in objects {
         match kind {

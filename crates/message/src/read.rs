@@ -1,10 +1,25 @@
-//! Reading an incoming message: headers, `X-MSS-*`, patient sender, XDM archives, reports.
+//! Reading an incoming message: headers, `X-MSS-*`, patient sender, bodies, XDM archives,
+//! reports (docs/mssante.md R2, R3).
+//!
+//! A faulty message is read as far as it goes and flagged: [`ReceivedMessage::problems`] names
+//! each fault in plain words (`not MIME: …`, `hash mismatch: DOC00001.XML`…), so that the message
+//! is kept and answered, never dropped. A panic of the MIME parser is contained: the headers are
+//! read again on their own and the message is flagged. Only bytes without any header field are
+//! an error ([`read_message`]). The panic's message still goes to the panic hook: a process that
+//! reads outside mail should install one that prints no payload.
 
-use crate::patient::{PatientIdentity, SenderClass, classify_sender};
+use crate::patient::{PatientIdentity, PatientSender, SenderClass, classify_sender};
 use crate::receipt::{self, Report, normalize_id};
 use crate::xdm::{self, XdmArchive};
 use crate::{Error, Result};
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use time::OffsetDateTime;
+
+mod view;
+pub use view::{AttachmentView, MessageView, PatientView, XdmDocumentView, XdmView};
+
+/// The problem of a message the MIME parser failed on (its panic contained).
+pub const PARSER_FAILURE: &str = "not MIME: the parser failed on its structure";
 
 /// The `X-MSS-*` headers of a message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,13 +56,15 @@ impl std::fmt::Debug for ReceivedAttachment {
     }
 }
 
-/// An `IHE_XDM.zip` attachment and what reading it gave.
-#[derive(Debug)]
+/// An `IHE_XDM.zip` attachment and what reading it gave ([`xdm::inspect_archive`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdmAttachment {
     /// Index in [`ReceivedMessage::attachments`].
     pub attachment: usize,
-    /// The archive, or why it cannot be trusted (bad zip, hash or size mismatch...).
-    pub archive: Result<XdmArchive, Error>,
+    /// What could be read; `None` when the bytes are not a zip or hold no METADATA.XML.
+    pub archive: Option<XdmArchive>,
+    /// The archive's faults in plain words; empty when every document was verified.
+    pub problems: Vec<String>,
 }
 
 /// A received message, read. `Debug` leaves out the raw bytes and the body text.
@@ -71,10 +88,14 @@ pub struct ReceivedMessage {
     pub to: Vec<String>,
     /// `Cc:` addresses.
     pub cc: Vec<String>,
-    /// Decoded subject (empty when none).
+    /// Decoded subject (empty when none); [`ReceivedMessage::display_subject`] is what users see.
     pub subject: String,
+    /// `Date:`, when present and valid.
+    pub date: Option<OffsetDateTime>,
     /// First text/plain body.
     pub text: Option<Redacted<String>>,
+    /// First text/html body (never made up from the text body).
+    pub html: Option<Redacted<String>>,
     /// Ségur headers.
     pub mss: MssHeaders,
     /// `X-MSS-MES: FIN` or subject exactly `[FIN]`.
@@ -91,13 +112,17 @@ pub struct ReceivedMessage {
     pub xdm: Vec<XdmAttachment>,
     /// A DSN or MDN, when the message is a report.
     pub report: Option<Report>,
+    /// Every fault found, in plain words: the message's own (broken MIME, parser failure), then
+    /// each archive's ([`XdmAttachment::problems`]). Empty for a sound message; missing optional
+    /// fields are not faults.
+    pub problems: Vec<String>,
 }
 
 impl ReceivedMessage {
     /// The patient the message is about, from the first readable XDM archive.
     pub fn patient(&self) -> Option<PatientIdentity> {
         self.xdm.iter().find_map(|x| {
-            let a = x.archive.as_ref().ok()?;
+            let a = x.archive.as_ref()?;
             let s = a.subsets.first()?;
             let info = s
                 .metadata
@@ -114,6 +139,34 @@ impl ReceivedMessage {
         self.subject
             .strip_prefix("XDM/1.0/DDM+")
             .unwrap_or(&self.subject)
+    }
+
+    /// The patient who wrote the message from Mon espace santé (INS and name), if it is one.
+    pub fn patient_sender(&self) -> Option<&PatientSender> {
+        match &self.sender {
+            SenderClass::Patient(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The ids this message answers, nearest first: `In-Reply-To`, then `References` from the
+    /// last, without repeats (to find the outbox message it replies to).
+    pub fn thread_ids(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for id in self.in_reply_to.iter().chain(self.references.iter().rev()) {
+            if !out.contains(&id.as_str()) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// The documents found in the XDM archives (verified or not).
+    pub fn documents(&self) -> impl Iterator<Item = &xdm::ReadDocument> {
+        self.xdm
+            .iter()
+            .filter_map(|x| x.archive.as_ref())
+            .flat_map(|a| a.documents())
     }
 
     /// True when an MDN may only be sent after the user agrees: RFC 8098 §2.1 when the
@@ -162,13 +215,64 @@ fn ids(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads a message. Only a message without any header is refused; an unreadable XDM archive is
-/// reported in [`XdmAttachment::archive`] so that the message (and an error MDN) can still be
-/// handled.
+/// Reads a message. Bytes without any header field are not a mail message and the only error
+/// ([`Error::Malformed`] on `message`); the caller keeps them anyway. Any other fault — broken
+/// MIME, a parser panic, a bad archive — yields the message with [`ReceivedMessage::problems`].
 pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or_else(|| Error::malformed("message", "no RFC 5322 header found"))?;
+    let not_mail = || Error::malformed("message", "not a mail message: no header field");
+    // A panic of mail-parser on hostile input must not stop a reader (issue 19, item 6).
+    match std::panic::catch_unwind(|| {
+        let msg = MessageParser::default().parse(raw)?;
+        (!msg.headers().is_empty()).then(|| from_parsed(raw, &msg, true))
+    }) {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(not_mail()),
+        Err(_) => {
+            let headers_only = std::panic::catch_unwind(|| {
+                let msg = MessageParser::default().parse_headers(raw)?;
+                (!msg.headers().is_empty()).then(|| from_parsed(raw, &msg, false))
+            });
+            let mut m = match headers_only {
+                Ok(Some(m)) => m,
+                Ok(None) | Err(_) => unread(raw),
+            };
+            m.problems.insert(0, PARSER_FAILURE.to_string());
+            Ok(m)
+        }
+    }
+}
+
+/// A message of which nothing could be read but its bytes.
+fn unread(raw: &[u8]) -> ReceivedMessage {
+    ReceivedMessage {
+        raw: Redacted(raw.to_vec()),
+        message_id: None,
+        in_reply_to: Vec::new(),
+        references: Vec::new(),
+        from: None,
+        from_name: None,
+        sender: SenderClass::Professional,
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: String::new(),
+        date: None,
+        text: None,
+        html: None,
+        mss: MssHeaders::default(),
+        end_of_exchange: false,
+        disposition_notification_to: None,
+        original_recipient: None,
+        return_path: None,
+        attachments: Vec::new(),
+        xdm: Vec::new(),
+        report: None,
+        problems: Vec::new(),
+    }
+}
+
+/// Everything but the bytes from a parsed message; `whole` is false when only its header was
+/// parsed (the MIME structure is then not checked).
+fn from_parsed(raw: &[u8], msg: &Message<'_>, whole: bool) -> ReceivedMessage {
     let mut mss = MssHeaders::default();
     let mut dnt = None;
     let mut original_recipient = None;
@@ -228,6 +332,8 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
 
     let mut attachments = Vec::new();
     let mut xdm = Vec::new();
+    // One inflating budget for all the archives of the message, not one each.
+    let mut xdm_budget = xdm::ReadLimits::default().max_total_bytes;
     for part in msg.attachments() {
         let content_type = part
             .content_type()
@@ -239,10 +345,17 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
             .to_ascii_lowercase();
         let filename = part.attachment_name().unwrap_or("").to_string();
         let content = part.contents().to_vec();
-        if filename.eq_ignore_ascii_case(xdm::ATTACHMENT_NAME) {
+        if filename.trim().eq_ignore_ascii_case(xdm::ATTACHMENT_NAME) {
+            let limits = xdm::ReadLimits {
+                max_total_bytes: xdm_budget,
+                ..xdm::ReadLimits::default()
+            };
+            let reading = xdm::inspect_archive_with(&content, limits);
+            xdm_budget -= reading.inflated;
             xdm.push(XdmAttachment {
                 attachment: attachments.len(),
-                archive: xdm::read_archive(&content),
+                archive: reading.archive,
+                problems: reading.problems,
             });
         }
         attachments.push(ReceivedAttachment {
@@ -252,8 +365,16 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
         });
     }
 
-    let report = read_report(&msg);
-    Ok(ReceivedMessage {
+    let mut problems = Vec::new();
+    if from_address.is_none() {
+        problems.push("no sender address (From:)".to_string());
+    }
+    if whole {
+        problems.extend(mime_problems(raw, msg));
+    }
+    problems.extend(xdm.iter().flat_map(|x| x.problems.iter().cloned()));
+    let report = read_report(msg);
+    ReceivedMessage {
         raw: Redacted(raw.to_vec()),
         message_id: msg.message_id().map(normalize_id),
         in_reply_to,
@@ -264,7 +385,18 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
         to: list(msg.to()),
         cc: list(msg.cc()),
         subject,
+        date: msg.date().and_then(|d| {
+            OffsetDateTime::parse(
+                &d.to_rfc3339(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+        }),
         text: msg.body_text(0).map(|t| Redacted(t.into_owned())),
+        html: msg.html_bodies().find_map(|p| match &p.body {
+            PartType::Html(h) => Some(Redacted(h.to_string())),
+            _ => None,
+        }),
         mss,
         end_of_exchange,
         disposition_notification_to: dnt,
@@ -273,10 +405,39 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
         attachments,
         xdm,
         report,
-    })
+        problems,
+    }
 }
 
-fn read_report(msg: &mail_parser::Message<'_>) -> Option<Report> {
+/// Faults of the MIME structure: a multipart without a boundary, without any part, or, for the
+/// root, cut before its closing delimiter (a truncated message). Only the root's delimiter is
+/// searched: one scan of the bytes, however many parts a hostile message has.
+fn mime_problems(raw: &[u8], msg: &Message<'_>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (index, part) in msg.parts.iter().enumerate() {
+        let Some(ct) = part
+            .content_type()
+            .filter(|c| c.ctype().eq_ignore_ascii_case("multipart"))
+        else {
+            continue;
+        };
+        let Some(boundary) = ct.attribute("boundary").filter(|b| !b.is_empty()) else {
+            problems.push("not MIME: multipart without boundary".to_string());
+            continue;
+        };
+        if !matches!(&part.body, PartType::Multipart(children) if !children.is_empty()) {
+            problems.push("not MIME: multipart without any part".to_string());
+            continue;
+        }
+        let close = format!("--{boundary}--");
+        if index == 0 && memchr::memmem::find(raw, close.as_bytes()).is_none() {
+            problems.push("truncated MIME: no closing boundary".to_string());
+        }
+    }
+    problems
+}
+
+fn read_report(msg: &Message<'_>) -> Option<Report> {
     let root = msg.parts.first()?.content_type()?;
     if !root.ctype().eq_ignore_ascii_case("multipart")
         || !root

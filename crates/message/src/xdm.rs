@@ -14,10 +14,15 @@
 //!
 //! The reader matches names case-insensitively, accepts any subset directory name and several
 //! subsets, resolves each `URI` relative to its subset (or, as in one ANS sample, to `IHE_XDM/`),
-//! and checks each document's SHA-1 `hash` and `size` against METADATA.XML.
+//! and checks each document's SHA-1 `hash` and `size` against METADATA.XML and its patient against
+//! the submission set and the CDA header (docs/mssante.md R3). Entry names that would escape a
+//! directory (`../`, absolute) and repeated names are never used; inflating stops at a total and
+//! a per-entry ratio ([`ReadLimits`]). [`inspect_archive`] keeps every fault as a plain-words
+//! problem and reads on; [`read_archive`] wants a flawless archive and fails on the first fault.
 
 use crate::Error;
-use crate::metadata::{self, DocumentEntry, Metadata};
+use crate::cda::CdaHeader;
+use crate::metadata::{self, DocumentEntry, Metadata, Replacement};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
@@ -301,7 +306,15 @@ pub struct ReadLimits {
     pub max_entries: usize,
     /// Most decompressed bytes in all read entries.
     pub max_total_bytes: u64,
+    /// Most bytes of one METADATA.XML (a few KiB per document in practice).
+    pub max_metadata_bytes: u64,
+    /// Largest ratio of inflated to compressed size of one entry, once it inflates beyond
+    /// [`RATIO_FLOOR`] bytes (below, small repetitive files may legitimately compress better).
+    pub max_ratio: u64,
 }
+
+/// Entries that inflate to no more than this are never held to [`ReadLimits::max_ratio`].
+pub const RATIO_FLOOR: u64 = 1024 * 1024;
 
 impl Default for ReadLimits {
     fn default() -> Self {
@@ -309,6 +322,9 @@ impl Default for ReadLimits {
             max_entries: 10_000,
             // Twice the Mon espace santé message limit: generous for real traffic, bounded.
             max_total_bytes: 64 * 1024 * 1024,
+            max_metadata_bytes: 8 * 1024 * 1024,
+            // CDA XML deflates 5 to 20 times; a zip bomb, a thousand times.
+            max_ratio: 100,
         }
     }
 }
@@ -318,10 +334,30 @@ impl Default for ReadLimits {
 pub struct ReadDocument {
     /// Path inside the zip, as stored.
     pub path: String,
-    /// The metadata entry (hash and size verified).
+    /// The metadata entry.
     pub entry: DocumentEntry,
     /// The bytes.
     pub content: Vec<u8>,
+    /// SHA-1 of `content`, lower-case hex.
+    pub sha1: String,
+    /// `content` has the METADATA.XML `size`.
+    pub size_ok: bool,
+    /// `sha1` is the METADATA.XML `hash`.
+    pub hash_ok: bool,
+    /// The CDA R2 header, when the document is a readable CDA.
+    pub cda: Option<CdaHeader>,
+}
+
+impl ReadDocument {
+    /// The name problems and views give the document: its `URI` as METADATA.XML writes it.
+    pub fn name(&self) -> &str {
+        uri_of(&self.entry)
+    }
+
+    /// Size and hash both match METADATA.XML.
+    pub fn verified(&self) -> bool {
+        self.size_ok && self.hash_ok
+    }
 }
 
 impl std::fmt::Debug for ReadDocument {
@@ -330,7 +366,9 @@ impl std::fmt::Debug for ReadDocument {
             .field("path", &self.path)
             .field("entry", &self.entry)
             .field("content", &format_args!("<{} bytes>", self.content.len()))
-            .finish()
+            .field("size_ok", &self.size_ok)
+            .field("hash_ok", &self.hash_ok)
+            .finish_non_exhaustive()
     }
 }
 
@@ -341,14 +379,14 @@ pub struct Subset {
     pub dir: String,
     /// Its METADATA.XML.
     pub metadata: Metadata,
-    /// Its documents, in METADATA.XML order.
+    /// Its documents found in the zip, in METADATA.XML order.
     pub documents: Vec<ReadDocument>,
 }
 
 /// A read archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdmArchive {
-    /// Subsets in zip order (usually one).
+    /// Subsets in zip order (usually one) whose METADATA.XML could be read.
     pub subsets: Vec<Subset>,
     /// `README.TXT` present (any case).
     pub has_readme: bool,
@@ -361,6 +399,52 @@ impl XdmArchive {
     pub fn documents(&self) -> impl Iterator<Item = &ReadDocument> {
         self.subsets.iter().flat_map(|s| s.documents.iter())
     }
+
+    /// The submission set's `patientId` (CX) of the first subset, as written.
+    pub fn patient_id(&self) -> Option<&str> {
+        self.subsets
+            .first()
+            .map(|s| s.metadata.submission_set.patient_id.as_str())
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The replace requests of all subsets.
+    pub fn replacements(&self) -> impl Iterator<Item = &Replacement> {
+        self.subsets
+            .iter()
+            .flat_map(|s| s.metadata.replacements.iter())
+    }
+}
+
+/// What reading an archive gave: what could be read, and every fault found, in plain words
+/// (`hash mismatch: DOC00001.XML`, `unsafe entry name ../x`…). A fault never hides the rest: a
+/// document that fails its hash is still there, flagged, and the other documents are read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct XdmReading {
+    /// `None` when the bytes are not a zip or hold no METADATA.XML at all.
+    pub archive: Option<XdmArchive>,
+    /// The faults, in the order found; empty when every document was verified.
+    pub problems: Vec<String>,
+    /// Bytes inflated (METADATA.XML and documents), counted against
+    /// [`ReadLimits::max_total_bytes`].
+    pub inflated: u64,
+}
+
+/// Reads an archive with the default limits, keeping every fault as a problem (never fails).
+pub fn inspect_archive(bytes: &[u8]) -> XdmReading {
+    inspect_archive_with(bytes, ReadLimits::default())
+}
+
+/// Reads an archive, keeping every fault as a problem (never fails).
+pub fn inspect_archive_with(bytes: &[u8], limits: ReadLimits) -> XdmReading {
+    let mut faults = Vec::new();
+    let mut budget = limits.max_total_bytes;
+    let archive = walk_archive(bytes, limits, &mut budget, &mut faults);
+    XdmReading {
+        archive,
+        problems: faults.into_iter().map(|f| f.problem).collect(),
+        inflated: limits.max_total_bytes - budget,
+    }
 }
 
 /// Reads an archive with the default limits. Errors are [`Error::Malformed`] naming the entry.
@@ -368,31 +452,131 @@ pub fn read_archive(bytes: &[u8]) -> Result<XdmArchive, Error> {
     read_archive_with(bytes, ReadLimits::default())
 }
 
-/// Reads an archive.
+/// Reads an archive that must be flawless: the first fault is the error.
 pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive, Error> {
-    const Z: &str = "IHE_XDM.zip";
-    let mut zip = ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| Error::malformed(Z, format!("not a zip archive: {e}")))?;
+    let mut faults = Vec::new();
+    let mut budget = limits.max_total_bytes;
+    let archive = walk_archive(bytes, limits, &mut budget, &mut faults);
+    match (faults.into_iter().next(), archive) {
+        (Some(f), _) => Err(Error::malformed(f.part, f.reason)),
+        (None, Some(a)) => Ok(a),
+        (None, None) => Err(Error::malformed(ZIP, "unreadable")),
+    }
+}
+
+const ZIP: &str = "IHE_XDM.zip";
+
+/// A fault, worded twice: the short problem kept with a received message, and the part and
+/// reason of the strict reader's [`Error::Malformed`].
+struct Fault {
+    problem: String,
+    part: String,
+    reason: String,
+}
+
+impl Fault {
+    fn new(problem: impl Into<String>, part: impl Into<String>, reason: impl Into<String>) -> Self {
+        Fault {
+            problem: problem.into(),
+            part: part.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A name as problems show it: control characters replaced, at most 120 characters.
+fn shown(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .take(120)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if name.chars().count() > 120 {
+        s.push('…');
+    }
+    s
+}
+
+/// A `../` component, an absolute path (`/x`, `\x`, `C:`), or a backslash separator: a name a
+/// careless extractor would write outside its directory.
+fn unsafe_name(name: &str) -> bool {
+    name.starts_with('/')
+        || name.starts_with('\\')
+        || name.as_bytes().get(1) == Some(&b':')
+        || name.split(['/', '\\']).any(|c| c == "..")
+}
+
+fn uri_of(entry: &DocumentEntry) -> &str {
+    entry.uri.trim().trim_start_matches("./")
+}
+
+/// The one walk behind [`inspect_archive_with`] and [`read_archive_with`].
+/// `budget` is what may still be inflated; what is inflated is taken from it.
+fn walk_archive(
+    bytes: &[u8],
+    limits: ReadLimits,
+    budget: &mut u64,
+    faults: &mut Vec<Fault>,
+) -> Option<XdmArchive> {
+    let mut zip = match ZipArchive::new(Cursor::new(bytes)) {
+        Ok(z) => z,
+        Err(e) => {
+            faults.push(Fault::new(
+                "not a zip archive",
+                ZIP,
+                format!("not a zip archive: {e}"),
+            ));
+            return None;
+        }
+    };
     if zip.len() > limits.max_entries {
-        return Err(Error::malformed(
-            Z,
+        faults.push(Fault::new(
+            format!("too many entries: {}", zip.len()),
+            ZIP,
             format!("{} entries, more than {}", zip.len(), limits.max_entries),
         ));
+        return None;
     }
-    // Upper-cased path -> (index, stored path).
+    // The zip crate keeps one of several entries of the same name and hides the others: repeated
+    // names are found in the central directory itself.
+    let listed = central_directory_names(bytes);
+    if let Some(names) = &listed {
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
+        for name in names {
+            if !unsafe_name(name) && !seen.insert(name.to_ascii_uppercase()) {
+                let problem = format!("duplicate entry name {}", shown(name));
+                faults.push(Fault::new(problem.clone(), ZIP, problem));
+            }
+        }
+    }
+    // Upper-cased path -> (index, stored path); unsafe and repeated names are left out.
     let mut by_name: HashMap<String, (usize, String)> = HashMap::with_capacity(zip.len());
     let mut metadata_files = Vec::new();
     for i in 0..zip.len() {
         let name = match zip.name_for_index(i) {
             Some(Ok(n)) => n.into_owned(),
             _ => {
-                return Err(Error::malformed(
-                    Z,
+                faults.push(Fault::new(
+                    format!("unreadable entry name (entry {i})"),
+                    ZIP,
                     format!("entry {i} has no readable name"),
                 ));
+                continue;
             }
         };
+        if unsafe_name(&name) {
+            let problem = format!("unsafe entry name {}", shown(&name));
+            faults.push(Fault::new(problem.clone(), ZIP, problem));
+            continue;
+        }
         let upper = name.to_ascii_uppercase();
+        if by_name.contains_key(&upper) {
+            if listed.is_none() {
+                let problem = format!("duplicate entry name {}", shown(&name));
+                faults.push(Fault::new(problem.clone(), ZIP, problem));
+            }
+            continue;
+        }
         let parts: Vec<&str> = upper.split('/').collect();
         if parts.len() == 3 && parts[0] == "IHE_XDM" && parts[2] == "METADATA.XML" {
             metadata_files.push((i, name.clone()));
@@ -400,29 +584,38 @@ pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive,
         by_name.insert(upper, (i, name));
     }
     if metadata_files.is_empty() {
-        return Err(Error::malformed(Z, "no IHE_XDM/<subset>/METADATA.XML"));
+        faults.push(Fault::new(
+            "no METADATA.XML",
+            ZIP,
+            "no IHE_XDM/<subset>/METADATA.XML",
+        ));
+        return None;
     }
-    let mut budget = limits.max_total_bytes;
     let mut subsets = Vec::with_capacity(metadata_files.len());
     for (i, meta_path) in metadata_files {
-        let part = format!("{Z}/{meta_path}");
-        let raw = read_entry(&mut zip, i, &part, &mut budget)?;
-        let xml = std::str::from_utf8(&raw).map_err(|e| {
-            Error::malformed(&part, format!("not UTF-8 (byte {})", e.valid_up_to()))
-        })?;
-        let metadata = metadata::read(xml).map_err(|r| Error::malformed(&part, r))?;
+        let part = format!("{ZIP}/{meta_path}");
+        let Some(metadata) = read_metadata(&mut zip, i, &meta_path, &limits, budget, faults) else {
+            continue;
+        };
         let dir = meta_path
             .rsplit_once('/')
             .map(|(d, _)| d.to_string())
             .unwrap_or_default();
         let mut documents = Vec::with_capacity(metadata.documents.len());
         for entry in &metadata.documents {
-            let uri = entry.uri.trim().trim_start_matches("./");
+            let uri = uri_of(entry);
             if uri.is_empty() {
-                return Err(Error::malformed(
+                faults.push(Fault::new(
+                    format!("document without URI: {}", shown(&entry.entry_uuid)),
                     &part,
                     format!("document {} has no URI", entry.entry_uuid),
                 ));
+                continue;
+            }
+            if unsafe_name(uri) {
+                let problem = format!("unsafe document URI {}", shown(uri));
+                faults.push(Fault::new(problem.clone(), &part, problem));
+                continue;
             }
             let candidates = [
                 format!("{dir}/{uri}"),
@@ -434,16 +627,27 @@ pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive,
                 .find_map(|c| by_name.get(&c.to_ascii_uppercase()))
                 .cloned()
             else {
-                return Err(Error::malformed(
+                faults.push(Fault::new(
+                    format!("missing document: {}", shown(uri)),
                     &part,
                     format!("document {uri} is listed but not in the archive"),
                 ));
+                continue;
             };
-            let doc_part = format!("{Z}/{path}");
-            let content = read_entry(&mut zip, index, &doc_part, &mut budget)?;
-            if content.len() as u64 != entry.size {
-                return Err(Error::malformed(
-                    doc_part,
+            let doc_part = format!("{ZIP}/{path}");
+            let content = match read_entry(&mut zip, index, &limits, *budget) {
+                Ok(c) => c,
+                Err(e) => {
+                    faults.push(e.fault(uri, &doc_part));
+                    continue;
+                }
+            };
+            *budget -= content.len() as u64;
+            let size_ok = content.len() as u64 == entry.size;
+            if !size_ok {
+                faults.push(Fault::new(
+                    format!("size mismatch: {}", shown(uri)),
+                    &doc_part,
                     format!(
                         "size {} differs from METADATA.XML size {}",
                         content.len(),
@@ -451,17 +655,33 @@ pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive,
                     ),
                 ));
             }
-            let hash = mss_types::hex(&Sha1::digest(&content));
-            if !hash.eq_ignore_ascii_case(entry.hash.trim()) {
-                return Err(Error::malformed(
-                    doc_part,
+            let sha1 = mss_types::hex(&Sha1::digest(&content));
+            let hash_ok = sha1.eq_ignore_ascii_case(entry.hash.trim());
+            if !hash_ok {
+                faults.push(Fault::new(
+                    format!("hash mismatch: {}", shown(uri)),
+                    &doc_part,
                     "SHA-1 differs from METADATA.XML hash",
                 ));
             }
+            // Not every document is a CDA (a PDF may travel too): only a readable one is compared.
+            let cda = crate::cda::parse_header(&content).ok();
+            check_patient(
+                &metadata.submission_set.patient_id,
+                entry,
+                cda.as_ref(),
+                uri,
+                &doc_part,
+                faults,
+            );
             documents.push(ReadDocument {
                 path,
                 entry: entry.clone(),
                 content,
+                sha1,
+                size_ok,
+                hash_ok,
+                cda,
             });
         }
         subsets.push(Subset {
@@ -470,35 +690,224 @@ pub fn read_archive_with(bytes: &[u8], limits: ReadLimits) -> Result<XdmArchive,
             documents,
         });
     }
-    Ok(XdmArchive {
+    Some(XdmArchive {
         subsets,
         has_readme: by_name.contains_key("README.TXT"),
         has_index: by_name.contains_key("INDEX.HTM"),
     })
 }
 
+/// The entry names of the central directory, in order, when it is a plain (not zip64) one that
+/// reads through; `None` otherwise.
+fn central_directory_names(bytes: &[u8]) -> Option<Vec<String>> {
+    const EOCD: [u8; 4] = 0x0605_4b50u32.to_le_bytes();
+    const RECORD: [u8; 4] = 0x0201_4b50u32.to_le_bytes();
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes(
+            bytes.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    let lowest = bytes.len().saturating_sub(22 + 65_535);
+    let eocd = (lowest..=bytes.len().checked_sub(22)?)
+        .rev()
+        .find(|&i| bytes[i..i + 4] == EOCD)?;
+    let count = u16_at(eocd + 10)?;
+    let offset = u32::from_le_bytes(bytes.get(eocd + 16..eocd + 20)?.try_into().ok()?);
+    if count == 0xFFFF || offset == u32::MAX {
+        return None;
+    }
+    let mut at = usize::try_from(offset).ok()?;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        if bytes.get(at..at + 4)? != RECORD {
+            return None;
+        }
+        let (name_len, extra_len, comment_len) =
+            (u16_at(at + 28)?, u16_at(at + 30)?, u16_at(at + 32)?);
+        let name = bytes.get(at + 46..at + 46 + name_len)?;
+        names.push(String::from_utf8_lossy(name).into_owned());
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Some(names)
+}
+
+fn read_metadata(
+    zip: &mut ZipArchive<Cursor<&[u8]>>,
+    index: usize,
+    path: &str,
+    limits: &ReadLimits,
+    budget: &mut u64,
+    faults: &mut Vec<Fault>,
+) -> Option<Metadata> {
+    let part = format!("{ZIP}/{path}");
+    let metadata_limits = ReadLimits {
+        max_total_bytes: limits.max_metadata_bytes.min(*budget),
+        ..*limits
+    };
+    let raw = match read_entry(
+        zip,
+        index,
+        &metadata_limits,
+        metadata_limits.max_total_bytes,
+    ) {
+        Ok(raw) => raw,
+        Err(EntryFault::OverTotal) if limits.max_metadata_bytes < *budget => {
+            faults.push(Fault::new(
+                format!("METADATA.XML over the size limit: {}", shown(path)),
+                &part,
+                "METADATA.XML larger than the reading limit",
+            ));
+            return None;
+        }
+        Err(e) => {
+            faults.push(e.fault(path, &part));
+            return None;
+        }
+    };
+    *budget -= raw.len() as u64;
+    let read = std::str::from_utf8(&raw)
+        .map_err(|e| format!("not UTF-8 (byte {})", e.valid_up_to()))
+        .and_then(metadata::read);
+    match read {
+        Ok(m) => Some(m),
+        Err(reason) => {
+            faults.push(Fault::new(
+                format!("unreadable METADATA.XML: {reason}"),
+                &part,
+                reason,
+            ));
+            None
+        }
+    }
+}
+
+/// The document's patient (its own `patientId`, else the submission set's) against the
+/// submission set and the CDA's `recordTarget/patientRole/id` (docs/mssante.md R3).
+fn check_patient(
+    set_patient: &str,
+    entry: &DocumentEntry,
+    cda: Option<&CdaHeader>,
+    uri: &str,
+    part: &str,
+    faults: &mut Vec<Fault>,
+) {
+    let set = metadata::parse_cx(set_patient);
+    let own = metadata::parse_cx(&entry.patient_id);
+    if let (Some(s), Some(o)) = (&set, &own)
+        && !same_patient(s, o)
+    {
+        faults.push(Fault::new(
+            format!("patient differs from the submission set: {}", shown(uri)),
+            part,
+            "patientId differs from the submission set's",
+        ));
+    }
+    let Some((id, oid)) = own.or(set) else {
+        return;
+    };
+    if crate::InsAuthority::from_oid(&oid).is_some() && crate::Ins::parse(&id).is_err() {
+        faults.push(Fault::new(
+            format!("patient id is not a valid INS: {}", shown(uri)),
+            part,
+            "patientId is not a valid INS",
+        ));
+    }
+    let Some(cda) = cda.filter(|c| !c.patient_ids.is_empty()) else {
+        return;
+    };
+    let in_cda = cda.patient_ids.iter().any(|i| {
+        i.extension.as_deref().is_some_and(|x| {
+            same_patient(&(x.to_string(), i.root.clone()), &(id.clone(), oid.clone()))
+        })
+    });
+    if !in_cda {
+        faults.push(Fault::new(
+            format!("patient differs from the CDA: {}", shown(uri)),
+            part,
+            "patientId differs from the CDA recordTarget",
+        ));
+    }
+}
+
+/// Same identifier under the same authority (INS letters `2A`/`2B` in either case).
+fn same_patient(a: &(String, String), b: &(String, String)) -> bool {
+    a.0.trim().eq_ignore_ascii_case(b.0.trim()) && a.1.trim() == b.1.trim()
+}
+
+/// Why an entry could not be read.
+enum EntryFault {
+    Open(String),
+    Inflate(String),
+    /// Over the bytes left in the total budget.
+    OverTotal,
+    /// Over the compression ratio.
+    OverRatio,
+}
+
+impl EntryFault {
+    /// `name` is what problems call the entry: a document's URI, METADATA.XML's path.
+    fn fault(self, name: &str, part: &str) -> Fault {
+        let name = shown(name);
+        match self {
+            EntryFault::Open(e) => Fault::new(
+                format!("unreadable entry: {name}"),
+                part,
+                format!("cannot open: {e}"),
+            ),
+            EntryFault::Inflate(e) => Fault::new(
+                format!("corrupt entry: {name}"),
+                part,
+                format!("cannot inflate: {e}"),
+            ),
+            EntryFault::OverTotal => Fault::new(
+                "archive over the size limit",
+                part,
+                "larger than the reading limit",
+            ),
+            EntryFault::OverRatio => Fault::new(
+                format!("compression ratio over the limit: {name}"),
+                part,
+                "compression ratio over the reading limit",
+            ),
+        }
+    }
+}
+
+/// Inflates one entry, never beyond `budget` bytes nor the ratio limit, whatever sizes the zip
+/// declares.
 fn read_entry(
     zip: &mut ZipArchive<Cursor<&[u8]>>,
     index: usize,
-    part: &str,
-    budget: &mut u64,
-) -> Result<Vec<u8>, Error> {
+    limits: &ReadLimits,
+    budget: u64,
+) -> Result<Vec<u8>, EntryFault> {
     let file = zip
         .by_index(index)
-        .map_err(|e| Error::malformed(part, format!("cannot open: {e}")))?;
+        .map_err(|e| EntryFault::Open(e.to_string()))?;
+    let by_ratio = file
+        .compressed_size()
+        .saturating_mul(limits.max_ratio)
+        .max(RATIO_FLOOR);
+    let cap = budget.min(by_ratio);
     let declared = file.size();
-    if declared > *budget {
-        return Err(Error::malformed(part, "larger than the reading limit"));
+    if declared > budget {
+        return Err(EntryFault::OverTotal);
+    }
+    if declared > by_ratio {
+        return Err(EntryFault::OverRatio);
     }
     let mut out = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
-    // Never trust the declared size: read at most the budget, plus one byte to detect excess.
-    file.take(*budget + 1)
+    // Read at most the cap, plus one byte to detect excess.
+    file.take(cap + 1)
         .read_to_end(&mut out)
-        .map_err(|e| Error::malformed(part, format!("cannot inflate: {e}")))?;
-    if out.len() as u64 > *budget {
-        return Err(Error::malformed(part, "larger than the reading limit"));
+        .map_err(|e| EntryFault::Inflate(e.to_string()))?;
+    if out.len() as u64 > cap {
+        return Err(if cap == budget {
+            EntryFault::OverTotal
+        } else {
+            EntryFault::OverRatio
+        });
     }
-    *budget -= out.len() as u64;
     Ok(out)
 }
 
@@ -511,6 +920,49 @@ mod tests {
         assert_eq!(document_name(1), "DOC00001.XML");
         assert_eq!(document_name(12), "DOC00012.XML");
         assert_eq!(document_name(1).len(), 12);
+    }
+
+    #[test]
+    fn names_that_leave_the_directory_are_unsafe() {
+        for name in [
+            "../x",
+            "a/../../x",
+            "/etc/x",
+            "\\x",
+            "a\\..\\x",
+            "C:x",
+            "c:/x",
+        ] {
+            assert!(unsafe_name(name), "{name}");
+        }
+        for name in [
+            "IHE_XDM/SUBSET01/DOC00001.XML",
+            "a..b/x",
+            "..x",
+            "x/.../y",
+            "",
+        ] {
+            assert!(!unsafe_name(name), "{name}");
+        }
+        assert_eq!(shown("a\u{7}b"), "a?b");
+        assert_eq!(shown(&"x".repeat(130)), format!("{}…", "x".repeat(120)));
+    }
+
+    #[test]
+    fn the_central_directory_lists_every_name_even_repeated() {
+        let t = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let file = |path| ArchiveFile {
+            path,
+            content: b"x",
+            deflate: None,
+        };
+        let zip = write_archive(&[file("a"), file("b/c"), file("a")], t).expect("zip");
+        assert_eq!(
+            central_directory_names(&zip),
+            Some(vec!["a".to_string(), "b/c".to_string(), "a".to_string()])
+        );
+        assert_eq!(central_directory_names(b"PK\x05\x06 too short"), None);
+        assert_eq!(central_directory_names(&zip[..zip.len() - 30]), None);
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! The bodies of the fuzz targets (`fuzz/fuzz_targets/`), here so that the same code also runs under
 //! proptest on stable (`crates/message/tests/properties.rs`): every reader must return, never panic.
 
-/// Feeds arbitrary bytes to every reader of mss-message (MIME message, IHE_XDM zip, CDA header, whitelist,
-/// METADATA.XML).
+/// Feeds arbitrary bytes to every reader of mss-message (MIME message and its JSON view, IHE_XDM
+/// zip, CDA header, whitelist, METADATA.XML).
 pub fn read_any(data: &[u8]) {
-    let _ = mss_message::read_message(data);
+    if let Ok(m) = mss_message::read_message(data) {
+        let _ = m.view();
+        let _ = m.thread_ids();
+    }
     let _ = mss_message::xdm::read_archive(data);
+    let _ = mss_message::xdm::inspect_archive(data);
     let _ = mss_message::cda::parse_header(data);
     let _ = mss_message::whitelist::Whitelist::parse(data);
     if let Ok(text) = std::str::from_utf8(data) {

@@ -294,6 +294,7 @@ pub(super) fn build_xdm(
             content_type: None,
         },
         documents: entries,
+        replacements: Vec::new(),
     };
     let xml = metadata::write(&metadata, || urn_uuid(env));
     let readme = xdm::readme(
