@@ -35,6 +35,14 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    // a panic's message may quote what was being parsed (a received message is health data): the location
+    // is enough to report it, and parsers' panics on outside input are contained where they happen
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!("mss: internal error (panic){at}; its message is withheld as it may quote data");
+    }));
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
