@@ -56,6 +56,18 @@ fn serve(dir: &Path, audit: bool) -> Serve {
         ),
     )
     .expect("config");
+    // the letters' domain is inside the espace de confiance through a test whitelist (docs/mssante.md M8)
+    let (xml, sum) = mss_testing::write_whitelist(&dir.join("whitelist"), mss_testing::TEST_DOMAINS);
+    let installed = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["whitelist", "update", "--xml"])
+        .arg(&xml)
+        .arg("--checksum")
+        .arg(&sum)
+        .output()
+        .expect("mss whitelist update");
+    assert!(installed.status.success(), "mss whitelist update failed");
     let added = Command::new(env!("CARGO_BIN_EXE_mss"))
         .arg("--data")
         .arg(dir.join("data"))
@@ -140,7 +152,7 @@ fn main() {
     let letter = letter();
     let composed = mss_message::compose(
         &serde_json::from_value(letter.clone()).expect("request"),
-        &mss_message::ComposeConfig::new("MSS-BENCH-NIL"),
+        &common::compose_config(),
     )
     .expect("compose");
     let header = format!("Message-ID: <{}>", composed.message_id);

@@ -166,8 +166,7 @@ impl Run {
 fn batch(n: usize) -> Vec<(String, Vec<u8>)> {
     let req: mss_message::ComposeRequest =
         serde_json::from_value(common::letter()).expect("request");
-    let m = mss_message::compose(&req, &mss_message::ComposeConfig::new("MSS-BENCH-NIL"))
-        .expect("compose");
+    let m = mss_message::compose(&req, &common::compose_config()).expect("compose");
     let header = format!("Message-ID: <{}>", m.message_id);
     let text = String::from_utf8(m.raw).expect("composed messages are ASCII");
     assert!(text.contains(&header), "Message-ID header");

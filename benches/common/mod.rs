@@ -43,3 +43,11 @@ pub fn letter() -> Value {
     req["recipients"] = json!({ "to": ["bench@sante.test"] });
     req
 }
+
+/// Composition of the benches' letters: their domain is inside the espace de confiance through the test
+/// whitelist (docs/mssante.md M8).
+pub fn compose_config() -> mss_message::ComposeConfig {
+    let mut c = mss_message::ComposeConfig::new("MSS-BENCH-NIL");
+    c.trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
+    c
+}
