@@ -110,6 +110,9 @@ mod tests {
             r#"{"time":"2026-12-06T07:31:02.123Z","client":"dpi","key_id":"k1","source":"10.1.2.3","action":"batches.read","route":"GET /v1/batches/{id}","batch":"b1","outcome":{"status":200}}"#
         );
         let back: AuditRecord = serde_json::from_str(&line).unwrap();
-        assert_eq!(back.time, time::macros::datetime!(2026-12-06 07:31:02.123 UTC));
+        assert_eq!(
+            back.time,
+            time::macros::datetime!(2026-12-06 07:31:02.123 UTC)
+        );
     }
 }

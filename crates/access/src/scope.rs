@@ -94,6 +94,9 @@ mod tests {
             assert_eq!(s.as_str().parse::<Scope>().unwrap(), s);
         }
         let e = "batches:delete".parse::<Scope>().unwrap_err().to_string();
-        assert!(e.starts_with("scope: unknown scope `batches:delete`"), "{e}");
+        assert!(
+            e.starts_with("scope: unknown scope `batches:delete`"),
+            "{e}"
+        );
     }
 }
