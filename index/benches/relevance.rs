@@ -138,7 +138,7 @@ fn main() {
             "mss search: meant box not in the first 5 ({}):",
             misses.len()
         );
-        for m in misses.iter().take(40) {
+        for m in misses.iter().take(400) {
             println!("  {m}");
         }
     }

@@ -391,7 +391,14 @@ fn structures(entries: &[Entry], rng: &mut ChaCha8Rng, out: &mut Vec<Judged>) {
                 ),
             }
         }
-        if let Some(short) = shorts.first() {
+        // `ch <city>` forms are most structures with a short name: at most half of a class
+        let ch_full = |class: &str, have: &HashMap<&str, usize>| {
+            shorts.first().is_some_and(|s| s.starts_with("ch "))
+                && have.get(class).copied().unwrap_or(0) >= quota(class) / 2
+        };
+        if let Some(short) = shorts.first()
+            && !ch_full("org-short", &have)
+        {
             if let Some(svc) = service
                 && let Some(t) = service_typed(svc)
             {
