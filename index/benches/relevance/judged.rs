@@ -5,7 +5,10 @@
 //! describe, read as the person meant them (this first name and this last name, this service in this
 //! city, this structure...), are exactly the meant ones. Where one structure has several boxes for the
 //! meant thing (`cardiologie@` and `secretariat.cardiologie@` of one hospital; every box of a CHU for
-//! `chu limoges`), all are listed and any of them counts.
+//! `chu limoges`; a hospital's biology laboratory for `labo bio auch`), all are listed and any of them
+//! counts. A query whose words also describe others is not kept: a last name that is someone's first
+//! name, a typo that makes another real name, a service whose typed beginning begins another service of
+//! the city.
 //!
 //! File format (TSV, `#` comments): class, query, filters (`key=value` joined by `;`, or `-`), the meant
 //! addresses separated by spaces.
@@ -147,6 +150,9 @@ pub fn generate(entries: &[Entry], seed: u64) -> Vec<Judged> {
         }
     }
     let n = |k: String| count.get(&k).copied().unwrap_or(0);
+    // a last name that is also someone's first name (`François`, `Marie`) does not name one person
+    let first_names: HashSet<&str> = persons.iter().map(|p| p.first.as_str()).collect();
+    let plain_last = |p: &Person<'_>| !first_names.contains(p.last.as_str());
     let mut locals: HashMap<&str, u32> = HashMap::new();
     for e in entries {
         *locals.entry(e.address.local_part()).or_default() += 1;
@@ -196,6 +202,7 @@ pub fn generate(entries: &[Entry], seed: u64) -> Vec<Judged> {
             };
             class_q = Some(("full-name", q, vec![]));
         } else if pick == 1
+            && plain_last(p)
             && !p.city.is_empty()
             && n(format!("l|{}", p.last)) > 1
             && n(format!("lc|{}|{}", p.last, p.city)) == 1
@@ -222,10 +229,12 @@ pub fn generate(entries: &[Entry], seed: u64) -> Vec<Judged> {
                 chars[at] = if chars[at] == 'e' { 'a' } else { 'e' };
             }
             let typo: String = chars.into_iter().collect();
-            if typo != p.last {
+            // a typo that makes another real name is that name, not a typo
+            if typo != p.last && n(format!("l|{typo}")) == 0 {
                 class_q = Some(("typo", format!("{} {typo}", p.first), vec![]));
             }
         } else if pick == 4
+            && plain_last(p)
             && n(format!("i|{}|{}", &p.first[..1], p.last)) == 1
             && n(format!("l|{}", p.last)) > 1
             && wants("initials", &have)
@@ -262,6 +271,7 @@ pub fn generate(entries: &[Entry], seed: u64) -> Vec<Judged> {
             ));
         } else if pick == 7 && wants("filtered", &have) {
             if let Some(d) = &p.e.department
+                && plain_last(p)
                 && n(format!("l|{}", p.last)) > 1
                 && n(format!("ld|{}|{}", p.last, d.as_str())) == 1
             {
@@ -314,11 +324,14 @@ fn structures(entries: &[Entry], rng: &mut ChaCha8Rng, out: &mut Vec<Judged>) {
     let mut kind_city: HashMap<(String, String), u32> = HashMap::new();
     for s in &all {
         for b in &s.boxes {
-            if let Some(t) = b.service.as_deref().and_then(service_typed) {
-                service_city
-                    .entry((t, joined(&s.city)))
-                    .or_default()
-                    .insert(s.org);
+            // a typed service stands for every service of the city it begins (`medecin`: médecine too)
+            for w in b.service.as_deref().map(words).unwrap_or_default() {
+                for end in 3..=w.len() {
+                    service_city
+                        .entry((w[..end].to_string(), joined(&s.city)))
+                        .or_default()
+                        .insert(s.org);
+                }
             }
         }
         let kind = words(s.org).first().cloned().unwrap_or_default();
@@ -442,13 +455,17 @@ fn structures(entries: &[Entry], rng: &mut ChaCha8Rng, out: &mut Vec<Judged>) {
         if org_words.starts_with("laboratoire ")
             && kind_city.get(&("laboratoire".into(), city.clone())) == Some(&1)
         {
-            add(
-                "lab-city",
-                format!("labo bio {city}"),
-                vec![],
-                every_box.clone(),
-                &mut have,
-            );
+            // a hospital's biology laboratory in the city is one too
+            let mut labs = every_box.clone();
+            for o in all.iter().filter(|o| joined(&o.city) == city && o.org != s.org) {
+                let lab = |b: &&&Entry| {
+                    b.service
+                        .as_deref()
+                        .is_some_and(|v| joined(v).starts_with("laboratoire de biologie"))
+                };
+                labs.extend(o.boxes.iter().filter(lab).map(|b| b.address.to_string()));
+            }
+            add("lab-city", format!("labo bio {city}"), vec![], labs, &mut have);
         }
     }
 }
