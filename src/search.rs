@@ -110,6 +110,13 @@ fn local(data_dir: &Path, args: SearchArgs) -> Result<()> {
         results.total,
         if results.total == 1 { "" } else { "s" }
     )?;
+    if !results.dropped.is_empty() {
+        writeln!(
+            out,
+            "-- nothing matched every word: left out {}",
+            results.dropped.join(", ")
+        )?;
+    }
     if let Some(cursor) = results.next_cursor {
         writeln!(out, "-- next page: --cursor {cursor}")?;
     }

@@ -66,6 +66,41 @@ fn main() {
     let builder = Builder::create(&data).expect("builder");
     extraction::read_path(&file, |r| import(builder, r, |_| {}, |_| {})).expect("import");
     let index = DirectoryIndex::open(&data).expect("open");
+    // `-- --show "query"...`: the first ten answers of mss search, to see why a query misses
+    let shown: Vec<String> = std::env::args()
+        .skip_while(|a| a != "--show")
+        .skip(1)
+        .collect();
+    if !shown.is_empty() {
+        for q in shown {
+            let (q, f) = q.split_once('|').unwrap_or((&q, ""));
+            let pairs: Vec<(String, String)> = f
+                .split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let r = index
+                .search(&SearchRequest {
+                    q: q.to_string(),
+                    filters: filters_of(&pairs),
+                    limit: 10,
+                    cursor: None,
+                })
+                .expect("search");
+            println!("== {q} ({} matches, dropped {:?})", r.total, r.dropped);
+            for h in r.hits {
+                let e = h.entry;
+                println!(
+                    "  {:>5} {} | {} | {}",
+                    h.score,
+                    e.address,
+                    e.display_name(),
+                    e.city().unwrap_or("")
+                );
+            }
+        }
+        return;
+    }
     let bm25 = Bm25::build(&entries);
     println!(
         "relevance: {} judged queries, {} entries (mss demo-data --count {POPULATION}, seed {POPULATION_SEED})",
@@ -237,7 +272,10 @@ impl Bm25 {
                 .filter(AsciiFoldingFilter)
                 .build(),
         );
-        let mut w = index.writer(200_000_000).expect("writer");
+        // one thread, one segment: ties come back in the same order on every run
+        let mut w = index
+            .writer_with_num_threads(1, 200_000_000)
+            .expect("writer");
         for e in entries {
             let mut d = TantivyDocument::default();
             let persons = [&e.first_name, &e.last_name];

@@ -20,6 +20,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Filters of a query: `(name, value)` pairs.
+type Filters = Vec<(String, String)>;
+
 /// One judged query.
 pub struct Judged {
     pub class: String,
@@ -53,10 +56,8 @@ pub fn words(text: &str) -> Vec<String> {
     for c in text.chars() {
         let folded: Option<String> = if c.is_ascii_alphanumeric() {
             Some(c.to_ascii_lowercase().to_string())
-        } else if let Some(f) = mss_types::text::fold_latin(c) {
-            Some(f.to_ascii_lowercase())
         } else {
-            None
+            mss_types::text::fold_latin(c).map(|f| f.to_ascii_lowercase())
         };
         match folded {
             Some(f) => cur.push_str(&f),
@@ -190,7 +191,7 @@ pub fn generate(entries: &[Entry], seed: u64) -> Vec<Judged> {
             )
         };
         let unique_name = n(format!("n|{}|{}", p.first, p.last)) == 1;
-        let mut class_q: Option<(&str, String, Vec<(String, String)>)> = None;
+        let mut class_q: Option<(&str, String, Filters)> = None;
         let wants =
             |c: &str, have: &HashMap<&str, usize>| have.get(c).copied().unwrap_or(0) < quota(c);
         let pick = rng.random_range(0..8u32);
@@ -269,18 +270,18 @@ pub fn generate(entries: &[Entry], seed: u64) -> Vec<Judged> {
                 format!("{local}@{}", &domain[..cut]),
                 vec![],
             ));
-        } else if pick == 7 && wants("filtered", &have) {
-            if let Some(d) = &p.e.department
-                && plain_last(p)
-                && n(format!("l|{}", p.last)) > 1
-                && n(format!("ld|{}|{}", p.last, d.as_str())) == 1
-            {
-                class_q = Some((
-                    "filtered",
-                    p.last.clone(),
-                    vec![("department".into(), d.as_str().to_string())],
-                ));
-            }
+        } else if pick == 7
+            && wants("filtered", &have)
+            && let Some(d) = &p.e.department
+            && plain_last(p)
+            && n(format!("l|{}", p.last)) > 1
+            && n(format!("ld|{}|{}", p.last, d.as_str())) == 1
+        {
+            class_q = Some((
+                "filtered",
+                p.last.clone(),
+                vec![("department".into(), d.as_str().to_string())],
+            ));
         }
         if let Some((class, q, f)) = class_q {
             taken.insert(addr);
@@ -457,7 +458,10 @@ fn structures(entries: &[Entry], rng: &mut ChaCha8Rng, out: &mut Vec<Judged>) {
         {
             // a hospital's biology laboratory in the city is one too
             let mut labs = every_box.clone();
-            for o in all.iter().filter(|o| joined(&o.city) == city && o.org != s.org) {
+            for o in all
+                .iter()
+                .filter(|o| joined(&o.city) == city && o.org != s.org)
+            {
                 let lab = |b: &&&Entry| {
                     b.service
                         .as_deref()
@@ -465,7 +469,13 @@ fn structures(entries: &[Entry], rng: &mut ChaCha8Rng, out: &mut Vec<Judged>) {
                 };
                 labs.extend(o.boxes.iter().filter(lab).map(|b| b.address.to_string()));
             }
-            add("lab-city", format!("labo bio {city}"), vec![], labs, &mut have);
+            add(
+                "lab-city",
+                format!("labo bio {city}"),
+                vec![],
+                labs,
+                &mut have,
+            );
         }
     }
 }
