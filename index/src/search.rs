@@ -449,11 +449,6 @@ fn run(
     Ok(Top::merge(tops, keep))
 }
 
-/// Fewer matches than this when every word must match whole (but the one being typed), and every word
-/// may match as a prefix, below whole words: `cardio limoges` answers. Cheaper than always reading
-/// every word as a prefix, and the same first answers: whole words score above prefixes.
-const PREFIX_BELOW: usize = 5;
-
 /// Score reported for the boxes of an address typed whole or by its beginning: above any word match.
 const ADDRESS_SCORE: f32 = 1000.0;
 
@@ -463,10 +458,12 @@ struct Answer {
     dropped: Vec<String>,
 }
 
-/// Runs the query as typed; with fewer than [`PREFIX_BELOW`] matches, again with every word a prefix;
-/// and while that finds nothing, again without its least selective word ([`least_selective`]). The
-/// choice depends on the count of every match (`count`) or on the first page (search-as-you-type has no
-/// cursor), never on the cursor: every page of a search reads the query the same way.
+/// Runs the query with the last word a prefix (as typed), and so is every other word that is no whole
+/// word of the index (`cardio limoges`) or a single letter (an initial); when that finds nothing, again
+/// with every word a prefix, below whole words; and while that finds nothing, again without its least
+/// selective word ([`least_selective`]). Whether something was found is read from the count of every
+/// match (`count`) or the first page (search-as-you-type has no cursor), never from the cursor: every
+/// page of a search reads the query the same way.
 fn answer(
     g: &Generation,
     searcher: &Searcher,
@@ -476,36 +473,32 @@ fn answer(
     after: Option<SortKey>,
     count: bool,
 ) -> Result<Answer> {
-    let as_typed = Plan::new(&g.fields, tokens, filters);
-    let top = run(g, searcher, &as_typed, keep, after, count)?;
-    let enough = if count {
-        top.total >= PREFIX_BELOW as u64
-    } else {
-        top.hits.len() >= keep.min(PREFIX_BELOW)
+    let found = |top: &Top| {
+        if count {
+            top.total > 0
+        } else {
+            !top.hits.is_empty()
+        }
     };
-    if enough || tokens.iter().all(|t| t.prefix) {
+    let mut words = tokens.to_vec();
+    for w in words.iter_mut().filter(|w| !w.prefix && !is_stop_word(&w.text)) {
+        w.prefix = w.text.chars().count() == 1 || !is_whole_word(g, searcher, &w.text)?;
+    }
+    let top = run(g, searcher, &Plan::new(&g.fields, &words, filters), keep, after, count)?;
+    if found(&top) || words.iter().all(|t| t.prefix) {
         return Ok(Answer {
             top,
             dropped: Vec::new(),
         });
     }
-    let mut words: Vec<QueryToken> = tokens
-        .iter()
-        .map(|t| QueryToken {
-            text: t.text.clone(),
-            prefix: true,
-        })
-        .collect();
+    for w in &mut words {
+        w.prefix = true;
+    }
     let mut dropped = Vec::new();
     loop {
         let plan = Plan::new(&g.fields, &words, filters);
         let top = run(g, searcher, &plan, keep, after, count)?;
-        let found = if count {
-            top.total > 0
-        } else {
-            !top.hits.is_empty()
-        };
-        let Some(drop) = (!found)
+        let Some(drop) = (!found(&top))
             .then(|| least_selective(g, searcher, &words))
             .transpose()?
             .flatten()
@@ -514,6 +507,21 @@ fn answer(
         };
         dropped.push(words.remove(drop).text);
     }
+}
+
+/// Whether `word` (folded) is a whole word of a name, organisation, profession or place of the index.
+fn is_whole_word(g: &Generation, searcher: &Searcher, word: &str) -> Result<bool> {
+    let f = &g.fields;
+    for segment in searcher.segment_readers() {
+        for field in [f.name, f.org, f.job, f.place] {
+            let term = tantivy::Term::from_field_text(field, word);
+            let known = segment.inverted_index(field)?.get_term_info(&term);
+            if known.map_err(tantivy::TantivyError::from)?.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The word to leave out of a query that matches nothing: one that matches nothing by itself first, else
