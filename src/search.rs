@@ -180,6 +180,9 @@ fn ldap(args: SearchArgs) -> Result<()> {
         if let Some(hint) = &answer.hint {
             eprintln!("mss: {}: {hint}", partial_word(answer.partial));
         }
+        if let Some(warning) = &answer.warning {
+            eprintln!("mss: {warning}");
+        }
         return Ok(());
     }
     for e in &answer.entries {
@@ -193,6 +196,9 @@ fn ldap(args: SearchArgs) -> Result<()> {
     }
     if let Some(hint) = &answer.hint {
         writeln!(out, "-- {}: {hint}", partial_word(answer.partial))?;
+    }
+    if let Some(warning) = &answer.warning {
+        writeln!(out, "-- {warning}")?;
     }
     out.flush()?;
     Ok(())

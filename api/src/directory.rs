@@ -201,7 +201,7 @@ pub async fn search(
                         source: "ldap".into(),
                         partial: answer.partial.is_some(),
                         hint: answer.hint,
-                        warning: None,
+                        warning: answer.warning,
                     }));
                 }
                 Err(e) => {

@@ -481,10 +481,20 @@ fn answer(
         }
     };
     let mut words = tokens.to_vec();
-    for w in words.iter_mut().filter(|w| !w.prefix && !is_stop_word(&w.text)) {
+    for w in words
+        .iter_mut()
+        .filter(|w| !w.prefix && !is_stop_word(&w.text))
+    {
         w.prefix = w.text.chars().count() == 1 || !is_whole_word(g, searcher, &w.text)?;
     }
-    let top = run(g, searcher, &Plan::new(&g.fields, &words, filters), keep, after, count)?;
+    let top = run(
+        g,
+        searcher,
+        &Plan::new(&g.fields, &words, filters),
+        keep,
+        after,
+        count,
+    )?;
     if found(&top) || words.iter().all(|t| t.prefix) {
         return Ok(Answer {
             top,
