@@ -15,7 +15,8 @@ use crate::{data, runtime};
 /// `mss search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Words to look for (names, organisation, service, city, profession); the last one may be a prefix.
+    /// Words to look for (names, organisation, service, city, profession; or an address, whole or by its
+    /// beginning); the last one may be a prefix, and so may a word that is no whole word of the directory.
     #[arg(default_value = "")]
     pub query: Vec<String>,
     /// Mailbox type.
