@@ -240,6 +240,10 @@ pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
     }
     if let Some(dep) = &e.department {
         str(out, f.place, dep.as_str());
+        // typed by name too (`cardio gironde`)
+        if let Some(name) = dep.name() {
+            str(out, f.place, name);
+        }
     }
     for s in &e.other_structures {
         for o in [&s.organisation_name, &s.service].into_iter().flatten() {
@@ -259,6 +263,9 @@ pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
         .filter_map(Department::from_postal_code);
     for dep in departments {
         str(out, f.place, dep.as_str());
+        if let Some(name) = dep.name() {
+            str(out, f.place, name);
+        }
     }
     for c in [&e.profession, &e.speciality].into_iter().flatten() {
         str(out, f.job, &c.label);

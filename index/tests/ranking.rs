@@ -298,6 +298,29 @@ fn an_earlier_word_may_be_a_prefix() {
 }
 
 #[test]
+fn a_department_may_be_named() {
+    // Loire-Atlantique is the department of Nantes: only its boxes match, the CHU first (its
+    // organisation words), the clinic after
+    let req = SearchRequest {
+        q: "urgences loire atlantique".into(),
+        limit: 5,
+        ..Default::default()
+    };
+    let r = index().search(&req).expect("search");
+    assert_eq!(r.total, 2);
+    assert!(r.dropped.is_empty());
+    assert_first(
+        "urgences loire atlantique",
+        &["urgences@chu-nantes.fr", "urgences@clinique-jules-verne.fr"],
+    );
+    // and by its number
+    assert_first(
+        "urgences 44",
+        &["urgences@chu-nantes.fr", "urgences@clinique-jules-verne.fr"],
+    );
+}
+
+#[test]
 fn an_address_typed_whole_or_by_its_beginning_finds_its_box_first() {
     assert_first(
         "vasseur.0@medecin.mssante.fr",
