@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # REST benchmark: wrk against /v1/directory/autocomplete on a 535 k-entry index, then (with --soak) a
 # soak of load bursts checking that the server's RSS stays flat and nothing fails.
-#   scripts/bench-serve.sh [--entries N] [--duration 30s] [--connections 32] [--soak 600]
+#   scripts/bench-serve.sh [--entries N] [--duration 30s] [--connections 32] [--soak 600] [--compare BIN]
 # Prints requests/s, p50/p99 latency and the server's RSS next to the goals (>= 10 000 req/s, p99 <= 10 ms,
 # RSS <= 250 MB). wrk runs on the same 2-core machine as the server, as the goal says. The same mix runs
 # without a key and with a client key (X-Api-Key), alternated twice in one run: the ratio of requests/s is
 # the cost of authentication (goal >= 0.95).
+# --compare BIN: the same data and query mix, also served by another build of mss (e.g. the base commit's,
+# built from a second checkout), in turns (BIN, this build, BIN, this build): figures side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-entries=535000 duration=30s connections=32 soak=0
+entries=535000 duration=30s connections=32 soak=0 compare=""
 while (($#)); do
   case "$1" in
     --entries) entries=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --soak) soak=$2; shift 2 ;;
+    --compare) compare=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -24,17 +27,38 @@ mss=target/release/mss
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 $mss demo-data --count "$entries" --seed 535 --out "$work/extraction.txt" 2>/dev/null
-$mss --data "$work/data" import "$work/extraction.txt" --quiet
 # the query mix: derived from the data itself so every kind of query hits real names
 python3 scripts/autocomplete-queries.py "$work/extraction.txt" > "$work/queries.txt"
 export MSS_QUERIES="$work/queries.txt"
-# a client whose key the second half of the runs sends
-key=$($mss --data "$work/data" client add bench --scope directory:read 2>/dev/null | tail -1)
-port=$((20000 + RANDOM % 20000))
-$mss --data "$work/data" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+server=""
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$server/status"; }
+# serve BIN on its own index of the same file (a build may index otherwise): sets $server and $port
+start() {
+  local bin=$1 data=$2
+  [[ -d $data ]] || $bin --data "$data" import "$work/extraction.txt" --quiet
+  port=$((20000 + RANDOM % 20000))
+  $bin --data "$data" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+  server=$!
+  for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+measure() {
+  wrk -t2 -c"$connections" -d5s -s benches/autocomplete.lua "http://127.0.0.1:$port" >/dev/null  # warm-up
+  wrk -t2 -c"$connections" -d"$duration" -s benches/autocomplete.lua "http://127.0.0.1:$port" | grep '^requests='
+}
+if [[ -n $compare ]]; then
+  for round in 1 2; do
+    for which in compared this; do
+      if [[ $which == compared ]]; then start "$compare" "$work/data-compared"; else start "$mss" "$work/data"; fi
+      line=$(measure)
+      echo "round $round, $which build ($([[ $which == compared ]] && echo "$compare" || echo "$mss")): $line, RSS $(rss) MB"
+      kill "$server"; wait "$server" 2>/dev/null || true
+    done
+  done
+fi
+start "$mss" "$work/data"
+# a client whose key half of the runs sends (the service sees a new client within 2 s)
+key=$($mss --data "$work/data" client add bench --scope directory:read 2>/dev/null | tail -1)
+sleep 2
 wrk -t2 -c"$connections" -d5s -s benches/autocomplete.lua "http://127.0.0.1:$port" >/dev/null  # warm-up
 run() {
   local out

@@ -15,7 +15,8 @@ use crate::{data, runtime};
 /// `mss search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Words to look for (names, organisation, service, city, profession); the last one may be a prefix.
+    /// Words to look for (names, organisation, service, city, profession; or an address, whole or by its
+    /// beginning); the last one may be a prefix, and so may a word that is no whole word of the directory.
     #[arg(default_value = "")]
     pub query: Vec<String>,
     /// Mailbox type.
@@ -110,6 +111,13 @@ fn local(data_dir: &Path, args: SearchArgs) -> Result<()> {
         results.total,
         if results.total == 1 { "" } else { "s" }
     )?;
+    if !results.dropped.is_empty() {
+        writeln!(
+            out,
+            "-- nothing matched every word: left out {}",
+            results.dropped.join(", ")
+        )?;
+    }
     if let Some(cursor) = results.next_cursor {
         writeln!(out, "-- next page: --cursor {cursor}")?;
     }
@@ -173,6 +181,9 @@ fn ldap(args: SearchArgs) -> Result<()> {
         if let Some(hint) = &answer.hint {
             eprintln!("mss: {}: {hint}", partial_word(answer.partial));
         }
+        if let Some(warning) = &answer.warning {
+            eprintln!("mss: {warning}");
+        }
         return Ok(());
     }
     for e in &answer.entries {
@@ -186,6 +197,9 @@ fn ldap(args: SearchArgs) -> Result<()> {
     }
     if let Some(hint) = &answer.hint {
         writeln!(out, "-- {}: {hint}", partial_word(answer.partial))?;
+    }
+    if let Some(warning) = &answer.warning {
+        writeln!(out, "-- {warning}")?;
     }
     out.flush()?;
     Ok(())

@@ -29,7 +29,7 @@ use common::{Server, demo_file, import, stderr, stdout};
 use mss_annuaire::ldap::{
     Filter, LdapClient, LdapConfig, Limit, Mapping, SearchQuery, Secret, refine_hint,
 };
-use mss_annuaire::{Entry, Error, Source, extraction};
+use mss_annuaire::{BalType, Entry, Error, Source, extraction};
 use mss_index::{DirectoryIndex, SearchRequest};
 use mss_testing::unavailable;
 use serde_json::Value;
@@ -790,4 +790,183 @@ fn starttls_ldaps_and_simple_bind() {
     let e: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
     assert!(e["first_name"].is_null(), "{e}");
     assert!(Mapping::load(&mapping).is_ok());
+}
+
+/// A directory of standard inetOrgPerson entries only (issue 18): no `mssanteBalType`, none of the
+/// project schema's attributes.
+const PLAIN_LDIF: &str = "\
+dn: ou=bal,o=mssante,c=fr
+objectClass: top
+objectClass: organizationalUnit
+ou: bal
+
+dn: mail=anne.vasseur@medecin.mssante.fr,ou=bal,o=mssante,c=fr
+objectClass: inetOrgPerson
+mail: anne.vasseur@medecin.mssante.fr
+cn: Anne Vasseur
+sn: Vasseur
+givenName: Anne
+title: Médecin
+l: Lyon
+postalCode: 69003
+
+dn: mail=paul.vasseur@infirmier.mssante.fr,ou=bal,o=mssante,c=fr
+objectClass: inetOrgPerson
+mail: paul.vasseur@infirmier.mssante.fr
+cn: Paul Vasseur
+sn: Vasseur
+givenName: Paul
+o: CHU de Nantes
+l: Nantes
+postalCode: 44093
+
+dn: mail=marc.ledoux@medecin.mssante.fr,ou=bal,o=mssante,c=fr
+objectClass: inetOrgPerson
+mail: marc.ledoux@medecin.mssante.fr
+cn: Marc Ledoux
+sn: Ledoux
+givenName: Marc
+
+";
+
+/// The warning a search or harvest of [`PLAIN_LDIF`] gives, once: `n` entries read.
+fn plain_warning(n: usize, given: &str) -> String {
+    format!(
+        "{n} of {n} LDAP entries have no BAL type, {given}; mapped attributes no entry carries: \
+         mssanteBalType (bal_type), mssantePersonIdType (person_id_type), mssantePersonId (person_id), \
+         mssantePersonNationalId (person_national_id), mssanteOrganisationIdType (organisation_id_type), \
+         mssanteOrganisationId (organisation_id), ou (service), personalTitle (civility), \
+         mssanteProfessionCategoryCode (profession_category_code), mssanteProfessionCategoryLabel \
+         (profession_category_label), mssanteProfessionCode (profession_code), mssanteSpecialityCode \
+         (speciality_code), mssanteSpecialityLabel (speciality_label), mssanteDematerialisation \
+         (dematerialisation), mssanteTradeName (organisation_trade_name), mssanteAddressComplement \
+         (address_complement), postOfficeBox (address_distribution), mssanteStreetNumber (street_number), \
+         mssanteStreetNumberComplement (street_number_complement), mssanteStreetType (street_type), street \
+         (street_name), mssanteLocality (locality), mssanteDeliveryLine (delivery_line), mssanteDepartment \
+         (department), co (country), mssanteRedListed (red_listed)"
+    )
+}
+
+#[test]
+fn a_directory_of_standard_attributes_only_is_read_and_says_what_it_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ldif = tmp.path().join("plain.ldif");
+    std::fs::write(&ldif, PLAIN_LDIF).unwrap();
+    let Some(d) = start(&["--ldif", ldif.to_str().unwrap()]) else {
+        return;
+    };
+    // the live search returns the entries, typed from their names, and says once what they lack
+    let answer = runtime()
+        .block_on(d.client().search(&SearchQuery {
+            text: "vasseur".into(),
+            ..SearchQuery::default()
+        }))
+        .unwrap();
+    let mut got: Vec<(String, BalType, Option<String>)> = answer
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.address.to_string(),
+                e.bal_type,
+                e.city().map(str::to_string),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "anne.vasseur@medecin.mssante.fr".into(),
+                BalType::Per,
+                Some("Lyon".into())
+            ),
+            (
+                "paul.vasseur@infirmier.mssante.fr".into(),
+                BalType::Per,
+                Some("Nantes".into())
+            ),
+        ]
+    );
+    assert_eq!(answer.rejected, 0);
+    let inferred = "inferred: PER for person names, ORG otherwise";
+    assert_eq!(
+        answer.warning.as_deref(),
+        Some(plain_warning(2, inferred).as_str())
+    );
+    // the CLI prints it once, under the results
+    let out = mss(&["search", "--source", "ldap", "--url", d.url(), "vasseur"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        text.lines().filter(|l| l.contains('@')).count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("have no BAL type").count(), 1, "{text}");
+    assert!(
+        text.contains(&format!("-- {}", plain_warning(2, inferred))),
+        "{text}"
+    );
+    // the harvest collects every entry and warns once
+    let data = tmp.path().join("data");
+    let out = sync(&data, &d, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("ldap-sync: complete: 3 entries"),
+        "{}",
+        stdout(&out)
+    );
+    let log = stderr(&out);
+    assert_eq!(log.matches("have no BAL type").count(), 1, "{log}");
+    assert!(log.contains(&plain_warning(3, inferred)), "{log}");
+    let indexed = index_entries(&data);
+    let mut types: Vec<(&str, BalType)> = indexed
+        .iter()
+        .map(|(a, e)| (a.as_str(), e.bal_type))
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            ("anne.vasseur@medecin.mssante.fr", BalType::Per),
+            ("marc.ledoux@medecin.mssante.fr", BalType::Per),
+            ("paul.vasseur@infirmier.mssante.fr", BalType::Per),
+        ]
+    );
+    // `bal_type_default` gives its type instead
+    let mapping = tmp.path().join("mapping.toml");
+    std::fs::write(&mapping, "bal_type_default = \"CAB\"\n").unwrap();
+    let out = mss(&[
+        "search",
+        "--source",
+        "ldap",
+        "--url",
+        d.url(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--json",
+        "ledoux",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entry: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(entry["address"], "marc.ledoux@medecin.mssante.fr");
+    assert_eq!(entry["bal_type"], "CAB");
+    // Marc Ledoux alone has no title, organisation, postal code nor city either
+    let alone = plain_warning(1, "given CAB (bal_type_default)")
+        .replace(
+            " mssanteSpecialityCode",
+            " title (profession_label), mssanteSpecialityCode",
+        )
+        .replace(
+            " mssanteTradeName",
+            " o (organisation_name), mssanteTradeName",
+        )
+        .replace(
+            " mssanteDepartment",
+            " postalCode (postal_code), mssanteDepartment",
+        )
+        + ", l (city)";
+    assert_eq!(stderr(&out).trim(), format!("mss: {alone}"));
 }

@@ -123,6 +123,9 @@ pub struct SearchResponse {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    /// Words of the query left out because with them nothing matched; absent when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped: Vec<String>,
     /// Where the results come from: `local` (the index) or `ldap` (the national directory, live).
     source: String,
     /// The LDAP directory stopped at its size or time limit: more entries match than it returned.
@@ -142,6 +145,9 @@ pub struct AutocompleteResponse {
     query: String,
     /// Best first.
     suggestions: Vec<Suggestion>,
+    /// Words of the query left out because with them nothing matched; absent when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped: Vec<String>,
 }
 
 /// Refined search, paged by cursor.
@@ -191,10 +197,11 @@ pub async fn search(
                         total: answer.entries.len() as u64,
                         results: answer.entries,
                         next_cursor: None,
+                        dropped: Vec::new(),
                         source: "ldap".into(),
                         partial: answer.partial.is_some(),
                         hint: answer.hint,
-                        warning: None,
+                        warning: answer.warning,
                     }));
                 }
                 Err(e) => {
@@ -217,6 +224,7 @@ pub async fn search(
         total: results.total,
         results: results.hits.into_iter().map(|h| h.entry).collect(),
         next_cursor: results.next_cursor,
+        dropped: results.dropped,
         source: "local".into(),
         partial: false,
         hint: None,
@@ -244,12 +252,16 @@ pub async fn autocomplete(
     let query = params.query(false)?;
     let filters = params.filters()?;
     let limit = params.limit(8, MAX_LIMIT)?;
-    let suggestions = if query.is_empty() {
-        Vec::new() // nothing typed yet: nothing to suggest
+    let found = if query.is_empty() {
+        Default::default() // nothing typed yet: nothing to suggest
     } else {
-        state.index()?.autocomplete(&query, &filters, limit)?
+        state.index()?.suggest(&query, &filters, limit)?
     };
-    Ok(Json(AutocompleteResponse { query, suggestions }))
+    Ok(Json(AutocompleteResponse {
+        query,
+        suggestions: found.suggestions,
+        dropped: found.dropped,
+    }))
 }
 
 /// One mailbox by its address.

@@ -16,30 +16,42 @@ use tantivy::query::{ConstScorer, EmptyScorer, EnableScoring, Explanation, Query
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader, TERMINATED};
 
 use crate::Result;
-use crate::schema::{ADDR_HASH, Fields, load};
+use crate::schema::{ADDR_HASH, Fields, LOCAL_HASH, load};
 
 fn column(segment: &SegmentReader) -> tantivy::Result<Column<u64>> {
     segment.fast_fields().u64(ADDR_HASH)
+}
+
+/// Which hash a lookup goes by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum By {
+    /// The whole address.
+    Address,
+    /// Its local part, lower-cased (an address typed by its beginning).
+    LocalPart,
 }
 
 /// Per segment, every `(address hash, document)`, sorted: built on first lookup, kept while the segment
 /// is searched.
 #[derive(Default)]
 pub(crate) struct AddressIndex {
-    tables: Mutex<HashMap<SegmentId, Arc<Table>>>,
+    tables: Mutex<HashMap<(SegmentId, By), Arc<Table>>>,
 }
 
 /// `(address hash, document)` of every document of a segment, sorted.
 type Table = Vec<(u64, DocId)>;
 
 impl AddressIndex {
-    fn table(&self, segment: &SegmentReader) -> tantivy::Result<Arc<Table>> {
-        let id = segment.segment_id();
+    fn table(&self, segment: &SegmentReader, by: By) -> tantivy::Result<Arc<Table>> {
+        let id = (segment.segment_id(), by);
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = tables.get(&id) {
             return Ok(Arc::clone(t));
         }
-        let col = column(segment)?;
+        let col = match by {
+            By::Address => column(segment)?,
+            By::LocalPart => segment.fast_fields().u64(LOCAL_HASH)?,
+        };
         let mut t: Table = (0..segment.max_doc())
             .filter_map(|doc| col.first(doc).map(|h| (h, doc)))
             .collect();
@@ -57,15 +69,29 @@ impl AddressIndex {
             .map(|s| s.segment_id())
             .collect();
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.retain(|id, _| live.contains(id));
+        tables.retain(|(id, _), _| live.contains(id));
     }
 
     /// Every live entry whose address hashes to `hash` (normally one or none).
     pub(crate) fn entries(&self, searcher: &Searcher, f: &Fields, hash: u64) -> Result<Vec<Entry>> {
+        self.entries_by(searcher, f, By::Address, hash)
+    }
+
+    /// Every live entry whose address (`By::Address`) or local part (`By::LocalPart`) hashes to `hash`.
+    pub(crate) fn entries_by(
+        &self,
+        searcher: &Searcher,
+        f: &Fields,
+        by: By,
+        hash: u64,
+    ) -> Result<Vec<Entry>> {
         self.prune(searcher);
+        if by == By::LocalPart && f.local_hash.is_none() {
+            return Ok(Vec::new()); // an index built before the column existed
+        }
         let mut out = Vec::new();
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-            let table = self.table(segment)?;
+            let table = self.table(segment, by)?;
             let start = table.partition_point(|(h, _)| *h < hash);
             for &(_, doc) in table[start..].iter().take_while(|(h, _)| *h == hash) {
                 if segment.alive_bitset().is_none_or(|a| a.is_alive(doc)) {

@@ -317,6 +317,42 @@ pub(crate) fn query_tokens(q: &str) -> Vec<QueryToken> {
         .collect()
 }
 
+/// A place as one word: its folded words glued (`Saint-Étienne` -> `saintetienne`), the form the whole
+/// city is indexed under for the location bonus ([`crate::query`]), and that query words are glued into.
+pub(crate) fn glued(text: &str) -> String {
+    fold(text).replace(' ', "")
+}
+
+/// The usual short and long names of a structure whose name starts with one of them (folded words), so
+/// that `ch dax`, `chu nantes`, `ap-hp` or `centre hospitalier universitaire nantes` find it.
+const STRUCTURE_NAMES: &[(&str, &str)] = &[
+    ("centre hospitalier regional universitaire", "chru chu"),
+    ("centre hospitalier universitaire", "chu"),
+    ("centre hospitalier regional", "chr ch"),
+    ("centre hospitalier", "ch"),
+    ("chru", "chu centre hospitalier regional universitaire"),
+    ("chu", "centre hospitalier universitaire"),
+    ("chr", "ch centre hospitalier regional"),
+    ("ch", "centre hospitalier"),
+    ("assistance publique hopitaux de paris", "aphp ap hp"),
+    ("assistance publique hopitaux de marseille", "aphm ap hm"),
+    ("hospices civils de lyon", "hcl"),
+    ("hopitaux universitaires de strasbourg", "hus"),
+    (
+        "etablissement d hebergement pour personnes agees dependantes",
+        "ehpad",
+    ),
+];
+
+/// The other names of a structure ([`STRUCTURE_NAMES`]), indexed beside its own.
+pub(crate) fn structure_names(name: &str) -> Option<&'static str> {
+    let folded = fold(name);
+    STRUCTURE_NAMES.iter().find_map(|(long, short)| {
+        let rest = folded.strip_prefix(long)?;
+        (rest.is_empty() || rest.starts_with(' ')).then_some(*short)
+    })
+}
+
 /// Typo budget of a word of `chars` characters: none below 4, 1 from 4, 2 from 8.
 pub(crate) fn typo_budget(chars: usize) -> u8 {
     match chars {
@@ -522,6 +558,31 @@ mod tests {
         let long = "a".repeat(60);
         assert_eq!(edit_distance(&long, &format!("{long}b"), 1), Some(1));
         assert_eq!(edit_distance("", "ab", 2), Some(2));
+    }
+
+    #[test]
+    fn structures_get_their_usual_other_names() {
+        assert_eq!(glued("SAINT-ETIENNE CEDEX"), "saintetiennecedex");
+        assert_eq!(structure_names("Centre Hospitalier de Dax"), Some("ch"));
+        assert_eq!(
+            structure_names("CHU de Nantes"),
+            Some("centre hospitalier universitaire")
+        );
+        assert_eq!(
+            structure_names("CHRU de Tours"),
+            Some("chu centre hospitalier regional universitaire")
+        );
+        assert_eq!(
+            structure_names("Assistance Publique - Hôpitaux de Paris"),
+            Some("aphp ap hp")
+        );
+        assert_eq!(
+            structure_names("Centre Hospitalier Régional d'Orléans"),
+            Some("chr ch")
+        );
+        // a word that only starts like a short name is not one
+        assert_eq!(structure_names("Chuchotements"), None);
+        assert_eq!(structure_names("Clinique du Parc"), None);
     }
 
     #[test]

@@ -182,6 +182,18 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
     /// Cursor of the next page, when there is one.
     pub next_cursor: Option<String>,
+    /// Words of the query left out because with them nothing matched (the least selective first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+}
+
+/// Search-as-you-type suggestions, and the words left out to find any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Suggestions {
+    /// Best first.
+    pub suggestions: Vec<Suggestion>,
+    /// Words of the query left out because with them nothing matched.
+    pub dropped: Vec<String>,
 }
 
 /// One result.

@@ -64,6 +64,27 @@ const STOP_WORDS: &[&str] = &[
 /// Score of an optional stop word present in the name: enough to order, less than any real match.
 const STOP_WORD_SCORE: u8 = 5;
 
+/// Score of a one-letter stop word (`a`, `d`, `l`) read as the initial of a name: optional like the
+/// stop word, but above it.
+const INITIAL_SCORE: u8 = 30;
+
+/// Bonus of an entry located in a place the query names whole (`saint etienne` -> Saint-Étienne, not
+/// Saint-Étienne-du-Rouvray; `lyon`, `42`). Above what the other words of a short query can score more
+/// in one entry than in another (two words: a name against a place word, a service against a
+/// speciality): the boxes located in the named city come first (issue 18), then the others.
+const LOCATED_SCORE: u8 = 200;
+
+/// Bonus of each word of a query of several that is also a place word of the entry.
+const ALSO_PLACE_SCORE: u8 = 10;
+
+/// Longest run of query words read as one place name (`saint laurent du maroni`).
+const MAX_PLACE_WORDS: usize = 4;
+
+/// Whether `word` (folded) is a stop word: counted when present, never required.
+pub(crate) fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word)
+}
+
 /// How an alternative picks the words of a field.
 #[derive(Clone)]
 pub(crate) enum How {
@@ -72,7 +93,8 @@ pub(crate) enum How {
     /// Words starting with this one, other than itself (the exact alternative scores that one).
     Prefix(String),
     /// Words within the typo budget of this one, other than itself. The first letter is taken as typed.
-    Typo(Arc<Typos>, String),
+    /// With a budget of two, a word one typo away scores the third value instead (closer is better).
+    Typo(Arc<Typos>, String, u8),
 }
 
 /// The typo automaton of a word, built on first use: a clause the engine finds in its cache (the same
@@ -84,6 +106,11 @@ pub(crate) struct Typos {
 }
 
 impl Typos {
+    /// The number of typos allowed.
+    pub(crate) fn budget(&self) -> u8 {
+        self.budget
+    }
+
     /// The automaton; `None` if the word cannot have one (never for the words [`word`] gives it).
     pub(crate) fn dfa(&self) -> Option<&DfaWrapper> {
         self.dfa
@@ -111,7 +138,7 @@ impl fmt::Debug for Alternative {
         let (kind, text) = match &self.how {
             How::Term(t) => ("term", t),
             How::Prefix(t) => ("prefix", t),
-            How::Typo(_, t) => ("typo", t),
+            How::Typo(_, t, _) => ("typo", t),
         };
         write!(f, "{kind}({:?}, {text})={}", self.field, self.score)
     }
@@ -140,7 +167,10 @@ impl Clause {
             let (kind, text) = match &a.how {
                 How::Term(t) => ('=', t),
                 How::Prefix(t) => ('*', t),
-                How::Typo(_, t) => ('~', t),
+                How::Typo(_, t, one) => {
+                    key.push(char::from(*one));
+                    ('~', t)
+                }
             };
             // numbers as chars (no formatting), the text after its length: no two clauses share a key
             for n in [
@@ -162,9 +192,6 @@ pub(crate) struct Plan {
     pub clauses: Vec<Clause>,
 }
 
-/// Score of the highest-scoring alternative of any clause.
-pub(crate) const MAX_CLAUSE_SCORE: u8 = NAME.exact;
-
 /// Filters resolved to index terms.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TermFilters(pub Vec<(Field, String)>);
@@ -181,16 +208,24 @@ impl Plan {
 
     /// The plan for `tokens` and `filters`.
     pub(crate) fn new(f: &Fields, tokens: &[QueryToken], filters: &TermFilters) -> Plan {
-        let all_stop = tokens.iter().all(|t| STOP_WORDS.contains(&t.text.as_str()));
+        let all_stop = tokens.iter().all(|t| is_stop_word(&t.text));
         let mut clauses = Vec::with_capacity(tokens.len() + filters.0.len() + 1);
         let mut optional = Vec::new();
         for t in tokens {
-            if !all_stop && STOP_WORDS.contains(&t.text.as_str()) {
+            if !all_stop && is_stop_word(&t.text) {
                 optional.push(Alternative {
                     field: f.name,
                     how: How::Term(t.text.clone()),
                     score: STOP_WORD_SCORE,
                 });
+                // `d goddas`: a letter alone may be an initial too
+                if t.text.len() == 1 {
+                    optional.push(Alternative {
+                        field: f.name_pfx,
+                        how: How::Term(t.text.clone()),
+                        score: INITIAL_SCORE,
+                    });
+                }
             } else {
                 clauses.push(word(f, t));
             }
@@ -211,12 +246,56 @@ impl Plan {
                 required: false,
             });
         }
+        let words = tokens.iter().filter(|t| !is_stop_word(&t.text)).count();
+        if let (Some(field), 2..) = (f.located, words) {
+            clauses.push(located(field, tokens));
+        }
+        if words >= 2 {
+            // a word matching the entry's place as well as another field: more of the query matched
+            // in more fields (`saint etienne` in the name and the city) ranks higher
+            for t in tokens.iter().filter(|t| !is_stop_word(&t.text)) {
+                clauses.push(Clause {
+                    alternatives: vec![Alternative {
+                        field: f.place,
+                        how: How::Term(t.text.clone()),
+                        score: ALSO_PLACE_SCORE,
+                    }],
+                    required: false,
+                });
+            }
+        }
         Plan { clauses }
     }
 
     /// Whether the plan lists everything (no word, no filter).
     pub(crate) fn is_all(&self) -> bool {
         !self.clauses.iter().any(|c| c.required)
+    }
+}
+
+/// The location bonus: every run of consecutive words glued, as the whole place it may name. Optional,
+/// and one clause: an entry gets the bonus once, whichever place of the query it is in.
+fn located(field: Field, tokens: &[QueryToken]) -> Clause {
+    let mut places: Vec<String> = Vec::new();
+    for start in 0..tokens.len() {
+        let mut place = String::new();
+        for t in tokens.iter().skip(start).take(MAX_PLACE_WORDS) {
+            place.push_str(&t.text);
+            if !places.contains(&place) {
+                places.push(place.clone());
+            }
+        }
+    }
+    Clause {
+        alternatives: places
+            .into_iter()
+            .map(|p| Alternative {
+                field,
+                how: How::Term(p),
+                score: LOCATED_SCORE,
+            })
+            .collect(),
+        required: false,
     }
 }
 
@@ -261,7 +340,8 @@ fn word(f: &Fields, t: &QueryToken) -> Clause {
             } else {
                 boosts.typo2
             };
-            add(field, How::Typo(Arc::clone(typos), t.text.clone()), score);
+            let how = How::Typo(Arc::clone(typos), t.text.clone(), boosts.typo1);
+            add(field, how, score);
         }
     }
     Clause {

@@ -37,11 +37,18 @@ pub(crate) struct Fields {
     pub name_key: Field,
     pub addr_hash: Field,
     pub entry: Field,
+    /// Where the entry is, as whole terms (city glued, postal code, department): the location bonus.
+    /// `None` in an index built before it existed (no bonus until the next rebuild).
+    pub located: Option<Field>,
+    /// Hash of the address's local part (a fast column): addresses typed by their beginning.
+    /// `None` in an index built before it existed.
+    pub local_hash: Option<Field>,
 }
 
 /// Field names of the fast fields read by the collector.
 pub(crate) const NAME_KEY: &str = "name_key";
 pub(crate) const ADDR_HASH: &str = "addr_hash";
+pub(crate) const LOCAL_HASH: &str = "local_hash";
 
 pub(crate) fn schema() -> Schema {
     let mut b = Schema::builder();
@@ -66,6 +73,8 @@ pub(crate) fn schema() -> Schema {
     // The address is found through the hash column, not a term: a term per document (unique, so one
     // posting list and dictionary entry each) cost a fifth of the whole import. See `search::AddressIndex`.
     b.add_u64_field(ADDR_HASH, NumericOptions::default().set_fast());
+    b.add_u64_field(LOCAL_HASH, NumericOptions::default().set_fast());
+    b.add_text_field("located", text(RAW));
     b.add_bytes_field("entry", BytesOptions::default().set_stored());
     b.build()
 }
@@ -85,6 +94,8 @@ impl Fields {
             name_key: f(NAME_KEY)?,
             addr_hash: f(ADDR_HASH)?,
             entry: f("entry")?,
+            located: f("located").ok(),
+            local_hash: f(LOCAL_HASH).ok(),
         })
     }
 }
@@ -182,6 +193,45 @@ pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
     for o in org_names.iter().filter_map(|o| o.as_deref()) {
         str(out, f.org, o);
     }
+    // `CH`, `CHU`, `AP-HP`... and their long forms: words of the organisation only, so that a name being
+    // typed (`ch` of `Charles`) still ranks names first
+    let other_names = [&e.organisation_name, &e.organisation_trade_name]
+        .into_iter()
+        .flatten()
+        .filter_map(|o| analysis::structure_names(o));
+    let is_structure_box = e.bal_type != BalType::Per || !has_person_name;
+    for o in other_names {
+        str(out, f.org, o);
+        // an organisational box is also known by its acronyms (`aphp`, `chu`), but not by `ch`: the
+        // first letters of many names
+        let acronyms: Vec<&str> = o
+            .split(' ')
+            .filter(|w| w.len() <= 4 && *w != "ch")
+            .collect();
+        if is_structure_box && !acronyms.is_empty() {
+            name(out, &acronyms.join(" "));
+        }
+    }
+    if let Some(located) = f.located {
+        let cities =
+            std::iter::once(e.city()).chain(e.other_structures.iter().map(|s| s.city.as_deref()));
+        for city in cities.flatten() {
+            str(out, located, &analysis::glued(city));
+        }
+        let codes = std::iter::once(e.postal_code.as_deref())
+            .chain(e.other_structures.iter().map(|s| s.postal_code.as_deref()))
+            .flatten()
+            .map(str::trim);
+        for pc in codes {
+            str(out, located, pc);
+            if let Some(dep) = Department::from_postal_code(pc) {
+                str(out, located, &analysis::glued(dep.as_str()));
+            }
+        }
+        if let Some(dep) = &e.department {
+            str(out, located, &analysis::glued(dep.as_str()));
+        }
+    }
     if let Some(city) = e.city() {
         str(out, f.place, city);
     }
@@ -190,6 +240,10 @@ pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
     }
     if let Some(dep) = &e.department {
         str(out, f.place, dep.as_str());
+        // typed by name too (`cardio gironde`)
+        if let Some(name) = dep.name() {
+            str(out, f.place, name);
+        }
     }
     for s in &e.other_structures {
         for o in [&s.organisation_name, &s.service].into_iter().flatten() {
@@ -209,6 +263,9 @@ pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
         .filter_map(Department::from_postal_code);
     for dep in departments {
         str(out, f.place, dep.as_str());
+        if let Some(name) = dep.name() {
+            str(out, f.place, name);
+        }
     }
     for c in [&e.profession, &e.speciality].into_iter().flatten() {
         str(out, f.job, &c.label);
@@ -224,7 +281,14 @@ pub(crate) fn prepare(f: Fields, e: &Entry, out: &mut Vec<u8>) -> SortKey {
         name: analysis::name_key(&e.display_name()),
         address: analysis::addr_hash(e.address.as_str()),
     };
-    for (field, n) in [(f.name_key, key.name), (f.addr_hash, key.address)] {
+    let local = f.local_hash.map(|field| {
+        (
+            field,
+            analysis::addr_hash(&e.address.local_part().to_ascii_lowercase()),
+        )
+    });
+    let numbers = [(f.name_key, key.name), (f.addr_hash, key.address)];
+    for (field, n) in numbers.into_iter().chain(local) {
         out.push(field.field_id() as u8);
         out.push(KIND_U64);
         out.extend_from_slice(&n.to_le_bytes());

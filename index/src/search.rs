@@ -9,15 +9,17 @@ use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, index::SegmentId,
 };
 
-use crate::address::{AddressIndex, HashSetQuery};
-use crate::analysis::{addr_hash, query_tokens};
+use crate::address::{AddressIndex, By, HashSetQuery};
+use crate::analysis::{QueryToken, addr_hash, query_tokens};
 use crate::collect::{SortKey, Top};
-use crate::engine::{SegmentCache, search_segment};
+use crate::engine::{SegmentCache, clause_postings, search_segment};
 use crate::generations::{Layout, dir_size};
 use crate::highlight::highlights;
-use crate::query::{Plan, TermFilters};
+use crate::query::{Plan, TermFilters, is_stop_word};
 use crate::schema::{self, EntryDoc, Fields, load};
-use crate::{Error, Filters, Hit, MAX_LIMIT, Result, SearchRequest, SearchResults, Suggestion};
+use crate::{
+    Error, Filters, Hit, MAX_LIMIT, Result, SearchRequest, SearchResults, Suggestion, Suggestions,
+};
 
 /// Memory of an incremental writer: small batches of upserts, one thread.
 const UPDATER_MEMORY: usize = 32 << 20;
@@ -272,13 +274,32 @@ impl DirectoryIndex {
             .map(SortKey::from_cursor)
             .transpose()?;
         let g = self.generation();
+        let searcher = g.reader.searcher();
+        if let Some(found) = by_address(&g, &searcher, &req.q, &req.filters, req.limit)? {
+            // the boxes of the address typed, alone and on one page
+            let total = found.len() as u64;
+            let hits = match after {
+                Some(_) => Vec::new(),
+                None => found
+                    .into_iter()
+                    .map(|entry| Hit {
+                        entry,
+                        score: ADDRESS_SCORE,
+                    })
+                    .collect(),
+            };
+            return Ok(SearchResults {
+                total,
+                hits,
+                next_cursor: None,
+                dropped: Vec::new(),
+            });
+        }
         let tokens = query_tokens(&req.q);
         let filters = term_filters(&g.fields, &req.filters)?;
-        let plan = Plan::new(&g.fields, &tokens, &filters);
-        let searcher = g.reader.searcher();
         // one more hit tells whether there is a next page
         let keep = req.limit.saturating_add(1);
-        let top = run(&g, &searcher, &plan, keep, after, true)?;
+        let Answer { top, dropped } = answer(&g, &searcher, &tokens, &filters, keep, after, true)?;
         let next_cursor = (top.hits.len() > req.limit)
             .then(|| req.limit.checked_sub(1).map(|i| top.hits[i].0.to_cursor()))
             .flatten();
@@ -293,6 +314,7 @@ impl DirectoryIndex {
             total: top.total,
             hits,
             next_cursor,
+            dropped,
         })
     }
 
@@ -304,20 +326,40 @@ impl DirectoryIndex {
         filters: &Filters,
         limit: usize,
     ) -> Result<Vec<Suggestion>> {
+        Ok(self.suggest(q, filters, limit)?.suggestions)
+    }
+
+    /// [`DirectoryIndex::autocomplete`], saying which words were left out to find anything.
+    pub fn suggest(&self, q: &str, filters: &Filters, limit: usize) -> Result<Suggestions> {
         check_limit(limit)?;
         let tokens = query_tokens(q);
+        let none = Suggestions::default();
         if tokens.is_empty() && filters.is_empty() {
-            return Ok(Vec::new());
+            return Ok(none);
         }
         let g = self.generation();
-        let filters = term_filters(&g.fields, filters)?;
-        let plan = Plan::new(&g.fields, &tokens, &filters);
-        if plan.is_all() {
-            return Ok(Vec::new());
-        }
         let searcher = g.reader.searcher();
-        let top = run(&g, &searcher, &plan, limit, None, false)?;
-        top.hits
+        if let Some(found) = by_address(&g, &searcher, q, filters, limit)? {
+            let suggestions = found
+                .into_iter()
+                .map(|e| {
+                    let mut s = shown(e);
+                    s.highlights = highlights(&s.label, &tokens);
+                    s
+                })
+                .collect();
+            return Ok(Suggestions {
+                suggestions,
+                dropped: Vec::new(),
+            });
+        }
+        let filters = term_filters(&g.fields, filters)?;
+        if Plan::new(&g.fields, &tokens, &filters).is_all() {
+            return Ok(none);
+        }
+        let Answer { top, dropped } = answer(&g, &searcher, &tokens, &filters, limit, None, false)?;
+        let suggestions = top
+            .hits
             .iter()
             .take(limit)
             .map(|(_, addr)| {
@@ -325,7 +367,11 @@ impl DirectoryIndex {
                 s.highlights = highlights(&s.label, &tokens);
                 Ok(s)
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(Suggestions {
+            suggestions,
+            dropped,
+        })
     }
 
     /// An incremental writer on the current generation. One writer at a time per index, across
@@ -401,6 +447,184 @@ fn run(
         )?);
     }
     Ok(Top::merge(tops, keep))
+}
+
+/// Score reported for the boxes of an address typed whole or by its beginning: above any word match.
+const ADDRESS_SCORE: f32 = 1000.0;
+
+/// The hits of a query, and the words left out to find any.
+struct Answer {
+    top: Top,
+    dropped: Vec<String>,
+}
+
+/// Runs the query with the last word a prefix (as typed), and so is every other word that is no whole
+/// word of the index (`cardio limoges`) or a single letter (an initial); when that finds nothing, again
+/// with every word a prefix, below whole words; and while that finds nothing, again without its least
+/// selective word ([`least_selective`]). Whether something was found is read from the count of every
+/// match (`count`) or the first page (search-as-you-type has no cursor), never from the cursor: every
+/// page of a search reads the query the same way.
+fn answer(
+    g: &Generation,
+    searcher: &Searcher,
+    tokens: &[QueryToken],
+    filters: &TermFilters,
+    keep: usize,
+    after: Option<SortKey>,
+    count: bool,
+) -> Result<Answer> {
+    let found = |top: &Top| {
+        if count {
+            top.total > 0
+        } else {
+            !top.hits.is_empty()
+        }
+    };
+    let mut words = tokens.to_vec();
+    for w in words
+        .iter_mut()
+        .filter(|w| !w.prefix && !is_stop_word(&w.text))
+    {
+        w.prefix = w.text.chars().count() == 1 || !is_whole_word(g, searcher, &w.text)?;
+    }
+    let top = run(
+        g,
+        searcher,
+        &Plan::new(&g.fields, &words, filters),
+        keep,
+        after,
+        count,
+    )?;
+    if found(&top) || words.iter().all(|t| t.prefix) {
+        return Ok(Answer {
+            top,
+            dropped: Vec::new(),
+        });
+    }
+    for w in &mut words {
+        w.prefix = true;
+    }
+    let mut dropped = Vec::new();
+    loop {
+        let plan = Plan::new(&g.fields, &words, filters);
+        let top = run(g, searcher, &plan, keep, after, count)?;
+        let Some(drop) = (!found(&top))
+            .then(|| least_selective(g, searcher, &words))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(Answer { top, dropped });
+        };
+        dropped.push(words.remove(drop).text);
+    }
+}
+
+/// Whether `word` (folded) is a whole word of a name, organisation, profession or place of the index.
+fn is_whole_word(g: &Generation, searcher: &Searcher, word: &str) -> Result<bool> {
+    let f = &g.fields;
+    for segment in searcher.segment_readers() {
+        for field in [f.name, f.org, f.job, f.place] {
+            let term = tantivy::Term::from_field_text(field, word);
+            let known = segment.inverted_index(field)?.get_term_info(&term);
+            if known.map_err(tantivy::TantivyError::from)?.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The word to leave out of a query that matches nothing: one that matches nothing by itself first, else
+/// the one matching most entries (it narrows least). Stop words are never required, so never dropped;
+/// `None` when fewer than two words would remain to choose from.
+fn least_selective(
+    g: &Generation,
+    searcher: &Searcher,
+    words: &[QueryToken],
+) -> Result<Option<usize>> {
+    let candidates: Vec<usize> = (0..words.len())
+        .filter(|&i| !is_stop_word(&words[i].text))
+        .collect();
+    if candidates.len() < 2 {
+        return Ok(None);
+    }
+    let mut best: Option<(bool, u64, usize)> = None;
+    for i in candidates {
+        let alone = Plan::new(&g.fields, &words[i..=i], &TermFilters::default());
+        let mut postings = 0;
+        for segment in searcher.segment_readers() {
+            for clause in alone.clauses.iter().filter(|c| c.required) {
+                postings += clause_postings(clause, segment, &g.cache)?;
+            }
+        }
+        // (matches nothing, postings): the greatest goes; the first word wins ties
+        let key = (postings == 0, postings, i);
+        let better = best.is_none_or(|(z, p, _)| (key.0, key.1) > (z, p));
+        if better {
+            best = Some(key);
+        }
+    }
+    Ok(best.map(|(_, _, i)| i))
+}
+
+/// The boxes of an address typed whole or by its beginning (`vasseur.0@`, `jean.dupont@chu-`), exact
+/// address first, then alphabetically, filters applied; `None` when `q` is not such a beginning or no
+/// box has it.
+fn by_address(
+    g: &Generation,
+    searcher: &Searcher,
+    q: &str,
+    filters: &Filters,
+    limit: usize,
+) -> Result<Option<Vec<Entry>>> {
+    let typed = q.trim().to_lowercase();
+    let Some((local, _)) = typed.split_once('@') else {
+        return Ok(None);
+    };
+    if local.is_empty() || typed.contains(char::is_whitespace) {
+        return Ok(None);
+    }
+    let same_local =
+        g.addresses
+            .entries_by(searcher, &g.fields, By::LocalPart, addr_hash(local))?;
+    let mut found: Vec<Entry> = same_local
+        .into_iter()
+        .filter(|e| e.address.as_str().to_lowercase().starts_with(&typed))
+        .filter(|e| passes(e, filters))
+        .collect();
+    if found.is_empty() {
+        return Ok(None);
+    }
+    found.sort_by_cached_key(|e| {
+        let a = e.address.as_str().to_lowercase();
+        (a != typed, a)
+    });
+    found.truncate(limit);
+    Ok(Some(found))
+}
+
+/// Whether `e` passes the filters (the address path checks them on the entries themselves).
+fn passes(e: &Entry, f: &Filters) -> bool {
+    let same = |want: &Option<String>, have: Option<&str>| {
+        want.as_deref()
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .is_none_or(|w| have.is_some_and(|h| h.trim().eq_ignore_ascii_case(w)))
+    };
+    f.bal_type.is_none_or(|t| t == e.bal_type)
+        && same(
+            &f.profession,
+            e.profession.as_ref().map(|c| c.code.as_str()),
+        )
+        && same(
+            &f.speciality,
+            e.speciality.as_ref().map(|c| c.code.as_str()),
+        )
+        && same(&f.postal_code, e.postal_code.as_deref())
+        && f.department.as_deref().is_none_or(|d| {
+            let wanted = Department::parse(d).ok();
+            wanted.is_some() && wanted.as_ref() == e.department.as_ref()
+        })
 }
 
 /// What a suggestion shows of `e`, highlights aside.

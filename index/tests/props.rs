@@ -20,6 +20,9 @@ fn query() -> impl Strategy<Value = String> {
         "\\PC{0,300}",
         "[a-z]{1,3}( [a-z]{1,12}){0,12}",
         "(de |la |le ){0,6}[a-z]{0,8}",
+        // addresses typed whole or by their beginning
+        "[a-zA-Z0-9.+_-]{0,12}@[a-zA-Z0-9.-]{0,20}",
+        "\\PC{0,10}@\\PC{0,10}",
         Just("a".repeat(5000)),
         Just("é-".repeat(3000)),
     ]
@@ -42,6 +45,24 @@ proptest! {
             for [a, b] in &sug.highlights {
                 prop_assert!(a < b && *b <= chars, "{:?} in {:?}", sug.highlights, sug.label);
             }
+        }
+    }
+
+    #[test]
+    fn any_beginning_of_an_address_past_its_at_sign_finds_it_first(pick in 0usize..1000, cut in 0usize..100, upper in any::<bool>()) {
+        // red-listed boxes are never indexed
+        let entries: Vec<_> = fixture().into_iter().filter(|e| !e.red_listed).collect();
+        let e = &entries[pick % entries.len()];
+        let address = e.address.as_str();
+        let at = address.find('@').unwrap_or(0) + 1;
+        let typed = &address[..at + cut % (address.len() - at + 1)];
+        let typed = if upper { typed.to_uppercase() } else { typed.to_string() };
+        let s = index().autocomplete(&typed, &Filters::default(), 50).unwrap();
+        // every box the beginning names, and only those, the exact address first
+        prop_assert!(s.iter().any(|s| s.address == address), "{typed:?}: {s:?}");
+        prop_assert!(s.iter().all(|s| s.address.to_lowercase().starts_with(&typed.to_lowercase())));
+        if typed.eq_ignore_ascii_case(address) {
+            prop_assert_eq!(&s[0].address, address);
         }
     }
 

@@ -8,6 +8,7 @@ use tantivy::postings::TermInfo;
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, InvertedIndexReader, SegmentReader, TERMINATED, Term};
 
+use crate::analysis::edit_distance;
 use crate::query::{Clause, How};
 
 /// A posting list and the code (score + 1) of the alternative that found it.
@@ -105,7 +106,7 @@ pub(super) fn resolve(clause: &Clause, reader: &SegmentReader) -> tantivy::Resul
                     push(stream.value());
                 }
             }
-            How::Typo(typos, text) => {
+            How::Typo(typos, text, one_typo) => {
                 let Some(dfa) = typos.dfa() else {
                     continue;
                 };
@@ -119,9 +120,19 @@ pub(super) fn resolve(clause: &Clause, reader: &SegmentReader) -> tantivy::Resul
                 }
                 let mut stream = search.into_stream()?;
                 while stream.advance() {
-                    if stream.key() != word {
-                        push(stream.value());
+                    let key = stream.key();
+                    if key == word {
+                        continue;
                     }
+                    let one = typos.budget() > 1
+                        && std::str::from_utf8(key)
+                            .is_ok_and(|k| edit_distance(k, text, 1).is_some());
+                    let code = if one {
+                        one_typo.saturating_add(1)
+                    } else {
+                        code
+                    };
+                    lists.push((Arc::clone(&inverted), stream.value().clone(), code));
                 }
             }
         }

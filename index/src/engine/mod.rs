@@ -27,7 +27,7 @@ use std::sync::Arc;
 use tantivy::{DocAddress, DocId, SegmentReader};
 
 use crate::collect::{SortKey, Top};
-use crate::query::{MAX_CLAUSE_SCORE, Plan, to_score};
+use crate::query::{Plan, to_score};
 
 pub(crate) use cache::SegmentCache;
 use matching::{Found, Lists, Matches, apply, materialize};
@@ -70,9 +70,20 @@ fn matches(plan: &Plan, reader: &SegmentReader, cache: &SegmentCache) -> tantivy
     Ok(Found::Owned(m))
 }
 
+/// How many postings a clause has in a segment: how little a query word narrows (relaxation drops the
+/// word that narrows least).
+pub(crate) fn clause_postings(
+    clause: &crate::query::Clause,
+    reader: &SegmentReader,
+    cache: &SegmentCache,
+) -> tantivy::Result<u64> {
+    Ok(cache.lists(clause, reader)?.postings)
+}
+
 /// Highest score a plan can give, bounding the score histogram.
 fn max_score(plan: &Plan) -> usize {
-    plan.clauses.len() * usize::from(MAX_CLAUSE_SCORE) + 1
+    let best = |c: &crate::query::Clause| c.alternatives.iter().map(|a| usize::from(a.score)).max();
+    plan.clauses.iter().filter_map(best).sum::<usize>() + 1
 }
 
 /// Runs `plan` on a segment: keeps the `keep` best strictly after `after` and, with `count`, counts

@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::filter::Filter;
-use super::mapping::{Field, Mapped, Mapping, RawEntry};
+use super::mapping::{Field, Mapped, Mapping, Missing, RawEntry};
 pub use crate::Secret;
 use crate::model::{BalType, Department, Entry};
 use crate::{Error, Result};
@@ -171,6 +171,9 @@ pub struct SearchAnswer {
     pub red_listed: usize,
     /// The filter sent, if one was (for `-v` output and tests).
     pub filter: Option<String>,
+    /// Set when entries had no BAL type (a directory of standard attributes only): what they lacked
+    /// ([`crate::ldap::mapping::Missing::warning`]). They are in `entries` all the same.
+    pub warning: Option<String>,
 }
 
 /// The filter of a live search, or `None` when the text cannot match any name (too long, too many
@@ -426,7 +429,9 @@ impl LdapClient {
             filter: Some(filter.to_string()),
             ..SearchAnswer::default()
         };
+        let mut missing = Missing::default();
         for raw in &page.entries {
+            missing.note(mapping, raw);
             match mapping.entry(raw) {
                 Mapped::Entry(e) => answer.entries.push(*e),
                 Mapped::RedListed(_) => answer.red_listed += 1,
@@ -438,6 +443,8 @@ impl LdapClient {
         }
         answer.entries.truncate(limit);
         answer.hint = page.limit.map(|l| refine_hint(l, answer.entries.len()));
+        // said once, by the caller, with the answer
+        answer.warning = missing.warning(mapping);
         Ok(answer)
     }
 

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use super::client::{LdapClient, RawPage};
 use super::filter::Filter;
-use super::mapping::{Mapped, Mapping, RawEntry, Split, SplitBy};
+use super::mapping::{Mapped, Mapping, Missing, RawEntry, Split, SplitBy};
 use crate::model::MailAddress;
 pub use crate::sink::HarvestSink;
 use crate::{Error, Result};
@@ -128,6 +128,9 @@ pub struct HarvestReport {
     /// Filters that still hit a limit with no dimension left to cut along: their entries are only
     /// partly collected.
     pub unsplittable: Vec<String>,
+    /// Set when entries had no BAL type (a directory of standard attributes only): what they lacked,
+    /// said once ([`crate::ldap::mapping::Missing::warning`]); they were collected all the same.
+    pub missing: Option<String>,
     /// The addresses collected (all runs): what the directory holds when `complete`.
     pub seen: HashSet<MailAddress>,
     /// Time this run took.
@@ -487,6 +490,8 @@ struct Run<'a, S> {
     fresh: Vec<MailAddress>,
     red_listed: u64,
     rejected: u64,
+    /// What the entries of this run lacked.
+    missing: Missing,
     queries: u64,
     last_checkpoint: Instant,
 }
@@ -524,6 +529,7 @@ pub async fn harvest<D: Directory, S: HarvestSink>(
         fresh: Vec::new(),
         red_listed: 0,
         rejected: 0,
+        missing: Missing::default(),
         queries: 0,
         last_checkpoint: Instant::now(),
     };
@@ -648,6 +654,10 @@ pub async fn harvest<D: Directory, S: HarvestSink>(
         run.checkpoint()?;
     }
     progress(&run.progress());
+    let missing = run.missing.warning(mapping);
+    if let Some(warning) = &missing {
+        tracing::warn!("{warning}");
+    }
     Ok(HarvestReport {
         complete,
         stopped,
@@ -658,6 +668,7 @@ pub async fn harvest<D: Directory, S: HarvestSink>(
         red_listed: run.red_listed,
         rejected: run.rejected,
         unsplittable: run.unsplittable,
+        missing,
         seen: run.seen,
         elapsed: started.elapsed(),
     })
@@ -683,8 +694,15 @@ impl<S: HarvestSink> Run<'_, S> {
         let dims = self.mapping.split();
         let filter = part.filter(dims, &self.base).to_string();
         let Fetched { page, mut mapped } = fetched;
+        let parts = page.limit.and_then(|_| split(&part, &page.entries, dims));
+        // a whole answer (or one that cannot be cut) is read; an over-full one comes again in parts
+        if parts.is_none() {
+            for raw in &page.entries {
+                self.missing.note(self.mapping, raw);
+            }
+        }
         if let Some(limit) = page.limit {
-            match split(&part, &page.entries, dims) {
+            match parts {
                 Some(children) => {
                     tracing::debug!(%filter, ?limit, parts = children.len(), "over-full query cut");
                     for c in children {

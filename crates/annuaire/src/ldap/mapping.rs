@@ -157,6 +157,7 @@ pub struct Mapping {
     name_search: Vec<Attribute>,
     split: Vec<Split>,
     object_classes: Vec<String>,
+    bal_type_default: Option<BalType>,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +170,8 @@ enum OneOrMany {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileShape {
+    /// The BAL type of entries without one (instead of inferring it).
+    bal_type_default: Option<String>,
     #[serde(default)]
     fields: BTreeMap<String, OneOrMany>,
     search: Option<SearchShape>,
@@ -222,6 +225,7 @@ impl Mapping {
             name_search: Vec::new(),
             split: Vec::new(),
             object_classes: Vec::new(),
+            bal_type_default: None,
         }
     }
 
@@ -287,7 +291,17 @@ impl Mapping {
         if let Some(ldif) = file.ldif {
             self.object_classes = ldif.object_classes;
         }
-        for required in [Field::Address, Field::BalType] {
+        if let Some(t) = file.bal_type_default.as_deref().map(str::trim) {
+            self.bal_type_default =
+                match t {
+                    "" => None,
+                    t => Some(t.parse::<BalType>().map_err(|e| {
+                        Error::LdapConfig(format!("mapping: bal_type_default: {e}"))
+                    })?),
+                };
+        }
+        // the BAL type may be unmapped or absent: it is then inferred (see `Mapping::entry`)
+        for required in [Field::Address] {
             if self.first(required).is_none() {
                 return Err(Error::LdapConfig(format!(
                     "mapping: field `{}` must have an attribute",
@@ -387,15 +401,11 @@ impl Mapping {
                     reason: e.to_string(),
                 };
             }
-            None => {
-                return Mapped::Rejected {
-                    dn: raw.dn.clone(),
-                    reason: format!(
-                        "no `{}` attribute (bal_type)",
-                        self.first(Field::BalType).map_or("", Attribute::as_str)
-                    ),
-                };
-            }
+            // a directory of standard attributes only (inetOrgPerson) has no BAL type
+            None => self.bal_type_default.unwrap_or_else(|| {
+                let named = text(Field::LastName).is_some() || text(Field::FirstName).is_some();
+                if named { BalType::Per } else { BalType::Org }
+            }),
         };
         let coded = |code: Field, label: Field| match (text(code), text(label)) {
             (None, None) => None,
@@ -450,6 +460,12 @@ impl Mapping {
         e.country = text(Field::Country);
         e.updated_at = text(Field::UpdatedAt).map(|t| generalized_time_to_rfc3339(&t));
         Mapped::Entry(Box::new(e))
+    }
+
+    /// The BAL type given to entries without one (`bal_type_default`); `None`: inferred, person names
+    /// giving `PER`, anything else `ORG`.
+    pub fn bal_type_default(&self) -> Option<BalType> {
+        self.bal_type_default
     }
 
     /// The attribute values this mapping gives `entry` (first attribute of each field; derived
@@ -659,6 +675,64 @@ impl RawEntry {
     }
 }
 
+/// What the entries of an answer lacked, gathered to be said once ([`Missing::warning`]) rather than
+/// entry by entry: how many had no BAL type, and which mapped attributes none of them carried.
+#[derive(Debug, Default, Clone)]
+pub struct Missing {
+    entries: usize,
+    without_type: usize,
+    carried: std::collections::HashSet<String>,
+}
+
+impl Missing {
+    /// Notes one server entry.
+    pub fn note(&mut self, mapping: &Mapping, raw: &RawEntry) {
+        self.entries += 1;
+        let has = |a: &Attribute| raw.values(a).iter().any(|v| !v.trim().is_empty());
+        if !mapping.attributes_of(Field::BalType).iter().any(has) {
+            self.without_type += 1;
+        }
+        for a in mapping.fields.values().flatten() {
+            if has(a) {
+                self.carried.insert(a.key().to_string());
+            }
+        }
+    }
+
+    /// Entries noted that had no BAL type.
+    pub fn without_type(&self) -> usize {
+        self.without_type
+    }
+
+    /// The warning to give once, when some entry had no BAL type: which mapped attributes no entry
+    /// carried and what BAL type was given.
+    pub fn warning(&self, mapping: &Mapping) -> Option<String> {
+        if self.without_type == 0 {
+            return None;
+        }
+        let mut absent: Vec<String> = Vec::new();
+        for (field, attrs) in &mapping.fields {
+            if !attrs.iter().any(|a| self.carried.contains(a.key())) {
+                let names: Vec<&str> = attrs.iter().map(Attribute::as_str).collect();
+                absent.push(format!("{} ({})", names.join("/"), field.name()));
+            }
+        }
+        let given = match mapping.bal_type_default {
+            Some(t) => format!("given {} (bal_type_default)", t.code()),
+            None => "inferred: PER for person names, ORG otherwise".to_string(),
+        };
+        let absent = if absent.is_empty() {
+            "none".to_string()
+        } else {
+            absent.join(", ")
+        };
+        Some(format!(
+            "{} of {} LDAP entries have no BAL type, {given}; mapped attributes no entry carries: {absent}",
+            self.without_type, self.entries
+        ))
+    }
+}
+
 /// What a server entry reads as.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
@@ -703,6 +777,90 @@ mod tests {
             m.requested_attributes()
                 .contains(&"modifyTimestamp".to_string())
         );
+    }
+
+    /// An inetOrgPerson entry: standard attributes only, no BAL type.
+    fn plain(mail: &str, attrs: &[(&str, &str)]) -> RawEntry {
+        let mut all = vec![("mail".to_string(), vec![mail.to_string()])];
+        all.extend(
+            attrs
+                .iter()
+                .map(|(a, v)| (a.to_string(), vec![v.to_string()])),
+        );
+        RawEntry::new(format!("mail={mail},ou=bal,o=mssante,c=fr"), all)
+    }
+
+    #[test]
+    fn an_entry_without_bal_type_is_read_with_an_inferred_or_given_one() {
+        let m = Mapping::default();
+        let person = plain(
+            "anne.martin@x.fr",
+            &[("sn", "Martin"), ("givenName", "Anne")],
+        );
+        let service = plain(
+            "urgences@x.fr",
+            &[("o", "CHU de Nantes"), ("ou", "Urgences")],
+        );
+        let type_of = |m: &Mapping, raw: &RawEntry| match m.entry(raw) {
+            Mapped::Entry(e) => e.bal_type,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(type_of(&m, &person), BalType::Per);
+        assert_eq!(type_of(&m, &service), BalType::Org);
+        let fixed = Mapping::from_toml("bal_type_default = \"APP\"").unwrap();
+        assert_eq!(fixed.bal_type_default(), Some(BalType::App));
+        assert_eq!(type_of(&fixed, &person), BalType::App);
+        // unmapped altogether: the same
+        let unmapped = Mapping::from_toml("[fields]\nbal_type = \"\"").unwrap();
+        assert_eq!(type_of(&unmapped, &person), BalType::Per);
+        // a type the entry gives is still read, and a wrong one still refused
+        let typed = plain("a@x.fr", &[("sn", "A"), ("mssanteBalType", "CAB")]);
+        assert_eq!(type_of(&m, &typed), BalType::Cab);
+        let wrong = plain("b@x.fr", &[("sn", "B"), ("mssanteBalType", "XYZ")]);
+        assert!(matches!(m.entry(&wrong), Mapped::Rejected { .. }));
+        let err = Mapping::from_toml("bal_type_default = \"PERSON\"").unwrap_err();
+        assert!(err.to_string().contains("bal_type_default"), "{err}");
+    }
+
+    #[test]
+    fn what_entries_lacked_is_said_once() {
+        let m = Mapping::from_toml(
+            "[fields]\nperson_id_type = \"\"\nperson_id = \"\"\nperson_national_id = \"\"\n\
+             organisation_id_type = \"\"\norganisation_id = \"\"\ncivility = \"\"\n\
+             profession_category_code = \"\"\nprofession_category_label = \"\"\n\
+             profession_code = \"\"\nspeciality_code = \"\"\nspeciality_label = \"\"\n\
+             dematerialisation = \"\"\norganisation_trade_name = \"\"\naddress_complement = \"\"\n\
+             address_distribution = \"\"\nstreet_number = \"\"\nstreet_number_complement = \"\"\n\
+             street_type = \"\"\nstreet_name = \"\"\nlocality = \"\"\ndelivery_line = \"\"\n\
+             department = \"\"\ncountry = \"\"\nred_listed = \"\"\nupdated_at = \"\"\n",
+        )
+        .unwrap();
+        let mut missing = Missing::default();
+        missing.note(
+            &m,
+            &plain("a@x.fr", &[("sn", "A"), ("cn", "A"), ("l", "Lyon")]),
+        );
+        missing.note(
+            &m,
+            &plain(
+                "b@x.fr",
+                &[("sn", "B"), ("cn", "B"), ("postalCode", "69003")],
+            ),
+        );
+        assert_eq!(missing.without_type(), 2);
+        assert_eq!(
+            missing.warning(&m).unwrap(),
+            "2 of 2 LDAP entries have no BAL type, inferred: PER for person names, ORG otherwise; \
+             mapped attributes no entry carries: mssanteBalType (bal_type), ou (service), \
+             givenName (first_name), title (profession_label), o (organisation_name)"
+        );
+        // entries that all say their type: nothing to say
+        let mut typed = Missing::default();
+        typed.note(
+            &m,
+            &plain("c@x.fr", &[("sn", "C"), ("mssanteBalType", "PER")]),
+        );
+        assert_eq!(typed.warning(&m), None);
     }
 
     #[test]

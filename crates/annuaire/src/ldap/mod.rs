@@ -31,6 +31,6 @@ pub use harvest::{
     Directory, HarvestOptions, HarvestReport, HarvestSink, Progress, Stopped, harvest,
 };
 pub use mapping::{
-    DEFAULT_MAPPING, Field, Mapped, Mapping, PROJECT_SCHEMA_LDIF, RawEntry, Split, SplitBy,
-    write_ldif_base,
+    DEFAULT_MAPPING, Field, Mapped, Mapping, Missing, PROJECT_SCHEMA_LDIF, RawEntry, Split,
+    SplitBy, write_ldif_base,
 };
