@@ -31,10 +31,12 @@
 mod clock;
 pub mod config;
 mod error;
+pub mod inbox;
 mod model;
 mod open;
 mod postgres;
 pub mod prepare;
+pub mod reader;
 pub mod receipts;
 mod spool;
 mod sqlite;
@@ -47,6 +49,7 @@ pub use model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, RecipientStatus, State, now_ms,
 };
+pub use inbox::Inbox;
 pub use open::{default_worker_name, open_store};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -88,9 +91,10 @@ impl std::fmt::Debug for WorkerNameHold {
     }
 }
 
-/// The outbox. Every method is one transaction: when it returns `Ok`, what it wrote is on disk.
+/// The outbox, and the [`Inbox`] beside it in the same database. Every method is one transaction: when it
+/// returns `Ok`, what it wrote is on disk.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Inbox + Send + Sync {
     /// The store's clock, in milliseconds since the Unix epoch (due times, retry times).
     fn now_ms(&self) -> i64;
 

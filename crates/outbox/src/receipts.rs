@@ -21,8 +21,10 @@ use mss_message::Report;
 use mss_message::receipt::{DeliveryReport, DispositionReport, DsnRecipient};
 use tokio::sync::watch;
 
+use crate::inbox::Arrival;
 use crate::model::State;
-use crate::{Error, Result, Store};
+use crate::reader::{self, ReaderConfig};
+use crate::{Result, Store};
 
 /// How the reader runs.
 #[derive(Debug, Clone)]
@@ -65,7 +67,7 @@ pub struct ReceiptsReport {
 }
 
 impl ReceiptsReport {
-    fn add(&mut self, o: ReceiptsReport) {
+    pub(crate) fn add(&mut self, o: ReceiptsReport) {
         self.reports += o.reports;
         self.delivered += o.delivered;
         self.read += o.read;
@@ -83,113 +85,56 @@ impl ReceiptsReport {
     }
 }
 
-/// The store key of a mailbox's mark.
-fn cursor_key(client: &LpsClient, mailbox: &str) -> String {
-    format!("{}/{mailbox}", client.address())
+impl From<&ReceiptsConfig> for ReaderConfig {
+    fn from(c: &ReceiptsConfig) -> Self {
+        ReaderConfig {
+            folder: c.mailbox.clone(),
+            receive: false,
+            receipts: true,
+            fetch_size: c.fetch_size,
+            idle: c.idle,
+            poll: c.poll,
+        }
+    }
 }
 
-/// Reads every report that arrived since the last reading and records it; returns what changed.
+/// Reads every report that arrived since the last reading and records it; returns what changed. The
+/// mailbox's reader ([`reader::sync`]) for a mailbox that does not receive.
 pub async fn collect(
     store: &dyn Store,
     client: &LpsClient,
     cfg: &ReceiptsConfig,
 ) -> Result<ReceiptsReport> {
-    let key = cursor_key(client, &cfg.mailbox);
-    let mut report = ReceiptsReport::default();
-    loop {
-        let cursor = store.receipt_cursor(&key).await?;
-        let since = cursor.map_or(0, |(_, uid)| uid);
-        let got = client
-            .fetch_new_with_header(
-                &cfg.mailbox,
-                since,
-                ("Content-Type", "multipart/report"),
-                cfg.fetch_size,
-            )
-            .await
-            .map_err(Error::from)?;
-        let validity = got.status.uid_validity.unwrap_or(0);
-        if let Some((v, _)) = cursor
-            && v != validity
-        {
-            tracing::info!(mailbox = %key, "UIDVALIDITY changed: reading the receipts again");
-            store.set_receipt_cursor(&key, validity, 0).await?;
-            continue;
-        }
-        let more = got.messages.len() >= cfg.fetch_size.max(1);
-        for m in &got.messages {
-            if let Some(body) = &m.body {
-                report.add(record(store, body).await?);
-            }
-        }
-        if cursor.is_none() || got.scanned_to != since {
-            store
-                .set_receipt_cursor(&key, validity, got.scanned_to)
-                .await?;
-        }
-        if !more {
-            return Ok(report);
-        }
-    }
+    Ok(reader::sync(store, client, &cfg.into()).await?.receipts)
 }
 
-/// Reads receipts until `stop` turns true: one reading, then IMAP IDLE until something arrives (or
-/// [`ReceiptsConfig::idle`]), and again. Transient failures (server away, store busy) are retried after
-/// [`ReceiptsConfig::poll`]; refused credentials and other permanent failures end it.
+/// Reads receipts until `stop` turns true ([`reader::watch`] for a mailbox that does not receive).
 pub async fn watch(
     store: Arc<dyn Store>,
     client: Arc<LpsClient>,
     cfg: ReceiptsConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<ReceiptsReport> {
-    let mut total = ReceiptsReport::default();
-    while !*stop.borrow() {
-        match collect(store.as_ref(), &client, &cfg).await {
-            Ok(r) => {
-                if r != ReceiptsReport::default() {
-                    tracing::info!(?r, "receipts recorded");
-                }
-                total.add(r);
-            }
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "reading receipts failed; retrying");
-                pause(cfg.poll, &mut stop).await;
-                continue;
-            }
-            Err(e) => {
-                client.close().await;
-                return Err(e);
-            }
-        }
-        tokio::select! {
-            r = client.wait_for_mail(&cfg.mailbox, cfg.idle) => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "no IDLE; polling");
-                    pause(cfg.poll, &mut stop).await;
-                }
-            }
-            _ = stop.changed() => {}
-        }
-    }
-    client.close().await;
-    Ok(total)
-}
-
-async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = stop.changed() => {}
-    }
+    Ok(reader::watch(store, client, (&cfg).into(), stop)
+        .await?
+        .receipts)
 }
 
 /// Records one message if it is a report.
 pub async fn record(store: &dyn Store, raw: &[u8]) -> Result<ReceiptsReport> {
-    let mut out = ReceiptsReport::default();
-    let Some(report) = mss_message::read_message(raw).ok().and_then(|m| m.report) else {
-        return Ok(out);
+    match Arrival::read(0, raw.to_vec()) {
+        Arrival::Report(r) => record_report(store, &r).await,
+        Arrival::Message(_) => Ok(ReceiptsReport::default()),
+    }
+}
+
+/// Records a report read from a message.
+pub async fn record_report(store: &dyn Store, report: &Report) -> Result<ReceiptsReport> {
+    let mut out = ReceiptsReport {
+        reports: 1,
+        ..ReceiptsReport::default()
     };
-    out.reports = 1;
-    match &report {
+    match report {
         Report::Dsn(d) => {
             let ids = candidates(d.envelope_id.as_deref(), d.original_message_id.as_deref());
             for r in &d.recipients {

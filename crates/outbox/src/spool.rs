@@ -37,10 +37,17 @@ impl Spool {
     /// The spool of the database file `db`: `outbox.sqlite` keeps its bytes under `outbox.spool/` (a
     /// database itself named `*.spool` under `*.spool.d/`).
     pub fn beside(db: &Path) -> Spool {
-        let dir = if db.extension().is_some_and(|e| e == "spool") {
-            db.with_extension("spool.d")
+        Self::beside_named(db, "spool")
+    }
+
+    /// A spool of the database file `db` for another kind of bytes: `outbox.sqlite` keeps what `kind`
+    /// names under `outbox.<kind>/` (the received messages under `outbox.inbox/`), so each kind can be
+    /// purged on its own terms.
+    pub fn beside_named(db: &Path, kind: &str) -> Spool {
+        let dir = if db.extension().is_some_and(|e| e == kind) {
+            db.with_extension(format!("{kind}.d"))
         } else {
-            db.with_extension("spool")
+            db.with_extension(kind)
         };
         Spool { dir }
     }
@@ -219,6 +226,14 @@ mod tests {
         assert_eq!(
             Spool::beside(Path::new("/data/outbox")).dir,
             Path::new("/data/outbox.spool")
+        );
+        assert_eq!(
+            Spool::beside_named(Path::new("/data/outbox.sqlite"), "inbox").dir,
+            Path::new("/data/outbox.inbox")
+        );
+        assert_eq!(
+            Spool::beside_named(Path::new("/data/q.inbox"), "inbox").dir,
+            Path::new("/data/q.inbox.d")
         );
     }
 

@@ -81,7 +81,7 @@ pub enum SentCopy {
     },
 }
 
-/// What [`ImapSession::fetch_new_with_header`] found.
+/// What [`ImapSession::fetch_new_with_header`] or [`ImapSession::fetch_new_bounded`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessages {
     /// The mailbox as EXAMINE saw it (UIDVALIDITY: a change means UIDs were renumbered).
@@ -543,6 +543,30 @@ impl ImapSession {
                 reason: "header search: ASCII without line breaks only".into(),
             });
         };
+        self.fetch_new_matching(mailbox, since_uid, Some(format!("HEADER {name_q} {value_q}")), max)
+            .await
+    }
+
+    /// Up to `max` messages of `mailbox` above `since_uid`, whatever they are, fetched whole, oldest first,
+    /// with the same [`NewMessages::scanned_to`] promise as [`ImapSession::fetch_new_with_header`]: one
+    /// pass of a reader that keeps every message (docs/mssante.md R1). Opened with EXAMINE.
+    pub async fn fetch_new_bounded(
+        &mut self,
+        mailbox: &str,
+        since_uid: u32,
+        max: usize,
+    ) -> Result<NewMessages, Error> {
+        self.fetch_new_matching(mailbox, since_uid, None, max).await
+    }
+
+    /// Up to `max` messages above `since_uid` matching the search `criteria` (all when `None`).
+    async fn fetch_new_matching(
+        &mut self,
+        mailbox: &str,
+        since_uid: u32,
+        criteria: Option<String>,
+        max: usize,
+    ) -> Result<NewMessages, Error> {
         let status = self.examine(mailbox).await?;
         let from = since_uid.saturating_add(1);
         // messages that arrive after EXAMINE get a UID >= UIDNEXT: the scan stops below it
@@ -562,8 +586,12 @@ impl ImapSession {
                 scanned_to: since_uid,
             });
         }
+        let search = match &criteria {
+            Some(c) => format!("UID {from}:{upper} {c}"),
+            None => format!("UID {from}:{upper}"),
+        };
         let mut uids: Vec<u32> = self
-            .uid_search(&format!("UID {from}:{upper} HEADER {name_q} {value_q}"))
+            .uid_search(&search)
             .await?
             .into_iter()
             .filter(|u| *u > since_uid && *u <= upper)
@@ -575,6 +603,7 @@ impl ImapSession {
             upper
         };
         let messages = self.uid_fetch(&uids).await?;
+        // a message expunged between SEARCH and FETCH is simply absent: nothing to keep of it
         Ok(NewMessages {
             status,
             messages,
