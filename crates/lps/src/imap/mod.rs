@@ -660,6 +660,15 @@ impl ImapSession {
         self.conn.expect_ok("CREATE", status).map(drop)
     }
 
+    /// DELETE a mailbox (a folder recreated under the same name gets a new UIDVALIDITY).
+    pub async fn delete(&mut self, mailbox: &str) -> Result<(), Error> {
+        let (_, status) = self
+            .conn
+            .run(&format!("DELETE {}", quoted(mailbox)?))
+            .await?;
+        self.conn.expect_ok("DELETE", status).map(drop)
+    }
+
     /// APPEND a message with flags; returns its UID when the server tells (UIDPLUS).
     pub async fn append(
         &mut self,
