@@ -149,7 +149,10 @@ async fn sent(store: &dyn Store, bal: &str, rcpt: &str, id: &str) -> mss_outbox:
         recipients: vec![rcpt.parse().expect("address")],
         dsn: true,
     };
-    let acc = store.enqueue(None, None, vec![item]).await.expect("enqueue");
+    let acc = store
+        .enqueue(None, None, vec![item])
+        .await
+        .expect("enqueue");
     let leased = store
         .lease("w", None, 10, Duration::from_secs(60))
         .await
@@ -183,13 +186,26 @@ fn appended_messages_are_kept_once_and_a_dsn_moves_the_outbox_instead() {
             .expect("store")
     });
     let sent_id = format!("{}@mss.test", unique("sent"));
-    let key = rt.block_on(sent(store.as_ref(), &bal.address, "bob@sante.test", &sent_id));
+    let key = rt.block_on(sent(
+        store.as_ref(),
+        &bal.address,
+        "bob@sante.test",
+        &sent_id,
+    ));
     let tag = unique("m");
     let messages = [
-        letter(&bal.address, Some(&format!("{tag}.1@labo.test")), "Résultats 1"),
+        letter(
+            &bal.address,
+            Some(&format!("{tag}.1@labo.test")),
+            "Résultats 1",
+        ),
         dsn(&bal.address, &sent_id, "bob@sante.test"),
         letter(&bal.address, None, "Sans identifiant"),
-        letter(&bal.address, Some(&format!("{tag}.2@labo.test")), "Résultats 2"),
+        letter(
+            &bal.address,
+            Some(&format!("{tag}.2@labo.test")),
+            "Résultats 2",
+        ),
     ];
     rt.block_on(async {
         let mut s = bal.imap(op).await;
@@ -273,7 +289,10 @@ fn appended_messages_are_kept_once_and_a_dsn_moves_the_outbox_instead() {
         let mut s = bal.imap(op).await;
         let st = s.examine("INBOX").await.expect("examine");
         assert_eq!(st.exists, 4);
-        assert_eq!(s.uid_search("SEEN").await.expect("search"), Vec::<u32>::new());
+        assert_eq!(
+            s.uid_search("SEEN").await.expect("search"),
+            Vec::<u32>::new()
+        );
         s.logout().await.expect("logout");
     });
 }
@@ -286,7 +305,13 @@ fn a_folder_renumbered_by_the_server_loses_nothing_and_duplicates_nothing() {
     let rt = runtime();
     let tag = unique("v");
     let first: Vec<Vec<u8>> = (0..5)
-        .map(|i| letter(&bal.address, Some(&format!("{tag}.{i}@labo.test")), &format!("n{i}")))
+        .map(|i| {
+            letter(
+                &bal.address,
+                Some(&format!("{tag}.{i}@labo.test")),
+                &format!("n{i}"),
+            )
+        })
         .chain([letter(&bal.address, None, "sans identifiant")])
         .collect();
     let validity = rt.block_on(async {
@@ -316,7 +341,11 @@ fn a_folder_renumbered_by_the_server_loses_nothing_and_duplicates_nothing() {
             s.append("Labo", &[], m).await.expect("append");
         }
         for i in 5..7 {
-            let m = letter(&bal.address, Some(&format!("{tag}.{i}@labo.test")), &format!("n{i}"));
+            let m = letter(
+                &bal.address,
+                Some(&format!("{tag}.{i}@labo.test")),
+                &format!("n{i}"),
+            );
             s.append("Labo", &[], &m).await.expect("append");
         }
         let v = s.examine("Labo").await.expect("examine").uid_validity;

@@ -18,6 +18,8 @@ use crate::model::{
 };
 use crate::sqlite::{check_owner_has_batch, cursor_from, receipt_sources};
 
+mod inbox;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY,
@@ -134,7 +136,7 @@ impl PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock(7316525)", &[])
             .await?;
         tx.batch_execute(SCHEMA).await?;
-        tx.batch_execute(crate::inbox::POSTGRES_SCHEMA).await?;
+        tx.batch_execute(inbox::POSTGRES_SCHEMA).await?;
         tx.commit().await?;
         drop(c);
         Ok(store)

@@ -119,7 +119,9 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
             match Arrival::read(uid, raw) {
                 Arrival::Report(r) => {
                     if cfg.receipts {
-                        report.receipts.add(receipts::record_report(store, &r).await?);
+                        report
+                            .receipts
+                            .add(receipts::record_report(store, &r).await?);
                     }
                 }
                 Arrival::Message(m) => incoming.push(m),

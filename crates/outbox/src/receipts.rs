@@ -1,56 +1,20 @@
 //! Receipts: delivery status notifications (DSN, RFC 3464) and read receipts (MDN, RFC 8098) that come back
 //! to the sending mailbox move its recipients on to `delivered`, `read` or `failed` (docs/mssante.md M6).
 //!
-//! The reader looks at the sender's INBOX over IMAP with the same credentials the worker uses, and only at
-//! messages whose `Content-Type` says `multipart/report` (an IMAP SEARCH on the server: letters and results
-//! are never downloaded). Each report is parsed by [`mss_message::read_message`] and matched to the outbox
-//! by the Message-ID it reports on (or the DSN's envelope id, which the worker sets to the Message-ID) and
-//! its final recipient, then recorded with [`Store::receipt`].
-//!
-//! Nothing is flagged in the mailbox (the user's view of it is left alone): what was read is remembered in
-//! the store as a UID high-water mark per mailbox, moved only once the receipts below it are recorded. A
-//! reader killed in between reads them again, which changes nothing (a receipt sets a state and never moves
-//! it back, so it is never counted twice), and no receipt is skipped (the mark only covers what was
-//! recorded). A new UIDVALIDITY (the server renumbered the mailbox) starts the reading over, harmlessly.
+//! The mailbox's reader ([`crate::reader`]) finds them over IMAP; here each report, parsed by
+//! [`mss_message::read_message`], is matched to the outbox by the Message-ID it reports on (or the DSN's
+//! envelope id, which the worker sets to the Message-ID) and its final recipient, then recorded with
+//! [`Store::receipt`]. Recording a report again changes nothing (a receipt sets a state and never moves it
+//! back, so it is never counted twice): a reader killed before moving its mark may read it again.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use mss_lps::LpsClient;
 use mss_message::Report;
 use mss_message::receipt::{DeliveryReport, DispositionReport, DsnRecipient};
-use tokio::sync::watch;
 
 use crate::inbox::Arrival;
 use crate::model::State;
-use crate::reader::{self, ReaderConfig};
 use crate::{Result, Store};
 
-/// How the reader runs.
-#[derive(Debug, Clone)]
-pub struct ReceiptsConfig {
-    /// The mailbox reports arrive in.
-    pub mailbox: String,
-    /// Reports fetched per IMAP round trip (bounds memory: a report may carry the original message).
-    pub fetch_size: usize,
-    /// [`watch`]: longest IMAP IDLE before looking again.
-    pub idle: Duration,
-    /// [`watch`]: pause after a transient failure, or between looks when the server has no IDLE.
-    pub poll: Duration,
-}
-
-impl Default for ReceiptsConfig {
-    fn default() -> Self {
-        ReceiptsConfig {
-            mailbox: "INBOX".into(),
-            fetch_size: 50,
-            idle: Duration::from_secs(60),
-            poll: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What a reading did.
+/// What reading reports did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiptsReport {
     /// Reports (DSN or MDN) read.
@@ -83,41 +47,6 @@ impl ReceiptsReport {
             (_, n) => self.failed += n,
         }
     }
-}
-
-impl From<&ReceiptsConfig> for ReaderConfig {
-    fn from(c: &ReceiptsConfig) -> Self {
-        ReaderConfig {
-            folder: c.mailbox.clone(),
-            receive: false,
-            receipts: true,
-            fetch_size: c.fetch_size,
-            idle: c.idle,
-            poll: c.poll,
-        }
-    }
-}
-
-/// Reads every report that arrived since the last reading and records it; returns what changed. The
-/// mailbox's reader ([`reader::sync`]) for a mailbox that does not receive.
-pub async fn collect(
-    store: &dyn Store,
-    client: &LpsClient,
-    cfg: &ReceiptsConfig,
-) -> Result<ReceiptsReport> {
-    Ok(reader::sync(store, client, &cfg.into()).await?.receipts)
-}
-
-/// Reads receipts until `stop` turns true ([`reader::watch`] for a mailbox that does not receive).
-pub async fn watch(
-    store: Arc<dyn Store>,
-    client: Arc<LpsClient>,
-    cfg: ReceiptsConfig,
-    stop: watch::Receiver<bool>,
-) -> Result<ReceiptsReport> {
-    Ok(reader::watch(store, client, (&cfg).into(), stop)
-        .await?
-        .receipts)
 }
 
 /// Records one message if it is a report.

@@ -21,6 +21,8 @@ use crate::model::{
 };
 use crate::spool::{Place, Spool};
 
+mod inbox;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY,
@@ -174,7 +176,7 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(crate::inbox::SQLITE_SCHEMA)?;
+        conn.execute_batch(inbox::SQLITE_SCHEMA)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
         add_column(&conn, "messages", "dsn", "INTEGER NOT NULL DEFAULT 1")?;
         // and before the spool: their messages keep their bytes in `content`
@@ -230,7 +232,9 @@ fn check_batch_owner(conn: &Connection, batch: &str, owner: Option<&str>) -> Res
 }
 
 /// Runs `f` on a blocking thread: the connection's work and the spool's file I/O.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Store {

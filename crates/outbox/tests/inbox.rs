@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
+use mss_outbox::Store;
 use mss_outbox::inbox::{Arrival, InboxQuery, InboxStatus, Incoming, Kept};
-use mss_outbox::{Inbox, Store};
 
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
@@ -42,7 +42,9 @@ suite!(
 const BOX: &str = "bob@sante.test";
 
 fn raw(id: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
-    let id = id.map(|i| format!("Message-ID: <{i}>\r\n")).unwrap_or_default();
+    let id = id
+        .map(|i| format!("Message-ID: <{i}>\r\n"))
+        .unwrap_or_default();
     format!(
         "From: alice@sante.test\r\nTo: {BOX}\r\nSubject: {subject}\r\n{id}Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n{body}\r\n"
     )
@@ -136,8 +138,14 @@ async fn kept_messages_are_listed_with_their_bytes_and_move_the_mark(s: Arc<dyn 
         ]
     );
     assert_eq!(listed[0].summary, serde_json::json!({"problems": []}));
-    assert_eq!(s.inbox_raw(ids[0]).await.expect("raw").as_deref(), Some(&one[..]));
-    assert_eq!(s.inbox_raw(ids[1]).await.expect("raw").as_deref(), Some(&two[..]));
+    assert_eq!(
+        s.inbox_raw(ids[0]).await.expect("raw").as_deref(),
+        Some(&one[..])
+    );
+    assert_eq!(
+        s.inbox_raw(ids[1]).await.expect("raw").as_deref(),
+        Some(&two[..])
+    );
     assert_eq!(s.inbox_raw(ids[1] + 100).await.expect("raw"), None);
     // the filters: all are new, none integrated; paging by id
     let new = s
@@ -168,7 +176,9 @@ async fn kept_messages_are_listed_with_their_bytes_and_move_the_mark(s: Arc<dyn 
     let json = serde_json::to_value(&listed[0]).expect("json");
     assert_eq!(json["status"], "new");
     assert!(
-        json["received_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        json["received_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
         "{json}"
     );
 }
@@ -193,8 +203,15 @@ async fn a_message_read_again_is_stored_once_under_any_uid(s: Arc<dyn Store>) {
     assert_eq!(renumbered, [Kept::Known(ids(&first)[0])]);
     let listed = all(s.as_ref()).await;
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].uid_validity, listed[0].uid), (2, 1), "its place now");
-    assert_eq!(s.inbox_cursor(BOX, "INBOX").await.expect("cursor"), Some((2, 1)));
+    assert_eq!(
+        (listed[0].uid_validity, listed[0].uid),
+        (2, 1),
+        "its place now"
+    );
+    assert_eq!(
+        s.inbox_cursor(BOX, "INBOX").await.expect("cursor"),
+        Some((2, 1))
+    );
     // twice in one reading (the same Message-ID at two UIDs): once
     let twin = raw(Some("twin@lab.test"), "s", "b");
     let kept = s
@@ -207,7 +224,10 @@ async fn a_message_read_again_is_stored_once_under_any_uid(s: Arc<dyn Store>) {
         )
         .await
         .expect("twins");
-    assert!(matches!(kept[..], [Kept::New(a), Kept::Known(b)] if a == b), "{kept:?}");
+    assert!(
+        matches!(kept[..], [Kept::New(a), Kept::Known(b)] if a == b),
+        "{kept:?}"
+    );
     assert_eq!(all(s.as_ref()).await.len(), 2);
 }
 
@@ -220,7 +240,11 @@ async fn messages_without_an_id_are_told_apart_by_their_bytes(s: Arc<dyn Store>)
             "INBOX",
             1,
             3,
-            vec![incoming(1, a.clone()), incoming(2, b), incoming(3, a.clone())],
+            vec![
+                incoming(1, a.clone()),
+                incoming(2, b),
+                incoming(3, a.clone()),
+            ],
         )
         .await
         .expect("keep");
@@ -249,14 +273,24 @@ async fn messages_without_an_id_are_told_apart_by_their_bytes(s: Arc<dyn Store>)
 
 async fn marks_are_kept_per_mailbox_and_folder(s: Arc<dyn Store>) {
     s.keep(BOX, "INBOX", 1, 10, Vec::new()).await.expect("mark");
-    s.keep(BOX, "Archives", 4, 2, Vec::new()).await.expect("mark");
+    s.keep(BOX, "Archives", 4, 2, Vec::new())
+        .await
+        .expect("mark");
     s.keep("carol@sante.test", "INBOX", 9, 3, Vec::new())
         .await
         .expect("mark");
-    assert_eq!(s.inbox_cursor(BOX, "INBOX").await.expect("c"), Some((1, 10)));
-    assert_eq!(s.inbox_cursor(BOX, "Archives").await.expect("c"), Some((4, 2)));
     assert_eq!(
-        s.inbox_cursor("carol@sante.test", "INBOX").await.expect("c"),
+        s.inbox_cursor(BOX, "INBOX").await.expect("c"),
+        Some((1, 10))
+    );
+    assert_eq!(
+        s.inbox_cursor(BOX, "Archives").await.expect("c"),
+        Some((4, 2))
+    );
+    assert_eq!(
+        s.inbox_cursor("carol@sante.test", "INBOX")
+            .await
+            .expect("c"),
         Some((9, 3))
     );
     // the same Message-ID in two mailboxes is two messages (each mailbox received its copy)
@@ -285,14 +319,19 @@ async fn the_bytes_are_health_data_readable_by_the_service_only() {
     use std::os::unix::fs::PermissionsExt;
     let (s, dir) = common::sqlite_store();
     let kept = s
-        .keep(BOX, "INBOX", 1, 1, vec![incoming(1, raw(Some("p@x"), "s", "b"))])
+        .keep(
+            BOX,
+            "INBOX",
+            1,
+            1,
+            vec![incoming(1, raw(Some("p@x"), "s", "b"))],
+        )
         .await
         .expect("keep");
     assert!(matches!(kept[..], [Kept::New(_)]));
     let spool = dir.path().join("outbox.inbox");
-    let mode = |p: &std::path::Path| {
-        std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
-    };
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&spool), 0o700);
     let files: Vec<_> = std::fs::read_dir(&spool)
         .expect("spool")
@@ -301,8 +340,14 @@ async fn the_bytes_are_health_data_readable_by_the_service_only() {
     assert_eq!(files.len(), 1);
     assert_eq!(mode(&files[0]), 0o600);
     // nothing new, nothing written: a re-read stores no bytes
-    s.keep(BOX, "INBOX", 1, 1, vec![incoming(1, raw(Some("p@x"), "s", "b"))])
-        .await
-        .expect("again");
+    s.keep(
+        BOX,
+        "INBOX",
+        1,
+        1,
+        vec![incoming(1, raw(Some("p@x"), "s", "b"))],
+    )
+    .await
+    .expect("again");
     assert_eq!(std::fs::read_dir(&spool).expect("spool").count(), 1);
 }

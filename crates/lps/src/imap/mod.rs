@@ -92,6 +92,41 @@ pub struct NewMessages {
     pub scanned_to: u32,
 }
 
+/// What [`parse_server_stream`] made of a server's bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Responses parsed.
+    pub parsed: usize,
+    /// Responses refused as malformed (a protocol error on a live connection).
+    pub malformed: usize,
+    /// The messages of the FETCH responses, in order.
+    pub fetched: Vec<FetchedMessage>,
+    /// The sequence numbers of the EXPUNGE responses, in order.
+    pub expunged: Vec<u32>,
+}
+
+/// Reads `data` as a server's stream of responses, exactly as a session does (lines, `{n}` literals up
+/// to the session's limit), and parses each. The parser's face for fuzzing and property tests
+/// (`mss_testing::fuzzing::imap_stream`): whatever the bytes, it returns.
+pub fn parse_server_stream(data: &[u8]) -> StreamSummary {
+    let mut out = StreamSummary::default();
+    for r in imap_response::parse_stream(data, MAX_LITERAL) {
+        match r {
+            Ok(Response::Untagged(Untagged::Fetch(m))) => {
+                out.parsed += 1;
+                out.fetched.push(m);
+            }
+            Ok(Response::Untagged(Untagged::Expunge(n))) => {
+                out.parsed += 1;
+                out.expunged.push(n);
+            }
+            Ok(_) => out.parsed += 1,
+            Err(_) => out.malformed += 1,
+        }
+    }
+    out
+}
+
 /// How IDLE ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleOutcome {
@@ -543,8 +578,13 @@ impl ImapSession {
                 reason: "header search: ASCII without line breaks only".into(),
             });
         };
-        self.fetch_new_matching(mailbox, since_uid, Some(format!("HEADER {name_q} {value_q}")), max)
-            .await
+        self.fetch_new_matching(
+            mailbox,
+            since_uid,
+            Some(format!("HEADER {name_q} {value_q}")),
+            max,
+        )
+        .await
     }
 
     /// Up to `max` messages of `mailbox` above `since_uid`, whatever they are, fetched whole, oldest first,

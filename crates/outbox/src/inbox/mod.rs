@@ -15,12 +15,6 @@
 //! label: columns kept for it). A few fields are columns (Message-ID, sender, subject); what the message
 //! reader finds is a JSON `summary`.
 
-mod postgres;
-mod sqlite;
-
-pub(crate) use postgres::POSTGRES_SCHEMA;
-pub(crate) use sqlite::SQLITE_SCHEMA;
-
 use sha2::Digest as _;
 
 use crate::error::{Error, Result};
@@ -237,7 +231,7 @@ pub trait Inbox: Send + Sync {
 }
 
 /// A summary stored as text, read back (a damaged one reads as `null` rather than failing the listing).
-fn summary_from(text: &str) -> serde_json::Value {
+pub(crate) fn summary_from(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
@@ -278,7 +272,11 @@ mod tests {
 
     #[test]
     fn statuses_read_back_and_times_print_in_utc() {
-        for s in [InboxStatus::New, InboxStatus::Integrated, InboxStatus::Error] {
+        for s in [
+            InboxStatus::New,
+            InboxStatus::Integrated,
+            InboxStatus::Error,
+        ] {
             assert_eq!(InboxStatus::parse(s.as_str()).expect("parse"), s);
         }
         assert!(InboxStatus::parse("all").is_err());

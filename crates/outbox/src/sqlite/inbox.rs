@@ -2,11 +2,11 @@
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
-use crate::SqliteStore;
+use super::SqliteStore;
+use super::{blocking, cursor_from};
 use crate::error::{Error, Result};
+use crate::inbox::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
 use crate::spool::{Place, Spool};
-use crate::sqlite::{blocking, cursor_from};
 
 /// The inbox's tables (created with the outbox's).
 pub(crate) const SQLITE_SCHEMA: &str = "
@@ -85,8 +85,8 @@ impl Inbox for SqliteStore {
         let lookup = (mailbox.clone(), keys.clone());
         let known: Vec<bool> = self
             .run(move |conn| {
-                let mut q =
-                    conn.prepare_cached("SELECT 1 FROM inbox WHERE mailbox = ?1 AND dedupe_key = ?2")?;
+                let mut q = conn
+                    .prepare_cached("SELECT 1 FROM inbox WHERE mailbox = ?1 AND dedupe_key = ?2")?;
                 Ok(lookup
                     .1
                     .iter()

@@ -1,8 +1,8 @@
 //! The inbox in the shared store: rows and bytes in PostgreSQL, committed together.
 
-use super::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
-use crate::PostgresStore;
+use super::PostgresStore;
 use crate::error::{Error, Result};
+use crate::inbox::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
 use crate::sqlite::cursor_from;
 
 /// The inbox's tables (created with the outbox's).
