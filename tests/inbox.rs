@@ -12,8 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{mss, stderr, stdout};
-use mss_lps::imap::{self, ImapSession};
-use mss_lps::{Login, MailAddress};
+use mss_lps::imap::ImapSession;
 use mss_outbox::{NewMessage, Outcome, State, Store};
 use mss_testing::lps::{Operator, TokenKind, operator};
 
@@ -95,19 +94,7 @@ impl Bal {
 
     /// An IMAP session of this mailbox, to put messages in it.
     async fn imap(&self, op: &Operator) -> ImapSession {
-        let user: MailAddress = self.address.parse().expect("address");
-        let token = op.psc().token(&self.address, TokenKind::Valid);
-        let policy = op.policy();
-        imap::connect(&op.per_endpoints().imap, &op.options(op.tls()))
-            .await
-            .expect("imap")
-            .authenticate(Login::XOAuth2 {
-                user: &user,
-                token: &token,
-                policy: &policy,
-            })
-            .await
-            .expect("login")
+        op.imap_session(&self.address).await
     }
 }
 
