@@ -84,10 +84,19 @@ pub async fn sync(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> 
     }
 }
 
+/// Bytes written but never committed are swept once this old (a commit follows its write within seconds).
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
+
 /// The mailbox receives: every message is fetched once; reports are recorded, the others kept.
 async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> Result<SyncReport> {
     let mailbox = client.address().to_string();
     let mut report = SyncReport::default();
+    // what a reader killed between writing bytes and committing their rows left behind
+    match store.inbox_sweep(ORPHAN_AGE).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "inbox: bytes of uncommitted messages removed"),
+        Err(e) => tracing::warn!(error = %e, "inbox: cannot sweep uncommitted bytes"),
+    }
     loop {
         let cursor = store.inbox_cursor(&mailbox, &cfg.folder).await?;
         let since = cursor.map_or(0, |(_, uid)| uid);

@@ -115,6 +115,53 @@ impl Spool {
         })
     }
 
+    /// The segments written more than `age` ago (by the time in their name), oldest first: those a sweep
+    /// may remove when no row points at them. Younger ones may belong to an acceptance still under way.
+    pub fn older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let limit = now.saturating_sub(age.as_millis());
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(&self.dir, &e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let name = file_name(&entry.map_err(|e| unavailable(&self.dir, &e))?.path());
+            let written = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.split('-').next())
+                .and_then(|millis| millis.parse::<u128>().ok());
+            if written.is_some_and(|w| w < limit) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the segments `names` (no row points at them any more, or ever did).
+    pub fn remove(&self, names: &[String]) -> Result<u64> {
+        let mut removed = 0;
+        for name in names {
+            if name.is_empty() || name.contains(['/', '\\']) || name == ".." {
+                continue;
+            }
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(unavailable(&path, &e)),
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.dir).map_err(|e| unavailable(&self.dir, &e))?;
+        }
+        Ok(removed)
+    }
+
     fn ensure_dir(&self) -> Result<()> {
         if self.dir.is_dir() {
             return Ok(());

@@ -8,7 +8,8 @@
 //! The reader's mark per (mailbox, folder) moves in the transaction that commits the rows below it.
 //!
 //! SQLite keeps the bytes in a spool of segment files beside the database (`outbox.inbox/`: 0600 files in a
-//! 0700 directory, synced before the rows that point at them commit, the outbox's `crate::spool`);
+//! 0700 directory, synced before the rows that point at them commit, the outbox's `crate::spool`; what a
+//! reader killed in between leaves is swept later, [`Inbox::inbox_sweep`]);
 //! PostgreSQL keeps them in the row, committed with it (the database is what several machines share).
 //!
 //! A message is `new` until the consumer records an outcome (`integrated` or `error`, with a code and a
@@ -228,6 +229,11 @@ pub trait Inbox: Send + Sync {
 
     /// The bytes of a message as received.
     async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>>;
+
+    /// Removes received bytes no message points at, written more than `age` ago: what a reader killed
+    /// between writing them and committing their rows left (health data does not linger). Answers how
+    /// many pieces were removed (always 0 where the bytes are in the rows).
+    async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64>;
 }
 
 /// A summary stored as text, read back (a damaged one reads as `null` rather than failing the listing).

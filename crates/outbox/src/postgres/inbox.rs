@@ -187,4 +187,9 @@ impl Inbox for PostgresStore {
             None => Ok(None),
         }
     }
+
+    async fn inbox_sweep(&self, _age: std::time::Duration) -> Result<u64> {
+        // the bytes are in the rows, committed with them: nothing can be left over
+        Ok(0)
+    }
 }

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS inbox (
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
 CREATE INDEX IF NOT EXISTS inbox_message_id ON inbox(message_id);
+CREATE INDEX IF NOT EXISTS inbox_spool ON inbox(spool);
 ";
 
 impl SqliteStore {
@@ -273,5 +274,93 @@ impl Inbox for SqliteStore {
         let Some(place) = place else { return Ok(None) };
         let spool = self.inbox_spool();
         blocking(move || spool.read(&place).map(Some)).await
+    }
+
+    async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64> {
+        let spool = self.inbox_spool();
+        let old = {
+            let spool = spool.clone();
+            blocking(move || spool.older_than(age)).await?
+        };
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let orphans: Vec<String> = self
+            .run(move |conn| {
+                let mut used =
+                    conn.prepare_cached("SELECT 1 FROM inbox WHERE spool = ?1 LIMIT 1")?;
+                let mut out = Vec::new();
+                for name in old {
+                    if !used.exists([&name])? {
+                        out.push(name);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        blocking(move || spool.remove(&orphans)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::inbox::Arrival;
+
+    #[tokio::test]
+    async fn only_old_bytes_no_row_points_at_are_swept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("outbox.sqlite")).expect("store");
+        let Arrival::Message(m) = Arrival::read(1, b"Message-ID: <a@x>\r\n\r\nhi\r\n".to_vec())
+        else {
+            panic!("a message")
+        };
+        store
+            .keep("b@x.fr", "INBOX", 1, 1, vec![m])
+            .await
+            .expect("keep");
+        let spool_dir = dir.path().join("outbox.inbox");
+        let kept: Vec<_> = std::fs::read_dir(&spool_dir)
+            .expect("spool")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        // a segment a killed reader left long ago, and one an acceptance is writing now
+        std::fs::write(spool_dir.join("0000000000001-1-0.seg"), b"orphan").expect("orphan");
+        let fresh = store
+            .inbox_spool()
+            .write([b"in flight".as_slice()])
+            .expect("fresh");
+        assert_eq!(
+            store
+                .inbox_sweep(Duration::from_secs(600))
+                .await
+                .expect("sweep"),
+            1
+        );
+        let mut left: Vec<_> = std::fs::read_dir(&spool_dir)
+            .expect("spool")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = kept
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .chain([fresh[0].segment.clone()])
+            .collect();
+        want.sort();
+        assert_eq!(
+            left, want,
+            "the kept message's bytes and the fresh segment stay"
+        );
+        // with no age, the fresh unreferenced one goes too (once its millisecond is past), never the kept
+        // message's
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(store.inbox_sweep(Duration::ZERO).await.expect("sweep"), 1);
+        assert_eq!(
+            store.inbox_raw(1).await.expect("raw").as_deref(),
+            Some(&b"Message-ID: <a@x>\r\n\r\nhi\r\n"[..])
+        );
     }
 }
