@@ -114,7 +114,11 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
                 .await?;
             continue;
         }
-        let more = got.messages.len() >= cfg.fetch_size.max(1);
+        // more below UIDNEXT than one round trip took (a message expunged meanwhile makes a chunk short)
+        let more = match got.status.uid_next {
+            Some(next) => got.scanned_to < next.saturating_sub(1),
+            None => got.messages.len() >= cfg.fetch_size.max(1),
+        };
         let NewMessages {
             messages,
             scanned_to,
