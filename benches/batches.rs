@@ -57,7 +57,8 @@ fn serve(dir: &Path, audit: bool) -> Serve {
     )
     .expect("config");
     // the letters' domain is inside the espace de confiance through a test whitelist (docs/mssante.md M8)
-    let (xml, sum) = mss_testing::write_whitelist(&dir.join("whitelist"), mss_testing::TEST_DOMAINS);
+    let (xml, sum) =
+        mss_testing::write_whitelist(&dir.join("whitelist"), mss_testing::TEST_DOMAINS);
     let installed = Command::new(env!("CARGO_BIN_EXE_mss"))
         .arg("--data")
         .arg(dir.join("data"))

@@ -12,7 +12,7 @@ use indicatif::ProgressBar;
 use mss_lps::LpsClient;
 use mss_message::ComposeConfig;
 use mss_outbox::prepare::{self, Acceptance, Origin};
-use mss_outbox::receipts::{self, ReceiptsConfig};
+use mss_outbox::reader::{self, ReaderConfig};
 use mss_outbox::supervisor::{self, NameBusy, WorkerSet};
 use mss_outbox::worker::RunReport;
 use mss_outbox::{Counts, State, Store, WorkerNameHold};
@@ -462,9 +462,12 @@ pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
     rt.block_on(async move {
         let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let client = Arc::new(LpsClient::new(mailbox)?);
-        let cfg = ReceiptsConfig {
-            mailbox: args.mailbox.clone(),
-            ..ReceiptsConfig::default()
+        // the mailbox's one reader, for reports only: the rest is left on the server
+        let cfg = ReaderConfig {
+            folder: args.mailbox.clone(),
+            receive: false,
+            receipts: true,
+            ..ReaderConfig::default()
         };
         let r = if args.watch {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -473,11 +476,13 @@ pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
                     let _ = stop_tx.send(true);
                 }
             });
-            receipts::watch(Arc::clone(&store), client, cfg, stop_rx).await?
+            reader::watch(Arc::clone(&store), client, cfg, stop_rx)
+                .await?
+                .receipts
         } else {
-            let r = receipts::collect(store.as_ref(), &client, &cfg).await?;
+            let r = reader::sync(store.as_ref(), &client, &cfg).await;
             client.close().await;
-            r
+            r?.receipts
         };
         println!(
             "receipts: {} report(s) read: {} delivered, {} read, {} failed, {} unchanged",

@@ -44,6 +44,9 @@ pub enum Command {
     /// Read the delivery (DSN) and read (MDN) receipts that came back to the mailbox and update the
     /// outbox: one reading, or --watch.
     Receipts(crate::batch::ReceiptsArgs),
+    /// What arrives in a mailbox, kept locally: sync it (reports go to the outbox), list it.
+    #[command(subcommand)]
+    Inbox(crate::inbox::InboxCommand),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(lps::ProofArgs),
     /// Clients of the REST service and their keys (add, list, revoke, rotate).
@@ -86,6 +89,7 @@ impl Cli {
             Command::Client(args) => crate::client::run(&data_dir, args),
             Command::Batch(args) => crate::batch::batch(&data_dir, args),
             Command::Receipts(args) => crate::batch::receipts(&data_dir, args),
+            Command::Inbox(cmd) => crate::inbox::run(&data_dir, cmd),
             Command::Proof(args) => lps::proof(args),
             Command::LdapSync(args) => ldap::sync(&data_dir, args),
             Command::LdapLdif(args) => ldap::ldif(args),

@@ -36,7 +36,8 @@ pub struct ConnectArgs {
     /// Submission server (default: DNS SRV of the BAL's domain).
     #[arg(long, value_name = "HOST:PORT")]
     pub server: Option<String>,
-    /// IMAP server, for --save-sent (default: DNS SRV, or the --server host on port 143).
+    /// IMAP server, for --save-sent, receipts and the inbox (default: DNS SRV, or the --server host on
+    /// port 143).
     #[arg(long, value_name = "HOST:PORT")]
     pub imap_server: Option<String>,
     /// PEM file of the trust roots (the IGC Santé chain); replaces the system store.

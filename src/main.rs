@@ -9,6 +9,7 @@ mod compose;
 mod data;
 mod directory;
 mod fhir;
+mod inbox;
 mod ldap;
 mod lps;
 mod outbox;

@@ -84,6 +84,7 @@ pub async fn start(
                     .map_err(|e| format!("credentials of {name} unusable: {e:#}"))
             }),
             receipts: s.receipts.unwrap_or(true),
+            receive: s.receive.unwrap_or(false),
         });
     }
     let on_event = Arc::new(|s: &ServedSender, event: Event| {

@@ -2,7 +2,8 @@
 //! (scripts/lps-operator.sh: Postfix + Dovecot as root): compose requests accepted (202) and delivered into the
 //! Dovecot mailbox with the Message-IDs answered, a recipient refused with 5xx shown failed with the reply,
 //! an expired token pausing the mailbox until a new token file is dropped, bad bodies refused naming the item
-//! and the field, and a full disk answered with 503 and nothing half-stored.
+//! and the field, and a full disk answered with 503 and nothing half-stored; and a sender with
+//! `receive = true` keeping what arrives in its mailbox in the inbox.
 
 mod common;
 
@@ -744,4 +745,71 @@ fn batches_stay_in_the_espace_de_confiance_and_a_newly_installed_whitelist_is_us
         "{}",
         a.body
     );
+}
+
+#[test]
+fn a_sender_that_receives_keeps_what_arrives_in_the_inbox() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = format!("{}@sante.test", unique("recv"));
+    let token_file = dir.path().join("recv.token");
+    let token = op.psc().token(&user, TokenKind::Valid);
+    std::fs::write(&token_file, token.expose()).expect("token");
+    let conf = dir.path().join("mss.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[send]\nproduct_reference = \"MSS-TEST-NIL\"\nca_file = {:?}\nsubmission = \"localhost:{}\"\n\n\
+             [outbox]\nworker = \"recv\"\n\n\
+             [[senders]]\nname = \"recv\"\naddress = {user:?}\ntoken_file = {token_file:?}\n\
+             imap = \"localhost:{}\"\nreceive = true\n",
+            op.path("CA"),
+            op.port("SUBMISSION_PORT"),
+            op.port("IMAP_PORT")
+        ),
+    )
+    .expect("config");
+    let outbox = dir.path().join("outbox.sqlite");
+    let mut server = start(&conf, &outbox);
+    let id = format!("{}@labo.test", unique("arrived"));
+    let letter = format!(
+        "From: labo@sante.test\r\nTo: {user}\r\nSubject: Compte rendu\r\nMessage-ID: <{id}>\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nBonjour\r\n"
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let mut s = op.imap_session(&user).await;
+            s.append("INBOX", &[], letter.as_bytes())
+                .await
+                .expect("append");
+            s.logout().await.expect("logout");
+        });
+    // the service's reader (IDLE) keeps it: listed once, as received
+    let start = Instant::now();
+    let listed = loop {
+        let out = common::mss()
+            .args(["--data", data_dir().join("data").to_str().expect("utf-8")])
+            .args(["inbox", "list", "--json", "--outbox"])
+            .arg(&outbox)
+            .output()
+            .expect("mss inbox list");
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let rows: Vec<Value> = common::stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        if !rows.is_empty() || start.elapsed() > Duration::from_secs(30) {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["message_id"], id.as_str());
+    assert_eq!(listed[0]["mailbox"], user.as_str());
+    assert_eq!(listed[0]["subject"], "Compte rendu");
+    assert_eq!(listed[0]["status"], "new");
+    assert!(server.terminate().success());
 }

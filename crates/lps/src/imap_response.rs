@@ -24,6 +24,38 @@ pub(crate) fn literal_at_end(line: &[u8]) -> Option<usize> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// Splits a server's bytes into responses the way the connection reads them (lines ended by LF, a CR before
+/// it dropped; a `{n}` marker at a line's end taking the next `n` bytes as a literal) and parses each; stops at a response cut
+/// short. What the fuzz targets and property tests feed outside input to.
+pub(crate) fn parse_stream(mut data: &[u8], max_literal: usize) -> Vec<Result<Response, String>> {
+    let mut out = Vec::new();
+    'responses: while !data.is_empty() {
+        let mut segments = Vec::new();
+        loop {
+            let Some(end) = data.iter().position(|&b| b == b'\n') else {
+                break 'responses;
+            };
+            let line = data[..end]
+                .strip_suffix(b"\r")
+                .unwrap_or(&data[..end])
+                .to_vec();
+            data = &data[end + 1..];
+            let lit = literal_at_end(&line);
+            segments.push(Segment::Text(line));
+            match lit {
+                Some(n) if n > max_literal || n > data.len() => break 'responses,
+                Some(n) => {
+                    segments.push(Segment::Literal(data[..n].to_vec()));
+                    data = &data[n..];
+                }
+                None => break,
+            }
+        }
+        out.push(parse(&segments));
+    }
+    out
+}
+
 /// Status of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

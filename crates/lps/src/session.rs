@@ -495,6 +495,22 @@ impl LpsClient {
         .await
     }
 
+    /// Up to `max` messages of `mailbox` above `since_uid`, whatever they are (see
+    /// [`ImapSession::fetch_new_bounded`]).
+    pub async fn fetch_new_bounded(
+        &self,
+        mailbox: &str,
+        since_uid: u32,
+        max: usize,
+    ) -> Result<NewMessages, Error> {
+        let mailbox = mailbox.to_owned();
+        self.with_imap(move |s| {
+            let mailbox = mailbox.clone();
+            Box::pin(async move { s.fetch_new_bounded(&mailbox, since_uid, max).await })
+        })
+        .await
+    }
+
     /// Files a sent message in the Sent mailbox unless the operator already did.
     pub async fn file_sent_copy(
         &self,

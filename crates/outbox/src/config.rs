@@ -29,6 +29,9 @@ pub struct SenderConfig {
     /// Read the DSN/MDN that come back to this mailbox (default true): recipients move on to delivered,
     /// read or failed. The mailbox is left as it is (nothing flagged, nothing moved).
     pub receipts: Option<bool>,
+    /// Receive in this mailbox (default false): every message that is not a report is kept in the inbox
+    /// (docs/mssante.md R1), read in the same IMAP pass as the reports. Left on the server as it is.
+    pub receive: Option<bool>,
     /// SMTP sessions in parallel for this mailbox (default 1).
     pub connections: Option<u16>,
     /// At most this many messages per second (default: no limit).

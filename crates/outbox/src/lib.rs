@@ -1,4 +1,5 @@
-//! Durable outbox for batch sending (XDM letters and results handed over by hospital systems by the thousand).
+//! Durable outbox for batch sending (XDM letters and results handed over by hospital systems by the thousand),
+//! and the inbox beside it for what the same mailboxes receive.
 //!
 //! A message is first persisted — composed bytes, recipients, sender BAL, a reference to how the sender
 //! authenticates (never a token), the caller's idempotency key and the stable Message-ID — and only then
@@ -19,7 +20,9 @@
 //! jitter for transient failures, 5xx final per recipient, a mailbox whose credentials are refused paused
 //! (reason kept) until new ones are given, per-operator connection and rate limits.
 //!
-//! [`receipts`] reads the DSNs and MDNs that come back to the sending mailbox over IMAP and records them.
+//! [`reader`] is a mailbox's one reader over IMAP: the DSNs and MDNs that come back move recipients on
+//! ([`receipts`]), and, when the mailbox receives, every other message is kept in the [`inbox`], in the
+//! same database, before anything else is done with it (docs/mssante.md R1).
 //!
 //! [`prepare`] turns a batch item (a ready message or a compose request) into a [`NewMessage`], with its
 //! idempotency key; [`open_store`] opens the store a URL or path names; [`supervisor`] runs a mailbox's
@@ -31,10 +34,12 @@
 mod clock;
 pub mod config;
 mod error;
+pub mod inbox;
 mod model;
 mod open;
 mod postgres;
 pub mod prepare;
+pub mod reader;
 pub mod receipts;
 mod spool;
 mod sqlite;
@@ -43,6 +48,7 @@ pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use inbox::Inbox;
 pub use model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
     NewMessage, Outcome, Pause, RecipientStatus, State, now_ms,
@@ -88,9 +94,10 @@ impl std::fmt::Debug for WorkerNameHold {
     }
 }
 
-/// The outbox. Every method is one transaction: when it returns `Ok`, what it wrote is on disk.
+/// The outbox, and the [`Inbox`] beside it in the same database. Every method is one transaction: when it
+/// returns `Ok`, what it wrote is on disk.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Inbox + Send + Sync {
     /// The store's clock, in milliseconds since the Unix epoch (due times, retry times).
     fn now_ms(&self) -> i64;
 

@@ -18,6 +18,8 @@ use crate::model::{
 };
 use crate::sqlite::{check_owner_has_batch, cursor_from, receipt_sources};
 
+mod inbox;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY,
@@ -85,10 +87,10 @@ CREATE TABLE IF NOT EXISTS paused (
 /// The shared outbox.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
     /// For the dedicated sessions that hold worker names.
     config: tokio_postgres::Config,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -134,6 +136,7 @@ impl PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock(7316525)", &[])
             .await?;
         tx.batch_execute(SCHEMA).await?;
+        tx.batch_execute(inbox::POSTGRES_SCHEMA).await?;
         tx.commit().await?;
         drop(c);
         Ok(store)

@@ -1,54 +1,20 @@
 //! Receipts: delivery status notifications (DSN, RFC 3464) and read receipts (MDN, RFC 8098) that come back
 //! to the sending mailbox move its recipients on to `delivered`, `read` or `failed` (docs/mssante.md M6).
 //!
-//! The reader looks at the sender's INBOX over IMAP with the same credentials the worker uses, and only at
-//! messages whose `Content-Type` says `multipart/report` (an IMAP SEARCH on the server: letters and results
-//! are never downloaded). Each report is parsed by [`mss_message::read_message`] and matched to the outbox
-//! by the Message-ID it reports on (or the DSN's envelope id, which the worker sets to the Message-ID) and
-//! its final recipient, then recorded with [`Store::receipt`].
-//!
-//! Nothing is flagged in the mailbox (the user's view of it is left alone): what was read is remembered in
-//! the store as a UID high-water mark per mailbox, moved only once the receipts below it are recorded. A
-//! reader killed in between reads them again, which changes nothing (a receipt sets a state and never moves
-//! it back, so it is never counted twice), and no receipt is skipped (the mark only covers what was
-//! recorded). A new UIDVALIDITY (the server renumbered the mailbox) starts the reading over, harmlessly.
+//! The mailbox's reader ([`crate::reader`]) finds them over IMAP; here each report, parsed by
+//! [`mss_message::read_message`], is matched to the outbox by the Message-ID it reports on (or the DSN's
+//! envelope id, which the worker sets to the Message-ID) and its final recipient, then recorded with
+//! [`Store::receipt`]. Recording a report again changes nothing (a receipt sets a state and never moves it
+//! back, so it is never counted twice): a reader killed before moving its mark may read it again.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use mss_lps::LpsClient;
 use mss_message::Report;
 use mss_message::receipt::{DeliveryReport, DispositionReport, DsnRecipient};
-use tokio::sync::watch;
 
+use crate::inbox::Arrival;
 use crate::model::State;
-use crate::{Error, Result, Store};
+use crate::{Result, Store};
 
-/// How the reader runs.
-#[derive(Debug, Clone)]
-pub struct ReceiptsConfig {
-    /// The mailbox reports arrive in.
-    pub mailbox: String,
-    /// Reports fetched per IMAP round trip (bounds memory: a report may carry the original message).
-    pub fetch_size: usize,
-    /// [`watch`]: longest IMAP IDLE before looking again.
-    pub idle: Duration,
-    /// [`watch`]: pause after a transient failure, or between looks when the server has no IDLE.
-    pub poll: Duration,
-}
-
-impl Default for ReceiptsConfig {
-    fn default() -> Self {
-        ReceiptsConfig {
-            mailbox: "INBOX".into(),
-            fetch_size: 50,
-            idle: Duration::from_secs(60),
-            poll: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What a reading did.
+/// What reading reports did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiptsReport {
     /// Reports (DSN or MDN) read.
@@ -65,7 +31,7 @@ pub struct ReceiptsReport {
 }
 
 impl ReceiptsReport {
-    fn add(&mut self, o: ReceiptsReport) {
+    pub(crate) fn add(&mut self, o: ReceiptsReport) {
         self.reports += o.reports;
         self.delivered += o.delivered;
         self.read += o.read;
@@ -83,113 +49,21 @@ impl ReceiptsReport {
     }
 }
 
-/// The store key of a mailbox's mark.
-fn cursor_key(client: &LpsClient, mailbox: &str) -> String {
-    format!("{}/{mailbox}", client.address())
-}
-
-/// Reads every report that arrived since the last reading and records it; returns what changed.
-pub async fn collect(
-    store: &dyn Store,
-    client: &LpsClient,
-    cfg: &ReceiptsConfig,
-) -> Result<ReceiptsReport> {
-    let key = cursor_key(client, &cfg.mailbox);
-    let mut report = ReceiptsReport::default();
-    loop {
-        let cursor = store.receipt_cursor(&key).await?;
-        let since = cursor.map_or(0, |(_, uid)| uid);
-        let got = client
-            .fetch_new_with_header(
-                &cfg.mailbox,
-                since,
-                ("Content-Type", "multipart/report"),
-                cfg.fetch_size,
-            )
-            .await
-            .map_err(Error::from)?;
-        let validity = got.status.uid_validity.unwrap_or(0);
-        if let Some((v, _)) = cursor
-            && v != validity
-        {
-            tracing::info!(mailbox = %key, "UIDVALIDITY changed: reading the receipts again");
-            store.set_receipt_cursor(&key, validity, 0).await?;
-            continue;
-        }
-        let more = got.messages.len() >= cfg.fetch_size.max(1);
-        for m in &got.messages {
-            if let Some(body) = &m.body {
-                report.add(record(store, body).await?);
-            }
-        }
-        if cursor.is_none() || got.scanned_to != since {
-            store
-                .set_receipt_cursor(&key, validity, got.scanned_to)
-                .await?;
-        }
-        if !more {
-            return Ok(report);
-        }
-    }
-}
-
-/// Reads receipts until `stop` turns true: one reading, then IMAP IDLE until something arrives (or
-/// [`ReceiptsConfig::idle`]), and again. Transient failures (server away, store busy) are retried after
-/// [`ReceiptsConfig::poll`]; refused credentials and other permanent failures end it.
-pub async fn watch(
-    store: Arc<dyn Store>,
-    client: Arc<LpsClient>,
-    cfg: ReceiptsConfig,
-    mut stop: watch::Receiver<bool>,
-) -> Result<ReceiptsReport> {
-    let mut total = ReceiptsReport::default();
-    while !*stop.borrow() {
-        match collect(store.as_ref(), &client, &cfg).await {
-            Ok(r) => {
-                if r != ReceiptsReport::default() {
-                    tracing::info!(?r, "receipts recorded");
-                }
-                total.add(r);
-            }
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "reading receipts failed; retrying");
-                pause(cfg.poll, &mut stop).await;
-                continue;
-            }
-            Err(e) => {
-                client.close().await;
-                return Err(e);
-            }
-        }
-        tokio::select! {
-            r = client.wait_for_mail(&cfg.mailbox, cfg.idle) => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "no IDLE; polling");
-                    pause(cfg.poll, &mut stop).await;
-                }
-            }
-            _ = stop.changed() => {}
-        }
-    }
-    client.close().await;
-    Ok(total)
-}
-
-async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = stop.changed() => {}
-    }
-}
-
 /// Records one message if it is a report.
 pub async fn record(store: &dyn Store, raw: &[u8]) -> Result<ReceiptsReport> {
-    let mut out = ReceiptsReport::default();
-    let Some(report) = mss_message::read_message(raw).ok().and_then(|m| m.report) else {
-        return Ok(out);
+    match Arrival::read(0, raw.to_vec()) {
+        Arrival::Report(r) => record_report(store, &r).await,
+        Arrival::Message(_) => Ok(ReceiptsReport::default()),
+    }
+}
+
+/// Records a report read from a message.
+pub async fn record_report(store: &dyn Store, report: &Report) -> Result<ReceiptsReport> {
+    let mut out = ReceiptsReport {
+        reports: 1,
+        ..ReceiptsReport::default()
     };
-    out.reports = 1;
-    match &report {
+    match report {
         Report::Dsn(d) => {
             let ids = candidates(d.envelope_id.as_deref(), d.original_message_id.as_deref());
             for r in &d.recipients {

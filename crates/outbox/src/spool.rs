@@ -37,10 +37,17 @@ impl Spool {
     /// The spool of the database file `db`: `outbox.sqlite` keeps its bytes under `outbox.spool/` (a
     /// database itself named `*.spool` under `*.spool.d/`).
     pub fn beside(db: &Path) -> Spool {
-        let dir = if db.extension().is_some_and(|e| e == "spool") {
-            db.with_extension("spool.d")
+        Self::beside_named(db, "spool")
+    }
+
+    /// A spool of the database file `db` for another kind of bytes: `outbox.sqlite` keeps what `kind`
+    /// names under `outbox.<kind>/` (the received messages under `outbox.inbox/`), so each kind can be
+    /// purged on its own terms.
+    pub fn beside_named(db: &Path, kind: &str) -> Spool {
+        let dir = if db.extension().is_some_and(|e| e == kind) {
+            db.with_extension(format!("{kind}.d"))
         } else {
-            db.with_extension("spool")
+            db.with_extension(kind)
         };
         Spool { dir }
     }
@@ -106,6 +113,53 @@ impl Spool {
             },
             _ => unavailable(&path, &e),
         })
+    }
+
+    /// The segments written more than `age` ago (by the time in their name), oldest first: those a sweep
+    /// may remove when no row points at them. Younger ones may belong to an acceptance still under way.
+    pub fn older_than(&self, age: std::time::Duration) -> Result<Vec<String>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let limit = now.saturating_sub(age.as_millis());
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(&self.dir, &e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let name = file_name(&entry.map_err(|e| unavailable(&self.dir, &e))?.path());
+            let written = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.split('-').next())
+                .and_then(|millis| millis.parse::<u128>().ok());
+            if written.is_some_and(|w| w < limit) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the segments `names` (no row points at them any more, or ever did).
+    pub fn remove(&self, names: &[String]) -> Result<u64> {
+        let mut removed = 0;
+        for name in names {
+            if name.is_empty() || name.contains(['/', '\\']) || name == ".." {
+                continue;
+            }
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(unavailable(&path, &e)),
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.dir).map_err(|e| unavailable(&self.dir, &e))?;
+        }
+        Ok(removed)
     }
 
     fn ensure_dir(&self) -> Result<()> {
@@ -219,6 +273,14 @@ mod tests {
         assert_eq!(
             Spool::beside(Path::new("/data/outbox")).dir,
             Path::new("/data/outbox.spool")
+        );
+        assert_eq!(
+            Spool::beside_named(Path::new("/data/outbox.sqlite"), "inbox").dir,
+            Path::new("/data/outbox.inbox")
+        );
+        assert_eq!(
+            Spool::beside_named(Path::new("/data/q.inbox"), "inbox").dir,
+            Path::new("/data/q.inbox.d")
         );
     }
 

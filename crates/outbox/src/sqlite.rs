@@ -21,6 +21,8 @@ use crate::model::{
 };
 use crate::spool::{Place, Spool};
 
+mod inbox;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY,
@@ -81,7 +83,7 @@ pub struct SqliteStore {
     spool: Spool,
     /// Outcomes waiting for the next commit (see [`crate::Store::record`] below).
     pending: Arc<Mutex<Vec<PendingRecord>>>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Outcomes of one `record` call, and where to answer once they are committed.
@@ -174,6 +176,7 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(inbox::SQLITE_SCHEMA)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
         add_column(&conn, "messages", "dsn", "INTEGER NOT NULL DEFAULT 1")?;
         // and before the spool: their messages keep their bytes in `content`
@@ -190,7 +193,7 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -229,7 +232,9 @@ fn check_batch_owner(conn: &Connection, batch: &str, owner: Option<&str>) -> Res
 }
 
 /// Runs `f` on a blocking thread: the connection's work and the spool's file I/O.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Store {

@@ -1,7 +1,8 @@
 //! The delivery workers of one sending mailbox, as `mss batch` and `mss serve` run them: a set of worker
 //! loops (one per connection) under one worker name, held by this process alone ([`hold`]); and, for a
-//! service, a supervisor that reads the mailbox's credentials, runs its worker loops and receipts reader,
-//! and restarts them when a credential file changes (a mailbox paused for refused credentials resumes).
+//! service, a supervisor that reads the mailbox's credentials, runs its worker loops and its reader
+//! ([`crate::reader`]: receipts, and the inbox when it receives), and restarts them when a credential file
+//! changes (a mailbox paused for refused credentials resumes).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use mss_lps::{LpsClient, MailboxConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::receipts::{self, ReceiptsConfig};
+use crate::reader::{self, ReaderConfig};
 use crate::worker::{self, OperatorLimits, RunReport, WorkerConfig};
 use crate::{Error, Result, Store, WorkerNameHold};
 
@@ -144,6 +145,8 @@ pub struct ServedSender {
     pub credentials: ReadCredentials,
     /// Also read the receipts (DSN, MDN) that come back to it.
     pub receipts: bool,
+    /// Also keep what it receives in the inbox (read in the same IMAP pass as the receipts).
+    pub receive: bool,
 }
 
 /// What a supervisor reports, for the service's log.
@@ -276,19 +279,24 @@ async fn supervise(
                 {
                     on_event(&sender, Event::Stopped(e.to_string()));
                 }
-                if sender.receipts {
-                    // its own IMAP session, next to the SMTP ones
+                if sender.receipts || sender.receive {
+                    // one reader for the mailbox, on its own IMAP session next to the SMTP ones
                     match LpsClient::new(mailbox) {
                         Ok(c) => {
-                            let watch = receipts::watch(
+                            let cfg = ReaderConfig {
+                                receive: sender.receive,
+                                receipts: sender.receipts,
+                                ..ReaderConfig::default()
+                            };
+                            let watch = reader::watch(
                                 Arc::clone(&store),
                                 Arc::new(c),
-                                ReceiptsConfig::default(),
+                                cfg,
                                 loop_stop.clone(),
                             );
                             loops.spawn(async move { watch.await.map(|_| RunReport::default()) });
                         }
-                        Err(e) => on_event(&sender, Event::Stopped(format!("receipts: {e}"))),
+                        Err(e) => on_event(&sender, Event::Stopped(format!("mailbox reader: {e}"))),
                     }
                 }
                 if first {

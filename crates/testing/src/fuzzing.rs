@@ -1,5 +1,6 @@
 //! The bodies of the fuzz targets (`fuzz/fuzz_targets/`), here so that the same code also runs under
-//! proptest on stable (`crates/message/tests/properties.rs`): every reader must return, never panic.
+//! proptest on stable (`crates/message/tests/properties.rs`, `crates/lps/tests/imap_stream.rs`): every reader
+//! must return, never panic.
 
 /// Feeds arbitrary bytes to every reader of mss-message (MIME message and its JSON view, IHE_XDM
 /// zip, CDA header, whitelist, METADATA.XML).
@@ -15,4 +16,11 @@ pub fn read_any(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = mss_message::metadata::read(text);
     }
+}
+
+/// Feeds arbitrary bytes to the IMAP client's response parser as a server's stream (FETCH with literals,
+/// flags, EXPUNGE, VANISHED, statuses: whatever comes). Answers what it parsed.
+#[cfg(feature = "imap")]
+pub fn imap_stream(data: &[u8]) -> mss_lps::imap::StreamSummary {
+    mss_lps::imap::parse_server_stream(data)
 }

@@ -143,6 +143,23 @@ impl Operator {
         })
         .expect("client")
     }
+    /// An IMAP session of a PER mailbox, logged in with a valid token (to put messages in it, look at it).
+    pub async fn imap_session(&self, user: &str) -> mss_lps::imap::ImapSession {
+        let address = addr(user);
+        let token = self.psc().token(user, TokenKind::Valid);
+        let policy = self.policy();
+        mss_lps::imap::connect(&self.per_endpoints().imap, &self.options(self.tls()))
+            .await
+            .expect("imap")
+            .authenticate(mss_lps::Login::XOAuth2 {
+                user: &address,
+                token: &token,
+                policy: &policy,
+            })
+            .await
+            .expect("login")
+    }
+
     /// Files of a mailbox's maildir INBOX.
     pub fn maildir_files(&self, user: &str) -> Vec<PathBuf> {
         let base = self.path("MAILDIR").join(user);

@@ -81,7 +81,7 @@ pub enum SentCopy {
     },
 }
 
-/// What [`ImapSession::fetch_new_with_header`] found.
+/// What [`ImapSession::fetch_new_with_header`] or [`ImapSession::fetch_new_bounded`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessages {
     /// The mailbox as EXAMINE saw it (UIDVALIDITY: a change means UIDs were renumbered).
@@ -90,6 +90,41 @@ pub struct NewMessages {
     pub messages: Vec<FetchedMessage>,
     /// Every UID up to this one was returned or does not match.
     pub scanned_to: u32,
+}
+
+/// What [`parse_server_stream`] made of a server's bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Responses parsed.
+    pub parsed: usize,
+    /// Responses refused as malformed (a protocol error on a live connection).
+    pub malformed: usize,
+    /// The messages of the FETCH responses, in order.
+    pub fetched: Vec<FetchedMessage>,
+    /// The sequence numbers of the EXPUNGE responses, in order.
+    pub expunged: Vec<u32>,
+}
+
+/// Reads `data` as a server's stream of responses, exactly as a session does (lines, `{n}` literals up
+/// to the session's limit), and parses each. The parser's face for fuzzing and property tests
+/// (`mss_testing::fuzzing::imap_stream`): whatever the bytes, it returns.
+pub fn parse_server_stream(data: &[u8]) -> StreamSummary {
+    let mut out = StreamSummary::default();
+    for r in imap_response::parse_stream(data, MAX_LITERAL) {
+        match r {
+            Ok(Response::Untagged(Untagged::Fetch(m))) => {
+                out.parsed += 1;
+                out.fetched.push(m);
+            }
+            Ok(Response::Untagged(Untagged::Expunge(n))) => {
+                out.parsed += 1;
+                out.expunged.push(n);
+            }
+            Ok(_) => out.parsed += 1,
+            Err(_) => out.malformed += 1,
+        }
+    }
+    out
 }
 
 /// How IDLE ended.
@@ -543,6 +578,35 @@ impl ImapSession {
                 reason: "header search: ASCII without line breaks only".into(),
             });
         };
+        self.fetch_new_matching(
+            mailbox,
+            since_uid,
+            Some(format!("HEADER {name_q} {value_q}")),
+            max,
+        )
+        .await
+    }
+
+    /// Up to `max` messages of `mailbox` above `since_uid`, whatever they are, fetched whole, oldest first,
+    /// with the same [`NewMessages::scanned_to`] promise as [`ImapSession::fetch_new_with_header`]: one
+    /// pass of a reader that keeps every message (docs/mssante.md R1). Opened with EXAMINE.
+    pub async fn fetch_new_bounded(
+        &mut self,
+        mailbox: &str,
+        since_uid: u32,
+        max: usize,
+    ) -> Result<NewMessages, Error> {
+        self.fetch_new_matching(mailbox, since_uid, None, max).await
+    }
+
+    /// Up to `max` messages above `since_uid` matching the search `criteria` (all when `None`).
+    async fn fetch_new_matching(
+        &mut self,
+        mailbox: &str,
+        since_uid: u32,
+        criteria: Option<String>,
+        max: usize,
+    ) -> Result<NewMessages, Error> {
         let status = self.examine(mailbox).await?;
         let from = since_uid.saturating_add(1);
         // messages that arrive after EXAMINE get a UID >= UIDNEXT: the scan stops below it
@@ -562,8 +626,12 @@ impl ImapSession {
                 scanned_to: since_uid,
             });
         }
+        let search = match &criteria {
+            Some(c) => format!("UID {from}:{upper} {c}"),
+            None => format!("UID {from}:{upper}"),
+        };
         let mut uids: Vec<u32> = self
-            .uid_search(&format!("UID {from}:{upper} HEADER {name_q} {value_q}"))
+            .uid_search(&search)
             .await?
             .into_iter()
             .filter(|u| *u > since_uid && *u <= upper)
@@ -575,6 +643,7 @@ impl ImapSession {
             upper
         };
         let messages = self.uid_fetch(&uids).await?;
+        // a message expunged between SEARCH and FETCH is simply absent: nothing to keep of it
         Ok(NewMessages {
             status,
             messages,
@@ -629,6 +698,15 @@ impl ImapSession {
             return Ok(());
         }
         self.conn.expect_ok("CREATE", status).map(drop)
+    }
+
+    /// DELETE a mailbox (a folder recreated under the same name gets a new UIDVALIDITY).
+    pub async fn delete(&mut self, mailbox: &str) -> Result<(), Error> {
+        let (_, status) = self
+            .conn
+            .run(&format!("DELETE {}", quoted(mailbox)?))
+            .await?;
+        self.conn.expect_ok("DELETE", status).map(drop)
     }
 
     /// APPEND a message with flags; returns its UID when the server tells (UIDPLUS).

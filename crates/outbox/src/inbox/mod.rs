@@ -1,0 +1,292 @@
+//! The inbox: messages received in a mailbox, kept locally and durably before anything else is done with
+//! them (docs/mssante.md R1), in the same database as the outbox.
+//!
+//! Each message is keyed twice: by where the server holds it (mailbox, folder, UIDVALIDITY, UID) and by what
+//! it is (mailbox, Message-ID, or the SHA-256 of its bytes when it has none). The second key is unique, so a
+//! reader that reads a message again (killed before moving its mark, or after the server renumbered the
+//! folder: a new UIDVALIDITY) finds it known and stores nothing twice; the server's place is then updated.
+//! The reader's mark per (mailbox, folder) moves in the transaction that commits the rows below it.
+//!
+//! SQLite keeps the bytes in a spool of segment files beside the database (`outbox.inbox/`: 0600 files in a
+//! 0700 directory, synced before the rows that point at them commit, the outbox's `crate::spool`; what a
+//! reader killed in between leaves is swept later, [`Inbox::inbox_sweep`]);
+//! PostgreSQL keeps them in the row, committed with it (the database is what several machines share).
+//!
+//! A message is `new` until the consumer records an outcome (`integrated` or `error`, with a code and a
+//! label: columns kept for it). A few fields are columns (Message-ID, sender, subject); what the message
+//! reader finds is a JSON `summary`.
+
+use sha2::Digest as _;
+
+use crate::error::{Error, Result};
+
+/// A received message on its way into the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// Its UID in the folder read.
+    pub uid: u32,
+    /// The message as the server gave it.
+    pub raw: Vec<u8>,
+    /// Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// `From:` address.
+    pub from: Option<String>,
+    /// Decoded subject.
+    pub subject: Option<String>,
+    /// What the reader found, as JSON (`{"problems": [...]}` at least).
+    pub summary: serde_json::Value,
+}
+
+/// A message as it arrived: a report for the outbox, or a message for the inbox.
+#[derive(Debug)]
+pub enum Arrival {
+    /// A DSN or an MDN.
+    Report(Box<mss_message::Report>),
+    /// Anything else.
+    Message(Incoming),
+}
+
+impl Arrival {
+    /// Reads `raw` far enough to tell a report from a message and fill the inbox's columns. A message the
+    /// reader cannot read (or that makes it panic: outside input never stops a reader) is a message, kept
+    /// with the reason in `problems`.
+    pub fn read(uid: u32, raw: Vec<u8>) -> Arrival {
+        // read_message contains the MIME parser's panics itself; this net also holds for a bug of ours
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            mss_message::read_message(&raw)
+        }));
+        let (message_id, from, subject, problems) = match read {
+            Ok(Ok(m)) => {
+                if let Some(r) = m.report {
+                    return Arrival::Report(Box::new(r));
+                }
+                (m.message_id, m.from, Some(m.subject), m.problems)
+            }
+            Ok(Err(e)) => (None, None, None, vec![format!("unreadable message: {e}")]),
+            Err(_) => (
+                None,
+                None,
+                None,
+                vec!["unreadable message: the MIME parser failed on it".to_owned()],
+            ),
+        };
+        Arrival::Message(Incoming {
+            uid,
+            raw,
+            message_id: message_id.filter(|id| !id.trim().is_empty()),
+            from,
+            subject,
+            summary: serde_json::json!({ "problems": problems }),
+        })
+    }
+}
+
+impl Incoming {
+    /// The SHA-256 of its bytes, in hex.
+    pub fn sha256(&self) -> String {
+        mss_types::hex(&sha2::Sha256::digest(&self.raw))
+    }
+
+    /// What makes it unique in its mailbox: `id:<Message-ID>`, else `sha256:<hex of the bytes>`.
+    pub fn dedupe_key(&self) -> String {
+        match &self.message_id {
+            Some(id) => format!("id:{}", id.trim()),
+            None => format!("sha256:{}", self.sha256()),
+        }
+    }
+
+    /// Whether the reader found problems in it.
+    pub fn is_faulty(&self) -> bool {
+        self.summary["problems"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    }
+}
+
+/// What [`Inbox::keep`] did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Stored now, under this inbox id.
+    New(i64),
+    /// Already in the inbox under this id (read again): nothing stored.
+    Known(i64),
+}
+
+/// Where a message is in its life in the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboxStatus {
+    /// Received, waiting for the consumer's outcome.
+    New,
+    /// The consumer integrated it.
+    Integrated,
+    /// The consumer could not (code and label recorded).
+    Error,
+}
+
+impl InboxStatus {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxStatus::New => "new",
+            InboxStatus::Integrated => "integrated",
+            InboxStatus::Error => "error",
+        }
+    }
+
+    /// The status a word names.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "new" => Ok(InboxStatus::New),
+            "integrated" => Ok(InboxStatus::Integrated),
+            "error" => Ok(InboxStatus::Error),
+            other => Err(Error::invalid(
+                "status",
+                format!("expected new, integrated or error, got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// One message of the inbox, as listed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InboxEntry {
+    /// Inbox id.
+    pub id: i64,
+    /// The mailbox (BAL) it arrived in.
+    pub mailbox: String,
+    /// The folder it was read from.
+    pub folder: String,
+    /// The folder's UIDVALIDITY when it was last read there.
+    pub uid_validity: u32,
+    /// Its UID there.
+    pub uid: u32,
+    /// Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// `From:` address.
+    pub from: Option<String>,
+    /// Decoded subject.
+    pub subject: Option<String>,
+    /// When it was stored locally, RFC 3339.
+    #[serde(serialize_with = "rfc3339")]
+    pub received_at: i64,
+    /// Its status.
+    pub status: InboxStatus,
+    /// Size in bytes.
+    pub size: u64,
+    /// What the reader found (JSON).
+    pub summary: serde_json::Value,
+}
+
+fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format_ms(*ms))
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, to the second).
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Which messages [`Inbox::inbox_list`] answers.
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery {
+    /// Of this status only (all when `None`).
+    pub status: Option<InboxStatus>,
+    /// Of this mailbox only.
+    pub mailbox: Option<String>,
+    /// With an id above this one (paging).
+    pub after: i64,
+    /// At most this many (0: no limit).
+    pub limit: u64,
+}
+
+/// The inbox side of the store (every [`crate::Store`] is one). Every method is one transaction.
+#[async_trait::async_trait]
+pub trait Inbox: Send + Sync {
+    /// Where the reader of `folder` of `mailbox` stopped: its UIDVALIDITY and the last UID kept.
+    async fn inbox_cursor(&self, mailbox: &str, folder: &str) -> Result<Option<(u32, u32)>>;
+
+    /// Keeps `messages` read from `folder` of `mailbox` (UIDVALIDITY `uid_validity`) and moves the reader's
+    /// mark to `up_to`, in one transaction, once their bytes are durable. A message already in the inbox
+    /// (same Message-ID, or same bytes when it has none) is not stored again: its place on the server is
+    /// updated. Answers, per message in order, what became of it.
+    async fn keep(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uid_validity: u32,
+        up_to: u32,
+        messages: Vec<Incoming>,
+    ) -> Result<Vec<Kept>>;
+
+    /// Messages of the inbox, oldest first.
+    async fn inbox_list(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>>;
+
+    /// The bytes of a message as received.
+    async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>>;
+
+    /// Removes received bytes no message points at, written more than `age` ago: what a reader killed
+    /// between writing them and committing their rows left (health data does not linger). Answers how
+    /// many pieces were removed (always 0 where the bytes are in the rows).
+    async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64>;
+}
+
+/// A summary stored as text, read back (a damaged one reads as `null` rather than failing the listing).
+pub(crate) fn summary_from(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(raw: &[u8]) -> Incoming {
+        match Arrival::read(7, raw.to_vec()) {
+            Arrival::Message(m) => m,
+            Arrival::Report(r) => panic!("a report: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn a_message_is_known_by_its_id_else_by_its_bytes() {
+        let m = message(
+            b"From: a@x.fr\r\nMessage-ID: <k@x>\r\nSubject: =?utf-8?q?R=C3=A9sultat?=\r\n\r\nhi\r\n",
+        );
+        assert_eq!(m.dedupe_key(), "id:k@x");
+        assert_eq!(m.from.as_deref(), Some("a@x.fr"));
+        assert_eq!(m.subject.as_deref(), Some("Résultat"));
+        assert!(!m.is_faulty());
+        let anonymous = message(b"From: a@x.fr\r\n\r\nhi\r\n");
+        assert_eq!(
+            anonymous.dedupe_key(),
+            format!("sha256:{}", anonymous.sha256())
+        );
+        assert_eq!(anonymous.sha256().len(), 64);
+    }
+
+    #[test]
+    fn an_unreadable_message_is_kept_with_its_problem() {
+        let m = message(b"");
+        assert!(m.is_faulty(), "{}", m.summary);
+        assert!(m.dedupe_key().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn statuses_read_back_and_times_print_in_utc() {
+        for s in [
+            InboxStatus::New,
+            InboxStatus::Integrated,
+            InboxStatus::Error,
+        ] {
+            assert_eq!(InboxStatus::parse(s.as_str()).expect("parse"), s);
+        }
+        assert!(InboxStatus::parse("all").is_err());
+        assert_eq!(format_ms(1_780_000_000_123), "2026-05-28T20:26:40Z");
+    }
+}

@@ -1,0 +1,195 @@
+//! The inbox in the shared store: rows and bytes in PostgreSQL, committed together.
+
+use super::PostgresStore;
+use crate::error::{Error, Result};
+use crate::inbox::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
+use crate::sqlite::cursor_from;
+
+/// The inbox's tables (created with the outbox's).
+pub(crate) const POSTGRES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inbox_cursors (
+  mailbox TEXT NOT NULL,
+  folder TEXT NOT NULL,
+  uid_validity BIGINT NOT NULL,
+  last_uid BIGINT NOT NULL,
+  updated_ms BIGINT NOT NULL,
+  PRIMARY KEY (mailbox, folder)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+  id BIGSERIAL PRIMARY KEY,
+  mailbox TEXT NOT NULL,
+  folder TEXT NOT NULL,
+  uid_validity BIGINT NOT NULL,
+  uid BIGINT NOT NULL,
+  dedupe_key TEXT NOT NULL,
+  message_id TEXT,
+  sha256 TEXT NOT NULL,
+  from_address TEXT,
+  subject TEXT,
+  received_ms BIGINT NOT NULL,
+  size BIGINT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'new',
+  outcome_code INTEGER,
+  outcome_label TEXT,
+  outcome_ms BIGINT,
+  summary TEXT NOT NULL,
+  raw BYTEA NOT NULL,
+  UNIQUE (mailbox, folder, uid_validity, uid),
+  UNIQUE (mailbox, dedupe_key)
+);
+CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
+CREATE INDEX IF NOT EXISTS inbox_message_id ON inbox(message_id);
+";
+
+#[async_trait::async_trait]
+impl Inbox for PostgresStore {
+    async fn inbox_cursor(&self, mailbox: &str, folder: &str) -> Result<Option<(u32, u32)>> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT uid_validity, last_uid FROM inbox_cursors WHERE mailbox = $1 AND folder = $2",
+                &[&mailbox, &folder],
+            )
+            .await?;
+        match row {
+            Some(r) => Ok(Some(cursor_from((r.try_get(0)?, r.try_get(1)?)))),
+            None => Ok(None),
+        }
+    }
+
+    async fn keep(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uid_validity: u32,
+        up_to: u32,
+        messages: Vec<Incoming>,
+    ) -> Result<Vec<Kept>> {
+        let now = self.clock.now_ms();
+        let validity = i64::from(uid_validity);
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let mut out = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let key = m.dedupe_key();
+            let uid = i64::from(m.uid);
+            // known messages are not sent again (a re-read after a crash or a new UIDVALIDITY)
+            let moved = tx
+                .query_opt(
+                    "UPDATE inbox SET folder = $3, uid_validity = $4, uid = $5 \
+                     WHERE mailbox = $1 AND dedupe_key = $2 RETURNING id",
+                    &[&mailbox, &key, &folder, &validity, &uid],
+                )
+                .await?;
+            if let Some(r) = moved {
+                out.push(Kept::Known(r.try_get(0)?));
+                continue;
+            }
+            let size = i64::try_from(m.raw.len()).unwrap_or(i64::MAX);
+            let inserted = tx
+                .query_opt(
+                    "INSERT INTO inbox (mailbox, folder, uid_validity, uid, dedupe_key, message_id, \
+                     sha256, from_address, subject, received_ms, size, status, summary, raw) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'new', $12, $13) \
+                     ON CONFLICT (mailbox, dedupe_key) DO NOTHING RETURNING id",
+                    &[
+                        &mailbox,
+                        &folder,
+                        &validity,
+                        &uid,
+                        &key,
+                        &m.message_id,
+                        &m.sha256(),
+                        &m.from,
+                        &m.subject,
+                        &now,
+                        &size,
+                        &m.summary.to_string(),
+                        &m.raw,
+                    ],
+                )
+                .await?;
+            match inserted {
+                Some(r) => out.push(Kept::New(r.try_get(0)?)),
+                // another reader of the same mailbox kept it meanwhile
+                None => {
+                    let r = tx
+                        .query_one(
+                            "SELECT id FROM inbox WHERE mailbox = $1 AND dedupe_key = $2",
+                            &[&mailbox, &key],
+                        )
+                        .await?;
+                    out.push(Kept::Known(r.try_get(0)?));
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO inbox_cursors (mailbox, folder, uid_validity, last_uid, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox, folder) DO UPDATE SET \
+             uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, \
+             updated_ms = excluded.updated_ms",
+            &[&mailbox, &folder, &validity, &i64::from(up_to), &now],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn inbox_list(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>> {
+        let c = self.pool.get().await?;
+        let limit = if query.limit == 0 {
+            i64::MAX
+        } else {
+            i64::try_from(query.limit).unwrap_or(i64::MAX)
+        };
+        let status = query.status.map(InboxStatus::as_str);
+        let rows = c
+            .query(
+                "SELECT id, mailbox, folder, message_id, from_address, subject, received_ms, \
+                 status, size, summary, uid_validity, uid FROM inbox \
+                 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR mailbox = $2) \
+                 AND id > $3 ORDER BY id LIMIT $4",
+                &[&status, &query.mailbox, &query.after, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let status: String = r.try_get(7)?;
+                let (uid_validity, uid) = cursor_from((r.try_get(10)?, r.try_get(11)?));
+                Ok(InboxEntry {
+                    id,
+                    mailbox: r.try_get(1)?,
+                    folder: r.try_get(2)?,
+                    uid_validity,
+                    uid,
+                    message_id: r.try_get(3)?,
+                    from: r.try_get(4)?,
+                    subject: r.try_get(5)?,
+                    received_at: r.try_get(6)?,
+                    status: InboxStatus::parse(&status).map_err(|_| Error::Store {
+                        reason: format!("inbox message {id}: unknown status {status:?}"),
+                    })?,
+                    size: u64::try_from(r.try_get::<_, i64>(8)?).unwrap_or(0),
+                    summary: summary_from(&r.try_get::<_, String>(9)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt("SELECT raw FROM inbox WHERE id = $1", &[&id])
+            .await?;
+        match row {
+            Some(r) => Ok(Some(r.try_get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn inbox_sweep(&self, _age: std::time::Duration) -> Result<u64> {
+        // the bytes are in the rows, committed with them: nothing can be left over
+        Ok(0)
+    }
+}

@@ -1,0 +1,353 @@
+//! The inbox side of the store, one behaviour on both backends: messages kept with their bytes, found
+//! again by Message-ID (or by their bytes' hash) whatever UID the server gives them, the reader's mark
+//! moved with them.
+
+mod common;
+
+use std::sync::Arc;
+
+use mss_outbox::Store;
+use mss_outbox::inbox::{Arrival, InboxQuery, InboxStatus, Incoming, Kept};
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _dir) = super::common::sqlite_store();
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some((store, _url)) = super::common::pg_store().await else { return };
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    kept_messages_are_listed_with_their_bytes_and_move_the_mark,
+    a_message_read_again_is_stored_once_under_any_uid,
+    messages_without_an_id_are_told_apart_by_their_bytes,
+    marks_are_kept_per_mailbox_and_folder,
+);
+
+const BOX: &str = "bob@sante.test";
+
+fn raw(id: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
+    let id = id
+        .map(|i| format!("Message-ID: <{i}>\r\n"))
+        .unwrap_or_default();
+    format!(
+        "From: alice@sante.test\r\nTo: {BOX}\r\nSubject: {subject}\r\n{id}Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+fn incoming(uid: u32, bytes: Vec<u8>) -> Incoming {
+    match Arrival::read(uid, bytes) {
+        Arrival::Message(m) => m,
+        Arrival::Report(_) => panic!("not a report"),
+    }
+}
+
+fn ids(kept: &[Kept]) -> Vec<i64> {
+    kept.iter()
+        .map(|k| match k {
+            Kept::New(id) | Kept::Known(id) => *id,
+        })
+        .collect()
+}
+
+async fn all(s: &dyn Store) -> Vec<mss_outbox::inbox::InboxEntry> {
+    s.inbox_list(&InboxQuery::default()).await.expect("list")
+}
+
+async fn kept_messages_are_listed_with_their_bytes_and_move_the_mark(s: Arc<dyn Store>) {
+    assert_eq!(s.inbox_cursor(BOX, "INBOX").await.expect("cursor"), None);
+    let one = raw(Some("r1@lab.test"), "Résultats", "bonjour");
+    let two = raw(Some("r2@lab.test"), "Compte rendu", "au revoir");
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            77,
+            12,
+            vec![incoming(3, one.clone()), incoming(12, two.clone())],
+        )
+        .await
+        .expect("keep");
+    assert!(matches!(kept[..], [Kept::New(_), Kept::New(_)]), "{kept:?}");
+    assert_eq!(
+        s.inbox_cursor(BOX, "INBOX").await.expect("cursor"),
+        Some((77, 12))
+    );
+    let listed = all(s.as_ref()).await;
+    let rows: Vec<_> = listed
+        .iter()
+        .map(|e| {
+            (
+                e.id,
+                e.mailbox.as_str(),
+                e.folder.as_str(),
+                e.uid_validity,
+                e.uid,
+                e.message_id.as_deref(),
+                e.from.as_deref(),
+                e.subject.as_deref(),
+                e.status,
+                e.size,
+            )
+        })
+        .collect();
+    let ids = ids(&kept);
+    assert_eq!(
+        rows,
+        [
+            (
+                ids[0],
+                BOX,
+                "INBOX",
+                77,
+                3,
+                Some("r1@lab.test"),
+                Some("alice@sante.test"),
+                Some("Résultats"),
+                InboxStatus::New,
+                one.len() as u64
+            ),
+            (
+                ids[1],
+                BOX,
+                "INBOX",
+                77,
+                12,
+                Some("r2@lab.test"),
+                Some("alice@sante.test"),
+                Some("Compte rendu"),
+                InboxStatus::New,
+                two.len() as u64
+            ),
+        ]
+    );
+    assert_eq!(listed[0].summary, serde_json::json!({"problems": []}));
+    assert_eq!(
+        s.inbox_raw(ids[0]).await.expect("raw").as_deref(),
+        Some(&one[..])
+    );
+    assert_eq!(
+        s.inbox_raw(ids[1]).await.expect("raw").as_deref(),
+        Some(&two[..])
+    );
+    assert_eq!(s.inbox_raw(ids[1] + 100).await.expect("raw"), None);
+    // the filters: all are new, none integrated; paging by id
+    let new = s
+        .inbox_list(&InboxQuery {
+            status: Some(InboxStatus::New),
+            ..InboxQuery::default()
+        })
+        .await
+        .expect("new");
+    assert_eq!(new.len(), 2);
+    let integrated = s
+        .inbox_list(&InboxQuery {
+            status: Some(InboxStatus::Integrated),
+            ..InboxQuery::default()
+        })
+        .await
+        .expect("integrated");
+    assert!(integrated.is_empty());
+    let page = s
+        .inbox_list(&InboxQuery {
+            after: ids[0],
+            limit: 1,
+            ..InboxQuery::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+    let json = serde_json::to_value(&listed[0]).expect("json");
+    assert_eq!(json["status"], "new");
+    assert!(
+        json["received_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{json}"
+    );
+}
+
+async fn a_message_read_again_is_stored_once_under_any_uid(s: Arc<dyn Store>) {
+    let one = raw(Some("again@lab.test"), "s", "b");
+    let first = s
+        .keep(BOX, "INBOX", 1, 5, vec![incoming(5, one.clone())])
+        .await
+        .expect("keep");
+    // a reader killed before its mark moved reads it again
+    let again = s
+        .keep(BOX, "INBOX", 1, 5, vec![incoming(5, one.clone())])
+        .await
+        .expect("again");
+    assert_eq!(again, [Kept::Known(ids(&first)[0])]);
+    // the server renumbered the folder (new UIDVALIDITY): same message, new UID
+    let renumbered = s
+        .keep(BOX, "INBOX", 2, 1, vec![incoming(1, one.clone())])
+        .await
+        .expect("renumbered");
+    assert_eq!(renumbered, [Kept::Known(ids(&first)[0])]);
+    let listed = all(s.as_ref()).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].uid_validity, listed[0].uid),
+        (2, 1),
+        "its place now"
+    );
+    assert_eq!(
+        s.inbox_cursor(BOX, "INBOX").await.expect("cursor"),
+        Some((2, 1))
+    );
+    // twice in one reading (the same Message-ID at two UIDs): once
+    let twin = raw(Some("twin@lab.test"), "s", "b");
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            2,
+            9,
+            vec![incoming(8, twin.clone()), incoming(9, twin)],
+        )
+        .await
+        .expect("twins");
+    assert!(
+        matches!(kept[..], [Kept::New(a), Kept::Known(b)] if a == b),
+        "{kept:?}"
+    );
+    assert_eq!(all(s.as_ref()).await.len(), 2);
+}
+
+async fn messages_without_an_id_are_told_apart_by_their_bytes(s: Arc<dyn Store>) {
+    let a = raw(None, "a", "one");
+    let b = raw(None, "b", "two");
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            1,
+            3,
+            vec![
+                incoming(1, a.clone()),
+                incoming(2, b),
+                incoming(3, a.clone()),
+            ],
+        )
+        .await
+        .expect("keep");
+    assert!(
+        matches!(kept[..], [Kept::New(x), Kept::New(y), Kept::Known(z)] if x != y && x == z),
+        "{kept:?}"
+    );
+    let listed = all(s.as_ref()).await;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].message_id, None);
+    // a message that makes the MIME parser panic (mail-parser 0.11.9) is kept too, with its problem
+    let broken = incoming(
+        4,
+        include_bytes!("../../message/tests/fixtures/mail-parser-0.11.9-panic.eml").to_vec(),
+    );
+    assert!(broken.is_faulty(), "{}", broken.summary);
+    let kept = s
+        .keep(BOX, "INBOX", 1, 4, vec![broken])
+        .await
+        .expect("broken");
+    assert!(matches!(kept[..], [Kept::New(_)]));
+    let listed = all(s.as_ref()).await;
+    let problems = listed[2].summary["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 1, "{}", listed[2].summary);
+}
+
+async fn marks_are_kept_per_mailbox_and_folder(s: Arc<dyn Store>) {
+    s.keep(BOX, "INBOX", 1, 10, Vec::new()).await.expect("mark");
+    s.keep(BOX, "Archives", 4, 2, Vec::new())
+        .await
+        .expect("mark");
+    s.keep("carol@sante.test", "INBOX", 9, 3, Vec::new())
+        .await
+        .expect("mark");
+    assert_eq!(
+        s.inbox_cursor(BOX, "INBOX").await.expect("c"),
+        Some((1, 10))
+    );
+    assert_eq!(
+        s.inbox_cursor(BOX, "Archives").await.expect("c"),
+        Some((4, 2))
+    );
+    assert_eq!(
+        s.inbox_cursor("carol@sante.test", "INBOX")
+            .await
+            .expect("c"),
+        Some((9, 3))
+    );
+    // the same Message-ID in two mailboxes is two messages (each mailbox received its copy)
+    let m = raw(Some("both@lab.test"), "s", "b");
+    let a = s
+        .keep(BOX, "INBOX", 1, 11, vec![incoming(11, m.clone())])
+        .await
+        .expect("a");
+    let b = s
+        .keep("carol@sante.test", "INBOX", 9, 4, vec![incoming(4, m)])
+        .await
+        .expect("b");
+    assert!(matches!((a[0], b[0]), (Kept::New(x), Kept::New(y)) if x != y));
+    let carol = s
+        .inbox_list(&InboxQuery {
+            mailbox: Some("carol@sante.test".into()),
+            ..InboxQuery::default()
+        })
+        .await
+        .expect("carol");
+    assert_eq!(carol.len(), 1);
+}
+
+#[tokio::test]
+async fn the_bytes_are_health_data_readable_by_the_service_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (s, dir) = common::sqlite_store();
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            1,
+            1,
+            vec![incoming(1, raw(Some("p@x"), "s", "b"))],
+        )
+        .await
+        .expect("keep");
+    assert!(matches!(kept[..], [Kept::New(_)]));
+    let spool = dir.path().join("outbox.inbox");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&spool), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&spool)
+        .expect("spool")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(mode(&files[0]), 0o600);
+    // nothing new, nothing written: a re-read stores no bytes
+    s.keep(
+        BOX,
+        "INBOX",
+        1,
+        1,
+        vec![incoming(1, raw(Some("p@x"), "s", "b"))],
+    )
+    .await
+    .expect("again");
+    assert_eq!(std::fs::read_dir(&spool).expect("spool").count(), 1);
+}

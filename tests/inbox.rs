@@ -1,0 +1,440 @@
+//! `mss inbox`, the real binary against the local operator's Dovecot (scripts/lps-operator.sh): messages
+//! APPENDed to a mailbox, then synced into the inbox (exact rows), a second run storing nothing twice, a DSN
+//! among them moving the outbox's recipient and not becoming an inbox message; a folder recreated on the
+//! server (new UIDVALIDITY) losing nothing and duplicating nothing; and `mss inbox sync` SIGKILLed at random
+//! moments during a sync of a few hundred messages, each message kept exactly once.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{mss, stderr, stdout};
+use mss_lps::imap::ImapSession;
+use mss_outbox::{NewMessage, Outcome, State, Store};
+use mss_testing::lps::{Operator, TokenKind, operator};
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A mailbox of its own for one test, and the flags `mss inbox sync` needs for it.
+struct Bal {
+    address: String,
+    data: String,
+    token_file: String,
+    server: String,
+    imap_server: String,
+}
+
+impl Bal {
+    fn new(op: &Operator, dir: &Path, prefix: &str) -> Bal {
+        let address = format!("{}@sante.test", unique(prefix));
+        let token = op.psc().token(&address, TokenKind::Valid);
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, token.expose()).expect("token");
+        Bal {
+            address,
+            data: dir.join("data").to_str().expect("utf-8").to_owned(),
+            token_file: token_file.to_str().expect("utf-8").to_owned(),
+            server: format!("localhost:{}", op.port("SUBMISSION_PORT")),
+            imap_server: format!("localhost:{}", op.port("IMAP_PORT")),
+        }
+    }
+
+    fn command(&self, op: &Operator, args: &[&str]) -> Command {
+        let mut c = mss();
+        c.env("MSS_CA_FILE", op.path("CA"))
+            .args(["--data", &self.data, "inbox"])
+            .args(args);
+        c
+    }
+
+    fn sync_command(&self, op: &Operator, extra: &[&str]) -> Command {
+        let mut c = self.command(op, &["sync", "--from", &self.address]);
+        c.args(["--token-file", &self.token_file, "--server", &self.server])
+            .args(["--imap-server", &self.imap_server])
+            .args(extra);
+        c
+    }
+
+    fn sync(&self, op: &Operator, extra: &[&str]) -> Output {
+        let out = self
+            .sync_command(op, extra)
+            .output()
+            .expect("running mss inbox sync");
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    }
+
+    /// `mss inbox list --json`, one object per line.
+    fn list(&self, op: &Operator) -> Vec<serde_json::Value> {
+        let out = self
+            .command(op, &["list", "--json"])
+            .output()
+            .expect("running mss inbox list");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    /// An IMAP session of this mailbox, to put messages in it.
+    async fn imap(&self, op: &Operator) -> ImapSession {
+        op.imap_session(&self.address).await
+    }
+}
+
+fn letter(to: &str, id: Option<&str>, subject: &str) -> Vec<u8> {
+    let id = id
+        .map(|i| format!("Message-ID: <{i}>\r\n"))
+        .unwrap_or_default();
+    format!(
+        "From: Labo Biologie <labo@sante.test>\r\nTo: {to}\r\nSubject: {subject}\r\n{id}\
+         Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nBonjour,\r\n{subject}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A DSN in Postfix's layout saying `rcpt` got the message whose Message-ID is `envid`.
+fn dsn(to: &str, envid: &str, rcpt: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\nFrom: MAILER-DAEMON@mail.sante.test (Mail Delivery System)\r\n\
+Subject: Delivery Status Notification\r\nTo: {to}\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"B1\"\r\n\
+Message-Id: <{envid}.dsn@mail.sante.test>\r\n\r\n--B1\r\nContent-Type: text/plain\r\n\r\nDelivered.\r\n\r\n\
+--B1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.sante.test\r\n\
+Original-Envelope-Id: <{envid}>\r\n\r\nFinal-Recipient: rfc822; {rcpt}\r\n\
+Original-Recipient: rfc822;{rcpt}\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n--B1--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Puts in the outbox of `bal` a message sent to `rcpt` (as a worker would have), under Message-ID `id`.
+async fn sent(store: &dyn Store, bal: &str, rcpt: &str, id: &str) -> mss_outbox::MessageKey {
+    let item = NewMessage {
+        idempotency_key: id.to_owned(),
+        label: "sent.eml".into(),
+        sender: bal.parse().expect("address"),
+        auth_ref: format!("token:{bal}"),
+        content: letter(rcpt, Some(id), "envoi"),
+        message_id: format!("<{id}>"),
+        recipients: vec![rcpt.parse().expect("address")],
+        dsn: true,
+    };
+    let acc = store
+        .enqueue(None, None, vec![item])
+        .await
+        .expect("enqueue");
+    let leased = store
+        .lease("w", None, 10, Duration::from_secs(60))
+        .await
+        .expect("lease");
+    let outcomes: Vec<_> = leased
+        .iter()
+        .flat_map(|m| &m.recipients)
+        .map(|r| {
+            (
+                r.id,
+                Outcome::Sent {
+                    reply: "250 ok".into(),
+                },
+            )
+        })
+        .collect();
+    store.record("w", &outcomes).await.expect("record");
+    acc[0].key()
+}
+
+#[test]
+fn appended_messages_are_kept_once_and_a_dsn_moves_the_outbox_instead() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "inbox");
+    let rt = runtime();
+    let store = rt.block_on(async {
+        std::fs::create_dir_all(&bal.data).expect("data");
+        mss_outbox::open_store(Path::new(&bal.data), None)
+            .await
+            .expect("store")
+    });
+    let sent_id = format!("{}@mss.test", unique("sent"));
+    let key = rt.block_on(sent(
+        store.as_ref(),
+        &bal.address,
+        "bob@sante.test",
+        &sent_id,
+    ));
+    let tag = unique("m");
+    let messages = [
+        letter(
+            &bal.address,
+            Some(&format!("{tag}.1@labo.test")),
+            "Résultats 1",
+        ),
+        dsn(&bal.address, &sent_id, "bob@sante.test"),
+        letter(&bal.address, None, "Sans identifiant"),
+        letter(
+            &bal.address,
+            Some(&format!("{tag}.2@labo.test")),
+            "Résultats 2",
+        ),
+    ];
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        for m in &messages {
+            s.append("INBOX", &[], m).await.expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 3 new (0 faulty), 0 already kept; receipts: 1 report(s): 1 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+    let rows: Vec<_> = bal
+        .list(op)
+        .iter()
+        .map(|r| {
+            (
+                r["mailbox"].as_str().map(str::to_owned),
+                r["message_id"].as_str().map(str::to_owned),
+                r["from"].as_str().map(str::to_owned),
+                r["subject"].as_str().map(str::to_owned),
+                r["status"].as_str().map(str::to_owned),
+                r["uid"].as_u64(),
+            )
+        })
+        .collect();
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        rows,
+        [
+            (
+                some(&bal.address),
+                some(&format!("{tag}.1@labo.test")),
+                some("labo@sante.test"),
+                some("Résultats 1"),
+                some("new"),
+                Some(1)
+            ),
+            (
+                some(&bal.address),
+                None,
+                some("labo@sante.test"),
+                some("Sans identifiant"),
+                some("new"),
+                Some(3)
+            ),
+            (
+                some(&bal.address),
+                some(&format!("{tag}.2@labo.test")),
+                some("labo@sante.test"),
+                some("Résultats 2"),
+                some("new"),
+                Some(4)
+            ),
+        ]
+    );
+    // the DSN moved the recipient it reports on, and is not an inbox message
+    let status = rt
+        .block_on(store.message(key))
+        .expect("status")
+        .expect("known");
+    assert_eq!(status.recipients[0].state, State::Delivered);
+    // kept as received, byte for byte
+    let first = bal.list(op)[0]["id"].as_i64().expect("id");
+    assert_eq!(
+        rt.block_on(store.inbox_raw(first)).expect("raw").as_deref(),
+        Some(&messages[0][..])
+    );
+
+    // a second run: nothing new, nothing twice
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 0 new (0 faulty), 0 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+    assert_eq!(bal.list(op).len(), 3);
+    // the mailbox is left as it was: nothing flagged, nothing removed
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        let st = s.examine("INBOX").await.expect("examine");
+        assert_eq!(st.exists, 4);
+        assert_eq!(
+            s.uid_search("SEEN").await.expect("search"),
+            Vec::<u32>::new()
+        );
+        s.logout().await.expect("logout");
+    });
+}
+
+#[test]
+fn a_folder_renumbered_by_the_server_loses_nothing_and_duplicates_nothing() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "uidv");
+    let rt = runtime();
+    let tag = unique("v");
+    let first: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            letter(
+                &bal.address,
+                Some(&format!("{tag}.{i}@labo.test")),
+                &format!("n{i}"),
+            )
+        })
+        .chain([letter(&bal.address, None, "sans identifiant")])
+        .collect();
+    let validity = rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        s.create("Labo").await.expect("create");
+        for m in &first {
+            s.append("Labo", &[], m).await.expect("append");
+        }
+        let v = s.examine("Labo").await.expect("examine").uid_validity;
+        s.logout().await.expect("logout");
+        v
+    });
+    let out = bal.sync(op, &["--folder", "Labo"]);
+    assert!(
+        stdout(&out).starts_with("inbox: 6 new (0 faulty), 0 already kept;"),
+        "{}",
+        stdout(&out)
+    );
+    // the folder deleted and made again, the same messages put back in another order, and two more
+    let renewed = rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        s.delete("Labo").await.expect("delete");
+        // Dovecot's UIDVALIDITY is a time in seconds: the new folder must not share the old one's
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        s.create("Labo").await.expect("create");
+        for m in first.iter().rev() {
+            s.append("Labo", &[], m).await.expect("append");
+        }
+        for i in 5..7 {
+            let m = letter(
+                &bal.address,
+                Some(&format!("{tag}.{i}@labo.test")),
+                &format!("n{i}"),
+            );
+            s.append("Labo", &[], &m).await.expect("append");
+        }
+        let v = s.examine("Labo").await.expect("examine").uid_validity;
+        s.logout().await.expect("logout");
+        v
+    });
+    assert_ne!(validity, renewed, "the server renumbered the folder");
+    let out = bal.sync(op, &["--folder", "Labo"]);
+    assert!(
+        stdout(&out).starts_with("inbox: 2 new (0 faulty), 6 already kept;"),
+        "{}",
+        stdout(&out)
+    );
+    let listed = bal.list(op);
+    let mut ids: Vec<Option<String>> = listed
+        .iter()
+        .map(|r| r["message_id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    let mut want: Vec<Option<String>> = (0..7)
+        .map(|i| Some(format!("{tag}.{i}@labo.test")))
+        .chain([None])
+        .collect();
+    want.sort();
+    assert_eq!(ids, want);
+    // each row now names its place in the renumbered folder
+    assert!(
+        listed
+            .iter()
+            .all(|r| r["uid_validity"].as_u64() == renewed.map(u64::from) && r["folder"] == "Labo"),
+        "{listed:?}"
+    );
+}
+
+/// A cheap random number (no generator needed for kill moments).
+fn jitter(max_ms: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(nanos.wrapping_mul(2_654_435_761) >> 8) % max_ms.max(1)
+}
+
+#[test]
+fn crash_test_a_sync_killed_at_random_moments_keeps_each_message_once() {
+    let Some(op) = operator() else { return };
+    let n: usize = std::env::var("MSS_INBOX_CRASH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "crash");
+    let tag = unique("c");
+    // every tenth message without a Message-ID: those are told apart by their bytes
+    let messages: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let id = (i % 10 != 0).then(|| format!("{tag}.{i}@labo.test"));
+            letter(&bal.address, id.as_deref(), &format!("message {i}"))
+        })
+        .collect();
+    runtime().block_on(async {
+        let mut s = bal.imap(op).await;
+        for m in &messages {
+            s.append("INBOX", &[], m).await.expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+    let mut kills = 0;
+    // how many messages the inbox held after each kill (shown: where the kills fell)
+    let mut progress = Vec::new();
+    // kill at random moments until ten kills landed while the sync was running, or a run completed
+    while kills < 10 {
+        let mut child = bal
+            .sync_command(op, &["--fetch-size", "7"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mss");
+        std::thread::sleep(Duration::from_millis(20 + jitter(200)));
+        match child.try_wait().expect("wait") {
+            None => kills += 1,
+            Some(status) if status.success() => break,
+            Some(_) => {}
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        progress.push(bal.list(op).len());
+    }
+    let out = bal.sync(op, &[]);
+    assert!(stdout(&out).contains("0 faulty"), "{}", stdout(&out));
+    let listed = bal.list(op);
+    assert_eq!(listed.len(), n, "each message kept, none twice");
+    let mut by_subject: HashMap<String, usize> = HashMap::new();
+    for r in &listed {
+        *by_subject
+            .entry(r["subject"].as_str().unwrap_or("").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(by_subject.len(), n);
+    assert!(by_subject.values().all(|c| *c == 1));
+    let without_id = listed.iter().filter(|r| r["message_id"].is_null()).count();
+    assert_eq!(without_id, n.div_ceil(10));
+    eprintln!(
+        "inbox crash test: {n} messages, {kills} kill(s) during the sync; kept after each: {progress:?}"
+    );
+}
