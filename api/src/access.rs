@@ -376,11 +376,14 @@ pub(crate) async fn guard(
     let decided = decide(&access, guard, request.headers(), source, record.as_mut());
     let response = match decided {
         Ok(caller) => {
-            let note = AuditNote::default();
-            request.extensions_mut().insert(Caller(caller));
-            request.extensions_mut().insert(note.clone());
+            // only the handlers of audited routes (health data) look at who calls and note what they did
+            let note = record.is_some().then(AuditNote::default);
+            if let Some(note) = &note {
+                request.extensions_mut().insert(Caller(caller));
+                request.extensions_mut().insert(note.clone());
+            }
             let response = next.run(request).await;
-            if let Some(r) = record.as_mut() {
+            if let (Some(r), Some(note)) = (record.as_mut(), note) {
                 let noted = std::mem::take(&mut *note.0.lock().unwrap_or_else(|p| p.into_inner()));
                 r.batch = noted.batch;
                 r.messages = noted.messages;
