@@ -142,21 +142,14 @@ pub fn run(data_dir: &Path, cmd: InboxCommand) -> Result<()> {
     }
 }
 
-/// A message of the inbox and its bytes, or an error naming the id.
+/// A message of the inbox and what the reader makes of it, or an error naming the id.
 async fn entry(
     store: &dyn mss_outbox::Store,
     id: i64,
-) -> Result<(InboxEntry, mss_message::ReceivedMessage)> {
-    let Some(entry) = store.inbox_get(id).await? else {
-        bail!("no message {id} in the inbox");
-    };
-    let raw = store
-        .inbox_raw(id)
+) -> Result<(InboxEntry, Option<mss_message::ReceivedMessage>)> {
+    mss_outbox::inbox::open(store, id)
         .await?
-        .with_context(|| format!("the bytes of inbox message {id} are missing"))?;
-    let message = mss_message::read_message(&raw)
-        .with_context(|| format!("inbox message {id} cannot be read"))?;
-    Ok((entry, message))
+        .with_context(|| format!("no message {id} in the inbox"))
 }
 
 fn show(data_dir: &Path, args: ShowArgs) -> Result<()> {
@@ -164,19 +157,19 @@ fn show(data_dir: &Path, args: ShowArgs) -> Result<()> {
     rt.block_on(async move {
         let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let (e, m) = entry(store.as_ref(), args.id).await?;
-        let view = m.view();
         if args.json {
-            // the inbox's fields, then the reader's view (bodies, headers, xdm) over them
-            let mut out = serde_json::to_value(&e)?;
-            if let (Some(o), serde_json::Value::Object(v)) =
-                (out.as_object_mut(), serde_json::to_value(&view)?)
-            {
-                o.remove("summary");
-                o.extend(v);
-            }
-            println!("{}", serde_json::to_string(&out)?);
+            let shown = mss_outbox::inbox::shown(&e, m.as_ref());
+            println!("{}", serde_json::to_string(&shown)?);
             return Ok(());
         }
+        let Some(m) = m else {
+            bail!(
+                "inbox message {} cannot be read: {}",
+                e.id,
+                e.details.problems.join("; ")
+            );
+        };
+        let view = m.view();
         println!("id:       {}", e.id);
         println!("mailbox:  {}", e.mailbox);
         println!("status:   {}", e.status.as_str());
@@ -240,7 +233,10 @@ fn export(data_dir: &Path, args: ExportArgs) -> Result<()> {
     let rt = crate::runtime::current_thread()?;
     rt.block_on(async move {
         let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
-        let (_, m) = entry(store.as_ref(), args.id).await?;
+        let (e, m) = entry(store.as_ref(), args.id).await?;
+        let Some(m) = m else {
+            bail!("inbox message {} cannot be read: nothing to export", e.id);
+        };
         for f in mss_outbox::inbox::export::export(&m, &args.out)? {
             println!("{}\t{}\t{}", f.kind, f.size, f.path.display());
         }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{mss, stderr, stdout};
+use common::{mss, stderr, stdout, xdm_letter};
 use mss_lps::imap::ImapSession;
 use mss_outbox::{NewMessage, Outcome, State, Store};
 use mss_testing::lps::{Operator, TokenKind, operator};
@@ -451,32 +451,6 @@ fn crash_test_a_sync_killed_at_random_moments_keeps_each_message_once() {
     eprintln!(
         "inbox crash test: {n} messages, {kills} kill(s) during the sync; kept after each: {progress:?}"
     );
-}
-
-/// The CDA example composed by `from` for `to` (an IHE_XDM letter asking for an MDN), with its CDA bytes.
-fn xdm_letter(from: &str, to: &str, seed: u64) -> (mss_message::ComposedMessage, String) {
-    let mut req: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{}/examples/compose/cda-to-professional.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("example"),
-    )
-    .expect("json");
-    req["sender"]["address"] = from.into();
-    req["recipients"] = serde_json::json!({ "to": [to] });
-    let cda = req["documents"][0]["cda"]["text"]
-        .as_str()
-        .expect("cda")
-        .to_owned();
-    let req: mss_message::ComposeRequest = serde_json::from_value(req).expect("request");
-    let mut cfg = mss_message::ComposeConfig::new("DEV935997");
-    cfg.trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
-    let env = &mut mss_message::Env::fixed(time::OffsetDateTime::now_utc(), seed);
-    (
-        mss_message::compose_with(&req, &cfg, env).expect("compose"),
-        cda,
-    )
 }
 
 /// `mss inbox ARGS` of `bal`, successful; its stdout.

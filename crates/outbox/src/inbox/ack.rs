@@ -84,6 +84,7 @@ pub struct AckReport {
 }
 
 /// An answer in the outbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Answer {
     /// What it is: `mdn` or `error_notice`.

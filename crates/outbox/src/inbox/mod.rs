@@ -162,6 +162,7 @@ pub enum Kept {
 }
 
 /// Where a message is in its life in the inbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InboxStatus {
@@ -198,6 +199,7 @@ impl InboxStatus {
 }
 
 /// One message of the inbox, as listed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InboxEntry {
     /// Inbox id.
@@ -218,6 +220,7 @@ pub struct InboxEntry {
     pub subject: Option<String>,
     /// When it was stored locally, RFC 3339.
     #[serde(serialize_with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub received_at: i64,
     /// Its status.
     pub status: InboxStatus,
@@ -229,10 +232,12 @@ pub struct InboxEntry {
     #[serde(flatten)]
     pub details: Details,
     /// What the reader found (JSON).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub summary: serde_json::Value,
 }
 
 /// The consumer's outcome of a message (docs/mssante.md R4), final once recorded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InboxOutcome {
     /// The error code (HL7 ERR-3 or 900–906); `None` when integrated.
@@ -241,15 +246,18 @@ pub struct InboxOutcome {
     pub label: Option<String>,
     /// When it was recorded, RFC 3339.
     #[serde(serialize_with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: i64,
 }
 
 /// The fields of the reader's summary an inbox listing shows (docs/mssante.md R2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Details {
     /// `From:` display name.
     pub from_name: Option<String>,
     /// The patient who wrote from Mon espace santé (`{"ins", "name"}`), else `null`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub patient: Option<serde_json::Value>,
     /// `X-MSS-MES: FIN` or subject `[FIN]`.
     pub end_of_exchange: bool,
@@ -385,6 +393,40 @@ pub trait Inbox: Send + Sync {
     /// between writing them and committing their rows left (health data does not linger). Answers how
     /// many pieces were removed (always 0 where the bytes are in the rows).
     async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64>;
+}
+
+/// A message of the inbox with what the message reader makes of its bytes again (`None` when they are
+/// unreadable: the entry's `problems` say why); `None` when there is no such message.
+pub async fn open(
+    store: &dyn Inbox,
+    id: i64,
+) -> Result<Option<(InboxEntry, Option<mss_message::ReceivedMessage>)>> {
+    let Some(entry) = store.inbox_get(id).await? else {
+        return Ok(None);
+    };
+    let message = store
+        .inbox_raw(id)
+        .await?
+        .and_then(|raw| mss_message::read_message(&raw).ok());
+    Ok(Some((entry, message)))
+}
+
+/// A message as `mss inbox show --json` and `GET /v1/inbox/{id}` show it: the inbox's fields, then the
+/// reader's view over them (bodies, headers, attachments, `xdm`); the stored `summary` left out.
+pub fn shown(
+    entry: &InboxEntry,
+    message: Option<&mss_message::ReceivedMessage>,
+) -> serde_json::Value {
+    let mut out = serde_json::to_value(entry).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = out.as_object_mut() {
+        o.remove("summary");
+        if let Some(serde_json::Value::Object(view)) =
+            message.and_then(|m| serde_json::to_value(m.view()).ok())
+        {
+            o.extend(view);
+        }
+    }
+    out
 }
 
 /// A summary stored as text, read back (a damaged one reads as `null` rather than failing the listing).
