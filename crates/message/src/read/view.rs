@@ -41,8 +41,6 @@ pub struct MessageView {
     pub mss_mes: Option<String>,
     /// `Disposition-Notification-To` (an MDN is asked).
     pub disposition_notification_to: Option<String>,
-    /// Every header field in order, `[name, value]`, the value unfolded and not decoded.
-    pub headers: Vec<[String; 2]>,
     /// The text body.
     pub text: Option<String>,
     /// The HTML body.
@@ -222,7 +220,6 @@ impl ReceivedMessage {
             mss_ins_qualified: self.mss.ins_qualified,
             mss_mes: self.mss.mes.clone(),
             disposition_notification_to: self.disposition_notification_to.clone(),
-            headers: header_fields(&self.raw),
             text: self.text.as_ref().map(|t| t.0.clone()),
             html: self.html.as_ref().map(|t| t.0.clone()),
             attachments: self

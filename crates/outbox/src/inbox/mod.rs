@@ -412,7 +412,8 @@ pub async fn open(
 }
 
 /// A message as `mss inbox show --json` and `GET /v1/inbox/{id}` show it: the inbox's fields, then the
-/// reader's view over them (bodies, headers, attachments, `xdm`); the stored `summary` left out.
+/// reader's view over them (bodies, attachments, `xdm`) and every header field (`[name, value]`, unfolded,
+/// not decoded); the stored `summary` left out.
 pub fn shown(
     entry: &InboxEntry,
     message: Option<&mss_message::ReceivedMessage>,
@@ -420,10 +421,14 @@ pub fn shown(
     let mut out = serde_json::to_value(entry).unwrap_or(serde_json::Value::Null);
     if let Some(o) = out.as_object_mut() {
         o.remove("summary");
-        if let Some(serde_json::Value::Object(view)) =
-            message.and_then(|m| serde_json::to_value(m.view()).ok())
+        if let Some(m) = message
+            && let Ok(serde_json::Value::Object(view)) = serde_json::to_value(m.view())
         {
             o.extend(view);
+            o.insert(
+                "headers".into(),
+                serde_json::json!(mss_message::header_fields(&m.raw)),
+            );
         }
     }
     out
