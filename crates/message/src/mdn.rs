@@ -224,3 +224,66 @@ pub fn build_error_notice(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_notice_has_the_mdn_subject_and_names_the_code() {
+        let original = crate::read_message(
+            b"From: a@sante.test\r\nTo: b@sante.test\r\nSubject: XDM/1.0/DDM+CR DURAND\r\n\
+Message-ID: <o@sante.test>\r\n\r\nhi\r\n",
+        )
+        .expect("read");
+        let cfg = ComposeConfig::new("NIL-1");
+        let mut env = Env::fixed(time::OffsetDateTime::UNIX_EPOCH, 1);
+        let label = "Identifiant de patient inconnu";
+        let notice = build_error_notice(
+            &original,
+            "b@sante.test",
+            "err@sante.test",
+            "902",
+            label,
+            &cfg,
+            &mut env,
+        )
+        .expect("notice");
+        assert_eq!(
+            notice.subject,
+            "[KO Intégration système !][902] XDM/1.0/DDM+CR DURAND"
+        );
+        assert_eq!(notice.envelope.from.as_str(), "b@sante.test");
+        assert_eq!(
+            notice
+                .envelope
+                .recipients
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>(),
+            ["err@sante.test"]
+        );
+        let back = crate::read_message(&notice.raw).expect("read back");
+        assert_eq!(back.subject, notice.subject);
+        assert_eq!(back.references, ["o@sante.test"]);
+        assert_eq!(back.mss.nil.as_deref(), Some("NIL-1"));
+        assert_eq!(
+            back.text.as_ref().map(|t| t.0.as_str()),
+            Some(
+                "Le message o@sante.test de a@sante.test n'a pas pu être intégré automatiquement pour \
+                 la raison suivante : Identifiant de patient inconnu\r\nCode d'erreur : 902\r\n"
+            )
+        );
+        let e = build_error_notice(
+            &original,
+            "b@sante.test",
+            "err@sante.test",
+            "902",
+            "a\nb",
+            &cfg,
+            &mut env,
+        )
+        .expect_err("two lines");
+        assert!(e.to_string().contains("disposition.label"), "{e}");
+    }
+}

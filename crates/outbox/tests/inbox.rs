@@ -440,6 +440,45 @@ async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
             .map(|o| (o.code, o.label.clone())),
         Some((None, None))
     );
+    // no MDN asked, an error, an error mailbox: the plain notice goes there
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            1,
+            3,
+            vec![incoming(
+                3,
+                raw(Some("third@lab.test"), "XDM/1.0/DDM+CR", "hi"),
+            )],
+        )
+        .await
+        .expect("keep");
+    let with_error_mailbox = Answering {
+        error_mailbox: Some("integration@sante.test".parse().expect("address")),
+        ..answering.clone()
+    };
+    let third = match kept[0] {
+        Kept::New(id) | Kept::Known(id) => id,
+    };
+    let notice = acknowledge(s.as_ref(), third, &error, &with_error_mailbox)
+        .await
+        .expect("ack")
+        .expect("known")
+        .answer
+        .expect("a notice");
+    assert_eq!(notice.kind, "error_notice");
+    let queued = s
+        .message(notice.message)
+        .await
+        .expect("status")
+        .expect("queued");
+    let to: Vec<_> = queued
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(to, ["integration@sante.test"]);
     assert!(
         acknowledge(s.as_ref(), ids[1] + 1000, &Ack::Integrated, &answering)
             .await
@@ -453,7 +492,7 @@ async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
         })
         .await
         .expect("list");
-    assert_eq!(errors.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0]]);
+    assert_eq!(errors.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0], third]);
 }
 
 async fn a_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
