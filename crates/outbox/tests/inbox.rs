@@ -492,7 +492,10 @@ async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
         })
         .await
         .expect("list");
-    assert_eq!(errors.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0], third]);
+    assert_eq!(
+        errors.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[0], third]
+    );
 }
 
 async fn a_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
