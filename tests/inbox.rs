@@ -709,12 +709,32 @@ fn an_xdm_letter_is_shown_verified_and_its_outcome_answered_with_an_mdn() {
     );
     assert!(text.contains(&format!("Original-Message-ID: <{}>\n", second.message_id)));
 
-    // the sender's own reader reads both MDNs back: 902 failed, the other read
+    // the sender's own reader reads both MDNs back: 902 failed, the other read; and a reply to the first
+    // letter is linked to the outbox message it answers
+    let reply = format!(
+        "From: {dpi}\r\nTo: {labo}\r\nSubject: Re: patient inconnu\r\nMessage-ID: <{tag}@sante.test>\r\n\
+         In-Reply-To: <{first}>\r\nReferences: <{first}>\r\n\r\nQuel patient ?\r\n",
+        dpi = bal.address,
+        labo = sender.address,
+        tag = unique("re"),
+        first = first.message_id,
+    );
+    rt.block_on(async {
+        let mut s = sender.imap(op).await;
+        s.append("INBOX", &[], reply.as_bytes())
+            .await
+            .expect("append");
+        s.logout().await.expect("logout");
+    });
     let out = sender.sync(op, &[]);
     assert_eq!(
         stdout(&out).trim(),
-        "inbox: 0 new (0 faulty), 0 already kept; receipts: 2 report(s): 0 delivered, 1 read, 1 failed, 0 unchanged"
+        "inbox: 1 new (0 faulty), 0 already kept; receipts: 2 report(s): 0 delivered, 1 read, 1 failed, 0 unchanged"
     );
+    let replies = sender.list(op);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["replies_to"], keys[0]);
+    assert_eq!(replies[0]["subject"], "Re: patient inconnu");
     let states: Vec<_> = keys
         .iter()
         .map(|k| {

@@ -38,7 +38,7 @@ suite!(
     messages_without_an_id_are_told_apart_by_their_bytes,
     marks_are_kept_per_mailbox_and_folder,
     an_outcome_is_final_and_its_mdn_queued_once,
-    a_reply_is_linked_to_the_outbox_message_it_answers,
+    a_patient_reply_is_linked_to_the_outbox_message_it_answers,
 );
 
 const BOX: &str = "bob@sante.test";
@@ -498,7 +498,7 @@ async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
     );
 }
 
-async fn a_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
+async fn a_patient_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
     let sent = s
         .enqueue(
             None,
@@ -532,7 +532,8 @@ async fn a_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
     let mut reply = incoming(
         5,
         format!(
-            "From: alice@sante.test\r\nTo: {BOX}\r\nSubject: Re: question\r\n\
+            "From: Pierre-Antoine Santoni <185072A00401797@patient.mssante.fr>\r\nTo: {BOX}\r\n\
+             Subject: Re: question\r\nX-MSS-MES: FIN\r\n\
              Message-ID: <re@lab.test>\r\nIn-Reply-To: <sent@mss.test>\r\n\r\n!\r\n"
         )
         .into_bytes(),
@@ -547,4 +548,18 @@ async fn a_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
         .expect("kept");
     assert_eq!(entry.details.replies_to, Some(sent));
     assert_eq!(entry.subject.as_deref(), Some("Re: question"));
+    // a patient's reply from Mon espace santé, ending the exchange (docs/mssante.md R2)
+    assert_eq!(
+        entry.details.patient,
+        Some(serde_json::json!({"ins": "185072A00401797", "name": "Pierre-Antoine Santoni"}))
+    );
+    assert_eq!(
+        entry.details.from_name.as_deref(),
+        Some("Pierre-Antoine Santoni")
+    );
+    assert!(entry.details.end_of_exchange);
+    assert_eq!(
+        entry.from.as_deref(),
+        Some("185072A00401797@patient.mssante.fr")
+    );
 }
