@@ -95,19 +95,26 @@ impl Arrival {
     }
 }
 
-/// What the inbox keeps of the reader's view (bodies and documents stay in the bytes, read again when shown).
+/// What the inbox keeps of the reader's view (the fields of a listing; bodies and documents stay in the
+/// bytes, read again when shown), taken without copying the bodies.
 fn summary_of(m: &mss_message::ReceivedMessage) -> serde_json::Value {
-    let v = m.view();
+    let patient = m
+        .patient_sender()
+        .map(|p| serde_json::json!({ "ins": p.ins.to_string(), "name": p.display_name }));
+    let date = m.date.and_then(|d| {
+        d.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
     serde_json::json!({
-        "from_name": v.from_name,
-        "patient": v.patient,
-        "date": v.date,
-        "end_of_exchange": v.end_of_exchange,
-        "documents": v.documents,
-        "attachments": v.attachments.len(),
-        "disposition_notification_to": v.disposition_notification_to,
+        "from_name": m.from_name,
+        "patient": patient,
+        "date": date,
+        "end_of_exchange": m.end_of_exchange,
+        "documents": m.documents().count(),
+        "attachments": m.attachments.len(),
+        "disposition_notification_to": m.disposition_notification_to,
         "thread_ids": m.thread_ids(),
-        "problems": v.problems,
+        "problems": m.problems,
     })
 }
 
