@@ -331,6 +331,29 @@ impl Running {
     }
 }
 
+/// `mss batch --drain --once` for `connect.from`: what the outbox holds for that mailbox is sent now (an MDN
+/// `mss inbox ack` queued, say), then the sender's counts are printed.
+pub fn drain(data_dir: &Path, connect: ConnectArgs, outbox: Option<String>) -> Result<()> {
+    batch(
+        data_dir,
+        BatchArgs {
+            input: None,
+            connect,
+            trust: crate::whitelist::TrustArgs::default(),
+            nil: None,
+            outbox,
+            connections: 1,
+            rate: None,
+            dsn: false,
+            worker: None,
+            lease_secs: 120,
+            no_send: false,
+            drain: true,
+            once: true,
+        },
+    )
+}
+
 /// What a run reports on: the batch it was given, or everything of its sender (`--drain`).
 #[derive(Debug, Clone)]
 enum Scope {

@@ -272,6 +272,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             Ok(mss_api::BatchSender {
                 name: s.name.clone(),
                 address: s.mailbox_address()?,
+                error_mailbox: s.error_mailbox_address()?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -779,3 +779,181 @@ fn every_audited_request_writes_one_line_and_a_batch_is_its_clients_own() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
 }
+
+/// The inbox over real HTTP: `inbox:read` lists, shows, serves the bytes and each document of what the
+/// client's mailboxes received (another mailbox's message is absent: 404), `inbox:ack` records an outcome
+/// once and queues the MDN; a key without the scope gets 403; every request is audited with the ids, the
+/// message's sender and the mailbox that received it.
+#[test]
+fn the_inbox_is_read_and_acknowledged_by_scope_and_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let out = run(&[
+        "client",
+        "add",
+        "dpi",
+        "--clients",
+        clients.to_str().unwrap(),
+        "--scope",
+        "inbox:read",
+        "--sender",
+        "alice@sante.test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reader = stdout(&out).lines().last().unwrap().to_string();
+    let acker = add_client(&clients, "pfi", &["inbox:ack", "inbox:read"]);
+    let batches = add_client(&clients, "batches", &["batches:read"]);
+    // alice received an XDM letter asking for an MDN, carol a plain one
+    let (letter, cda) = common::xdm_letter("bob@sante.test", "alice@sante.test", 7);
+    let plain = b"From: dan@sante.test\r\nTo: carol@sante.test\r\nMessage-ID: <p@sante.test>\r\n\
+Subject: bonjour\r\n\r\nbonjour\r\n"
+        .to_vec();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = mss_outbox::open_store(
+            dir.path(),
+            Some(dir.path().join("outbox.sqlite").to_str().unwrap()),
+        )
+        .await
+        .unwrap();
+        for (mailbox, raw) in [
+            ("alice@sante.test", &letter.raw),
+            ("carol@sante.test", &plain),
+        ] {
+            let mss_outbox::inbox::Arrival::Message(m) =
+                mss_outbox::inbox::Arrival::read(1, raw.clone())
+            else {
+                panic!("a message")
+            };
+            store.keep(mailbox, "INBOX", 1, 1, vec![m]).await.unwrap();
+        }
+    });
+    let trail = dir.path().join("trail/audit.jsonl");
+    let s = serve(
+        dir.path(),
+        &format!("[audit]\npath = {:?}\n", trail.to_str().unwrap()),
+        &[],
+    );
+    let r = keyed_client(&reader);
+    let a = keyed_client(&acker);
+
+    // the reader limited to alice sees alice's message only
+    let page = get(&r, &s, "/v1/inbox");
+    assert_eq!(page.status, 200, "{}", page.text);
+    let items = page.json()["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["id"], 1);
+    assert_eq!(items[0]["mailbox"], "alice@sante.test");
+    assert_eq!(items[0]["documents"], 1);
+    assert_eq!(page.json()["next_cursor"], Value::Null);
+    let all = get(&a, &s, "/v1/inbox?status=new");
+    let ids: Vec<_> = all.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(
+        get(&a, &s, "/v1/inbox?cursor=1").json()["items"][0]["id"],
+        2
+    );
+    let bad = get(&a, &s, "/v1/inbox?status=done");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["invalid-params"][0]["name"], "status");
+    assert_eq!(get(&r, &s, "/v1/inbox/2").status, 404);
+    assert_eq!(get(&r, &s, "/v1/inbox/2/raw").status, 404);
+    assert_eq!(get(&keyed_client(&batches), &s, "/v1/inbox").status, 403);
+
+    // shown, byte for byte, and its document
+    let shown = get(&r, &s, "/v1/inbox/1");
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    let doc = &shown.json()["xdm"]["documents"][0];
+    assert_eq!(doc["hash_ok"], true);
+    assert_eq!(doc["name"], "DOC00001.XML");
+    let raw = r.get(s.url("/v1/inbox/1/raw")).send().unwrap();
+    assert_eq!(raw.headers()["content-type"], "message/rfc822");
+    assert_eq!(raw.bytes().unwrap().as_ref(), letter.raw.as_slice());
+    let document = r.get(s.url("/v1/inbox/1/documents/0")).send().unwrap();
+    assert_eq!(document.status(), 200);
+    assert_eq!(
+        document.headers()["content-disposition"],
+        "attachment; filename=\"DOC00001.XML\""
+    );
+    assert_eq!(document.bytes().unwrap().as_ref(), cda.as_bytes());
+    assert_eq!(get(&r, &s, "/v1/inbox/1/documents/1").status, 404);
+
+    // acknowledged: the reader may not; a code outside the tables is refused naming it; then 902, once
+    let ack = |c: &Client, body: Value| send(c.post(s.url("/v1/inbox/1/ack")).json(&body));
+    assert_eq!(ack(&r, json!({"status": "integrated"})).status, 403);
+    let refused = ack(&a, json!({"status": "error", "code": 999, "label": "x"}));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.json()["invalid-params"][0]["name"], "code");
+    let label = "Identifiant de patient inconnu";
+    let first = ack(&a, json!({"status": "error", "code": 902, "label": label}));
+    assert_eq!(first.status, 200, "{}", first.text);
+    let f = first.json();
+    assert_eq!(
+        (
+            f["status"].clone(),
+            f["outcome"]["code"].clone(),
+            f["outcome"]["label"].clone(),
+            f["recorded"].clone(),
+            f["answer"]["kind"].clone(),
+        ),
+        (
+            json!("error"),
+            json!(902),
+            json!(label),
+            json!(true),
+            json!("mdn")
+        )
+    );
+    let again = ack(&a, json!({"status": "integrated"})).json();
+    assert_eq!(again["status"], "error");
+    assert_eq!(again["recorded"], false);
+    assert_eq!(
+        again["answer"], f["answer"],
+        "the same MDN, not a second one"
+    );
+    assert_eq!(
+        get(&a, &s, "/v1/inbox?status=error").json()["items"][0]["id"],
+        1
+    );
+
+    // the trail: who, which message, from whom, to which mailbox; never a subject or a document
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let show = lines
+        .iter()
+        .find(|l| l["route"] == "GET /v1/inbox/{id}" && l["outcome"]["status"] == 200)
+        .unwrap();
+    assert_eq!(show["client"], "dpi");
+    assert_eq!(show["action"], "inbox.read");
+    assert_eq!(show["messages"], json!(["1"]));
+    assert_eq!(show["sender"], "bob@sante.test");
+    assert_eq!(show["recipients"], json!(["alice@sante.test"]));
+    let acked = lines
+        .iter()
+        .find(|l| l["route"] == "POST /v1/inbox/{id}/ack" && l["outcome"]["status"] == 200)
+        .unwrap();
+    assert_eq!(acked["client"], "pfi");
+    assert_eq!(acked["action"], "inbox.ack");
+    assert_eq!(
+        acked["messages"],
+        json!(["1", format!("outbox:{}", f["answer"]["message"])]),
+        "the inbox message, then the MDN's outbox message"
+    );
+    let denied = lines
+        .iter()
+        .filter(|l| l["outcome"]["status"] == 404 || l["outcome"]["status"] == 403)
+        .count();
+    assert_eq!(denied, 5, "{text}");
+    assert!(!text.contains("Camille") && !text.contains("consultation"));
+}

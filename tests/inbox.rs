@@ -2,7 +2,10 @@
 //! APPENDed to a mailbox, then synced into the inbox (exact rows), a second run storing nothing twice, a DSN
 //! among them moving the outbox's recipient and not becoming an inbox message; a folder recreated on the
 //! server (new UIDVALIDITY) losing nothing and duplicating nothing; and `mss inbox sync` SIGKILLed at random
-//! moments during a sync of a few hundred messages, each message kept exactly once.
+//! moments during a sync of a few hundred messages, each message kept exactly once. An IHE_XDM letter
+//! with a real CDA shown with its exact fields, acknowledged in error (902) then integrated: the MDN goes
+//! through the outbox to the sender's mailbox with the fields of docs/mssante.md R4, and the sender's own
+//! reader moves its recipient to failed (902) or read; a second ack answers the recorded outcome.
 
 mod common;
 
@@ -11,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{mss, stderr, stdout};
+use common::{mss, stderr, stdout, xdm_letter};
 use mss_lps::imap::ImapSession;
 use mss_outbox::{NewMessage, Outcome, State, Store};
 use mss_testing::lps::{Operator, TokenKind, operator};
@@ -126,12 +129,23 @@ Original-Recipient: rfc822;{rcpt}\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n-
 
 /// Puts in the outbox of `bal` a message sent to `rcpt` (as a worker would have), under Message-ID `id`.
 async fn sent(store: &dyn Store, bal: &str, rcpt: &str, id: &str) -> mss_outbox::MessageKey {
+    sent_raw(store, bal, rcpt, id, letter(rcpt, Some(id), "envoi")).await
+}
+
+/// Puts `content` in the outbox of `bal` as sent to `rcpt`, under Message-ID `id`.
+async fn sent_raw(
+    store: &dyn Store,
+    bal: &str,
+    rcpt: &str,
+    id: &str,
+    content: Vec<u8>,
+) -> mss_outbox::MessageKey {
     let item = NewMessage {
         idempotency_key: id.to_owned(),
         label: "sent.eml".into(),
         sender: bal.parse().expect("address"),
         auth_ref: format!("token:{bal}"),
-        content: letter(rcpt, Some(id), "envoi"),
+        content,
         message_id: format!("<{id}>"),
         recipients: vec![rcpt.parse().expect("address")],
         dsn: true,
@@ -437,4 +451,305 @@ fn crash_test_a_sync_killed_at_random_moments_keeps_each_message_once() {
     eprintln!(
         "inbox crash test: {n} messages, {kills} kill(s) during the sync; kept after each: {progress:?}"
     );
+}
+
+/// `mss inbox ARGS` of `bal`, successful; its stdout.
+fn inbox(bal: &Bal, op: &Operator, args: &[&str]) -> String {
+    let out = bal.command(op, args).output().expect("running mss inbox");
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// The one message of `user`'s maildir whose subject starts with `prefix`, waited for.
+fn delivered(op: &Operator, user: &str, prefix: &str) -> Vec<u8> {
+    let start = std::time::Instant::now();
+    loop {
+        for f in op.maildir_files(user) {
+            let raw = std::fs::read(&f).expect("read");
+            let m = mss_message::read_message(&raw).expect("a message");
+            if m.subject.starts_with(prefix) {
+                return raw;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no message {prefix:?} delivered to {user}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_xdm_letter_is_shown_verified_and_its_outcome_answered_with_an_mdn() {
+    let Some(op) = operator() else { return };
+    if !op.delivers() {
+        mss_testing::unavailable("the MDN is read in the sender's mailbox: needs Postfix (root)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for d in ["sender", "receiver"] {
+        std::fs::create_dir_all(dir.path().join(d)).expect("dir");
+    }
+    let sender = Bal::new(op, &dir.path().join("sender"), "labo");
+    let bal = Bal::new(op, &dir.path().join("receiver"), "dpi");
+    let rt = runtime();
+    // the sender's outbox sent both letters (as mss would), and they arrive in the receiving mailbox
+    let sender_store = rt.block_on(async {
+        std::fs::create_dir_all(&sender.data).expect("data");
+        mss_outbox::open_store(Path::new(&sender.data), None)
+            .await
+            .expect("store")
+    });
+    let (first, cda) = xdm_letter(&sender.address, &bal.address, 1);
+    let (second, _) = xdm_letter(&sender.address, &bal.address, 2);
+    let mut keys = Vec::new();
+    for m in [&first, &second] {
+        keys.push(rt.block_on(sent_raw(
+            sender_store.as_ref(),
+            &sender.address,
+            &bal.address,
+            &m.message_id,
+            m.raw.clone(),
+        )));
+    }
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        for m in [&first, &second] {
+            s.append("INBOX", &[], &m.raw).await.expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 2 new (0 faulty), 0 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+
+    // listed with the reader's fields
+    let rows = bal.list(op);
+    let row = &rows[0];
+    let shown_subject = first
+        .subject
+        .strip_prefix("XDM/1.0/DDM+")
+        .expect("an XDM subject");
+    let from_name = mss_message::read_message(&first.raw)
+        .expect("read")
+        .from_name;
+    for (field, want) in [
+        ("id", serde_json::json!(1)),
+        ("mailbox", bal.address.as_str().into()),
+        ("message_id", first.message_id.as_str().into()),
+        ("from", sender.address.as_str().into()),
+        ("from_name", from_name.clone().into()),
+        ("patient", serde_json::Value::Null),
+        ("subject", shown_subject.into()),
+        ("status", "new".into()),
+        ("end_of_exchange", false.into()),
+        ("documents", 1.into()),
+        ("problems", serde_json::json!([])),
+        ("outcome", serde_json::Value::Null),
+        ("replies_to", serde_json::Value::Null),
+    ] {
+        assert_eq!(row[field], want, "{field} of {row}");
+    }
+    assert_eq!(
+        from_name.as_deref(),
+        Some("Dr_Marie_MARTIN_Cabinet de cardiologie des Brotteaux")
+    );
+    assert!(
+        row["received_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+
+    // shown with its bodies, headers and verified document
+    let show: serde_json::Value =
+        serde_json::from_str(&inbox(&bal, op, &["show", "1", "--json"])).expect("json");
+    assert_eq!(show["id"], 1);
+    assert_eq!(show["subject"], shown_subject);
+    assert!(
+        show["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Cher confrère,")),
+        "{}",
+        show["text"]
+    );
+    assert!(
+        show["headers"]
+            .as_array()
+            .expect("headers")
+            .contains(&serde_json::json!(["X-MSS-NIL", "DEV935997"])),
+        "{}",
+        show["headers"]
+    );
+    let sha1 = {
+        use sha1::Digest as _;
+        mss_types::hex(&sha1::Sha1::digest(cda.as_bytes()))
+    };
+    let patient_id = "279037505612309^^^&1.2.250.1.213.1.4.10&ISO^NH";
+    let doc = &show["xdm"]["documents"][0];
+    assert_eq!(show["xdm"]["patient_id"], patient_id);
+    assert_eq!(show["xdm"]["problems"], serde_json::json!([]));
+    assert_eq!(show["xdm"]["documents"].as_array().map(Vec::len), Some(1));
+    for (field, want) in [
+        ("name", serde_json::json!("DOC00001.XML")),
+        ("size", cda.len().into()),
+        ("sha1", sha1.as_str().into()),
+        ("hash_ok", true.into()),
+        ("type_code", "11488-4".into()),
+        (
+            "title",
+            "Compte rendu de consultation de cardiologie".into(),
+        ),
+        ("patient_id", patient_id.into()),
+        ("unique_id", "1.2.250.1.999.8.1.1^CR-2026-004217".into()),
+    ] {
+        assert_eq!(doc[field], want, "{field} of {doc}");
+    }
+    assert!(doc["format_code"].as_str().is_some_and(|f| !f.is_empty()));
+
+    // exported: the archive as an attachment, the CDA as a document, 0600
+    let out_dir = dir.path().join("export");
+    let listing = inbox(
+        &bal,
+        op,
+        &["export", "1", "--out", out_dir.to_str().expect("utf-8")],
+    );
+    assert!(listing.contains("document\t"), "{listing}");
+    assert_eq!(
+        std::fs::read(out_dir.join("documents").join("DOC00001.XML")).expect("document"),
+        cda.as_bytes()
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(out_dir.join("IHE_XDM.zip")).expect("archive");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    // error 902: recorded, the MDN queued and sent by the receiving mailbox at once
+    let connect = [
+        "--from",
+        &bal.address,
+        "--token-file",
+        &bal.token_file,
+        "--server",
+        &bal.server,
+        "--imap-server",
+        &bal.imap_server,
+    ];
+    let label = "Identifiant de patient inconnu";
+    let mut args = vec!["ack", "1", "--error", "902", "--label", label];
+    args.extend(connect);
+    let out = inbox(&bal, op, &args);
+    assert!(
+        out.starts_with(&format!(
+            "inbox message 1: error 902 {label}\nmdn queued in the outbox (message 1)\n"
+        )),
+        "{out}"
+    );
+    let mdn = delivered(op, &sender.address, "[KO Intégration système !][902] ");
+    let m = mss_message::read_message(&mdn).expect("the MDN");
+    assert_eq!(
+        m.subject,
+        format!("[KO Intégration système !][902] {}", first.subject)
+    );
+    // the maildir keeps lines ending in LF
+    let text = String::from_utf8_lossy(&mdn).replace("\r\n", "\n");
+    for field in [
+        format!(
+            "Disposition: automatic-action/MDN-sent-automatically; processed/Error: 902^{label}\n"
+        ),
+        format!("Final-Recipient: rfc822;{}\n", bal.address),
+        format!("Original-Recipient: rfc822;{}\n", bal.address),
+        format!("Original-Message-ID: <{}>\n", first.message_id),
+        "multipart/report; report-type=\"disposition-notification\"".to_owned(),
+        "Content-Type: message/rfc822".to_owned(),
+    ] {
+        assert!(
+            text.contains(&field),
+            "{field:?} missing from the MDN: {}",
+            &text[..text.len().min(2500)]
+        );
+    }
+    let attached: Vec<_> = m.attachments.iter().map(|a| a.filename.as_str()).collect();
+    assert!(attached.contains(&"IHE_XDM.zip"), "{attached:?}");
+
+    // a second ack answers the recorded outcome and queues nothing new
+    let out = inbox(&bal, op, &["ack", "1", "--integrated"]);
+    assert_eq!(
+        out,
+        format!(
+            "inbox message 1: error 902 {label}\n(recorded before; this ack changed nothing)\n\
+             mdn queued in the outbox (message 1)\n"
+        )
+    );
+    let row = &bal.list(op)[0];
+    assert_eq!(row["status"], "error");
+    assert_eq!(row["outcome"]["code"], 902);
+    assert_eq!(row["outcome"]["label"], label);
+
+    // integrated: the MDN waits in the outbox (no connection flags), then goes with mss batch --drain
+    let out = inbox(&bal, op, &["ack", "2", "--integrated"]);
+    assert_eq!(
+        out,
+        "inbox message 2: integrated\nmdn queued in the outbox (message 2)\n"
+    );
+    let drain = mss()
+        .env("MSS_CA_FILE", op.path("CA"))
+        .args(["--data", &bal.data, "batch", "--drain", "--once"])
+        .args(connect)
+        .output()
+        .expect("running mss batch --drain");
+    assert!(drain.status.success(), "{}", stderr(&drain));
+    let processed = delivered(op, &sender.address, &second.subject);
+    let text = String::from_utf8_lossy(&processed).replace("\r\n", "\n");
+    assert!(
+        text.contains("Disposition: automatic-action/MDN-sent-automatically; processed\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("Original-Message-ID: <{}>\n", second.message_id)));
+
+    // the sender's own reader reads both MDNs back: 902 failed, the other read; and a reply to the first
+    // letter is linked to the outbox message it answers
+    let reply = format!(
+        "From: {dpi}\r\nTo: {labo}\r\nSubject: Re: patient inconnu\r\nMessage-ID: <{tag}@sante.test>\r\n\
+         In-Reply-To: <{first}>\r\nReferences: <{first}>\r\n\r\nQuel patient ?\r\n",
+        dpi = bal.address,
+        labo = sender.address,
+        tag = unique("re"),
+        first = first.message_id,
+    );
+    rt.block_on(async {
+        let mut s = sender.imap(op).await;
+        s.append("INBOX", &[], reply.as_bytes())
+            .await
+            .expect("append");
+        s.logout().await.expect("logout");
+    });
+    let out = sender.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 1 new (0 faulty), 0 already kept; receipts: 2 report(s): 0 delivered, 1 read, 1 failed, 0 unchanged"
+    );
+    let replies = sender.list(op);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["replies_to"], keys[0]);
+    assert_eq!(replies[0]["subject"], "Re: patient inconnu");
+    let states: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let s = rt
+                .block_on(sender_store.message(*k))
+                .expect("status")
+                .expect("known");
+            (s.recipients[0].state, s.recipients[0].reason.clone())
+        })
+        .collect();
+    assert_eq!(states[0].0, State::Failed);
+    assert!(
+        states[0].1.as_deref().is_some_and(|r| r.contains("902")),
+        "{:?}",
+        states[0]
+    );
+    assert_eq!(states[1].0, State::Read);
 }

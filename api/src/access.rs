@@ -129,7 +129,7 @@ impl Guard {
 
 /// Every guarded route and what it needs: the router guards exactly these, and the OpenAPI document
 /// declares their security from here.
-pub(crate) const GUARDED: [(&str, Guard); 9] = [
+pub(crate) const GUARDED: [(&str, Guard); 14] = [
     ("/v1/directory/search", Guard::scope(Scope::DirectoryRead)),
     (
         "/v1/directory/autocomplete",
@@ -159,6 +159,23 @@ pub(crate) const GUARDED: [(&str, Guard); 9] = [
     (
         "/v1/messages/{id}",
         Guard::audited(Scope::BatchesRead, "messages.read"),
+    ),
+    ("/v1/inbox", Guard::audited(Scope::InboxRead, "inbox.read")),
+    (
+        "/v1/inbox/{id}",
+        Guard::audited(Scope::InboxRead, "inbox.read"),
+    ),
+    (
+        "/v1/inbox/{id}/raw",
+        Guard::audited(Scope::InboxRead, "inbox.read"),
+    ),
+    (
+        "/v1/inbox/{id}/documents/{n}",
+        Guard::audited(Scope::InboxRead, "inbox.read"),
+    ),
+    (
+        "/v1/inbox/{id}/ack",
+        Guard::audited(Scope::InboxAck, "inbox.ack"),
     ),
 ];
 

@@ -41,6 +41,8 @@ pub struct BatchSender {
     pub name: String,
     /// The mailbox (BAL) those credentials authenticate.
     pub address: MailAddress,
+    /// Where errors of messages received in it go when they asked for no MDN (docs/mssante.md R4).
+    pub error_mailbox: Option<MailAddress>,
 }
 
 /// What the batch routes need; set with [`AppState::set_outbox`]. Without it they answer 503.
@@ -264,7 +266,7 @@ pub async fn message(
 }
 
 impl AppState {
-    fn outbox(&self) -> Result<&OutboxConfig, Problem> {
+    pub(crate) fn outbox(&self) -> Result<&OutboxConfig, Problem> {
         self.outbox
             .get()
             .ok_or_else(|| Problem::not_configured("the outbox is not configured on this service"))

@@ -11,6 +11,7 @@
 mod access;
 mod batches;
 mod directory;
+mod inbox;
 mod messages;
 mod metrics;
 mod params;
@@ -127,13 +128,19 @@ impl AppState {
         batches::create,
         batches::batch,
         batches::message,
+        inbox::list,
+        inbox::message,
+        inbox::raw,
+        inbox::document,
+        inbox::ack,
     ),
     components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, BatchRequest, BatchItem,
-        BatchAccepted, AcceptedItem)),
+        BatchAccepted, AcceptedItem, inbox::InboxPage, inbox::AckRequest, inbox::AckResponse)),
     modifiers(&SecurityDoc),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
          (name = "messages", description = "Sending through the sender's operator (API LPS)"),
          (name = "batches", description = "Batches through the durable outbox, delivered by the service's workers"),
+         (name = "inbox", description = "Messages received in the service's mailboxes, their documents verified, and the outcome answered with an MDN"),
          (name = "operations", description = "Probes and metrics"))
 )]
 pub struct ApiDoc;
@@ -172,6 +179,11 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         ("/v1/batches", post(batches::create)),
         ("/v1/batches/{id}", get(batches::batch)),
         ("/v1/messages/{id}", get(batches::message)),
+        ("/v1/inbox", get(inbox::list)),
+        ("/v1/inbox/{id}", get(inbox::message)),
+        ("/v1/inbox/{id}/raw", get(inbox::raw)),
+        ("/v1/inbox/{id}/documents/{n}", get(inbox::document)),
+        ("/v1/inbox/{id}/ack", post(inbox::ack)),
     ] {
         routes = route(routes, path, handler);
     }

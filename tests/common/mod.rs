@@ -248,3 +248,29 @@ pub fn keyed_client(key: &str) -> reqwest::blocking::Client {
         .build()
         .expect("HTTP client")
 }
+
+/// The CDA example composed by `from` for `to` (an IHE_XDM letter asking for an MDN), with its CDA bytes.
+pub fn xdm_letter(from: &str, to: &str, seed: u64) -> (mss_message::ComposedMessage, String) {
+    let mut req: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/examples/compose/cda-to-professional.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("example"),
+    )
+    .expect("json");
+    req["sender"]["address"] = from.into();
+    req["recipients"] = serde_json::json!({ "to": [to] });
+    let cda = req["documents"][0]["cda"]["text"]
+        .as_str()
+        .expect("cda")
+        .to_owned();
+    let req: mss_message::ComposeRequest = serde_json::from_value(req).expect("request");
+    let mut cfg = mss_message::ComposeConfig::new("DEV935997");
+    cfg.trust = mss_testing::trust(mss_testing::TEST_DOMAINS);
+    let env = &mut mss_message::Env::fixed(time::OffsetDateTime::now_utc(), seed);
+    (
+        mss_message::compose_with(&req, &cfg, env).expect("compose"),
+        cda,
+    )
+}

@@ -21,17 +21,23 @@ pub enum Scope {
     BatchesRead,
     /// `metrics:read`: `GET /metrics`.
     MetricsRead,
+    /// `inbox:read`: `GET /v1/inbox` and a received message, its bytes and its documents.
+    InboxRead,
+    /// `inbox:ack`: `POST /v1/inbox/{id}/ack` (the outcome, and the MDN it sends).
+    InboxAck,
 }
 
 impl Scope {
     /// Every scope, in the order they are listed.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::DirectoryRead,
         Scope::MessagesCompose,
         Scope::MessagesSend,
         Scope::BatchesWrite,
         Scope::BatchesRead,
         Scope::MetricsRead,
+        Scope::InboxRead,
+        Scope::InboxAck,
     ];
 
     /// Its name, e.g. `batches:write`.
@@ -43,6 +49,8 @@ impl Scope {
             Scope::BatchesWrite => "batches:write",
             Scope::BatchesRead => "batches:read",
             Scope::MetricsRead => "metrics:read",
+            Scope::InboxRead => "inbox:read",
+            Scope::InboxAck => "inbox:ack",
         }
     }
 }

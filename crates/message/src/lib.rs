@@ -45,7 +45,8 @@ pub use ins::{Ins, InsAuthority};
 pub use mss_types::{DsnNotify, DsnRequest, DsnReturn, Envelope, MailAddress};
 pub use read::{
     AttachmentView, MessageView, MssHeaders, PARSER_FAILURE, PatientView, ReceivedAttachment,
-    ReceivedMessage, Redacted, XdmAttachment, XdmDocumentView, XdmView, read_message,
+    ReceivedMessage, Redacted, XdmAttachment, XdmDocumentView, XdmView, header_fields,
+    read_message,
 };
 pub use receipt::Report;
 pub use request::{

@@ -171,3 +171,119 @@ pub fn build_mdn(
         },
     })
 }
+
+/// The plain message an error mailbox gets when the consumer could not integrate a message that asked for
+/// no MDN (docs/mssante.md R4, IG v1.1.2): the MDN's subject (`[KO Intégration système !][code] …`), a text
+/// naming the code, the label and the original's sender and Message-ID, sent by the mailbox that received.
+pub fn build_error_notice(
+    original: &ReceivedMessage,
+    from: &str,
+    to: &str,
+    code: &str,
+    label: &str,
+    cfg: &ComposeConfig,
+    env: &mut Env,
+) -> Result<ComposedMessage> {
+    let from = parse_address("final_recipient", from)?;
+    let to = parse_address("error_mailbox", to)?;
+    for (f, v) in [("disposition.code", code), ("disposition.label", label)] {
+        if v.contains(['\r', '\n']) || v.trim().is_empty() {
+            return Err(Error::invalid(f, "required, on one line"));
+        }
+    }
+    let message_id = format!("{}@{}", env.uuid(), from.domain());
+    let subject = format!("[KO Intégration système !][{code}] {}", original.subject);
+    let text = format!(
+        "Le message {} de {} n'a pas pu être intégré automatiquement pour la raison suivante : {label}\r\nCode d'erreur : {code}\r\n",
+        original
+            .message_id
+            .as_deref()
+            .unwrap_or("(sans Message-ID)"),
+        original.from.as_deref().unwrap_or("(expéditeur inconnu)"),
+    );
+    let mut raw = Vec::new();
+    let mut builder = MessageBuilder::new()
+        .from(Address::new_address(None::<&str>, from.as_str()))
+        .to(Address::new_address(None::<&str>, to.as_str()))
+        .subject(Text::new(subject.as_str()))
+        .date(Date::new(env.now().unix_timestamp()))
+        .message_id(MessageId::new(message_id.as_str()))
+        .header("X-MSS-NIL", Raw::new(cfg.product_reference.as_str()));
+    if let Some(id) = &original.message_id {
+        builder = builder.references(MessageId::new(id.as_str()));
+    }
+    builder.text_body(text).serialize(&mut raw);
+    Ok(ComposedMessage {
+        raw,
+        message_id,
+        subject,
+        envelope: Envelope {
+            from,
+            recipients: vec![to],
+            dsn: None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_notice_has_the_mdn_subject_and_names_the_code() {
+        let original = crate::read_message(
+            b"From: a@sante.test\r\nTo: b@sante.test\r\nSubject: XDM/1.0/DDM+CR DURAND\r\n\
+Message-ID: <o@sante.test>\r\n\r\nhi\r\n",
+        )
+        .expect("read");
+        let cfg = ComposeConfig::new("NIL-1");
+        let mut env = Env::fixed(time::OffsetDateTime::UNIX_EPOCH, 1);
+        let label = "Identifiant de patient inconnu";
+        let notice = build_error_notice(
+            &original,
+            "b@sante.test",
+            "err@sante.test",
+            "902",
+            label,
+            &cfg,
+            &mut env,
+        )
+        .expect("notice");
+        assert_eq!(
+            notice.subject,
+            "[KO Intégration système !][902] XDM/1.0/DDM+CR DURAND"
+        );
+        assert_eq!(notice.envelope.from.as_str(), "b@sante.test");
+        assert_eq!(
+            notice
+                .envelope
+                .recipients
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>(),
+            ["err@sante.test"]
+        );
+        let back = crate::read_message(&notice.raw).expect("read back");
+        assert_eq!(back.subject, notice.subject);
+        assert_eq!(back.references, ["o@sante.test"]);
+        assert_eq!(back.mss.nil.as_deref(), Some("NIL-1"));
+        assert_eq!(
+            back.text.as_ref().map(|t| t.0.as_str()),
+            Some(
+                "Le message o@sante.test de a@sante.test n'a pas pu être intégré automatiquement pour \
+                 la raison suivante : Identifiant de patient inconnu\r\nCode d'erreur : 902\r\n"
+            )
+        );
+        let e = build_error_notice(
+            &original,
+            "b@sante.test",
+            "err@sante.test",
+            "902",
+            "a\nb",
+            &cfg,
+            &mut env,
+        )
+        .expect_err("two lines");
+        assert!(e.to_string().contains("disposition.label"), "{e}");
+    }
+}

@@ -16,7 +16,7 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use time::OffsetDateTime;
 
 mod view;
-pub use view::{AttachmentView, MessageView, PatientView, XdmDocumentView, XdmView};
+pub use view::{AttachmentView, MessageView, PatientView, XdmDocumentView, XdmView, header_fields};
 
 /// The problem of a message the MIME parser failed on (its panic contained).
 pub const PARSER_FAILURE: &str = "not MIME: the parser failed on its structure";

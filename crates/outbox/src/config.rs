@@ -32,6 +32,9 @@ pub struct SenderConfig {
     /// Receive in this mailbox (default false): every message that is not a report is kept in the inbox
     /// (docs/mssante.md R1), read in the same IMAP pass as the reports. Left on the server as it is.
     pub receive: Option<bool>,
+    /// Where the consumer's errors go as a plain message when a received message asked for no MDN
+    /// (docs/mssante.md R4); none: nowhere.
+    pub error_mailbox: Option<String>,
     /// SMTP sessions in parallel for this mailbox (default 1).
     pub connections: Option<u16>,
     /// At most this many messages per second (default: no limit).
@@ -43,6 +46,18 @@ impl SenderConfig {
     pub fn mailbox_address(&self) -> Result<MailAddress> {
         MailAddress::parse(&self.address)
             .map_err(|e| Error::Config(format!("[[senders]] {:?}: address: {e}", self.name)))
+    }
+
+    /// Its error mailbox, checked.
+    pub fn error_mailbox_address(&self) -> Result<Option<MailAddress>> {
+        self.error_mailbox
+            .as_deref()
+            .map(|a| {
+                MailAddress::parse(a).map_err(|e| {
+                    Error::Config(format!("[[senders]] {:?}: error_mailbox: {e}", self.name))
+                })
+            })
+            .transpose()
     }
 
     /// The files its credentials are read from (watched for changes).
@@ -66,6 +81,7 @@ pub fn check_senders(senders: &[SenderConfig]) -> Result<()> {
     let refuse = |m: String| Err(Error::Config(m));
     for s in senders {
         let address = s.mailbox_address()?;
+        s.error_mailbox_address()?;
         if s.name.is_empty() || s.name.len() > 128 || s.name.chars().any(char::is_control) {
             return refuse(format!(
                 "[[senders]] name {:?}: 1 to 128 characters",

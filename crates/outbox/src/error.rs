@@ -54,6 +54,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A received message's files could not be written out (`mss inbox export`).
+    #[error("exporting to {path}: {reason}")]
+    Export {
+        /// The file or directory.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
     /// A service's configuration of the outbox is not acceptable (`[[senders]]`).
     #[error("{0}")]
     Config(String),

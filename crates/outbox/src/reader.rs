@@ -137,7 +137,15 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
                             .add(receipts::record_report(store, &r).await?);
                     }
                 }
-                Arrival::Message(m) => incoming.push(m),
+                Arrival::Message(mut m) => {
+                    let thread = m.thread_ids();
+                    if !thread.is_empty()
+                        && let Some(sent) = store.inbox_replied(&thread).await?
+                    {
+                        m.set_replies_to(sent);
+                    }
+                    incoming.push(m)
+                }
             }
         }
         let faulty: Vec<bool> = incoming.iter().map(Incoming::is_faulty).collect();

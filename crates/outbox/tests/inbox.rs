@@ -37,6 +37,8 @@ suite!(
     a_message_read_again_is_stored_once_under_any_uid,
     messages_without_an_id_are_told_apart_by_their_bytes,
     marks_are_kept_per_mailbox_and_folder,
+    an_outcome_is_final_and_its_mdn_queued_once,
+    a_patient_reply_is_linked_to_the_outbox_message_it_answers,
 );
 
 const BOX: &str = "bob@sante.test";
@@ -137,7 +139,21 @@ async fn kept_messages_are_listed_with_their_bytes_and_move_the_mark(s: Arc<dyn 
             ),
         ]
     );
-    assert_eq!(listed[0].summary, serde_json::json!({"problems": []}));
+    // the reader's summary (was `{"problems": []}` before it carried the listing's fields)
+    assert_eq!(
+        listed[0].summary,
+        serde_json::json!({
+            "from_name": null,
+            "patient": null,
+            "date": "2026-11-23T10:00:00+01:00",
+            "end_of_exchange": false,
+            "documents": 0,
+            "attachments": 0,
+            "disposition_notification_to": null,
+            "thread_ids": [],
+            "problems": [],
+        })
+    );
     assert_eq!(
         s.inbox_raw(ids[0]).await.expect("raw").as_deref(),
         Some(&one[..])
@@ -350,4 +366,200 @@ async fn the_bytes_are_health_data_readable_by_the_service_only() {
     .await
     .expect("again");
     assert_eq!(std::fs::read_dir(&spool).expect("spool").count(), 1);
+}
+
+async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
+    use mss_outbox::inbox::ack::{Ack, Answering, acknowledge};
+    let asking = format!(
+        "From: Labo <alice@sante.test>\r\nTo: {BOX}\r\nSubject: XDM/1.0/DDM+CR\r\n\
+         Message-ID: <ask@lab.test>\r\nDisposition-Notification-To: <alice@sante.test>\r\n\r\nhi\r\n"
+    );
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            1,
+            2,
+            vec![
+                incoming(1, asking.into_bytes()),
+                incoming(2, raw(Some("quiet@lab.test"), "sans accusé", "hi")),
+            ],
+        )
+        .await
+        .expect("keep");
+    let ids = ids(&kept);
+    let answering = Answering {
+        auth_ref: format!("token:{BOX}"),
+        product_reference: "NIL-TEST".into(),
+        error_mailbox: None,
+    };
+    let error = Ack::error(902, "Identifiant de patient inconnu").expect("ack");
+    let first = acknowledge(s.as_ref(), ids[0], &error, &answering)
+        .await
+        .expect("ack")
+        .expect("known");
+    assert!(first.recorded);
+    assert_eq!(first.entry.status, InboxStatus::Error);
+    let outcome = first.entry.outcome.clone().expect("outcome");
+    assert_eq!(
+        (outcome.code, outcome.label.as_deref()),
+        (Some(902), Some("Identifiant de patient inconnu"))
+    );
+    let answer = first.answer.expect("an MDN");
+    assert_eq!(answer.kind, "mdn");
+    let mdn = s
+        .message(answer.message)
+        .await
+        .expect("status")
+        .expect("queued");
+    assert_eq!(mdn.sender.as_str(), BOX);
+    assert_eq!(mdn.idempotency_key, format!("mdn:{BOX}:{}", ids[0]));
+    let to: Vec<_> = mdn.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(to, ["alice@sante.test"]);
+    // the second ack changes nothing and queues nothing new
+    let second = acknowledge(s.as_ref(), ids[0], &Ack::Integrated, &answering)
+        .await
+        .expect("ack")
+        .expect("known");
+    assert!(!second.recorded);
+    assert_eq!(second.entry.status, InboxStatus::Error);
+    assert_eq!(second.entry.outcome, Some(outcome));
+    assert_eq!(second.answer.map(|a| a.message), Some(answer.message));
+    // no MDN asked, no error mailbox: recorded, nothing queued
+    let quiet = acknowledge(s.as_ref(), ids[1], &Ack::Integrated, &answering)
+        .await
+        .expect("ack")
+        .expect("known");
+    assert!(quiet.recorded && quiet.answer.is_none());
+    assert_eq!(quiet.entry.status, InboxStatus::Integrated);
+    assert_eq!(
+        quiet
+            .entry
+            .outcome
+            .as_ref()
+            .map(|o| (o.code, o.label.clone())),
+        Some((None, None))
+    );
+    // no MDN asked, an error, an error mailbox: the plain notice goes there
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            1,
+            3,
+            vec![incoming(
+                3,
+                raw(Some("third@lab.test"), "XDM/1.0/DDM+CR", "hi"),
+            )],
+        )
+        .await
+        .expect("keep");
+    let with_error_mailbox = Answering {
+        error_mailbox: Some("integration@sante.test".parse().expect("address")),
+        ..answering.clone()
+    };
+    let third = match kept[0] {
+        Kept::New(id) | Kept::Known(id) => id,
+    };
+    let notice = acknowledge(s.as_ref(), third, &error, &with_error_mailbox)
+        .await
+        .expect("ack")
+        .expect("known")
+        .answer
+        .expect("a notice");
+    assert_eq!(notice.kind, "error_notice");
+    let queued = s
+        .message(notice.message)
+        .await
+        .expect("status")
+        .expect("queued");
+    let to: Vec<_> = queued
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(to, ["integration@sante.test"]);
+    assert!(
+        acknowledge(s.as_ref(), ids[1] + 1000, &Ack::Integrated, &answering)
+            .await
+            .expect("ack")
+            .is_none()
+    );
+    let errors = s
+        .inbox_list(&InboxQuery {
+            status: Some(InboxStatus::Error),
+            ..InboxQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        errors.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[0], third]
+    );
+}
+
+async fn a_patient_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {
+    let sent = s
+        .enqueue(
+            None,
+            None,
+            vec![mss_outbox::NewMessage {
+                idempotency_key: "k1".into(),
+                label: "sent.eml".into(),
+                sender: BOX.parse().expect("address"),
+                auth_ref: format!("token:{BOX}"),
+                message_id: "<sent@mss.test>".into(),
+                content: raw(Some("sent@mss.test"), "question", "?"),
+                recipients: vec!["alice@sante.test".parse().expect("address")],
+                dsn: false,
+            }],
+        )
+        .await
+        .expect("enqueue")[0]
+        .key();
+    for ids in [
+        vec!["other@x".to_owned(), "sent@mss.test".to_owned()],
+        vec!["<sent@mss.test>".to_owned()],
+    ] {
+        assert_eq!(s.inbox_replied(&ids).await.expect("replied"), Some(sent));
+    }
+    assert_eq!(
+        s.inbox_replied(&["nothing@x".to_owned()])
+            .await
+            .expect("replied"),
+        None
+    );
+    let mut reply = incoming(
+        5,
+        format!(
+            "From: Pierre-Antoine Santoni <185072A00401797@patient.mssante.fr>\r\nTo: {BOX}\r\n\
+             Subject: Re: question\r\nX-MSS-MES: FIN\r\n\
+             Message-ID: <re@lab.test>\r\nIn-Reply-To: <sent@mss.test>\r\n\r\n!\r\n"
+        )
+        .into_bytes(),
+    );
+    assert_eq!(reply.thread_ids(), ["sent@mss.test"]);
+    reply.set_replies_to(sent);
+    let kept = s.keep(BOX, "INBOX", 1, 5, vec![reply]).await.expect("keep");
+    let entry = s
+        .inbox_get(ids(&kept)[0])
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(entry.details.replies_to, Some(sent));
+    assert_eq!(entry.subject.as_deref(), Some("Re: question"));
+    // a patient's reply from Mon espace santé, ending the exchange (docs/mssante.md R2)
+    assert_eq!(
+        entry.details.patient,
+        Some(serde_json::json!({"ins": "185072A00401797", "name": "Pierre-Antoine Santoni"}))
+    );
+    assert_eq!(
+        entry.details.from_name.as_deref(),
+        Some("Pierre-Antoine Santoni")
+    );
+    assert!(entry.details.end_of_exchange);
+    assert_eq!(
+        entry.from.as_deref(),
+        Some("185072A00401797@patient.mssante.fr")
+    );
 }

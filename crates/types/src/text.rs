@@ -59,9 +59,64 @@ pub fn fold_latin(c: char) -> Option<&'static str> {
     })
 }
 
+/// A file name safe to create from an outside one (an attachment's, an archive entry's): the last path
+/// component only, accented letters folded, anything but ASCII letters, digits, `.`, `-` and `_` made `_`,
+/// no leading dot, at most 100 bytes; `fallback` when nothing is left.
+pub fn safe_file_name(name: &str, fallback: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut out = String::with_capacity(last.len());
+    for c in last.chars() {
+        match fold_latin(c) {
+            Some(f) => out.push_str(f),
+            None if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') => out.push(c),
+            None => out.push('_'),
+        }
+        if out.len() >= 100 {
+            out.truncate(100);
+            break;
+        }
+    }
+    let out = out.trim_start_matches('.');
+    if out.trim_matches('_').is_empty() {
+        fallback.to_owned()
+    } else {
+        out.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_file_names_are_made_safe() {
+        for (name, want) in [
+            ("compte-rendu.pdf", "compte-rendu.pdf"),
+            ("Résultat été.pdf", "Resultat_ete.pdf"),
+            ("../../etc/passwd", "passwd"),
+            ("C:\\x\\..\\y.xml", "y.xml"),
+            ("..", "doc"),
+            (".bashrc", "bashrc"),
+            ("", "doc"),
+            ("///", "doc"),
+            ("журнал", "doc"),
+        ] {
+            assert_eq!(safe_file_name(name, "doc"), want, "{name:?}");
+        }
+        assert_eq!(safe_file_name(&"a".repeat(300), "doc").len(), 100);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_safe_name_stays_in_its_directory(name in ".{0,200}") {
+            let safe = safe_file_name(&name, "doc");
+            proptest::prop_assert!(!safe.is_empty() && safe.len() <= 100);
+            proptest::prop_assert!(!safe.starts_with('.'));
+            proptest::prop_assert!(
+                safe.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            );
+        }
+    }
 
     #[test]
     fn folds_in_the_letters_case() {

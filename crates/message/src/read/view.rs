@@ -237,3 +237,74 @@ impl ReceivedMessage {
         }
     }
 }
+
+/// The header fields of `raw` in order, unfolded (RFC 5322 §2.2.3), values trimmed and not decoded; a line
+/// without a colon is skipped. Bytes that are not UTF-8 are shown replaced.
+pub fn header_fields(raw: &[u8]) -> Vec<[String; 2]> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut out: Vec<[String; 2]> = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in head.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = current.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((n, v)) = current.take() {
+            out.push([n, v.trim().to_string()]);
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && !n.is_empty()
+            && !n.contains([' ', '\t'])
+        {
+            current = Some((n.to_string(), v.to_string()));
+        }
+    }
+    if let Some((n, v)) = current {
+        out.push([n, v.trim().to_string()]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::header_fields;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fields_are_unfolded_in_order_and_the_body_is_not_read() {
+        let raw = b"From: a@x.fr\r\nSubject: =?utf-8?q?R=C3=A9?=\r\n  suite\r\nbad line\r\nX-A:\r\n\r\nB: body\r\n";
+        assert_eq!(
+            header_fields(raw),
+            [
+                ["From".to_string(), "a@x.fr".to_string()],
+                [
+                    "Subject".to_string(),
+                    "=?utf-8?q?R=C3=A9?= suite".to_string()
+                ],
+                ["X-A".to_string(), String::new()],
+            ]
+        );
+        assert_eq!(
+            header_fields(b"A: 1\n\nB: 2\n"),
+            [["A".to_string(), "1".to_string()]]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_give_names_without_blanks(raw in proptest::collection::vec(any::<u8>(), 0..400)) {
+            for [n, _] in header_fields(&raw) {
+                prop_assert!(!n.is_empty() && !n.contains([' ', '\t', '\n']));
+            }
+        }
+    }
+}

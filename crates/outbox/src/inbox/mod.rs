@@ -13,10 +13,15 @@
 //! PostgreSQL keeps them in the row, committed with it (the database is what several machines share).
 //!
 //! A message is `new` until the consumer records an outcome (`integrated` or `error`, with a code and a
-//! label: columns kept for it). A few fields are columns (Message-ID, sender, subject); what the message
-//! reader finds is a JSON `summary`.
+//! label: columns kept for it, final once recorded, [`ack`]). A few fields are columns (Message-ID, sender,
+//! subject as shown); what the message reader finds is a JSON `summary` (sender's name, patient, end of
+//! exchange, documents, problems, the ids it answers and the outbox message it replies to), shown flat in
+//! [`InboxEntry`].
 
 use sha2::Digest as _;
+
+pub mod ack;
+pub mod export;
 
 use crate::error::{Error, Result};
 
@@ -31,9 +36,9 @@ pub struct Incoming {
     pub message_id: Option<String>,
     /// `From:` address.
     pub from: Option<String>,
-    /// Decoded subject.
+    /// The subject as shown (without `XDM/1.0/DDM+`, docs/mssante.md R2).
     pub subject: Option<String>,
-    /// What the reader found, as JSON (`{"problems": [...]}` at least).
+    /// What the reader found, as JSON (`{"problems": [...]}` at least; [`Details`] for the rest).
     pub summary: serde_json::Value,
 }
 
@@ -55,19 +60,28 @@ impl Arrival {
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             mss_message::read_message(&raw)
         }));
-        let (message_id, from, subject, problems) = match read {
-            Ok(Ok(m)) => {
-                if let Some(r) = m.report {
+        let (message_id, from, subject, summary) = match read {
+            Ok(Ok(mut m)) => {
+                if let Some(r) = m.report.take() {
                     return Arrival::Report(Box::new(r));
                 }
-                (m.message_id, m.from, Some(m.subject), m.problems)
+                let summary = summary_of(&m);
+                let subject = m.display_subject().to_owned();
+                (m.message_id, m.from, Some(subject), summary)
             }
-            Ok(Err(e)) => (None, None, None, vec![format!("unreadable message: {e}")]),
+            Ok(Err(e)) => (
+                None,
+                None,
+                None,
+                serde_json::json!({ "problems": [format!("unreadable message: {e}")] }),
+            ),
             Err(_) => (
                 None,
                 None,
                 None,
-                vec!["unreadable message: the MIME parser failed on it".to_owned()],
+                serde_json::json!({
+                    "problems": ["unreadable message: the MIME parser failed on it"]
+                }),
             ),
         };
         Arrival::Message(Incoming {
@@ -76,12 +90,54 @@ impl Arrival {
             message_id: message_id.filter(|id| !id.trim().is_empty()),
             from,
             subject,
-            summary: serde_json::json!({ "problems": problems }),
+            summary,
         })
     }
 }
 
+/// What the inbox keeps of the reader's view (the fields of a listing; bodies and documents stay in the
+/// bytes, read again when shown), taken without copying the bodies.
+fn summary_of(m: &mss_message::ReceivedMessage) -> serde_json::Value {
+    let patient = m
+        .patient_sender()
+        .map(|p| serde_json::json!({ "ins": p.ins.to_string(), "name": p.display_name }));
+    let date = m.date.and_then(|d| {
+        d.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    serde_json::json!({
+        "from_name": m.from_name,
+        "patient": patient,
+        "date": date,
+        "end_of_exchange": m.end_of_exchange,
+        "documents": m.documents().count(),
+        "attachments": m.attachments.len(),
+        "disposition_notification_to": m.disposition_notification_to,
+        "thread_ids": m.thread_ids(),
+        "problems": m.problems,
+    })
+}
+
 impl Incoming {
+    /// The ids this message answers, nearest first (`In-Reply-To`, then `References`).
+    pub fn thread_ids(&self) -> Vec<String> {
+        self.summary["thread_ids"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Notes the outbox message this one replies to (found by [`Inbox::inbox_replied`]).
+    pub fn set_replies_to(&mut self, message: crate::MessageKey) {
+        if let Some(o) = self.summary.as_object_mut() {
+            o.insert("replies_to".into(), message.into());
+        }
+    }
+
     /// The SHA-256 of its bytes, in hex.
     pub fn sha256(&self) -> String {
         mss_types::hex(&sha2::Sha256::digest(&self.raw))
@@ -113,6 +169,7 @@ pub enum Kept {
 }
 
 /// Where a message is in its life in the inbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InboxStatus {
@@ -149,6 +206,7 @@ impl InboxStatus {
 }
 
 /// One message of the inbox, as listed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InboxEntry {
     /// Inbox id.
@@ -165,17 +223,97 @@ pub struct InboxEntry {
     pub message_id: Option<String>,
     /// `From:` address.
     pub from: Option<String>,
-    /// Decoded subject.
+    /// The subject as shown (without `XDM/1.0/DDM+`).
     pub subject: Option<String>,
     /// When it was stored locally, RFC 3339.
     #[serde(serialize_with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub received_at: i64,
     /// Its status.
     pub status: InboxStatus,
     /// Size in bytes.
     pub size: u64,
+    /// The consumer's outcome, once recorded.
+    pub outcome: Option<InboxOutcome>,
+    /// What the reader found, flat.
+    #[serde(flatten)]
+    pub details: Details,
     /// What the reader found (JSON).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub summary: serde_json::Value,
+}
+
+/// The consumer's outcome of a message (docs/mssante.md R4), final once recorded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InboxOutcome {
+    /// The error code (HL7 ERR-3 or 900–906); `None` when integrated.
+    pub code: Option<u16>,
+    /// The error's label; `None` when integrated.
+    pub label: Option<String>,
+    /// When it was recorded, RFC 3339.
+    #[serde(serialize_with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: i64,
+}
+
+/// The fields of the reader's summary an inbox listing shows (docs/mssante.md R2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Details {
+    /// `From:` display name.
+    pub from_name: Option<String>,
+    /// The patient who wrote from Mon espace santé (`{"ins", "name"}`), else `null`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub patient: Option<serde_json::Value>,
+    /// `X-MSS-MES: FIN` or subject `[FIN]`.
+    pub end_of_exchange: bool,
+    /// Documents found in its IHE_XDM archives.
+    pub documents: u64,
+    /// Every fault found, in plain words.
+    pub problems: Vec<String>,
+    /// The outbox message it replies to (In-Reply-To / References), when mss sent it.
+    pub replies_to: Option<i64>,
+}
+
+impl Details {
+    /// Reads them from a stored summary (what is missing is absent: older rows).
+    pub fn from_summary(s: &serde_json::Value) -> Details {
+        Details {
+            from_name: s["from_name"].as_str().map(str::to_owned),
+            patient: Some(s["patient"].clone()).filter(|p| p.is_object()),
+            end_of_exchange: s["end_of_exchange"].as_bool().unwrap_or(false),
+            documents: s["documents"].as_u64().unwrap_or(0),
+            problems: s["problems"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            replies_to: s["replies_to"].as_i64(),
+        }
+    }
+}
+
+impl InboxOutcome {
+    /// The outcome of stored columns: status, code, label, time.
+    pub(crate) fn from_columns(
+        status: InboxStatus,
+        code: Option<i64>,
+        label: Option<String>,
+        at: Option<i64>,
+    ) -> Option<InboxOutcome> {
+        match (status, at) {
+            (InboxStatus::New, _) | (_, None) => None,
+            (_, Some(at)) => Some(InboxOutcome {
+                code: code.and_then(|c| u16::try_from(c).ok()),
+                label,
+                at,
+            }),
+        }
+    }
 }
 
 fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -228,6 +366,33 @@ pub trait Inbox: Send + Sync {
     /// Messages of the inbox, oldest first.
     async fn inbox_list(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>>;
 
+    /// One message of the inbox.
+    async fn inbox_get(&self, id: i64) -> Result<Option<InboxEntry>> {
+        let page = self
+            .inbox_list(&InboxQuery {
+                after: id.saturating_sub(1),
+                limit: 1,
+                ..InboxQuery::default()
+            })
+            .await?;
+        Ok(page.into_iter().find(|e| e.id == id))
+    }
+
+    /// Records the consumer's outcome of message `id` (`integrated`, or `error` with its code and label)
+    /// unless one is recorded already: an outcome is final. Answers the message with the outcome it has
+    /// now and whether this call recorded it; `None` when there is no such message.
+    async fn inbox_outcome(
+        &self,
+        id: i64,
+        status: InboxStatus,
+        code: Option<u16>,
+        label: Option<&str>,
+    ) -> Result<Option<(InboxEntry, bool)>>;
+
+    /// The outbox message among `message_ids` (nearest first, with or without angle brackets) that this
+    /// store sent: what a received message replies to.
+    async fn inbox_replied(&self, message_ids: &[String]) -> Result<Option<crate::MessageKey>>;
+
     /// The bytes of a message as received.
     async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>>;
 
@@ -235,6 +400,45 @@ pub trait Inbox: Send + Sync {
     /// between writing them and committing their rows left (health data does not linger). Answers how
     /// many pieces were removed (always 0 where the bytes are in the rows).
     async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64>;
+}
+
+/// A message of the inbox with what the message reader makes of its bytes again (`None` when they are
+/// unreadable: the entry's `problems` say why); `None` when there is no such message.
+pub async fn open(
+    store: &dyn Inbox,
+    id: i64,
+) -> Result<Option<(InboxEntry, Option<mss_message::ReceivedMessage>)>> {
+    let Some(entry) = store.inbox_get(id).await? else {
+        return Ok(None);
+    };
+    let message = store
+        .inbox_raw(id)
+        .await?
+        .and_then(|raw| mss_message::read_message(&raw).ok());
+    Ok(Some((entry, message)))
+}
+
+/// A message as `mss inbox show --json` and `GET /v1/inbox/{id}` show it: the inbox's fields, then the
+/// reader's view over them (bodies, attachments, `xdm`) and every header field (`[name, value]`, unfolded,
+/// not decoded); the stored `summary` left out.
+pub fn shown(
+    entry: &InboxEntry,
+    message: Option<&mss_message::ReceivedMessage>,
+) -> serde_json::Value {
+    let mut out = serde_json::to_value(entry).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = out.as_object_mut() {
+        o.remove("summary");
+        if let Some(m) = message
+            && let Ok(serde_json::Value::Object(view)) = serde_json::to_value(m.view())
+        {
+            o.extend(view);
+            o.insert(
+                "headers".into(),
+                serde_json::json!(mss_message::header_fields(&m.raw)),
+            );
+        }
+    }
+    out
 }
 
 /// A summary stored as text, read back (a damaged one reads as `null` rather than failing the listing).

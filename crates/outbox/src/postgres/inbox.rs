@@ -2,7 +2,9 @@
 
 use super::PostgresStore;
 use crate::error::{Error, Result};
-use crate::inbox::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
+use crate::inbox::{
+    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, summary_from,
+};
 use crate::sqlite::cursor_from;
 
 /// The inbox's tables (created with the outbox's).
@@ -146,8 +148,8 @@ impl Inbox for PostgresStore {
         let rows = c
             .query(
                 "SELECT id, mailbox, folder, message_id, from_address, subject, received_ms, \
-                 status, size, summary, uid_validity, uid FROM inbox \
-                 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR mailbox = $2) \
+                 status, size, summary, uid_validity, uid, outcome_code, outcome_label, outcome_ms \
+                 FROM inbox WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR mailbox = $2) \
                  AND id > $3 ORDER BY id LIMIT $4",
                 &[&status, &query.mailbox, &query.after, &limit],
             )
@@ -157,6 +159,11 @@ impl Inbox for PostgresStore {
                 let id: i64 = r.try_get(0)?;
                 let status: String = r.try_get(7)?;
                 let (uid_validity, uid) = cursor_from((r.try_get(10)?, r.try_get(11)?));
+                let status = InboxStatus::parse(&status).map_err(|_| Error::Store {
+                    reason: format!("inbox message {id}: unknown status {status:?}"),
+                })?;
+                let summary = summary_from(&r.try_get::<_, String>(9)?);
+                let code: Option<i32> = r.try_get(12)?;
                 Ok(InboxEntry {
                     id,
                     mailbox: r.try_get(1)?,
@@ -167,14 +174,59 @@ impl Inbox for PostgresStore {
                     from: r.try_get(4)?,
                     subject: r.try_get(5)?,
                     received_at: r.try_get(6)?,
-                    status: InboxStatus::parse(&status).map_err(|_| Error::Store {
-                        reason: format!("inbox message {id}: unknown status {status:?}"),
-                    })?,
+                    status,
                     size: u64::try_from(r.try_get::<_, i64>(8)?).unwrap_or(0),
-                    summary: summary_from(&r.try_get::<_, String>(9)?),
+                    outcome: InboxOutcome::from_columns(
+                        status,
+                        code.map(i64::from),
+                        r.try_get(13)?,
+                        r.try_get(14)?,
+                    ),
+                    details: Details::from_summary(&summary),
+                    summary,
                 })
             })
             .collect()
+    }
+
+    async fn inbox_outcome(
+        &self,
+        id: i64,
+        status: InboxStatus,
+        code: Option<u16>,
+        label: Option<&str>,
+    ) -> Result<Option<(InboxEntry, bool)>> {
+        let now = self.clock.now_ms();
+        let code = code.map(i32::from);
+        // only a new message takes an outcome: the first one recorded stays
+        let recorded = {
+            let c = self.pool.get().await?;
+            c.execute(
+                "UPDATE inbox SET status = $2, outcome_code = $3, outcome_label = $4, \
+                 outcome_ms = $5 WHERE id = $1 AND status = 'new'",
+                &[&id, &status.as_str(), &code, &label, &now],
+            )
+            .await?
+                == 1
+        };
+        Ok(self.inbox_get(id).await?.map(|e| (e, recorded)))
+    }
+
+    async fn inbox_replied(&self, message_ids: &[String]) -> Result<Option<crate::MessageKey>> {
+        let c = self.pool.get().await?;
+        for id in message_ids {
+            let bare = id.trim().trim_start_matches('<').trim_end_matches('>');
+            let row = c
+                .query_opt(
+                    "SELECT id FROM messages WHERE message_id IN ($1, $2) ORDER BY id LIMIT 1",
+                    &[&format!("<{bare}>"), &bare],
+                )
+                .await?;
+            if let Some(r) = row {
+                return Ok(Some(r.try_get(0)?));
+            }
+        }
+        Ok(None)
     }
 
     async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>> {

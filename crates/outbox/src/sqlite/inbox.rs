@@ -5,7 +5,9 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::SqliteStore;
 use super::{blocking, cursor_from};
 use crate::error::{Error, Result};
-use crate::inbox::{Inbox, InboxEntry, InboxQuery, InboxStatus, Incoming, Kept, summary_from};
+use crate::inbox::{
+    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, summary_from,
+};
 use crate::spool::{Place, Spool};
 
 /// The inbox's tables (created with the outbox's).
@@ -184,8 +186,8 @@ impl Inbox for SqliteStore {
         self.run(move |conn| {
             let mut q = conn.prepare_cached(
                 "SELECT id, mailbox, folder, message_id, from_address, subject, received_ms, \
-                 status, size, summary, uid_validity, uid FROM inbox \
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR mailbox = ?2) AND id > ?3 \
+                 status, size, summary, uid_validity, uid, outcome_code, outcome_label, outcome_ms \
+                 FROM inbox WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR mailbox = ?2) AND id > ?3 \
                  ORDER BY id LIMIT ?4",
             )?;
             let limit = if query.limit == 0 {
@@ -213,6 +215,11 @@ impl Inbox for SqliteStore {
                         r.get::<_, i64>(8)?,
                         r.get::<_, String>(9)?,
                         cursor_from((r.get(10)?, r.get(11)?)),
+                        (
+                            r.get::<_, Option<i64>>(12)?,
+                            r.get::<_, Option<String>>(13)?,
+                            r.get::<_, Option<i64>>(14)?,
+                        ),
                     ))
                 },
             )?;
@@ -230,7 +237,12 @@ impl Inbox for SqliteStore {
                     size,
                     summary,
                     (uid_validity, uid),
+                    (code, label, at),
                 ) = row?;
+                let status = InboxStatus::parse(&status).map_err(|_| Error::Store {
+                    reason: format!("inbox message {id}: unknown status {status:?}"),
+                })?;
+                let summary = summary_from(&summary);
                 out.push(InboxEntry {
                     id,
                     mailbox,
@@ -241,14 +253,56 @@ impl Inbox for SqliteStore {
                     from,
                     subject,
                     received_at: received,
-                    status: InboxStatus::parse(&status).map_err(|_| Error::Store {
-                        reason: format!("inbox message {id}: unknown status {status:?}"),
-                    })?,
+                    status,
                     size: u64::try_from(size).unwrap_or(0),
-                    summary: summary_from(&summary),
+                    outcome: InboxOutcome::from_columns(status, code, label, at),
+                    details: Details::from_summary(&summary),
+                    summary,
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn inbox_outcome(
+        &self,
+        id: i64,
+        status: InboxStatus,
+        code: Option<u16>,
+        label: Option<&str>,
+    ) -> Result<Option<(InboxEntry, bool)>> {
+        let label = label.map(str::to_owned);
+        let now = self.clock.now_ms();
+        // only a new message takes an outcome: the first one recorded stays
+        let recorded = self
+            .run(move |conn| {
+                Ok(conn.execute(
+                    "UPDATE inbox SET status = ?2, outcome_code = ?3, outcome_label = ?4, \
+                     outcome_ms = ?5 WHERE id = ?1 AND status = 'new'",
+                    params![id, status.as_str(), code, label, now],
+                )? == 1)
+            })
+            .await?;
+        Ok(self.inbox_get(id).await?.map(|e| (e, recorded)))
+    }
+
+    async fn inbox_replied(&self, message_ids: &[String]) -> Result<Option<crate::MessageKey>> {
+        let ids = message_ids.to_vec();
+        self.run(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT id FROM messages WHERE message_id IN (?1, ?2) ORDER BY id LIMIT 1",
+            )?;
+            for id in ids {
+                let bare = id.trim().trim_start_matches('<').trim_end_matches('>');
+                let found: Option<i64> = q
+                    .query_row(params![format!("<{bare}>"), bare], |r| r.get(0))
+                    .optional()?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            Ok(None)
         })
         .await
     }
