@@ -54,17 +54,6 @@ struct ConfigView {
     audit: Option<AuditFileConfig>,
 }
 
-impl ConfigView {
-    fn load(path: Option<&Path>) -> Result<Self> {
-        let Some(path) = path else {
-            return Ok(ConfigView::default());
-        };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("configuration file {}", path.display()))
-    }
-}
-
 /// The trail's settings: `[audit]`, else the defaults in `data_dir`.
 pub fn audit_config(data_dir: &Path, file: Option<&AuditFileConfig>) -> AuditConfig {
     let file = file.cloned().unwrap_or_default();
@@ -85,7 +74,7 @@ pub fn open_log(data_dir: &Path, file: Option<&AuditFileConfig>) -> Result<Audit
 
 /// `mss audit`: prints the records, oldest first; damaged lines are reported on stderr.
 pub fn run(data_flag: Option<PathBuf>, args: AuditArgs) -> Result<()> {
-    let file = ConfigView::load(args.config.as_deref())?;
+    let file = crate::config::load::<ConfigView>(args.config.as_deref())?;
     let data_dir = crate::data::data_dir(data_flag.or(file.data))?;
     let config = audit_config(&data_dir, file.audit.as_ref());
     let since = args

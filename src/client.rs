@@ -132,19 +132,8 @@ struct ConfigView {
     access: Option<AccessFileConfig>,
 }
 
-impl ConfigView {
-    fn load(path: Option<&Path>) -> Result<Self> {
-        let Some(path) = path else {
-            return Ok(ConfigView::default());
-        };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("configuration file {}", path.display()))
-    }
-}
-
 pub fn run(data_dir: &Path, args: ClientArgs) -> Result<()> {
-    let config = ConfigView::load(args.config.as_deref())?;
+    let config = crate::config::load::<ConfigView>(args.config.as_deref())?;
     let path = clients_path(data_dir, &args.location, config.access.as_ref());
     let edit = |what: &str| format!("{what} in {}", path.display());
     match args.command {

@@ -6,6 +6,7 @@ mod batch;
 mod cli;
 mod client;
 mod compose;
+mod config;
 mod data;
 mod directory;
 mod fhir;

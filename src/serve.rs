@@ -1,7 +1,7 @@
 //! `mss serve`: the REST service and the autocomplete page.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -121,18 +121,6 @@ pub struct ServerFileConfig {
     pub insecure_http: bool,
 }
 
-impl FileConfig {
-    /// Reads the file named by `--config`, if any.
-    pub fn load(path: Option<&Path>) -> Result<Self> {
-        let Some(path) = path else {
-            return Ok(FileConfig::default());
-        };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("configuration file {}", path.display()))
-    }
-}
-
 /// Runs the service until SIGINT or SIGTERM.
 pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
     // mimalloc asks for transparent huge pages, and a 2 MiB page partly used counts whole: the
@@ -141,7 +129,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::debug!(error = %e, "transparent huge pages stay on");
     }
-    let file = FileConfig::load(args.config.as_deref())?;
+    let file = crate::config::load::<FileConfig>(args.config.as_deref())?;
     let data_dir = crate::data::data_dir(data_flag.or(file.data))?;
     let listen = args
         .listen
