@@ -12,7 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use mss_lps::LpsClient;
 use mss_outbox::inbox::ack::{Ack, Answering};
 use mss_outbox::inbox::{InboxEntry, InboxQuery, InboxStatus, format_ms};
-use mss_outbox::reader::{self, ReaderConfig, SyncReport};
+use mss_outbox::reader::{self, ReaderConfig, Retention, SyncReport};
 use mss_types::MailAddress;
 
 use crate::lps::ConnectArgs;
@@ -106,6 +106,14 @@ pub struct SyncArgs {
     /// Keep reading as messages arrive (IMAP IDLE, else polling) until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// What becomes of a message at the operator once its outcome is recorded: delete (flag \Deleted,
+    /// UID EXPUNGE), move:FOLDER or keep.
+    #[arg(long, default_value = "delete", value_name = "delete|move:FOLDER|keep",
+          value_parser = |s: &str| Retention::parse(s).map_err(|e| e.to_string()))]
+    pub retention: Retention,
+    /// Days a message is kept locally after its outcome (0: purged at this pass).
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -333,6 +341,8 @@ fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
             receive: true,
             receipts: true,
             fetch_size: usize::from(args.fetch_size),
+            retention: args.retention.clone(),
+            keep: std::time::Duration::from_secs(u64::from(args.keep_days) * 24 * 3600),
             ..ReaderConfig::default()
         };
         let r = if args.watch {
@@ -365,6 +375,13 @@ fn print_summary(r: &SyncReport) {
         r.receipts.failed,
         r.receipts.unchanged
     );
+    // a second line only when retention did something: the first stays what scripts read
+    if r.left > 0 || r.purged > 0 {
+        println!(
+            "retention: {} removed from the operator ({} only flagged \\Deleted: no UIDPLUS), {} purged locally",
+            r.left, r.flagged_only, r.purged
+        );
+    }
 }
 
 fn list(data_dir: &Path, args: ListArgs) -> Result<()> {

@@ -85,6 +85,8 @@ pub async fn start(
             }),
             receipts: s.receipts.unwrap_or(true),
             receive: s.receive.unwrap_or(false),
+            retention: s.retention()?,
+            keep: s.keep(),
         });
     }
     let on_event = Arc::new(|s: &ServedSender, event: Event| {

@@ -32,6 +32,11 @@ pub struct SenderConfig {
     /// Receive in this mailbox (default false): every message that is not a report is kept in the inbox
     /// (docs/mssante.md R1), read in the same IMAP pass as the reports. Left on the server as it is.
     pub receive: Option<bool>,
+    /// What becomes of a received message at the operator once its outcome is recorded (docs/mssante.md
+    /// R5): `delete` (default), `move:FOLDER` or `keep`.
+    pub retention: Option<String>,
+    /// Days a received message is kept locally after its outcome (default 30; 0: purged at the next pass).
+    pub keep_days: Option<u32>,
     /// Where the consumer's errors go as a plain message when a received message asked for no MDN
     /// (docs/mssante.md R4); none: nowhere.
     pub error_mailbox: Option<String>,
@@ -46,6 +51,24 @@ impl SenderConfig {
     pub fn mailbox_address(&self) -> Result<MailAddress> {
         MailAddress::parse(&self.address)
             .map_err(|e| Error::Config(format!("[[senders]] {:?}: address: {e}", self.name)))
+    }
+
+    /// Its retention at the operator, checked.
+    pub fn retention(&self) -> Result<crate::reader::Retention> {
+        self.retention
+            .as_deref()
+            .map_or(Ok(crate::reader::Retention::Delete), |r| {
+                crate::reader::Retention::parse(r).map_err(|e| {
+                    Error::Config(format!("[[senders]] {:?}: retention: {e}", self.name))
+                })
+            })
+    }
+
+    /// How long its received messages are kept locally after their outcome.
+    pub fn keep(&self) -> std::time::Duration {
+        self.keep_days.map_or(crate::reader::DEFAULT_KEEP, |d| {
+            std::time::Duration::from_secs(u64::from(d) * 24 * 3600)
+        })
     }
 
     /// Its error mailbox, checked.
@@ -82,6 +105,7 @@ pub fn check_senders(senders: &[SenderConfig]) -> Result<()> {
     for s in senders {
         let address = s.mailbox_address()?;
         s.error_mailbox_address()?;
+        s.retention()?;
         if s.name.is_empty() || s.name.len() > 128 || s.name.chars().any(char::is_control) {
             return refuse(format!(
                 "[[senders]] name {:?}: 1 to 128 characters",

@@ -344,6 +344,18 @@ pub struct InboxQuery {
     pub limit: u64,
 }
 
+/// A message whose outcome is recorded and that the operator still holds: what retention takes out of the
+/// folder it was read from (docs/mssante.md R5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaving {
+    /// Inbox id.
+    pub id: i64,
+    /// The folder's UIDVALIDITY when it was last read there.
+    pub uid_validity: u32,
+    /// Its UID there.
+    pub uid: u32,
+}
+
 /// The inbox side of the store (every [`crate::Store`] is one). Every method is one transaction.
 #[async_trait::async_trait]
 pub trait Inbox: Send + Sync {
@@ -395,6 +407,23 @@ pub trait Inbox: Send + Sync {
 
     /// The bytes of a message as received.
     async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` messages of `folder` of `mailbox`, oldest first, whose outcome is recorded and that are
+    /// not yet noted as gone from the operator ([`Inbox::inbox_left`]).
+    async fn inbox_leaving(&self, mailbox: &str, folder: &str, limit: u64) -> Result<Vec<Leaving>>;
+
+    /// Notes that the messages `ids` left the operator (`how`: `deleted`, `moved:FOLDER`, `flagged`).
+    async fn inbox_left(&self, ids: &[i64], how: &str) -> Result<()>;
+
+    /// Purges the local copies (row and bytes) of `mailbox` whose outcome was recorded more than `keep`
+    /// ago; with `only_left`, only those noted as gone from the operator. A message still `new` is never
+    /// purged. Answers the ids purged.
+    async fn inbox_purge(
+        &self,
+        mailbox: &str,
+        keep: std::time::Duration,
+        only_left: bool,
+    ) -> Result<Vec<i64>>;
 
     /// Removes received bytes no message points at, written more than `age` ago: what a reader killed
     /// between writing them and committing their rows left (health data does not linger). Answers how

@@ -6,7 +6,8 @@ use super::SqliteStore;
 use super::{blocking, cursor_from};
 use crate::error::{Error, Result};
 use crate::inbox::{
-    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, summary_from,
+    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
+    summary_from,
 };
 use crate::spool::{Place, Spool};
 
@@ -41,6 +42,8 @@ CREATE TABLE IF NOT EXISTS inbox (
   spool TEXT NOT NULL,
   spool_offset INTEGER NOT NULL,
   spool_len INTEGER NOT NULL,
+  left_ms INTEGER,
+  left_how TEXT,
   UNIQUE (mailbox, folder, uid_validity, uid),
   UNIQUE (mailbox, dedupe_key)
 );
@@ -328,6 +331,120 @@ impl Inbox for SqliteStore {
         let Some(place) = place else { return Ok(None) };
         let spool = self.inbox_spool();
         blocking(move || spool.read(&place).map(Some)).await
+    }
+
+    async fn inbox_leaving(&self, mailbox: &str, folder: &str, limit: u64) -> Result<Vec<Leaving>> {
+        let (mailbox, folder) = (mailbox.to_owned(), folder.to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT id, uid_validity, uid FROM inbox WHERE mailbox = ?1 AND folder = ?2 \
+                 AND status <> 'new' AND left_ms IS NULL ORDER BY id LIMIT ?3",
+            )?;
+            let rows = q.query_map(params![mailbox, folder, limit], |r| {
+                let (uid_validity, uid) = cursor_from((r.get(1)?, r.get(2)?));
+                Ok(Leaving {
+                    id: r.get(0)?,
+                    uid_validity,
+                    uid,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn inbox_left(&self, ids: &[i64], how: &str) -> Result<()> {
+        let (ids, how) = (ids.to_vec(), how.to_owned());
+        let now = self.clock.now_ms();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut q = tx.prepare_cached(
+                    "UPDATE inbox SET left_ms = ?2, left_how = ?3 WHERE id = ?1 AND left_ms IS NULL",
+                )?;
+                for id in ids {
+                    q.execute(params![id, now, how])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn inbox_purge(
+        &self,
+        mailbox: &str,
+        keep: std::time::Duration,
+        only_left: bool,
+    ) -> Result<Vec<i64>> {
+        let mailbox = mailbox.to_owned();
+        let before = self
+            .clock
+            .now_ms()
+            .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        let due: Vec<(i64, Place)> = self
+            .run(move |conn| {
+                let mut q = conn.prepare_cached(
+                    "SELECT id, spool, spool_offset, spool_len FROM inbox WHERE mailbox = ?1 \
+                     AND status <> 'new' AND outcome_ms <= ?2 AND (?3 = 0 OR left_ms IS NOT NULL) \
+                     ORDER BY id",
+                )?;
+                let rows = q.query_map(params![mailbox, before, only_left], |r| {
+                    Ok((
+                        r.get(0)?,
+                        Place {
+                            segment: r.get(1)?,
+                            offset: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                            len: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                        },
+                    ))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, places): (Vec<i64>, Vec<Place>) = due.into_iter().unzip();
+        // the bytes first: zeroed where they lie (a segment may hold messages still kept), then the rows; a
+        // purge killed in between leaves rows over zeros, purged again next time
+        let spool = self.inbox_spool();
+        let places = {
+            let spool = spool.clone();
+            blocking(move || spool.erase(&places).map(|()| places)).await?
+        };
+        let purged = ids.clone();
+        let unused: Vec<String> = self
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut delete = tx.prepare_cached("DELETE FROM inbox WHERE id = ?1")?;
+                    for id in &purged {
+                        delete.execute([id])?;
+                    }
+                }
+                let mut segments: Vec<String> = places.into_iter().map(|p| p.segment).collect();
+                segments.sort();
+                segments.dedup();
+                let mut unused = Vec::new();
+                {
+                    let mut used =
+                        tx.prepare_cached("SELECT 1 FROM inbox WHERE spool = ?1 LIMIT 1")?;
+                    for s in segments {
+                        if !used.exists([&s])? {
+                            unused.push(s);
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok(unused)
+            })
+            .await?;
+        // segments no row points at any more go whole
+        blocking(move || spool.remove(&unused)).await?;
+        Ok(ids)
     }
 
     async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64> {
