@@ -41,7 +41,149 @@ suite!(
     a_patient_reply_is_linked_to_the_outbox_message_it_answers,
 );
 
+// retention reads the time: a clock of the test's own
+mod sqlite_clock {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time() {
+        let clock = mss_outbox::ManualClock::new();
+        let (store, dir) = super::common::sqlite_store_with(&clock);
+        super::messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
+            store, &clock,
+        )
+        .await;
+        // nothing of the purged messages is left in any file of the store (bytes, rows, log)
+        for entry in walk(dir.path()) {
+            let bytes = std::fs::read(&entry).expect("read");
+            for marker in [&b"purge-a"[..], b"purge-b"] {
+                assert!(
+                    !bytes.windows(marker.len()).any(|w| w == marker),
+                    "{} still holds {:?}",
+                    entry.display(),
+                    String::from_utf8_lossy(marker)
+                );
+            }
+        }
+        // the one still new is there, bytes and row
+        let kept = walk(dir.path())
+            .into_iter()
+            .any(|p| std::fs::read(p).expect("read").windows(7).any(|w| w == b"purge-c"));
+        assert!(kept, "the new message's bytes are kept");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+mod postgres_clock {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time() {
+        let clock = mss_outbox::ManualClock::new();
+        let Some((store, _url)) = super::common::pg_store_with(&clock).await else {
+            return;
+        };
+        super::messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
+            store, &clock,
+        )
+        .await;
+    }
+}
+
 const BOX: &str = "bob@sante.test";
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
+    s: Arc<dyn Store>,
+    clock: &mss_outbox::ManualClock,
+) {
+    use mss_outbox::inbox::Leaving;
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            7,
+            3,
+            vec![
+                incoming(1, raw(Some("a@lab.test"), "purge-a", "purge-a body")),
+                incoming(2, raw(Some("b@lab.test"), "purge-b", "purge-b body")),
+                incoming(3, raw(Some("c@lab.test"), "purge-c", "purge-c body")),
+            ],
+        )
+        .await
+        .expect("keep");
+    let [a, b, c] = ids(&kept)[..] else {
+        panic!("three kept")
+    };
+    // nothing leaves before its outcome
+    assert_eq!(s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"), Vec::<Leaving>::new());
+    s.inbox_outcome(a, InboxStatus::Integrated, None, None)
+        .await
+        .expect("outcome");
+    clock.advance(DAY);
+    s.inbox_outcome(b, InboxStatus::Error, Some(902), Some("inconnu"))
+        .await
+        .expect("outcome");
+    let leaving = |id, uid| Leaving {
+        id,
+        uid_validity: 7,
+        uid,
+    };
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"),
+        [leaving(a, 1), leaving(b, 2)]
+    );
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 1).await.expect("leaving"),
+        [leaving(a, 1)]
+    );
+    assert_eq!(s.inbox_leaving(BOX, "Other", 10).await.expect("leaving"), Vec::<Leaving>::new());
+    assert_eq!(
+        s.inbox_leaving("x@sante.test", "INBOX", 10)
+            .await
+            .expect("leaving"),
+        Vec::<Leaving>::new()
+    );
+    s.inbox_left(&[a], "deleted").await.expect("left");
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"),
+        [leaving(b, 2)]
+    );
+
+    // a's outcome is 1 day old, b's just recorded: nothing is due under 30 days
+    let keep = 30 * DAY;
+    assert_eq!(s.inbox_purge(BOX, keep, false).await.expect("purge"), Vec::<i64>::new());
+    clock.advance(29 * DAY);
+    // a is 30 days past its outcome and left the operator; b is 29 days past and still there
+    assert_eq!(s.inbox_purge(BOX, keep, true).await.expect("purge"), [a]);
+    assert_eq!(s.inbox_get(a).await.expect("get"), None);
+    assert_eq!(s.inbox_raw(a).await.expect("raw"), None);
+    clock.advance(DAY);
+    // b is due but has not left the operator: kept while retention still has to remove it there
+    assert_eq!(s.inbox_purge(BOX, keep, true).await.expect("purge"), Vec::<i64>::new());
+    assert_eq!(s.inbox_purge(BOX, keep, false).await.expect("purge"), [b]);
+    // a message still new is never purged, whatever the delay
+    assert_eq!(
+        s.inbox_purge(BOX, std::time::Duration::ZERO, false)
+            .await
+            .expect("purge"),
+        Vec::<i64>::new()
+    );
+    let left: Vec<i64> = all(s.as_ref()).await.iter().map(|e| e.id).collect();
+    assert_eq!(left, [c]);
+    assert_eq!(
+        s.inbox_raw(c).await.expect("raw").as_deref(),
+        Some(&raw(Some("c@lab.test"), "purge-c", "purge-c body")[..])
+    );
+}
 
 fn raw(id: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
     let id = id

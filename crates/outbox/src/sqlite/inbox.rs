@@ -418,6 +418,8 @@ impl Inbox for SqliteStore {
         let purged = ids.clone();
         let unused: Vec<String> = self
             .run(move |conn| {
+                // the rows' text (subject, sender, summary) is zeroed in the file's pages, not just unlinked
+                conn.execute_batch("PRAGMA secure_delete = ON")?;
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 {
                     let mut delete = tx.prepare_cached("DELETE FROM inbox WHERE id = ?1")?;
@@ -439,6 +441,10 @@ impl Inbox for SqliteStore {
                     }
                 }
                 tx.commit()?;
+                conn.execute_batch("PRAGMA secure_delete = OFF")?;
+                // and the write-ahead log, which still holds the pages as they were, is emptied (best
+                // effort: a reader in the middle of a transaction keeps it until the next purge)
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
                 Ok(unused)
             })
             .await?;
