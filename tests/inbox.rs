@@ -753,3 +753,153 @@ fn an_xdm_letter_is_shown_verified_and_its_outcome_answered_with_an_mdn() {
     );
     assert_eq!(states[1].0, State::Read);
 }
+
+/// The Message-IDs of the messages in `folder` of `bal` at the operator, and those flagged `\Deleted`.
+fn at_operator(
+    rt: &tokio::runtime::Runtime,
+    bal: &Bal,
+    op: &Operator,
+    folder: &str,
+) -> (Vec<String>, usize) {
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        let st = s.examine(folder).await.expect("examine");
+        let mut ids = Vec::new();
+        if st.exists > 0 {
+            let uids = s.uid_search("ALL").await.expect("search");
+            for m in s.uid_fetch(&uids).await.expect("fetch") {
+                let raw = m.body.expect("body");
+                ids.push(mss_lps::message_id(&raw).unwrap_or_default());
+            }
+        }
+        let deleted = s.uid_search("DELETED").await.expect("search").len();
+        s.logout().await.expect("logout");
+        (ids, deleted)
+    })
+}
+
+/// Every file under `dir` holding `marker`.
+fn files_holding(dir: &Path, marker: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(files_holding(&p, marker));
+        } else if std::fs::read(&p)
+            .expect("read")
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes())
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_message_leaves_the_operator_only_after_its_outcome_and_its_local_copy_later() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "retain");
+    let rt = runtime();
+    let tag = unique("r");
+    let id = |n: u32| format!("{tag}.{n}@labo.test");
+    let subject = |n: u32| format!("Compte rendu {tag} {n}");
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        for n in 1..=3 {
+            s.append(
+                "INBOX",
+                &[],
+                &letter(&bal.address, Some(&id(n)), &subject(n)),
+            )
+            .await
+            .expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+    let angle = |n: u32| format!("<{}>", id(n));
+    let all_three = vec![angle(1), angle(2), angle(3)];
+
+    // kept locally, left at the operator: no outcome yet
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 3 new (0 faulty), 0 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (all_three.clone(), 0));
+    // an outcome alone does not touch the operator (ack has no IMAP connection)
+    inbox(&bal, op, &["ack", "1", "--integrated"]);
+    inbox(
+        &bal,
+        op,
+        &["ack", "2", "--error", "902", "--label", "Patient inconnu"],
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (all_three.clone(), 0));
+
+    // `keep` leaves them there
+    let out = bal.sync(op, &["--retention", "keep"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 0 new (0 faulty), 0 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (all_three.clone(), 0));
+
+    // the next reading with the default (delete) expunges the two with an outcome, nothing else
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(
+            "retention: 2 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 0 purged locally"
+        )
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (vec![angle(3)], 0));
+    // kept locally for keep_days after the outcome: all three still listed
+    assert_eq!(bal.list(op).len(), 3);
+
+    // move:FOLDER: the third, once acknowledged, goes to that folder
+    inbox(&bal, op, &["ack", "3", "--integrated"]);
+    let out = bal.sync(op, &["--retention", "move:Handled"]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(
+            "retention: 1 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 0 purged locally"
+        )
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (vec![], 0));
+    assert_eq!(at_operator(&rt, &bal, op, "Handled"), (vec![angle(3)], 0));
+
+    // keep_days 0: every local copy with an outcome that left the operator is purged, bytes and rows
+    let data = Path::new(&bal.data);
+    assert!(
+        !files_holding(data, &subject(1)).is_empty(),
+        "kept until now"
+    );
+    let out = bal.sync(op, &["--keep-days", "0"]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(
+            "retention: 0 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 3 purged locally"
+        )
+    );
+    assert_eq!(bal.list(op).len(), 0);
+    for n in 1..=3 {
+        assert_eq!(
+            files_holding(data, &subject(n)),
+            Vec::<std::path::PathBuf>::new()
+        );
+        assert_eq!(
+            files_holding(data, &id(n)),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    // and the dir holds no file the test did not expect
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "data" || n == "token"),
+        "{names:?}"
+    );
+}

@@ -64,9 +64,12 @@ mod sqlite_clock {
             }
         }
         // the one still new is there, bytes and row
-        let kept = walk(dir.path())
-            .into_iter()
-            .any(|p| std::fs::read(p).expect("read").windows(7).any(|w| w == b"purge-c"));
+        let kept = walk(dir.path()).into_iter().any(|p| {
+            std::fs::read(p)
+                .expect("read")
+                .windows(7)
+                .any(|w| w == b"purge-c")
+        });
         assert!(kept, "the new message's bytes are kept");
     }
 
@@ -124,7 +127,10 @@ async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
         panic!("three kept")
     };
     // nothing leaves before its outcome
-    assert_eq!(s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"), Vec::<Leaving>::new());
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"),
+        Vec::<Leaving>::new()
+    );
     s.inbox_outcome(a, InboxStatus::Integrated, None, None)
         .await
         .expect("outcome");
@@ -145,7 +151,10 @@ async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
         s.inbox_leaving(BOX, "INBOX", 1).await.expect("leaving"),
         [leaving(a, 1)]
     );
-    assert_eq!(s.inbox_leaving(BOX, "Other", 10).await.expect("leaving"), Vec::<Leaving>::new());
+    assert_eq!(
+        s.inbox_leaving(BOX, "Other", 10).await.expect("leaving"),
+        Vec::<Leaving>::new()
+    );
     assert_eq!(
         s.inbox_leaving("x@sante.test", "INBOX", 10)
             .await
@@ -160,7 +169,10 @@ async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
 
     // a's outcome is 1 day old, b's just recorded: nothing is due under 30 days
     let keep = 30 * DAY;
-    assert_eq!(s.inbox_purge(BOX, keep, false).await.expect("purge"), Vec::<i64>::new());
+    assert_eq!(
+        s.inbox_purge(BOX, keep, false).await.expect("purge"),
+        Vec::<i64>::new()
+    );
     clock.advance(29 * DAY);
     // a is 30 days past its outcome and left the operator; b is 29 days past and still there
     assert_eq!(s.inbox_purge(BOX, keep, true).await.expect("purge"), [a]);
@@ -168,7 +180,10 @@ async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
     assert_eq!(s.inbox_raw(a).await.expect("raw"), None);
     clock.advance(DAY);
     // b is due but has not left the operator: kept while retention still has to remove it there
-    assert_eq!(s.inbox_purge(BOX, keep, true).await.expect("purge"), Vec::<i64>::new());
+    assert_eq!(
+        s.inbox_purge(BOX, keep, true).await.expect("purge"),
+        Vec::<i64>::new()
+    );
     assert_eq!(s.inbox_purge(BOX, keep, false).await.expect("purge"), [b]);
     // a message still new is never purged, whatever the delay
     assert_eq!(
