@@ -903,3 +903,63 @@ fn a_message_leaves_the_operator_only_after_its_outcome_and_its_local_copy_later
         "{names:?}"
     );
 }
+
+#[test]
+fn a_message_renumbered_before_its_retention_is_found_again_by_its_id_and_removed() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "retuidv");
+    let rt = runtime();
+    let tag = unique("rv");
+    let (one, two) = (format!("{tag}.1@labo.test"), format!("{tag}.2@labo.test"));
+    let append = |ids: &[&str]| {
+        rt.block_on(async {
+            let mut s = bal.imap(op).await;
+            s.create("Labo").await.expect("create");
+            for id in ids {
+                s.append("Labo", &[], &letter(&bal.address, Some(id), id))
+                    .await
+                    .expect("append");
+            }
+            let v = s.examine("Labo").await.expect("examine").uid_validity;
+            s.logout().await.expect("logout");
+            v
+        })
+    };
+    let before = append(&[&one]);
+    bal.sync(op, &["--folder", "Labo"]);
+    inbox(&bal, op, &["ack", "1", "--integrated"]);
+    // the server renumbers the folder (deleted, recreated) before the reader comes back: the message is
+    // now second, under another UIDVALIDITY
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        s.delete("Labo").await.expect("delete");
+        s.logout().await.expect("logout");
+    });
+    let after = append(&[&two, &one]);
+    assert_ne!(before, after);
+    let out = bal.sync(op, &["--folder", "Labo"]);
+    assert_eq!(
+        stdout(&out),
+        "inbox: 1 new (0 faulty), 1 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged\n\
+         retention: 1 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 0 purged locally\n"
+    );
+    assert_eq!(
+        at_operator(&rt, &bal, op, "Labo"),
+        (vec![format!("<{two}>")], 0)
+    );
+    let rows: Vec<_> = bal
+        .list(op)
+        .iter()
+        .map(|r| {
+            (
+                r["message_id"].as_str().map(str::to_owned),
+                r["uid"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [(Some(one.clone()), Some(2)), (Some(two.clone()), Some(1))]
+    );
+}
