@@ -4,7 +4,7 @@ use super::PostgresStore;
 use crate::error::{Error, Result};
 use crate::inbox::{
     Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
-    summary_from,
+    PushMark, summary_from,
 };
 use crate::sqlite::cursor_from;
 
@@ -51,6 +51,14 @@ DO $$ BEGIN
     ALTER TABLE inbox ADD COLUMN left_how TEXT;
   END IF;
 END $$;
+CREATE TABLE IF NOT EXISTS inbox_push (
+  mailbox TEXT PRIMARY KEY,
+  last_id BIGINT NOT NULL,
+  attempts INTEGER NOT NULL,
+  failing_since_ms BIGINT,
+  due_ms BIGINT NOT NULL,
+  reason TEXT
+);
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
 CREATE INDEX IF NOT EXISTS inbox_message_id ON inbox(message_id);
 ";
@@ -310,6 +318,62 @@ impl Inbox for PostgresStore {
             .collect::<std::result::Result<Vec<i64>, _>>()?;
         ids.sort_unstable();
         Ok(ids)
+    }
+
+    async fn inbox_push_mark(&self, mailbox: &str) -> Result<PushMark> {
+        let now_ms = self.clock.now_ms();
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT last_id, attempts, failing_since_ms, due_ms FROM inbox_push WHERE mailbox = $1",
+                &[&mailbox],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => PushMark {
+                last_id: r.try_get(0)?,
+                attempts: u32::try_from(r.try_get::<_, i32>(1)?).unwrap_or(u32::MAX),
+                failing_since_ms: r.try_get(2)?,
+                due_ms: r.try_get(3)?,
+                now_ms,
+            },
+            None => PushMark {
+                now_ms,
+                ..PushMark::default()
+            },
+        })
+    }
+
+    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+             VALUES ($1, $2, 0, NULL, 0, NULL) ON CONFLICT (mailbox) DO UPDATE SET \
+             last_id = excluded.last_id, attempts = 0, failing_since_ms = NULL, due_ms = 0, reason = NULL",
+            &[&mailbox, &id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn inbox_push_failed(
+        &self,
+        mailbox: &str,
+        retry_in: std::time::Duration,
+        reason: &str,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let due = now.saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+             VALUES ($1, 0, 1, $2, $3, $4) ON CONFLICT (mailbox) DO UPDATE SET \
+             attempts = inbox_push.attempts + 1, \
+             failing_since_ms = COALESCE(inbox_push.failing_since_ms, $2), due_ms = $3, reason = $4",
+            &[&mailbox, &now, &due, &reason],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn inbox_sweep(&self, _age: std::time::Duration) -> Result<u64> {

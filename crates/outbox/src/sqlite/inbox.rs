@@ -7,7 +7,7 @@ use super::{blocking, cursor_from};
 use crate::error::{Error, Result};
 use crate::inbox::{
     Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
-    summary_from,
+    PushMark, summary_from,
 };
 use crate::spool::{Place, Spool};
 
@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS inbox (
   left_how TEXT,
   UNIQUE (mailbox, folder, uid_validity, uid),
   UNIQUE (mailbox, dedupe_key)
+);
+CREATE TABLE IF NOT EXISTS inbox_push (
+  mailbox TEXT PRIMARY KEY,
+  last_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  failing_since_ms INTEGER,
+  due_ms INTEGER NOT NULL,
+  reason TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
 CREATE INDEX IF NOT EXISTS inbox_message_id ON inbox(message_id);
@@ -451,6 +459,71 @@ impl Inbox for SqliteStore {
         // segments no row points at any more go whole
         blocking(move || spool.remove(&unused)).await?;
         Ok(ids)
+    }
+
+    async fn inbox_push_mark(&self, mailbox: &str) -> Result<PushMark> {
+        let mailbox = mailbox.to_owned();
+        let now_ms = self.clock.now_ms();
+        self.run(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT last_id, attempts, failing_since_ms, due_ms FROM inbox_push \
+                     WHERE mailbox = ?1",
+                    [mailbox],
+                    |r| {
+                        Ok(PushMark {
+                            last_id: r.get(0)?,
+                            attempts: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
+                            failing_since_ms: r.get(2)?,
+                            due_ms: r.get(3)?,
+                            now_ms,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(row.unwrap_or(PushMark {
+                now_ms,
+                ..PushMark::default()
+            }))
+        })
+        .await
+    }
+
+    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()> {
+        let mailbox = mailbox.to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+                 VALUES (?1, ?2, 0, NULL, 0, NULL) ON CONFLICT (mailbox) DO UPDATE SET \
+                 last_id = excluded.last_id, attempts = 0, failing_since_ms = NULL, due_ms = 0, \
+                 reason = NULL",
+                params![mailbox, id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn inbox_push_failed(
+        &self,
+        mailbox: &str,
+        retry_in: std::time::Duration,
+        reason: &str,
+    ) -> Result<()> {
+        let (mailbox, reason) = (mailbox.to_owned(), reason.to_owned());
+        let now = self.clock.now_ms();
+        let due = now.saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+                 VALUES (?1, 0, 1, ?2, ?3, ?4) ON CONFLICT (mailbox) DO UPDATE SET \
+                 attempts = inbox_push.attempts + 1, \
+                 failing_since_ms = COALESCE(inbox_push.failing_since_ms, ?2), due_ms = ?3, reason = ?4",
+                params![mailbox, now, due, reason],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64> {
