@@ -87,6 +87,7 @@ pub async fn start(
             receive: s.receive.unwrap_or(false),
             retention: s.retention()?,
             keep: s.keep(),
+            webhook: s.webhook()?.map(Arc::new),
         });
     }
     let on_event = Arc::new(|s: &ServedSender, event: Event| {

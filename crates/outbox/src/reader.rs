@@ -91,6 +91,8 @@ pub struct ReaderConfig {
     pub retention: Retention,
     /// How long a local copy is kept after its outcome (receiving only).
     pub keep: Duration,
+    /// Where each message kept is pushed (receiving only; [`crate::inbox::push`]).
+    pub webhook: Option<Arc<crate::inbox::push::Webhook>>,
 }
 
 impl Default for ReaderConfig {
@@ -104,6 +106,7 @@ impl Default for ReaderConfig {
             poll: Duration::from_secs(10),
             retention: Retention::Delete,
             keep: DEFAULT_KEEP,
+            webhook: None,
         }
     }
 }
@@ -125,6 +128,8 @@ pub struct SyncReport {
     pub flagged_only: u64,
     /// Local copies purged (`keep` after their outcome).
     pub purged: u64,
+    /// What the webhook push did.
+    pub pushed: crate::inbox::push::PushReport,
 }
 
 impl SyncReport {
@@ -136,6 +141,9 @@ impl SyncReport {
         self.left += o.left;
         self.flagged_only += o.flagged_only;
         self.purged += o.purged;
+        self.pushed.pushed += o.pushed.pushed;
+        self.pushed.failed += o.pushed.failed;
+        self.pushed.given_up += o.pushed.given_up;
     }
 }
 
@@ -232,6 +240,10 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
         if !more {
             break;
         }
+    }
+    // pushed before retention may purge them (a purge only takes messages with an outcome, long after)
+    if let Some(hook) = &cfg.webhook {
+        report.pushed = crate::inbox::push::push_pending(store, &mailbox, hook).await?;
     }
     retain(store, client, cfg, &mailbox, &mut report).await?;
     Ok(report)

@@ -151,6 +151,8 @@ pub struct ServedSender {
     pub retention: crate::reader::Retention,
     /// How long a received message is kept locally after its outcome.
     pub keep: std::time::Duration,
+    /// Where each received message is pushed.
+    pub webhook: Option<Arc<crate::inbox::push::Webhook>>,
 }
 
 /// What a supervisor reports, for the service's log.
@@ -292,6 +294,7 @@ async fn supervise(
                                 receipts: sender.receipts,
                                 retention: sender.retention.clone(),
                                 keep: sender.keep,
+                                webhook: sender.webhook.clone(),
                                 ..ReaderConfig::default()
                             };
                             let watch = reader::watch(
