@@ -963,3 +963,79 @@ fn a_message_renumbered_before_its_retention_is_found_again_by_its_id_and_remove
         [(Some(one.clone()), Some(2)), (Some(two.clone()), Some(1))]
     );
 }
+
+#[test]
+fn each_message_kept_is_pushed_to_the_webhook_signed_in_order() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "hook");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    type Got = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+    let got: Got = Got::default();
+    let seen = std::sync::Arc::clone(&got);
+    let url = rt.block_on(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = std::sync::Arc::clone(&seen);
+                    async move {
+                        seen.lock().expect("lock").push((headers, body.to_vec()));
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    let secret_file = dir.path().join("whsec");
+    std::fs::write(&secret_file, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("secret");
+    let tag = unique("h");
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        for n in 1..=2 {
+            let id = format!("{tag}.{n}@labo.test");
+            s.append("INBOX", &[], &letter(&bal.address, Some(&id), &id))
+                .await
+                .expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+    let secret = secret_file.to_str().expect("utf-8");
+    let out = bal.sync(op, &["--webhook", &url, "--webhook-secret-file", secret]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some("webhook: 2 pushed, 0 failed (retried later), 0 given up")
+    );
+    // a second reading pushes nothing again
+    let out = bal.sync(op, &["--webhook", &url, "--webhook-secret-file", secret]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let requests = got.lock().expect("lock").clone();
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .expect("key");
+    let listed = bal.list(op);
+    assert_eq!(requests.len(), 2);
+    for ((headers, body), row) in requests.iter().zip(&listed) {
+        let h = |n: &str| headers[n].to_str().expect("ascii").to_owned();
+        let ts: i64 = h("webhook-timestamp").parse().expect("seconds");
+        assert_eq!(h("webhook-id"), format!("inbox_{}", row["id"]));
+        assert_eq!(
+            h("webhook-signature"),
+            mss_outbox::inbox::push::signature(&key, &h("webhook-id"), ts, body)
+        );
+        let sent: serde_json::Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(&sent, row, "the body is the list --json object");
+    }
+}
