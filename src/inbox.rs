@@ -12,7 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use mss_lps::LpsClient;
 use mss_outbox::inbox::ack::{Ack, Answering};
 use mss_outbox::inbox::{InboxEntry, InboxQuery, InboxStatus, format_ms};
-use mss_outbox::reader::{self, ReaderConfig, SyncReport};
+use mss_outbox::reader::{self, ReaderConfig, Retention, SyncReport};
 use mss_types::MailAddress;
 
 use crate::lps::ConnectArgs;
@@ -106,6 +106,20 @@ pub struct SyncArgs {
     /// Keep reading as messages arrive (IMAP IDLE, else polling) until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// What becomes of a message at the operator once its outcome is recorded: delete (flag \Deleted,
+    /// UID EXPUNGE), move:FOLDER or keep.
+    #[arg(long, default_value = "delete", value_name = "delete|move:FOLDER|keep",
+          value_parser = |s: &str| Retention::parse(s).map_err(|e| e.to_string()))]
+    pub retention: Retention,
+    /// Days a message is kept locally after its outcome (0: purged at this pass).
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub keep_days: u32,
+    /// POST each message kept to this URL (Standard Webhooks), in order, retried for up to 3 days.
+    #[arg(long, value_name = "URL", requires = "webhook_secret_file")]
+    pub webhook: Option<String>,
+    /// File holding the webhook's whsec_ secret.
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -333,6 +347,14 @@ fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
             receive: true,
             receipts: true,
             fetch_size: usize::from(args.fetch_size),
+            retention: args.retention.clone(),
+            keep: std::time::Duration::from_secs(u64::from(args.keep_days) * 24 * 3600),
+            webhook: match (&args.webhook, &args.webhook_secret_file) {
+                (Some(url), Some(file)) => Some(Arc::new(
+                    mss_outbox::inbox::push::Webhook::with_secret_file(url, file)?,
+                )),
+                _ => None,
+            },
             ..ReaderConfig::default()
         };
         let r = if args.watch {
@@ -365,6 +387,20 @@ fn print_summary(r: &SyncReport) {
         r.receipts.failed,
         r.receipts.unchanged
     );
+    // more lines only when retention or the webhook did something: the first stays what scripts read
+    let p = &r.pushed;
+    if p.pushed > 0 || p.failed > 0 || p.given_up > 0 {
+        println!(
+            "webhook: {} pushed, {} failed (retried later), {} given up",
+            p.pushed, p.failed, p.given_up
+        );
+    }
+    if r.left > 0 || r.purged > 0 {
+        println!(
+            "retention: {} removed from the operator ({} only flagged \\Deleted: no UIDPLUS), {} purged locally",
+            r.left, r.flagged_only, r.purged
+        );
+    }
 }
 
 fn list(data_dir: &Path, args: ListArgs) -> Result<()> {

@@ -85,6 +85,9 @@ pub async fn start(
             }),
             receipts: s.receipts.unwrap_or(true),
             receive: s.receive.unwrap_or(false),
+            retention: s.retention()?,
+            keep: s.keep(),
+            webhook: s.webhook()?.map(Arc::new),
         });
     }
     let on_event = Arc::new(|s: &ServedSender, event: Event| {

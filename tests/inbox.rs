@@ -753,3 +753,289 @@ fn an_xdm_letter_is_shown_verified_and_its_outcome_answered_with_an_mdn() {
     );
     assert_eq!(states[1].0, State::Read);
 }
+
+/// The Message-IDs of the messages in `folder` of `bal` at the operator, and those flagged `\Deleted`.
+fn at_operator(
+    rt: &tokio::runtime::Runtime,
+    bal: &Bal,
+    op: &Operator,
+    folder: &str,
+) -> (Vec<String>, usize) {
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        let st = s.examine(folder).await.expect("examine");
+        let mut ids = Vec::new();
+        if st.exists > 0 {
+            let uids = s.uid_search("ALL").await.expect("search");
+            for m in s.uid_fetch(&uids).await.expect("fetch") {
+                let raw = m.body.expect("body");
+                ids.push(mss_lps::message_id(&raw).unwrap_or_default());
+            }
+        }
+        let deleted = s.uid_search("DELETED").await.expect("search").len();
+        s.logout().await.expect("logout");
+        (ids, deleted)
+    })
+}
+
+/// Every file under `dir` holding `marker`.
+fn files_holding(dir: &Path, marker: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(files_holding(&p, marker));
+        } else if std::fs::read(&p)
+            .expect("read")
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes())
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_message_leaves_the_operator_only_after_its_outcome_and_its_local_copy_later() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "retain");
+    let rt = runtime();
+    let tag = unique("r");
+    let id = |n: u32| format!("{tag}.{n}@labo.test");
+    let subject = |n: u32| format!("Compte rendu {tag} {n}");
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        for n in 1..=3 {
+            s.append(
+                "INBOX",
+                &[],
+                &letter(&bal.address, Some(&id(n)), &subject(n)),
+            )
+            .await
+            .expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+    let angle = |n: u32| format!("<{}>", id(n));
+    let all_three = vec![angle(1), angle(2), angle(3)];
+
+    // kept locally, left at the operator: no outcome yet
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 3 new (0 faulty), 0 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (all_three.clone(), 0));
+    // an outcome alone does not touch the operator (ack has no IMAP connection)
+    inbox(&bal, op, &["ack", "1", "--integrated"]);
+    inbox(
+        &bal,
+        op,
+        &["ack", "2", "--error", "902", "--label", "Patient inconnu"],
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (all_three.clone(), 0));
+
+    // `keep` leaves them there
+    let out = bal.sync(op, &["--retention", "keep"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "inbox: 0 new (0 faulty), 0 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged"
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (all_three.clone(), 0));
+
+    // the next reading with the default (delete) expunges the two with an outcome, nothing else
+    let out = bal.sync(op, &[]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(
+            "retention: 2 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 0 purged locally"
+        )
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (vec![angle(3)], 0));
+    // kept locally for keep_days after the outcome: all three still listed
+    assert_eq!(bal.list(op).len(), 3);
+
+    // move:FOLDER: the third, once acknowledged, goes to that folder
+    inbox(&bal, op, &["ack", "3", "--integrated"]);
+    let out = bal.sync(op, &["--retention", "move:Handled"]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(
+            "retention: 1 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 0 purged locally"
+        )
+    );
+    assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (vec![], 0));
+    assert_eq!(at_operator(&rt, &bal, op, "Handled"), (vec![angle(3)], 0));
+
+    // keep_days 0: every local copy with an outcome that left the operator is purged, bytes and rows
+    let data = Path::new(&bal.data);
+    assert!(
+        !files_holding(data, &subject(1)).is_empty(),
+        "kept until now"
+    );
+    let out = bal.sync(op, &["--keep-days", "0"]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(
+            "retention: 0 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 3 purged locally"
+        )
+    );
+    assert_eq!(bal.list(op).len(), 0);
+    for n in 1..=3 {
+        assert_eq!(
+            files_holding(data, &subject(n)),
+            Vec::<std::path::PathBuf>::new()
+        );
+        assert_eq!(
+            files_holding(data, &id(n)),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    // and the dir holds no file the test did not expect
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "data" || n == "token"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_message_renumbered_before_its_retention_is_found_again_by_its_id_and_removed() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "retuidv");
+    let rt = runtime();
+    let tag = unique("rv");
+    let (one, two) = (format!("{tag}.1@labo.test"), format!("{tag}.2@labo.test"));
+    let append = |ids: &[&str]| {
+        rt.block_on(async {
+            let mut s = bal.imap(op).await;
+            s.create("Labo").await.expect("create");
+            for id in ids {
+                s.append("Labo", &[], &letter(&bal.address, Some(id), id))
+                    .await
+                    .expect("append");
+            }
+            let v = s.examine("Labo").await.expect("examine").uid_validity;
+            s.logout().await.expect("logout");
+            v
+        })
+    };
+    let before = append(&[&one]);
+    bal.sync(op, &["--folder", "Labo"]);
+    inbox(&bal, op, &["ack", "1", "--integrated"]);
+    // the server renumbers the folder (deleted, recreated) before the reader comes back: the message is
+    // now second, under another UIDVALIDITY
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        s.delete("Labo").await.expect("delete");
+        s.logout().await.expect("logout");
+    });
+    let after = append(&[&two, &one]);
+    assert_ne!(before, after);
+    let out = bal.sync(op, &["--folder", "Labo"]);
+    assert_eq!(
+        stdout(&out),
+        "inbox: 1 new (0 faulty), 1 already kept; receipts: 0 report(s): 0 delivered, 0 read, 0 failed, 0 unchanged\n\
+         retention: 1 removed from the operator (0 only flagged \\Deleted: no UIDPLUS), 0 purged locally\n"
+    );
+    assert_eq!(
+        at_operator(&rt, &bal, op, "Labo"),
+        (vec![format!("<{two}>")], 0)
+    );
+    let rows: Vec<_> = bal
+        .list(op)
+        .iter()
+        .map(|r| {
+            (
+                r["message_id"].as_str().map(str::to_owned),
+                r["uid"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [(Some(one.clone()), Some(2)), (Some(two.clone()), Some(1))]
+    );
+}
+
+#[test]
+fn each_message_kept_is_pushed_to_the_webhook_signed_in_order() {
+    let Some(op) = operator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bal = Bal::new(op, dir.path(), "hook");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    type Got = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+    let got: Got = Got::default();
+    let seen = std::sync::Arc::clone(&got);
+    let url = rt.block_on(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = std::sync::Arc::clone(&seen);
+                    async move {
+                        seen.lock().expect("lock").push((headers, body.to_vec()));
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    let secret_file = dir.path().join("whsec");
+    std::fs::write(&secret_file, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("secret");
+    let tag = unique("h");
+    rt.block_on(async {
+        let mut s = bal.imap(op).await;
+        for n in 1..=2 {
+            let id = format!("{tag}.{n}@labo.test");
+            s.append("INBOX", &[], &letter(&bal.address, Some(&id), &id))
+                .await
+                .expect("append");
+        }
+        s.logout().await.expect("logout");
+    });
+    let secret = secret_file.to_str().expect("utf-8");
+    let out = bal.sync(op, &["--webhook", &url, "--webhook-secret-file", secret]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some("webhook: 2 pushed, 0 failed (retried later), 0 given up")
+    );
+    // a second reading pushes nothing again
+    let out = bal.sync(op, &["--webhook", &url, "--webhook-secret-file", secret]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let requests = got.lock().expect("lock").clone();
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .expect("key");
+    let listed = bal.list(op);
+    assert_eq!(requests.len(), 2);
+    for ((headers, body), row) in requests.iter().zip(&listed) {
+        let h = |n: &str| headers[n].to_str().expect("ascii").to_owned();
+        let ts: i64 = h("webhook-timestamp").parse().expect("seconds");
+        assert_eq!(h("webhook-id"), format!("inbox_{}", row["id"]));
+        assert_eq!(
+            h("webhook-signature"),
+            mss_outbox::inbox::push::signature(&key, &h("webhook-id"), ts, body)
+        );
+        let sent: serde_json::Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(&sent, row, "the body is the list --json object");
+    }
+}

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use crate::auth::TokenPolicy;
 use crate::discovery::{self, BoxFuture, ServerEndpoints, ServerSource};
 use crate::error::Error;
-use crate::imap::{self, FetchedMessage, IdleOutcome, ImapSession, NewMessages, SentCopy};
+use crate::imap::{
+    self, Disposal, Disposed, FetchedMessage, IdleOutcome, ImapSession, NewMessages, SentCopy,
+};
 use crate::secret::{AccessToken, Secret};
 use crate::smtp::{self, ConnectOptions, Login, SendReport, SmtpSession};
 
@@ -507,6 +509,22 @@ impl LpsClient {
         self.with_imap(move |s| {
             let mailbox = mailbox.clone();
             Box::pin(async move { s.fetch_new_bounded(&mailbox, since_uid, max).await })
+        })
+        .await
+    }
+
+    /// Takes handled messages out of `folder` (see [`ImapSession::dispose`]).
+    pub async fn dispose(
+        &self,
+        folder: &str,
+        uid_validity: u32,
+        uids: &[u32],
+        how: &Disposal,
+    ) -> Result<Disposed, Error> {
+        let (folder, uids, how) = (folder.to_owned(), uids.to_vec(), how.clone());
+        self.with_imap(move |s| {
+            let (folder, uids, how) = (folder.clone(), uids.clone(), how.clone());
+            Box::pin(async move { s.dispose(&folder, uid_validity, &uids, &how).await })
         })
         .await
     }

@@ -32,6 +32,15 @@ pub struct SenderConfig {
     /// Receive in this mailbox (default false): every message that is not a report is kept in the inbox
     /// (docs/mssante.md R1), read in the same IMAP pass as the reports. Left on the server as it is.
     pub receive: Option<bool>,
+    /// What becomes of a received message at the operator once its outcome is recorded (docs/mssante.md
+    /// R5): `delete` (default), `move:FOLDER` or `keep`.
+    pub retention: Option<String>,
+    /// Days a received message is kept locally after its outcome (default 30; 0: purged at the next pass).
+    pub keep_days: Option<u32>,
+    /// URL each message received is POSTed to (Standard Webhooks, signed with `webhook_secret_file`).
+    pub webhook: Option<String>,
+    /// File holding the webhook's `whsec_` secret.
+    pub webhook_secret_file: Option<PathBuf>,
     /// Where the consumer's errors go as a plain message when a received message asked for no MDN
     /// (docs/mssante.md R4); none: nowhere.
     pub error_mailbox: Option<String>,
@@ -46,6 +55,38 @@ impl SenderConfig {
     pub fn mailbox_address(&self) -> Result<MailAddress> {
         MailAddress::parse(&self.address)
             .map_err(|e| Error::Config(format!("[[senders]] {:?}: address: {e}", self.name)))
+    }
+
+    /// Its retention at the operator, checked.
+    pub fn retention(&self) -> Result<crate::reader::Retention> {
+        self.retention
+            .as_deref()
+            .map_or(Ok(crate::reader::Retention::Delete), |r| {
+                crate::reader::Retention::parse(r).map_err(|e| {
+                    Error::Config(format!("[[senders]] {:?}: retention: {e}", self.name))
+                })
+            })
+    }
+
+    /// How long its received messages are kept locally after their outcome.
+    pub fn keep(&self) -> std::time::Duration {
+        self.keep_days.map_or(crate::reader::DEFAULT_KEEP, |d| {
+            std::time::Duration::from_secs(u64::from(d) * 24 * 3600)
+        })
+    }
+
+    /// Its webhook, its secret read (none when not set).
+    pub fn webhook(&self) -> Result<Option<crate::inbox::push::Webhook>> {
+        match (&self.webhook, &self.webhook_secret_file) {
+            (None, None) => Ok(None),
+            (Some(url), Some(file)) => crate::inbox::push::Webhook::with_secret_file(url, file)
+                .map(Some)
+                .map_err(|e| Error::Config(format!("[[senders]] {:?}: {e}", self.name))),
+            _ => Err(Error::Config(format!(
+                "[[senders]] {:?}: webhook and webhook_secret_file go together",
+                self.name
+            ))),
+        }
     }
 
     /// Its error mailbox, checked.
@@ -82,6 +123,13 @@ pub fn check_senders(senders: &[SenderConfig]) -> Result<()> {
     for s in senders {
         let address = s.mailbox_address()?;
         s.error_mailbox_address()?;
+        s.retention()?;
+        if s.webhook.is_some() && !s.receive.unwrap_or(false) {
+            return refuse(format!(
+                "[[senders]] {:?}: webhook needs receive = true",
+                s.name
+            ));
+        }
         if s.name.is_empty() || s.name.len() > 128 || s.name.chars().any(char::is_control) {
             return refuse(format!(
                 "[[senders]] name {:?}: 1 to 128 characters",

@@ -3,23 +3,74 @@
 //! the mailbox receives ([`ReaderConfig::receive`]), every other message is kept in the [`crate::inbox`];
 //! when it does not, the reader asks the server for reports only and leaves the rest alone.
 //!
-//! Nothing is flagged in the mailbox. What was read is a UID high-water mark per (mailbox, folder) in the
+//! Reading flags nothing in the mailbox. What was read is a UID high-water mark per (mailbox, folder) in the
 //! store, moved only once what lies below it is durable: receiving, the mark moves in the very transaction
 //! that commits the messages it covers. A reader killed at any moment reads again what the mark does not
 //! cover; a report recorded twice changes nothing, and a message kept twice is found by its Message-ID (or
 //! its bytes' hash) and stored once. A new UIDVALIDITY (the server renumbered the folder) starts the
 //! reading over, with the same guarantee.
+//!
+//! Retention (docs/mssante.md R5), at the end of each pass of a receiving reader: a message whose outcome
+//! is recorded leaves the operator as [`Retention`] says (never before: the local copy is durable from the
+//! moment it is kept, the outcome is the consumer's), and local copies are purged [`ReaderConfig::keep`]
+//! after their outcome. Each deletion is logged with ids only.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mss_lps::LpsClient;
-use mss_lps::imap::NewMessages;
+use mss_lps::imap::{Disposal, Disposed, NewMessages};
 use tokio::sync::watch;
 
-use crate::inbox::{Arrival, Incoming, Kept};
+use crate::inbox::{Arrival, Incoming, Kept, Leaving};
 use crate::receipts::{self, ReceiptsReport};
 use crate::{Error, Result, Store};
+
+/// What becomes of a message at the operator once its outcome is recorded (`[[senders]] retention`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Retention {
+    /// Flagged `\Deleted` and expunged by UID (UIDPLUS); without UIDPLUS only flagged, and said so.
+    #[default]
+    Delete,
+    /// Moved to this folder (`move:FOLDER`).
+    Move(String),
+    /// Left as it is (`keep`).
+    Keep,
+}
+
+impl Retention {
+    /// Reads `delete`, `keep` or `move:FOLDER`.
+    pub fn parse(s: &str) -> Result<Retention> {
+        match s {
+            "delete" => Ok(Retention::Delete),
+            "keep" => Ok(Retention::Keep),
+            _ => match s.strip_prefix("move:") {
+                Some(folder)
+                    if !folder.is_empty()
+                        && folder.is_ascii()
+                        && !folder.contains(|c: char| c.is_ascii_control()) =>
+                {
+                    Ok(Retention::Move(folder.to_owned()))
+                }
+                _ => Err(Error::invalid(
+                    "retention",
+                    format!("expected delete, keep or move:FOLDER (ASCII), got {s:?}"),
+                )),
+            },
+        }
+    }
+
+    fn disposal(&self) -> Option<Disposal> {
+        match self {
+            Retention::Delete => Some(Disposal::Delete),
+            Retention::Move(f) => Some(Disposal::Move(f.clone())),
+            Retention::Keep => None,
+        }
+    }
+}
+
+/// Local copies are kept this long after their outcome by default (`keep_days`).
+pub const DEFAULT_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How a mailbox is read.
 #[derive(Debug, Clone)]
@@ -36,6 +87,12 @@ pub struct ReaderConfig {
     pub idle: Duration,
     /// [`watch`]: pause after a transient failure, or between looks when the server has no IDLE.
     pub poll: Duration,
+    /// What becomes of a message at the operator once its outcome is recorded (receiving only).
+    pub retention: Retention,
+    /// How long a local copy is kept after its outcome (receiving only).
+    pub keep: Duration,
+    /// Where each message kept is pushed (receiving only; [`crate::inbox::push`]).
+    pub webhook: Option<Arc<crate::inbox::push::Webhook>>,
 }
 
 impl Default for ReaderConfig {
@@ -47,6 +104,9 @@ impl Default for ReaderConfig {
             fetch_size: 50,
             idle: Duration::from_secs(60),
             poll: Duration::from_secs(10),
+            retention: Retention::Delete,
+            keep: DEFAULT_KEEP,
+            webhook: None,
         }
     }
 }
@@ -62,6 +122,14 @@ pub struct SyncReport {
     pub faulty: u64,
     /// The reports read and what they changed.
     pub receipts: ReceiptsReport,
+    /// Messages with an outcome taken out of the folder at the operator (deleted or moved).
+    pub left: u64,
+    /// Of those, the ones only flagged `\Deleted` (the server has no UIDPLUS).
+    pub flagged_only: u64,
+    /// Local copies purged (`keep` after their outcome).
+    pub purged: u64,
+    /// What the webhook push did.
+    pub pushed: crate::inbox::push::PushReport,
 }
 
 impl SyncReport {
@@ -70,6 +138,12 @@ impl SyncReport {
         self.known += o.known;
         self.faulty += o.faulty;
         self.receipts.add(o.receipts);
+        self.left += o.left;
+        self.flagged_only += o.flagged_only;
+        self.purged += o.purged;
+        self.pushed.pushed += o.pushed.pushed;
+        self.pushed.failed += o.pushed.failed;
+        self.pushed.given_up += o.pushed.given_up;
     }
 }
 
@@ -164,9 +238,93 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
             }
         }
         if !more {
-            return Ok(report);
+            break;
         }
     }
+    // pushed before retention may purge them (a purge only takes messages with an outcome, long after)
+    if let Some(hook) = &cfg.webhook {
+        report.pushed = crate::inbox::push::push_pending(store, &mailbox, hook).await?;
+    }
+    retain(store, client, cfg, &mailbox, &mut report).await?;
+    Ok(report)
+}
+
+/// Messages taken out of the folder per IMAP command.
+const DISPOSE_CHUNK: u64 = 200;
+
+/// Takes the messages with an outcome out of the folder at the operator, then purges the local copies
+/// whose time is up (docs/mssante.md R5).
+async fn retain(
+    store: &dyn Store,
+    client: &LpsClient,
+    cfg: &ReaderConfig,
+    mailbox: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    if let Some(how) = cfg.retention.disposal() {
+        let mut skipped = std::collections::HashSet::new();
+        loop {
+            let leaving: Vec<_> = store
+                .inbox_leaving(mailbox, &cfg.folder, DISPOSE_CHUNK + skipped.len() as u64)
+                .await?
+                .into_iter()
+                .filter(|l| !skipped.contains(&l.id))
+                .collect();
+            let Some(first) = leaving.first() else { break };
+            // one UIDVALIDITY per command: the rows of another wait their turn in this loop
+            let validity = first.uid_validity;
+            let (now, _): (Vec<&Leaving>, Vec<&Leaving>) =
+                leaving.iter().partition(|l| l.uid_validity == validity);
+            let uids: Vec<u32> = now.iter().map(|l| l.uid).collect();
+            let ids: Vec<i64> = now.iter().map(|l| l.id).collect();
+            match client
+                .dispose(&cfg.folder, validity, &uids, &how)
+                .await
+                .map_err(Error::from)?
+            {
+                Disposed::ValidityChanged(current) => {
+                    // renumbered since they were read: the next pass reads the folder again and finds
+                    // them by Message-ID (or bytes) at their new place; left until then
+                    tracing::warn!(
+                        %mailbox, folder = %cfg.folder, ?current, ids = ?ids,
+                        "retention: the folder's UIDVALIDITY changed; left for the next pass"
+                    );
+                    skipped.extend(ids);
+                    continue;
+                }
+                Disposed::Removed => {
+                    let done = match &how {
+                        Disposal::Delete => "deleted".to_owned(),
+                        Disposal::Move(f) => format!("moved:{f}"),
+                    };
+                    store.inbox_left(&ids, &done).await?;
+                    for l in &now {
+                        tracing::info!(%mailbox, folder = %cfg.folder, id = l.id, uid = l.uid, how = %done,
+                            "retention: message removed from the operator");
+                    }
+                    report.left += ids.len() as u64;
+                }
+                Disposed::FlaggedOnly => {
+                    store.inbox_left(&ids, "flagged").await?;
+                    for l in &now {
+                        tracing::warn!(%mailbox, folder = %cfg.folder, id = l.id, uid = l.uid,
+                            "retention: message flagged \\Deleted but not expunged (the server offers no \
+                             UIDPLUS; a plain EXPUNGE would remove other clients' deleted messages)");
+                    }
+                    report.left += ids.len() as u64;
+                    report.flagged_only += ids.len() as u64;
+                }
+            }
+        }
+    }
+    // with a retention at the operator, only what left it is purged: the local copy outlives the remote one
+    let only_left = cfg.retention != Retention::Keep;
+    let purged = store.inbox_purge(mailbox, cfg.keep, only_left).await?;
+    for id in &purged {
+        tracing::info!(%mailbox, id, "retention: local copy purged");
+    }
+    report.purged += purged.len() as u64;
+    Ok(())
 }
 
 /// The store key of a mailbox's receipts mark.

@@ -5,7 +5,8 @@
 //! each acceptance writes its messages once, one after the other, into a new segment file, syncs it and its
 //! directory, and only then commits the rows that point at them (segment, offset, length): a row never
 //! points at bytes that could be lost, and an acceptance that fails or crashes before its commit leaves at
-//! most an unreferenced segment, never a half-accepted message. Segments are never changed once written.
+//! most an unreferenced segment, never a half-accepted message. Segments are never changed once written,
+//! but for a purged received message's bytes, overwritten with zeros in place ([`Spool::erase`]).
 //! Written here because it is a few file operations no crate does for us in this shape.
 
 use std::fs::{self, File, OpenOptions};
@@ -140,6 +141,39 @@ impl Spool {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Overwrites the bytes at `places` with zeros and syncs them: a purged message's bytes do not linger in
+    /// a segment other messages still use (the one change a segment ever sees).
+    pub fn erase(&self, places: &[Place]) -> Result<()> {
+        for place in places {
+            if place.segment.is_empty()
+                || place.segment.contains(['/', '\\'])
+                || place.segment == ".."
+            {
+                continue;
+            }
+            let path = self.dir.join(&place.segment);
+            let erased = (|| -> io::Result<()> {
+                let mut file = match OpenOptions::new().write(true).open(&path) {
+                    Ok(f) => f,
+                    // already removed with its segment
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                file.seek(SeekFrom::Start(place.offset))?;
+                let zeros = [0u8; 8192];
+                let mut left = place.len;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    file.write_all(&zeros[..n])?;
+                    left -= n as u64;
+                }
+                file.sync_data()
+            })();
+            erased.map_err(|e| unavailable(&path, &e))?;
+        }
+        Ok(())
     }
 
     /// Removes the segments `names` (no row points at them any more, or ever did).

@@ -185,6 +185,9 @@ impl SqliteStore {
         add_column(&conn, "messages", "spool_len", "INTEGER")?;
         // and before batches had owners: theirs are the command line's
         add_column(&conn, "batches", "owner", "TEXT")?;
+        // and inboxes made before retention: nothing of theirs has left the operator
+        add_column(&conn, "inbox", "left_ms", "INTEGER")?;
+        add_column(&conn, "inbox", "left_how", "TEXT")?;
         Ok((conn, mode))
     }
 

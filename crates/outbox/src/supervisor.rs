@@ -147,6 +147,12 @@ pub struct ServedSender {
     pub receipts: bool,
     /// Also keep what it receives in the inbox (read in the same IMAP pass as the receipts).
     pub receive: bool,
+    /// What becomes of a received message at the operator once its outcome is recorded.
+    pub retention: crate::reader::Retention,
+    /// How long a received message is kept locally after its outcome.
+    pub keep: std::time::Duration,
+    /// Where each received message is pushed.
+    pub webhook: Option<Arc<crate::inbox::push::Webhook>>,
 }
 
 /// What a supervisor reports, for the service's log.
@@ -286,6 +292,9 @@ async fn supervise(
                             let cfg = ReaderConfig {
                                 receive: sender.receive,
                                 receipts: sender.receipts,
+                                retention: sender.retention.clone(),
+                                keep: sender.keep,
+                                webhook: sender.webhook.clone(),
                                 ..ReaderConfig::default()
                             };
                             let watch = reader::watch(

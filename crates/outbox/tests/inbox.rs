@@ -41,7 +41,164 @@ suite!(
     a_patient_reply_is_linked_to_the_outbox_message_it_answers,
 );
 
+// retention reads the time: a clock of the test's own
+mod sqlite_clock {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time() {
+        let clock = mss_outbox::ManualClock::new();
+        let (store, dir) = super::common::sqlite_store_with(&clock);
+        super::messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
+            store, &clock,
+        )
+        .await;
+        // nothing of the purged messages is left in any file of the store (bytes, rows, log)
+        for entry in walk(dir.path()) {
+            let bytes = std::fs::read(&entry).expect("read");
+            for marker in [&b"purge-a"[..], b"purge-b"] {
+                assert!(
+                    !bytes.windows(marker.len()).any(|w| w == marker),
+                    "{} still holds {:?}",
+                    entry.display(),
+                    String::from_utf8_lossy(marker)
+                );
+            }
+        }
+        // the one still new is there, bytes and row
+        let kept = walk(dir.path()).into_iter().any(|p| {
+            std::fs::read(p)
+                .expect("read")
+                .windows(7)
+                .any(|w| w == b"purge-c")
+        });
+        assert!(kept, "the new message's bytes are kept");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+mod postgres_clock {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time() {
+        let clock = mss_outbox::ManualClock::new();
+        let Some((store, _url)) = super::common::pg_store_with(&clock).await else {
+            return;
+        };
+        super::messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
+            store, &clock,
+        )
+        .await;
+    }
+}
+
 const BOX: &str = "bob@sante.test";
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+async fn messages_leave_the_operator_after_their_outcome_and_are_purged_on_time(
+    s: Arc<dyn Store>,
+    clock: &mss_outbox::ManualClock,
+) {
+    use mss_outbox::inbox::Leaving;
+    let kept = s
+        .keep(
+            BOX,
+            "INBOX",
+            7,
+            3,
+            vec![
+                incoming(1, raw(Some("a@lab.test"), "purge-a", "purge-a body")),
+                incoming(2, raw(Some("b@lab.test"), "purge-b", "purge-b body")),
+                incoming(3, raw(Some("c@lab.test"), "purge-c", "purge-c body")),
+            ],
+        )
+        .await
+        .expect("keep");
+    let [a, b, c] = ids(&kept)[..] else {
+        panic!("three kept")
+    };
+    // nothing leaves before its outcome
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"),
+        Vec::<Leaving>::new()
+    );
+    s.inbox_outcome(a, InboxStatus::Integrated, None, None)
+        .await
+        .expect("outcome");
+    clock.advance(DAY);
+    s.inbox_outcome(b, InboxStatus::Error, Some(902), Some("inconnu"))
+        .await
+        .expect("outcome");
+    let leaving = |id, uid| Leaving {
+        id,
+        uid_validity: 7,
+        uid,
+    };
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"),
+        [leaving(a, 1), leaving(b, 2)]
+    );
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 1).await.expect("leaving"),
+        [leaving(a, 1)]
+    );
+    assert_eq!(
+        s.inbox_leaving(BOX, "Other", 10).await.expect("leaving"),
+        Vec::<Leaving>::new()
+    );
+    assert_eq!(
+        s.inbox_leaving("x@sante.test", "INBOX", 10)
+            .await
+            .expect("leaving"),
+        Vec::<Leaving>::new()
+    );
+    s.inbox_left(&[a], "deleted").await.expect("left");
+    assert_eq!(
+        s.inbox_leaving(BOX, "INBOX", 10).await.expect("leaving"),
+        [leaving(b, 2)]
+    );
+
+    // a's outcome is 1 day old, b's just recorded: nothing is due under 30 days
+    let keep = 30 * DAY;
+    assert_eq!(
+        s.inbox_purge(BOX, keep, false).await.expect("purge"),
+        Vec::<i64>::new()
+    );
+    clock.advance(29 * DAY);
+    // a is 30 days past its outcome and left the operator; b is 29 days past and still there
+    assert_eq!(s.inbox_purge(BOX, keep, true).await.expect("purge"), [a]);
+    assert_eq!(s.inbox_get(a).await.expect("get"), None);
+    assert_eq!(s.inbox_raw(a).await.expect("raw"), None);
+    clock.advance(DAY);
+    // b is due but has not left the operator: kept while retention still has to remove it there
+    assert_eq!(
+        s.inbox_purge(BOX, keep, true).await.expect("purge"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(s.inbox_purge(BOX, keep, false).await.expect("purge"), [b]);
+    // a message still new is never purged, whatever the delay
+    assert_eq!(
+        s.inbox_purge(BOX, std::time::Duration::ZERO, false)
+            .await
+            .expect("purge"),
+        Vec::<i64>::new()
+    );
+    let left: Vec<i64> = all(s.as_ref()).await.iter().map(|e| e.id).collect();
+    assert_eq!(left, [c]);
+    assert_eq!(
+        s.inbox_raw(c).await.expect("raw").as_deref(),
+        Some(&raw(Some("c@lab.test"), "purge-c", "purge-c body")[..])
+    );
+}
 
 fn raw(id: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
     let id = id
@@ -562,4 +719,206 @@ async fn a_patient_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn S
         entry.from.as_deref(),
         Some("185072A00401797@patient.mssante.fr")
     );
+}
+
+mod webhook {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    use mss_outbox::inbox::push::{PushReport, Webhook, push_pending};
+
+    use super::{BOX, incoming, raw};
+
+    /// What the receiver got: headers and body of each request.
+    type Got = Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+    /// A receiver that fails its first two requests, and every one for a message whose subject says so.
+    async fn receiver() -> (String, Got) {
+        let got: Got = Arc::default();
+        let seen = Arc::clone(&got);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        let mut g = seen.lock().expect("lock");
+                        g.push((headers, body.to_vec()));
+                        let always = body.windows(6).any(|w| w == b"broken");
+                        if g.len() <= 2 || always {
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            axum::http::StatusCode::NO_CONTENT
+                        }
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, got)
+    }
+
+    /// Checks the Standard Webhooks signature of one request with the key, as a receiver does.
+    fn verify(key: &[u8], headers: &axum::http::HeaderMap, body: &[u8]) -> String {
+        let h = |n: &str| headers[n].to_str().expect("ascii").to_owned();
+        let (id, ts) = (h("webhook-id"), h("webhook-timestamp"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let ts_n: u64 = ts.parse().expect("seconds");
+        assert!(now.abs_diff(ts_n) < 300, "timestamp {ts} not now");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(body);
+        let want = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(h("webhook-signature"), want);
+        assert_eq!(h("content-type"), "application/json");
+        id
+    }
+
+    async fn pushed_in_order_retried_and_given_up(
+        s: Arc<dyn mss_outbox::Store>,
+        clock: &mss_outbox::ManualClock,
+    ) {
+        let (url, got) = receiver().await;
+        let key = b"a webhook key of the LPS back-end".to_vec();
+        let secret = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(&key)
+        );
+        let hook = Webhook::new(&url, &secret).expect("hook");
+        let kept = s
+            .keep(
+                BOX,
+                "INBOX",
+                1,
+                2,
+                vec![
+                    incoming(1, raw(Some("w1@lab.test"), "premier", "un")),
+                    incoming(2, raw(Some("w2@lab.test"), "second", "deux")),
+                ],
+            )
+            .await
+            .expect("keep");
+        let [a, b] = super::ids(&kept)[..] else {
+            panic!("two kept")
+        };
+        let report = |pushed, failed, given_up| PushReport {
+            pushed,
+            failed,
+            given_up,
+        };
+        // fails: the first message stays at the head, nothing after it goes
+        assert_eq!(
+            push_pending(s.as_ref(), BOX, &hook).await.expect("push"),
+            report(0, 1, 0)
+        );
+        // not due yet
+        assert_eq!(
+            push_pending(s.as_ref(), BOX, &hook).await.expect("push"),
+            report(0, 0, 0)
+        );
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(
+            push_pending(s.as_ref(), BOX, &hook).await.expect("push"),
+            report(0, 1, 0)
+        );
+        clock.advance(Duration::from_secs(4 * 60));
+        assert_eq!(
+            push_pending(s.as_ref(), BOX, &hook).await.expect("push"),
+            report(0, 0, 0)
+        );
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            push_pending(s.as_ref(), BOX, &hook).await.expect("push"),
+            report(2, 0, 0)
+        );
+        assert_eq!(
+            push_pending(s.as_ref(), BOX, &hook).await.expect("push"),
+            report(0, 0, 0)
+        );
+
+        let requests = got.lock().expect("lock").clone();
+        let ids: Vec<String> = requests.iter().map(|(h, b)| verify(&key, h, b)).collect();
+        let (ia, ib) = (format!("inbox_{a}"), format!("inbox_{b}"));
+        assert_eq!(ids, [ia.clone(), ia.clone(), ia, ib]);
+        // the body is the message as `mss inbox list --json` shows it
+        for ((_, body), id) in requests.iter().zip([a, a, a, b]) {
+            let entry = s.inbox_get(id).await.expect("get").expect("kept");
+            let sent: serde_json::Value = serde_json::from_slice(body).expect("json");
+            assert_eq!(sent, serde_json::to_value(&entry).expect("json"));
+        }
+
+        // a message the receiver never takes is retried with backoff for 3 days, then given up, and the
+        // next one goes
+        s.keep(
+            BOX,
+            "INBOX",
+            1,
+            4,
+            vec![
+                incoming(3, raw(Some("w3@lab.test"), "broken", "trois")),
+                incoming(4, raw(Some("w4@lab.test"), "quatre", "quatre")),
+            ],
+        )
+        .await
+        .expect("keep");
+        let start = got.lock().expect("lock").len();
+        let mut elapsed = Duration::ZERO;
+        let mut total = PushReport::default();
+        while total.given_up == 0 {
+            let r = push_pending(s.as_ref(), BOX, &hook).await.expect("push");
+            total.pushed += r.pushed;
+            total.failed += r.failed;
+            total.given_up += r.given_up;
+            assert!(
+                elapsed < Duration::from_secs(4 * 24 * 3600),
+                "never given up"
+            );
+            clock.advance(Duration::from_secs(3600));
+            elapsed += Duration::from_secs(3600);
+        }
+        assert!(
+            elapsed >= Duration::from_secs(3 * 24 * 3600),
+            "given up after {elapsed:?}"
+        );
+        // the clock moving by the hour: tries at 0, 1, 2, 3 h (5 s, 5 min, 30 min, 2 h later), 5 h, 10 h,
+        // then every 10 h: the try at 80 h, past 3 days of failing, gives it up, and the next one goes
+        assert_eq!((total.pushed, total.failed, total.given_up), (1, 12, 1));
+        let later: Vec<String> = got.lock().expect("lock")[start..]
+            .iter()
+            .map(|(h, b)| verify(&key, h, b))
+            .collect();
+        assert_eq!(later.len(), 14);
+        assert_eq!(
+            later.last().map(String::as_str),
+            Some(format!("inbox_{}", b + 2).as_str())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let clock = mss_outbox::ManualClock::new();
+        let (store, _dir) = super::common::sqlite_store_with(&clock);
+        pushed_in_order_retried_and_given_up(store, &clock).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let clock = mss_outbox::ManualClock::new();
+        let Some((store, _url)) = super::common::pg_store_with(&clock).await else {
+            return;
+        };
+        pushed_in_order_retried_and_given_up(store, &clock).await;
+    }
 }

@@ -1,5 +1,6 @@
 //! IMAP client for the API LPS: CAPABILITY, STARTTLS (mandatory), `AUTHENTICATE XOAUTH2` with SASL-IR (or
-//! PLAIN after a client certificate), SELECT/EXAMINE, UID SEARCH/FETCH, APPEND, IDLE, LOGOUT.
+//! PLAIN after a client certificate), SELECT/EXAMINE, UID SEARCH/FETCH, APPEND, IDLE, UID STORE/EXPUNGE/MOVE/COPY
+//! (retention), LOGOUT.
 //!
 //! Written on the protocol rather than on async-imap: async-imap has no SASL-IR, no TLS of its own, and folds
 //! RFC 5530 response codes into strings, which the typed authentication errors need. Like SMTP, a typestate
@@ -79,6 +80,29 @@ pub enum SentCopy {
         /// Its UID, when the server says (UIDPLUS).
         uid: Option<u32>,
     },
+}
+
+/// How a handled message leaves a folder (docs/mssante.md R5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposal {
+    /// Flagged `\Deleted` and expunged by UID (UIDPLUS), never by a plain EXPUNGE.
+    Delete,
+    /// Moved to this folder (created when missing): UID MOVE when offered, else UID COPY then as
+    /// [`Disposal::Delete`].
+    Move(String),
+}
+
+/// What [`ImapSession::dispose`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposed {
+    /// The messages are gone from the folder (expunged, or moved).
+    Removed,
+    /// Flagged `\Deleted` (copied first when moving) but not expunged: the server offers no UIDPLUS, and a
+    /// plain EXPUNGE would also remove what other clients flagged. The next EXPUNGE of any client removes
+    /// them.
+    FlaggedOnly,
+    /// The folder's UIDVALIDITY is not the one the UIDs belong to: nothing was done.
+    ValidityChanged(Option<u32>),
 }
 
 /// What [`ImapSession::fetch_new_with_header`] or [`ImapSession::fetch_new_bounded`] found.
@@ -649,6 +673,52 @@ impl ImapSession {
             messages,
             scanned_to,
         })
+    }
+
+    /// Takes the messages `uids` of `folder` out of it as `how` says, provided the folder's UIDVALIDITY is
+    /// still `uid_validity` (else nothing is done). UIDs no longer in the folder are ignored by the server.
+    /// Opens the folder read-write (SELECT).
+    pub async fn dispose(
+        &mut self,
+        folder: &str,
+        uid_validity: u32,
+        uids: &[u32],
+        how: &Disposal,
+    ) -> Result<Disposed, Error> {
+        if let Disposal::Move(to) = how {
+            // checked before anything is sent: a name that cannot be quoted must not half-move
+            quoted(to)?;
+        }
+        let status = self.select(folder).await?;
+        if status.uid_validity != Some(uid_validity) {
+            return Ok(Disposed::ValidityChanged(status.uid_validity));
+        }
+        if uids.is_empty() {
+            return Ok(Disposed::Removed);
+        }
+        let set = imap_response::uid_set(uids);
+        if let Disposal::Move(to) = how {
+            self.create(to).await?;
+            let to = quoted(to)?;
+            if self.caps.has("MOVE") {
+                let (_, st) = self.conn.run(&format!("UID MOVE {set} {to}")).await?;
+                self.conn.expect_ok("UID MOVE", st)?;
+                return Ok(Disposed::Removed);
+            }
+            let (_, st) = self.conn.run(&format!("UID COPY {set} {to}")).await?;
+            self.conn.expect_ok("UID COPY", st)?;
+        }
+        let (_, st) = self
+            .conn
+            .run(&format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"))
+            .await?;
+        self.conn.expect_ok("UID STORE", st)?;
+        if !self.caps.has("UIDPLUS") {
+            return Ok(Disposed::FlaggedOnly);
+        }
+        let (_, st) = self.conn.run(&format!("UID EXPUNGE {set}")).await?;
+        self.conn.expect_ok("UID EXPUNGE", st)?;
+        Ok(Disposed::Removed)
     }
 
     /// `LIST "" "*"`.

@@ -22,6 +22,7 @@ use sha2::Digest as _;
 
 pub mod ack;
 pub mod export;
+pub mod push;
 
 use crate::error::{Error, Result};
 
@@ -344,6 +345,33 @@ pub struct InboxQuery {
     pub limit: u64,
 }
 
+/// A message whose outcome is recorded and that the operator still holds: what retention takes out of the
+/// folder it was read from (docs/mssante.md R5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaving {
+    /// Inbox id.
+    pub id: i64,
+    /// The folder's UIDVALIDITY when it was last read there.
+    pub uid_validity: u32,
+    /// Its UID there.
+    pub uid: u32,
+}
+
+/// Where a mailbox's webhook push stands ([`push`]): the last message delivered, and how the next one fares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushMark {
+    /// The last inbox id delivered (or given up); the next is the mailbox's first message above it.
+    pub last_id: i64,
+    /// Failed attempts at the next one.
+    pub attempts: u32,
+    /// When its first failed attempt was (ms since the epoch), while it fails.
+    pub failing_since_ms: Option<i64>,
+    /// Not to be tried before this time (ms since the epoch).
+    pub due_ms: i64,
+    /// The store's time when the mark was read.
+    pub now_ms: i64,
+}
+
 /// The inbox side of the store (every [`crate::Store`] is one). Every method is one transaction.
 #[async_trait::async_trait]
 pub trait Inbox: Send + Sync {
@@ -395,6 +423,37 @@ pub trait Inbox: Send + Sync {
 
     /// The bytes of a message as received.
     async fn inbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` messages of `folder` of `mailbox`, oldest first, whose outcome is recorded and that are
+    /// not yet noted as gone from the operator ([`Inbox::inbox_left`]).
+    async fn inbox_leaving(&self, mailbox: &str, folder: &str, limit: u64) -> Result<Vec<Leaving>>;
+
+    /// Notes that the messages `ids` left the operator (`how`: `deleted`, `moved:FOLDER`, `flagged`).
+    async fn inbox_left(&self, ids: &[i64], how: &str) -> Result<()>;
+
+    /// Purges the local copies (row and bytes) of `mailbox` whose outcome was recorded more than `keep`
+    /// ago; with `only_left`, only those noted as gone from the operator. A message still `new` is never
+    /// purged. Answers the ids purged.
+    async fn inbox_purge(
+        &self,
+        mailbox: &str,
+        keep: std::time::Duration,
+        only_left: bool,
+    ) -> Result<Vec<i64>>;
+
+    /// Where the webhook push of `mailbox` stands (a mark at 0 when it never pushed).
+    async fn inbox_push_mark(&self, mailbox: &str) -> Result<PushMark>;
+
+    /// Notes message `id` of `mailbox` delivered to the webhook (or given up): the next one is above it.
+    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()>;
+
+    /// Notes a failed attempt at the next message of `mailbox`: tried again in `retry_in`.
+    async fn inbox_push_failed(
+        &self,
+        mailbox: &str,
+        retry_in: std::time::Duration,
+        reason: &str,
+    ) -> Result<()>;
 
     /// Removes received bytes no message points at, written more than `age` ago: what a reader killed
     /// between writing them and committing their rows left (health data does not linger). Answers how

@@ -3,7 +3,8 @@
 use super::PostgresStore;
 use crate::error::{Error, Result};
 use crate::inbox::{
-    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, summary_from,
+    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
+    PushMark, summary_from,
 };
 use crate::sqlite::cursor_from;
 
@@ -36,8 +37,27 @@ CREATE TABLE IF NOT EXISTS inbox (
   outcome_ms BIGINT,
   summary TEXT NOT NULL,
   raw BYTEA NOT NULL,
+  left_ms BIGINT,
+  left_how TEXT,
   UNIQUE (mailbox, folder, uid_validity, uid),
   UNIQUE (mailbox, dedupe_key)
+);
+-- inboxes made before retention: nothing of theirs has left the operator (looked up first: ALTER TABLE
+-- locks the table even when the column is there)
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                 AND table_name = 'inbox' AND column_name = 'left_ms') THEN
+    ALTER TABLE inbox ADD COLUMN left_ms BIGINT;
+    ALTER TABLE inbox ADD COLUMN left_how TEXT;
+  END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS inbox_push (
+  mailbox TEXT PRIMARY KEY,
+  last_id BIGINT NOT NULL,
+  attempts INTEGER NOT NULL,
+  failing_since_ms BIGINT,
+  due_ms BIGINT NOT NULL,
+  reason TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
 CREATE INDEX IF NOT EXISTS inbox_message_id ON inbox(message_id);
@@ -238,6 +258,122 @@ impl Inbox for PostgresStore {
             Some(r) => Ok(Some(r.try_get(0)?)),
             None => Ok(None),
         }
+    }
+
+    async fn inbox_leaving(&self, mailbox: &str, folder: &str, limit: u64) -> Result<Vec<Leaving>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT id, uid_validity, uid FROM inbox WHERE mailbox = $1 AND folder = $2 \
+                 AND status <> 'new' AND left_ms IS NULL ORDER BY id LIMIT $3",
+                &[&mailbox, &folder, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (uid_validity, uid) = cursor_from((r.try_get(1)?, r.try_get(2)?));
+                Ok(Leaving {
+                    id: r.try_get(0)?,
+                    uid_validity,
+                    uid,
+                })
+            })
+            .collect()
+    }
+
+    async fn inbox_left(&self, ids: &[i64], how: &str) -> Result<()> {
+        let now = self.clock.now_ms();
+        let c = self.pool.get().await?;
+        c.execute(
+            "UPDATE inbox SET left_ms = $2, left_how = $3 WHERE id = ANY($1) AND left_ms IS NULL",
+            &[&ids, &now, &how],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn inbox_purge(
+        &self,
+        mailbox: &str,
+        keep: std::time::Duration,
+        only_left: bool,
+    ) -> Result<Vec<i64>> {
+        let before = self
+            .clock
+            .now_ms()
+            .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        let c = self.pool.get().await?;
+        // the bytes go with the row (PostgreSQL reclaims the space at its next VACUUM)
+        let rows = c
+            .query(
+                "DELETE FROM inbox WHERE mailbox = $1 AND status <> 'new' AND outcome_ms <= $2 \
+                 AND (NOT $3 OR left_ms IS NOT NULL) RETURNING id",
+                &[&mailbox, &before, &only_left],
+            )
+            .await?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<Vec<i64>, _>>()?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn inbox_push_mark(&self, mailbox: &str) -> Result<PushMark> {
+        let now_ms = self.clock.now_ms();
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT last_id, attempts, failing_since_ms, due_ms FROM inbox_push WHERE mailbox = $1",
+                &[&mailbox],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => PushMark {
+                last_id: r.try_get(0)?,
+                attempts: u32::try_from(r.try_get::<_, i32>(1)?).unwrap_or(u32::MAX),
+                failing_since_ms: r.try_get(2)?,
+                due_ms: r.try_get(3)?,
+                now_ms,
+            },
+            None => PushMark {
+                now_ms,
+                ..PushMark::default()
+            },
+        })
+    }
+
+    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+             VALUES ($1, $2, 0, NULL, 0, NULL) ON CONFLICT (mailbox) DO UPDATE SET \
+             last_id = excluded.last_id, attempts = 0, failing_since_ms = NULL, due_ms = 0, reason = NULL",
+            &[&mailbox, &id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn inbox_push_failed(
+        &self,
+        mailbox: &str,
+        retry_in: std::time::Duration,
+        reason: &str,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let due = now.saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+             VALUES ($1, 0, 1, $2, $3, $4) ON CONFLICT (mailbox) DO UPDATE SET \
+             attempts = inbox_push.attempts + 1, \
+             failing_since_ms = COALESCE(inbox_push.failing_since_ms, $2), due_ms = $3, reason = $4",
+            &[&mailbox, &now, &due, &reason],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn inbox_sweep(&self, _age: std::time::Duration) -> Result<u64> {

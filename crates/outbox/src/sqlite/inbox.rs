@@ -6,7 +6,8 @@ use super::SqliteStore;
 use super::{blocking, cursor_from};
 use crate::error::{Error, Result};
 use crate::inbox::{
-    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, summary_from,
+    Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
+    PushMark, summary_from,
 };
 use crate::spool::{Place, Spool};
 
@@ -41,8 +42,18 @@ CREATE TABLE IF NOT EXISTS inbox (
   spool TEXT NOT NULL,
   spool_offset INTEGER NOT NULL,
   spool_len INTEGER NOT NULL,
+  left_ms INTEGER,
+  left_how TEXT,
   UNIQUE (mailbox, folder, uid_validity, uid),
   UNIQUE (mailbox, dedupe_key)
+);
+CREATE TABLE IF NOT EXISTS inbox_push (
+  mailbox TEXT PRIMARY KEY,
+  last_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  failing_since_ms INTEGER,
+  due_ms INTEGER NOT NULL,
+  reason TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
 CREATE INDEX IF NOT EXISTS inbox_message_id ON inbox(message_id);
@@ -328,6 +339,191 @@ impl Inbox for SqliteStore {
         let Some(place) = place else { return Ok(None) };
         let spool = self.inbox_spool();
         blocking(move || spool.read(&place).map(Some)).await
+    }
+
+    async fn inbox_leaving(&self, mailbox: &str, folder: &str, limit: u64) -> Result<Vec<Leaving>> {
+        let (mailbox, folder) = (mailbox.to_owned(), folder.to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT id, uid_validity, uid FROM inbox WHERE mailbox = ?1 AND folder = ?2 \
+                 AND status <> 'new' AND left_ms IS NULL ORDER BY id LIMIT ?3",
+            )?;
+            let rows = q.query_map(params![mailbox, folder, limit], |r| {
+                let (uid_validity, uid) = cursor_from((r.get(1)?, r.get(2)?));
+                Ok(Leaving {
+                    id: r.get(0)?,
+                    uid_validity,
+                    uid,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn inbox_left(&self, ids: &[i64], how: &str) -> Result<()> {
+        let (ids, how) = (ids.to_vec(), how.to_owned());
+        let now = self.clock.now_ms();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut q = tx.prepare_cached(
+                    "UPDATE inbox SET left_ms = ?2, left_how = ?3 WHERE id = ?1 AND left_ms IS NULL",
+                )?;
+                for id in ids {
+                    q.execute(params![id, now, how])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn inbox_purge(
+        &self,
+        mailbox: &str,
+        keep: std::time::Duration,
+        only_left: bool,
+    ) -> Result<Vec<i64>> {
+        let mailbox = mailbox.to_owned();
+        let before = self
+            .clock
+            .now_ms()
+            .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        let due: Vec<(i64, Place)> = self
+            .run(move |conn| {
+                let mut q = conn.prepare_cached(
+                    "SELECT id, spool, spool_offset, spool_len FROM inbox WHERE mailbox = ?1 \
+                     AND status <> 'new' AND outcome_ms <= ?2 AND (?3 = 0 OR left_ms IS NOT NULL) \
+                     ORDER BY id",
+                )?;
+                let rows = q.query_map(params![mailbox, before, only_left], |r| {
+                    Ok((
+                        r.get(0)?,
+                        Place {
+                            segment: r.get(1)?,
+                            offset: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                            len: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                        },
+                    ))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, places): (Vec<i64>, Vec<Place>) = due.into_iter().unzip();
+        // the bytes first: zeroed where they lie (a segment may hold messages still kept), then the rows; a
+        // purge killed in between leaves rows over zeros, purged again next time
+        let spool = self.inbox_spool();
+        let places = {
+            let spool = spool.clone();
+            blocking(move || spool.erase(&places).map(|()| places)).await?
+        };
+        let purged = ids.clone();
+        let unused: Vec<String> = self
+            .run(move |conn| {
+                // the rows' text (subject, sender, summary) is zeroed in the file's pages, not just unlinked
+                conn.execute_batch("PRAGMA secure_delete = ON")?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut delete = tx.prepare_cached("DELETE FROM inbox WHERE id = ?1")?;
+                    for id in &purged {
+                        delete.execute([id])?;
+                    }
+                }
+                let mut segments: Vec<String> = places.into_iter().map(|p| p.segment).collect();
+                segments.sort();
+                segments.dedup();
+                let mut unused = Vec::new();
+                {
+                    let mut used =
+                        tx.prepare_cached("SELECT 1 FROM inbox WHERE spool = ?1 LIMIT 1")?;
+                    for s in segments {
+                        if !used.exists([&s])? {
+                            unused.push(s);
+                        }
+                    }
+                }
+                tx.commit()?;
+                conn.execute_batch("PRAGMA secure_delete = OFF")?;
+                // and the write-ahead log, which still holds the pages as they were, is emptied (best
+                // effort: a reader in the middle of a transaction keeps it until the next purge)
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                Ok(unused)
+            })
+            .await?;
+        // segments no row points at any more go whole
+        blocking(move || spool.remove(&unused)).await?;
+        Ok(ids)
+    }
+
+    async fn inbox_push_mark(&self, mailbox: &str) -> Result<PushMark> {
+        let mailbox = mailbox.to_owned();
+        let now_ms = self.clock.now_ms();
+        self.run(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT last_id, attempts, failing_since_ms, due_ms FROM inbox_push \
+                     WHERE mailbox = ?1",
+                    [mailbox],
+                    |r| {
+                        Ok(PushMark {
+                            last_id: r.get(0)?,
+                            attempts: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
+                            failing_since_ms: r.get(2)?,
+                            due_ms: r.get(3)?,
+                            now_ms,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(row.unwrap_or(PushMark {
+                now_ms,
+                ..PushMark::default()
+            }))
+        })
+        .await
+    }
+
+    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()> {
+        let mailbox = mailbox.to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+                 VALUES (?1, ?2, 0, NULL, 0, NULL) ON CONFLICT (mailbox) DO UPDATE SET \
+                 last_id = excluded.last_id, attempts = 0, failing_since_ms = NULL, due_ms = 0, \
+                 reason = NULL",
+                params![mailbox, id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn inbox_push_failed(
+        &self,
+        mailbox: &str,
+        retry_in: std::time::Duration,
+        reason: &str,
+    ) -> Result<()> {
+        let (mailbox, reason) = (mailbox.to_owned(), reason.to_owned());
+        let now = self.clock.now_ms();
+        let due = now.saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
+                 VALUES (?1, 0, 1, ?2, ?3, ?4) ON CONFLICT (mailbox) DO UPDATE SET \
+                 attempts = inbox_push.attempts + 1, \
+                 failing_since_ms = COALESCE(inbox_push.failing_since_ms, ?2), due_ms = ?3, reason = ?4",
+                params![mailbox, now, due, reason],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     async fn inbox_sweep(&self, age: std::time::Duration) -> Result<u64> {
