@@ -395,7 +395,7 @@ fn crash_test_a_sync_killed_at_random_moments_keeps_each_message_once() {
     let n: usize = std::env::var("MSS_INBOX_CRASH_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(2000);
     let dir = tempfile::tempdir().expect("tempdir");
     let bal = Bal::new(op, dir.path(), "crash");
     let tag = unique("c");
