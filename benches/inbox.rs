@@ -237,12 +237,36 @@ fn mss(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run {
         out.contains(&format!("inbox: {n} new (0 faulty)")),
         "mss inbox sync: {out}"
     );
+    if round == 0 {
+        verified(&dir.join("data"), n);
+    }
     std::fs::remove_dir_all(&dir).expect("clean");
     Run {
         name: "mss inbox sync (verified)",
         n,
         took,
         peak_kb,
+    }
+}
+
+/// What the first run kept, as `mss inbox list --json` shows it: `n` messages, each with its one document
+/// read from the archive and no problem (a hash or size mismatch would be one).
+fn verified(data: &Path, n: usize) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--data")
+        .arg(data)
+        .args(["inbox", "list", "--json"])
+        .output()
+        .expect("mss inbox list");
+    assert!(out.status.success(), "mss inbox list");
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), n, "messages in the inbox");
+    for row in &rows {
+        assert_eq!(row["documents"], 1, "{row}");
+        assert_eq!(row["problems"], serde_json::json!([]), "{row}");
     }
 }
 
