@@ -14,7 +14,8 @@
 //! API LPS's APP mailboxes): STARTTLS with the same client certificate, then the login that Dovecot
 //! accepts for it (mss: AUTHENTICATE PLAIN, mbsync: LOGIN). Printed: messages/s of each, the ratio
 //! (goal: mss >= 1.0x mbsync, verification included) and each one's peak RSS (goal for mss: <= 200 MB
-//! whatever the mailbox size), from /usr/bin/time. Without the operator or mbsync it says so and exits.
+//! whatever the mailbox size) and CPU time, from /usr/bin/time. MSS_BENCH_INBOX_PERF=FILE records the
+//! first mss run with `perf record -g` into FILE. Without the operator or mbsync it says so and exits.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -90,7 +91,9 @@ struct Run {
     name: &'static str,
     n: usize,
     took: Duration,
+    /// Peak RSS (KB) and user + system CPU seconds of the client process, from /usr/bin/time.
     peak_kb: Option<u64>,
+    cpu: Option<f64>,
 }
 
 impl Run {
@@ -101,8 +104,9 @@ impl Run {
         let peak = self
             .peak_kb
             .map_or("?".to_owned(), |kb| format!("{:.0} MB", kb as f64 / 1024.0));
+        let cpu = self.cpu.map_or("?".to_owned(), |c| format!("{c:.1} s"));
         format!(
-            "{:<28} {:>7.1} msg/s ({:>6.1} s)   peak RSS {peak}",
+            "{:<28} {:>7.1} msg/s ({:>6.1} s)   peak RSS {peak}, client CPU {cpu}",
             self.name,
             self.rate(),
             self.took.as_secs_f64()
@@ -139,14 +143,19 @@ fn deliver(op: &Operator, messages: &[Vec<u8>]) {
         loop {
             line.clear();
             reader.read_line(&mut line).expect("lmtp reply");
-            assert!(line.starts_with(code), "LMTP: expected {code}, got {line:?}");
+            assert!(
+                line.starts_with(code),
+                "LMTP: expected {code}, got {line:?}"
+            );
             if line.as_bytes().get(3) != Some(&b'-') {
                 return;
             }
         }
     };
     reply("220");
-    writer.write_all(b"LHLO bench.sante.test\r\n").expect("lhlo");
+    writer
+        .write_all(b"LHLO bench.sante.test\r\n")
+        .expect("lhlo");
     writer.flush().expect("flush");
     reply("250");
     for raw in messages {
@@ -176,13 +185,20 @@ fn deliver(op: &Operator, messages: &[Vec<u8>]) {
     writer.flush().expect("flush");
 }
 
-/// Runs `cmd` under /usr/bin/time (when there) for its peak RSS; returns the time taken, the peak in KB
-/// and the standard output.
-fn timed(mut cmd: Command, dir: &Path, time: bool) -> (Duration, Option<u64>, String) {
+/// What [`timed`] measured: wall time, peak RSS (KB), CPU seconds, standard output.
+type Timed = (Duration, Option<u64>, Option<f64>, String);
+
+/// Runs `cmd` under /usr/bin/time (when there) for its peak RSS and CPU time, and under `perf record`
+/// writing `perf` when given; returns what it measured.
+fn timed(mut cmd: Command, dir: &Path, time: bool, perf: Option<&str>) -> Timed {
     let rss = dir.join("peak-rss");
     let mut cmd = if time {
         let mut t = Command::new("/usr/bin/time");
-        t.args(["-f", "%M", "-o"]).arg(&rss).arg(cmd.get_program());
+        t.args(["-f", "%M %U %S", "-o"]).arg(&rss);
+        if let Some(out) = perf {
+            t.args(["perf", "record", "-g", "-o", out, "--"]);
+        }
+        t.arg(cmd.get_program());
         t.args(cmd.get_args());
         for (k, v) in cmd.get_envs() {
             match v {
@@ -204,10 +220,28 @@ fn timed(mut cmd: Command, dir: &Path, time: bool) -> (Duration, Option<u64>, St
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let peak = std::fs::read_to_string(&rss)
-        .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()));
-    (took, peak, String::from_utf8_lossy(&out.stdout).into_owned())
+    let measured = std::fs::read_to_string(&rss).unwrap_or_default();
+    let fields: Vec<&str> = measured
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let peak = fields.first().and_then(|f| f.parse().ok());
+    let cpu = match (fields.get(1), fields.get(2)) {
+        (Some(u), Some(s)) => u
+            .parse::<f64>()
+            .ok()
+            .zip(s.parse::<f64>().ok())
+            .map(|(u, s)| u + s),
+        _ => None,
+    };
+    (
+        took,
+        peak,
+        cpu,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn mss(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run {
@@ -231,7 +265,10 @@ fn mss(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run {
             "--imap-server",
             &format!("localhost:{}", op.port("IMAP_APP_PORT")),
         ]);
-    let (took, peak_kb, out) = timed(cmd, &dir, time);
+    // MSS_BENCH_INBOX_PERF=FILE: the first mss run under `perf record -g` (where the time goes)
+    let perf = std::env::var("MSS_BENCH_INBOX_PERF").ok();
+    let perf = perf.as_deref().filter(|_| round == 0 && time);
+    let (took, peak_kb, cpu, out) = timed(cmd, &dir, time, perf);
     // every message new and none faulty: each archive was read and its documents matched METADATA.XML
     assert!(
         out.contains(&format!("inbox: {n} new (0 faulty)")),
@@ -246,6 +283,7 @@ fn mss(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run {
         n,
         took,
         peak_kb,
+        cpu,
     }
 }
 
@@ -296,7 +334,7 @@ fn mbsync(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run
     .expect("mbsyncrc");
     let mut cmd = Command::new("mbsync");
     cmd.arg("-q").arg("-c").arg(&config).arg("bench");
-    let (took, peak_kb, _) = timed(cmd, &dir, time);
+    let (took, peak_kb, cpu, _) = timed(cmd, &dir, time, None);
     let got = count_files(&maildir.join("INBOX"));
     assert_eq!(got, n, "mbsync: messages in the Maildir");
     std::fs::remove_dir_all(&dir).expect("clean");
@@ -305,6 +343,7 @@ fn mbsync(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run
         n,
         took,
         peak_kb,
+        cpu,
     }
 }
 
@@ -334,4 +373,3 @@ fn load() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
-
