@@ -75,7 +75,7 @@ fn main() {
     let best = |runs: &[Run]| runs.iter().map(Run::rate).fold(0.0, f64::max);
     let ratio = best(&mss_runs) / best(&mbsync_runs);
     println!(
-        "goal: mss >= 1.0x mbsync (best of 2 each, verification included): {ratio:.2}x -> {}",
+        "goal: mss >= 1.0x mbsync (best of 2 each, verification included): {ratio:.3}x -> {}",
         if ratio >= 1.0 { "met" } else { "NOT met" }
     );
     if let Some(peak) = mss_runs.iter().filter_map(|r| r.peak_kb).max() {
