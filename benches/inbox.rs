@@ -3,7 +3,7 @@
 //!
 //! MSS_BENCH_INBOX_MESSAGES (default 10 000) XDM messages of about 60 KB (each an IHE_XDM carrying a CDA
 //! of about 50 KB, composed like the batch benchmarks' letter) are delivered once into a mailbox of the
-//! local operator's Dovecot (scripts/lps-operator.sh) over LMTP, one pipelined session, then read out of
+//! local operator's Dovecot (scripts/lps-operator.sh) over LMTP, in one session, then read out of
 //! it by two clients, alternately (mss, mbsync, mss, mbsync), each time into an empty local store:
 //! - the real `mss inbox sync` binary (`--retention keep`, the mailbox stays as it is): every message
 //!   fetched, parsed, its archive's documents checked against METADATA.XML, written durably and committed
@@ -14,7 +14,8 @@
 //! API LPS's APP mailboxes): STARTTLS with the same client certificate, then the login that Dovecot
 //! accepts for it (mss: AUTHENTICATE PLAIN, mbsync: LOGIN). Printed: messages/s of each, the ratio
 //! (goal: mss >= 1.0x mbsync, verification included) and each one's peak RSS (goal for mss: <= 200 MB
-//! whatever the mailbox size) and CPU time, from /usr/bin/time. MSS_BENCH_INBOX_PERF=FILE records the
+//! whatever the mailbox size) and CPU time, from /usr/bin/time. MSS_BENCH_INBOX_FETCH_SIZE=N passes
+//! `--fetch-size N` to mss (default: its own, 50). MSS_BENCH_INBOX_PERF=FILE records the
 //! first mss run with `perf record -g` into FILE. Without the operator or mbsync it says so and exits.
 
 use std::io::{BufRead, BufReader, Write};
@@ -265,6 +266,10 @@ fn mss(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run {
             "--imap-server",
             &format!("localhost:{}", op.port("IMAP_APP_PORT")),
         ]);
+    // MSS_BENCH_INBOX_FETCH_SIZE=N: mss's --fetch-size (messages per round trip and per commit)
+    if let Ok(size) = std::env::var("MSS_BENCH_INBOX_FETCH_SIZE") {
+        cmd.args(["--fetch-size", &size]);
+    }
     // MSS_BENCH_INBOX_PERF=FILE: the first mss run under `perf record -g` (where the time goes)
     let perf = std::env::var("MSS_BENCH_INBOX_PERF").ok();
     let perf = perf.as_deref().filter(|_| round == 0 && time);
