@@ -16,16 +16,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{mss, stderr, stdout};
+use common::{jitter, mss, stderr, stdout, unique};
 use mss_testing::lps::{Operator, TokenKind, operator};
 use mss_testing::unavailable;
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}{}x{nanos}", std::process::id())
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
@@ -293,14 +286,6 @@ fn once_sends_what_is_due_and_exits_listing_what_waits_for_a_retry() {
         "{}",
         stderr(&out)
     );
-}
-
-/// A cheap random number (no generator needed for kill moments).
-fn jitter(max_ms: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from(nanos.wrapping_mul(2_654_435_761) >> 8) % max_ms.max(1)
 }
 
 #[test]

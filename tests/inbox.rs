@@ -14,17 +14,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{mss, stderr, stdout, xdm_letter};
+use common::{jitter, mss, stderr, stdout, unique, xdm_letter};
 use mss_lps::imap::ImapSession;
 use mss_outbox::{NewMessage, Outcome, State, Store};
 use mss_testing::lps::{Operator, TokenKind, operator};
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}{}x{nanos}", std::process::id())
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -379,14 +372,6 @@ fn a_folder_renumbered_by_the_server_loses_nothing_and_duplicates_nothing() {
             .all(|r| r["uid_validity"].as_u64() == renewed.map(u64::from) && r["folder"] == "Labo"),
         "{listed:?}"
     );
-}
-
-/// A cheap random number (no generator needed for kill moments).
-fn jitter(max_ms: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from(nanos.wrapping_mul(2_654_435_761) >> 8) % max_ms.max(1)
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Server, demo_file, import, shared_dir};
+use common::{Server, demo_file, import, shared_dir, unique};
 use mss_testing::lps::{Operator, TokenKind, operator};
 use mss_testing::unavailable;
 use serde_json::{Value, json};
@@ -29,13 +29,6 @@ fn data_dir() -> &'static Path {
         common::install_whitelist(&dir.join("data"), mss_testing::TEST_DOMAINS);
         dir
     })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}{}x{nanos}", std::process::id())
 }
 
 /// A configuration with one sender, `alice`, whose token is in `token_file`.

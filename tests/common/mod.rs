@@ -274,3 +274,19 @@ pub fn xdm_letter(from: &str, to: &str, seed: u64) -> (mss_message::ComposedMess
         cda,
     )
 }
+
+/// A name no other run uses (process id and time): batch ids, Message-IDs, mailboxes.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// A cheap random number below `max_ms` (no generator needed for kill moments).
+pub fn jitter(max_ms: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(nanos.wrapping_mul(2_654_435_761) >> 8) % max_ms.max(1)
+}
