@@ -243,12 +243,7 @@ pub async fn message(
     Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
 ) -> Result<Json<MessageStatus>, Problem> {
-    let key: i64 = id.parse().ok().filter(|k| *k > 0).ok_or_else(|| {
-        Problem::invalid_param(
-            "id",
-            format!("must be a message id (a positive whole number), got `{id}`"),
-        )
-    })?;
+    let key = crate::params::row_id(&id, "a message id")?;
     note.message(key);
     let status = state
         .outbox()?

@@ -72,15 +72,6 @@ impl Caller {
     }
 }
 
-fn parse_id(id: &str) -> Result<i64, Problem> {
-    id.parse().ok().filter(|k| *k > 0).ok_or_else(|| {
-        Problem::invalid_param(
-            "id",
-            format!("must be an inbox id (a positive whole number), got `{id}`"),
-        )
-    })
-}
-
 /// Notes for the audit who sent the message and the mailbox it arrived in (its id is noted already).
 fn note_entry(note: &AuditNote, e: &InboxEntry) {
     if let Some(from) = e.from.as_deref().and_then(|f| MailAddress::parse(f).ok()) {
@@ -98,7 +89,7 @@ async fn visible(
     note: &AuditNote,
     id: &str,
 ) -> Result<(InboxEntry, Option<mss_message::ReceivedMessage>), Problem> {
-    let id = parse_id(id)?;
+    let id = crate::params::row_id(id, "an inbox id")?;
     note.message(id);
     let (entry, message) = mss_outbox::inbox::open(state.outbox()?.store.as_ref(), id)
         .await?

@@ -125,6 +125,17 @@ impl Params {
     }
 }
 
+/// The `{id}` of a path naming a stored row (a message, an inbox entry): a positive whole number, or 400
+/// naming `id` and saying what kind of id was expected.
+pub(crate) fn row_id(id: &str, kind: &str) -> Result<i64, Problem> {
+    id.parse().ok().filter(|k: &i64| *k > 0).ok_or_else(|| {
+        Problem::invalid_param(
+            "id",
+            format!("must be {kind} (a positive whole number), got `{id}`"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
