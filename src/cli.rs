@@ -62,6 +62,10 @@ pub enum Command {
     LdapLdif(ldap::LdifArgs),
     /// Synchronise the index with the Annuaire Santé FHIR API: full, then deltas (resumable).
     FhirSync(fhir::FhirSyncArgs),
+    /// The vendor's conformance sandbox: a local API LPS operator with a Pro Santé Connect stand-in, an
+    /// IHE_XDM auto-responder and a report of what each client did.
+    #[command(subcommand)]
+    Sandbox(crate::sandbox::SandboxCommand),
     /// Write the FHIR resources of the synthetic population (NDJSON), for test FHIR servers.
     #[command(hide = true)]
     FhirFixtures(fhir::FixturesArgs),
@@ -95,6 +99,7 @@ impl Cli {
             Command::LdapLdif(args) => ldap::ldif(args),
             Command::FhirSync(args) => fhir::sync(&data_dir, args),
             Command::FhirFixtures(args) => fhir::fixtures(args),
+            Command::Sandbox(cmd) => crate::sandbox::run(&data_dir, cmd),
             Command::Serve(_) | Command::Audit(_) => unreachable!("handled above"),
         }
     }

@@ -16,6 +16,7 @@ mod lps;
 mod outbox;
 mod progress;
 mod runtime;
+mod sandbox;
 mod search;
 mod serve;
 mod whitelist;
