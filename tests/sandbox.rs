@@ -365,6 +365,94 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
             .all(|r| r["sasl_ir"] == true && r["authenticated"] == true)
     );
 
+    // the auto-responder answers the sender with IHE_XDM messages, which mss inbox reads and verifies
+    let vsm = sb.e["responder"]["vsm"].as_str().unwrap().to_owned();
+    let crbio = sb.e["responder"]["crbio"].as_str().unwrap().to_owned();
+    std::fs::write(
+        &eml,
+        format!("From: {pro}\r\nTo: {vsm}, {crbio}\r\nSubject: demande de documents\r\nMessage-ID: <ask.1@sandbox.mssante.fr>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nBonjour\r\n"),
+    )
+    .unwrap();
+    std::fs::write(&token_file, sb.token(&pro, &[])).unwrap();
+    let send = mss()
+        .env("MSS_DATA", &data)
+        .args([
+            "send",
+            eml.to_str().unwrap(),
+            "--from",
+            &pro,
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .args(["--server", sb.s("submission"), "--ca-file", &ca])
+        .output()
+        .unwrap();
+    assert!(
+        send.status.success(),
+        "send to the responder: {}",
+        stderr(&send)
+    );
+    wait_for("the two answers", || maildir_count(&dir, &pro) >= 2);
+    let pro_data = root.path().join("pro-data");
+    let sync = mss()
+        .env("MSS_DATA", &pro_data)
+        .args(["inbox", "sync", "--from", &pro, "--token-file"])
+        .arg(&token_file)
+        .args([
+            "--server",
+            sb.s("submission"),
+            "--imap-server",
+            sb.s("imap"),
+            "--ca-file",
+            &ca,
+        ])
+        .output()
+        .unwrap();
+    assert!(sync.status.success(), "sync: {}", stderr(&sync));
+    assert!(
+        stdout(&sync).contains("inbox: 2 new (0 faulty)"),
+        "{}",
+        stdout(&sync)
+    );
+    let list = mss()
+        .env("MSS_DATA", &pro_data)
+        .args(["inbox", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", stderr(&list));
+    let listed = stdout(&list);
+    for (responder, format_code) in [
+        (&vsm, "urn:asip:ci-sis:vsm:2012"),
+        (&crbio, "urn:ihe:lab:xd-lab:2008"),
+    ] {
+        let entry: Value = listed
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|v| {
+                v["from"]
+                    .as_str()
+                    .is_some_and(|f| f.contains(responder.as_str()))
+            })
+            .unwrap_or_else(|| panic!("no answer from {responder} in {listed}"));
+        let id = entry["id"].to_string();
+        let show = mss()
+            .env("MSS_DATA", &pro_data)
+            .args(["inbox", "show", &id, "--json"])
+            .output()
+            .unwrap();
+        assert!(show.status.success(), "{}", stderr(&show));
+        let shown = stdout(&show);
+        assert!(shown.contains(format_code), "{responder}: {shown}");
+        assert!(
+            shown.contains("279037505612309"),
+            "{responder}: the test patient"
+        );
+        assert!(
+            shown.contains("ask.1@sandbox.mssante.fr"),
+            "{responder}: In-Reply-To"
+        );
+    }
+
     // stop: no process, no port, no directory
     let stop = mss()
         .args(["sandbox", "stop", "--dir"])

@@ -221,10 +221,7 @@ pub async fn serve(dir: &Path) -> Result<()> {
         };
         tasks.push(tokio::spawn(front::serve(listener, front, shared.clone())));
     }
-    tasks.push(tokio::spawn(crate::responder::run(
-        layout.clone(),
-        internal.smtp,
-    )));
+    tasks.push(tokio::spawn(crate::responder::run(layout.clone())));
     let host = |p: u16| format!("127.0.0.1:{p}");
     let endpoints = Endpoints {
         imap: host(ports[0]),
