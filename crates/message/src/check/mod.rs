@@ -122,12 +122,12 @@ pub const RULES: &[Rule] = &[
     rule(
         "ECO.2.1.5",
         E,
-        "each PDF comes with the CDA it renders, in the IHE_XDM archive",
+        "beside an IHE_XDM archive, each PDF renders one of its CDA documents (no more PDF than CDA)",
     ),
     rule(
         "ECO.2.1.6",
         E,
-        "PDF name <date>_<type>_<NOM>_<prénom>[_<dossier>].pdf",
+        "beside an IHE_XDM archive, PDF name <date>_<type>_<NOM>_<prénom>[_<dossier>].pdf",
     ),
     rule(
         "ECO.2.2.1",
@@ -228,7 +228,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "mss.pdf",
         W,
-        "a PDF attachment is a PDF/A (PDF header, pdfaid identification)",
+        "a PDF attachment is a PDF/A (PDF header, pdfaid identification) and renders a CDA",
     ),
     rule(
         "mss.thread",

@@ -283,14 +283,17 @@ fn attachments(msg: &ReceivedMessage, out: &mut Findings) {
             continue;
         }
         pdfs += 1;
+        // ECO.2.1.5 and 2.1.6 are about the renderings of a health document's CDA: a PDF in a
+        // message without one is an ordinary attachment (a letter), only worth a word.
         if cdas == 0 {
             out.push(
-                "ECO.2.1.5",
+                "mss.pdf",
                 place.as_str(),
-                "a PDF without the CDA document it renders in IHE_XDM.zip",
+                "a PDF without a CDA document: a health document travels as CDA in IHE_XDM.zip, the PDF beside it (ECO.2.1.1, ECO.2.1.5)",
             );
+        } else {
+            pdf_name(&a.filename, patient.as_ref(), &place, out);
         }
-        pdf_name(&a.filename, patient.as_ref(), &place, out);
         if !a.content.starts_with(b"%PDF-") {
             out.push("mss.pdf", place.as_str(), "not a PDF (no %PDF- header)");
         } else if memchr::memmem::find(&a.content, b"pdfaid:part").is_none() {
