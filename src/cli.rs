@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{compose, data, directory, fhir, ldap, lps, search, serve, whitelist};
+use crate::{check, compose, data, directory, fhir, ldap, lps, search, serve, whitelist};
 
 /// MSSanté beside your health software: directory search, message composition, API LPS client.
 #[derive(Debug, Parser)]
@@ -36,6 +36,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Build a compliant MSSanté message (.eml) from a JSON compose request.
     Compose(compose::ComposeArgs),
+    /// Check messages (.eml, from any software) against the MSSanté rules: every finding with its
+    /// Référentiel #2 rule; exit status 1 when one is an error.
+    Check(check::CheckArgs),
     /// Send a ready message (.eml) through the API LPS of its mailbox (SMTP submission, STARTTLS).
     Send(lps::SendArgs),
     /// Send many messages (a directory or a JSON Lines manifest) through the durable outbox: resumable,
@@ -88,6 +91,7 @@ impl Cli {
             Command::Search(args) => search::search(&data_dir, args),
             Command::DemoData(args) => directory::demo_data(args),
             Command::Compose(args) => compose::compose(&data_dir, args),
+            Command::Check(args) => check::check(&data_dir, args),
             Command::Send(args) => lps::send(&data_dir, args),
             Command::Whitelist(cmd) => whitelist::run(&data_dir, cmd),
             Command::Client(args) => crate::client::run(&data_dir, args),

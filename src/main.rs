@@ -3,6 +3,7 @@
 
 mod audit;
 mod batch;
+mod check;
 mod cli;
 mod client;
 mod compose;

@@ -25,6 +25,7 @@
 //! `recipients.to[1]`) and never quote document contents.
 
 pub mod cda;
+pub mod check;
 mod compose;
 mod env;
 pub mod ins;

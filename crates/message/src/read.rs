@@ -219,13 +219,23 @@ fn ids(v: &str) -> Vec<String> {
 /// ([`Error::Malformed`] on `message`); the caller keeps them anyway. Any other fault — broken
 /// MIME, a parser panic, a bad archive — yields the message with [`ReceivedMessage::problems`].
 pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
+    read_inspecting(raw, |_| ()).map(|(m, _)| m)
+}
+
+/// [`read_message`], and `inspect` run on the parsed MIME tree too (the conformance checker looks at
+/// what the reader does not keep: raw header fields, each part's charset): one parse serves both.
+/// `inspect` sees the tree only when the whole message parsed; a parser panic leaves it `None`.
+pub(crate) fn read_inspecting<T>(
+    raw: &[u8],
+    inspect: impl FnOnce(&Message<'_>) -> T,
+) -> Result<(ReceivedMessage, Option<T>)> {
     let not_mail = || Error::malformed("message", "not a mail message: no header field");
     // A panic of mail-parser on hostile input must not stop a reader (issue 19, item 6).
-    match std::panic::catch_unwind(|| {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let msg = MessageParser::default().parse(raw)?;
-        (!msg.headers().is_empty()).then(|| from_parsed(raw, &msg, true))
-    }) {
-        Ok(Some(m)) => Ok(m),
+        (!msg.headers().is_empty()).then(|| (from_parsed(raw, &msg, true), inspect(&msg)))
+    })) {
+        Ok(Some((m, t))) => Ok((m, Some(t))),
         Ok(None) => Err(not_mail()),
         Err(_) => {
             let headers_only = std::panic::catch_unwind(|| {
@@ -237,7 +247,7 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
                 Ok(None) | Err(_) => unread(raw),
             };
             m.problems.insert(0, PARSER_FAILURE.to_string());
-            Ok(m)
+            Ok((m, None))
         }
     }
 }

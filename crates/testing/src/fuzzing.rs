@@ -2,13 +2,14 @@
 //! proptest on stable (`crates/message/tests/properties.rs`, `crates/lps/tests/imap_stream.rs`): every reader
 //! must return, never panic.
 
-/// Feeds arbitrary bytes to every reader of mss-message (MIME message and its JSON view, IHE_XDM
-/// zip, CDA header, whitelist, METADATA.XML).
+/// Feeds arbitrary bytes to every reader of mss-message (MIME message and its JSON view, the
+/// conformance checker, IHE_XDM zip, CDA header, whitelist, METADATA.XML).
 pub fn read_any(data: &[u8]) {
     if let Ok(m) = mss_message::read_message(data) {
         let _ = m.view();
         let _ = m.thread_ids();
     }
+    let _ = mss_message::check::check_message(data, &Default::default());
     let _ = mss_message::xdm::read_archive(data);
     let _ = mss_message::xdm::inspect_archive(data);
     let _ = mss_message::cda::parse_header(data);

@@ -295,7 +295,7 @@ fn address_list<'a>(recipients: &'a [(String, MailAddress)], header: &str) -> Ad
 
 /// ASCII folding for file names (`CR d’imagerie médicale` -> `CR_d_imagerie_medicale`): accented letters
 /// by the shared table, every other run of characters as one `_`.
-fn fold_for_file(s: &str) -> String {
+pub(crate) fn fold_for_file(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
