@@ -17,6 +17,9 @@ pub enum SandboxCommand {
     Start(StartArgs),
     /// Stop the sandbox and remove its directory.
     Stop(StopArgs),
+    /// What each client mailbox did, check by check (passed / failed and why), and the findings of
+    /// `mss check` on its messages. Exit status 1 when a check failed.
+    Report(ReportArgs),
     /// The sandbox's background process (started by `start`).
     #[command(hide = true)]
     Serve(DirArg),
@@ -71,6 +74,15 @@ pub struct StopArgs {
     pub keep_dir: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// One JSON object instead of the text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs a `mss sandbox` command.
 pub fn run(data_dir: &Path, cmd: SandboxCommand) -> Result<()> {
     let dir = |d: DirArg| d.dir.unwrap_or_else(|| data_dir.join("sandbox"));
@@ -119,6 +131,25 @@ pub fn run(data_dir: &Path, cmd: SandboxCommand) -> Result<()> {
             eprintln!("sandbox stopped ({})", dir.display());
             Ok(())
         }
+        SandboxCommand::Report(args) => {
+            let dir = dir(args.dir);
+            let report = mss_sandbox::report::build(&mss_sandbox::Layout::new(&dir))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_report(&report);
+            }
+            let failed = report
+                .mailboxes
+                .iter()
+                .flat_map(|m| &m.checks)
+                .filter(|c| !c.passed)
+                .count();
+            if failed > 0 {
+                anyhow::bail!("{failed} check(s) failed");
+            }
+            Ok(())
+        }
         SandboxCommand::Serve(args) => {
             let dir = dir(args);
             crate::runtime::multi_thread(Some(2))?.block_on(operator::serve(&dir))?;
@@ -157,4 +188,34 @@ fn print_endpoints(dir: &Path, e: &Endpoints) {
     );
     println!("report:   mss sandbox report --dir {d}");
     println!("stop:     mss sandbox stop --dir {d}");
+}
+
+fn print_report(r: &mss_sandbox::report::Report) {
+    if r.mailboxes.is_empty() {
+        println!("no client connection and no message yet");
+    }
+    for m in &r.mailboxes {
+        let name = m
+            .mailbox
+            .as_deref()
+            .unwrap_or("connections that named no mailbox");
+        println!(
+            "{name} — {} connection(s), {} message(s)",
+            m.connections,
+            m.messages.len()
+        );
+        for c in &m.checks {
+            let mark = if c.passed { "passed" } else { "FAILED" };
+            println!("  [{mark}] {}: {}", c.title, c.detail);
+        }
+        for msg in &m.messages {
+            let id = msg.message_id.as_deref().unwrap_or("(no Message-ID)");
+            if msg.findings.is_empty() {
+                println!("    <{id}>: no finding");
+            }
+            for f in &msg.findings {
+                println!("    <{id}>: {f}");
+            }
+        }
+    }
 }

@@ -322,6 +322,13 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
         "{other_user}"
     );
 
+    // credentials before STARTTLS are refused, and recorded
+    let early = python(
+        "import smtplib, sys\nh, p = sys.argv[1].split(':')\ns = smtplib.SMTP(h, int(p))\ns.ehlo()\nprint(s.docmd('AUTH', 'XOAUTH2 dXNlcj1h')[0])\n",
+        &[sb.s("submission")],
+    );
+    assert_eq!(early.trim(), "530");
+
     // the records say what each connection did
     let records = sb.records();
     let of = |front: &str, user: &str| -> Vec<&Value> {
@@ -452,6 +459,96 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
             "{responder}: In-Reply-To"
         );
     }
+
+    // the report: per mailbox, each check passed or failed with its reason, and mss check's findings
+    let report = mss()
+        .args(["sandbox", "report", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        report.status.code(),
+        Some(1),
+        "checks failed: {}",
+        stderr(&report)
+    );
+    let report: Value = serde_json::from_str(stdout(&report).trim()).unwrap();
+    let entry = |mailbox: Option<&str>| -> Value {
+        report["mailboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mailbox"].as_str() == mailbox)
+            .unwrap_or_else(|| panic!("{mailbox:?} in {report}"))
+            .clone()
+    };
+    let check = |m: &Value, id: &str| -> (bool, String) {
+        let c = m["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == id)
+            .unwrap_or_else(|| panic!("{id} in {m}"));
+        (
+            c["passed"].as_bool().unwrap(),
+            c["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    let pro_report = entry(Some(&pro));
+    let (ok, auth) = check(&pro_report, "authentication");
+    assert!(
+        !ok && auth.contains("token expired (1 connection)"),
+        "{auth}"
+    );
+    assert!(auth.contains("not a Pro Santé Connect token"), "{auth}");
+    assert!(auth.contains("does not hold the mailbox"), "{auth}");
+    let (ok, ir) = check(&pro_report, "sasl_ir");
+    assert!(
+        !ok && ir.contains("without initial response on IMAP (4 connections)"),
+        "{ir}"
+    );
+    assert!(check(&pro_report, "starttls").0);
+    assert!(check(&pro_report, "tls_version").0);
+    // the PER messages carry no X-MSS-NIL (ECO.2.4.3): mss check says so
+    let per1 = pro_report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["message_id"] == "per.1@sandbox.mssante.fr")
+        .unwrap()
+        .clone();
+    assert!(
+        per1["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "ECO.2.4.3" && f["severity"] == "error"),
+        "{per1}"
+    );
+    assert!(!check(&pro_report, "messages").0);
+    let app_report = entry(Some(&app));
+    let (ok, cert) = check(&app_report, "client_certificate");
+    assert!(ok && cert.contains("OU=499700000000001"), "{cert}");
+    assert!(check(&app_report, "authentication").0);
+    let (ok, early) = check(&entry(None), "starttls");
+    assert!(
+        !ok && early.contains("AUTH sent before STARTTLS on submission"),
+        "{early}"
+    );
+    let text = mss()
+        .args(["sandbox", "report", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    assert!(
+        text.contains("[FAILED] Authentication") && text.contains("token expired"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<per.1@sandbox.mssante.fr>: error header X-MSS-NIL [ECO.2.4.3]"),
+        "{text}"
+    );
 
     // stop: no process, no port, no directory
     let stop = mss()

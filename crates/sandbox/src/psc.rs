@@ -317,7 +317,7 @@ impl TokenValidator {
             return Err("token has no expiry (exp)".into());
         };
         if exp <= now {
-            return Err(format!("token expired ({} s ago)", now - exp));
+            return Err("token expired".into());
         }
         let acr = claims["acr"].as_str().unwrap_or("none");
         if acr != PSC_ACR {
