@@ -244,6 +244,11 @@ impl TokenValidator {
             .map_err(Error::io(format!("reading {}", path.display())))?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("{}: not a JWKS: {e}", path.display())))?;
+        TokenValidator::from_jwks(&v, &path.display().to_string())
+    }
+
+    /// The validator trusting the JWKS `v` (`origin` names it in errors).
+    pub fn from_jwks(v: &Value, origin: &str) -> Result<TokenValidator> {
         let mut keys = Vec::new();
         for k in v["keys"].as_array().into_iter().flatten() {
             let part = |name: &str| {
@@ -256,10 +261,7 @@ impl TokenValidator {
             }
         }
         if keys.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{}: the JWKS has no RSA key",
-                path.display()
-            )));
+            return Err(Error::Invalid(format!("{origin}: the JWKS has no RSA key")));
         }
         Ok(TokenValidator { keys })
     }

@@ -11,6 +11,8 @@ mod imap;
 mod smtp;
 mod wire;
 
+pub use wire::{parse_bearer, parse_plain};
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
