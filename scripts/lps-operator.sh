@@ -4,8 +4,8 @@
 #   scripts/lps-operator.sh [--dir DIR] [--base PORT] [--watch-pid PID] [--no-postfix] [--cleanup] [--pki-only]
 #
 # Everything lives in DIR (default: a new temp dir): a test PKI (CA, server certificate, an APP client
-# certificate as PEM and PKCS#12, a rogue CA with its own client certificate), the HS256 key of the PSC
-# stand-in, configs, logs and the mailboxes (maildir, DIR/mail/<address>/).
+# certificate as PEM and PKCS#12, a rogue CA with its own client certificate), the RS256 key of the PSC
+# stand-in (the one of `mss sandbox token --dir DIR`, crates/sandbox/src/psc.rs), configs, logs and the mailboxes (maildir, DIR/mail/<address>/).
 #
 # Ports (all on 127.0.0.1, BASE defaults to 10140):
 #   BASE+0  IMAP, PER/ORG front: STARTTLS then AUTHENTICATE XOAUTH2 (JWT validated locally by Dovecot)
@@ -53,7 +53,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 p_imap=$base p_sub=$((base + 1)) p_imap_app=$((base + 2)) p_sub_app=$((base + 3))
 p_lmtp=$((base + 4)) p_auth=$((base + 5)) p_relay=$((base + 6))
-issuer="https://psc.sante.test/auth/realms/esante-wallet"
+# Pro Santé Connect's sandbox issuer, as the stand-in signs (mss_sandbox::psc)
+issuer="https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet"
 # distinctive, so that tests can look for it in logs
 p12_password="p12-Pw-7c1e9a"
 
@@ -90,12 +91,16 @@ fi
 
 [[ $pki_only == yes ]] && { echo "CA=$pki/ca.pem"; exit 0; }
 
-# ---------------------------------------------------------------- PSC stand-in signing key (HS256)
-# Dovecot's local validation looks the key up as <prefix>/<azp or default>/<alg>/<kid or default>, content =
-# base64 of the secret. The tests sign tokens with the same secret (psc-hs256.b64).
-mkdir -p "$dir/keys/default/HS256"
-[[ -f $dir/psc-hs256.b64 ]] || openssl rand -base64 32 | tr -d '\n' >"$dir/psc-hs256.b64"
-cp "$dir/psc-hs256.b64" "$dir/keys/default/HS256/default"
+# ---------------------------------------------------------------- PSC stand-in key (RS256)
+# The stand-in's signing key is DIR/psc/signing.pk8 (PKCS#8 DER), made by `mss sandbox token --dir DIR` (or
+# by the tests, mss_testing::lps). Dovecot's local validation looks the public key up as
+# <prefix>/<azp>/<alg>/<kid>, PEM: the stand-in's tokens say azp "mss-sandbox", kid "mss-sandbox-psc".
+if [[ ! -f $dir/psc/signing.pk8 ]]; then
+  echo "lps-operator: no PSC stand-in key in $dir/psc: run \`mss sandbox token --dir $dir --user x@sante.test\` first" >&2
+  exit 3
+fi
+mkdir -p "$dir/keys/mss-sandbox/RS256"
+openssl pkey -inform DER -in "$dir/psc/signing.pk8" -pubout -out "$dir/keys/mss-sandbox/RS256/mss-sandbox-psc" 2>/dev/null
 
 # ---------------------------------------------------------------- Dovecot
 if [[ $(id -u) -eq 0 ]]; then
@@ -105,7 +110,8 @@ else
 fi
 mkdir -p "$dir/mail"
 [[ $(id -u) -eq 0 ]] && chown "$mail_uid:$mail_gid" "$dir/mail"
-chmod 755 "$dir" "$dir/keys" "$dir/keys/default" "$dir/keys/default/HS256"
+chmod 755 "$dir" "$dir/keys" "$dir/keys/mss-sandbox" "$dir/keys/mss-sandbox/RS256"
+chmod 644 "$dir/keys/mss-sandbox/RS256/mss-sandbox-psc"
 
 # Dovecot's submission servers relay to BASE+6: Postfix (which delivers into LMTP) when root, else
 # Postfix's smtp-sink, which accepts and discards (Dovecot's LMTP does not speak SMTP to a relay)
@@ -366,7 +372,7 @@ APP_KEY=$pki/app.key
 ROGUE_APP_P12=$pki/rogue-app.p12
 P12_PASSWORD=$p12_password
 PSC_ISSUER=$issuer
-PSC_HS256_KEY_FILE=$dir/psc-hs256.b64
+PSC_DIR=$dir
 MAILDIR=$dir/mail
 READY
 EOF

@@ -97,6 +97,9 @@ impl Psc {
             "scope": "openid scope_all",
             "preferred_username": national_id,
             "SubjectNameID": national_id,
+            // the mailbox the token was issued for: the stand-in's convention, for operators that validate
+            // tokens locally and compare the SASL user with a claim (Dovecot's oauth2 `username_attribute`)
+            "email": user,
             "iat": now,
             "auth_time": now,
             "exp": now + DEFAULT_LIFETIME_SECS as i64,

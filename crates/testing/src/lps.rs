@@ -1,6 +1,7 @@
-//! The local API LPS operator (`scripts/lps-operator.sh`: Dovecot fronts, Postfix when root), clients of
-//! it, a PSC stand-in that signs tokens with the operator's test key, and distinct source addresses for
-//! failure tests (Dovecot delays repeated failures per source IP).
+//! The local API LPS operator of mss's client tests (`scripts/lps-operator.sh`: Dovecot fronts validating
+//! tokens themselves, Postfix when root), clients of it, the PSC stand-in (the sandbox's,
+//! `mss_sandbox::Psc`, whose key the operator's Dovecot trusts), and distinct source addresses for failure
+//! tests (Dovecot delays repeated failures per source IP).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,9 +11,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use mss_lps::{
     AccessToken, ClientIdentity, ConnectOptions, Credentials, Endpoint, LpsClient, MailboxConfig,
     Secret, ServerEndpoints, ServerSource, SessionPolicy, StaticToken, TlsSettings, TokenPolicy,
@@ -89,10 +87,8 @@ impl Operator {
     }
     /// The PSC stand-in, with the key the operator checks tokens against.
     pub fn psc(&self) -> Psc {
-        let key = std::fs::read_to_string(self.path("PSC_HS256_KEY_FILE")).expect("key");
         Psc {
-            key: STANDARD.decode(key.trim()).expect("base64 key"),
-            issuer: self.var("PSC_ISSUER").to_owned(),
+            inner: mss_sandbox::Psc::open_or_create(&self.path("PSC_DIR")).expect("PSC stand-in"),
         }
     }
     /// The token policy of the operator's PSC stand-in.
@@ -240,6 +236,11 @@ fn start_operator() -> Option<Operator> {
             std::process::id(),
             free_base()
         ));
+        // the stand-in's key, which the script installs into Dovecot
+        if let Err(e) = mss_sandbox::Psc::open_or_create(&dir) {
+            last = e.to_string();
+            continue;
+        }
         match spawn_ready(
             fixture_script("lps-operator.sh")
                 .arg("--dir")
@@ -283,42 +284,26 @@ pub enum TokenKind {
     OtherUser,
 }
 
-/// The PSC stand-in: HS256 JWTs with the key the operator validates against.
+/// The PSC stand-in of the operator's directory (the sandbox's RS256 tokens).
 pub struct Psc {
-    key: Vec<u8>,
-    issuer: String,
+    inner: mss_sandbox::Psc,
 }
 
 impl Psc {
     /// A token for `user`.
     pub fn token(&self, user: &str, kind: TokenKind) -> AccessToken {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()) as i64;
-        let (iss, email, exp) = match kind {
-            TokenKind::Valid => (self.issuer.clone(), user.to_owned(), now + 300),
-            TokenKind::Expired => (self.issuer.clone(), user.to_owned(), now - 300),
+        use mss_sandbox::TokenKind as Kind;
+        let valid = Kind::Valid { lifetime: 300 };
+        let (user, kind) = match kind {
+            TokenKind::Valid => (user, valid),
+            TokenKind::Expired => (user, Kind::Expired),
             TokenKind::OtherIssuer => (
-                "https://idp.not-psc.test/realms/x".to_owned(),
-                user.to_owned(),
-                now + 300,
+                user,
+                Kind::Issuer("https://idp.not-psc.test/realms/x".into()),
             ),
-            TokenKind::OtherUser => (
-                self.issuer.clone(),
-                "someone.else@sante.test".to_owned(),
-                now + 300,
-            ),
+            TokenKind::OtherUser => ("someone.else@sante.test", valid),
         };
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = serde_json::json!({
-            "iss": iss, "sub": "899700000001", "email": email, "exp": exp, "iat": now - 1,
-            "scope": "openid scope_all", "acr": "eidas1",
-        });
-        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("hmac key");
-        mac.update(format!("{header}.{payload}").as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        AccessToken::new(format!("{header}.{payload}.{sig}"))
+        AccessToken::new(self.inner.token(user, &kind).expect("token"))
     }
 }
 
