@@ -4,12 +4,14 @@
 #   - wrk: HTTP load generator of the REST benchmark
 #   - postgresql: the shared outbox store of the outbox tests (a throwaway server, scripts/postgres.sh)
 #   - isync: mbsync, the peer of the inbox benchmark (benches/inbox.rs)
+#   - dovecot-*, postfix, openssl: the local operators (scripts/lps-operator.sh, `mss sandbox`)
+#   - python3: the foreign client (smtplib/imaplib) of the sandbox test (tests/sandbox.rs)
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync)
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

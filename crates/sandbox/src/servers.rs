@@ -69,6 +69,9 @@ pub fn start(layout: &Layout, ports: Internal, backend_secret: &str) -> Result<S
         .status();
     let conf = dovecot_dir.join("dovecot.conf");
     write(&conf, &dovecot_conf(layout, ports, backend_secret))?;
+    // it holds the fronts' secret to the store: root only (Dovecot's master reads it as root)
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(Error::io(format!("protecting {}", conf.display())))?;
     let pf = layout.path("postfix");
     for d in ["postfix/queue", "postfix/data"] {
         let p = layout.path(d);

@@ -128,6 +128,7 @@ async fn converse(
             "AUTHENTICATE" if !tls => {
                 record.before_tls.push("AUTHENTICATE".into());
                 record.mechanism = args.split(' ').next().map(str::to_ascii_uppercase);
+                record.refused = Some("credentials sent before STARTTLS".into());
                 wire::send(io, &format!("{tag} NO [PRIVACYREQUIRED] STARTTLS first: no authentication before TLS\r\n")).await?;
             }
             "AUTHENTICATE" => {

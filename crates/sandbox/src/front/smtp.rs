@@ -104,6 +104,7 @@ async fn converse(
             "AUTH" if !tls => {
                 record.before_tls.push("AUTH".into());
                 record.mechanism = args.split(' ').next().map(str::to_ascii_uppercase);
+                record.refused = Some("credentials sent before STARTTLS".into());
                 wire::send(io, "530 5.7.0 Must issue a STARTTLS command first\r\n").await?;
             }
             "AUTH" => {
