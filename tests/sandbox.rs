@@ -550,6 +550,39 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
         "{text}"
     );
 
+    // a sandbox killed without stopping: the next start clears what it left (its servers) and serves again
+    let pid = std::fs::read_to_string(dir.join("sandbox.pid")).unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for("the killed process to end", || {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).map_or(true, |st| {
+            st.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    });
+    let o = mss()
+        .args([
+            "sandbox",
+            "start",
+            "--json",
+            "--base-port",
+            &base.to_string(),
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "start after a crash: {}", stderr(&o));
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout(&o).trim()).unwrap(),
+        sb.e
+    );
+
     // stop: no process, no port, no directory
     let stop = mss()
         .args(["sandbox", "stop", "--dir"])

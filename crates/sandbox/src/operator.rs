@@ -98,8 +98,14 @@ impl Settings {
 /// background, detached from the caller's terminal; returns the endpoints once it serves.
 pub fn start(opts: &StartOptions, mut daemon: Command) -> Result<Endpoints> {
     let layout = Layout::new(&opts.dir);
-    if layout.pid().exists() {
-        return Err(Error::AlreadyRunning(layout.dir.clone()));
+    if let Some(pid) = read_pid(&layout) {
+        if alive(pid) {
+            return Err(Error::AlreadyRunning(layout.dir.clone()));
+        }
+        // a sandbox that died without stopping: its servers may linger
+        servers::stop_leftovers(&layout, pid);
+        let _ = std::fs::remove_file(layout.pid());
+        let _ = std::fs::remove_file(layout.endpoints());
     }
     servers::check_installed()?;
     let settings = Settings {
@@ -283,22 +289,18 @@ fn backend_secret() -> Result<String> {
 /// processes go, and the records stay for `report`).
 pub fn stop(dir: &Path, keep_dir: bool) -> Result<()> {
     let layout = Layout::new(dir);
-    let pid = std::fs::read_to_string(layout.pid())
-        .ok()
-        .and_then(|p| p.trim().parse::<i32>().ok())
-        .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| Error::NotRunning(layout.dir.clone()))?;
+    let pid = read_pid(&layout).ok_or_else(|| Error::NotRunning(layout.dir.clone()))?;
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(30);
     // the process removes its pid file last (it may linger as a zombie of a parent that does not reap)
     while layout.pid().exists() && Instant::now() < deadline {
-        if rustix::process::test_kill_process(pid).is_err() {
+        if !alive(pid) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // whatever of its process group remains (a server that did not stop)
-    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    // whatever remains when the process died before stopping its servers
+    servers::stop_leftovers(&layout, pid);
     if keep_dir {
         let _ = std::fs::remove_file(layout.pid());
         let _ = std::fs::remove_file(layout.endpoints());
@@ -306,4 +308,24 @@ pub fn stop(dir: &Path, keep_dir: bool) -> Result<()> {
     }
     std::fs::remove_dir_all(&layout.dir)
         .map_err(Error::io(format!("removing {}", layout.dir.display())))
+}
+
+fn read_pid(layout: &Layout) -> Option<rustix::process::Pid> {
+    std::fs::read_to_string(layout.pid())
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+}
+
+/// Whether the process runs (a zombie, which a parent that does not reap leaves behind, does not).
+fn alive(pid: rustix::process::Pid) -> bool {
+    if rustix::process::test_kill_process(pid).is_err() {
+        return false;
+    }
+    let stat =
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).unwrap_or_default();
+    // the state follows the command name in parentheses
+    !stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }

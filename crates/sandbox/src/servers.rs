@@ -132,6 +132,14 @@ pub fn start(layout: &Layout, ports: Internal, backend_secret: &str) -> Result<S
             .spawn()
             .map_err(Error::io("starting postfix"))?,
     );
+    if let Err(e) = wait_ready(layout, ports, &mut servers) {
+        servers.stop();
+        return Err(e);
+    }
+    Ok(servers)
+}
+
+fn wait_ready(layout: &Layout, ports: Internal, servers: &mut Servers) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     for port in [ports.imap, ports.lmtp, ports.smtp] {
         loop {
@@ -156,7 +164,7 @@ pub fn start(layout: &Layout, ports: Internal, backend_secret: &str) -> Result<S
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    Ok(servers)
+    Ok(())
 }
 
 impl Servers {
@@ -179,6 +187,24 @@ impl Servers {
         for c in &mut self.children {
             let _ = c.wait();
         }
+    }
+}
+
+/// Stops what a background process `pid` that died without stopping left running: its process group
+/// (Dovecot and its children) and Postfix, whose master makes a session of its own.
+pub fn stop_leftovers(layout: &Layout, pid: rustix::process::Pid) {
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    // a killed Dovecot may stay a zombie, which its pid file would still show as running
+    let _ = std::fs::remove_file(layout.path("dovecot/run/master.pid"));
+    let pf = layout.path("postfix");
+    if pf.join("main.cf").exists() {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(&pf)
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
