@@ -170,6 +170,20 @@ fn print_endpoints(dir: &Path, e: &Endpoints) {
     );
     println!("  IMAP        {}", e.app_imap);
     println!("  submission  {}", e.app_submission);
+    // what the operator's DNS would publish (docs/mssante.md L4): priority 10 PER/ORG, 20 APP
+    println!("as SRV records of {}:", mss_sandbox::DOMAIN);
+    for (service, prio, hostport) in [
+        ("_submission._tcp", 10, &e.submission),
+        ("_imap._tcp", 10, &e.imap),
+        ("_submission._tcp", 20, &e.app_submission),
+        ("_imap._tcp", 20, &e.app_imap),
+    ] {
+        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, ""));
+        println!(
+            "  {service}.{}. SRV {prio} 1 {port} {host}.",
+            mss_sandbox::DOMAIN
+        );
+    }
     println!("CA file       {}", e.ca_file);
     println!("client cert   {}", e.client_cert);
     println!("client key    {}", e.client_key);
