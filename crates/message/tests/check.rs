@@ -205,6 +205,10 @@ fn every_message_mss_composes_passes() {
         "<1234@chu-exemple.mssante.fr>".into(),
     ];
     requests.push(reply);
+    let mut bcc_only = plain_request();
+    bcc_only.recipients.bcc = std::mem::take(&mut bcc_only.recipients.to);
+    bcc_only.recipients.cc.clear();
+    requests.push(bcc_only);
     let mut html = plain_request();
     html.body.html = Some("<p>Rendez-vous demain à 10 h</p>".into());
     requests.push(html);
