@@ -697,3 +697,23 @@ fn every_rule_has_its_test() {
     }
     let _ = Severity::Warning;
 }
+
+/// A message the MIME parser fails on (its panic contained by the reader): the failure is the
+/// finding, and the body rules, which had nothing to read, say nothing.
+#[test]
+fn a_parser_failure_is_a_finding_not_a_crash() {
+    let raw = std::fs::read(common::root().join("tests/fixtures/mail-parser-0.11.9-panic.eml"))
+        .expect("fixture");
+    let found = check(&raw);
+    assert!(has_errors(&found));
+    let read = read_message(&raw).expect("reads");
+    if read.problems.first().map(String::as_str) == Some(mss_message::PARSER_FAILURE) {
+        assert!(
+            found
+                .iter()
+                .any(|f| f.rule == "mss.mime" && f.message == mss_message::PARSER_FAILURE),
+            "{found:#?}"
+        );
+        assert!(!rules(&found).contains(&"ECO.2.2.4"), "{found:#?}");
+    }
+}
