@@ -717,3 +717,17 @@ fn a_parser_failure_is_a_finding_not_a_crash() {
         assert!(!rules(&found).contains(&"ECO.2.2.4"), "{found:#?}");
     }
 }
+
+/// The sender label is asked of receipts too (ECO.2.2.7: every message sent).
+#[test]
+fn a_receipt_without_a_sender_label_is_reported() {
+    let sent = compose(&professional_request());
+    let received = read_message(&sent).expect("reads");
+    let req = MdnRequest {
+        final_recipient: "jean.dupont@chu-exemple.mssante.fr".into(),
+        label: None,
+        disposition: MdnDisposition::Processed,
+    };
+    let mdn = build_mdn(&received, &req, &common::config(), &mut common::env()).expect("mdn");
+    assert_eq!(rules(&check(&mdn.raw)), ["ECO.2.2.7"]);
+}
