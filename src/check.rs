@@ -45,13 +45,13 @@ pub fn check(data_dir: &Path, args: CheckArgs) -> Result<()> {
         }
         let name = file.display().to_string();
         if args.json {
-            let line = serde_json::json!({
-                "file": name,
-                "errors": errors,
-                "warnings": warnings,
-                "findings": findings,
-            });
-            writeln!(stdout, "{line}")?;
+            let line = FileReport {
+                file: &name,
+                errors,
+                warnings,
+                findings: &findings,
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
         } else {
             print_human(&mut stdout, &name, &findings, errors, warnings)?;
         }
@@ -61,6 +61,15 @@ pub fn check(data_dir: &Path, args: CheckArgs) -> Result<()> {
         bail!("{failed} of {} message(s) not conformant", args.files.len());
     }
     Ok(())
+}
+
+/// One line of `--json`, its fields in this order.
+#[derive(serde::Serialize)]
+struct FileReport<'a> {
+    file: &'a str,
+    errors: usize,
+    warnings: usize,
+    findings: &'a [Finding],
 }
 
 fn read(file: &Path) -> Result<Vec<u8>> {

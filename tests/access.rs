@@ -149,6 +149,7 @@ fn without_a_client_only_the_directory_answers_and_the_401_says_how_to_add_one()
         get(&http, &s, "/v1/messages/1"),
         get(&http, &s, "/metrics"),
         send(http.post(s.url("/v1/messages/compose")).body("{}")),
+        send(http.post(s.url("/v1/messages/check")).body("x")),
     ] {
         assert_eq!(a.status, 401, "{}", a.text);
         assert_eq!(a.headers["content-type"], "application/problem+json");

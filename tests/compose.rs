@@ -118,6 +118,14 @@ fn what_mss_composes_passes_mss_check_and_a_fault_is_reported() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
+    assert!(
+        stdout(&o).starts_with(&format!(
+            "{{\"file\":{},\"errors\":0,\"warnings\":0,\"findings\":[]}}\n",
+            serde_json::Value::from(pro_s)
+        )),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(lines[0]["errors"], 0);
     assert_eq!(
         lines[1],

@@ -129,7 +129,7 @@ impl Guard {
 
 /// Every guarded route and what it needs: the router guards exactly these, and the OpenAPI document
 /// declares their security from here.
-pub(crate) const GUARDED: [(&str, Guard); 14] = [
+pub(crate) const GUARDED: [(&str, Guard); 15] = [
     ("/v1/directory/search", Guard::scope(Scope::DirectoryRead)),
     (
         "/v1/directory/autocomplete",
@@ -147,6 +147,10 @@ pub(crate) const GUARDED: [(&str, Guard); 14] = [
     (
         "/v1/messages/compose",
         Guard::audited(Scope::MessagesCompose, "messages.compose"),
+    ),
+    (
+        "/v1/messages/check",
+        Guard::audited(Scope::MessagesCompose, "messages.check"),
     ),
     (
         "/v1/batches",

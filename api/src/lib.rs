@@ -10,6 +10,7 @@
 
 mod access;
 mod batches;
+mod check;
 mod directory;
 mod inbox;
 mod messages;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use access::SecurityDoc;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -125,6 +127,7 @@ impl AppState {
         directory::metrics,
         messages::send,
         messages::compose,
+        check::check,
         batches::create,
         batches::batch,
         batches::message,
@@ -134,11 +137,12 @@ impl AppState {
         inbox::document,
         inbox::ack,
     ),
-    components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, BatchRequest, BatchItem,
+    components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, check::CheckResponse,
+        check::CheckFinding, BatchRequest, BatchItem,
         BatchAccepted, AcceptedItem, inbox::InboxPage, inbox::AckRequest, inbox::AckResponse)),
     modifiers(&SecurityDoc),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
-         (name = "messages", description = "Sending through the sender's operator (API LPS)"),
+         (name = "messages", description = "Composing, checking, and sending through the sender's operator (API LPS)"),
          (name = "batches", description = "Batches through the durable outbox, delivered by the service's workers"),
          (name = "inbox", description = "Messages received in the service's mailboxes, their documents verified, and the outcome answered with an MDN"),
          (name = "operations", description = "Probes and metrics"))
@@ -176,6 +180,10 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         ("/metrics", get(directory::metrics)),
         ("/v1/messages/send", post(messages::send)),
         ("/v1/messages/compose", post(messages::compose)),
+        (
+            "/v1/messages/check",
+            post(check::check).layer(DefaultBodyLimit::max(check::MAX_MESSAGE_BYTES)),
+        ),
         ("/v1/batches", post(batches::create)),
         ("/v1/batches/{id}", get(batches::batch)),
         ("/v1/messages/{id}", get(batches::message)),

@@ -146,3 +146,59 @@ async fn compose_and_send_refuse_an_address_outside_the_espace_de_confiance() {
         }
     }
 }
+
+/// `POST /v1/messages/check` (docs/mssante.md K1): what the service composes is conformant; a message
+/// without X-MSS-NIL is not, and the finding names the rule; anything but `message/rfc822` is 415.
+#[tokio::test]
+async fn check_answers_the_findings_of_a_message() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/compose/cda-to-professional.json"
+    ))
+    .unwrap();
+    let state = AppState::new();
+    let tls = mss_lps::TlsSettings::new(mss_lps::TrustRoots::system().unwrap(), None).unwrap();
+    state.set_sending(SendConfig::new("DEV935997", tls).unwrap());
+    let (router, _clients) = common::keyed_router(state);
+    let (status, _, message) = post(router.clone(), example).await;
+    assert_eq!(status, StatusCode::OK, "{message}");
+
+    let check = |body: String, ct: &'static str| {
+        let router = router.clone();
+        async move {
+            let response = router
+                .oneshot(
+                    Request::post("/v1/messages/check")
+                        .header("content-type", ct)
+                        .body(Body::from(body))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let (status, v) = check(message.clone(), "message/rfc822").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        serde_json::json!({"conformant": true, "errors": 0, "warnings": 0, "findings": []})
+    );
+
+    let broken = message.replacen("X-MSS-NIL: DEV935997\r\n", "", 1);
+    let (status, v) = check(broken, "message/rfc822").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["conformant"], false);
+    assert_eq!(v["errors"], 1);
+    assert_eq!(v["findings"][0]["rule"], "ECO.2.4.3");
+    assert_eq!(v["findings"][0]["severity"], "error");
+    assert_eq!(v["findings"][0]["where"], "header X-MSS-NIL");
+
+    let (status, v) = check(message, "application/json").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+}

@@ -12,6 +12,8 @@
 //!   for a DSN or an MDN, the report correlated to the original Message-ID ([`receipt`]); a faulty
 //!   message is read as far as it goes and flagged with its `problems`, never refused, and its
 //!   JSON view ([`MessageView`]) is what the inbox shows;
+//! - [`check::check_message`]: the conformance check of any message (docs/mssante.md K1), each finding
+//!   with its Référentiel #2 rule, severity, place and reason, read by the same reader;
 //! - [`mdn::build_mdn`]: the RFC 8098 read receipt (success or `processed/Error`) of a received
 //!   message, as the ANS volet describes it;
 //! - [`Whitelist`]: the national domain whitelist (`listeblanchemssante.xml` + its SHA-256 checksum);

@@ -224,10 +224,11 @@ pub fn read_message(raw: &[u8]) -> Result<ReceivedMessage> {
 
 /// [`read_message`], and `inspect` run on the parsed MIME tree too (the conformance checker looks at
 /// what the reader does not keep: raw header fields, each part's charset): one parse serves both.
-/// `inspect` sees the tree only when the whole message parsed; a parser panic leaves it `None`.
+/// After a parser panic `inspect` sees the header-only reading (the message then starts its
+/// problems with [`PARSER_FAILURE`]); `None` when even that failed.
 pub(crate) fn read_inspecting<T>(
     raw: &[u8],
-    inspect: impl FnOnce(&Message<'_>) -> T,
+    inspect: impl Fn(&Message<'_>) -> T,
 ) -> Result<(ReceivedMessage, Option<T>)> {
     let not_mail = || Error::malformed("message", "not a mail message: no header field");
     // A panic of mail-parser on hostile input must not stop a reader (issue 19, item 6).
@@ -238,16 +239,16 @@ pub(crate) fn read_inspecting<T>(
         Ok(Some((m, t))) => Ok((m, Some(t))),
         Ok(None) => Err(not_mail()),
         Err(_) => {
-            let headers_only = std::panic::catch_unwind(|| {
+            let headers_only = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let msg = MessageParser::default().parse_headers(raw)?;
-                (!msg.headers().is_empty()).then(|| from_parsed(raw, &msg, false))
-            });
-            let mut m = match headers_only {
-                Ok(Some(m)) => m,
-                Ok(None) | Err(_) => unread(raw),
+                (!msg.headers().is_empty()).then(|| (from_parsed(raw, &msg, false), inspect(&msg)))
+            }));
+            let (mut m, t) = match headers_only {
+                Ok(Some((m, t))) => (m, Some(t)),
+                Ok(None) | Err(_) => (unread(raw), None),
             };
             m.problems.insert(0, PARSER_FAILURE.to_string());
-            Ok((m, None))
+            Ok((m, t))
         }
     }
 }

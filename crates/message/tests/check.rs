@@ -205,6 +205,10 @@ fn every_message_mss_composes_passes() {
         "<1234@chu-exemple.mssante.fr>".into(),
     ];
     requests.push(reply);
+    let mut bcc_only = plain_request();
+    bcc_only.recipients.bcc = std::mem::take(&mut bcc_only.recipients.to);
+    bcc_only.recipients.cc.clear();
+    requests.push(bcc_only);
     let mut html = plain_request();
     html.body.html = Some("<p>Rendez-vous demain à 10 h</p>".into());
     requests.push(html);
@@ -692,4 +696,38 @@ fn every_rule_has_its_test() {
         );
     }
     let _ = Severity::Warning;
+}
+
+/// A message the MIME parser fails on (its panic contained by the reader): the failure is the
+/// finding, and the body rules, which had nothing to read, say nothing.
+#[test]
+fn a_parser_failure_is_a_finding_not_a_crash() {
+    let raw = std::fs::read(common::root().join("tests/fixtures/mail-parser-0.11.9-panic.eml"))
+        .expect("fixture");
+    let found = check(&raw);
+    assert!(has_errors(&found));
+    let read = read_message(&raw).expect("reads");
+    if read.problems.first().map(String::as_str) == Some(mss_message::PARSER_FAILURE) {
+        assert!(
+            found
+                .iter()
+                .any(|f| f.rule == "mss.mime" && f.message == mss_message::PARSER_FAILURE),
+            "{found:#?}"
+        );
+        assert!(!rules(&found).contains(&"ECO.2.2.4"), "{found:#?}");
+    }
+}
+
+/// The sender label is asked of receipts too (ECO.2.2.7: every message sent).
+#[test]
+fn a_receipt_without_a_sender_label_is_reported() {
+    let sent = compose(&professional_request());
+    let received = read_message(&sent).expect("reads");
+    let req = MdnRequest {
+        final_recipient: "jean.dupont@chu-exemple.mssante.fr".into(),
+        label: None,
+        disposition: MdnDisposition::Processed,
+    };
+    let mdn = build_mdn(&received, &req, &common::config(), &mut common::env()).expect("mdn");
+    assert_eq!(rules(&check(&mdn.raw)), ["ECO.2.2.7"]);
 }

@@ -164,13 +164,6 @@ fn rfc5322(msg: &ReceivedMessage, mime: &Mime, out: &mut Findings) {
         [_] => {}
         _ => out.push(R, "header Date", "more than one Date field"),
     }
-    if mime.parsed && msg.to.is_empty() && msg.cc.is_empty() {
-        out.push(
-            R,
-            "header To",
-            "no recipient in To or Cc (a Bcc-only message reaches people who cannot tell who else got it)",
-        );
-    }
 }
 
 fn sender_label(msg: &ReceivedMessage, out: &mut Findings) {

@@ -286,14 +286,12 @@ pub fn check_message(raw: &[u8], cfg: &CheckConfig) -> Vec<Finding> {
             return out.0;
         }
     };
-    match &mime {
-        Some(mime) => check_read(&msg, mime, cfg, &mut out),
-        None => {
-            // The parser failed: only what the header-only reading gave can be checked.
-            let mime = mime::Mime::default();
-            check_read(&msg, &mime, cfg, &mut out);
-        }
+    let mut mime = mime.unwrap_or_default();
+    if msg.problems.first().map(String::as_str) == Some(crate::PARSER_FAILURE) {
+        // The parser failed on the body: only the header could be read.
+        mime.parsed = false;
     }
+    check_read(&msg, &mime, cfg, &mut out);
     out.0
 }
 

@@ -74,7 +74,9 @@ pub(super) fn check(
     if kind == Kind::Dsn {
         return;
     }
-    texts(mime, out);
+    if mime.parsed {
+        texts(mime, out);
+    }
     body_type(mime, kind, out);
     archives(msg, mime, out);
     attachments(msg, out);
