@@ -126,7 +126,7 @@ impl Default for ReaderConfig {
 pub struct SyncReport {
     /// Messages stored in the inbox.
     pub new: u64,
-    /// Messages read again that the inbox already held (nothing stored).
+    /// Messages read again that the inbox already held, or held and purged (nothing stored).
     pub known: u64,
     /// Of the new ones, those the message reader found problems in (kept all the same).
     pub faulty: u64,
@@ -401,7 +401,7 @@ impl Pass<'_> {
                     report.new += 1;
                     report.faulty += u64::from(faulty);
                 }
-                Kept::Known(_) => report.known += 1,
+                Kept::Known(_) | Kept::Gone => report.known += 1,
             }
         }
         Ok(report)
