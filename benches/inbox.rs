@@ -15,8 +15,9 @@
 //! accepts for it (mss: AUTHENTICATE PLAIN, mbsync: LOGIN). Printed: messages/s of each, the ratio
 //! (goal: mss >= 1.0x mbsync, verification included) and each one's peak RSS (goal for mss: <= 200 MB
 //! whatever the mailbox size) and CPU time, from /usr/bin/time. MSS_BENCH_INBOX_FETCH_SIZE=N passes
-//! `--fetch-size N` to mss (default: its own, 50). MSS_BENCH_INBOX_PERF=FILE records the
-//! first mss run with `perf record -g` into FILE. Without the operator or mbsync it says so and exits.
+//! `--fetch-size N` to mss (default: its own, 500; MSS_BENCH_INBOX_FETCH_MB=M passes `--fetch-mb M`,
+//! default 16). MSS_BENCH_INBOX_PERF=FILE records the first mss run with `perf record -g` into FILE.
+//! Without the operator or mbsync it says so and exits.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -269,6 +270,10 @@ fn mss(op: &Operator, work: &Path, round: usize, n: usize, time: bool) -> Run {
     // MSS_BENCH_INBOX_FETCH_SIZE=N: mss's --fetch-size (messages per round trip and per commit)
     if let Ok(size) = std::env::var("MSS_BENCH_INBOX_FETCH_SIZE") {
         cmd.args(["--fetch-size", &size]);
+    }
+    // MSS_BENCH_INBOX_FETCH_MB=M: mss's --fetch-mb (bytes per round trip)
+    if let Ok(mb) = std::env::var("MSS_BENCH_INBOX_FETCH_MB") {
+        cmd.args(["--fetch-mb", &mb]);
     }
     // MSS_BENCH_INBOX_PERF=FILE: the first mss run under `perf record -g` (where the time goes)
     let perf = std::env::var("MSS_BENCH_INBOX_PERF").ok();

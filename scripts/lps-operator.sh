@@ -192,6 +192,11 @@ service lmtp {
 protocol lmtp {
   auth_username_format = %Lu
 }
+# a server without UIDPLUS nor MOVE for clients from 127.0.0.254 (outside the tests' usual sources,
+# crates/testing next_source): what retention must fall back on
+remote 127.0.0.254 {
+  imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UNSELECT CHILDREN NAMESPACE SPECIAL-USE
+}
 EOF
   if [[ $postfix == yes ]]; then
     cat <<EOF

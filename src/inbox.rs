@@ -100,9 +100,15 @@ pub struct SyncArgs {
     /// The folder read.
     #[arg(long, default_value = "INBOX", value_name = "NAME")]
     pub folder: String,
-    /// Messages fetched per IMAP round trip.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    /// Most messages fetched per IMAP round trip and committed per transaction.
+    #[arg(long, default_value_t = reader::DEFAULT_FETCH_SIZE as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub fetch_size: u16,
+    /// Most megabytes fetched per IMAP round trip (one message at least); three fetches are in flight,
+    /// so this bounds the memory whatever the messages' sizes.
+    #[arg(long, default_value_t = (reader::DEFAULT_FETCH_BYTES >> 20) as u16, value_name = "MB",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub fetch_mb: u16,
     /// Keep reading as messages arrive (IMAP IDLE, else polling) until interrupted.
     #[arg(long)]
     pub watch: bool,
@@ -347,6 +353,7 @@ fn sync(data_dir: &Path, args: SyncArgs) -> Result<()> {
             receive: true,
             receipts: true,
             fetch_size: usize::from(args.fetch_size),
+            fetch_bytes: u64::from(args.fetch_mb) << 20,
             retention: args.retention.clone(),
             keep: std::time::Duration::from_secs(u64::from(args.keep_days) * 24 * 3600),
             webhook: match (&args.webhook, &args.webhook_secret_file) {

@@ -839,8 +839,21 @@ fn a_message_leaves_the_operator_only_after_its_outcome_and_its_local_copy_later
         )
     );
     assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (vec![angle(3)], 0));
-    // kept locally for keep_days after the outcome: all three still listed
-    assert_eq!(bal.list(op).len(), 3);
+    // kept locally for keep_days after the outcome: all three still listed, with how they left
+    let listed = bal.list(op);
+    let left = |rows: &[serde_json::Value]| -> Vec<(serde_json::Value, bool)> {
+        rows.iter()
+            .map(|r| (r["disposition"].clone(), r["left_operator_at"].is_string()))
+            .collect()
+    };
+    assert_eq!(
+        left(&listed),
+        [
+            ("deleted".into(), true),
+            ("deleted".into(), true),
+            (serde_json::Value::Null, false)
+        ]
+    );
 
     // move:FOLDER: the third, once acknowledged, goes to that folder
     inbox(&bal, op, &["ack", "3", "--integrated"]);
@@ -853,6 +866,10 @@ fn a_message_leaves_the_operator_only_after_its_outcome_and_its_local_copy_later
     );
     assert_eq!(at_operator(&rt, &bal, op, "INBOX"), (vec![], 0));
     assert_eq!(at_operator(&rt, &bal, op, "Handled"), (vec![angle(3)], 0));
+    let shown: serde_json::Value =
+        serde_json::from_str(&inbox(&bal, op, &["show", "3", "--json"])).expect("json");
+    assert_eq!(shown["disposition"], "moved:Handled");
+    assert!(shown["left_operator_at"].is_string(), "{shown}");
 
     // keep_days 0: every local copy with an outcome that left the operator is purged, bytes and rows
     let data = Path::new(&bal.data);
@@ -1020,7 +1037,11 @@ fn each_message_kept_is_pushed_to_the_webhook_signed_in_order() {
             h("webhook-signature"),
             mss_outbox::inbox::push::signature(&key, &h("webhook-id"), ts, body)
         );
-        let sent: serde_json::Value = serde_json::from_slice(body).expect("json");
+        let mut sent: serde_json::Value = serde_json::from_slice(body).expect("json");
+        // the body is the list --json object as it was before it was pushed
+        assert_eq!(sent["pushed_at"], serde_json::Value::Null);
+        assert!(row["pushed_at"].is_string(), "{row}");
+        sent["pushed_at"] = row["pushed_at"].clone();
         assert_eq!(&sent, row, "the body is the list --json object");
     }
 }

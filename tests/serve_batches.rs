@@ -3,7 +3,8 @@
 //! Dovecot mailbox with the Message-IDs answered, a recipient refused with 5xx shown failed with the reply,
 //! an expired token pausing the mailbox until a new token file is dropped, bad bodies refused naming the item
 //! and the field, and a full disk answered with 503 and nothing half-stored; and a sender with
-//! `receive = true` keeping what arrives in its mailbox in the inbox.
+//! `receive = true` keeping what arrives in its mailbox in the inbox, pushing it to a webhook, and removing
+//! it at the operator once acknowledged over REST.
 
 mod common;
 
@@ -741,13 +742,44 @@ fn batches_stay_in_the_espace_de_confiance_and_a_newly_installed_whitelist_is_us
 }
 
 #[test]
-fn a_sender_that_receives_keeps_what_arrives_in_the_inbox() {
+fn a_sender_that_receives_keeps_pushes_and_after_the_ack_removes_at_the_operator() {
     let Some(op) = operator() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let user = format!("{}@sante.test", unique("recv"));
     let token_file = dir.path().join("recv.token");
     let token = op.psc().token(&user, TokenKind::Valid);
     std::fs::write(&token_file, token.expose()).expect("token");
+    // the LPS back-end's webhook receiver
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    type Got = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+    let got: Got = Got::default();
+    let seen = std::sync::Arc::clone(&got);
+    let hook = rt.block_on(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = std::sync::Arc::clone(&seen);
+                    async move {
+                        seen.lock().expect("lock").push((headers, body.to_vec()));
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    let secret = dir.path().join("whsec");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("secret");
     let conf = dir.path().join("mss.toml");
     std::fs::write(
         &conf,
@@ -755,54 +787,109 @@ fn a_sender_that_receives_keeps_what_arrives_in_the_inbox() {
             "[send]\nproduct_reference = \"MSS-TEST-NIL\"\nca_file = {:?}\nsubmission = \"localhost:{}\"\n\n\
              [outbox]\nworker = \"recv\"\n\n\
              [[senders]]\nname = \"recv\"\naddress = {user:?}\ntoken_file = {token_file:?}\n\
-             imap = \"localhost:{}\"\nreceive = true\n",
+             imap = \"localhost:{}\"\nreceive = true\nwebhook = {hook:?}\nwebhook_secret_file = {secret:?}\n",
             op.path("CA"),
             op.port("SUBMISSION_PORT"),
             op.port("IMAP_PORT")
         ),
     )
     .expect("config");
+    // the PFI's key: reads the inbox and acknowledges
+    let key = common::add_client(
+        &dir.path().join("clients.toml"),
+        "pfi",
+        &["inbox:read", "inbox:ack"],
+    );
+    std::fs::write(dir.path().join("client.key"), &key).expect("key file");
     let outbox = dir.path().join("outbox.sqlite");
     let mut server = start(&conf, &outbox);
-    let id = format!("{}@labo.test", unique("arrived"));
-    let letter = format!(
-        "From: labo@sante.test\r\nTo: {user}\r\nSubject: Compte rendu\r\nMessage-ID: <{id}>\r\n\
-         Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nBonjour\r\n"
-    );
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
+    let append = |id: &str| {
+        let letter = format!(
+            "From: labo@sante.test\r\nTo: {user}\r\nSubject: Compte rendu\r\nMessage-ID: <{id}>\r\n\
+             Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nBonjour\r\n"
+        );
+        rt.block_on(async {
             let mut s = op.imap_session(&user).await;
             s.append("INBOX", &[], letter.as_bytes())
                 .await
                 .expect("append");
             s.logout().await.expect("logout");
-        });
-    // the service's reader (IDLE) keeps it: listed once, as received
-    let start = Instant::now();
-    let listed = loop {
-        let out = common::mss()
-            .args(["--data", data_dir().join("data").to_str().expect("utf-8")])
-            .args(["inbox", "list", "--json", "--outbox"])
-            .arg(&outbox)
-            .output()
-            .expect("mss inbox list");
-        assert!(out.status.success(), "{}", common::stderr(&out));
-        let rows: Vec<Value> = common::stdout(&out)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json"))
-            .collect();
-        if !rows.is_empty() || start.elapsed() > Duration::from_secs(30) {
-            break rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        })
     };
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0]["message_id"], id.as_str());
-    assert_eq!(listed[0]["mailbox"], user.as_str());
-    assert_eq!(listed[0]["subject"], "Compte rendu");
-    assert_eq!(listed[0]["status"], "new");
+    let at_operator = || -> usize {
+        rt.block_on(async {
+            let mut s = op.imap_session(&user).await;
+            s.examine("INBOX").await.expect("examine");
+            let n = s.uid_search("ALL").await.expect("search").len();
+            s.logout().await.expect("logout");
+            n
+        })
+    };
+    let wait = |what: &str, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(30), "never {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let id = format!("{}@labo.test", unique("arrived"));
+    append(&id);
+    // the service's reader (IDLE) keeps it and pushes it, signed
+    wait("pushed", Box::new(|| !got.lock().expect("lock").is_empty()));
+    let list = call(server.http.get(server.url("/v1/inbox")));
+    assert_eq!(list.status, 200, "{}", list.body);
+    let items = list.body["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let row = &items[0];
+    assert_eq!(row["message_id"], id.as_str());
+    assert_eq!(row["mailbox"], user.as_str());
+    assert_eq!(
+        (row["status"].as_str(), row["disposition"].as_str()),
+        (Some("new"), None)
+    );
+    let (headers, body) = got.lock().expect("lock")[0].clone();
+    let h = |n: &str| headers[n].to_str().expect("ascii").to_owned();
+    let key_bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .expect("key");
+    assert_eq!(h("webhook-id"), format!("inbox_{}", row["id"]));
+    assert_eq!(
+        h("webhook-signature"),
+        mss_outbox::inbox::push::signature(
+            &key_bytes,
+            &h("webhook-id"),
+            h("webhook-timestamp").parse().expect("seconds"),
+            &body
+        )
+    );
+    let pushed: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(pushed["message_id"], id.as_str());
+    assert_eq!(at_operator(), 1, "still at the operator before its outcome");
+
+    // acknowledged over REST; the reader's next pass (woken by the next message) removes it there
+    let ack = call(
+        server
+            .http
+            .post(server.url(&format!("/v1/inbox/{}/ack", row["id"])))
+            .json(&json!({"status": "integrated"})),
+    );
+    assert_eq!(ack.status, 200, "{}", ack.body);
+    assert_eq!(ack.body["status"], "integrated");
+    append(&format!("{}@labo.test", unique("next")));
+    wait(
+        "removed at the operator",
+        Box::new(|| got.lock().expect("lock").len() == 2 && at_operator() == 1),
+    );
+    let shown = call(
+        server
+            .http
+            .get(server.url(&format!("/v1/inbox/{}", row["id"]))),
+    );
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.body["disposition"], "deleted");
+    assert!(shown.body["left_operator_at"].is_string(), "{}", shown.body);
+    assert!(shown.body["pushed_at"].is_string(), "{}", shown.body);
     assert!(server.terminate().success());
 }

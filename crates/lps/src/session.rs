@@ -14,7 +14,8 @@ use crate::auth::TokenPolicy;
 use crate::discovery::{self, BoxFuture, ServerEndpoints, ServerSource};
 use crate::error::Error;
 use crate::imap::{
-    self, Disposal, Disposed, FetchedMessage, IdleOutcome, ImapSession, NewMessages, SentCopy,
+    self, Disposal, Disposed, FetchedMessage, IdleOutcome, ImapSession, Listing, NewMessages,
+    SentCopy,
 };
 use crate::secret::{AccessToken, Secret};
 use crate::smtp::{self, ConnectOptions, Login, SendReport, SmtpSession};
@@ -497,18 +498,28 @@ impl LpsClient {
         .await
     }
 
-    /// Up to `max` messages of `mailbox` above `since_uid`, whatever they are (see
-    /// [`ImapSession::fetch_new_bounded`]).
-    pub async fn fetch_new_bounded(
-        &self,
-        mailbox: &str,
-        since_uid: u32,
-        max: usize,
-    ) -> Result<NewMessages, Error> {
+    /// The messages of `mailbox` above `since_uid` with their sizes (see [`ImapSession::list_new`]).
+    pub async fn list_new(&self, mailbox: &str, since_uid: u32) -> Result<Listing, Error> {
         let mailbox = mailbox.to_owned();
         self.with_imap(move |s| {
             let mailbox = mailbox.clone();
-            Box::pin(async move { s.fetch_new_bounded(&mailbox, since_uid, max).await })
+            Box::pin(async move { s.list_new(&mailbox, since_uid).await })
+        })
+        .await
+    }
+
+    /// The listed messages `uids` of `mailbox`, whole, unless its UIDVALIDITY changed (see
+    /// [`ImapSession::fetch_listed`]).
+    pub async fn fetch_listed(
+        &self,
+        mailbox: &str,
+        uid_validity: u32,
+        uids: &[u32],
+    ) -> Result<Option<Vec<FetchedMessage>>, Error> {
+        let (mailbox, uids) = (mailbox.to_owned(), Arc::new(uids.to_vec()));
+        self.with_imap(move |s| {
+            let (mailbox, uids) = (mailbox.clone(), Arc::clone(&uids));
+            Box::pin(async move { s.fetch_listed(&mailbox, uid_validity, &uids).await })
         })
         .await
     }

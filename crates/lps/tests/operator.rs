@@ -614,3 +614,98 @@ async fn a_closed_port_fails_the_proof_without_an_error() {
 
 /// Any valid certificate will do to build a configuration that never gets used.
 const CA_FOR_CONFIG: &[u8] = include_bytes!("data/config-only-ca.pem");
+
+/// Retention's fallbacks (docs/mssante.md R5) on a server without UIDPLUS nor MOVE (the operator's
+/// Dovecot, as it answers clients from 127.0.0.254): a deleted message is only flagged, a moved one
+/// copied then flagged, and nothing is expunged, least of all a message another client flagged.
+#[tokio::test]
+async fn without_uidplus_nor_move_retention_flags_and_never_expunges() {
+    let Some(op) = operator() else { return };
+    let user = format!(
+        "lean{}.{}@sante.test",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    let mut full = op.imap_session(&user).await;
+    let mut uids = Vec::new();
+    for (subject, flags) in [
+        ("ours-1", &[][..]),
+        ("theirs", &["\\Deleted"][..]),
+        ("ours-2", &[]),
+    ] {
+        let (_, m) = message("alice@sante.test", &user, subject);
+        let uid = full.append("INBOX", flags, &m).await.expect("append");
+        uids.push(uid.expect("the full server has UIDPLUS"));
+    }
+    let [ours_1, theirs, ours_2] = uids[..] else {
+        panic!("three appended")
+    };
+    let validity = full
+        .examine("INBOX")
+        .await
+        .expect("examine")
+        .uid_validity
+        .expect("uidvalidity");
+
+    let mut o = op.options(op.tls());
+    o.local_addr = Some("127.0.0.254".parse().expect("ip"));
+    let token = op.psc().token(&user, TokenKind::Valid);
+    let policy = op.policy();
+    let mut lean = imap::connect(&op.per_endpoints().imap, &o)
+        .await
+        .expect("imap")
+        .authenticate(Login::XOAuth2 {
+            user: &addr(&user),
+            token: &token,
+            policy: &policy,
+        })
+        .await
+        .expect("login");
+    assert!(full.capabilities().has("UIDPLUS") && full.capabilities().has("MOVE"));
+    assert!(!lean.capabilities().has("UIDPLUS") && !lean.capabilities().has("MOVE"));
+    assert_eq!(
+        lean.dispose("INBOX", validity, &[ours_1], &imap::Disposal::Delete)
+            .await
+            .expect("delete"),
+        imap::Disposed::FlaggedOnly
+    );
+    assert_eq!(
+        lean.dispose(
+            "INBOX",
+            validity,
+            &[ours_2],
+            &imap::Disposal::Move("Handled".into())
+        )
+        .await
+        .expect("move"),
+        imap::Disposed::FlaggedOnly
+    );
+    lean.logout().await.expect("logout");
+
+    // all three still there, each flagged \Deleted (the other client's message untouched otherwise)
+    full.examine("INBOX").await.expect("examine");
+    let flags: Vec<(u32, bool)> = full
+        .uid_fetch(&[ours_1, theirs, ours_2])
+        .await
+        .expect("fetch")
+        .iter()
+        .map(|m| {
+            (
+                m.uid.unwrap_or(0),
+                m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")),
+            )
+        })
+        .collect();
+    assert_eq!(flags, [(ours_1, true), (theirs, true), (ours_2, true)]);
+    // the moved one was copied first
+    full.examine("Handled").await.expect("examine");
+    let copied = full.uid_search("ALL").await.expect("search");
+    let copied = full.uid_fetch(&copied).await.expect("fetch");
+    assert_eq!(copied.len(), 1);
+    assert!(
+        String::from_utf8_lossy(copied[0].body.as_deref().unwrap_or_default()).contains("ours-2")
+    );
+    full.logout().await.expect("logout");
+}

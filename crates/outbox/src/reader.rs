@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mss_lps::LpsClient;
-use mss_lps::imap::{Disposal, Disposed, NewMessages};
+use mss_lps::imap::{Disposal, Disposed, FetchedMessage};
 use tokio::sync::watch;
 
 use crate::inbox::{Arrival, Incoming, Kept, Leaving};
@@ -72,6 +72,12 @@ impl Retention {
 /// Local copies are kept this long after their outcome by default (`keep_days`).
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Messages per fetch by default (`--fetch-size`).
+pub const DEFAULT_FETCH_SIZE: usize = 500;
+
+/// Bytes per fetch by default (`--fetch-mb`).
+pub const DEFAULT_FETCH_BYTES: u64 = 16 << 20;
+
 /// How a mailbox is read.
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
@@ -81,8 +87,11 @@ pub struct ReaderConfig {
     pub receive: bool,
     /// Record reports (DSN, MDN) into the outbox (`[[senders]] receipts`); never inbox messages either way.
     pub receipts: bool,
-    /// Messages fetched per IMAP round trip (bounds memory: whole messages are fetched).
+    /// Most messages fetched per IMAP round trip and committed per transaction.
     pub fetch_size: usize,
+    /// Most bytes fetched per round trip (one message at least): with the pipeline's three chunks in
+    /// flight, what bounds memory whatever the messages' sizes.
+    pub fetch_bytes: u64,
     /// [`watch`]: longest IMAP IDLE before looking again.
     pub idle: Duration,
     /// [`watch`]: pause after a transient failure, or between looks when the server has no IDLE.
@@ -101,7 +110,8 @@ impl Default for ReaderConfig {
             folder: "INBOX".into(),
             receive: false,
             receipts: true,
-            fetch_size: 50,
+            fetch_size: DEFAULT_FETCH_SIZE,
+            fetch_bytes: DEFAULT_FETCH_BYTES,
             idle: Duration::from_secs(60),
             poll: Duration::from_secs(10),
             retention: Retention::Delete,
@@ -116,7 +126,7 @@ impl Default for ReaderConfig {
 pub struct SyncReport {
     /// Messages stored in the inbox.
     pub new: u64,
-    /// Messages read again that the inbox already held (nothing stored).
+    /// Messages read again that the inbox already held, or held and purged (nothing stored).
     pub known: u64,
     /// Of the new ones, those the message reader found problems in (kept all the same).
     pub faulty: u64,
@@ -162,6 +172,11 @@ pub async fn sync(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> 
 const ORPHAN_AGE: Duration = Duration::from_secs(600);
 
 /// The mailbox receives: every message is fetched once; reports are recorded, the others kept.
+///
+/// One listing per pass (UIDs and sizes above the mark), then chunks of at most [`ReaderConfig::fetch_size`]
+/// messages and [`ReaderConfig::fetch_bytes`] bytes, in a pipeline of three: while chunk k is committed
+/// (bytes synced, rows and mark in one transaction), chunk k+1 is read and checked and chunk k+2 is on the
+/// wire. Commits stay in UID order, one at a time: the mark never passes a message not yet durable.
 async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> Result<SyncReport> {
     let mailbox = client.address().to_string();
     let mut report = SyncReport::default();
@@ -174,11 +189,11 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
     loop {
         let cursor = store.inbox_cursor(&mailbox, &cfg.folder).await?;
         let since = cursor.map_or(0, |(_, uid)| uid);
-        let got = client
-            .fetch_new_bounded(&cfg.folder, since, cfg.fetch_size)
+        let listing = client
+            .list_new(&cfg.folder, since)
             .await
             .map_err(Error::from)?;
-        let validity = got.status.uid_validity.unwrap_or(0);
+        let validity = listing.status.uid_validity.unwrap_or(0);
         if let Some((v, _)) = cursor
             && v != validity
         {
@@ -188,58 +203,26 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
                 .await?;
             continue;
         }
-        // more below UIDNEXT than one round trip took (a message expunged meanwhile makes a chunk short)
-        let more = match got.status.uid_next {
-            Some(next) => got.scanned_to < next.saturating_sub(1),
-            None => got.messages.len() >= cfg.fetch_size.max(1),
-        };
-        let NewMessages {
-            messages,
-            scanned_to,
-            ..
-        } = got;
-        let mut incoming = Vec::new();
-        for m in messages {
-            let (Some(uid), Some(raw)) = (m.uid, m.body) else {
-                continue;
-            };
-            match Arrival::read(uid, raw) {
-                Arrival::Report(r) => {
-                    if cfg.receipts {
-                        report
-                            .receipts
-                            .add(receipts::record_report(store, &r).await?);
-                    }
-                }
-                Arrival::Message(mut m) => {
-                    let thread = m.thread_ids();
-                    if !thread.is_empty()
-                        && let Some(sent) = store.inbox_replied(&thread).await?
-                    {
-                        m.set_replies_to(sent);
-                    }
-                    incoming.push(m)
-                }
+        let chunks = plan(&listing.messages, listing.upper, cfg);
+        if chunks.is_empty() {
+            if cursor.is_none() || listing.upper != since {
+                store
+                    .keep(&mailbox, &cfg.folder, validity, listing.upper, Vec::new())
+                    .await?;
             }
-        }
-        let faulty: Vec<bool> = incoming.iter().map(Incoming::is_faulty).collect();
-        if cursor.is_none() || scanned_to != since || !incoming.is_empty() {
-            let kept = store
-                .keep(&mailbox, &cfg.folder, validity, scanned_to, incoming)
-                .await?;
-            for (k, faulty) in kept.iter().zip(faulty) {
-                match k {
-                    Kept::New(_) => {
-                        report.new += 1;
-                        report.faulty += u64::from(faulty);
-                    }
-                    Kept::Known(_) => report.known += 1,
-                }
-            }
-        }
-        if !more {
             break;
         }
+        let pass = Pass {
+            store,
+            client,
+            cfg,
+            mailbox: &mailbox,
+            validity,
+        };
+        if pass.run(chunks, &mut report).await? {
+            break;
+        }
+        tracing::info!(%mailbox, folder = %cfg.folder, "UIDVALIDITY changed during the pass: listing again");
     }
     // pushed before retention may purge them (a purge only takes messages with an outcome, long after)
     if let Some(hook) = &cfg.webhook {
@@ -247,6 +230,182 @@ async fn receive(store: &dyn Store, client: &LpsClient, cfg: &ReaderConfig) -> R
     }
     retain(store, client, cfg, &mailbox, &mut report).await?;
     Ok(report)
+}
+
+/// One fetch: the UIDs, and the mark once they are kept (the last UID, the listing's end for the last).
+struct Chunk {
+    uids: Vec<u32>,
+    up_to: u32,
+}
+
+/// Cuts a listing into chunks of at most `fetch_size` messages and `fetch_bytes` bytes (one message at
+/// least): memory stays bounded whatever the messages' sizes.
+fn plan(listed: &[(u32, u64)], upper: u32, cfg: &ReaderConfig) -> Vec<Chunk> {
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let (mut uids, mut bytes) = (Vec::new(), 0u64);
+    for &(uid, size) in listed {
+        if !uids.is_empty()
+            && (uids.len() >= cfg.fetch_size.max(1) || bytes.saturating_add(size) > cfg.fetch_bytes)
+        {
+            let up_to = uids.last().copied().unwrap_or(uid);
+            chunks.push(Chunk {
+                uids: std::mem::take(&mut uids),
+                up_to,
+            });
+            bytes = 0;
+        }
+        uids.push(uid);
+        bytes = bytes.saturating_add(size);
+    }
+    if !uids.is_empty() {
+        chunks.push(Chunk { uids, up_to: upper });
+    } else if let Some(last) = chunks.last_mut() {
+        last.up_to = upper;
+    }
+    chunks
+}
+
+/// A chunk read and checked, waiting for its commit.
+struct Prepared {
+    incoming: Vec<Incoming>,
+    up_to: u32,
+}
+
+/// One pass over a listing of a folder whose UIDVALIDITY is `validity`.
+struct Pass<'a> {
+    store: &'a dyn Store,
+    client: &'a LpsClient,
+    cfg: &'a ReaderConfig,
+    mailbox: &'a str,
+    validity: u32,
+}
+
+impl Pass<'_> {
+    /// Runs the chunks through the pipeline; `false` when the folder was renumbered meanwhile (what was
+    /// committed stays; the rest is for a new listing).
+    async fn run(&self, chunks: Vec<Chunk>, report: &mut SyncReport) -> Result<bool> {
+        let mut chunks = chunks.into_iter();
+        let mut fetched: Option<(Vec<FetchedMessage>, u32)> = None;
+        let mut prepared: Option<Prepared> = None;
+        let mut renumbered = false;
+        loop {
+            let next = if renumbered { None } else { chunks.next() };
+            if next.is_none() && fetched.is_none() && prepared.is_none() {
+                return Ok(!renumbered);
+            }
+            let (got, read, committed) = tokio::join!(
+                async {
+                    match next {
+                        Some(c) => self.fetch(c).await,
+                        None => Ok(None),
+                    }
+                },
+                async {
+                    match fetched.take() {
+                        Some((messages, up_to)) => self.read(messages, up_to).await.map(Some),
+                        None => Ok(None),
+                    }
+                },
+                async {
+                    match prepared.take() {
+                        Some(p) => self.commit(p).await.map(Some),
+                        None => Ok(None),
+                    }
+                },
+            );
+            if let Some(done) = committed? {
+                report.add(done);
+            }
+            if let Some((p, receipts)) = read? {
+                report.receipts.add(receipts);
+                prepared = Some(p);
+            }
+            match got? {
+                Some(Some(f)) => fetched = Some(f),
+                Some(None) => renumbered = true,
+                None => {}
+            }
+        }
+    }
+
+    /// The chunk's messages, whole; `Some(None)` when the folder's UIDVALIDITY is no longer the listing's.
+    async fn fetch(&self, chunk: Chunk) -> Result<Option<Option<(Vec<FetchedMessage>, u32)>>> {
+        let got = self
+            .client
+            .fetch_listed(&self.cfg.folder, self.validity, &chunk.uids)
+            .await
+            .map_err(Error::from)?;
+        Ok(Some(got.map(|m| (m, chunk.up_to))))
+    }
+
+    /// Reads and checks the messages (on a blocking thread: archives are inflated and hashed), records the
+    /// reports, and finds what the others reply to.
+    async fn read(
+        &self,
+        messages: Vec<FetchedMessage>,
+        up_to: u32,
+    ) -> Result<(Prepared, ReceiptsReport)> {
+        let arrivals = tokio::task::spawn_blocking(move || {
+            messages
+                .into_iter()
+                .filter_map(|m| match (m.uid, m.body) {
+                    (Some(uid), Some(raw)) => Some(Arrival::read(uid, raw)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Store {
+            reason: format!("message reader thread: {e}"),
+        })?;
+        let mut receipts = ReceiptsReport::default();
+        let mut incoming = Vec::with_capacity(arrivals.len());
+        for a in arrivals {
+            match a {
+                Arrival::Report(r) => {
+                    if self.cfg.receipts {
+                        receipts.add(receipts::record_report(self.store, &r).await?);
+                    }
+                }
+                Arrival::Message(mut m) => {
+                    let thread = m.thread_ids();
+                    if !thread.is_empty()
+                        && let Some(sent) = self.store.inbox_replied(&thread).await?
+                    {
+                        m.set_replies_to(sent);
+                    }
+                    incoming.push(m)
+                }
+            }
+        }
+        Ok((Prepared { incoming, up_to }, receipts))
+    }
+
+    /// Keeps the messages and moves the mark past them, in one transaction once their bytes are durable.
+    async fn commit(&self, p: Prepared) -> Result<SyncReport> {
+        let faulty: Vec<bool> = p.incoming.iter().map(Incoming::is_faulty).collect();
+        let kept = self
+            .store
+            .keep(
+                self.mailbox,
+                &self.cfg.folder,
+                self.validity,
+                p.up_to,
+                p.incoming,
+            )
+            .await?;
+        let mut report = SyncReport::default();
+        for (k, faulty) in kept.iter().zip(faulty) {
+            match k {
+                Kept::New(_) => {
+                    report.new += 1;
+                    report.faulty += u64::from(faulty);
+                }
+                Kept::Known(_) | Kept::Gone => report.known += 1,
+            }
+        }
+        Ok(report)
+    }
 }
 
 /// Messages taken out of the folder per IMAP command.
@@ -425,5 +584,41 @@ async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = stop.changed() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(listed: &[(u32, u64)], upper: u32, size: usize, bytes: u64) -> Vec<(Vec<u32>, u32)> {
+        let cfg = ReaderConfig {
+            fetch_size: size,
+            fetch_bytes: bytes,
+            ..ReaderConfig::default()
+        };
+        plan(listed, upper, &cfg)
+            .into_iter()
+            .map(|c| (c.uids, c.up_to))
+            .collect()
+    }
+
+    #[test]
+    fn chunks_are_bounded_by_count_and_bytes_and_the_last_mark_is_the_listings_end() {
+        let listed = [(3, 10), (4, 10), (7, 10), (8, 10), (9, 10)];
+        assert_eq!(
+            cut(&listed, 12, 2, 1000),
+            vec![(vec![3, 4], 4), (vec![7, 8], 8), (vec![9], 12)]
+        );
+        assert_eq!(
+            cut(&listed, 9, 10, 25),
+            vec![(vec![3, 4], 4), (vec![7, 8], 8), (vec![9], 9)]
+        );
+        // a message larger than the budget goes alone, never skipped
+        assert_eq!(
+            cut(&[(1, 5), (2, 500), (3, 5)], 3, 10, 100),
+            vec![(vec![1], 1), (vec![2], 2), (vec![3], 3)]
+        );
+        assert!(cut(&[], 40, 10, 100).is_empty());
     }
 }

@@ -188,6 +188,7 @@ impl SqliteStore {
         // and inboxes made before retention: nothing of theirs has left the operator
         add_column(&conn, "inbox", "left_ms", "INTEGER")?;
         add_column(&conn, "inbox", "left_how", "TEXT")?;
+        add_column(&conn, "inbox", "pushed_ms", "INTEGER")?;
         Ok((conn, mode))
     }
 

@@ -105,7 +105,18 @@ pub enum Disposed {
     ValidityChanged(Option<u32>),
 }
 
-/// What [`ImapSession::fetch_new_with_header`] or [`ImapSession::fetch_new_bounded`] found.
+/// What [`ImapSession::list_new`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The mailbox as EXAMINE saw it (UIDVALIDITY: a change means UIDs were renumbered).
+    pub status: MailboxStatus,
+    /// The UIDs above the mark and each message's size (RFC822.SIZE), oldest first.
+    pub messages: Vec<(u32, u64)>,
+    /// Every UID up to this one is listed or no longer exists (UIDNEXT - 1 when the server says it).
+    pub upper: u32,
+}
+
+/// What [`ImapSession::fetch_new_with_header`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessages {
     /// The mailbox as EXAMINE saw it (UIDVALIDITY: a change means UIDs were renumbered).
@@ -611,16 +622,73 @@ impl ImapSession {
         .await
     }
 
-    /// Up to `max` messages of `mailbox` above `since_uid`, whatever they are, fetched whole, oldest first,
-    /// with the same [`NewMessages::scanned_to`] promise as [`ImapSession::fetch_new_with_header`]: one
-    /// pass of a reader that keeps every message (docs/mssante.md R1). Opened with EXAMINE.
-    pub async fn fetch_new_bounded(
+    /// The messages of `mailbox` above `since_uid` with their sizes (`UID FETCH from:last (RFC822.SIZE)`,
+    /// no bytes), oldest first: what a reader that keeps every message plans its fetches on
+    /// (docs/mssante.md R1). Opened with EXAMINE; a message that arrives later gets a UID above
+    /// [`Listing::upper`] and is left for the next listing.
+    pub async fn list_new(&mut self, mailbox: &str, since_uid: u32) -> Result<Listing, Error> {
+        let status = self.examine(mailbox).await?;
+        let from = since_uid.saturating_add(1);
+        let set = match status.uid_next {
+            // messages that arrive after EXAMINE get a UID >= UIDNEXT: the listing stops below it
+            Some(next) if next.saturating_sub(1) <= since_uid => {
+                return Ok(Listing {
+                    status,
+                    messages: Vec::new(),
+                    upper: since_uid,
+                });
+            }
+            Some(next) => format!("{from}:{}", next - 1),
+            None => format!("{from}:*"),
+        };
+        let (data, st) = self
+            .conn
+            .run(&format!("UID FETCH {set} (UID RFC822.SIZE)"))
+            .await?;
+        self.conn.expect_ok("UID FETCH", st)?;
+        // `n:*` always takes the last message even when its UID is below n: filtered
+        let mut messages: Vec<(u32, u64)> = data
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::Fetch(FetchedMessage {
+                    uid: Some(uid),
+                    size,
+                    ..
+                }) if uid > since_uid => Some((uid, size.unwrap_or(0))),
+                _ => None,
+            })
+            .collect();
+        messages.sort_unstable();
+        messages.dedup_by_key(|m| m.0);
+        let upper = match status.uid_next {
+            Some(next) => next - 1,
+            None => messages.last().map_or(since_uid, |m| m.0),
+        };
+        Ok(Listing {
+            status,
+            messages,
+            upper,
+        })
+    }
+
+    /// The messages `uids` of `mailbox`, fetched whole (see [`ImapSession::uid_fetch`]), provided the
+    /// folder's UIDVALIDITY is still `uid_validity` (else `None`, nothing fetched). The folder is opened
+    /// again (EXAMINE) only when another one is selected (a new session, or another command in between).
+    /// A UID expunged since it was listed is simply absent.
+    pub async fn fetch_listed(
         &mut self,
         mailbox: &str,
-        since_uid: u32,
-        max: usize,
-    ) -> Result<NewMessages, Error> {
-        self.fetch_new_matching(mailbox, since_uid, None, max).await
+        uid_validity: u32,
+        uids: &[u32],
+    ) -> Result<Option<Vec<FetchedMessage>>, Error> {
+        let validity = match self.selected() {
+            Some(m) if m.name == mailbox => m.uid_validity,
+            _ => self.examine(mailbox).await?.uid_validity,
+        };
+        if validity != Some(uid_validity) {
+            return Ok(None);
+        }
+        self.uid_fetch(uids).await.map(Some)
     }
 
     /// Up to `max` messages above `since_uid` matching the search `criteria` (all when `None`).

@@ -167,6 +167,16 @@ pub enum Kept {
     New(i64),
     /// Already in the inbox under this id (read again): nothing stored.
     Known(i64),
+    /// Kept once, then purged after its outcome (still at the operator with `retention = "keep"`, or
+    /// met again in a renumbered folder): only its tombstone remains, nothing is stored again.
+    Gone,
+}
+
+/// A purged message's tombstone: the SHA-256 of its dedupe key (Message-ID, else its bytes' hash), so
+/// the store keeps no trace of the message itself, only enough to never take it in again.
+pub fn tombstone(dedupe_key: &str) -> String {
+    use sha2::Digest;
+    mss_types::hex(&sha2::Sha256::digest(dedupe_key.as_bytes()))
 }
 
 /// Where a message is in its life in the inbox.
@@ -236,6 +246,17 @@ pub struct InboxEntry {
     pub size: u64,
     /// The consumer's outcome, once recorded.
     pub outcome: Option<InboxOutcome>,
+    /// When retention took it out of the folder at the operator (RFC 3339); `null` while it is there.
+    #[serde(serialize_with = "rfc3339_or_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub left_operator_at: Option<i64>,
+    /// How it left: `deleted`, `moved:FOLDER`, or `flagged` (flagged `\Deleted`, left for an EXPUNGE
+    /// of the operator's: the server has no UIDPLUS); `null` while it is there.
+    pub disposition: Option<String>,
+    /// When the webhook took it (RFC 3339); `null` before, or without a webhook.
+    #[serde(serialize_with = "rfc3339_or_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub pushed_at: Option<i64>,
     /// What the reader found, flat.
     #[serde(flatten)]
     pub details: Details,
@@ -319,6 +340,16 @@ impl InboxOutcome {
 
 fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&format_ms(*ms))
+}
+
+fn rfc3339_or_null<S: serde::Serializer>(
+    ms: &Option<i64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&format_ms(*ms)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC, to the second).
@@ -444,8 +475,9 @@ pub trait Inbox: Send + Sync {
     /// Where the webhook push of `mailbox` stands (a mark at 0 when it never pushed).
     async fn inbox_push_mark(&self, mailbox: &str) -> Result<PushMark>;
 
-    /// Notes message `id` of `mailbox` delivered to the webhook (or given up): the next one is above it.
-    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()>;
+    /// Notes message `id` of `mailbox` delivered to the webhook (`delivered`: its `pushed_at` is now) or
+    /// given up: the next one is above it.
+    async fn inbox_pushed(&self, mailbox: &str, id: i64, delivered: bool) -> Result<()>;
 
     /// Notes a failed attempt at the next message of `mailbox`: tried again in `retry_in`.
     async fn inbox_push_failed(

@@ -155,7 +155,7 @@ pub async fn push_pending(store: &dyn Inbox, mailbox: &str, hook: &Webhook) -> R
         };
         match failure {
             None => {
-                store.inbox_pushed(mailbox, entry.id).await?;
+                store.inbox_pushed(mailbox, entry.id, true).await?;
                 tracing::debug!(%mailbox, id = entry.id, "webhook: message delivered");
                 report.pushed += 1;
             }
@@ -166,7 +166,7 @@ pub async fn push_pending(store: &dyn Inbox, mailbox: &str, hook: &Webhook) -> R
                 if u128::try_from(failing_for).unwrap_or(0) >= GIVE_UP_AFTER.as_millis() {
                     tracing::error!(%mailbox, id = entry.id, attempts = mark.attempts + 1, %reason,
                         "webhook: message given up after failing for 3 days");
-                    store.inbox_pushed(mailbox, entry.id).await?;
+                    store.inbox_pushed(mailbox, entry.id, false).await?;
                     report.given_up += 1;
                     continue;
                 }

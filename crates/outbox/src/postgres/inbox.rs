@@ -4,7 +4,7 @@ use super::PostgresStore;
 use crate::error::{Error, Result};
 use crate::inbox::{
     Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
-    PushMark, summary_from,
+    PushMark, summary_from, tombstone,
 };
 use crate::sqlite::cursor_from;
 
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS inbox (
   raw BYTEA NOT NULL,
   left_ms BIGINT,
   left_how TEXT,
+  pushed_ms BIGINT,
   UNIQUE (mailbox, folder, uid_validity, uid),
   UNIQUE (mailbox, dedupe_key)
 );
@@ -51,6 +52,20 @@ DO $$ BEGIN
     ALTER TABLE inbox ADD COLUMN left_how TEXT;
   END IF;
 END $$;
+-- and before the webhook's time was kept per message
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                 AND table_name = 'inbox' AND column_name = 'pushed_ms') THEN
+    ALTER TABLE inbox ADD COLUMN pushed_ms BIGINT;
+  END IF;
+END $$;
+-- messages purged after their outcome: never taken in again (docs/mssante.md R5)
+CREATE TABLE IF NOT EXISTS inbox_gone (
+  mailbox TEXT NOT NULL,
+  tombstone TEXT NOT NULL,
+  gone_ms BIGINT NOT NULL,
+  PRIMARY KEY (mailbox, tombstone)
+);
 CREATE TABLE IF NOT EXISTS inbox_push (
   mailbox TEXT PRIMARY KEY,
   last_id BIGINT NOT NULL,
@@ -105,6 +120,16 @@ impl Inbox for PostgresStore {
                 .await?;
             if let Some(r) = moved {
                 out.push(Kept::Known(r.try_get(0)?));
+                continue;
+            }
+            let gone = tx
+                .query_opt(
+                    "SELECT 1 FROM inbox_gone WHERE mailbox = $1 AND tombstone = $2",
+                    &[&mailbox, &tombstone(&key)],
+                )
+                .await?;
+            if gone.is_some() {
+                out.push(Kept::Gone);
                 continue;
             }
             let size = i64::try_from(m.raw.len()).unwrap_or(i64::MAX);
@@ -168,7 +193,8 @@ impl Inbox for PostgresStore {
         let rows = c
             .query(
                 "SELECT id, mailbox, folder, message_id, from_address, subject, received_ms, \
-                 status, size, summary, uid_validity, uid, outcome_code, outcome_label, outcome_ms \
+                 status, size, summary, uid_validity, uid, outcome_code, outcome_label, outcome_ms, \
+                 left_ms, left_how, pushed_ms \
                  FROM inbox WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR mailbox = $2) \
                  AND id > $3 ORDER BY id LIMIT $4",
                 &[&status, &query.mailbox, &query.after, &limit],
@@ -202,6 +228,9 @@ impl Inbox for PostgresStore {
                         r.try_get(13)?,
                         r.try_get(14)?,
                     ),
+                    left_operator_at: r.try_get(15)?,
+                    disposition: r.try_get(16)?,
+                    pushed_at: r.try_get(17)?,
                     details: Details::from_summary(&summary),
                     summary,
                 })
@@ -303,19 +332,30 @@ impl Inbox for PostgresStore {
             .clock
             .now_ms()
             .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
-        let c = self.pool.get().await?;
+        let now = self.clock.now_ms();
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
         // the bytes go with the row (PostgreSQL reclaims the space at its next VACUUM)
-        let rows = c
+        let rows = tx
             .query(
                 "DELETE FROM inbox WHERE mailbox = $1 AND status <> 'new' AND outcome_ms <= $2 \
-                 AND (NOT $3 OR left_ms IS NOT NULL) RETURNING id",
+                 AND (NOT $3 OR left_ms IS NOT NULL) RETURNING id, dedupe_key",
                 &[&mailbox, &before, &only_left],
             )
             .await?;
-        let mut ids = rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<std::result::Result<Vec<i64>, _>>()?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in &rows {
+            ids.push(r.try_get::<_, i64>(0)?);
+            // its tombstone: the message is still at the operator with `keep`, and may be met again
+            // in a renumbered folder
+            tx.execute(
+                "INSERT INTO inbox_gone (mailbox, tombstone, gone_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&mailbox, &tombstone(&r.try_get::<_, String>(1)?), &now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
         ids.sort_unstable();
         Ok(ids)
     }
@@ -344,15 +384,25 @@ impl Inbox for PostgresStore {
         })
     }
 
-    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()> {
-        let c = self.pool.get().await?;
-        c.execute(
+    async fn inbox_pushed(&self, mailbox: &str, id: i64, delivered: bool) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
             "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
              VALUES ($1, $2, 0, NULL, 0, NULL) ON CONFLICT (mailbox) DO UPDATE SET \
              last_id = excluded.last_id, attempts = 0, failing_since_ms = NULL, due_ms = 0, reason = NULL",
             &[&mailbox, &id],
         )
         .await?;
+        if delivered {
+            tx.execute(
+                "UPDATE inbox SET pushed_ms = $2 WHERE id = $1",
+                &[&id, &now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

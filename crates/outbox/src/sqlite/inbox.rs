@@ -7,7 +7,7 @@ use super::{blocking, cursor_from};
 use crate::error::{Error, Result};
 use crate::inbox::{
     Details, Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Incoming, Kept, Leaving,
-    PushMark, summary_from,
+    PushMark, summary_from, tombstone,
 };
 use crate::spool::{Place, Spool};
 
@@ -44,8 +44,16 @@ CREATE TABLE IF NOT EXISTS inbox (
   spool_len INTEGER NOT NULL,
   left_ms INTEGER,
   left_how TEXT,
+  pushed_ms INTEGER,
   UNIQUE (mailbox, folder, uid_validity, uid),
   UNIQUE (mailbox, dedupe_key)
+);
+-- messages purged after their outcome: never taken in again (docs/mssante.md R5)
+CREATE TABLE IF NOT EXISTS inbox_gone (
+  mailbox TEXT NOT NULL,
+  tombstone TEXT NOT NULL,
+  gone_ms INTEGER NOT NULL,
+  PRIMARY KEY (mailbox, tombstone)
 );
 CREATE TABLE IF NOT EXISTS inbox_push (
   mailbox TEXT PRIMARY KEY,
@@ -101,10 +109,16 @@ impl Inbox for SqliteStore {
             .run(move |conn| {
                 let mut q = conn
                     .prepare_cached("SELECT 1 FROM inbox WHERE mailbox = ?1 AND dedupe_key = ?2")?;
+                let mut gone = conn.prepare_cached(
+                    "SELECT 1 FROM inbox_gone WHERE mailbox = ?1 AND tombstone = ?2",
+                )?;
                 Ok(lookup
                     .1
                     .iter()
-                    .map(|k| q.exists(params![lookup.0, k]))
+                    .map(|k| {
+                        Ok(q.exists(params![lookup.0, k])?
+                            || gone.exists(params![lookup.0, tombstone(k)])?)
+                    })
                     .collect::<rusqlite::Result<_>>()?)
             })
             .await?;
@@ -140,12 +154,18 @@ impl Inbox for SqliteStore {
                      spool_offset, spool_len) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'new', ?12, ?13, ?14, ?15)",
                 )?;
+                let mut gone = tx.prepare_cached(
+                    "SELECT 1 FROM inbox_gone WHERE mailbox = ?1 AND tombstone = ?2",
+                )?;
                 let mut places = places.into_iter();
                 for ((m, key), was_known) in messages.iter().zip(&keys).zip(known) {
                     let place = if was_known { None } else { places.next() };
                     let existing: Option<i64> =
                         find.query_row(params![mailbox, key], |r| r.get(0)).optional()?;
                     match (existing, place) {
+                        (None, _) if gone.exists(params![mailbox, tombstone(key)])? => {
+                            out.push(Kept::Gone);
+                        }
                         (Some(id), _) => {
                             moved.execute(params![id, folder, uid_validity, m.uid])?;
                             out.push(Kept::Known(id));
@@ -197,7 +217,8 @@ impl Inbox for SqliteStore {
         self.run(move |conn| {
             let mut q = conn.prepare_cached(
                 "SELECT id, mailbox, folder, message_id, from_address, subject, received_ms, \
-                 status, size, summary, uid_validity, uid, outcome_code, outcome_label, outcome_ms \
+                 status, size, summary, uid_validity, uid, outcome_code, outcome_label, outcome_ms, \
+                 left_ms, left_how, pushed_ms \
                  FROM inbox WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR mailbox = ?2) AND id > ?3 \
                  ORDER BY id LIMIT ?4",
             )?;
@@ -231,6 +252,11 @@ impl Inbox for SqliteStore {
                             r.get::<_, Option<String>>(13)?,
                             r.get::<_, Option<i64>>(14)?,
                         ),
+                        (
+                            r.get::<_, Option<i64>>(15)?,
+                            r.get::<_, Option<String>>(16)?,
+                            r.get::<_, Option<i64>>(17)?,
+                        ),
                     ))
                 },
             )?;
@@ -249,6 +275,7 @@ impl Inbox for SqliteStore {
                     summary,
                     (uid_validity, uid),
                     (code, label, at),
+                    (left_ms, left_how, pushed_ms),
                 ) = row?;
                 let status = InboxStatus::parse(&status).map_err(|_| Error::Store {
                     reason: format!("inbox message {id}: unknown status {status:?}"),
@@ -267,6 +294,9 @@ impl Inbox for SqliteStore {
                     status,
                     size: u64::try_from(size).unwrap_or(0),
                     outcome: InboxOutcome::from_columns(status, code, label, at),
+                    left_operator_at: left_ms,
+                    disposition: left_how,
+                    pushed_at: pushed_ms,
                     details: Details::from_summary(&summary),
                     summary,
                 });
@@ -392,14 +422,15 @@ impl Inbox for SqliteStore {
             .clock
             .now_ms()
             .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
-        let due: Vec<(i64, Place)> = self
+        let lookup = mailbox.clone();
+        let due: Vec<(i64, Place, String)> = self
             .run(move |conn| {
                 let mut q = conn.prepare_cached(
-                    "SELECT id, spool, spool_offset, spool_len FROM inbox WHERE mailbox = ?1 \
+                    "SELECT id, spool, spool_offset, spool_len, dedupe_key FROM inbox WHERE mailbox = ?1 \
                      AND status <> 'new' AND outcome_ms <= ?2 AND (?3 = 0 OR left_ms IS NOT NULL) \
                      ORDER BY id",
                 )?;
-                let rows = q.query_map(params![mailbox, before, only_left], |r| {
+                let rows = q.query_map(params![lookup, before, only_left], |r| {
                     Ok((
                         r.get(0)?,
                         Place {
@@ -407,6 +438,7 @@ impl Inbox for SqliteStore {
                             offset: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
                             len: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                         },
+                        tombstone(&r.get::<_, String>(4)?),
                     ))
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -415,7 +447,15 @@ impl Inbox for SqliteStore {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let (ids, places): (Vec<i64>, Vec<Place>) = due.into_iter().unzip();
+        let now = self.clock.now_ms();
+        let mut ids = Vec::with_capacity(due.len());
+        let mut places = Vec::with_capacity(due.len());
+        let mut tombstones = Vec::with_capacity(due.len());
+        for (id, place, t) in due {
+            ids.push(id);
+            places.push(place);
+            tombstones.push(t);
+        }
         // the bytes first: zeroed where they lie (a segment may hold messages still kept), then the rows; a
         // purge killed in between leaves rows over zeros, purged again next time
         let spool = self.inbox_spool();
@@ -433,6 +473,15 @@ impl Inbox for SqliteStore {
                     let mut delete = tx.prepare_cached("DELETE FROM inbox WHERE id = ?1")?;
                     for id in &purged {
                         delete.execute([id])?;
+                    }
+                    // its tombstone: the message is still at the operator with `keep`, and may be met
+                    // again in a renumbered folder
+                    let mut bury = tx.prepare_cached(
+                        "INSERT OR IGNORE INTO inbox_gone (mailbox, tombstone, gone_ms) \
+                         VALUES (?1, ?2, ?3)",
+                    )?;
+                    for t in &tombstones {
+                        bury.execute(params![mailbox, t, now])?;
                     }
                 }
                 let mut segments: Vec<String> = places.into_iter().map(|p| p.segment).collect();
@@ -489,16 +538,25 @@ impl Inbox for SqliteStore {
         .await
     }
 
-    async fn inbox_pushed(&self, mailbox: &str, id: i64) -> Result<()> {
+    async fn inbox_pushed(&self, mailbox: &str, id: i64, delivered: bool) -> Result<()> {
         let mailbox = mailbox.to_owned();
+        let now = self.clock.now_ms();
         self.run(move |conn| {
-            conn.execute(
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
                 "INSERT INTO inbox_push (mailbox, last_id, attempts, failing_since_ms, due_ms, reason) \
                  VALUES (?1, ?2, 0, NULL, 0, NULL) ON CONFLICT (mailbox) DO UPDATE SET \
                  last_id = excluded.last_id, attempts = 0, failing_since_ms = NULL, due_ms = 0, \
                  reason = NULL",
                 params![mailbox, id],
             )?;
+            if delivered {
+                tx.execute(
+                    "UPDATE inbox SET pushed_ms = ?2 WHERE id = ?1",
+                    params![id, now],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
