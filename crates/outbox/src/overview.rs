@@ -54,10 +54,11 @@ pub struct BatchSummary {
     pub counts: Counts,
 }
 
-/// A recipient that needs a look: failed, or deferred to a later retry.
+/// A recipient, as the console lists those that need a look (failed, deferred to a later retry) and the
+/// latest changes.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Trouble {
+pub struct RecipientLine {
     /// Its message (`GET /v1/messages/{id}`).
     pub message: MessageKey,
     /// The message's batch.
@@ -68,7 +69,7 @@ pub struct Trouble {
     pub sender: String,
     /// The recipient.
     pub address: String,
-    /// `failed` or `deferred`.
+    /// Its state.
     pub state: State,
     /// Attempts so far.
     pub attempts: u32,
@@ -115,8 +116,8 @@ pub trait Overview: Send + Sync {
     /// The `limit` most recent batches, newest first.
     async fn recent_batches(&self, limit: u64) -> Result<Vec<BatchSummary>>;
 
-    /// Up to `limit` failed and deferred recipients, most recently changed first.
-    async fn troubles(&self, limit: u64) -> Result<Vec<Trouble>>;
+    /// Up to `limit` recipients in one of `states` (any state when empty), most recently changed first.
+    async fn recipients_in(&self, states: &[State], limit: u64) -> Result<Vec<RecipientLine>>;
 
     /// Puts the failed and deferred recipients of `message` (those at `recipients` only, when not empty;
     /// addresses compared without case) back in the queue, due now: the workers send them again with
@@ -129,6 +130,15 @@ pub trait Overview: Send + Sync {
 
     /// Messages by status of every receiving mailbox that has any, by mailbox.
     async fn inbox_loads(&self) -> Result<Vec<InboxLoad>>;
+}
+
+/// `states` as a SQL condition on `r.state` (their names are ours: nothing from outside is spliced).
+pub(crate) fn state_condition(states: &[State]) -> String {
+    if states.is_empty() {
+        return "TRUE".to_owned();
+    }
+    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("r.state IN ({})", names.join(", "))
 }
 
 /// Lowercased addresses, for comparison with stored ones.

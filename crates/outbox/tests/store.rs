@@ -1445,7 +1445,10 @@ async fn the_overview_shows_loads_rates_batches_and_troubles(
     assert_eq!(batches[0].counts.queued, 1);
     assert_eq!(s.recent_batches(1).await.expect("batches").len(), 1);
 
-    let troubles = s.troubles(10).await.expect("troubles");
+    let troubles = s
+        .recipients_in(&[State::Failed, State::Deferred], 10)
+        .await
+        .expect("troubles");
     let seen: Vec<(&str, State)> = troubles
         .iter()
         .map(|t| (t.address.as_str(), t.state))
@@ -1466,6 +1469,9 @@ async fn the_overview_shows_loads_rates_batches_and_troubles(
     assert_eq!(troubles[1].label, "o1.eml");
     assert_eq!(troubles[1].batch.as_deref(), Some("b1"));
     assert_eq!(troubles[1].attempts, 1);
+    let latest = s.recipients_in(&[], 10).await.expect("latest");
+    assert_eq!(latest.len(), 4);
+    assert_eq!(latest[3].state, State::Queued, "the oldest change last");
 }
 
 async fn retry_now_and_cancel_queued_act_on_waiting_or_given_up_recipients_only(

@@ -4,8 +4,8 @@ use super::{PostgresStore, u64_of};
 use crate::error::Result;
 use crate::model::{MessageKey, State};
 use crate::overview::{
-    BatchSummary, InboxLoad, Overview, RateBucket, SenderLoad, Trouble, add_inbox_load, add_load,
-    lowered,
+    BatchSummary, InboxLoad, Overview, RateBucket, RecipientLine, SenderLoad, add_inbox_load,
+    add_load, lowered, state_condition,
 };
 
 #[async_trait::async_trait]
@@ -101,15 +101,18 @@ impl Overview for PostgresStore {
         Ok(batches)
     }
 
-    async fn troubles(&self, limit: u64) -> Result<Vec<Trouble>> {
+    async fn recipients_in(&self, states: &[State], limit: u64) -> Result<Vec<RecipientLine>> {
+        let condition = state_condition(states);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.pool.get().await?;
         let rows = c
             .query(
+                &format!(
                 "SELECT m.id, m.batch, m.label, m.sender, r.address, r.state, r.attempts, r.reason, \
                    r.due_ms, r.updated_ms \
                  FROM recipients r JOIN messages m ON m.id = r.message \
-                 WHERE r.state IN ('failed', 'deferred') ORDER BY r.updated_ms DESC, r.id DESC LIMIT $1",
+                 WHERE {condition} ORDER BY r.updated_ms DESC, r.id DESC LIMIT $1"
+                ),
                 &[&limit],
             )
             .await?;
@@ -118,7 +121,7 @@ impl Overview for PostgresStore {
                 let state = State::parse(r.try_get(5)?)?;
                 let attempts: i32 = r.try_get(6)?;
                 let due: i64 = r.try_get(8)?;
-                Ok(Trouble {
+                Ok(RecipientLine {
                     message: r.try_get(0)?,
                     batch: r.try_get(1)?,
                     label: r.try_get(2)?,

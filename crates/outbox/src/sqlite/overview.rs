@@ -8,8 +8,8 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::model::{MessageKey, State};
 use crate::overview::{
-    BatchSummary, InboxLoad, Overview, RateBucket, SenderLoad, Trouble, add_inbox_load, add_load,
-    lowered,
+    BatchSummary, InboxLoad, Overview, RateBucket, RecipientLine, SenderLoad, add_inbox_load,
+    add_load, lowered, state_condition,
 };
 
 fn u64_of(n: i64) -> u64 {
@@ -103,20 +103,21 @@ impl Overview for SqliteStore {
         .await
     }
 
-    async fn troubles(&self, limit: u64) -> Result<Vec<Trouble>> {
+    async fn recipients_in(&self, states: &[State], limit: u64) -> Result<Vec<RecipientLine>> {
+        let condition = state_condition(states);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
-            let mut q = conn.prepare_cached(
+            let mut q = conn.prepare_cached(&format!(
                 "SELECT m.id, m.batch, m.label, m.sender, r.address, r.state, r.attempts, r.reason, \
                    r.due_ms, r.updated_ms \
                  FROM recipients r JOIN messages m ON m.id = r.message \
-                 WHERE r.state IN ('failed', 'deferred') ORDER BY r.updated_ms DESC, r.id DESC LIMIT ?1",
-            )?;
-            let rows: Vec<(Trouble, String)> = q
+                 WHERE {condition} ORDER BY r.updated_ms DESC, r.id DESC LIMIT ?1"
+            ))?;
+            let rows: Vec<(RecipientLine, String)> = q
                 .query_map([limit], |r| {
                     let due: i64 = r.get(8)?;
                     Ok((
-                        Trouble {
+                        RecipientLine {
                             message: r.get(0)?,
                             batch: r.get(1)?,
                             label: r.get(2)?,
