@@ -4,12 +4,13 @@
 #   - wrk: HTTP load generator of the REST benchmark
 #   - postgresql: the shared outbox store of the outbox tests (a throwaway server, scripts/postgres.sh)
 #   - isync: mbsync, the peer of the inbox benchmark (benches/inbox.rs)
+#   - python3-prometheus-client: the Prometheus project's own text parser, which reads /metrics in the console test
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync)
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -60,6 +60,7 @@ pub struct BatchSummary {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecipientLine {
     /// Its message (`GET /v1/messages/{id}`).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub message: MessageKey,
     /// The message's batch.
     pub batch: Option<String>,
