@@ -306,4 +306,25 @@ fn ops_console_in_chromium() {
     assert!(parsed.status.success(), "metrics checks failed:\n{said}");
     assert!(said.contains("metrics ok"), "{said}");
     assert!(server.terminate().success());
+
+    // the console's reads and actions are in the audit trail, the refused one too
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(data.join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let logged = |action: &str, client: &str, status: u64| {
+        audit.iter().any(|l| {
+            l["action"] == action && l["client"] == client && l["outcome"]["status"] == status
+        })
+    };
+    assert!(logged("outbox.read", "dpi", 403), "the refused read");
+    assert!(logged("outbox.read", "ops", 200));
+    assert!(logged("batches.cancel", "ops", 200));
+    let retry = audit
+        .iter()
+        .find(|l| l["action"] == "messages.retry" && l["outcome"]["status"] == 200)
+        .expect("the retry is audited");
+    assert_eq!(retry["recipients"], serde_json::json!([rcpt]), "{retry}");
+    assert_eq!(retry["batch"], "letters-hop", "{retry}");
 }
