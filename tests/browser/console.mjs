@@ -4,7 +4,7 @@
 // marks a received patient message in error (the MDN is queued); usable at 1366×768, by keyboard, with
 // AA contrast. Usage: node console.mjs BASE_URL OPS_KEY WEAK_KEY ARTEFACT_DIR RETRIED_ADDRESS TOKEN_FILE
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import assert from "node:assert/strict";
 
 const [base, key, weak, artefacts, retried, tokenFile] = process.argv.slice(2);
@@ -117,7 +117,12 @@ await check("a patient message is marked in error by keyboard; the MDN is queued
   await row.waitFor(WAIT);
   assert.match(await row.locator(".badge.patient").innerText(), /Patient/);
   assert.match(await row.innerText(), /Leo Dupond/);
-  await row.getByRole("button", { name: /Raw message/ }).waitFor();
+  // the raw message, fetched with the key (a plain link could not carry it) and saved
+  const [download] = await Promise.all([page.waitForEvent("download", WAIT),
+    row.getByRole("button", { name: /Raw message/ }).click()]);
+  const raw = readFileSync(await download.path(), "utf8");
+  assert.match(raw, /^From: Leo Dupond <279035121518989@patient\.mssante\.fr>/m);
+  assert.match(download.suggestedFilename(), /^message-\d+\.eml$/);
   await page.screenshot({ path: `${artefacts}/console-inbox.png` });
   await row.getByRole("button", { name: /in error/ }).focus();
   await page.keyboard.press("Enter");
