@@ -305,6 +305,46 @@ fn ops_console_in_chromium() {
     eprintln!("{said}{}", String::from_utf8_lossy(&parsed.stderr));
     assert!(parsed.status.success(), "metrics checks failed:\n{said}");
     assert!(said.contains("metrics ok"), "{said}");
+
+    // the routes' refusals name what is wrong
+    let answer = |r: reqwest::blocking::RequestBuilder| {
+        let r = r.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap())
+    };
+    let (status, view) = answer(server.http.get(server.url("/v1/outbox")));
+    assert_eq!(status, 200, "{view}");
+    let sent = view["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["address"] == rcpt.as_str())
+        .expect("the retried recipient in the latest changes");
+    assert_eq!(sent["state"], "sent", "{sent}");
+    let retry = server.url(&format!("/v1/messages/{}/retry", sent["message"]));
+    let (status, p) = answer(
+        server
+            .http
+            .post(&retry)
+            .json(&serde_json::json!({"recipients": ["not an address"]})),
+    );
+    assert_eq!(
+        (status, &p["invalid-params"][0]["name"]),
+        (400, &serde_json::json!("recipients[0]")),
+        "{p}"
+    );
+    let (status, p) = answer(server.http.post(&retry));
+    assert_eq!(status, 409, "a sent recipient is not sent again: {p}");
+    let (status, _) = answer(server.http.post(server.url("/v1/messages/99999/retry")));
+    assert_eq!(status, 404);
+    let (status, _) = answer(server.http.post(server.url("/v1/batches/nope/cancel")));
+    assert_eq!(status, 404);
+    let (status, p) = answer(server.http.get(server.url("/v1/outbox?rows=0")));
+    assert_eq!(
+        (status, &p["invalid-params"][0]["name"]),
+        (400, &serde_json::json!("rows")),
+        "{p}"
+    );
     assert!(server.terminate().success());
 
     // the console's reads and actions are in the audit trail, the refused one too
