@@ -2,7 +2,7 @@
 # REST benchmark: wrk against /v1/directory/autocomplete on a 535 k-entry index, then (with --soak) a
 # soak of load bursts checking that the server's RSS stays flat and nothing fails.
 #   scripts/bench-serve.sh [--entries N] [--duration 30s] [--connections 32] [--soak 600] [--compare BIN]
-#                          [--console N]
+#                          [--console N] [--bin MSS]
 # Prints requests/s, p50/p99 latency and the server's RSS next to the goals (>= 10 000 req/s, p99 <= 10 ms,
 # RSS <= 250 MB). wrk runs on the same 2-core machine as the server, as the goal says. The same mix runs
 # without a key and with a client key (X-Api-Key), in turns, three times each in one run: the ratio of requests/s is
@@ -10,11 +10,13 @@
 # --console N: then N ops consoles open and polling (scripts/console-pollers.py: every second, the outbox,
 # the inbox lists and the sources, over an outbox of 2 000 accepted letters to 10 000 recipients), in turns
 # with none, three rounds each: the ratio of autocomplete requests/s with them / without (goal >= 0.95).
+# --bin MSS: measure that binary instead of building this checkout in release (figures of another profile are
+# not comparable with the goals).
 # --compare BIN: the same data and query mix, also served by another build of mss (e.g. the base commit's,
 # built from a second checkout), in turns (BIN, this build, BIN, this build): figures side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-entries=535000 duration=30s connections=32 soak=0 compare="" console=0
+entries=535000 duration=30s connections=32 soak=0 compare="" console=0 bin=""
 while (($#)); do
   case "$1" in
     --entries) entries=$2; shift 2 ;;
@@ -23,12 +25,17 @@ while (($#)); do
     --soak) soak=$2; shift 2 ;;
     --compare) compare=$2; shift 2 ;;
     --console) console=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || bash scripts/install-deps.sh
-cargo build --release --locked -q
-mss=target/release/mss
+if [[ -n $bin ]]; then
+  mss=$bin
+else
+  cargo build --release --locked -q
+  mss=target/release/mss
+fi
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 $mss demo-data --count "$entries" --seed 535 --out "$work/extraction.txt" 2>/dev/null
