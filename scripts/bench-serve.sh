@@ -2,15 +2,21 @@
 # REST benchmark: wrk against /v1/directory/autocomplete on a 535 k-entry index, then (with --soak) a
 # soak of load bursts checking that the server's RSS stays flat and nothing fails.
 #   scripts/bench-serve.sh [--entries N] [--duration 30s] [--connections 32] [--soak 600] [--compare BIN]
+#                          [--console N] [--bin MSS]
 # Prints requests/s, p50/p99 latency and the server's RSS next to the goals (>= 10 000 req/s, p99 <= 10 ms,
 # RSS <= 250 MB). wrk runs on the same 2-core machine as the server, as the goal says. The same mix runs
 # without a key and with a client key (X-Api-Key), in turns, three times each in one run: the ratio of requests/s is
 # the cost of authentication (goal >= 0.95).
+# --console N: then N ops consoles open and polling (scripts/console-pollers.py: every second, the outbox,
+# the inbox lists and the sources, over an outbox of 2 000 accepted letters to 10 000 recipients), in turns
+# with none, three rounds each: the ratio of autocomplete requests/s with them / without (goal >= 0.95).
+# --bin MSS: measure that binary instead of building this checkout in release (figures of another profile are
+# not comparable with the goals).
 # --compare BIN: the same data and query mix, also served by another build of mss (e.g. the base commit's,
 # built from a second checkout), in turns (BIN, this build, BIN, this build): figures side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-entries=535000 duration=30s connections=32 soak=0 compare=""
+entries=535000 duration=30s connections=32 soak=0 compare="" console=0 bin=""
 while (($#)); do
   case "$1" in
     --entries) entries=$2; shift 2 ;;
@@ -18,12 +24,18 @@ while (($#)); do
     --connections) connections=$2; shift 2 ;;
     --soak) soak=$2; shift 2 ;;
     --compare) compare=$2; shift 2 ;;
+    --console) console=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || bash scripts/install-deps.sh
-cargo build --release --locked -q
-mss=target/release/mss
+if [[ -n $bin ]]; then
+  mss=$bin
+else
+  cargo build --release --locked -q
+  mss=target/release/mss
+fi
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 $mss demo-data --count "$entries" --seed 535 --out "$work/extraction.txt" 2>/dev/null
@@ -80,6 +92,41 @@ done
 echo "  goal: rps >= 10000 and p99 <= 10 ms; server RSS now $(rss) MB (goal <= 250 MB)"
 awk -v a="$(( plain[0] + plain[1] + plain[2] ))" -v b="$(( keyed[0] + keyed[1] + keyed[2] ))" \
   'BEGIN { printf "  with a key / without: %.3f of the requests/s (goal >= 0.95)\n", b / a }'
+if ((console > 0)); then
+  # something for the consoles to show: letters accepted into the service's outbox (nothing sends them)
+  mkdir -p "$work/letters"
+  python3 - "$work/letters" <<'PY'
+import sys
+for i in range(2000):
+    to = ", ".join(f"dr.{i}.{j}@ch-{j}.mssante.fr" for j in range(5))
+    with open(f"{sys.argv[1]}/{i:05}.eml", "w", newline="") as f:
+        f.write(f"From: bench@ch-bench.mssante.fr\r\nTo: {to}\r\nSubject: CR {i}\r\n"
+                f"Message-ID: <bench{i}@ch-bench.mssante.fr>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nCR\r\n")
+PY
+  echo not-used > "$work/token"
+  $mss --data "$work/data" batch "$work/letters" --no-send --from bench@ch-bench.mssante.fr \
+    --token-file "$work/token" 2>/dev/null | tail -1
+  console_key=$($mss --data "$work/data" client add console --scope outbox:read --scope inbox:read \
+    --scope metrics:read 2>/dev/null | tail -1)
+  sleep 2
+  alone=() watched=()
+  secs=${duration%s}
+  for round in 1 2 3; do
+    line=$(run "")
+    echo "autocomplete, no console (round $round): $line"
+    alone+=("$(rps "$line")")
+    python3 scripts/console-pollers.py "$console" 1 "$((secs + 6))" "127.0.0.1:$port" "$console_key" \
+      > "$work/pollers.out" &
+    pollers=$!
+    sleep 3
+    line=$(run "")
+    wait "$pollers" || { cat "$work/pollers.out"; echo "console requests failed" >&2; exit 1; }
+    echo "autocomplete, $console consoles polling every second (round $round): $line; $(cat "$work/pollers.out")"
+    watched+=("$(rps "$line")")
+  done
+  awk -v a="$(( alone[0] + alone[1] + alone[2] ))" -v b="$(( watched[0] + watched[1] + watched[2] ))" \
+    'BEGIN { printf "  with the consoles / without: %.3f of the requests/s (goal >= 0.95)\n", b / a }'
+fi
 if ((soak > 0)); then
   start_rss=$(rss)
   echo "soak: ${soak}s of 15 s bursts at full speed on 8 connections, 15 s apart; RSS sampled after each burst"

@@ -6,12 +6,13 @@
 #   - isync: mbsync, the peer of the inbox benchmark (benches/inbox.rs)
 #   - dovecot-*, postfix, openssl: the local operators (scripts/lps-operator.sh, `mss sandbox`)
 #   - python3: the foreign client (smtplib/imaplib) of the sandbox test (tests/sandbox.rs)
+#   - python3-prometheus-client: the Prometheus project's own text parser, which reads /metrics in the console test
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync python3)
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync python3 python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -86,7 +86,7 @@ pub struct AddArgs {
     /// The client's name (1-64 of A-Z a-z 0-9 . _ -).
     pub name: String,
     /// A scope: directory:read, messages:compose, messages:send, batches:write, batches:read,
-    /// metrics:read, inbox:read, inbox:ack (repeat for several).
+    /// metrics:read, inbox:read, inbox:ack, outbox:read, outbox:manage (repeat for several).
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<Scope>,
     /// A sending mailbox (BAL) the client may use; repeat; none: any the service holds credentials for.

@@ -59,6 +59,15 @@ fn import_sample(data_dir: &Path) -> Result<ImportStats> {
     .context("importing the embedded sample")
 }
 
+/// Now, as RFC 3339 to the second: when a source's run is recorded with the index.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,22 @@ pub fn import(data_dir: &Path, args: ImportArgs) -> Result<()> {
     .with_context(|| format!("importing {}", args.file.display()))?;
     bar.finish_and_clear();
     let written = report.finish()?;
+    // what the console and /metrics show of this source: recorded with the new generation
+    let index = mss_index::DirectoryIndex::open(data_dir).context("opening the new index")?;
+    let mut updater = index.writer().context("opening the index for writing")?;
+    updater.set_source_state(
+        "extraction",
+        serde_json::json!({
+            "last_sync": data::now_rfc3339(),
+            "file": args.file.display().to_string(),
+            "entries": stats.imported,
+            "rejected": stats.rejected,
+            "rejected_report": written.then(|| report_path.display().to_string()),
+        }),
+    );
+    updater
+        .commit()
+        .context("recording the import with the index")?;
     print_import_summary(
         &stats,
         started.elapsed(),

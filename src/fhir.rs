@@ -237,10 +237,13 @@ pub fn sync(data_dir: &Path, args: FhirSyncArgs) -> Result<()> {
         updater.remove_dropped(&index, &report.carried)
     }
     .context("removing the entries gone from the API")?;
-    updater.set_source_state(
-        fhir::mode::RECORD_KEY,
-        fhir::mode::record(&base, &report.started_at, &mode),
-    );
+    // the next delta starts at `last_sync`; the counts are for the ops console
+    let mut record = fhir::mode::record(&base, &report.started_at, &mode);
+    record["resources"] = report.resources.into();
+    record["written"] = report.upserted.into();
+    record["removed"] = (report.removed + vanished).into();
+    record["rejected"] = report.rejected.into();
+    updater.set_source_state(fhir::mode::RECORD_KEY, record);
     updater
         .commit()
         .context("recording the sync time with the index")?;

@@ -217,6 +217,20 @@ pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
     let removed = updater
         .remove_vanished(&index, Source::Ldap, &report.seen)
         .context("removing the entries gone from the directory")?;
+    // what the console and /metrics show of this source (docs: README, ops console)
+    updater.set_source_state(
+        "ldap",
+        serde_json::json!({
+            "last_sync": crate::data::now_rfc3339(),
+            "server": url,
+            "entries": report.entries,
+            "rejected": report.rejected,
+            "removed": removed,
+        }),
+    );
+    updater
+        .commit()
+        .context("recording the harvest with the index")?;
     println!(
         "ldap-sync: complete: {counts}; {removed} removed (gone from the directory); the index holds {} entries",
         index.num_entries()

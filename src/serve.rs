@@ -261,6 +261,13 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                 name: s.name.clone(),
                 address: s.mailbox_address()?,
                 error_mailbox: s.error_mailbox_address()?,
+                credential_files: s.credential_files(),
+                submission: s
+                    .submission
+                    .clone()
+                    .or_else(|| file.send.as_ref().and_then(|f| f.submission.clone())),
+                imap: s.imap.clone(),
+                receives: s.receive.unwrap_or(false),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -129,7 +129,7 @@ impl Guard {
 
 /// Every guarded route and what it needs: the router guards exactly these, and the OpenAPI document
 /// declares their security from here.
-pub(crate) const GUARDED: [(&str, Guard); 15] = [
+pub(crate) const GUARDED: [(&str, Guard); 19] = [
     ("/v1/directory/search", Guard::scope(Scope::DirectoryRead)),
     (
         "/v1/directory/autocomplete",
@@ -181,6 +181,19 @@ pub(crate) const GUARDED: [(&str, Guard); 15] = [
         "/v1/inbox/{id}/ack",
         Guard::audited(Scope::InboxAck, "inbox.ack"),
     ),
+    (
+        "/v1/outbox",
+        Guard::audited(Scope::OutboxRead, "outbox.read"),
+    ),
+    (
+        "/v1/messages/{id}/retry",
+        Guard::audited(Scope::OutboxManage, "messages.retry"),
+    ),
+    (
+        "/v1/batches/{id}/cancel",
+        Guard::audited(Scope::OutboxManage, "batches.cancel"),
+    ),
+    ("/v1/sources", Guard::scope(Scope::MetricsRead)),
 ];
 
 /// What the route at `path` needs, if it is guarded.
@@ -262,6 +275,21 @@ impl Caller {
     /// The client's name (the owner of what it creates).
     pub(crate) fn name(&self) -> Option<&str> {
         self.0.as_deref().map(|c| c.name.as_str())
+    }
+
+    /// Whether the client is limited to some sending mailboxes.
+    pub(crate) fn limited(&self) -> bool {
+        self.0.as_deref().is_some_and(|c| !c.senders.is_empty())
+    }
+
+    /// Whether the client may see what `mailbox` sends or receives: a client limited to some senders sees
+    /// theirs.
+    pub(crate) fn may_see_mailbox(&self, mailbox: &str) -> bool {
+        match (&self.0, MailAddress::parse(mailbox)) {
+            (Some(c), Ok(m)) => c.may_send_as(&m),
+            (Some(c), Err(_)) => c.senders.is_empty(),
+            (None, _) => true,
+        }
     }
 
     /// 403 unless the client may send from `sender`.

@@ -43,6 +43,14 @@ pub struct BatchSender {
     pub address: MailAddress,
     /// Where errors of messages received in it go when they asked for no MDN (docs/mssante.md R4).
     pub error_mailbox: Option<MailAddress>,
+    /// The files its credentials are read from (what the console tells to renew when it is paused).
+    pub credential_files: Vec<std::path::PathBuf>,
+    /// Its submission front, when configured (`HOST:PORT`).
+    pub submission: Option<String>,
+    /// Its IMAP front, when configured.
+    pub imap: Option<String>,
+    /// Whether it receives (its messages are kept in the inbox).
+    pub receives: bool,
 }
 
 /// What the batch routes need; set with [`AppState::set_outbox`]. Without it they answer 503.

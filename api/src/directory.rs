@@ -388,13 +388,21 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<String, Proble
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Request counts, latency histograms per route, index size", body = String, content_type = "application/openmetrics-text"))
+    responses((status = 200, description = "Request counts, latency histograms per route, index size; the outbox per sender and state, the inbox per mailbox and status, each directory source's last successful run", body = String, content_type = "application/openmetrics-text"))
 )]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let (entries, bytes) = state
         .index
         .get()
         .map_or((0, 0), |i| (i.num_entries(), i.size_on_disk()));
-    let body = state.metrics.render(entries, bytes);
+    let snapshot = match crate::console::snapshot(&state).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // the request and index metrics still go out; the store's series are absent this time
+            tracing::warn!(error = %e, "metrics: reading the outbox failed");
+            None
+        }
+    };
+    let body = state.metrics.render_with(entries, bytes, snapshot.as_ref());
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }

@@ -61,17 +61,6 @@ pub struct AckResponse {
     pub answer: Option<Answer>,
 }
 
-impl Caller {
-    /// Whether the client may see what `mailbox` received: a client limited to some senders sees theirs.
-    fn may_read_inbox(&self, mailbox: &str) -> bool {
-        match (&self.0, MailAddress::parse(mailbox)) {
-            (Some(c), Ok(m)) => c.may_send_as(&m),
-            (Some(c), Err(_)) => c.senders.is_empty(),
-            (None, _) => true,
-        }
-    }
-}
-
 /// Notes for the audit who sent the message and the mailbox it arrived in (its id is noted already).
 fn note_entry(note: &AuditNote, e: &InboxEntry) {
     if let Some(from) = e.from.as_deref().and_then(|f| MailAddress::parse(f).ok()) {
@@ -93,7 +82,7 @@ async fn visible(
     note.message(id);
     let (entry, message) = mss_outbox::inbox::open(state.outbox()?.store.as_ref(), id)
         .await?
-        .filter(|(e, _)| caller.may_read_inbox(&e.mailbox))
+        .filter(|(e, _)| caller.may_see_mailbox(&e.mailbox))
         .ok_or_else(|| Problem::not_found(format!("no message {id} in the inbox")))?;
     note_entry(note, &entry);
     Ok((entry, message))
@@ -147,7 +136,7 @@ pub async fn list(
         let full = page.len() as u64 == PAGE;
         for e in page {
             query.after = e.id;
-            if caller.may_read_inbox(&e.mailbox) {
+            if caller.may_see_mailbox(&e.mailbox) {
                 items.push(e);
                 if items.len() as u64 == PAGE {
                     break 'pages Some(query.after.to_string());

@@ -2,7 +2,8 @@
 //!
 //! This crate owns the HTTP face of mss (axum): the directory endpoints (`/v1/directory/...`), health and
 //! readiness probes, Prometheus metrics, the OpenAPI 3.1 document (generated from the code, kept in git at
-//! `api/openapi.json`), the embeddable address-autocomplete widget served at `/`, and the listener, in plain
+//! `api/openapi.json`), the embeddable address-autocomplete widget served at `/`, the ops console at
+//! `/console`, and the listener, in plain
 //! HTTP or over TLS ([`serve`], [`ListenerTls`]).
 //!
 //! Every error is `application/problem+json` (RFC 9457) naming the parameter at fault; unknown or repeated
@@ -11,6 +12,7 @@
 mod access;
 mod batches;
 mod check;
+mod console;
 mod directory;
 mod inbox;
 mod messages;
@@ -136,10 +138,16 @@ impl AppState {
         inbox::raw,
         inbox::document,
         inbox::ack,
+        console::outbox,
+        console::retry,
+        console::cancel,
+        console::sources,
     ),
     components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, check::CheckResponse,
-        check::CheckFinding, BatchRequest, BatchItem,
-        BatchAccepted, AcceptedItem, inbox::InboxPage, inbox::AckRequest, inbox::AckResponse)),
+        check::CheckFinding, BatchRequest, BatchItem, BatchAccepted, AcceptedItem, inbox::InboxPage,
+        inbox::AckRequest, inbox::AckResponse, console::OutboxView, console::SenderView, console::PauseView,
+        console::RetryRequest, console::ActionDone, console::SourcesView, console::SourceView,
+        console::EndpointView)),
     modifiers(&SecurityDoc),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),
          (name = "messages", description = "Composing, checking, and sending through the sender's operator (API LPS)"),
@@ -192,12 +200,17 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         ("/v1/inbox/{id}/raw", get(inbox::raw)),
         ("/v1/inbox/{id}/documents/{n}", get(inbox::document)),
         ("/v1/inbox/{id}/ack", post(inbox::ack)),
+        ("/v1/outbox", get(console::outbox)),
+        ("/v1/messages/{id}/retry", post(console::retry)),
+        ("/v1/batches/{id}/cancel", post(console::cancel)),
+        ("/v1/sources", get(console::sources)),
     ] {
         routes = route(routes, path, handler);
     }
     routes
         .route("/openapi.json", get(openapi))
         .merge(widget::routes())
+        .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

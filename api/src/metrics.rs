@@ -1,6 +1,10 @@
-//! Prometheus metrics: request counts and latency histograms per route, index size.
+//! Prometheus metrics: request counts and latency histograms per route, index size; and what the ops
+//! console shows, read from the store at each scrape: the outbox's depth per sender and state, the age of
+//! the oldest message waiting, paused senders, the inbox per mailbox and status, and the last successful
+//! run of each directory source. Every configured sender (and receiving mailbox, and source) has its
+//! series, at zero when there is nothing, so that a dashboard and an alert see it from the start.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -30,6 +34,62 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SenderStateLabels {
+    sender: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SenderLabels {
+    sender: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MailboxStatusLabels {
+    mailbox: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MailboxLabels {
+    mailbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// What a scrape reads from the store and the index, besides the index's size.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// The store's time, ms since the epoch.
+    pub now_ms: i64,
+    /// Configured sending mailboxes, and the receiving ones among them.
+    pub senders: Vec<String>,
+    pub receiving: Vec<String>,
+    pub loads: Vec<mss_outbox::overview::SenderLoad>,
+    pub paused: Vec<String>,
+    pub inbox: Vec<mss_outbox::overview::InboxLoad>,
+    /// Each directory source and its last successful run (seconds since the epoch), if any.
+    pub sources: Vec<(String, Option<f64>)>,
+}
+
+/// The console's gauges: rewritten whole at each scrape (a sender gone from the configuration and the
+/// store goes away with its series).
+#[derive(Default)]
+struct StoreGauges {
+    recipients: Family<SenderStateLabels, Gauge>,
+    oldest_pending: Family<SenderLabels, FloatGauge>,
+    paused: Family<SenderLabels, Gauge>,
+    inbox: Family<MailboxStatusLabels, Gauge>,
+    oldest_waiting: Family<MailboxLabels, FloatGauge>,
+    source_last: Family<SourceLabels, FloatGauge>,
+}
+
 /// The service's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -37,6 +97,9 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     index_entries: Gauge,
     index_bytes: Gauge,
+    store: StoreGauges,
+    /// One scrape at a time rewrites the store's gauges and encodes them.
+    rendering: Mutex<()>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,12 +136,45 @@ impl Default for Metrics {
             "Size of the directory index on disk",
             index_bytes.clone(),
         );
+        let store = StoreGauges::default();
+        registry.register(
+            "mss_outbox_recipients",
+            "Outbox recipients by sending mailbox and state (queued, sending, sent, deferred, failed, delivered, read)",
+            store.recipients.clone(),
+        );
+        registry.register(
+            "mss_outbox_oldest_pending_age_seconds",
+            "Age of the oldest message still waiting for a worker (queued, sending or deferred), by sending mailbox; 0 when none waits",
+            store.oldest_pending.clone(),
+        );
+        registry.register(
+            "mss_outbox_sender_paused",
+            "1 while a sending mailbox is paused (its credentials were refused), else 0",
+            store.paused.clone(),
+        );
+        registry.register(
+            "mss_inbox_messages",
+            "Received messages by mailbox and status (new: waiting for integration, integrated, error)",
+            store.inbox.clone(),
+        );
+        registry.register(
+            "mss_inbox_oldest_waiting_age_seconds",
+            "Age of the oldest received message waiting for integration, by mailbox; 0 when none waits",
+            store.oldest_waiting.clone(),
+        );
+        registry.register(
+            "mss_directory_source_last_success_timestamp_seconds",
+            "When each directory source (extraction, ldap, fhir) last completed a run into the index (Unix time); 0: never",
+            store.source_last.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             index_entries,
             index_bytes,
+            store,
+            rendering: Mutex::new(()),
         }
     }
 }
@@ -86,6 +182,20 @@ impl Default for Metrics {
 impl Metrics {
     /// The text exposition, with the index gauges read now.
     pub fn render(&self, index_entries: u64, index_bytes: u64) -> String {
+        self.render_with(index_entries, index_bytes, None)
+    }
+
+    /// The text exposition, with the index gauges and, when given, the store's read now.
+    pub(crate) fn render_with(
+        &self,
+        index_entries: u64,
+        index_bytes: u64,
+        snapshot: Option<&Snapshot>,
+    ) -> String {
+        let _one_at_a_time = self.rendering.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = snapshot {
+            self.store.set(s);
+        }
         self.index_entries
             .set(i64::try_from(index_entries).unwrap_or(i64::MAX));
         self.index_bytes
@@ -129,4 +239,91 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+fn seconds_since(now_ms: i64, then_ms: Option<i64>) -> f64 {
+    then_ms.map_or(0.0, |t| (now_ms.saturating_sub(t)).max(0) as f64 / 1000.0)
+}
+
+impl StoreGauges {
+    fn set(&self, s: &Snapshot) {
+        self.recipients.clear();
+        self.oldest_pending.clear();
+        self.paused.clear();
+        self.inbox.clear();
+        self.oldest_waiting.clear();
+        self.source_last.clear();
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let mut senders: Vec<&str> = s.senders.iter().map(String::as_str).collect();
+        for l in &s.loads {
+            if !senders.iter().any(|x| same(x, &l.sender)) {
+                senders.push(&l.sender);
+            }
+        }
+        for sender in senders {
+            let load = s.loads.iter().find(|l| same(&l.sender, sender));
+            let counts = load.map(|l| l.counts).unwrap_or_default();
+            for state in mss_outbox::State::ALL {
+                let n = match state {
+                    mss_outbox::State::Queued => counts.queued,
+                    mss_outbox::State::Sending => counts.sending,
+                    mss_outbox::State::Sent => counts.sent,
+                    mss_outbox::State::Deferred => counts.deferred,
+                    mss_outbox::State::Failed => counts.failed,
+                    mss_outbox::State::Delivered => counts.delivered,
+                    mss_outbox::State::Read => counts.read,
+                };
+                self.recipients
+                    .get_or_create(&SenderStateLabels {
+                        sender: sender.to_owned(),
+                        state: state.as_str().to_owned(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            let label = SenderLabels {
+                sender: sender.to_owned(),
+            };
+            self.oldest_pending.get_or_create(&label).set(seconds_since(
+                s.now_ms,
+                load.and_then(|l| l.oldest_pending_ms),
+            ));
+            self.paused
+                .get_or_create(&label)
+                .set(i64::from(s.paused.iter().any(|p| same(p, sender))));
+        }
+        let mut mailboxes: Vec<&str> = s.receiving.iter().map(String::as_str).collect();
+        for l in &s.inbox {
+            if !mailboxes.iter().any(|x| same(x, &l.mailbox)) {
+                mailboxes.push(&l.mailbox);
+            }
+        }
+        for mailbox in mailboxes {
+            let load = s.inbox.iter().find(|l| same(&l.mailbox, mailbox));
+            let l = load.cloned().unwrap_or_default();
+            for (status, n) in [
+                ("new", l.new),
+                ("integrated", l.integrated),
+                ("error", l.error),
+            ] {
+                self.inbox
+                    .get_or_create(&MailboxStatusLabels {
+                        mailbox: mailbox.to_owned(),
+                        status: status.to_owned(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            self.oldest_waiting
+                .get_or_create(&MailboxLabels {
+                    mailbox: mailbox.to_owned(),
+                })
+                .set(seconds_since(s.now_ms, l.oldest_new_ms));
+        }
+        for (source, last) in &s.sources {
+            self.source_last
+                .get_or_create(&SourceLabels {
+                    source: source.clone(),
+                })
+                .set(last.unwrap_or(0.0));
+        }
+    }
 }

@@ -25,11 +25,18 @@ pub enum Scope {
     InboxRead,
     /// `inbox:ack`: `POST /v1/inbox/{id}/ack` (the outcome, and the MDN it sends).
     InboxAck,
+    /// `outbox:read`: `GET /v1/outbox`, the whole outbox as the ops console shows it (every sender's
+    /// counts, batches and recipients in trouble, whoever created them; a client limited to some senders
+    /// sees theirs).
+    OutboxRead,
+    /// `outbox:manage`: the ops team's actions on any batch, `POST /v1/messages/{id}/retry` and
+    /// `POST /v1/batches/{id}/cancel`.
+    OutboxManage,
 }
 
 impl Scope {
     /// Every scope, in the order they are listed.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::DirectoryRead,
         Scope::MessagesCompose,
         Scope::MessagesSend,
@@ -38,6 +45,8 @@ impl Scope {
         Scope::MetricsRead,
         Scope::InboxRead,
         Scope::InboxAck,
+        Scope::OutboxRead,
+        Scope::OutboxManage,
     ];
 
     /// Its name, e.g. `batches:write`.
@@ -51,6 +60,8 @@ impl Scope {
             Scope::MetricsRead => "metrics:read",
             Scope::InboxRead => "inbox:read",
             Scope::InboxAck => "inbox:ack",
+            Scope::OutboxRead => "outbox:read",
+            Scope::OutboxManage => "outbox:manage",
         }
     }
 }

@@ -28,7 +28,7 @@
 //! idempotency key; [`open_store`] opens the store a URL or path names; [`supervisor`] runs a mailbox's
 //! worker loops under a worker name held by one live process at a time
 //! ([`Store::hold_worker_name`]), and, for a service, restarts them when the credentials change;
-//! [`config`] checks a service's `[[senders]]`. The stores read time from a [`Clock`] (a [`ManualClock`] in
+//! [`config`] checks a service's `[[senders]]`; [`overview`] answers the ops console and the metrics. The stores read time from a [`Clock`] (a [`ManualClock`] in
 //! tests).
 
 mod clock;
@@ -37,6 +37,7 @@ mod error;
 pub mod inbox;
 mod model;
 mod open;
+pub mod overview;
 mod postgres;
 pub mod prepare;
 pub mod reader;
@@ -54,6 +55,7 @@ pub use model::{
     NewMessage, Outcome, Pause, RecipientStatus, State, now_ms,
 };
 pub use open::{default_worker_name, open_store};
+pub use overview::Overview;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -94,10 +96,10 @@ impl std::fmt::Debug for WorkerNameHold {
     }
 }
 
-/// The outbox, and the [`Inbox`] beside it in the same database. Every method is one transaction: when it
+/// The outbox, the [`Inbox`] beside it in the same database, and their [`Overview`]. Every method is one transaction: when it
 /// returns `Ok`, what it wrote is on disk.
 #[async_trait::async_trait]
-pub trait Store: Inbox + Send + Sync {
+pub trait Store: Inbox + Overview + Send + Sync {
     /// The store's clock, in milliseconds since the Unix epoch (due times, retry times).
     fn now_ms(&self) -> i64;
 

@@ -19,6 +19,7 @@ use crate::model::{
 use crate::sqlite::{check_owner_has_batch, cursor_from, receipt_sources};
 
 mod inbox;
+mod overview;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (

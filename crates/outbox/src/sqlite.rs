@@ -22,6 +22,7 @@ use crate::model::{
 use crate::spool::{Place, Spool};
 
 mod inbox;
+mod overview;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (

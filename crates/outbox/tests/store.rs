@@ -71,6 +71,9 @@ suite!(
     a_batch_and_its_messages_belong_to_the_client_that_created_it,
     another_owner_adds_nothing_to_a_batch,
     two_owners_racing_for_one_batch_id_leave_it_to_one,
+    the_overview_shows_loads_rates_batches_and_troubles,
+    retry_now_and_cancel_queued_act_on_waiting_or_given_up_recipients_only,
+    the_inbox_overview_counts_each_mailbox_by_status,
 );
 
 /// Something that opens a second, independent handle on the same store (another process's view).
@@ -1333,4 +1336,300 @@ async fn a_worker_name_whose_postgres_session_ended_is_seen_no_longer_held() {
     .await
     .expect("the hold sees its session end");
     assert!(store.hold_worker_name(name).await.expect("try").is_some());
+}
+
+async fn the_overview_shows_loads_rates_batches_and_troubles(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    clock: &ManualClock,
+) {
+    assert!(s.sender_loads().await.expect("loads").is_empty());
+    let t0 = clock.now_ms();
+    s.enqueue(
+        Some("b1"),
+        Some("dpi"),
+        vec![
+            msg(
+                "o1",
+                "alice@sante.test",
+                &["bob@sante.test", "carol@sante.test"],
+            ),
+            msg("o2", "alice@sante.test", &["dan@sante.test"]),
+        ],
+    )
+    .await
+    .expect("enqueue");
+    clock.advance(Duration::from_secs(90));
+    s.enqueue(
+        Some("b2"),
+        None,
+        vec![msg("o3", "labo@app.sante.test", &["bob@sante.test"])],
+    )
+    .await
+    .expect("enqueue");
+    let leased = s
+        .lease("w", Some("alice@sante.test"), 10, LONG)
+        .await
+        .expect("lease");
+    let ids: Vec<i64> = leased
+        .iter()
+        .flat_map(|m| m.recipients.iter().map(|r| r.id))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    clock.advance(Duration::from_secs(60));
+    let retry_at = clock.now_ms() + 600_000;
+    s.record(
+        "w",
+        &[
+            (
+                ids[0],
+                Outcome::Sent {
+                    reply: "250 2.0.0 Ok: queued as A1".into(),
+                },
+            ),
+            (
+                ids[1],
+                Outcome::Failed {
+                    reason: "550 5.1.1 <carol@sante.test>: unknown".into(),
+                },
+            ),
+            (
+                ids[2],
+                Outcome::Deferred {
+                    retry_at,
+                    reason: "451 4.3.0 try later".into(),
+                },
+            ),
+        ],
+    )
+    .await
+    .expect("record");
+
+    let loads = s.sender_loads().await.expect("loads");
+    let senders: Vec<&str> = loads.iter().map(|l| l.sender.as_str()).collect();
+    assert_eq!(senders, ["alice@sante.test", "labo@app.sante.test"]);
+    let alice = &loads[0];
+    assert_eq!(
+        (
+            alice.counts.sent,
+            alice.counts.failed,
+            alice.counts.deferred,
+            alice.counts.queued
+        ),
+        (1, 1, 1, 0)
+    );
+    // the deferred one is still waiting: its message was accepted first
+    assert_eq!(alice.oldest_pending_ms, Some(t0));
+    assert_eq!(loads[1].counts.queued, 1);
+    assert_eq!(loads[1].oldest_pending_ms, Some(t0 + 90_000));
+
+    let minute = 60_000;
+    let rates = s.rates(t0, minute).await.expect("rates");
+    assert_eq!(rates.len(), 1, "{rates:?}");
+    assert_eq!(rates[0].sender, "alice@sante.test");
+    assert_eq!((rates[0].accepted, rates[0].failed), (1, 1));
+    assert_eq!(rates[0].start_ms, (t0 + 150_000) / minute * minute);
+    assert!(
+        s.rates(t0 + 151_000, minute)
+            .await
+            .expect("rates")
+            .is_empty()
+    );
+
+    let batches = s.recent_batches(10).await.expect("batches");
+    let names: Vec<&str> = batches.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(names, ["b2", "b1"], "newest first");
+    assert_eq!(batches[1].owner.as_deref(), Some("dpi"));
+    assert_eq!(batches[1].sender.as_deref(), Some("alice@sante.test"));
+    assert_eq!((batches[1].messages, batches[1].counts.total()), (2, 3));
+    assert_eq!(batches[0].counts.queued, 1);
+    assert_eq!(s.recent_batches(1).await.expect("batches").len(), 1);
+
+    let troubles = s
+        .recipients_in(&[State::Failed, State::Deferred], 10)
+        .await
+        .expect("troubles");
+    let seen: Vec<(&str, State)> = troubles
+        .iter()
+        .map(|t| (t.address.as_str(), t.state))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("dan@sante.test", State::Deferred),
+            ("carol@sante.test", State::Failed)
+        ]
+    );
+    assert_eq!(troubles[0].retry_at_ms, Some(retry_at));
+    assert_eq!(troubles[1].retry_at_ms, None);
+    assert_eq!(
+        troubles[1].reason.as_deref(),
+        Some("550 5.1.1 <carol@sante.test>: unknown")
+    );
+    assert_eq!(troubles[1].label, "o1.eml");
+    assert_eq!(troubles[1].batch.as_deref(), Some("b1"));
+    assert_eq!(troubles[1].attempts, 1);
+    let latest = s.recipients_in(&[], 10).await.expect("latest");
+    assert_eq!(latest.len(), 4);
+    assert_eq!(latest[3].state, State::Queued, "the oldest change last");
+}
+
+async fn retry_now_and_cancel_queued_act_on_waiting_or_given_up_recipients_only(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    clock: &ManualClock,
+) {
+    let acc = s
+        .enqueue(
+            Some("b1"),
+            None,
+            vec![msg(
+                "r1",
+                "alice@sante.test",
+                &["bob@sante.test", "carol@sante.test", "dan@sante.test"],
+            )],
+        )
+        .await
+        .expect("enqueue");
+    let key = acc[0].key();
+    let ids: Vec<i64> = s.lease("w", None, 10, LONG).await.expect("lease")[0]
+        .recipients
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let later = clock.now_ms() + 3_600_000;
+    s.record(
+        "w",
+        &[
+            (
+                ids[0],
+                Outcome::Sent {
+                    reply: "250 ok".into(),
+                },
+            ),
+            (
+                ids[1],
+                Outcome::Failed {
+                    reason: "550 no".into(),
+                },
+            ),
+            (
+                ids[2],
+                Outcome::Deferred {
+                    retry_at: later,
+                    reason: "451 later".into(),
+                },
+            ),
+        ],
+    )
+    .await
+    .expect("record");
+    // one named recipient (case does not matter): only that one, and a sent one is never sent again
+    assert_eq!(
+        s.retry_now(key, &["Carol@Sante.test".into()])
+            .await
+            .expect("retry"),
+        1
+    );
+    assert_eq!(
+        s.retry_now(key, &["bob@sante.test".into()])
+            .await
+            .expect("retry"),
+        0
+    );
+    let l = s.lease("w", None, 10, LONG).await.expect("lease");
+    let again: Vec<&str> = l[0].recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(
+        again,
+        ["carol@sante.test"],
+        "due now; dan still waits for his retry time"
+    );
+    assert_eq!(l[0].recipients[0].attempts, 2);
+    s.release("w").await.expect("release");
+    // all of them: the deferred one is due now too
+    assert_eq!(s.retry_now(key, &[]).await.expect("retry"), 1);
+    let st = s.message(key).await.expect("status").expect("known");
+    let states: Vec<State> = st.recipients.iter().map(|r| r.state).collect();
+    assert_eq!(states, [State::Sent, State::Queued, State::Queued]);
+    assert!(st.recipients[2].reason.is_none());
+
+    // cancel: what waits fails with the reason; a leased one goes on
+    let leased = s.lease("w", None, 1, LONG).await.expect("lease");
+    assert_eq!(leased[0].recipients.len(), 1);
+    let reason = mss_outbox::overview::cancel_reason("ops");
+    assert_eq!(
+        s.cancel_queued("b1", &reason).await.expect("cancel"),
+        Some(1)
+    );
+    assert_eq!(
+        s.cancel_queued("nope", &reason).await.expect("cancel"),
+        None
+    );
+    let st = s.message(key).await.expect("status").expect("known");
+    let states: Vec<State> = st.recipients.iter().map(|r| r.state).collect();
+    assert_eq!(states, [State::Sent, State::Sending, State::Failed]);
+    assert_eq!(st.recipients[2].reason.as_deref(), Some(reason.as_str()));
+    assert!(
+        s.lease("w2", None, 10, LONG)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+}
+
+async fn the_inbox_overview_counts_each_mailbox_by_status(
+    s: Arc<dyn Store>,
+    _: Other<'_>,
+    clock: &ManualClock,
+) {
+    use mss_outbox::inbox::{Arrival, InboxStatus};
+    let incoming = |uid: u32, id: &str| match Arrival::read(
+        uid,
+        format!("From: labo@sante.test\r\nMessage-ID: <{id}>\r\nSubject: cr\r\n\r\nhi\r\n")
+            .into_bytes(),
+    ) {
+        Arrival::Message(m) => m,
+        Arrival::Report(_) => panic!("a report"),
+    };
+    let t0 = clock.now_ms();
+    s.keep(
+        "hop@sante.test",
+        "INBOX",
+        1,
+        2,
+        vec![incoming(1, "i1"), incoming(2, "i2")],
+    )
+    .await
+    .expect("keep");
+    clock.advance(Duration::from_secs(5));
+    s.keep("alice@sante.test", "INBOX", 1, 1, vec![incoming(1, "i3")])
+        .await
+        .expect("keep");
+    let first = s
+        .inbox_list(&mss_outbox::inbox::InboxQuery {
+            mailbox: Some("hop@sante.test".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list")[0]
+        .id;
+    s.inbox_outcome(
+        first,
+        InboxStatus::Error,
+        Some(207),
+        Some("unknown patient"),
+    )
+    .await
+    .expect("outcome");
+    let loads = s.inbox_loads().await.expect("loads");
+    let seen: Vec<(&str, u64, u64, u64)> = loads
+        .iter()
+        .map(|l| (l.mailbox.as_str(), l.new, l.integrated, l.error))
+        .collect();
+    assert_eq!(
+        seen,
+        [("alice@sante.test", 1, 0, 0), ("hop@sante.test", 1, 0, 1)]
+    );
+    assert_eq!(loads[0].oldest_new_ms, Some(t0 + 5000));
+    assert_eq!(loads[1].oldest_new_ms, Some(t0));
 }
