@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds a fuzz target with libFuzzer coverage instrumentation on the stable toolchain (no sanitizer:
 # that part of cargo-fuzz needs nightly) and runs it for a bounded time.
-#   fuzz/run-stable.sh [SECONDS] [TARGET]     default 60 s, target `read` (else `imap`)
+#   fuzz/run-stable.sh [SECONDS] [TARGET]     default 60 s, target `read` (else `imap`, `hl7`)
 # Seeds: fuzz/seeds/ (plus the CDA samples and the whitelist fixture) for `read`, fuzz/seeds/imap/ for
-# `imap`; corpus and crashes land in fuzz/corpus and fuzz/artifacts (git-ignored). Exit status is
+# `imap`, the agency's example messages (crates/hl7/tests/fixtures) for `hl7`; corpus and crashes land in fuzz/corpus and fuzz/artifacts (git-ignored). Exit status is
 # libFuzzer's: non-zero on a crash.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +18,7 @@ cargo build --target-dir "$target_dir" --manifest-path "$here/Cargo.toml" --rele
 mkdir -p "$here/corpus/$bin" "$here/artifacts/$bin"
 case $bin in
   imap) seeds=("$here/seeds/imap") ;;
+  hl7) seeds=("$here/../crates/hl7/tests/fixtures") ;;
   *) seeds=("$here/seeds" "$here/../examples/compose" "$here/../crates/message/tests/fixtures"
             "$here/../crates/message/tests/golden") ;;
 esac

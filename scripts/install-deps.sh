@@ -4,12 +4,13 @@
 #   - wrk: HTTP load generator of the REST benchmark
 #   - postgresql: the shared outbox store of the outbox tests (a throwaway server, scripts/postgres.sh)
 #   - isync: mbsync, the peer of the inbox benchmark (benches/inbox.rs)
+#   - python-hl7 (pip, into tests/hl7/pylib): the DPI of the HL7 tests
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync)
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,4 +40,11 @@ fi
 # the real FHIR R4 server of the FHIR tests: @medplum/fhir-router in memory behind node:http (lock file committed)
 if [[ ! -d tests/fhir/node_modules/@medplum/fhir-router ]]; then
   (cd tests/fhir && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# python-hl7 (PyPI `hl7`, pinned): the DPI of the HL7 tests (tests/hl7/dpi.py), an HL7 v2 parser and MLLP
+# implementation nobody here wrote; installed into the project, not the system
+if [[ ! -d tests/hl7/pylib/hl7 ]]; then
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target tests/hl7/pylib 'hl7==0.4.5'
 fi

@@ -10,6 +10,7 @@ mod config;
 mod data;
 mod directory;
 mod fhir;
+mod hl7;
 mod inbox;
 mod ldap;
 mod lps;
