@@ -1,4 +1,6 @@
-//! `mss hl7` end to end against python-hl7 (tests/hl7/dpi.py, an HL7 implementation nobody here wrote).
+//! The PFI's DPI listener end to end (docs/mssante.md H1, H3): `mss hl7 listen` started for real, a DPI
+//! played by python-hl7 (tests/hl7/dpi.py, an HL7 implementation nobody here wrote) sending the agency's
+//! example messages, the outbox read back to check what was queued.
 
 #![allow(
     clippy::unwrap_used,
@@ -7,14 +9,332 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
+
+use base64::Engine;
+use mss_outbox::{SqliteStore, Store};
+
+const SENDER: &str = "pfi@hopital.mssante.fr";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("crates/hl7/tests/fixtures")
         .join(name)
+}
+
+/// `mss hl7 listen --queue-only` on an ephemeral port, and its data.
+struct Pfi {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pfi {
+    fn start() -> Pfi {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mss.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[send]\nproduct_reference = \"MSS-TEST\"\n\n[[senders]]\nname = \"pfi\"\naddress = \
+                 \"{SENDER}\"\ntoken_file = \"{}\"\n\n[hl7]\nlisten = \"127.0.0.1:0\"\nsender = \"pfi\"\n",
+                dir.path().join("token").display()
+            ),
+        )
+        .unwrap();
+        let data = dir.path().join("data");
+        let (child, port) = Self::spawn(&data, &config, "127.0.0.1:0");
+        Pfi {
+            child,
+            port,
+            data,
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(data: &Path, config: &Path, listen: &str) -> (Child, u16) {
+        let mut child = common::mss()
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "hl7",
+                "listen",
+                "--queue-only",
+            ])
+            .args(["--config", config.to_str().unwrap(), "--listen", listen])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mss hl7 listen");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening for the DPI on 127.0.0.1:").nth(1) {
+                    let port: u16 = rest.split(' ').next().unwrap().parse().unwrap();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("mss hl7 listen did not start");
+        (child, port)
+    }
+
+    /// Kills the process at once (SIGKILL) and starts it again on the same port and data.
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let listen = format!("127.0.0.1:{}", self.port);
+        let (child, port) = Self::spawn(&self.data, &self.config, &listen);
+        self.child = child;
+        self.port = port;
+    }
+
+    /// python-hl7 sends `file` (edited by `extra` arguments) and returns its JSON summary of the ACK.
+    fn dpi_send(&self, file: &str, extra: &[&str]) -> serde_json::Value {
+        let out = std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hl7/dpi.py"))
+            .args(["send", "127.0.0.1", &self.port.to_string()])
+            .arg(fixture(file))
+            .args(extra)
+            .output()
+            .expect(
+                "running python3 tests/hl7/dpi.py (scripts/install-deps.sh installs python-hl7)",
+            );
+        assert!(
+            out.status.success(),
+            "dpi.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Every message queued in the HL7 batch: label, recipients and the composed bytes.
+    fn queued(&self) -> Vec<(String, Vec<String>, Vec<u8>)> {
+        let store = SqliteStore::open(&self.data.join("outbox.sqlite")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let Some(batch) = store.batch("hl7:pfi", 0, 100).await.unwrap() else {
+                return Vec::new();
+            };
+            // the content: leased by the test (nobody delivers in --queue-only), then given back
+            let leased = store
+                .lease("test", None, 100, Duration::from_secs(60))
+                .await
+                .unwrap();
+            store.release("test").await.unwrap();
+            batch
+                .items
+                .iter()
+                .map(|m| {
+                    let content = leased
+                        .iter()
+                        .find(|l| l.key == m.id)
+                        .map(|l| l.content.clone())
+                        .unwrap_or_default();
+                    (
+                        m.label.clone(),
+                        m.recipients.iter().map(|r| r.address.to_string()).collect(),
+                        content,
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+impl Drop for Pfi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CDA of a fixture's first OBX, decoded.
+fn obx_cda(file: &str) -> Vec<u8> {
+    let bytes = std::fs::read(fixture(file)).unwrap();
+    let m = mss_hl7::Message::parse(&bytes).unwrap();
+    let b64 = m.get("OBX", 5).component(5).text().into_owned();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .unwrap()
+}
+
+fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    raw.lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}
+
+const ORU_BODY: &str =
+    "Q2hlciBjb25mcsOocmUsIHZvdXMgdHJvdXZlcmV6IGNpLWpvaW50IGxlIENSIGTigJlpbWFnZXJpZSBkZSBNLkR1cG9ud";
+
+#[test]
+fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
+    let mut pfi = Pfi::start();
+
+    // 1. The agency's MDM^T02 as published: INVISIBLE_REP_LEGAUX = Y beside a professionals-only
+    //    exchange is outside the guide's matrix: AE naming that OBX, nothing queued.
+    let ack = pfi.dpi_send("sending-mdm-t02.hl7", &[]);
+    assert_eq!(ack["msh9"], "ACK^T02");
+    assert_eq!(ack["msa1"], "AE");
+    assert_eq!(ack["msa2"], "015");
+    assert_eq!(ack["err2"], "OBX^4^5");
+    assert_eq!(ack["err3"], "207");
+    assert!(
+        ack["err8"].as_str().unwrap().starts_with(
+            "INVISIBLE_REP_LEGAUX = Y is not allowed when sending to professionals only"
+        ),
+        "{ack}"
+    );
+    assert!(pfi.queued().is_empty());
+
+    // 2. The same with the flag the matrix wants: AA, one message to the PRT recipient, the CDA byte
+    //    for byte in the IHE_XDM, no receipts asked (ACK_RECEPTION, ACK_LECTURE_MSS = N).
+    let fixed = ["--flag", "INVISIBLE_REP_LEGAUX=N"];
+    let ack = pfi.dpi_send("sending-mdm-t02.hl7", &fixed);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["msa2"].as_str()),
+        (Some("AA"), Some("015")),
+        "{ack}"
+    );
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 1);
+    let (label, to, content) = &queued[0];
+    assert_eq!(label, "hl7 MDM^T02 015 from RIS-Y/Organisation-Y (ps)");
+    assert_eq!(to, &["adam.hoda@test-ci-sis.mssante.fr"]);
+    let read = mss_message::read_message(content).unwrap();
+    assert_eq!(read.from.as_deref(), Some(SENDER));
+    assert!(read.subject.starts_with("XDM/1.0/DDM+"), "{}", read.subject);
+    let docs: Vec<_> = read.xdm[0].archive.as_ref().unwrap().documents().collect();
+    assert_eq!(docs.len(), 1);
+    assert!(docs[0].verified());
+    assert_eq!(docs[0].content, obx_cda("sending-mdm-t02.hl7"));
+    let raw = String::from_utf8_lossy(content);
+    assert_eq!(header(&raw, "X-MSS-CODECDA"), Some("18748-4"));
+    assert_eq!(header(&raw, "Disposition-Notification-To"), None);
+    assert_eq!(
+        read.text.as_ref().map(|t| t.0.trim().to_owned()).as_deref(),
+        Some("Cher confrère, vous trouverez ci-joint le CR d’imagerie de M.Dupont")
+    );
+
+    // 3. A lost ACK: the DPI sends, the connection drops before the answer, the DPI sends the same
+    //    MSH-10 again: AA again, still one message. Then the PFI is killed at once after a send and
+    //    restarted; the DPI sends again: still one message.
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&fixed[..], &["--drop-ack"]].concat(),
+    );
+    assert_eq!(ack["dropped"], "015");
+    let ack = pfi.dpi_send("sending-mdm-t02.hl7", &fixed);
+    assert_eq!(ack["msa1"], "AA");
+    assert_eq!(pfi.queued().len(), 1);
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&fixed[..], &["--drop-ack", "--control-id", "016"]].concat(),
+    );
+    assert_eq!(ack["dropped"], "016");
+    std::thread::sleep(Duration::from_millis(common::jitter(150)));
+    pfi.kill_and_restart();
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&fixed[..], &["--control-id", "016"]].concat(),
+    );
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["msa2"].as_str()),
+        (Some("AA"), Some("016")),
+        "{ack}"
+    );
+    assert_eq!(pfi.queued().len(), 2);
+
+    // 4. The agency's ORU^R01 to a professional and the patient: its patient address (20 digits) is
+    //    not an INS and its body is cut base64; fixed, two messages, each with its receipts.
+    let ack = pfi.dpi_send("sending-oru-r01.hl7", &[]);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err2"].as_str()),
+        (Some("AE"), Some("OBX^12^5")),
+        "{ack}"
+    );
+    let body = format!(
+        "{ORU_BODY}={}",
+        base64::engine::general_purpose::STANDARD.encode("Bonjour, voici votre compte rendu.")
+    );
+    let ack = pfi.dpi_send("sending-oru-r01.hl7", &["--replace", &body]);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err2"].as_str()),
+        (Some("AE"), Some("PRT^3^15")),
+        "{ack}"
+    );
+    assert!(
+        ack["err8"]
+            .as_str()
+            .unwrap()
+            .contains("an INS has 15 characters"),
+        "{ack}"
+    );
+    let patient = "27707279035121518989@patient=279035121518989@patient";
+    let ack = pfi.dpi_send(
+        "sending-oru-r01.hl7",
+        &["--replace", &body, "--replace", patient],
+    );
+    assert_eq!(ack["msa1"], "AA", "{ack}");
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 4);
+    let ps = &queued[2];
+    let pat = &queued[3];
+    assert_eq!(ps.0, "hl7 ORU^R01 015 from SIL-Y/labo (ps)");
+    assert_eq!(ps.1, ["adam.hoda@test-ci-sis.mssante.fr"]);
+    assert_eq!(pat.0, "hl7 ORU^R01 015 from SIL-Y/labo (patient)");
+    assert_eq!(pat.1, ["279035121518989@patient.mssante.fr"]);
+    for (_, _, content) in [ps, pat] {
+        let raw = String::from_utf8_lossy(content);
+        assert_eq!(
+            header(&raw, "Disposition-Notification-To"),
+            Some("<pfi@hopital.mssante.fr>")
+        );
+        assert_eq!(
+            header(&raw, "Reply-To"),
+            Some("<adam.hoda@test-ci-sis.mssante.fr>")
+        );
+        let read = mss_message::read_message(content).unwrap();
+        let docs: Vec<_> = read.xdm[0].archive.as_ref().unwrap().documents().collect();
+        assert_eq!(docs[0].content, obx_cda("sending-oru-r01.hl7"));
+    }
+
+    // 5. Not for this PFI: T04 cannot withdraw a sent message; an ADT is not handled.
+    let ack = pfi.dpi_send("sending-mdm-t04.hl7", &[]);
+    assert_eq!(
+        (
+            ack["msa1"].as_str(),
+            ack["err2"].as_str(),
+            ack["err3"].as_str()
+        ),
+        (Some("AE"), Some("MSH^1^9"), Some("207"))
+    );
+    let ack = pfi.dpi_send(
+        "sending-ack.hl7",
+        &["--replace", "ACK^T10^ACK=ADT^A01^ADT_A01"],
+    );
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err3"].as_str()),
+        (Some("AR"), Some("200")),
+        "{ack}"
+    );
+    assert_eq!(pfi.queued().len(), 4);
 }
 
 /// python-hl7's MLLP server playing the DPI (tests/hl7/dpi.py serve): messages written to `out`.

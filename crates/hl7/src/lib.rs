@@ -18,6 +18,8 @@ mod delimiters;
 mod error;
 mod message;
 pub mod mllp;
+#[cfg(feature = "pfi")]
+pub mod pfi;
 
 pub use ack::{AckCode, Fault};
 pub use charset::Charset;
