@@ -23,6 +23,23 @@ pub enum Hl7Command {
     /// Accept the DPI's MDM/ORU over MLLP as `[hl7]` of --config says, queue what they ask in the outbox
     /// and deliver it (unless --queue-only), until interrupted.
     Listen(ListenArgs),
+    /// Send the documents received in the `[hl7] sender` mailbox (its inbox) to `[hl7] dpi` as MDM, and
+    /// record each message integrated or in error as the DPI answers (the MDN follows): one pass with
+    /// --once, else every 5 s until interrupted.
+    Forward(ForwardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The service's TOML configuration (`[hl7]` with `dpi` and `sender`, `[[senders]]`, `[send]`).
+    #[arg(long, env = "MSS_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+    /// The store: a `postgresql://` URL or a SQLite file, else `[outbox] url`, else <data>/outbox.sqlite.
+    #[arg(long, env = "MSS_OUTBOX", value_name = "URL|PATH")]
+    pub outbox: Option<String>,
+    /// One pass, then exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +88,7 @@ pub fn run(data_flag: Option<PathBuf>, cmd: Hl7Command) -> Result<()> {
     match cmd {
         Hl7Command::Send(args) => send(args),
         Hl7Command::Listen(args) => listen(data_flag, args),
+        Hl7Command::Forward(args) => forward(data_flag, args),
     }
 }
 
@@ -204,6 +222,114 @@ fn listen(data_flag: Option<PathBuf>, args: ListenArgs) -> Result<()> {
             w.join(Duration::from_secs(20)).await;
         }
         eprintln!("mss: hl7: stopped");
+        Ok(())
+    })
+}
+
+/// The forwarder of `[hl7] dpi`: the sender mailbox's received documents to the DPI.
+pub struct Forwarder {
+    mailbox: String,
+    client: MllpClient,
+    from: mss_hl7::pfi::receiving::Sending,
+    answering: mss_outbox::inbox::ack::Answering,
+}
+
+impl Forwarder {
+    /// `None` when `[hl7] dpi` is not set.
+    pub fn new(
+        hl7: &Hl7Config,
+        senders: &[crate::outbox::SenderFileConfig],
+        send: Option<&crate::lps::SendFileConfig>,
+    ) -> Result<Option<Forwarder>> {
+        hl7.check()?;
+        let Some(dpi) = &hl7.dpi else {
+            return Ok(None);
+        };
+        let Some(name) = &hl7.sender else {
+            bail!("[hl7] dpi needs sender: the [[senders]] name whose inbox goes to the DPI");
+        };
+        let Some(sender) = senders.iter().find(|s| &s.name == name) else {
+            bail!("[hl7] sender = {name:?}: no [[senders]] entry of that name");
+        };
+        let Some(send) = send else {
+            bail!(
+                "[hl7] dpi needs [send] product_reference: the MDNs that follow are composed here"
+            );
+        };
+        Ok(Some(Forwarder {
+            mailbox: sender.mailbox_address()?.to_string(),
+            client: MllpClient::new(dpi, ClientOptions::default()),
+            from: mss_hl7::pfi::receiving::Sending {
+                application: hl7.application.clone().unwrap_or_else(|| "MSS".into()),
+                facility: hl7.facility.clone().unwrap_or_else(|| "MSS".into()),
+            },
+            answering: mss_outbox::inbox::ack::Answering {
+                auth_ref: format!("senders:{name}"),
+                product_reference: send.product_reference.clone(),
+                error_mailbox: sender.error_mailbox_address()?,
+            },
+        }))
+    }
+
+    /// One pass; how many messages got an outcome.
+    pub async fn pass(&mut self, store: &dyn Store) -> mss_hl7::Result<usize> {
+        mss_hl7::pfi::receiving::pass(
+            store,
+            &self.mailbox,
+            &mut self.client,
+            &self.from,
+            &self.answering,
+        )
+        .await
+    }
+
+    /// Passes every 5 s until `stop`.
+    pub async fn run(
+        mut self,
+        store: Arc<dyn Store>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            match self.pass(store.as_ref()).await {
+                Ok(0) => {}
+                Ok(n) => eprintln!("mss: hl7: {n} received message(s) sent to the DPI"),
+                Err(e) => eprintln!("mss: hl7: sending to the DPI: {e} (again in 5 s)"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+}
+
+fn forward(data_flag: Option<PathBuf>, args: ForwardArgs) -> Result<()> {
+    let file = crate::config::load::<ListenFile>(Some(&args.config))?;
+    let data_dir = crate::data::data_dir(data_flag.or(file.data.clone()))?;
+    crate::outbox::check_senders(&file.senders)?;
+    let Some(hl7) = file.hl7.as_ref() else {
+        bail!("{}: no [hl7] section", args.config.display());
+    };
+    let Some(mut forwarder) = Forwarder::new(hl7, &file.senders, file.send.as_ref())? else {
+        bail!("{}: [hl7] dpi is not set", args.config.display());
+    };
+    let location = args
+        .outbox
+        .clone()
+        .or_else(|| file.outbox.as_ref().and_then(|o| o.url.clone()));
+    let runtime = crate::runtime::multi_thread(None)?;
+    runtime.block_on(async move {
+        let store = mss_outbox::open_store(&data_dir, location.as_deref()).await?;
+        if args.once {
+            let n = forwarder.pass(store.as_ref()).await?;
+            println!("{n} message(s) sent to the DPI");
+            return Ok(());
+        }
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(forwarder.run(store, stop));
+        crate::runtime::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let _ = task.await;
         Ok(())
     })
 }

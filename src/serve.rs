@@ -298,6 +298,10 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                     send: file.send.as_ref(),
                     trust: trust.clone(),
                 };
+                if let Some(f) = crate::hl7::Forwarder::new(hl7, &file.senders, file.send.as_ref())?
+                {
+                    tokio::spawn(f.run(store.clone(), stop.clone()));
+                }
                 crate::hl7::start_listener(wiring, None, store.clone(), stop.clone()).await?
             }
             None => None,

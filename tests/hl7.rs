@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use base64::Engine;
-use mss_outbox::{SqliteStore, Store};
+use mss_outbox::{Inbox, SqliteStore, Store};
 
 const SENDER: &str = "pfi@hopital.mssante.fr";
 
@@ -425,4 +425,156 @@ fn hl7_send_prints_the_acknowledgement_of_an_independent_peer() {
         "{}",
         common::stdout(&out)
     );
+}
+
+/// A letter of two CDA documents from a professional to the PFI's mailbox, asking a read receipt.
+fn two_document_letter() -> Vec<u8> {
+    let mut req: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose/cda-to-professional.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    req["recipients"] = serde_json::json!({ "to": [SENDER] });
+    let mut second = req["documents"][0].clone();
+    let cda = second["cda"]["text"]
+        .as_str()
+        .unwrap()
+        .replace("CR-2026-004217", "CR-2026-004218");
+    second["cda"]["text"] = cda.into();
+    req["documents"].as_array_mut().unwrap().push(second);
+    let req: mss_message::ComposeRequest = serde_json::from_value(req).unwrap();
+    mss_message::compose(&req, &mss_message::ComposeConfig::new("DEV935997"))
+        .unwrap()
+        .raw
+}
+
+#[test]
+fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
+    let dpi = Dpi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mss.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "[send]\nproduct_reference = \"MSS-TEST\"\n\n[[senders]]\nname = \"pfi\"\naddress = \
+             \"{SENDER}\"\ntoken_file = \"{}\"\nreceive = true\n\n[hl7]\nsender = \"pfi\"\ndpi = \
+             \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
+            dir.path().join("token").display(),
+            dpi.port
+        ),
+    )
+    .unwrap();
+    let store = SqliteStore::open(&{
+        std::fs::create_dir_all(&data).unwrap();
+        data.join("outbox.sqlite")
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // a received message in the inbox, as the mailbox's reader keeps it
+    let receive = |uid: u32| {
+        let raw = two_document_letter();
+        let incoming = mss_outbox::inbox::Incoming {
+            uid,
+            message_id: mss_lps::message_id(&raw).map(|m| m.trim_matches(['<', '>']).to_owned()),
+            raw,
+            from: Some("marie.martin@medecin.mssante.fr".into()),
+            subject: Some("CR".into()),
+            summary: serde_json::json!({"problems": []}),
+        };
+        rt.block_on(store.keep(SENDER, "INBOX", 1, uid, vec![incoming]))
+            .unwrap();
+    };
+    let forward = || {
+        let out = common::mss()
+            .args(["--data", data.to_str().unwrap(), "hl7", "forward", "--once"])
+            .args(["--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out).trim().to_owned()
+    };
+    let statuses = || {
+        rt.block_on(store.inbox_list(&mss_outbox::inbox::InboxQuery {
+            status: None,
+            mailbox: None,
+            after: 0,
+            limit: 0,
+        }))
+        .unwrap()
+    };
+
+    // 1. the DPI integrates both documents: two MDMs read by python-hl7, the message integrated
+    receive(1);
+    assert_eq!(forward(), "1 message(s) sent to the DPI");
+    for n in 1..=2 {
+        let got = dpi.received(n);
+        assert_eq!(got["type"], "MDM^T02", "{got}");
+        assert_eq!(got["control_id"], format!("MSS1D{n}"));
+        assert_eq!(got["profile"], "CISIS_CDA_HL7_LPS");
+        assert_eq!(got["pv1_2"], "N");
+        assert_eq!(got["orc1"], "NW");
+        assert_eq!(got["obr4"], "11488-4");
+        assert_eq!(got["pid3"], "279037505612309");
+        assert_eq!(
+            got["prt"],
+            serde_json::json!([["SB", "marie.martin@medecin.mssante.fr"], ["RCT", SENDER]])
+        );
+    }
+    let text = std::fs::read_to_string(dpi.out.join("1.hl7")).unwrap();
+    let mdm = mss_hl7::Message::parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        mdm.segments()
+            .iter()
+            .map(mss_hl7::Segment::name)
+            .collect::<Vec<_>>(),
+        [
+            "MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX"
+        ]
+    );
+    assert_eq!(
+        statuses()[0].status,
+        mss_outbox::inbox::InboxStatus::Integrated
+    );
+    assert_eq!(forward(), "0 message(s) sent to the DPI");
+
+    // 2. the DPI answers AE with ERR-5 902 (unknown patient): the message is in error 902, and the
+    //    MDN it asked for is queued with `processed/Error: 902`
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    receive(2);
+    assert_eq!(forward(), "1 message(s) sent to the DPI");
+    assert_eq!(dpi.received(3)["control_id"], "MSS2D1");
+    assert!(
+        !dpi.out.join("4.json").exists(),
+        "the second document waits"
+    );
+    let entry = &statuses()[1];
+    assert_eq!(entry.status, mss_outbox::inbox::InboxStatus::Error);
+    let outcome = entry.outcome.as_ref().unwrap();
+    assert_eq!(outcome.code, Some(902));
+    assert_eq!(
+        outcome.label.as_deref(),
+        Some("Identifiant patient inconnu")
+    );
+    let queued = rt
+        .block_on(store.lease("test", None, 10, Duration::from_secs(60)))
+        .unwrap();
+    let mdns: Vec<String> = queued
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.content).into_owned())
+        .collect();
+    assert_eq!(mdns.len(), 2, "one MDN per received message");
+    assert!(
+        mdns.iter()
+            .any(|m| m.contains("processed/Error: 902^Identifiant patient inconnu"))
+    );
+    assert!(mdns.iter().any(|m| {
+        m.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n")
+            || m.contains("; processed\r\n")
+    }));
 }

@@ -8,6 +8,7 @@
 
 mod config;
 pub mod listener;
+pub mod receiving;
 pub mod sending;
 
 pub use config::Hl7Config;
