@@ -509,8 +509,33 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
         .unwrap()
     };
 
-    // 1. the DPI integrates both documents: two MDMs read by python-hl7, the message integrated
+    // 0. the DPI is down: the pass fails, the message waits without an outcome
     receive(1);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap().port();
+    drop(closed);
+    let live = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        live.replace(&dpi.port.to_string(), &down.to_string()),
+    )
+    .unwrap();
+    let out = common::mss()
+        .args(["--data", data.to_str().unwrap(), "hl7", "forward", "--once"])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains(&format!("127.0.0.1:{down}")),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(statuses()[0].status, mss_outbox::inbox::InboxStatus::New);
+    std::fs::write(&config, live).unwrap();
+
+    // 1. the DPI is back and integrates both documents: two MDMs read by python-hl7, the message
+    //    integrated
     assert_eq!(forward(), "1 message(s) sent to the DPI");
     for n in 1..=2 {
         let got = dpi.received(n);
