@@ -145,17 +145,29 @@ pub async fn pass(
     from: &Sending,
     answering: &Answering,
 ) -> Result<usize> {
-    let entries = store
-        .inbox_list(&InboxQuery {
-            status: Some(InboxStatus::New),
-            mailbox: Some(mailbox.to_owned()),
-            after: 0,
-            limit: 100,
-        })
-        .await?;
+    // every message without an outcome, page by page: those without documents stay for other consumers
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .inbox_list(&InboxQuery {
+                status: Some(InboxStatus::New),
+                mailbox: Some(mailbox.to_owned()),
+                after,
+                limit: 200,
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let full = page.len() == 200;
+        entries.extend(page.into_iter().map(|e| e.id));
+        if !full {
+            break;
+        }
+    }
     let mut done = 0;
     for entry in entries {
-        let Some(raw) = store.inbox_raw(entry.id).await? else {
+        let Some(raw) = store.inbox_raw(entry).await? else {
             continue;
         };
         let Ok(read) = mss_message::read_message(&raw) else {
@@ -178,7 +190,7 @@ pub async fn pass(
         }
         let mut outcome = Ack::Integrated;
         for (n, (doc, replaces)) in docs.iter().enumerate() {
-            let id = format!("MSS{}D{}", entry.id, n + 1);
+            let id = format!("MSS{entry}D{}", n + 1);
             let m = mdm(
                 &read,
                 mailbox,
@@ -189,7 +201,7 @@ pub async fn pass(
                 &super::listener::now(),
             );
             let (_, ack) = dpi.send(&m).await?;
-            tracing::info!(inbox = entry.id, control_id = %id, ack = ack.code.as_str(), "HL7: document sent to the DPI");
+            tracing::info!(inbox = entry, control_id = %id, ack = ack.code.as_str(), "HL7: document sent to the DPI");
             if ack.code != AckCode::AA {
                 let (code, label) = ack
                     .error_code()
@@ -201,7 +213,7 @@ pub async fn pass(
                 break;
             }
         }
-        acknowledge(store, entry.id, &outcome, answering).await?;
+        acknowledge(store, entry, &outcome, answering).await?;
         done += 1;
     }
     Ok(done)
