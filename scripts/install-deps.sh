@@ -4,13 +4,13 @@
 #   - wrk: HTTP load generator of the REST benchmark
 #   - postgresql: the shared outbox store of the outbox tests (a throwaway server, scripts/postgres.sh)
 #   - isync: mbsync, the peer of the inbox benchmark (benches/inbox.rs)
-#   - python-hl7 (pip, into tests/hl7/pylib): the DPI of the HL7 tests
+#   - python-hl7 (pip, into tests/hl7/pylib; python3-pip only if pip is missing): the DPI of the HL7 tests
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync python3-pip)
+packages=(chromium wrk ca-certificates dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix openssl slapd ldap-utils postgresql isync)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,6 +45,12 @@ fi
 # python-hl7 (PyPI `hl7`, pinned): the DPI of the HL7 tests (tests/hl7/dpi.py), an HL7 v2 parser and MLLP
 # implementation nobody here wrote; installed into the project, not the system
 if [[ ! -d tests/hl7/pylib/hl7 ]]; then
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  # --target installs beside the project, which Debian's externally-managed Python allows
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
     --target tests/hl7/pylib 'hl7==0.4.5'
 fi
