@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds a fuzz target with libFuzzer coverage instrumentation on the stable toolchain (no sanitizer:
 # that part of cargo-fuzz needs nightly) and runs it for a bounded time.
-#   fuzz/run-stable.sh [SECONDS] [TARGET]     default 60 s, target `read` (else `imap`, `sandbox`)
+#   fuzz/run-stable.sh [SECONDS] [TARGET]     default 60 s, target `read` (else `imap`, `sandbox`, `hl7`)
 # Seeds: fuzz/seeds/ (plus the CDA samples and the whitelist fixture) for `read`, fuzz/seeds/imap/ for
-# `imap`, fuzz/seeds/sandbox/ for `sandbox`; corpus and crashes land in fuzz/corpus and fuzz/artifacts (git-ignored). Exit status is
+# `imap`, fuzz/seeds/sandbox/ for `sandbox`, the agency's example messages (crates/hl7/tests/fixtures) for
+# `hl7`; corpus and crashes land in fuzz/corpus and fuzz/artifacts (git-ignored). Exit status is
 # libFuzzer's: non-zero on a crash.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,7 @@ mkdir -p "$here/corpus/$bin" "$here/artifacts/$bin"
 case $bin in
   imap) seeds=("$here/seeds/imap") ;;
   sandbox) seeds=("$here/seeds/sandbox") ;;
+  hl7) seeds=("$here/../crates/hl7/tests/fixtures") ;;
   *) seeds=("$here/seeds" "$here/../examples/compose" "$here/../crates/message/tests/fixtures"
             "$here/../crates/message/tests/golden") ;;
 esac

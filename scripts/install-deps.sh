@@ -7,6 +7,7 @@
 #   - dovecot-*, postfix, openssl: the local operators (scripts/lps-operator.sh, `mss sandbox`)
 #   - python3: the foreign client (smtplib/imaplib) of the sandbox test (tests/sandbox.rs)
 #   - python3-prometheus-client: the Prometheus project's own text parser, which reads /metrics in the console test
+#   - python-hl7 (pip, into tests/hl7/pylib; python3-pip only if pip is missing): the DPI of the HL7 tests
 # Package post-install scripts must not start system daemons: a policy-rc.d refusing every start is put in
 # place first (the tests start their own servers on loopback high ports).
 set -euo pipefail
@@ -42,4 +43,17 @@ fi
 # the real FHIR R4 server of the FHIR tests: @medplum/fhir-router in memory behind node:http (lock file committed)
 if [[ ! -d tests/fhir/node_modules/@medplum/fhir-router ]]; then
   (cd tests/fhir && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# python-hl7 (PyPI `hl7`, pinned): the DPI of the HL7 tests (tests/hl7/dpi.py), an HL7 v2 parser and MLLP
+# implementation nobody here wrote; installed into the project, not the system
+if [[ ! -d tests/hl7/pylib/hl7 ]]; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  # --target installs beside the project, which Debian's externally-managed Python allows
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+    --target tests/hl7/pylib 'hl7==0.4.5'
 fi

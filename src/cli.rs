@@ -50,6 +50,9 @@ pub enum Command {
     /// What arrives in a mailbox, kept locally: sync it (reports go to the outbox), list it.
     #[command(subcommand)]
     Inbox(crate::inbox::InboxCommand),
+    /// HL7 v2 over MLLP, the hospital's side (DPI/PFI): send a message file, or listen for the DPI.
+    #[command(subcommand)]
+    Hl7(crate::hl7::Hl7Command),
     /// Proof of deployment of an operator's API LPS: IMAP and SMTP listings, then a verdict per point.
     Proof(lps::ProofArgs),
     /// Clients of the REST service and their keys (add, list, revoke, rotate).
@@ -81,6 +84,10 @@ impl Cli {
             // the data directory may also come from the configuration file
             return serve::serve(self.data, args);
         }
+        if let Command::Hl7(cmd) = self.command {
+            // the data directory may come from the configuration file
+            return crate::hl7::run(self.data, cmd);
+        }
         if let Command::Audit(args) = self.command {
             // so may the trail's place
             return crate::audit::run(self.data, args);
@@ -104,7 +111,9 @@ impl Cli {
             Command::FhirSync(args) => fhir::sync(&data_dir, args),
             Command::FhirFixtures(args) => fhir::fixtures(args),
             Command::Sandbox(cmd) => crate::sandbox::run(&data_dir, cmd),
-            Command::Serve(_) | Command::Audit(_) => unreachable!("handled above"),
+            Command::Serve(_) | Command::Audit(_) | Command::Hl7(_) => {
+                unreachable!("handled above")
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod data;
 mod directory;
 mod fhir;
+mod hl7;
 mod inbox;
 mod ldap;
 mod lps;

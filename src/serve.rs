@@ -98,6 +98,8 @@ pub struct FileConfig {
     pub access: Option<crate::client::AccessFileConfig>,
     /// The audit trail (path, retention, rotation size).
     pub audit: Option<crate::audit::AuditFileConfig>,
+    /// The PFI role: the DPI's HL7 v2 over MLLP (docs/mssante.md H1–H3).
+    pub hl7: Option<mss_hl7::pfi::Hl7Config>,
 }
 
 /// `[tls]`: the listener's certificate, key and client CA (PEM files).
@@ -295,6 +297,22 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                 .max_body_bytes
                 .unwrap_or(mss_api::DEFAULT_MAX_BODY_BYTES),
         });
+        let hl7 = match &file.hl7 {
+            Some(hl7) => {
+                let wiring = crate::hl7::Wiring {
+                    hl7,
+                    senders: &file.senders,
+                    send: file.send.as_ref(),
+                    trust: trust.clone(),
+                };
+                if let Some(f) = crate::hl7::Forwarder::new(hl7, &file.senders, file.send.as_ref())?
+                {
+                    tokio::spawn(f.run(store.clone(), stop.clone()));
+                }
+                crate::hl7::start_listener(wiring, None, store.clone(), stop.clone()).await?
+            }
+            None => None,
+        };
         let workers = crate::outbox::start(
             store,
             &file.senders,
@@ -330,7 +348,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         eprintln!("mss: serving on {scheme}://{local}/ (Ctrl-C to stop)");
         let router = mss_api::router(state, &config);
         tokio::spawn(async move {
-            shutdown_signal().await;
+            crate::runtime::shutdown_signal().await;
             let _ = stop_tx.send(true);
         });
         let mut server_stop = stop.clone();
@@ -340,6 +358,9 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         // a failed index load stops the service: serving 503 forever would hide it
         loader.await.context("loading the index")??;
         server.await.context("serving")?.context("serving")?;
+        if let Some(hl7) = hl7 {
+            let _ = hl7.await;
+        }
         // the workers finish the message they are sending and give their leases back
         let deadline = Duration::from_secs(20);
         if !workers.join(deadline).await {
@@ -375,26 +396,4 @@ fn listener_tls(args: &ServeArgs, file: TlsFileConfig) -> Result<Option<mss_api:
         (None, None) => anyhow::bail!("a client CA needs TLS: give --tls-cert and --tls-key too"),
         _ => anyhow::bail!("TLS needs both a certificate and its key (--tls-cert, --tls-key)"),
     }
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    eprintln!("mss: shutting down, finishing requests under way");
 }

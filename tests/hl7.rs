@@ -1,0 +1,605 @@
+//! The PFI's DPI listener end to end (docs/mssante.md H1, H3): `mss hl7 listen` started for real, a DPI
+//! played by python-hl7 (tests/hl7/dpi.py, an HL7 implementation nobody here wrote) sending the agency's
+//! example messages, the outbox read back to check what was queued.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine;
+use mss_outbox::{Inbox, SqliteStore, Store};
+
+const SENDER: &str = "pfi@hopital.mssante.fr";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/hl7/tests/fixtures")
+        .join(name)
+}
+
+/// `mss hl7 listen --queue-only` on an ephemeral port, and its data.
+struct Pfi {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pfi {
+    fn start() -> Pfi {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mss.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[send]\nproduct_reference = \"MSS-TEST\"\n\n[[senders]]\nname = \"pfi\"\naddress = \
+                 \"{SENDER}\"\ntoken_file = \"{}\"\n\n[hl7]\nlisten = \"127.0.0.1:0\"\nsender = \"pfi\"\n",
+                dir.path().join("token").display()
+            ),
+        )
+        .unwrap();
+        let data = dir.path().join("data");
+        let (child, port) = Self::spawn(&data, &config, "127.0.0.1:0");
+        Pfi {
+            child,
+            port,
+            data,
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(data: &Path, config: &Path, listen: &str) -> (Child, u16) {
+        let mut child = common::mss()
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "hl7",
+                "listen",
+                "--queue-only",
+            ])
+            .args(["--config", config.to_str().unwrap(), "--listen", listen])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mss hl7 listen");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening for the DPI on 127.0.0.1:").nth(1) {
+                    let port: u16 = rest.split(' ').next().unwrap().parse().unwrap();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("mss hl7 listen did not start");
+        (child, port)
+    }
+
+    /// Kills the process at once (SIGKILL) and starts it again on the same port and data.
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let listen = format!("127.0.0.1:{}", self.port);
+        let (child, port) = Self::spawn(&self.data, &self.config, &listen);
+        self.child = child;
+        self.port = port;
+    }
+
+    /// python-hl7 sends `file` (edited by `extra` arguments) and returns its JSON summary of the ACK.
+    fn dpi_send(&self, file: &str, extra: &[&str]) -> serde_json::Value {
+        let out = std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hl7/dpi.py"))
+            .args(["send", "127.0.0.1", &self.port.to_string()])
+            .arg(fixture(file))
+            .args(extra)
+            .output()
+            .expect(
+                "running python3 tests/hl7/dpi.py (scripts/install-deps.sh installs python-hl7)",
+            );
+        assert!(
+            out.status.success(),
+            "dpi.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Every message queued in the HL7 batch: label, recipients and the composed bytes.
+    fn queued(&self) -> Vec<(String, Vec<String>, Vec<u8>)> {
+        let store = SqliteStore::open(&self.data.join("outbox.sqlite")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let Some(batch) = store.batch("hl7:pfi", 0, 100).await.unwrap() else {
+                return Vec::new();
+            };
+            // the content: leased by the test (nobody delivers in --queue-only), then given back
+            let leased = store
+                .lease("test", None, 100, Duration::from_secs(60))
+                .await
+                .unwrap();
+            store.release("test").await.unwrap();
+            batch
+                .items
+                .iter()
+                .map(|m| {
+                    let content = leased
+                        .iter()
+                        .find(|l| l.key == m.id)
+                        .map(|l| l.content.clone())
+                        .unwrap_or_default();
+                    (
+                        m.label.clone(),
+                        m.recipients.iter().map(|r| r.address.to_string()).collect(),
+                        content,
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+impl Drop for Pfi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CDA of a fixture's first OBX, decoded.
+fn obx_cda(file: &str) -> Vec<u8> {
+    let bytes = std::fs::read(fixture(file)).unwrap();
+    let m = mss_hl7::Message::parse(&bytes).unwrap();
+    let b64 = m.get("OBX", 5).component(5).text().into_owned();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .unwrap()
+}
+
+fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    raw.lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}
+
+const ORU_BODY: &str =
+    "Q2hlciBjb25mcsOocmUsIHZvdXMgdHJvdXZlcmV6IGNpLWpvaW50IGxlIENSIGTigJlpbWFnZXJpZSBkZSBNLkR1cG9ud";
+
+#[test]
+fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
+    let mut pfi = Pfi::start();
+
+    // 1. The agency's MDM^T02 as published: INVISIBLE_REP_LEGAUX = Y beside a professionals-only
+    //    exchange is outside the guide's matrix: AE naming that OBX, nothing queued.
+    let ack = pfi.dpi_send("sending-mdm-t02.hl7", &[]);
+    assert_eq!(ack["msh9"], "ACK^T02");
+    assert_eq!(ack["msa1"], "AE");
+    assert_eq!(ack["msa2"], "015");
+    assert_eq!(ack["err2"], "OBX^4^5");
+    assert_eq!(ack["err3"], "207");
+    assert!(
+        ack["err8"].as_str().unwrap().starts_with(
+            "INVISIBLE_REP_LEGAUX = Y is not allowed when sending to professionals only"
+        ),
+        "{ack}"
+    );
+    assert!(pfi.queued().is_empty());
+
+    // 2. The same with the flag the matrix wants: AA, one message to the PRT recipient, the CDA byte
+    //    for byte in the IHE_XDM, no receipts asked (ACK_RECEPTION, ACK_LECTURE_MSS = N).
+    let fixed = ["--flag", "INVISIBLE_REP_LEGAUX=N"];
+    let ack = pfi.dpi_send("sending-mdm-t02.hl7", &fixed);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["msa2"].as_str()),
+        (Some("AA"), Some("015")),
+        "{ack}"
+    );
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 1);
+    let (label, to, content) = &queued[0];
+    assert_eq!(label, "hl7 MDM^T02 015 from RIS-Y/Organisation-Y (ps)");
+    assert_eq!(to, &["adam.hoda@test-ci-sis.mssante.fr"]);
+    let read = mss_message::read_message(content).unwrap();
+    assert_eq!(read.from.as_deref(), Some(SENDER));
+    assert!(read.subject.starts_with("XDM/1.0/DDM+"), "{}", read.subject);
+    let docs: Vec<_> = read.xdm[0].archive.as_ref().unwrap().documents().collect();
+    assert_eq!(docs.len(), 1);
+    assert!(docs[0].verified());
+    assert_eq!(docs[0].content, obx_cda("sending-mdm-t02.hl7"));
+    let raw = String::from_utf8_lossy(content);
+    assert_eq!(header(&raw, "X-MSS-CODECDA"), Some("18748-4"));
+    assert_eq!(header(&raw, "Disposition-Notification-To"), None);
+    assert_eq!(
+        read.text.as_ref().map(|t| t.0.trim().to_owned()).as_deref(),
+        Some("Cher confrère, vous trouverez ci-joint le CR d’imagerie de M.Dupont")
+    );
+
+    // 3. A lost ACK: the DPI sends, the connection drops before the answer, the DPI sends the same
+    //    MSH-10 again: AA again, still one message. Then the PFI is killed at once after a send and
+    //    restarted; the DPI sends again: still one message.
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&fixed[..], &["--drop-ack"]].concat(),
+    );
+    assert_eq!(ack["dropped"], "015");
+    let ack = pfi.dpi_send("sending-mdm-t02.hl7", &fixed);
+    assert_eq!(ack["msa1"], "AA");
+    assert_eq!(pfi.queued().len(), 1);
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&fixed[..], &["--drop-ack", "--control-id", "016"]].concat(),
+    );
+    assert_eq!(ack["dropped"], "016");
+    std::thread::sleep(Duration::from_millis(common::jitter(150)));
+    pfi.kill_and_restart();
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&fixed[..], &["--control-id", "016"]].concat(),
+    );
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["msa2"].as_str()),
+        (Some("AA"), Some("016")),
+        "{ack}"
+    );
+    assert_eq!(pfi.queued().len(), 2);
+
+    // 4. The agency's ORU^R01 to a professional and the patient: its patient address (20 digits) is
+    //    not an INS and its body is cut base64; fixed, two messages, each with its receipts.
+    let ack = pfi.dpi_send("sending-oru-r01.hl7", &[]);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err2"].as_str()),
+        (Some("AE"), Some("OBX^12^5")),
+        "{ack}"
+    );
+    let body = format!(
+        "{ORU_BODY}={}",
+        base64::engine::general_purpose::STANDARD.encode("Bonjour, voici votre compte rendu.")
+    );
+    let ack = pfi.dpi_send("sending-oru-r01.hl7", &["--replace", &body]);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err2"].as_str()),
+        (Some("AE"), Some("PRT^3^15")),
+        "{ack}"
+    );
+    assert!(
+        ack["err8"]
+            .as_str()
+            .unwrap()
+            .contains("an INS has 15 characters"),
+        "{ack}"
+    );
+    let patient = "27707279035121518989@patient=279035121518989@patient";
+    let ack = pfi.dpi_send(
+        "sending-oru-r01.hl7",
+        &["--replace", &body, "--replace", patient],
+    );
+    assert_eq!(ack["msa1"], "AA", "{ack}");
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 4);
+    let ps = &queued[2];
+    let pat = &queued[3];
+    assert_eq!(ps.0, "hl7 ORU^R01 015 from SIL-Y/labo (ps)");
+    assert_eq!(ps.1, ["adam.hoda@test-ci-sis.mssante.fr"]);
+    assert_eq!(pat.0, "hl7 ORU^R01 015 from SIL-Y/labo (patient)");
+    assert_eq!(pat.1, ["279035121518989@patient.mssante.fr"]);
+    for (_, _, content) in [ps, pat] {
+        let raw = String::from_utf8_lossy(content);
+        assert_eq!(
+            header(&raw, "Disposition-Notification-To"),
+            Some("<pfi@hopital.mssante.fr>")
+        );
+        assert_eq!(
+            header(&raw, "Reply-To"),
+            Some("<adam.hoda@test-ci-sis.mssante.fr>")
+        );
+        let read = mss_message::read_message(content).unwrap();
+        let docs: Vec<_> = read.xdm[0].archive.as_ref().unwrap().documents().collect();
+        assert_eq!(docs[0].content, obx_cda("sending-oru-r01.hl7"));
+    }
+
+    // 5. Not for this PFI: T04 cannot withdraw a sent message; an ADT is not handled.
+    let ack = pfi.dpi_send("sending-mdm-t04.hl7", &[]);
+    assert_eq!(
+        (
+            ack["msa1"].as_str(),
+            ack["err2"].as_str(),
+            ack["err3"].as_str()
+        ),
+        (Some("AE"), Some("MSH^1^9"), Some("207"))
+    );
+    let ack = pfi.dpi_send(
+        "sending-ack.hl7",
+        &["--replace", "ACK^T10^ACK=ADT^A01^ADT_A01"],
+    );
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err3"].as_str()),
+        (Some("AR"), Some("200")),
+        "{ack}"
+    );
+    assert_eq!(pfi.queued().len(), 4);
+}
+
+/// python-hl7's MLLP server playing the DPI (tests/hl7/dpi.py serve): messages written to `out`.
+struct Dpi {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+    answer: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dpi {
+    fn start() -> Dpi {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("received");
+        std::fs::create_dir_all(&out).unwrap();
+        let port_file = dir.path().join("port");
+        let answer = dir.path().join("answer");
+        let child = std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hl7/dpi.py"))
+            .arg("serve")
+            .args([&port_file, &out])
+            .arg("--answer-file")
+            .arg(&answer)
+            .spawn()
+            .expect("python3 tests/hl7/dpi.py serve");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().parse().unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the DPI did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Dpi {
+            child,
+            port,
+            out,
+            answer,
+            _dir: dir,
+        }
+    }
+
+    /// What python-hl7 read of the `n`-th message received (from 1).
+    fn received(&self, n: usize) -> serde_json::Value {
+        let path = self.out.join(format!("{n}.json"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Dpi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn hl7_send_prints_the_acknowledgement_of_an_independent_peer() {
+    let dpi = Dpi::start();
+    let to = format!("127.0.0.1:{}", dpi.port);
+    let file = fixture("receiving-mdm-t02.hl7");
+    let out = common::run(&["hl7", "send", file.to_str().unwrap(), "--to", &to]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("MSH|^~\\&|DPI|HOP|PFI-Y|Organisation-Y|"),
+        "{text}"
+    );
+    assert_eq!(lines[1], "MSA|AA|015");
+    // python-hl7 read what mss framed and sent
+    let got = dpi.received(1);
+    assert_eq!(got["type"], "MDM^T02");
+    assert_eq!(got["profile"], "CISIS_CDA_HL7_LPS");
+    assert_eq!(got["pv1_2"], "N");
+    // an AE makes the exit status 3
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    let out = common::run(&["hl7", "send", file.to_str().unwrap(), "--to", &to]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        common::stdout(&out).contains(
+            "ERR||PID^1^3|207^Application error^HL70357|E|902^Identifiant patient inconnu^HL70533"
+        ),
+        "{}",
+        common::stdout(&out)
+    );
+}
+
+/// A letter of two CDA documents from a professional to the PFI's mailbox, asking a read receipt.
+fn two_document_letter() -> Vec<u8> {
+    let mut req: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose/cda-to-professional.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    req["recipients"] = serde_json::json!({ "to": [SENDER] });
+    let mut second = req["documents"][0].clone();
+    let cda = second["cda"]["text"]
+        .as_str()
+        .unwrap()
+        .replace("CR-2026-004217", "CR-2026-004218");
+    second["cda"]["text"] = cda.into();
+    req["documents"].as_array_mut().unwrap().push(second);
+    let req: mss_message::ComposeRequest = serde_json::from_value(req).unwrap();
+    mss_message::compose(&req, &mss_message::ComposeConfig::new("DEV935997"))
+        .unwrap()
+        .raw
+}
+
+#[test]
+fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
+    let dpi = Dpi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mss.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "[send]\nproduct_reference = \"MSS-TEST\"\n\n[[senders]]\nname = \"pfi\"\naddress = \
+             \"{SENDER}\"\ntoken_file = \"{}\"\nreceive = true\n\n[hl7]\nsender = \"pfi\"\ndpi = \
+             \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
+            dir.path().join("token").display(),
+            dpi.port
+        ),
+    )
+    .unwrap();
+    let store = SqliteStore::open(&{
+        std::fs::create_dir_all(&data).unwrap();
+        data.join("outbox.sqlite")
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // a received message in the inbox, as the mailbox's reader keeps it
+    let receive = |uid: u32| {
+        let raw = two_document_letter();
+        let incoming = mss_outbox::inbox::Incoming {
+            uid,
+            message_id: mss_lps::message_id(&raw).map(|m| m.trim_matches(['<', '>']).to_owned()),
+            raw,
+            from: Some("marie.martin@medecin.mssante.fr".into()),
+            subject: Some("CR".into()),
+            summary: serde_json::json!({"problems": []}),
+        };
+        rt.block_on(store.keep(SENDER, "INBOX", 1, uid, vec![incoming]))
+            .unwrap();
+    };
+    let forward = || {
+        let out = common::mss()
+            .args(["--data", data.to_str().unwrap(), "hl7", "forward", "--once"])
+            .args(["--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out).trim().to_owned()
+    };
+    let statuses = || {
+        rt.block_on(store.inbox_list(&mss_outbox::inbox::InboxQuery {
+            status: None,
+            mailbox: None,
+            after: 0,
+            limit: 0,
+        }))
+        .unwrap()
+    };
+
+    // 0. the DPI is down: the pass fails, the message waits without an outcome
+    receive(1);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap().port();
+    drop(closed);
+    let live = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        live.replace(&dpi.port.to_string(), &down.to_string()),
+    )
+    .unwrap();
+    let out = common::mss()
+        .args(["--data", data.to_str().unwrap(), "hl7", "forward", "--once"])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains(&format!("127.0.0.1:{down}")),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(statuses()[0].status, mss_outbox::inbox::InboxStatus::New);
+    std::fs::write(&config, live).unwrap();
+
+    // 1. the DPI is back and integrates both documents: two MDMs read by python-hl7, the message
+    //    integrated
+    assert_eq!(forward(), "1 message(s) sent to the DPI");
+    for n in 1..=2 {
+        let got = dpi.received(n);
+        assert_eq!(got["type"], "MDM^T02", "{got}");
+        assert_eq!(got["control_id"], format!("MSS1D{n}"));
+        assert_eq!(got["profile"], "CISIS_CDA_HL7_LPS");
+        assert_eq!(got["pv1_2"], "N");
+        assert_eq!(got["orc1"], "NW");
+        assert_eq!(got["obr4"], "11488-4");
+        assert_eq!(got["pid3"], "279037505612309");
+        assert_eq!(
+            got["prt"],
+            serde_json::json!([["SB", "marie.martin@medecin.mssante.fr"], ["RCT", SENDER]])
+        );
+    }
+    let text = std::fs::read_to_string(dpi.out.join("1.hl7")).unwrap();
+    let mdm = mss_hl7::Message::parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        mdm.segments()
+            .iter()
+            .map(mss_hl7::Segment::name)
+            .collect::<Vec<_>>(),
+        [
+            "MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX"
+        ]
+    );
+    assert_eq!(
+        statuses()[0].status,
+        mss_outbox::inbox::InboxStatus::Integrated
+    );
+    assert_eq!(forward(), "0 message(s) sent to the DPI");
+
+    // 2. the DPI answers AE with ERR-5 902 (unknown patient): the message is in error 902, and the
+    //    MDN it asked for is queued with `processed/Error: 902`
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    receive(2);
+    assert_eq!(forward(), "1 message(s) sent to the DPI");
+    assert_eq!(dpi.received(3)["control_id"], "MSS2D1");
+    assert!(
+        !dpi.out.join("4.json").exists(),
+        "the second document waits"
+    );
+    let entry = &statuses()[1];
+    assert_eq!(entry.status, mss_outbox::inbox::InboxStatus::Error);
+    let outcome = entry.outcome.as_ref().unwrap();
+    assert_eq!(outcome.code, Some(902));
+    assert_eq!(
+        outcome.label.as_deref(),
+        Some("Identifiant patient inconnu")
+    );
+    let queued = rt
+        .block_on(store.lease("test", None, 10, Duration::from_secs(60)))
+        .unwrap();
+    let mdns: Vec<String> = queued
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.content).into_owned())
+        .collect();
+    assert_eq!(mdns.len(), 2, "one MDN per received message");
+    assert!(
+        mdns.iter()
+            .any(|m| m.contains("processed/Error: 902^Identifiant patient inconnu"))
+    );
+    assert!(mdns.iter().any(|m| {
+        m.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n")
+            || m.contains("; processed\r\n")
+    }));
+}
