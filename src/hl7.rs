@@ -267,6 +267,7 @@ impl Forwarder {
                 auth_ref: format!("senders:{name}"),
                 product_reference: send.product_reference.clone(),
                 error_mailbox: sender.error_mailbox_address()?,
+                label: sender.sender_label()?,
             },
         }))
     }

@@ -78,6 +78,9 @@ pub struct AckArgs {
     /// Where an error goes when the message asked for no MDN (a plain message with the MDN's subject).
     #[arg(long, value_name = "BAL")]
     pub error_mailbox: Option<MailAddress>,
+    /// The mailbox's label (`Intitule_BAL`), the From: display name of the MDN or error notice.
+    #[arg(long, value_name = "TEXT")]
+    pub from_label: Option<String>,
     /// Product reference (NIL), written in X-MSS-NIL of the MDN.
     #[arg(long, env = "MSS_NIL", value_name = "REF", default_value = "mss")]
     pub nil: String,
@@ -291,6 +294,7 @@ fn ack(data_dir: &Path, mut args: AckArgs) -> Result<()> {
         auth_ref,
         product_reference: args.nil.clone(),
         error_mailbox: args.error_mailbox.clone(),
+        label: args.from_label.clone(),
     };
     if let Some(c) = &args.connect {
         // the credentials are read before anything is recorded: a wrong flag changes nothing

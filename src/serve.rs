@@ -263,6 +263,7 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                 name: s.name.clone(),
                 address: s.mailbox_address()?,
                 error_mailbox: s.error_mailbox_address()?,
+                label: s.sender_label()?,
                 credential_files: s.credential_files(),
                 submission: s
                     .submission

@@ -976,29 +976,7 @@ fn each_message_kept_is_pushed_to_the_webhook_signed_in_order() {
         .enable_all()
         .build()
         .expect("runtime");
-    type Got = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
-    let got: Got = Got::default();
-    let seen = std::sync::Arc::clone(&got);
-    let url = rt.block_on(async move {
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(
-                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                    let seen = std::sync::Arc::clone(&seen);
-                    async move {
-                        seen.lock().expect("lock").push((headers, body.to_vec()));
-                        axum::http::StatusCode::OK
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
-    });
+    let (url, got) = common::webhook_receiver(&rt, axum::http::StatusCode::OK);
     let secret_file = dir.path().join("whsec");
     std::fs::write(&secret_file, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("secret");
     let tag = unique("h");

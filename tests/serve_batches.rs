@@ -755,29 +755,7 @@ fn a_sender_that_receives_keeps_pushes_and_after_the_ack_removes_at_the_operator
         .enable_all()
         .build()
         .expect("runtime");
-    type Got = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
-    let got: Got = Got::default();
-    let seen = std::sync::Arc::clone(&got);
-    let hook = rt.block_on(async move {
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(
-                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                    let seen = std::sync::Arc::clone(&seen);
-                    async move {
-                        seen.lock().expect("lock").push((headers, body.to_vec()));
-                        axum::http::StatusCode::NO_CONTENT
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
-    });
+    let (hook, got) = common::webhook_receiver(&rt, axum::http::StatusCode::NO_CONTENT);
     let secret = dir.path().join("whsec");
     std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("secret");
     let conf = dir.path().join("mss.toml");

@@ -43,6 +43,8 @@ pub struct BatchSender {
     pub address: MailAddress,
     /// Where errors of messages received in it go when they asked for no MDN (docs/mssante.md R4).
     pub error_mailbox: Option<MailAddress>,
+    /// Its label, the `From:` display name of the answers it sends (`[[senders]] label`).
+    pub label: Option<String>,
     /// The files its credentials are read from (what the console tells to renew when it is paused).
     pub credential_files: Vec<std::path::PathBuf>,
     /// Its submission front, when configured (`HOST:PORT`).

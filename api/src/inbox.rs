@@ -318,6 +318,7 @@ pub async fn ack(
             .as_ref()
             .map_or_else(|| "mss".to_owned(), |c| c.product_reference.clone()),
         error_mailbox: sender.and_then(|s| s.error_mailbox.clone()),
+        label: sender.and_then(|s| s.label.clone()),
     };
     let AckReport {
         entry,

@@ -290,3 +290,37 @@ pub fn jitter(max_ms: u64) -> u64 {
         .map_or(0, |d| d.subsec_nanos());
     u64::from(nanos.wrapping_mul(2_654_435_761) >> 8) % max_ms.max(1)
 }
+
+/// What a webhook receiver got, in order: each request's headers and body.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// The LPS back-end's webhook receiver on loopback, served by `rt`, answering `status` to every POST on
+/// `/hook`: its URL and what it got.
+pub fn webhook_receiver(
+    rt: &tokio::runtime::Runtime,
+    status: axum::http::StatusCode,
+) -> (String, Received) {
+    let got = Received::default();
+    let seen = std::sync::Arc::clone(&got);
+    let url = rt.block_on(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = std::sync::Arc::clone(&seen);
+                    async move {
+                        seen.lock().expect("lock").push((headers, body.to_vec()));
+                        status
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    (url, got)
+}

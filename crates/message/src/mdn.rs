@@ -175,16 +175,21 @@ pub fn build_mdn(
 /// The plain message an error mailbox gets when the consumer could not integrate a message that asked for
 /// no MDN (docs/mssante.md R4, IG v1.1.2): the MDN's subject (`[KO Intégration système !][code] …`), a text
 /// naming the code, the label and the original's sender and Message-ID, sent by the mailbox that received.
+/// `req` is the MDN the message did not ask for: its mailbox and label, and an error disposition.
 pub fn build_error_notice(
     original: &ReceivedMessage,
-    from: &str,
+    req: &MdnRequest,
     to: &str,
-    code: &str,
-    label: &str,
     cfg: &ComposeConfig,
     env: &mut Env,
 ) -> Result<ComposedMessage> {
-    let from = parse_address("final_recipient", from)?;
+    let MdnDisposition::Error { code, label } = &req.disposition else {
+        return Err(Error::invalid(
+            "disposition",
+            "an error notice answers an error",
+        ));
+    };
+    let from = parse_address("final_recipient", &req.final_recipient)?;
     let to = parse_address("error_mailbox", to)?;
     for (f, v) in [("disposition.code", code), ("disposition.label", label)] {
         if v.contains(['\r', '\n']) || v.trim().is_empty() {
@@ -203,7 +208,7 @@ pub fn build_error_notice(
     );
     let mut raw = Vec::new();
     let mut builder = MessageBuilder::new()
-        .from(Address::new_address(None::<&str>, from.as_str()))
+        .from(Address::new_address(req.label.as_deref(), from.as_str()))
         .to(Address::new_address(None::<&str>, to.as_str()))
         .subject(Text::new(subject.as_str()))
         .date(Date::new(env.now().unix_timestamp()))
@@ -239,16 +244,16 @@ Message-ID: <o@sante.test>\r\n\r\nhi\r\n",
         let cfg = ComposeConfig::new("NIL-1");
         let mut env = Env::fixed(time::OffsetDateTime::UNIX_EPOCH, 1);
         let label = "Identifiant de patient inconnu";
-        let notice = build_error_notice(
-            &original,
-            "b@sante.test",
-            "err@sante.test",
-            "902",
-            label,
-            &cfg,
-            &mut env,
-        )
-        .expect("notice");
+        let mut req = MdnRequest {
+            final_recipient: "b@sante.test".into(),
+            label: Some("Hopital B - Biologie".into()),
+            disposition: MdnDisposition::Error {
+                code: "902".into(),
+                label: label.into(),
+            },
+        };
+        let notice =
+            build_error_notice(&original, &req, "err@sante.test", &cfg, &mut env).expect("notice");
         assert_eq!(
             notice.subject,
             "[KO Intégration système !][902] XDM/1.0/DDM+CR DURAND"
@@ -264,6 +269,7 @@ Message-ID: <o@sante.test>\r\n\r\nhi\r\n",
             ["err@sante.test"]
         );
         let back = crate::read_message(&notice.raw).expect("read back");
+        assert_eq!(back.from_name.as_deref(), Some("Hopital B - Biologie"));
         assert_eq!(back.subject, notice.subject);
         assert_eq!(back.references, ["o@sante.test"]);
         assert_eq!(back.mss.nil.as_deref(), Some("NIL-1"));
@@ -274,16 +280,16 @@ Message-ID: <o@sante.test>\r\n\r\nhi\r\n",
                  la raison suivante : Identifiant de patient inconnu\r\nCode d'erreur : 902\r\n"
             )
         );
-        let e = build_error_notice(
-            &original,
-            "b@sante.test",
-            "err@sante.test",
-            "902",
-            "a\nb",
-            &cfg,
-            &mut env,
-        )
-        .expect_err("two lines");
+        req.disposition = MdnDisposition::Error {
+            code: "902".into(),
+            label: "a\nb".into(),
+        };
+        let e = build_error_notice(&original, &req, "err@sante.test", &cfg, &mut env)
+            .expect_err("two lines");
         assert!(e.to_string().contains("disposition.label"), "{e}");
+        req.disposition = MdnDisposition::Processed;
+        let e = build_error_notice(&original, &req, "err@sante.test", &cfg, &mut env)
+            .expect_err("not an error");
+        assert!(e.to_string().contains("disposition"), "{e}");
     }
 }

@@ -44,6 +44,9 @@ pub struct SenderConfig {
     /// Where the consumer's errors go as a plain message when a received message asked for no MDN
     /// (docs/mssante.md R4); none: nowhere.
     pub error_mailbox: Option<String>,
+    /// The mailbox's label (`Intitule_BAL`, docs/mssante.md M4): the `From:` display name of the MDNs and
+    /// error notices it sends for received messages (Ref#2 ECO.2.2.7).
+    pub label: Option<String>,
     /// SMTP sessions in parallel for this mailbox (default 1).
     pub connections: Option<u16>,
     /// At most this many messages per second (default: no limit).
@@ -101,6 +104,24 @@ impl SenderConfig {
             .transpose()
     }
 
+    /// Its label, checked: one line of at most 200 characters.
+    pub fn sender_label(&self) -> Result<Option<String>> {
+        match self.label.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some(l)
+                if !l.is_empty()
+                    && l.chars().count() <= 200
+                    && !l.chars().any(char::is_control) =>
+            {
+                Ok(Some(l.to_owned()))
+            }
+            Some(_) => Err(Error::Config(format!(
+                "[[senders]] {:?}: label: one line of 1 to 200 characters",
+                self.name
+            ))),
+        }
+    }
+
     /// The files its credentials are read from (watched for changes).
     pub fn credential_files(&self) -> Vec<PathBuf> {
         [
@@ -123,6 +144,7 @@ pub fn check_senders(senders: &[SenderConfig]) -> Result<()> {
     for s in senders {
         let address = s.mailbox_address()?;
         s.error_mailbox_address()?;
+        s.sender_label()?;
         s.retention()?;
         if s.webhook.is_some() && !s.receive.unwrap_or(false) {
             return refuse(format!(

@@ -580,6 +580,7 @@ async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
         auth_ref: format!("token:{BOX}"),
         product_reference: "NIL-TEST".into(),
         error_mailbox: None,
+        label: Some("Hopital Test - Laboratoire".into()),
     };
     let error = Ack::error(902, "Identifiant de patient inconnu").expect("ack");
     let first = acknowledge(s.as_ref(), ids[0], &error, &answering)
@@ -682,6 +683,20 @@ async fn an_outcome_is_final_and_its_mdn_queued_once(s: Arc<dyn Store>) {
         errors.iter().map(|e| e.id).collect::<Vec<_>>(),
         [ids[0], third]
     );
+    // both answers are sent under the mailbox's label (Ref#2 ECO.2.2.7)
+    let leased = s
+        .lease("w", None, 10, std::time::Duration::from_secs(60))
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 2);
+    for m in leased {
+        let read = mss_message::read_message(&m.content).expect("read");
+        assert_eq!(read.from.as_deref(), Some(BOX));
+        assert_eq!(
+            read.from_name.as_deref(),
+            Some("Hopital Test - Laboratoire")
+        );
+    }
 }
 
 async fn a_patient_reply_is_linked_to_the_outbox_message_it_answers(s: Arc<dyn Store>) {

@@ -70,6 +70,8 @@ pub struct Answering {
     pub product_reference: String,
     /// Where errors go when the message asked for no MDN (`[[senders]] error_mailbox`).
     pub error_mailbox: Option<MailAddress>,
+    /// The mailbox's label, the `From:` display name of its answers (`[[senders]] label`; Ref#2 ECO.2.2.7).
+    pub label: Option<String>,
 }
 
 /// What became of an ack.
@@ -151,26 +153,18 @@ async fn queue_answer(
     };
     let cfg = ComposeConfig::new(answering.product_reference.as_str());
     let mut env = Env::system();
+    let req = MdnRequest {
+        final_recipient: entry.mailbox.clone(),
+        label: answering.label.clone(),
+        disposition,
+    };
     let (kind, built) = if original.disposition_notification_to.is_some() {
-        let req = MdnRequest {
-            final_recipient: entry.mailbox.clone(),
-            label: None,
-            disposition,
-        };
         ("mdn", build_mdn(&original, &req, &cfg, &mut env))
     } else {
-        match (&disposition, &answering.error_mailbox) {
-            (MdnDisposition::Error { code, label }, Some(to)) => (
+        match (&req.disposition, &answering.error_mailbox) {
+            (MdnDisposition::Error { .. }, Some(to)) => (
                 "error_notice",
-                build_error_notice(
-                    &original,
-                    &entry.mailbox,
-                    to.as_str(),
-                    code,
-                    label,
-                    &cfg,
-                    &mut env,
-                ),
+                build_error_notice(&original, &req, to.as_str(), &cfg, &mut env),
             ),
             _ => return Ok(None),
         }
