@@ -458,6 +458,26 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
             shown.contains("ask.1@sandbox.mssante.fr"),
             "{responder}: In-Reply-To"
         );
+        // integrated: the MDN the answer asked for goes back to the responder at once
+        let ack = mss()
+            .env("MSS_DATA", &pro_data)
+            .args(["inbox", "ack", &id, "--integrated", "--from-label"])
+            .arg("Dr_Marie_MARTIN_Sandbox")
+            .args(["--from", &pro, "--token-file"])
+            .arg(&token_file)
+            .args(["--server", sb.s("submission"), "--ca-file", &ca])
+            .output()
+            .unwrap();
+        assert!(ack.status.success(), "ack: {}", stderr(&ack));
+        let said = stdout(&ack);
+        assert!(
+            said.starts_with(&format!(
+                "inbox message {id}: integrated\nmdn queued in the outbox"
+            )),
+            "{said}"
+        );
+        // every MDN queued so far went out (the counts are the mailbox's whole outbox)
+        assert!(said.contains("0 deferred, 0 queued, 0 failed"), "{said}");
     }
 
     // the report: per mailbox, each check passed or failed with its reason, and mss check's findings
