@@ -65,6 +65,7 @@ pub fn build_mdn(
         ));
     };
     let from = parse_address("final_recipient", &req.final_recipient)?;
+    check_label(req)?;
     let to = MailAddress::check(&to).map_err(|fault| {
         Error::invalid(
             "original",
@@ -172,6 +173,17 @@ pub fn build_mdn(
     })
 }
 
+/// The sender label goes into `From:`: one line, no control character.
+fn check_label(req: &MdnRequest) -> Result<()> {
+    match &req.label {
+        Some(l) if l.trim().is_empty() || l.chars().any(char::is_control) => Err(Error::invalid(
+            "label",
+            "one line of text, without control characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The plain message an error mailbox gets when the consumer could not integrate a message that asked for
 /// no MDN (docs/mssante.md R4, IG v1.1.2): the MDN's subject (`[KO Intégration système !][code] …`), a text
 /// naming the code, the label and the original's sender and Message-ID, sent by the mailbox that received.
@@ -190,6 +202,7 @@ pub fn build_error_notice(
         ));
     };
     let from = parse_address("final_recipient", &req.final_recipient)?;
+    check_label(req)?;
     let to = parse_address("error_mailbox", to)?;
     for (f, v) in [("disposition.code", code), ("disposition.label", label)] {
         if v.contains(['\r', '\n']) || v.trim().is_empty() {
@@ -287,6 +300,11 @@ Message-ID: <o@sante.test>\r\n\r\nhi\r\n",
         let e = build_error_notice(&original, &req, "err@sante.test", &cfg, &mut env)
             .expect_err("two lines");
         assert!(e.to_string().contains("disposition.label"), "{e}");
+        req.label = Some("Hopital B\r\nBcc: x@y.test".into());
+        let e = build_error_notice(&original, &req, "err@sante.test", &cfg, &mut env)
+            .expect_err("a label on two lines");
+        assert!(e.to_string().contains("label"), "{e}");
+        req.label = None;
         req.disposition = MdnDisposition::Processed;
         let e = build_error_notice(&original, &req, "err@sante.test", &cfg, &mut env)
             .expect_err("not an error");
