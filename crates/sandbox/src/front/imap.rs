@@ -23,35 +23,9 @@ pub async fn session(
         ),
     )
     .await?;
-    let mut tls = false;
-    loop {
-        let outcome = match converse(&mut io, front, shared, record, tls).await {
-            Ok(o) => o,
-            Err(e) => {
-                shared.recorder.record(record);
-                return Err(e);
-            }
-        };
-        match outcome {
-            Outcome::Closed => {
-                shared.recorder.record(record);
-                return Ok(());
-            }
-            Outcome::StartTls => match wire::handshake(io, front, shared, record).await {
-                Some(next) => {
-                    io = next;
-                    tls = true;
-                }
-                None => {
-                    shared.recorder.record(record);
-                    return Ok(());
-                }
-            },
-            Outcome::Authenticated { user, tag } => {
-                shared.recorder.record(record);
-                return hand_over(io, shared, &user, &tag).await;
-            }
-        }
+    match super::until_authenticated(io, front, shared, record).await? {
+        Some((io, user, tag)) => hand_over(io, shared, &user, &tag).await,
+        None => Ok(()),
     }
 }
 
@@ -68,7 +42,7 @@ fn capabilities(front: Front, tls: bool) -> String {
     caps
 }
 
-async fn converse(
+pub(super) async fn converse(
     io: &mut Io,
     front: Front,
     shared: &Shared,

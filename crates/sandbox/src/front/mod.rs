@@ -244,3 +244,39 @@ fn now_rfc3339() -> String {
 pub fn peer_ip(peer: &str) -> Option<std::net::IpAddr> {
     peer.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
+
+/// The part of a session before the relay, the same for both protocols: the front's conversation until the
+/// client authenticates (the connection, with the mailbox and IMAP tag it authenticated as), leaves or fails
+/// its STARTTLS handshake; TLS once STARTTLS is accepted. The record is written in every case.
+async fn until_authenticated(
+    mut io: wire::Io,
+    front: Front,
+    shared: &Shared,
+    record: &mut Connection,
+) -> std::io::Result<Option<(wire::Io, String, String)>> {
+    let mut tls = false;
+    let done = loop {
+        let outcome = if front.is_imap() {
+            imap::converse(&mut io, front, shared, record, tls).await
+        } else {
+            smtp::converse(&mut io, front, shared, record, tls).await
+        };
+        match outcome {
+            Err(e) => {
+                shared.recorder.record(record);
+                return Err(e);
+            }
+            Ok(Outcome::Closed) => break None,
+            Ok(Outcome::StartTls) => match wire::handshake(io, front, shared, record).await {
+                Some(next) => {
+                    io = next;
+                    tls = true;
+                }
+                None => break None,
+            },
+            Ok(Outcome::Authenticated { user, tag }) => break Some((io, user, tag)),
+        }
+    };
+    shared.recorder.record(record);
+    Ok(done)
+}

@@ -21,35 +21,9 @@ pub async fn session(
         &format!("220 mail.{DOMAIN} ESMTP MSSante sandbox API LPS\r\n"),
     )
     .await?;
-    let mut tls = false;
-    loop {
-        let outcome = match converse(&mut io, front, shared, record, tls).await {
-            Ok(o) => o,
-            Err(e) => {
-                shared.recorder.record(record);
-                return Err(e);
-            }
-        };
-        match outcome {
-            Outcome::Closed => {
-                shared.recorder.record(record);
-                return Ok(());
-            }
-            Outcome::StartTls => match wire::handshake(io, front, shared, record).await {
-                Some(next) => {
-                    io = next;
-                    tls = true;
-                }
-                None => {
-                    shared.recorder.record(record);
-                    return Ok(());
-                }
-            },
-            Outcome::Authenticated { .. } => {
-                shared.recorder.record(record);
-                return hand_over(io, shared).await;
-            }
-        }
+    match super::until_authenticated(io, front, shared, record).await? {
+        Some((io, _user, _tag)) => hand_over(io, shared).await,
+        None => Ok(()),
     }
 }
 
@@ -75,7 +49,7 @@ fn ehlo(front: Front, tls: bool, name: &str) -> String {
         .collect()
 }
 
-async fn converse(
+pub(super) async fn converse(
     io: &mut Io,
     front: Front,
     shared: &Shared,
