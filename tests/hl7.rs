@@ -315,16 +315,75 @@ fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
         assert_eq!(docs[0].content, obx_cda("sending-oru-r01.hl7"));
     }
 
-    // 5. Not for this PFI: T04 cannot withdraw a sent message; an ADT is not handled.
-    let ack = pfi.dpi_send("sending-mdm-t04.hl7", &[]);
+    // 5. The agency's replacement (T10: v2 of the T02's report, TXA-13 naming v1) and deletion (T04 of
+    //    v2), the matrix's flag fixed and their own MSH-10: the T10's archive replaces v1's entry by
+    //    an RPLC association, the T04's withdraws v2's entry (status Deleted) and says so in the body.
+    let first = pfi.queued()[0].2.clone();
+    let entry = |content: &[u8]| {
+        let read = mss_message::read_message(content).unwrap();
+        let archive = read.xdm[0].archive.clone().unwrap();
+        let doc = archive.documents().next().unwrap().entry.clone();
+        let replaced: Vec<String> = archive.replacements().map(|r| r.replaced.clone()).collect();
+        (doc, replaced, read.text.map(|t| t.0).unwrap_or_default())
+    };
+    let visible = ["--flag", "INVISIBLE_PATIENT=Y"];
+    let ack = pfi.dpi_send(
+        "sending-mdm-t10.hl7",
+        &[&visible[..], &["--control-id", "017"]].concat(),
+    );
+    assert_eq!(
+        (ack["msh9"].as_str(), ack["msa1"].as_str()),
+        (Some("ACK^T10"), Some("AA")),
+        "{ack}"
+    );
+    // the published T04's CDA base64 lacks its padding: refused as it is, then fixed
+    let t04 = [&visible[..], &["--control-id", "018"]].concat();
+    let ack = pfi.dpi_send("sending-mdm-t04.hl7", &t04);
     assert_eq!(
         (
             ack["msa1"].as_str(),
             ack["err2"].as_str(),
             ack["err3"].as_str()
         ),
-        (Some("AE"), Some("MSH^1^9"), Some("207"))
+        (Some("AE"), Some("OBX^1^5"), Some("102")),
+        "{ack}"
     );
+    let ack = pfi.dpi_send(
+        "sending-mdm-t04.hl7",
+        &[&t04[..], &["--replace", "DQo||||||D|=DQo=||||||D|"]].concat(),
+    );
+    assert_eq!(
+        (ack["msh9"].as_str(), ack["msa1"].as_str()),
+        (Some("ACK^T04"), Some("AA")),
+        "{ack}"
+    );
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 6);
+    assert_eq!(
+        queued[4].0,
+        "hl7 MDM^T10 017 from RIS-Y/Organisation-Y (ps)"
+    );
+    assert_eq!(
+        queued[5].0,
+        "hl7 MDM^T04 018 from RIS-Y/Organisation-Y (ps)"
+    );
+    let (v1, _, _) = entry(&first);
+    let (v2, replaced, _) = entry(&queued[4].2);
+    assert_eq!(v1.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000081");
+    assert_eq!(v2.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000082");
+    assert_eq!(replaced, [v1.entry_uuid.clone()]);
+    assert!(!v2.is_deleted());
+    let (withdrawn, replaced, body) = entry(&queued[5].2);
+    assert_eq!(withdrawn.entry_uuid, v2.entry_uuid);
+    assert!(withdrawn.is_deleted());
+    assert!(replaced.is_empty());
+    assert_eq!(
+        body.trim(),
+        "Cher confrère, vous trouverez ci-joint le CR d’imagerie de M.Dupont",
+        "the DPI's own body is kept"
+    );
+
+    // 6. An ADT is not handled.
     let ack = pfi.dpi_send(
         "sending-ack.hl7",
         &["--replace", "ACK^T10^ACK=ADT^A01^ADT_A01"],
@@ -334,7 +393,7 @@ fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
         (Some("AR"), Some("200")),
         "{ack}"
     );
-    assert_eq!(pfi.queued().len(), 4);
+    assert_eq!(pfi.queued().len(), 6);
 }
 
 /// python-hl7's MLLP server playing the DPI (tests/hl7/dpi.py serve): messages written to `out`.
