@@ -618,7 +618,8 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
             .map(mss_hl7::Segment::name)
             .collect::<Vec<_>>(),
         [
-            "MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX"
+            "MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX", "OBX",
+            "OBX", "OBX", "OBX"
         ]
     );
     assert_eq!(
