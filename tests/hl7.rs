@@ -663,3 +663,107 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
             || m.contains("; processed\r\n")
     }));
 }
+
+/// The whole H2 loop with the real operator (scripts/lps-operator.sh) and `mss serve`: a letter asking a
+/// read receipt arrives in the PFI's mailbox, the service's reader keeps it, its forwarder sends the
+/// document to the DPI (python-hl7), which answers `AE` with ERR-5 902; the MDN `processed/Error: 902`
+/// is queued and the service's outbox worker sends it through the operator into the sender's mailbox,
+/// read back over IMAP.
+#[test]
+fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
+    let Some(op) = mss_testing::lps::operator() else {
+        return;
+    };
+    if !op.delivers() {
+        mss_testing::unavailable("the MDN is read in the sender's mailbox: needs Postfix (root)");
+        return;
+    }
+    let dpi = Dpi::start();
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let labo = format!("{}@sante.test", common::unique("labo"));
+    let pfi = format!("{}@sante.test", common::unique("pfi"));
+    let token_file = dir.path().join("pfi.token");
+    let token = op.psc().token(&pfi, mss_testing::lps::TokenKind::Valid);
+    std::fs::write(&token_file, token.expose()).unwrap();
+    let data = dir.path().join("data");
+    common::install_whitelist(&data, mss_testing::TEST_DOMAINS);
+    let conf = dir.path().join("mss.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[send]\nproduct_reference = \"MSS-TEST-NIL\"\nca_file = {:?}\nsubmission = \"localhost:{}\"\n\n\
+             [outbox]\nworker = \"pfi\"\n\n\
+             [[senders]]\nname = \"pfi\"\naddress = {pfi:?}\ntoken_file = {token_file:?}\n\
+             imap = \"localhost:{}\"\nreceive = true\n\n\
+             [hl7]\nsender = \"pfi\"\ndpi = \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
+            op.path("CA"),
+            op.port("SUBMISSION_PORT"),
+            op.port("IMAP_PORT"),
+            dpi.port
+        ),
+    )
+    .unwrap();
+    // a seed of this run: the letter's Message-ID is unique in the shared operator
+    let seed = u64::from(std::process::id()) << 20 | common::jitter(1 << 20);
+    let (letter, _) = common::xdm_letter(&labo, &pfi, seed);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = op.imap_session(&pfi).await;
+        s.append("INBOX", &[], &letter.raw).await.unwrap();
+        s.logout().await.unwrap();
+    });
+    let mut server = common::Server::start(&data, &["--config", conf.to_str().unwrap()]);
+
+    // the MDN in the sender's mailbox, over IMAP
+    let subject = format!("[KO Intégration système !][902] {}", letter.subject);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mdn = loop {
+        let found = rt.block_on(async {
+            let mut s = op.imap_session(&labo).await;
+            s.examine("INBOX").await.unwrap();
+            let uids = s.uid_search("ALL").await.unwrap();
+            let fetched = if uids.is_empty() {
+                Vec::new()
+            } else {
+                s.uid_fetch(&uids).await.unwrap()
+            };
+            s.logout().await.unwrap();
+            fetched
+                .into_iter()
+                .filter_map(|f| f.body)
+                .find(|b| mss_message::read_message(b).is_ok_and(|m| m.subject == subject))
+        });
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no MDN {subject:?} in {labo}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = String::from_utf8_lossy(&mdn).into_owned();
+    let label = "Identifiant patient inconnu";
+    for field in [
+        format!(
+            "\r\nDisposition: automatic-action/MDN-sent-automatically; processed/Error: 902^{label}\r\n"
+        ),
+        format!("\r\nFinal-Recipient: rfc822;{pfi}\r\n"),
+        format!("\r\nOriginal-Message-ID: <{}>\r\n", letter.message_id),
+    ] {
+        assert!(
+            text.contains(&field),
+            "{field:?} missing from the MDN: {}",
+            &text[..text.len().min(2500)]
+        );
+    }
+    // what python-hl7 received: the document's MDM, answered AE 902
+    let got = dpi.received(1);
+    assert_eq!(got["type"], "MDM^T02", "{got}");
+    assert_eq!(got["control_id"], "MSS1D1");
+    assert!(server.terminate().success());
+}
