@@ -371,7 +371,7 @@ fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
     let (v2, replaced, _) = entry(&queued[4].2);
     assert_eq!(v1.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000081");
     assert_eq!(v2.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000082");
-    assert_eq!(replaced, [v1.entry_uuid.clone()]);
+    assert_eq!(replaced, std::slice::from_ref(&v1.entry_uuid));
     assert!(!v2.is_deleted());
     let (withdrawn, replaced, body) = entry(&queued[5].2);
     assert_eq!(withdrawn.entry_uuid, v2.entry_uuid);

@@ -8,7 +8,6 @@
 )]
 
 use mss_hl7::pfi::receiving::{Sending, documents, mdm};
-use mss_hl7::pfi::sending::Action;
 
 const MAILBOX: &str = "pfi@hopital.mssante.fr";
 

@@ -489,7 +489,7 @@ fn replaced_document(
             .decode(b64.as_bytes())
             .ok()
             .and_then(|cda| mss_message::cda::parse_header(&cda).ok());
-        if !header.is_some_and(|h| h.replaces.is_some()) {
+        if header.is_none_or(|h| h.replaces.is_none()) {
             let location = if m.segment("TXA").is_some() {
                 "TXA^1^13".to_owned()
             } else {
