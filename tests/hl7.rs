@@ -486,6 +486,24 @@ fn hl7_send_prints_the_acknowledgement_of_an_independent_peer() {
     );
 }
 
+/// A letter from a professional to the PFI's mailbox withdrawing the example's report, with a Reply-To.
+fn withdrawal_letter() -> Vec<u8> {
+    let mut req: mss_message::ComposeRequest = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose/cda-to-professional.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    req.recipients.to = vec![SENDER.into()];
+    req.recipients.cc.clear();
+    req.reply_to = Some("secretariat.cardio@chu-exemple.mssante.fr".into());
+    req.documents[0].withdraw = true;
+    mss_message::compose(&req, &mss_message::ComposeConfig::new("DEV935997"))
+        .unwrap()
+        .raw
+}
+
 /// A letter of two CDA documents from a professional to the PFI's mailbox, asking a read receipt.
 fn two_document_letter() -> Vec<u8> {
     let mut req: serde_json::Value = serde_json::from_str(
@@ -536,8 +554,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
         .build()
         .unwrap();
     // a received message in the inbox, as the mailbox's reader keeps it
-    let receive = |uid: u32| {
-        let raw = two_document_letter();
+    let receive = |uid: u32, raw: Vec<u8>| {
         let incoming = mss_outbox::inbox::Incoming {
             uid,
             message_id: mss_lps::message_id(&raw).map(|m| m.trim_matches(['<', '>']).to_owned()),
@@ -569,7 +586,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
     };
 
     // 0. the DPI is down: the pass fails, the message waits without an outcome
-    receive(1);
+    receive(1, two_document_letter());
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = closed.local_addr().unwrap().port();
     drop(closed);
@@ -631,7 +648,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
     // 2. the DPI answers AE with ERR-5 902 (unknown patient): the message is in error 902, and the
     //    MDN it asked for is queued with `processed/Error: 902`
     std::fs::write(&dpi.answer, "AE:902").unwrap();
-    receive(2);
+    receive(2, two_document_letter());
     assert_eq!(forward(), "1 message(s) sent to the DPI");
     assert_eq!(dpi.received(3)["control_id"], "MSS2D1");
     assert!(
@@ -662,6 +679,28 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
         m.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n")
             || m.contains("; processed\r\n")
     }));
+
+    // 3. the sender withdraws the report: python-hl7 reads an MDM^T04 cancelling it, with the mail's
+    //    Reply-To as the REPLY participation
+    std::fs::write(&dpi.answer, "AA").unwrap();
+    receive(3, withdrawal_letter());
+    assert_eq!(forward(), "1 message(s) sent to the DPI");
+    let got = dpi.received(4);
+    assert_eq!(got["type"], "MDM^T04", "{got}");
+    assert_eq!(got["control_id"], "MSS3D1");
+    assert_eq!(got["orc1"], "CA");
+    assert_eq!(
+        got["prt"],
+        serde_json::json!([
+            ["SB", "marie.martin@medecin.mssante.fr"],
+            ["RCT", SENDER],
+            ["REPLY", "secretariat.cardio@chu-exemple.mssante.fr"]
+        ])
+    );
+    assert_eq!(
+        statuses()[2].status,
+        mss_outbox::inbox::InboxStatus::Integrated
+    );
 }
 
 /// The whole H2 loop with the real operator (scripts/lps-operator.sh) and `mss serve`: a letter asking a
