@@ -128,6 +128,11 @@ fn replacement_and_withdrawal_read_back() {
     assert!(doc.entry.is_deleted());
     assert_eq!(doc.entry.entry_uuid, first_entry.entry_uuid);
     assert_eq!(archive.replacements().count(), 0);
+    // the `xdm` view (mss inbox show, GET /v1/inbox/{id}) says so; a document kept is silent about it
+    let view = serde_json::to_value(r.xdm_view().expect("view")).expect("json");
+    assert_eq!(view["documents"][0]["withdrawn"], true);
+    let view = serde_json::to_value(first.xdm_view().expect("view")).expect("json");
+    assert!(view["documents"][0].get("withdrawn").is_none(), "{view}");
 
     // a document cannot replace itself
     let mut req = example("cda-to-professional.json");
