@@ -371,6 +371,14 @@ fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
     let (v2, replaced, _) = entry(&queued[4].2);
     assert_eq!(v1.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000081");
     assert_eq!(v2.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000082");
+    // INVISIBLE_PATIENT = Y travels as the TRE_A07 confidentialityCode, beside the CDA's
+    assert!(
+        v2.confidentiality
+            .iter()
+            .any(|c| c.code == "INVISIBLE_PATIENT" && c.scheme == "1.2.250.1.213.1.1.4.13"),
+        "{:?}",
+        v2.confidentiality
+    );
     assert_eq!(replaced, std::slice::from_ref(&v1.entry_uuid));
     assert!(!v2.is_deleted());
     let (withdrawn, replaced, body) = entry(&queued[5].2);

@@ -60,6 +60,15 @@ fn the_matrix_row_by_row() {
     assert_eq!(out.parts[0].audience, Audience::Professionals);
     assert_eq!(out.parts[0].request.recipients.to, ["dr.b@ch.mssante.fr"]);
     assert_eq!(out.parts[0].request.sender.entity.as_deref(), Some("CH"));
+    // INVISIBLE_PATIENT = Y: the TRE_A07 confidentialityCode of the document
+    let codes = &out.parts[0].request.documents[0].confidentiality_codes;
+    assert_eq!(
+        codes
+            .iter()
+            .map(|c| (c.code.as_str(), c.coding_scheme.as_str()))
+            .collect::<Vec<_>>(),
+        [("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13")]
+    );
     // professionals only, but the document visible to the patient: not in the matrix
     let mut visible = ps;
     visible[1].1 = "N";

@@ -52,6 +52,9 @@ const RPLC: &str = "urn:ihe:iti:2007:AssociationType:RPLC";
 /// availabilityStatus of a document its author withdrew (CI-SIS, TRE_R270-AvailabilityStatus
 /// "Supprimé"): the recipients are asked to delete the copy they keep (docs/mssante.md H1).
 pub const STATUS_DELETED: &str = "urn:asip:ci-sis:2010:StatusType:Deleted";
+/// Scheme of the document restrictions of the national table TRE_A07-StatutVisibiliteDocument, carried
+/// as `confidentialityCode` values: `MASQUE_PS`, `INVISIBLE_PATIENT`, `INVISIBLE_REPRESENTANTS_LEGAUX`.
+pub const VISIBILITY_SCHEME: &str = "1.2.250.1.213.1.1.4.13";
 /// Association types of a replacement (ITI TF-3 §4.2.2): replace, and transform-and-replace.
 const REPLACE_TYPES: [&str; 2] = [RPLC, "urn:ihe:iti:2007:AssociationType:XFRM_RPLC"];
 

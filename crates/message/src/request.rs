@@ -200,6 +200,11 @@ pub struct Document {
     /// (availabilityStatus `urn:asip:ci-sis:2010:StatusType:Deleted`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub withdraw: bool,
+    /// XDS `confidentialityCode` values beside the CDA's: the restrictions of the national table
+    /// TRE_A07 (`MASQUE_PS`, `INVISIBLE_PATIENT`, `INVISIBLE_REPRESENTANTS_LEGAUX`, scheme
+    /// `1.2.250.1.213.1.1.4.13`, [`crate::metadata::VISIBILITY_SCHEME`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confidentiality_codes: Vec<ClassifiedCode>,
 }
 
 /// A coded value as XDS classifications carry it.

@@ -32,23 +32,23 @@ pub struct Sending {
 /// The LOINC OID: OBR-4.3 / OBX-3.3 `LN`; any other type system is the national `TRE_A05`.
 const LOINC: &str = "2.16.840.1.113883.6.1";
 
-/// Codes of `confidentialityCode` the receiving guide's restriction OBX reflect (TRE_A07, scheme
-/// `1.2.250.1.213.1.1.4.13`), with the OBX-3 each sets to `Y`.
+/// The receiving guide's restriction OBX (OBX-3 code and label) and the TRE_A07 confidentialityCode
+/// (scheme `1.2.250.1.213.1.1.4.13`) that sets each to `Y`.
 const RESTRICTIONS: [(&str, &str, &str); 3] = [
     (
         "MASQUE_PS",
-        "MASQUE_PS",
         "Masqué aux professionnels de Santé",
+        "MASQUE_PS",
     ),
     (
-        "INVISIBLE_PATIENT",
         "INVISIBLE_PATIENT",
         "Document Non Visible par le patient",
+        "INVISIBLE_PATIENT",
     ),
     (
-        "INVISIBLE_REP_LEGAL",
         "INVISIBLE_REP_LEGAUX",
         "Non visible par les représentants Légaux du patient",
+        "INVISIBLE_REPRESENTANTS_LEGAUX",
     ),
 ];
 
@@ -243,12 +243,11 @@ pub fn mdm(
     // whether the sender changed them (MODIF_CONF_CODE) no XDM field says: N
     let mut restrictions: Vec<(&str, &str, bool)> = RESTRICTIONS
         .iter()
-        .map(|(code, obx, label)| {
-            let on = doc
-                .entry
-                .confidentiality
-                .iter()
-                .any(|c| c.code.trim() == *code);
+        .map(|(obx, label, code)| {
+            let on = doc.entry.confidentiality.iter().any(|c| {
+                c.code.trim() == *code
+                    && c.scheme.trim() == mss_message::metadata::VISIBILITY_SCHEME
+            });
             (*obx, *label, on)
         })
         .collect();

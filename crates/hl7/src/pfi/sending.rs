@@ -25,6 +25,25 @@ pub const FLAGS: [&str; 10] = [
     "ACK_LECTURE_MSS",
 ];
 
+/// The restriction flags and the TRE_A07 code (XDS confidentialityCode) each stands for.
+pub const RESTRICTIONS: [(&str, &str, &str); 3] = [
+    (
+        "MASQUE_PS",
+        "MASQUE_PS",
+        "Masqué aux professionnels de santé",
+    ),
+    (
+        "INVISIBLE_PATIENT",
+        "INVISIBLE_PATIENT",
+        "Non visible par le patient",
+    ),
+    (
+        "INVISIBLE_REP_LEGAUX",
+        "INVISIBLE_REPRESENTANTS_LEGAUX",
+        "Non visible par les représentants légaux du patient",
+    ),
+];
+
 /// Why a message is refused: the acknowledgement code and the fault it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -320,6 +339,16 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
         dsn: yes("ACK_RECEPTION"),
         mdn: yes("ACK_LECTURE_MSS"),
     };
+    // the restriction flags, as the XDS confidentialityCode of TRE_A07 (read back by the receiving PFI)
+    let restrictions: Vec<mss_message::ClassifiedCode> = RESTRICTIONS
+        .iter()
+        .filter(|(flag, _, _)| yes(flag))
+        .map(|(_, code, label)| mss_message::ClassifiedCode {
+            code: (*code).to_owned(),
+            coding_scheme: mss_message::metadata::VISIBILITY_SCHEME.to_owned(),
+            display_name: (*label).to_owned(),
+        })
+        .collect();
     let docs: Vec<Document> = documents
         .into_iter()
         .map(|(_, b64, _)| Document {
@@ -331,6 +360,7 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
             rendering: None,
             replaces: replaces.clone(),
             withdraw: action == Action::Delete,
+            confidentiality_codes: restrictions.clone(),
         })
         .collect();
     // the guide: the recipients are told in the body that the document is to be deleted

@@ -276,7 +276,9 @@ pub(super) fn build_xdm(
             class_code: Code::from(&src.class_code),
             type_code: Code::from(&h.code),
             format_code,
-            confidentiality: vec![confidentiality],
+            confidentiality: std::iter::once(confidentiality)
+                .chain(src.confidentiality_codes.iter().map(Code::from))
+                .collect(),
             facility_type: src
                 .healthcare_facility_type_code
                 .as_ref()
