@@ -103,10 +103,6 @@ fn source_patient_field(
 /// The MDM of one document of a received message, as the receiving guide writes it: `T02` (ORC-1 `NW`,
 /// OBX-11 `F`), `T10` replacing the CDA's parent document (`RO`, `C`, TXA-13), `T04` when the sender
 /// withdraws it (`CA`, `D`).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one message, each named"
-)]
 pub fn mdm(
     read: &mss_message::ReceivedMessage,
     mailbox: &str,
