@@ -455,7 +455,7 @@ pub const WITHDRAWAL_BODY: &str = "Le document joint, envoyé précédemment par
 par son auteur : merci de le supprimer de vos dossiers.";
 
 /// The action of the message: the MDM event, checked against each document's OBX-11 (F, C, D); an
-/// ORU's from OBX-11, the same for every document.
+/// ORU's from OBX-11, the same for every document (empty: a new document).
 fn document_action(
     m: &Message,
     kind: &str,
@@ -468,7 +468,7 @@ fn document_action(
             "F" => Action::New,
             "C" => Action::Replace,
             "D" => Action::Delete,
-            "" if by_event.is_some() => continue,
+            "" => continue,
             other => {
                 return Err(ae(
                     103,
