@@ -315,16 +315,83 @@ fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
         assert_eq!(docs[0].content, obx_cda("sending-oru-r01.hl7"));
     }
 
-    // 5. Not for this PFI: T04 cannot withdraw a sent message; an ADT is not handled.
-    let ack = pfi.dpi_send("sending-mdm-t04.hl7", &[]);
+    // 5. The agency's replacement (T10: v2 of the T02's report, TXA-13 naming v1) and deletion (T04 of
+    //    v2), the matrix's flag fixed and their own MSH-10: the T10's archive replaces v1's entry by
+    //    an RPLC association, the T04's withdraws v2's entry (status Deleted) and says so in the body.
+    let first = pfi.queued()[0].2.clone();
+    let entry = |content: &[u8]| {
+        let read = mss_message::read_message(content).unwrap();
+        let archive = read.xdm[0].archive.clone().unwrap();
+        let doc = archive.documents().next().unwrap().entry.clone();
+        let replaced: Vec<String> = archive.replacements().map(|r| r.replaced.clone()).collect();
+        (doc, replaced, read.text.map(|t| t.0).unwrap_or_default())
+    };
+    let visible = ["--flag", "INVISIBLE_PATIENT=Y"];
+    let ack = pfi.dpi_send(
+        "sending-mdm-t10.hl7",
+        &[&visible[..], &["--control-id", "017"]].concat(),
+    );
+    assert_eq!(
+        (ack["msh9"].as_str(), ack["msa1"].as_str()),
+        (Some("ACK^T10"), Some("AA")),
+        "{ack}"
+    );
+    // the published T04's CDA base64 lacks its padding: refused as it is, then fixed
+    let t04 = [&visible[..], &["--control-id", "018"]].concat();
+    let ack = pfi.dpi_send("sending-mdm-t04.hl7", &t04);
     assert_eq!(
         (
             ack["msa1"].as_str(),
             ack["err2"].as_str(),
             ack["err3"].as_str()
         ),
-        (Some("AE"), Some("MSH^1^9"), Some("207"))
+        (Some("AE"), Some("OBX^1^5"), Some("102")),
+        "{ack}"
     );
+    let ack = pfi.dpi_send(
+        "sending-mdm-t04.hl7",
+        &[&t04[..], &["--replace", "DQo||||||D|=DQo=||||||D|"]].concat(),
+    );
+    assert_eq!(
+        (ack["msh9"].as_str(), ack["msa1"].as_str()),
+        (Some("ACK^T04"), Some("AA")),
+        "{ack}"
+    );
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 6);
+    assert_eq!(
+        queued[4].0,
+        "hl7 MDM^T10 017 from RIS-Y/Organisation-Y (ps)"
+    );
+    assert_eq!(
+        queued[5].0,
+        "hl7 MDM^T04 018 from RIS-Y/Organisation-Y (ps)"
+    );
+    let (v1, _, _) = entry(&first);
+    let (v2, replaced, _) = entry(&queued[4].2);
+    assert_eq!(v1.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000081");
+    assert_eq!(v2.unique_id, "1.2.250.1.71.4.2.2.120456789.71024000082");
+    // INVISIBLE_PATIENT = Y travels as the TRE_A07 confidentialityCode, beside the CDA's
+    assert!(
+        v2.confidentiality
+            .iter()
+            .any(|c| c.code == "INVISIBLE_PATIENT" && c.scheme == "1.2.250.1.213.1.1.4.13"),
+        "{:?}",
+        v2.confidentiality
+    );
+    assert_eq!(replaced, std::slice::from_ref(&v1.entry_uuid));
+    assert!(!v2.is_deleted());
+    let (withdrawn, replaced, body) = entry(&queued[5].2);
+    assert_eq!(withdrawn.entry_uuid, v2.entry_uuid);
+    assert!(withdrawn.is_deleted());
+    assert!(replaced.is_empty());
+    assert_eq!(
+        body.trim(),
+        "Cher confrère, vous trouverez ci-joint le CR d’imagerie de M.Dupont",
+        "the DPI's own body is kept"
+    );
+
+    // 6. An ADT is not handled.
     let ack = pfi.dpi_send(
         "sending-ack.hl7",
         &["--replace", "ACK^T10^ACK=ADT^A01^ADT_A01"],
@@ -334,7 +401,7 @@ fn dpi_documents_are_queued_once_and_refusals_name_the_fault() {
         (Some("AR"), Some("200")),
         "{ack}"
     );
-    assert_eq!(pfi.queued().len(), 4);
+    assert_eq!(pfi.queued().len(), 6);
 }
 
 /// python-hl7's MLLP server playing the DPI (tests/hl7/dpi.py serve): messages written to `out`.
@@ -427,6 +494,24 @@ fn hl7_send_prints_the_acknowledgement_of_an_independent_peer() {
     );
 }
 
+/// A letter from a professional to the PFI's mailbox withdrawing the example's report, with a Reply-To.
+fn withdrawal_letter() -> Vec<u8> {
+    let mut req: mss_message::ComposeRequest = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose/cda-to-professional.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    req.recipients.to = vec![SENDER.into()];
+    req.recipients.cc.clear();
+    req.reply_to = Some("secretariat.cardio@chu-exemple.mssante.fr".into());
+    req.documents[0].withdraw = true;
+    mss_message::compose(&req, &mss_message::ComposeConfig::new("DEV935997"))
+        .unwrap()
+        .raw
+}
+
 /// A letter of two CDA documents from a professional to the PFI's mailbox, asking a read receipt.
 fn two_document_letter() -> Vec<u8> {
     let mut req: serde_json::Value = serde_json::from_str(
@@ -477,8 +562,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
         .build()
         .unwrap();
     // a received message in the inbox, as the mailbox's reader keeps it
-    let receive = |uid: u32| {
-        let raw = two_document_letter();
+    let receive = |uid: u32, raw: Vec<u8>| {
         let incoming = mss_outbox::inbox::Incoming {
             uid,
             message_id: mss_lps::message_id(&raw).map(|m| m.trim_matches(['<', '>']).to_owned()),
@@ -510,7 +594,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
     };
 
     // 0. the DPI is down: the pass fails, the message waits without an outcome
-    receive(1);
+    receive(1, two_document_letter());
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = closed.local_addr().unwrap().port();
     drop(closed);
@@ -559,7 +643,8 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
             .map(mss_hl7::Segment::name)
             .collect::<Vec<_>>(),
         [
-            "MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX"
+            "MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX", "OBX",
+            "OBX", "OBX", "OBX"
         ]
     );
     assert_eq!(
@@ -571,7 +656,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
     // 2. the DPI answers AE with ERR-5 902 (unknown patient): the message is in error 902, and the
     //    MDN it asked for is queued with `processed/Error: 902`
     std::fs::write(&dpi.answer, "AE:902").unwrap();
-    receive(2);
+    receive(2, two_document_letter());
     assert_eq!(forward(), "1 message(s) sent to the DPI");
     assert_eq!(dpi.received(3)["control_id"], "MSS2D1");
     assert!(
@@ -602,4 +687,130 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
         m.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n")
             || m.contains("; processed\r\n")
     }));
+
+    // 3. the sender withdraws the report: python-hl7 reads an MDM^T04 cancelling it, with the mail's
+    //    Reply-To as the REPLY participation
+    std::fs::write(&dpi.answer, "AA").unwrap();
+    receive(3, withdrawal_letter());
+    assert_eq!(forward(), "1 message(s) sent to the DPI");
+    let got = dpi.received(4);
+    assert_eq!(got["type"], "MDM^T04", "{got}");
+    assert_eq!(got["control_id"], "MSS3D1");
+    assert_eq!(got["orc1"], "CA");
+    assert_eq!(
+        got["prt"],
+        serde_json::json!([
+            ["SB", "marie.martin@medecin.mssante.fr"],
+            ["RCT", SENDER],
+            ["REPLY", "secretariat.cardio@chu-exemple.mssante.fr"]
+        ])
+    );
+    assert_eq!(
+        statuses()[2].status,
+        mss_outbox::inbox::InboxStatus::Integrated
+    );
+}
+
+/// The whole H2 loop with the real operator (scripts/lps-operator.sh) and `mss serve`: a letter asking a
+/// read receipt arrives in the PFI's mailbox, the service's reader keeps it, its forwarder sends the
+/// document to the DPI (python-hl7), which answers `AE` with ERR-5 902; the MDN `processed/Error: 902`
+/// is queued and the service's outbox worker sends it through the operator into the sender's mailbox,
+/// read back over IMAP.
+#[test]
+fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
+    let Some(op) = mss_testing::lps::operator() else {
+        return;
+    };
+    if !op.delivers() {
+        mss_testing::unavailable("the MDN is read in the sender's mailbox: needs Postfix (root)");
+        return;
+    }
+    let dpi = Dpi::start();
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let labo = format!("{}@sante.test", common::unique("labo"));
+    let pfi = format!("{}@sante.test", common::unique("pfi"));
+    let token_file = dir.path().join("pfi.token");
+    let token = op.psc().token(&pfi, mss_testing::lps::TokenKind::Valid);
+    std::fs::write(&token_file, token.expose()).unwrap();
+    let data = dir.path().join("data");
+    common::install_whitelist(&data, mss_testing::TEST_DOMAINS);
+    let conf = dir.path().join("mss.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[send]\nproduct_reference = \"MSS-TEST-NIL\"\nca_file = {:?}\nsubmission = \"localhost:{}\"\n\n\
+             [outbox]\nworker = \"pfi\"\n\n\
+             [[senders]]\nname = \"pfi\"\naddress = {pfi:?}\ntoken_file = {token_file:?}\n\
+             imap = \"localhost:{}\"\nreceive = true\n\n\
+             [hl7]\nsender = \"pfi\"\ndpi = \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
+            op.path("CA"),
+            op.port("SUBMISSION_PORT"),
+            op.port("IMAP_PORT"),
+            dpi.port
+        ),
+    )
+    .unwrap();
+    // a seed of this run: the letter's Message-ID is unique in the shared operator
+    let seed = u64::from(std::process::id()) << 20 | common::jitter(1 << 20);
+    let (letter, _) = common::xdm_letter(&labo, &pfi, seed);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = op.imap_session(&pfi).await;
+        s.append("INBOX", &[], &letter.raw).await.unwrap();
+        s.logout().await.unwrap();
+    });
+    let mut server = common::Server::start(&data, &["--config", conf.to_str().unwrap()]);
+
+    // the MDN in the sender's mailbox, over IMAP
+    let subject = format!("[KO Intégration système !][902] {}", letter.subject);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mdn = loop {
+        let found = rt.block_on(async {
+            let mut s = op.imap_session(&labo).await;
+            s.examine("INBOX").await.unwrap();
+            let uids = s.uid_search("ALL").await.unwrap();
+            let fetched = if uids.is_empty() {
+                Vec::new()
+            } else {
+                s.uid_fetch(&uids).await.unwrap()
+            };
+            s.logout().await.unwrap();
+            fetched
+                .into_iter()
+                .filter_map(|f| f.body)
+                .find(|b| mss_message::read_message(b).is_ok_and(|m| m.subject == subject))
+        });
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no MDN {subject:?} in {labo}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = String::from_utf8_lossy(&mdn).into_owned();
+    let label = "Identifiant patient inconnu";
+    for field in [
+        format!(
+            "\r\nDisposition: automatic-action/MDN-sent-automatically; processed/Error: 902^{label}\r\n"
+        ),
+        format!("\r\nFinal-Recipient: rfc822;{pfi}\r\n"),
+        format!("\r\nOriginal-Message-ID: <{}>\r\n", letter.message_id),
+    ] {
+        assert!(
+            text.contains(&field),
+            "{field:?} missing from the MDN: {}",
+            &text[..text.len().min(2500)]
+        );
+    }
+    // what python-hl7 received: the document's MDM, answered AE 902
+    let got = dpi.received(1);
+    assert_eq!(got["type"], "MDM^T02", "{got}");
+    assert_eq!(got["control_id"], "MSS1D1");
+    assert!(server.terminate().success());
 }

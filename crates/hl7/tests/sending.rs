@@ -60,6 +60,15 @@ fn the_matrix_row_by_row() {
     assert_eq!(out.parts[0].audience, Audience::Professionals);
     assert_eq!(out.parts[0].request.recipients.to, ["dr.b@ch.mssante.fr"]);
     assert_eq!(out.parts[0].request.sender.entity.as_deref(), Some("CH"));
+    // INVISIBLE_PATIENT = Y: the TRE_A07 confidentialityCode of the document
+    let codes = &out.parts[0].request.documents[0].confidentiality_codes;
+    assert_eq!(
+        codes
+            .iter()
+            .map(|c| (c.code.as_str(), c.coding_scheme.as_str()))
+            .collect::<Vec<_>>(),
+        [("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13")]
+    );
     // professionals only, but the document visible to the patient: not in the matrix
     let mut visible = ps;
     visible[1].1 = "N";
@@ -151,4 +160,74 @@ fn latin9_messages_read_alike_and_versions_are_checked() {
     assert_eq!((code, err3, at.as_str()), (AckCode::AE, 203, "MSH^1^12"));
     let (code, err3, _, _) = refusal(&mdm(&flags, "").replace("MDM^T02", "MDM^T01"));
     assert_eq!((code, err3), (AckCode::AR, 201));
+}
+
+/// T10 replaces the document TXA-13 names (or the CDA's relatedDocument); T04 withdraws it with a body
+/// saying so; OBX-11 must agree with the event; an ORU says it in OBX-11 (docs/mssante.md H1).
+#[test]
+fn replacements_and_deletions_follow_the_event_and_obx_11() {
+    let flags = [("INVISIBLE_PATIENT", "Y"), ("DESTMSSANTEPS", "Y")];
+    let parse = |t: &str| read(&Message::parse(t.as_bytes()).unwrap(), &ctx());
+    let t02 = mdm(&flags, "");
+    let doc = |o: &mss_hl7::pfi::sending::Outgoing| o.parts[0].request.documents[0].clone();
+    let out = parse(&t02).unwrap();
+    assert_eq!((doc(&out).replaces, doc(&out).withdraw), (None, false));
+
+    // T10: TXA-13 as the LPS guide writes it (extension^^root^ISO), and as an OID alone
+    let t10 = t02
+        .replace("MDM^T02", "MDM^T10")
+        .replace("ORC|NW", "ORC|RO")
+        .replace(
+            "TXA|1|11488-4|TEXT",
+            "TXA|1|11488-4|TEXT||||||||||58131^^1.2.250.2345.13^ISO",
+        )
+        .replace("||||||F\rPRT", "||||||C\rPRT");
+    let out = parse(&t10).unwrap();
+    assert_eq!(out.kind, "MDM^T10");
+    assert_eq!(doc(&out).replaces.as_deref(), Some("1.2.250.2345.13^58131"));
+    let oid = t10.replace(
+        "58131^^1.2.250.2345.13^ISO",
+        "1.2.250.2345.13.58131^Organisation-Y",
+    );
+    assert_eq!(
+        doc(&parse(&oid).unwrap()).replaces.as_deref(),
+        Some("1.2.250.2345.13.58131")
+    );
+    // neither TXA-13 nor a relatedDocument in the CDA: nothing says what is replaced
+    let (code, err3, at, text) = refusal(&t10.replace("58131^^1.2.250.2345.13^ISO", ""));
+    assert_eq!((code, err3, at.as_str()), (AckCode::AE, 101, "TXA^1^13"));
+    assert_eq!(
+        text,
+        "a replacement names the document it replaces: TXA-13 (parent document) or the CDA's \
+         relatedDocument typeCode RPLC"
+    );
+    // the event and OBX-11 disagree
+    let (code, err3, at, text) = refusal(&t10.replace("||||||C\rPRT", "||||||F\rPRT"));
+    assert_eq!((code, err3, at.as_str()), (AckCode::AE, 207, "OBX^1^11"));
+    assert_eq!(
+        text,
+        "OBX-11 is \"F\" but MDM^T10 asks a replacement: the document's OBX-11 must be C"
+    );
+
+    // T04: the document withdrawn, the body says so
+    let t04 = t02
+        .replace("MDM^T02", "MDM^T04")
+        .replace("ORC|NW", "ORC|CA")
+        .replace("||||||F\rPRT", "||||||D\rPRT");
+    let out = parse(&t04).unwrap();
+    assert_eq!(out.kind, "MDM^T04");
+    assert_eq!((doc(&out).replaces, doc(&out).withdraw), (None, true));
+    assert_eq!(
+        out.parts[0].request.body.text,
+        mss_hl7::pfi::sending::WITHDRAWAL_BODY
+    );
+
+    // ORU: OBX-11 says it; an unknown status is refused
+    let oru = t02
+        .replace("MDM^T02^MDM_T02", "ORU^R01^ORU_R01")
+        .replace("|2.6|", "|2.5|")
+        .replace("||||||F\rPRT", "||||||D\rPRT");
+    assert!(doc(&parse(&oru).unwrap()).withdraw);
+    let (code, err3, at, _) = refusal(&oru.replace("||||||D\rPRT", "||||||X\rPRT"));
+    assert_eq!((code, err3, at.as_str()), (AckCode::AE, 103, "OBX^1^11"));
 }

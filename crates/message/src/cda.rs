@@ -17,6 +17,16 @@ pub struct InstanceId {
     pub extension: Option<String>,
 }
 
+impl InstanceId {
+    /// The XDS `uniqueId` of a document with this id: `root^extension`, or the root alone.
+    pub fn xds_unique_id(&self) -> String {
+        match &self.extension {
+            Some(x) => format!("{}^{}", self.root, x),
+            None => self.root.clone(),
+        }
+    }
+}
+
 /// A `CD`/`CE` value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CodedValue {
@@ -87,6 +97,8 @@ pub struct CdaHeader {
     pub performer_industry: Option<CodedValue>,
     /// `componentOf/encompassingEncounter/location/healthCareFacility/code`.
     pub facility_type: Option<CodedValue>,
+    /// `relatedDocument[@typeCode='RPLC']/parentDocument/id`: the document this version replaces.
+    pub replaces: Option<InstanceId>,
 }
 
 impl CdaHeader {
@@ -126,6 +138,7 @@ pub fn parse_header_str(xml: &str) -> Result<CdaHeader, String> {
     let mut code: Option<CodedValue> = None;
     let mut authors = 0u32;
     let mut documentation_of = 0u32;
+    let mut replacing = false;
     // The body (`component`) is checked for well-formedness but not reported: it is most of the
     // document and holds no header field.
     walk_until(xml, Some("ClinicalDocument/component"), |path, step| {
@@ -149,6 +162,12 @@ pub fn parse_header_str(xml: &str) -> Result<CdaHeader, String> {
                 }
                 if rel == "documentationOf" {
                     documentation_of += 1;
+                }
+                if rel == "relatedDocument" {
+                    replacing = e.attr("typeCode")?.as_deref() == Some("RPLC");
+                }
+                if rel == "relatedDocument/parentDocument/id" && replacing && h.replaces.is_none() {
+                    h.replaces = instance_id(e)?;
                 }
                 open(&mut h, &mut code, rel, e, authors, documentation_of)
             }

@@ -48,11 +48,15 @@ pub mod scheme {
 const LCM: &str = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0";
 const RIM: &str = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0";
 const HAS_MEMBER: &str = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember";
+const RPLC: &str = "urn:ihe:iti:2007:AssociationType:RPLC";
+/// availabilityStatus of a document its author withdrew (CI-SIS, TRE_R270-AvailabilityStatus
+/// "Supprimé"): the recipients are asked to delete the copy they keep (docs/mssante.md H1).
+pub const STATUS_DELETED: &str = "urn:asip:ci-sis:2010:StatusType:Deleted";
+/// Scheme of the document restrictions of the national table TRE_A07-StatutVisibiliteDocument, carried
+/// as `confidentialityCode` values: `MASQUE_PS`, `INVISIBLE_PATIENT`, `INVISIBLE_REPRESENTANTS_LEGAUX`.
+pub const VISIBILITY_SCHEME: &str = "1.2.250.1.213.1.1.4.13";
 /// Association types of a replacement (ITI TF-3 §4.2.2): replace, and transform-and-replace.
-const REPLACE_TYPES: [&str; 2] = [
-    "urn:ihe:iti:2007:AssociationType:RPLC",
-    "urn:ihe:iti:2007:AssociationType:XFRM_RPLC",
-];
+const REPLACE_TYPES: [&str; 2] = [RPLC, "urn:ihe:iti:2007:AssociationType:XFRM_RPLC"];
 
 /// A coded classification value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -172,6 +176,36 @@ pub struct DocumentEntry {
     pub facility_type: Option<Code>,
     /// `practiceSettingCode`.
     pub practice_setting: Option<Code>,
+    /// `availabilityStatus` (the `status` attribute), when it is not the default `Approved`:
+    /// [`STATUS_DELETED`] for a withdrawn document.
+    pub availability_status: Option<String>,
+}
+
+impl DocumentEntry {
+    /// Whether the sender asks the recipients to delete this document ([`STATUS_DELETED`]).
+    pub fn is_deleted(&self) -> bool {
+        self.availability_status.as_deref().map(str::trim) == Some(STATUS_DELETED)
+    }
+}
+
+/// The entryUUID mss gives a document: name-based on its XDS uniqueId (like a UUID v5 over SHA-1),
+/// so a later replacement or withdrawal can name the entry it replaces from the uniqueId alone.
+pub fn document_entry_uuid(unique_id: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(format!("mss:xds-document:{unique_id}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = mss_types::hex(&b);
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// A replace request: an `RPLC` (or `XFRM_RPLC`) association from a document of this submission
@@ -191,7 +225,7 @@ pub struct Metadata {
     pub submission_set: SubmissionSet,
     /// The document entries, in file order.
     pub documents: Vec<DocumentEntry>,
-    /// Replace requests (read only: mss composes original documents).
+    /// Replace requests: one `RPLC` association per replacing document.
     pub replacements: Vec<Replacement>,
 }
 
@@ -283,15 +317,29 @@ pub fn write(m: &Metadata, mut ids: impl FnMut() -> String) -> String {
         slot(&mut out, 3, "SubmissionSetStatus", ["Original"]);
         out.push_str("  </rim:Association>\n");
     }
+    for r in &m.replacements {
+        let _ = writeln!(
+            out,
+            "  <rim:Association id=\"{}\" associationType=\"{RPLC}\" sourceObject=\"{}\" targetObject=\"{}\"/>",
+            ids(),
+            esc(&r.document),
+            esc(&r.replaced)
+        );
+    }
     out.push_str(" </rim:RegistryObjectList>\n</lcm:SubmitObjectsRequest>\n");
     out
 }
 
 fn document(out: &mut String, d: &DocumentEntry, ids: &mut impl FnMut() -> String) {
     let id = &d.entry_uuid;
+    let status = d
+        .availability_status
+        .as_deref()
+        .map(|s| format!(" status=\"{}\"", esc(s)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  <rim:ExtrinsicObject id=\"{}\" mimeType=\"{}\" objectType=\"{}\">",
+        "  <rim:ExtrinsicObject id=\"{}\" mimeType=\"{}\" objectType=\"{}\"{status}>",
         esc(id),
         esc(&d.mime_type),
         scheme::STABLE_DOCUMENT
@@ -514,6 +562,7 @@ type ClassificationRead = (String, Code, Vec<(String, Vec<String>)>);
 struct Object {
     id: String,
     mime_type: String,
+    status: Option<String>,
     slots: Vec<(String, Vec<String>)>,
     name: String,
     classifications: Vec<ClassificationRead>,
@@ -598,6 +647,7 @@ pub fn read(xml: &str) -> Result<Metadata, String> {
                         Object {
                             id: e.attr("id")?.unwrap_or_default(),
                             mime_type: e.attr("mimeType")?.unwrap_or_default(),
+                            status: e.attr("status")?,
                             ..Object::default()
                         },
                     ));
@@ -734,6 +784,7 @@ pub fn read(xml: &str) -> Result<Metadata, String> {
                 practice_setting: o.code(scheme::PRACTICE_SETTING_CODE),
                 title: o.name,
                 mime_type: o.mime_type,
+                availability_status: o.status,
                 entry_uuid: o.id,
             }),
         }

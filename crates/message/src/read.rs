@@ -88,6 +88,8 @@ pub struct ReceivedMessage {
     pub to: Vec<String>,
     /// `Cc:` addresses.
     pub cc: Vec<String>,
+    /// `Reply-To:` addresses.
+    pub reply_to: Vec<String>,
     /// Decoded subject (empty when none); [`ReceivedMessage::display_subject`] is what users see.
     pub subject: String,
     /// `Date:`, when present and valid.
@@ -265,6 +267,7 @@ fn unread(raw: &[u8]) -> ReceivedMessage {
         sender: SenderClass::Professional,
         to: Vec::new(),
         cc: Vec::new(),
+        reply_to: Vec::new(),
         subject: String::new(),
         date: None,
         text: None,
@@ -395,6 +398,7 @@ fn from_parsed(raw: &[u8], msg: &Message<'_>, whole: bool) -> ReceivedMessage {
         sender,
         to: list(msg.to()),
         cc: list(msg.cc()),
+        reply_to: list(msg.reply_to()),
         subject,
         date: msg.date().and_then(|d| {
             OffsetDateTime::parse(

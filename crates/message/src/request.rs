@@ -191,6 +191,20 @@ pub struct Document {
     /// Optional PDF rendering attached beside the archive (ECO.2.1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendering: Option<Rendering>,
+    /// The XDS uniqueId (`root^extension`, or an OID) of the earlier document this one replaces:
+    /// an `RPLC` association in METADATA.XML. Default: the CDA's
+    /// `relatedDocument[@typeCode='RPLC']/parentDocument/id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// The author withdraws this document, sent earlier: the recipients are asked to delete it
+    /// (availabilityStatus `urn:asip:ci-sis:2010:StatusType:Deleted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdraw: bool,
+    /// XDS `confidentialityCode` values beside the CDA's: the restrictions of the national table
+    /// TRE_A07 (`MASQUE_PS`, `INVISIBLE_PATIENT`, `INVISIBLE_REPRESENTANTS_LEGAUX`, scheme
+    /// `1.2.250.1.213.1.1.4.13`, [`crate::metadata::VISIBILITY_SCHEME`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confidentiality_codes: Vec<ClassifiedCode>,
 }
 
 /// A coded value as XDS classifications carry it.

@@ -137,10 +137,10 @@ fn metadata_fragments_follow_the_ans_conventions() {
     let fragments = [
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<lcm:SubmitObjectsRequest xmlns:lcm=\"urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0\" xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\">\n <rim:RegistryObjectList>\n".to_string(),
         // patientId of the document entry and of the submission set: INS^^^&OID&ISO^NH (docs/mssante.md M1)
-        "identificationScheme=\"urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427\" registryObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">\n    <rim:Name>\n     <rim:LocalizedString xml:lang=\"fr-FR\" charset=\"UTF-8\" value=\"XDSDocumentEntry.patientId\"/>".into(),
+        "identificationScheme=\"urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427\" registryObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">\n    <rim:Name>\n     <rim:LocalizedString xml:lang=\"fr-FR\" charset=\"UTF-8\" value=\"XDSDocumentEntry.patientId\"/>".into(),
         "identificationScheme=\"urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446\" registryObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">".into(),
         // uniqueId = root^extension of ClinicalDocument/id
-        "identificationScheme=\"urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab\" registryObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" value=\"1.2.250.1.999.8.1.1^CR-2026-004217\">".into(),
+        "identificationScheme=\"urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab\" registryObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" value=\"1.2.250.1.999.8.1.1^CR-2026-004217\">".into(),
         // sourcePatientInfo (PID-5 birth name ^ first given name ^^^^^L, PID-7, PID-8)
         "   <rim:Slot name=\"sourcePatientInfo\">\n    <rim:ValueList>\n     <rim:Value>PID-5|DURAND^Camille^^^^^L</rim:Value>\n     <rim:Value>PID-7|19790315</rim:Value>\n     <rim:Value>PID-8|F</rim:Value>\n    </rim:ValueList>\n   </rim:Slot>\n".into(),
         // SHA-1 hash and size of the document
@@ -152,24 +152,24 @@ fn metadata_fragments_follow_the_ans_conventions() {
         "   <rim:Slot name=\"submissionTime\">\n    <rim:ValueList>\n     <rim:Value>20261123093000</rim:Value>\n".into(),
         "   <rim:Slot name=\"URI\">\n    <rim:ValueList>\n     <rim:Value>DOC00001.XML</rim:Value>\n".into(),
         // typeCode = CDA code (LOINC)
-        "classificationScheme=\"urn:uuid:f0306f51-975f-434e-a61c-c59651d33983\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" nodeRepresentation=\"11488-4\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>2.16.840.1.113883.6.1</rim:Value>\n     </rim:ValueList>\n    </rim:Slot>\n    <rim:Name>\n     <rim:LocalizedString xml:lang=\"fr-FR\" charset=\"UTF-8\" value=\"CR de consultation\"/>".into(),
+        "classificationScheme=\"urn:uuid:f0306f51-975f-434e-a61c-c59651d33983\" classifiedObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" nodeRepresentation=\"11488-4\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>2.16.840.1.113883.6.1</rim:Value>\n     </rim:ValueList>\n    </rim:Slot>\n    <rim:Name>\n     <rim:LocalizedString xml:lang=\"fr-FR\" charset=\"UTF-8\" value=\"CR de consultation\"/>".into(),
         // classCode from the request (JDV_J06, TRE_A03)
-        "classificationScheme=\"urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" nodeRepresentation=\"10\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.2.250.1.213.1.1.4.1</rim:Value>".into(),
+        "classificationScheme=\"urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a\" classifiedObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" nodeRepresentation=\"10\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.2.250.1.213.1.1.4.1</rim:Value>".into(),
         // confidentialityCode from the CDA
-        "classificationScheme=\"urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" nodeRepresentation=\"N\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>2.16.840.1.113883.5.25</rim:Value>".into(),
+        "classificationScheme=\"urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f\" classifiedObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" nodeRepresentation=\"N\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>2.16.840.1.113883.5.25</rim:Value>".into(),
         // formatCode default
-        "classificationScheme=\"urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" nodeRepresentation=\"urn:ihe:iti:xds:2017:mimeTypeSufficient\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.3.6.1.4.1.19376.1.2.3</rim:Value>".into(),
+        "classificationScheme=\"urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d\" classifiedObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" nodeRepresentation=\"urn:ihe:iti:xds:2017:mimeTypeSufficient\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.3.6.1.4.1.19376.1.2.3</rim:Value>".into(),
         // healthcareFacilityTypeCode and practiceSettingCode from the CDA header
-        "classificationScheme=\"urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" nodeRepresentation=\"SA07\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.2.250.1.71.4.2.4</rim:Value>".into(),
-        "classificationScheme=\"urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" nodeRepresentation=\"AMBULATOIRE\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.2.250.1.213.1.1.4.9</rim:Value>".into(),
+        "classificationScheme=\"urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1\" classifiedObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" nodeRepresentation=\"SA07\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.2.250.1.71.4.2.4</rim:Value>".into(),
+        "classificationScheme=\"urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead\" classifiedObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" nodeRepresentation=\"AMBULATOIRE\">\n    <rim:Slot name=\"codingScheme\">\n     <rim:ValueList>\n      <rim:Value>1.2.250.1.213.1.1.4.9</rim:Value>".into(),
         // author person / institution as the ANS sample writes them
         "<rim:Value>810101234567^MARTIN^Marie^^^Dr^^^&amp;1.2.250.1.71.4.2.1&amp;ISO^D^^^IDNPS</rim:Value>".into(),
         "<rim:Value>Cabinet de cardiologie des Brotteaux^^^^^&amp;1.2.250.1.71.4.2.2&amp;ISO^IDNST^^^1690012345</rim:Value>".into(),
         // submission set marker and membership
         "  <rim:Classification id=\"urn:uuid:43a22523-99a1-4e45-a437-5d8af35927a3\" classificationNode=\"urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd\" classifiedObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\"/>\n".into(),
-        "associationType=\"urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember\" sourceObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\" targetObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\">\n   <rim:Slot name=\"SubmissionSetStatus\">\n    <rim:ValueList>\n     <rim:Value>Original</rim:Value>".into(),
+        "associationType=\"urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember\" sourceObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\" targetObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\">\n   <rim:Slot name=\"SubmissionSetStatus\">\n    <rim:ValueList>\n     <rim:Value>Original</rim:Value>".into(),
         "<rim:Value>||^^Internet^jean.dupont@chu-exemple.mssante.fr</rim:Value>\n     <rim:Value>||^^Internet^secretariat.cardio@chu-exemple.mssante.fr</rim:Value>\n".into(),
-        "  <rim:ExtrinsicObject id=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" mimeType=\"text/xml\" objectType=\"urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1\">\n".into(),
+        "  <rim:ExtrinsicObject id=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" mimeType=\"text/xml\" objectType=\"urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1\">\n".into(),
         " </rim:RegistryObjectList>\n</lcm:SubmitObjectsRequest>\n".into(),
     ];
     for f in &fragments {

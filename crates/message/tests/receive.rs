@@ -146,7 +146,7 @@ fn an_xdm_message_with_a_real_cda_reads_with_every_field() {
                     "format_code": "urn:ihe:iti:xds:2017:mimeTypeSufficient",
                     "title": "Compte rendu de consultation de cardiologie",
                     "unique_id": "1.2.250.1.999.8.1.1^CR-2026-004217",
-                    "entry_uuid": "urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a",
+                    "entry_uuid": "urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea",
                     "patient_id": "279037505612309^^^&1.2.250.1.213.1.4.10&ISO^NH",
                     "creation_time": "20261120153000",
                     "author": "810101234567^MARTIN^Marie^^^Dr^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
@@ -505,7 +505,7 @@ fn a_patient_differing_from_the_cda_is_flagged() {
 #[test]
 fn an_rplc_association_is_a_replace_request() {
     let (meta, doc) = parts();
-    let entry = "urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a";
+    let entry = "urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea";
     let replaced = "urn:uuid:0f3c9a52-41b7-4e0e-9d55-6a1c2b3d4e5f";
     let meta = meta.replacen(
         " </rim:RegistryObjectList>",
@@ -738,7 +738,7 @@ Merci.\r\n--alt\r\nContent-Type: text/html\r\n\r\n<p>Merci.</p>\r\n--alt--\r\n";
         " </rim:RegistryObjectList>",
         "  <rim:Association id=\"urn:uuid:7a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d\" \
 associationType=\"urn:ihe:iti:2007:AssociationType:RPLC\" \
-sourceObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" \
+sourceObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" \
 targetObject=\"urn:uuid:0f3c9a52-41b7-4e0e-9d55-6a1c2b3d4e5f\"/>\n </rim:RegistryObjectList>",
         1,
     );

@@ -69,6 +69,111 @@ fn professional_message_reads_back() {
     assert_eq!(p.sex, Some(Sex::F));
 }
 
+/// A replacement writes an `RPLC` association to the earlier version's entry, which the reader
+/// gives back; a withdrawal writes the CI-SIS Deleted status (docs/mssante.md H1).
+#[test]
+fn replacement_and_withdrawal_read_back() {
+    let original =
+        compose_with(&example("cda-to-professional.json"), &config(), &mut env()).expect("compose");
+    let first = read_message(&original.raw).expect("read");
+    let first_entry = first.xdm[0]
+        .archive
+        .as_ref()
+        .expect("archive")
+        .documents()
+        .next()
+        .expect("document")
+        .entry
+        .clone();
+    assert_eq!(
+        first_entry.entry_uuid,
+        mss_message::metadata::document_entry_uuid("1.2.250.1.999.8.1.1^CR-2026-004217")
+    );
+    assert!(!first_entry.is_deleted());
+
+    // version 2: same CDA with another id, replacing the first by uniqueId
+    let cda = std::fs::read_to_string(example_path("cda-to-professional.xml")).expect("sample");
+    let v2 = cda.replacen("CR-2026-004217", "CR-2026-004218", 1);
+    assert_ne!(v2, cda);
+    let mut req = example("cda-to-professional.json");
+    req.documents[0].cda = mss_message::Content::Text(v2);
+    req.documents[0].replaces = Some("1.2.250.1.999.8.1.1^CR-2026-004217".into());
+    let m = compose_with(&req, &config(), &mut env()).expect("compose");
+    let xml = metadata_xml(&m.raw);
+    let new_uuid = mss_message::metadata::document_entry_uuid("1.2.250.1.999.8.1.1^CR-2026-004218");
+    assert!(
+        xml.contains(&format!(
+            "associationType=\"urn:ihe:iti:2007:AssociationType:RPLC\" sourceObject=\"{new_uuid}\" targetObject=\"{}\"/>",
+            first_entry.entry_uuid
+        )),
+        "{xml}"
+    );
+    let r = read_message(&m.raw).expect("read");
+    let archive = r.xdm[0].archive.as_ref().expect("archive");
+    let rs: Vec<_> = archive.replacements().collect();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].document, new_uuid);
+    assert_eq!(rs[0].replaced, first_entry.entry_uuid);
+
+    // withdrawal of the first version: the same entry, status Deleted, no association
+    let mut req = example("cda-to-professional.json");
+    req.documents[0].withdraw = true;
+    let m = compose_with(&req, &config(), &mut env()).expect("compose");
+    assert!(metadata_xml(&m.raw).contains(
+        " objectType=\"urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1\" status=\"urn:asip:ci-sis:2010:StatusType:Deleted\">"
+    ));
+    let r = read_message(&m.raw).expect("read");
+    let archive = r.xdm[0].archive.as_ref().expect("archive");
+    let doc = archive.documents().next().expect("document");
+    assert!(doc.entry.is_deleted());
+    assert_eq!(doc.entry.entry_uuid, first_entry.entry_uuid);
+    assert_eq!(archive.replacements().count(), 0);
+    // the `xdm` view (mss inbox show, GET /v1/inbox/{id}) says so; a document kept is silent about it
+    let view = serde_json::to_value(r.xdm_view().expect("view")).expect("json");
+    assert_eq!(view["documents"][0]["withdrawn"], true);
+    let view = serde_json::to_value(first.xdm_view().expect("view")).expect("json");
+    assert!(view["documents"][0].get("withdrawn").is_none(), "{view}");
+
+    // a document cannot replace itself
+    let mut req = example("cda-to-professional.json");
+    req.documents[0].replaces = Some("1.2.250.1.999.8.1.1^CR-2026-004217".into());
+    let e = compose_with(&req, &config(), &mut env()).expect_err("refused");
+    assert!(e.to_string().contains("documents[0].replaces"), "{e}");
+}
+
+/// The CDA's `relatedDocument[@typeCode='RPLC']` makes the association without `replaces`.
+#[test]
+fn the_cda_related_document_makes_the_replacement() {
+    let cda = std::fs::read_to_string(example_path("cda-to-professional.xml")).expect("sample");
+    let at = cda.find("<recordTarget").expect("recordTarget");
+    let mut v2 = cda.replacen("CR-2026-004217", "CR-2026-004218", 1);
+    v2.insert_str(
+        at,
+        "<relatedDocument typeCode=\"RPLC\"><parentDocument><id root=\"1.2.250.1.999.8.1.1\" extension=\"CR-2026-004217\"/></parentDocument></relatedDocument>\n  ",
+    );
+    let mut req = example("cda-to-professional.json");
+    req.documents[0].cda = mss_message::Content::Text(v2);
+    let m = compose_with(&req, &config(), &mut env()).expect("compose");
+    let r = read_message(&m.raw).expect("read");
+    let archive = r.xdm[0].archive.as_ref().expect("archive");
+    let rs: Vec<_> = archive.replacements().collect();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(
+        rs[0].replaced,
+        mss_message::metadata::document_entry_uuid("1.2.250.1.999.8.1.1^CR-2026-004217")
+    );
+}
+
+fn metadata_xml(raw: &[u8]) -> String {
+    let r = read_message(raw).expect("read");
+    let files = common::unzip(&r.attachments[r.xdm[0].attachment].content);
+    let (_, xml) = files
+        .iter()
+        .find(|(n, _)| n == "IHE_XDM/SUBSET01/METADATA.XML")
+        .expect("METADATA.XML");
+    String::from_utf8(xml.clone()).expect("UTF-8")
+}
+
 #[test]
 fn patient_message_reads_back_as_end_of_exchange() {
     let m = compose_with(

@@ -18,6 +18,10 @@ pub struct Hl7Config {
     /// MSH-4 of the messages the PFI writes (default: the facility of the message answered, else
     /// `MSS`).
     pub facility: Option<String>,
+    /// MSH-5 of the messages sent to the DPI: its application (default `DPI`).
+    pub dpi_application: Option<String>,
+    /// MSH-6 of the messages sent to the DPI: its facility (default the PFI's `facility`).
+    pub dpi_facility: Option<String>,
     /// The `From:` label of the mailbox (an APP mailbox: its functional entity); default the
     /// organisation of the sender's PRT (PRT-8), else MSH-4 of the DPI's message.
     pub entity: Option<String>,

@@ -25,6 +25,25 @@ pub const FLAGS: [&str; 10] = [
     "ACK_LECTURE_MSS",
 ];
 
+/// The restriction flags and the TRE_A07 code (XDS confidentialityCode) each stands for.
+pub const RESTRICTIONS: [(&str, &str, &str); 3] = [
+    (
+        "MASQUE_PS",
+        "MASQUE_PS",
+        "Masqué aux professionnels de santé",
+    ),
+    (
+        "INVISIBLE_PATIENT",
+        "INVISIBLE_PATIENT",
+        "Non visible par le patient",
+    ),
+    (
+        "INVISIBLE_REP_LEGAUX",
+        "INVISIBLE_REPRESENTANTS_LEGAUX",
+        "Non visible par les représentants légaux du patient",
+    ),
+];
+
 /// Why a message is refused: the acknowledgement code and the fault it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -81,7 +100,7 @@ pub struct Part {
 /// What a DPI message asks.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// `MDM^T02`, `MDM^T10`, `ORU^R01`.
+    /// `MDM^T02`, `MDM^T10`, `MDM^T04`, `ORU^R01`.
     pub kind: String,
     /// One message per audience: professionals and the patient get their own body (CORPSMAIL_PS,
     /// CORPSMAIL_PATIENT) and the patient's own rules (Mon espace santé).
@@ -115,16 +134,12 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
     let (code, event, _) = m.message_type();
     let version = m.version();
     let kind = format!("{code}^{event}");
-    match (&*code, &*event) {
-        ("MDM", "T02" | "T10") | ("ORU", "R01") => {}
-        ("MDM", "T04") => {
-            return Err(ae(
-                207,
-                "MSH^1^9",
-                "MDM^T04 (delete): a message sent by MSSanté cannot be withdrawn; send the \
-                 correction as a replacement (T10)",
-            ));
-        }
+    // the event says what to do with the document (MDM); an ORU says it in the document's OBX-11
+    let action = match (&*code, &*event) {
+        ("MDM", "T02") => Some(Action::New),
+        ("MDM", "T10") => Some(Action::Replace),
+        ("MDM", "T04") => Some(Action::Delete),
+        ("ORU", "R01") => None,
         ("MDM", _) => {
             return Err(ar(
                 201,
@@ -139,7 +154,7 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
                 format!("message type {kind:?}: MDM^T02/T10/T04 or ORU^R01"),
             ));
         }
-    }
+    };
     let wanted = if code == "ORU" { "2.5" } else { "2.6" };
     if version != wanted {
         return Err(ae(
@@ -200,7 +215,8 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
                         body_patient = Some(text);
                     }
                 } else if s.field(2).text() == "ED" {
-                    documents.push((i, ed_base64(m, s, i)?));
+                    let status = s.field(11).text().trim().to_owned();
+                    documents.push((i, ed_base64(m, s, i)?, status));
                 }
                 last_obx = id;
             }
@@ -257,6 +273,11 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
         }
         _ => {}
     }
+    let action = document_action(m, &kind, action, &documents)?;
+    let replaces = match action {
+        Action::Replace => replaced_document(m, &documents)?,
+        _ => None,
+    };
     let flag = |name: &str| {
         flags
             .iter()
@@ -318,17 +339,37 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
         dsn: yes("ACK_RECEPTION"),
         mdn: yes("ACK_LECTURE_MSS"),
     };
+    // the restriction flags, as the XDS confidentialityCode of TRE_A07 (read back by the receiving PFI)
+    let restrictions: Vec<mss_message::ClassifiedCode> = RESTRICTIONS
+        .iter()
+        .filter(|(flag, _, _)| yes(flag))
+        .map(|(_, code, label)| mss_message::ClassifiedCode {
+            code: (*code).to_owned(),
+            coding_scheme: mss_message::metadata::VISIBILITY_SCHEME.to_owned(),
+            display_name: (*label).to_owned(),
+        })
+        .collect();
     let docs: Vec<Document> = documents
         .into_iter()
-        .map(|(_, b64)| Document {
+        .map(|(_, b64, _)| Document {
             cda: Content::Base64(b64),
             class_code: ctx.class_code.clone(),
             format_code: None,
             healthcare_facility_type_code: None,
             practice_setting_code: None,
             rendering: None,
+            replaces: replaces.clone(),
+            withdraw: action == Action::Delete,
+            confidentiality_codes: restrictions.clone(),
         })
         .collect();
+    // the guide: the recipients are told in the body that the document is to be deleted
+    let body_of = |body: Option<String>| match (action, body) {
+        (Action::Delete, None) => Some(WITHDRAWAL_BODY.to_owned()),
+        (Action::Delete, Some(b)) if b.trim().is_empty() => Some(WITHDRAWAL_BODY.to_owned()),
+        (_, b) => b,
+    };
+    let (body_ps, body_patient) = (body_of(body_ps), body_of(body_patient));
     let part = |audience, to: Vec<(String, String)>, body: Option<String>, fin: bool| {
         let (addresses, locations) = to.into_iter().unzip();
         Part {
@@ -377,6 +418,122 @@ pub fn read(m: &Message, ctx: &Context) -> Result<Outgoing, Refusal> {
         ));
     }
     Ok(Outgoing { kind, parts })
+}
+
+/// What the DPI asks for the document (`TransmissionDocuments` of the guide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `MDM^T02`, OBX-11 `F`: send it.
+    New,
+    /// `MDM^T10`, OBX-11 `C`: send it as the replacement of an earlier one (`RPLC`).
+    Replace,
+    /// `MDM^T04`, OBX-11 `D`: ask the recipients to delete it (sent earlier).
+    Delete,
+}
+
+impl Action {
+    fn describe(self) -> &'static str {
+        match self {
+            Action::New => "a new document",
+            Action::Replace => "a replacement",
+            Action::Delete => "a deletion",
+        }
+    }
+
+    fn obx11(self) -> &'static str {
+        match self {
+            Action::New => "F",
+            Action::Replace => "C",
+            Action::Delete => "D",
+        }
+    }
+}
+
+/// The body of a withdrawal when the DPI gives none: the sending guide wants the recipients told in
+/// the mail that the document is to be deleted.
+pub const WITHDRAWAL_BODY: &str = "Le document joint, envoyé précédemment par MSSanté, est retiré \
+par son auteur : merci de le supprimer de vos dossiers.";
+
+/// The action of the message: the MDM event, checked against each document's OBX-11 (F, C, D); an
+/// ORU's from OBX-11, the same for every document (empty: a new document).
+fn document_action(
+    m: &Message,
+    kind: &str,
+    by_event: Option<Action>,
+    documents: &[(usize, String, String)],
+) -> Result<Action, Refusal> {
+    let mut action = by_event;
+    for (i, _, status) in documents {
+        let this = match status.as_str() {
+            "F" => Action::New,
+            "C" => Action::Replace,
+            "D" => Action::Delete,
+            "" => continue,
+            other => {
+                return Err(ae(
+                    103,
+                    at(m, *i, 11),
+                    format!("OBX-11 {other:?}: F (new document), C (replacement) or D (deletion)"),
+                ));
+            }
+        };
+        match action {
+            Some(a) if a != this => {
+                return Err(ae(
+                    207,
+                    at(m, *i, 11),
+                    format!(
+                        "OBX-11 is {:?} but {kind} asks {}: the document's OBX-11 must be {}",
+                        this.obx11(),
+                        a.describe(),
+                        a.obx11()
+                    ),
+                ));
+            }
+            _ => action = Some(this),
+        }
+    }
+    Ok(action.unwrap_or(Action::New))
+}
+
+/// The uniqueId of the document a replacement replaces: TXA-13 (the parent document: `extension^^root^ISO`,
+/// or an OID), else each CDA's `relatedDocument[@typeCode='RPLC']` (then `None`: the composer reads it).
+fn replaced_document(
+    m: &Message,
+    documents: &[(usize, String, String)],
+) -> Result<Option<String>, Refusal> {
+    let parent = m.get("TXA", 13);
+    let (id, root) = (
+        parent.component(1).text().trim().to_owned(),
+        parent.component(3).text().trim().to_owned(),
+    );
+    if !id.is_empty() {
+        return Ok(Some(if root.is_empty() {
+            id
+        } else {
+            format!("{root}^{id}")
+        }));
+    }
+    for (i, b64, _) in documents {
+        let header = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .ok()
+            .and_then(|cda| mss_message::cda::parse_header(&cda).ok());
+        if header.is_none_or(|h| h.replaces.is_none()) {
+            let location = if m.segment("TXA").is_some() {
+                "TXA^1^13".to_owned()
+            } else {
+                at(m, *i, 5)
+            };
+            return Err(ae(
+                101,
+                location,
+                "a replacement names the document it replaces: TXA-13 (parent document) or the \
+                 CDA's relatedDocument typeCode RPLC",
+            ));
+        }
+    }
+    Ok(None)
 }
 
 /// The guide's matrix (*Règles de gestion MSSanté*): the only flag combinations allowed; any other is

@@ -5,7 +5,9 @@ use super::{Doc, libelle};
 use crate::cda::{CdaHeader, CdaOrganization, Person};
 use crate::env::Env;
 use crate::ins::Ins;
-use crate::metadata::{self, Author, Code, DocumentEntry, Metadata, SubmissionSet, hl7_escape};
+use crate::metadata::{
+    self, Author, Code, DocumentEntry, Metadata, Replacement, SubmissionSet, hl7_escape,
+};
 use crate::request::*;
 use crate::xdm::{self, ArchiveFile};
 use crate::{Error, InsAuthority, Result};
@@ -190,14 +192,12 @@ pub(super) fn build_xdm(
         format!("PID-8|{}", patient.sex.code()),
     ];
     let mut entries = Vec::with_capacity(docs.len());
+    let mut replacements = Vec::new();
     for (i, d) in docs.iter().enumerate() {
         let h = &d.header;
         let src = &req.documents[i];
         let unique_id = match &h.id {
-            Some(id) => match &id.extension {
-                Some(x) => format!("{}^{}", id.root, x),
-                None => id.root.clone(),
-            },
+            Some(id) => id.xds_unique_id(),
             None => env.oid(),
         };
         if unique_id.len() > 128 {
@@ -233,8 +233,31 @@ pub(super) fn build_xdm(
         } else {
             h.title.clone()
         };
+        let entry_uuid = metadata::document_entry_uuid(&unique_id);
+        // the random id this entry once had is still drawn: every other id, the boundary and the
+        // Message-ID stay those of the same seed before (pinned test vectors across the crates)
+        let _ = env.uuid();
+        // a withdrawal names the version withdrawn, not the one it once replaced
+        let replaced = match (&src.replaces, src.withdraw) {
+            (Some(r), _) => Some(r.trim().to_owned()),
+            (None, false) => h.replaces.as_ref().map(|r| r.xds_unique_id()),
+            (None, true) => None,
+        };
+        if let Some(r) = replaced {
+            if r.is_empty() || r == unique_id {
+                return Err(Error::invalid(
+                    format!("documents[{i}].replaces"),
+                    "the replaced document's uniqueId is empty or the document's own",
+                ));
+            }
+            replacements.push(Replacement {
+                document: entry_uuid.clone(),
+                replaced: metadata::document_entry_uuid(&r),
+            });
+        }
         entries.push(DocumentEntry {
-            entry_uuid: urn_uuid(env),
+            entry_uuid,
+            availability_status: src.withdraw.then(|| metadata::STATUS_DELETED.to_owned()),
             unique_id,
             uri: d.file.clone(),
             mime_type: "text/xml".into(),
@@ -253,7 +276,9 @@ pub(super) fn build_xdm(
             class_code: Code::from(&src.class_code),
             type_code: Code::from(&h.code),
             format_code,
-            confidentiality: vec![confidentiality],
+            confidentiality: std::iter::once(confidentiality)
+                .chain(src.confidentiality_codes.iter().map(Code::from))
+                .collect(),
             facility_type: src
                 .healthcare_facility_type_code
                 .as_ref()
@@ -294,7 +319,7 @@ pub(super) fn build_xdm(
             content_type: None,
         },
         documents: entries,
-        replacements: Vec::new(),
+        replacements,
     };
     let xml = metadata::write(&metadata, || urn_uuid(env));
     let readme = xdm::readme(

@@ -125,6 +125,9 @@ pub struct XdmDocumentView {
     pub author_institutions: Vec<String>,
     /// entryUUID of the earlier document this one replaces (`RPLC`), if any.
     pub replaces: Option<String>,
+    /// The sender withdraws this document and asks its deletion (availabilityStatus Deleted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 impl XdmAttachment {
@@ -179,6 +182,7 @@ fn document_view(d: &ReadDocument, replaces: Option<String>) -> XdmDocumentView 
         author: e.author.person.clone(),
         author_institutions: e.author.institutions.clone(),
         replaces,
+        withdrawn: e.is_deleted(),
     }
 }
 
