@@ -9,7 +9,8 @@
 # the cost of authentication (goal >= 0.95).
 # --console N: then N ops consoles open and polling (scripts/console-pollers.py: every second, the outbox,
 # the inbox lists and the sources, over an outbox of 2 000 accepted letters to 10 000 recipients), in turns
-# with none, three rounds each: the ratio of autocomplete requests/s with them / without (goal >= 0.95).
+# with none, three rounds each: the ratio of autocomplete requests/s with them / without (goal >= 0.95);
+# first, the service's CPU while the consoles alone poll (a figure other work on the machine hardly moves).
 # --bin MSS: measure that binary instead of building this checkout in release (figures of another profile are
 # not comparable with the goals).
 # --compare BIN: the same data and query mix, also served by another build of mss (e.g. the base commit's,
@@ -44,7 +45,7 @@ python3 scripts/autocomplete-queries.py "$work/extraction.txt" > "$work/queries.
 export MSS_QUERIES="$work/queries.txt"
 server=""
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$server/status"; }
-# the server's CPU time so far (user + system, clock ticks): what the consoles cost it, whatever else runs
+# the server's CPU time so far (user + system, clock ticks)
 ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 # serve BIN on its own index of the same file (a build may index otherwise): sets $server and $port
 start() {
@@ -113,31 +114,25 @@ PY
   sleep 2
   alone=() watched=()
   secs=${duration%s}
-  hz=$(getconf CLK_TCK)
-  cpu_alone=0 cpu_watched=0 req_alone=0 req_watched=0
-  reqs() { sed -E 's/^requests=([0-9]+).*/\1/' <<<"$1"; }
+  # what the consoles alone cost the service: its CPU while they poll and nothing else asks it anything
+  t0=$(ticks)
+  python3 scripts/console-pollers.py "$console" 1 10 "127.0.0.1:$port" "$console_key" > "$work/pollers.out"
+  echo "  $console consoles alone for 10 s: $(( ($(ticks) - t0) * 1000 / $(getconf CLK_TCK) / 10 )) ms of the service's CPU a second; $(cat "$work/pollers.out")"
   for round in 1 2 3; do
-    t0=$(ticks)
     line=$(run "")
-    cpu_alone=$((cpu_alone + $(ticks) - t0)); req_alone=$((req_alone + $(reqs "$line")))
     echo "autocomplete, no console (round $round): $line"
     alone+=("$(rps "$line")")
     python3 scripts/console-pollers.py "$console" 1 "$((secs + 6))" "127.0.0.1:$port" "$console_key" \
       > "$work/pollers.out" &
     pollers=$!
     sleep 3
-    t0=$(ticks)
     line=$(run "")
-    cpu_watched=$((cpu_watched + $(ticks) - t0)); req_watched=$((req_watched + $(reqs "$line")))
     wait "$pollers" || { cat "$work/pollers.out"; echo "console requests failed" >&2; exit 1; }
     echo "autocomplete, $console consoles polling every second (round $round): $line; $(cat "$work/pollers.out")"
     watched+=("$(rps "$line")")
   done
   awk -v a="$(( alone[0] + alone[1] + alone[2] ))" -v b="$(( watched[0] + watched[1] + watched[2] ))" \
     'BEGIN { printf "  with the consoles / without: %.3f of the requests/s (goal >= 0.95)\n", b / a }'
-  # the same rounds seen from the server's CPU: less sensitive to other work on the machine
-  awk -v ca="$cpu_alone" -v cw="$cpu_watched" -v ra="$req_alone" -v rw="$req_watched" -v hz="$hz" -v d="${secs}" \
-    'BEGIN { printf "  server CPU: %.1f ms per 1 000 autocomplete requests without the consoles, %.1f with them; the consoles took about %.0f ms of CPU a second\n", 1000000 * ca / hz / ra, 1000000 * cw / hz / rw, 1000 * (cw / hz - rw * ca / hz / ra) / (3 * d) }'
 fi
 if ((soak > 0)); then
   start_rss=$(rss)
