@@ -9,7 +9,8 @@
 # the cost of authentication (goal >= 0.95).
 # --console N: then N ops consoles open and polling (scripts/console-pollers.py: every second, the outbox,
 # the inbox lists and the sources, over an outbox of 2 000 accepted letters to 10 000 recipients), in turns
-# with none, three rounds each: the ratio of autocomplete requests/s with them / without (goal >= 0.95).
+# with none, three rounds each: the ratio of autocomplete requests/s with them / without (goal >= 0.95);
+# first, the service's CPU while the consoles alone poll (a figure other work on the machine hardly moves).
 # --bin MSS: measure that binary instead of building this checkout in release (figures of another profile are
 # not comparable with the goals).
 # --compare BIN: the same data and query mix, also served by another build of mss (e.g. the base commit's,
@@ -44,6 +45,8 @@ python3 scripts/autocomplete-queries.py "$work/extraction.txt" > "$work/queries.
 export MSS_QUERIES="$work/queries.txt"
 server=""
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$server/status"; }
+# the server's CPU time so far (user + system, clock ticks)
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 # serve BIN on its own index of the same file (a build may index otherwise): sets $server and $port
 start() {
   local bin=$1 data=$2
@@ -111,6 +114,10 @@ PY
   sleep 2
   alone=() watched=()
   secs=${duration%s}
+  # what the consoles alone cost the service: its CPU while they poll and nothing else asks it anything
+  t0=$(ticks)
+  python3 scripts/console-pollers.py "$console" 1 10 "127.0.0.1:$port" "$console_key" > "$work/pollers.out"
+  echo "  $console consoles alone for 10 s: $(( ($(ticks) - t0) * 1000 / $(getconf CLK_TCK) / 10 )) ms of the service's CPU a second; $(cat "$work/pollers.out")"
   for round in 1 2 3; do
     line=$(run "")
     echo "autocomplete, no console (round $round): $line"

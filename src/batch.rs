@@ -432,6 +432,9 @@ async fn finish(
     if c.failed > 0 || bad > 0 {
         bail!("{} recipient(s) failed, {bad} item(s) refused", c.failed);
     }
+    if c.cancelled > 0 {
+        bail!("{} recipient(s) cancelled by hand", c.cancelled);
+    }
     if once && c.pending() > 0 {
         bail!(
             "{} recipient(s) wait for a retry; run again to send them",
@@ -519,8 +522,14 @@ pub fn receipts(data_dir: &Path, args: ReceiptsArgs) -> Result<()> {
 
 /// One line of recipient counts, as `mss batch` and `mss receipts` print them.
 fn print_counts(head: &str, c: &Counts) {
+    // cancelled ones (by hand, from the ops console) only when there are: the usual line stays as it was
+    let cancelled = if c.cancelled > 0 {
+        format!(", {} cancelled", c.cancelled)
+    } else {
+        String::new()
+    };
     println!(
-        "{head}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed",
+        "{head}, recipients: {} sent, {} delivered, {} read, {} deferred, {} queued, {} failed{cancelled}",
         c.sent,
         c.delivered,
         c.read,

@@ -62,6 +62,19 @@ pub async fn start(
     worker_name: &str,
     stop: watch::Receiver<bool>,
 ) -> Result<Supervisor> {
+    start_logged(store, senders, send, worker_name, None, stop).await
+}
+
+/// [`start`], the workers and readers recording how each connection went in `connections` (the
+/// service's log, which the ops console reads).
+pub async fn start_logged(
+    store: Arc<dyn Store>,
+    senders: &[SenderFileConfig],
+    send: Option<&SendFileConfig>,
+    worker_name: &str,
+    connections: Option<Arc<mss_outbox::overview::ConnectionLog>>,
+    stop: watch::Receiver<bool>,
+) -> Result<Supervisor> {
     let mut served = Vec::with_capacity(senders.len());
     for s in senders {
         let args = connect_args(s, send)?;
@@ -74,6 +87,7 @@ pub async fn start(
             s.rate,
         );
         set.worker.lease_size = 8;
+        set.worker.connections = connections.clone();
         served.push(ServedSender {
             name: s.name.clone(),
             set,

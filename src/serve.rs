@@ -314,11 +314,12 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             }
             None => None,
         };
-        let workers = crate::outbox::start(
+        let workers = crate::outbox::start_logged(
             store,
             &file.senders,
             file.send.as_ref(),
             &worker_name,
+            Some(state.connection_log()),
             stop.clone(),
         )
         .await?;

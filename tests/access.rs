@@ -958,3 +958,65 @@ Subject: bonjour\r\n\r\nbonjour\r\n"
     assert_eq!(denied, 5, "{text}");
     assert!(!text.contains("Camille") && !text.contains("consultation"));
 }
+
+/// The ops console's overview is read once for every caller of the same second (`GET /v1/outbox`), then
+/// cut to each key's senders: a client limited to alice never sees carol's queue, even answered right
+/// after a client of carol's, and an unlimited one sees both.
+#[test]
+fn the_shared_outbox_overview_is_cut_to_each_clients_senders() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let writer = add_client(&clients, "writer", &["batches:write"]);
+    let everyone = add_client(&clients, "ops", &["outbox:read"]);
+    let limited_to = |name: &str, sender: &str| {
+        let out = run(&[
+            "client",
+            "add",
+            name,
+            "--clients",
+            clients.to_str().unwrap(),
+            "--scope",
+            "outbox:read",
+            "--sender",
+            sender,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().last().unwrap().to_string()
+    };
+    let alice = limited_to("ops-alice", "alice@sante.test");
+    let carol = limited_to("ops-carol", "carol@sante.test");
+    let s = serve(dir.path(), "", &[]);
+    for (sender, auth, id) in [
+        ("alice@sante.test", "alice", "a1"),
+        ("carol@sante.test", "carol", "c1"),
+    ] {
+        let a = post_batch(&keyed_client(&writer), &s, &batch(sender, auth, id));
+        assert_eq!(a.status, 202, "{}", a.text);
+    }
+    let view = |key: &str| {
+        let a = get(&keyed_client(key), &s, "/v1/outbox");
+        assert_eq!(a.status, 200, "{}", a.text);
+        let v = a.json();
+        let names = |list: &str, field: &str| -> Vec<String> {
+            v[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x[field].as_str().unwrap_or("-").to_owned())
+                .collect()
+        };
+        (names("senders", "sender"), names("batches", "id"))
+    };
+    // back to back, well within the second the overview is shared
+    let (seen_by_carol, seen_by_alice, seen_by_all) = (view(&carol), view(&alice), view(&everyone));
+    assert_eq!(
+        seen_by_carol,
+        (vec!["carol@sante.test".to_owned()], vec!["c1".to_owned()])
+    );
+    assert_eq!(
+        seen_by_alice,
+        (vec!["alice@sante.test".to_owned()], vec!["a1".to_owned()])
+    );
+    assert_eq!(seen_by_all.0, ["alice@sante.test", "carol@sante.test"]);
+    assert_eq!(seen_by_all.1.len(), 2, "{seen_by_all:?}");
+}

@@ -111,8 +111,9 @@ fn publishable_key_widget_in_chromium() {
 /// Issue 22: the ops console against a real `mss serve` whose workers and reader talk to the local operator
 /// (Postfix + Dovecot): one mailbox paused by an expired token, one that sends and receives. Chromium signs
 /// in, sees the pause with its reason and what to do, retries a failed recipient until it is sent, cancels
-/// what waits of a batch, marks a received patient message in error (the MDN is queued), and is refused
-/// without a key and with a key lacking the scope. Then `/metrics` is read by the Prometheus project's own
+/// what waits of a batch (counted as cancelled, not failed), marks a received patient message in error (the
+/// MDN is queued), sees each endpoint's last connection, and is refused without a key and with a key
+/// lacking the scope. Then `/metrics` is read by the Prometheus project's own
 /// parser, and the Grafana dashboard's queries name only metrics the service exposes.
 #[test]
 fn ops_console_in_chromium() {
@@ -337,6 +338,30 @@ fn ops_console_in_chromium() {
     assert_eq!(status, 409, "a sent recipient is not sent again: {p}");
     let (status, _) = answer(server.http.post(server.url("/v1/messages/99999/retry")));
     assert_eq!(status, 404);
+    // the last connections: the refused token said by its kind, the token itself nowhere
+    let (status, sources) = answer(server.http.get(server.url("/v1/sources")));
+    assert_eq!(status, 200, "{sources}");
+    let alice = sources["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sender"] == "alice@sante.test")
+        .expect("alice's endpoints");
+    assert_eq!(
+        (
+            &alice["last_connections"][0]["endpoint"],
+            &alice["last_connections"][0]["ok"],
+            &alice["last_connections"][0]["error"]
+        ),
+        (
+            &serde_json::json!("submission"),
+            &serde_json::json!(false),
+            &serde_json::json!("credentials refused")
+        ),
+        "{alice}"
+    );
+    let expired = std::fs::read_to_string(&paused_token).unwrap();
+    assert!(!sources.to_string().contains(expired.trim()), "{sources}");
     let (status, _) = answer(server.http.post(server.url("/v1/batches/nope/cancel")));
     assert_eq!(status, 404);
     let (status, p) = answer(server.http.get(server.url("/v1/outbox?rows=0")));

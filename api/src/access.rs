@@ -277,11 +277,6 @@ impl Caller {
         self.0.as_deref().map(|c| c.name.as_str())
     }
 
-    /// Whether the client is limited to some sending mailboxes.
-    pub(crate) fn limited(&self) -> bool {
-        self.0.as_deref().is_some_and(|c| !c.senders.is_empty())
-    }
-
     /// Whether the client may see what `mailbox` sends or receives: a client limited to some senders sees
     /// theirs.
     pub(crate) fn may_see_mailbox(&self, mailbox: &str) -> bool {

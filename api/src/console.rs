@@ -12,10 +12,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use mss_outbox::overview::{BatchSummary, RateBucket, RecipientLine, SenderLoad, cancel_reason};
-use mss_outbox::{Counts, State as RecipientState};
+use mss_outbox::Counts;
+use mss_outbox::overview::{
+    BatchSummary, LastConnection, RateBucket, RecipientLine, SenderLoad, cancel_reason,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+mod cache;
+
+pub(crate) use cache::OverviewCache;
+use cache::{MAX_ROWS, RATE_BUCKET_MS, StoreOverview};
 
 use crate::AppState;
 use crate::access::{AuditNote, Caller};
@@ -26,12 +33,8 @@ const PAGE_HTML: &str = include_str!("../static/console/index.html");
 const PAGE_JS: &str = include_str!("../static/console/console.js");
 const PAGE_CSS: &str = include_str!("../static/console/console.css");
 
-/// The last hour, by minute: the rate chart.
-const RATE_WINDOW_MS: i64 = 3_600_000;
-const RATE_BUCKET_MS: i64 = 60_000;
-/// Rows of each list the overview answers.
+/// Rows of each list the overview answers by default.
 const DEFAULT_ROWS: u64 = 50;
-const MAX_ROWS: u64 = 500;
 
 /// The page and its two files: no key (the data routes need one), no build step, nothing from elsewhere.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -156,6 +159,9 @@ pub struct EndpointView {
     pub working: bool,
     /// Why not, when it is paused.
     pub reason: Option<String>,
+    /// This service's last use of each endpoint (submission, IMAP): when, and whether it worked or what
+    /// kind of failure stopped it; none used yet since the service started.
+    pub last_connections: Vec<LastConnection>,
 }
 
 /// `GET /v1/sources`.
@@ -225,18 +231,15 @@ pub async fn outbox(
             })?,
     };
     let config = state.outbox()?;
-    let store = config.store.as_ref();
-    let now_ms = store.now_ms();
-    // a limited client's lists are filtered after the query: ask for more so that its own still show
-    let wanted = if caller.limited() { MAX_ROWS } else { rows };
-    let (loads, paused, rate, batches, troubles, latest) = tokio::try_join!(
-        store.sender_loads(),
-        store.paused(),
-        store.rates(now_ms - RATE_WINDOW_MS, RATE_BUCKET_MS),
-        store.recent_batches(wanted),
-        store.recipients_in(&[RecipientState::Failed, RecipientState::Deferred], wanted),
-        store.recipients_in(&[], wanted),
-    )?;
+    // the store seen whole, shared by every caller for a second; cut below to what this one may see
+    let whole = state.console.get(config.store.as_ref()).await?;
+    let StoreOverview {
+        now_ms,
+        loads,
+        paused,
+        ..
+    } = whole.as_ref();
+    let now_ms = *now_ms;
     let sees = |sender: &str| caller.may_see_mailbox(sender);
     let mut senders: Vec<SenderView> = Vec::new();
     let name_of = |address: &str| {
@@ -271,12 +274,12 @@ pub async fn outbox(
             .find(|l| l.sender.eq_ignore_ascii_case(s.address.as_str()));
         senders.push(view(s.address.as_str(), load));
     }
-    for l in &loads {
+    for l in loads {
         if name_of(&l.sender).is_none() {
             senders.push(view(&l.sender, Some(l)));
         }
     }
-    for p in &paused {
+    for p in paused {
         if !senders
             .iter()
             .any(|s| s.sender.eq_ignore_ascii_case(&p.sender))
@@ -287,14 +290,15 @@ pub async fn outbox(
     senders.retain(|s| sees(&s.sender));
     // paused first; otherwise the order above stays (the sort is stable)
     senders.sort_by_key(|s| s.paused.is_none());
-    let take = |lines: Vec<RecipientLine>| -> Vec<RecipientLine> {
+    let take = |lines: &[RecipientLine]| -> Vec<RecipientLine> {
         lines
-            .into_iter()
+            .iter()
             .filter(|l| sees(&l.sender))
             .take(usize::try_from(rows).unwrap_or(usize::MAX))
+            .cloned()
             .collect()
     };
-    let (troubles, latest) = (take(troubles), take(latest));
+    let (troubles, latest) = (take(&whole.troubles), take(&whole.latest));
     for l in troubles.iter().chain(&latest) {
         note.message(l.message);
     }
@@ -310,11 +314,18 @@ pub async fn outbox(
         now_ms,
         senders,
         rate_bucket_ms: RATE_BUCKET_MS,
-        rate: rate.into_iter().filter(|r| sees(&r.sender)).collect(),
-        batches: batches
-            .into_iter()
+        rate: whole
+            .rate
+            .iter()
+            .filter(|r| sees(&r.sender))
+            .cloned()
+            .collect(),
+        batches: whole
+            .batches
+            .iter()
             .filter(|b| b.sender.as_deref().is_none_or(sees))
             .take(usize::try_from(rows).unwrap_or(usize::MAX))
+            .cloned()
             .collect(),
         troubles,
         latest,
@@ -378,6 +389,7 @@ pub async fn retry(
     });
     let names: Vec<String> = named.iter().map(|a| a.as_str().to_owned()).collect();
     let n = store.retry_now(key, &names).await?;
+    state.console.invalidate();
     if n == 0 {
         return Err(Problem::new(
             axum::http::StatusCode::CONFLICT,
@@ -403,8 +415,9 @@ pub async fn retry(
     }))
 }
 
-/// Cancels what still waits of a batch (queued or deferred recipients: they become `failed`, with the
-/// reason "cancelled by CLIENT"); a recipient being sent goes on. Any client's batch.
+/// Cancels what still waits of a batch (queued or deferred recipients: they become `cancelled`, with the
+/// reason "cancelled by CLIENT"; not retried, counted apart from `failed`); a recipient being sent goes
+/// on. Any client's batch.
 #[utoipa::path(
     post,
     path = "/v1/batches/{id}/cancel",
@@ -437,6 +450,7 @@ pub async fn cancel(
         .cancel_queued(&id, &cancel_reason(by))
         .await?
         .ok_or_else(absent)?;
+    state.console.invalidate();
     tracing::info!(batch = %id, recipients = n, by, "queued recipients cancelled by hand");
     Ok(Json(ActionDone { id, recipients: n }))
 }
@@ -483,6 +497,7 @@ pub async fn sources(State(state): State<Arc<AppState>>) -> Result<Json<SourcesV
                 receives: s.receives,
                 working: reason.is_none(),
                 reason,
+                last_connections: state.connections.of(s.address.as_str()),
             });
         }
     }
@@ -521,10 +536,10 @@ pub(crate) async fn snapshot(state: &AppState) -> mss_outbox::Result<crate::metr
         });
     };
     let store = outbox.store.as_ref();
-    let (loads, paused, inbox) =
-        tokio::try_join!(store.sender_loads(), store.paused(), store.inbox_loads())?;
+    // the loads the consoles share: a scrape while they poll costs no second reading
+    let (whole, inbox) = tokio::try_join!(state.console.get(store), store.inbox_loads())?;
     Ok(crate::metrics::Snapshot {
-        now_ms: store.now_ms(),
+        now_ms: whole.now_ms,
         senders: outbox
             .senders
             .iter()
@@ -536,8 +551,8 @@ pub(crate) async fn snapshot(state: &AppState) -> mss_outbox::Result<crate::metr
             .filter(|s| s.receives)
             .map(|s| s.address.to_string())
             .collect(),
-        loads,
-        paused: paused.into_iter().map(|p| p.sender).collect(),
+        loads: whole.loads.clone(),
+        paused: whole.paused.iter().map(|p| p.sender.clone()).collect(),
         inbox,
         sources,
     })

@@ -327,6 +327,8 @@ pub async fn ack(
     } = acknowledge(outbox.store.as_ref(), entry.id, &outcome, &answering)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no message {id} in the inbox")))?;
+    // the answer is queued in the outbox: the consoles see it now
+    state.console.invalidate();
     if let Some(a) = answer {
         // the MDN is an outbox message: named apart from the inbox's ids
         note.message(format!("outbox:{}", a.message));

@@ -68,6 +68,10 @@ pub struct AppState {
     metrics: Metrics,
     sending: OnceLock<SendConfig>,
     outbox: OnceLock<OutboxConfig>,
+    /// The outbox overview the consoles and scrapes share.
+    console: console::OverviewCache,
+    /// How the service's workers and readers last connected to their operator.
+    connections: Arc<mss_outbox::overview::ConnectionLog>,
 }
 
 impl AppState {
@@ -79,6 +83,8 @@ impl AppState {
             metrics: Metrics::default(),
             sending: OnceLock::new(),
             outbox: OnceLock::new(),
+            console: console::OverviewCache::default(),
+            connections: Arc::default(),
         })
     }
 
@@ -102,6 +108,11 @@ impl AppState {
     /// Enables the batch routes over a durable outbox (once; later calls are ignored).
     pub fn set_outbox(&self, config: OutboxConfig) {
         let _ = self.outbox.set(config);
+    }
+
+    /// The log the service's workers and readers record their connections in, shown by `GET /v1/sources`.
+    pub fn connection_log(&self) -> Arc<mss_outbox::overview::ConnectionLog> {
+        Arc::clone(&self.connections)
     }
 
     /// The index, or 503 with `Retry-After` while it is loading.

@@ -264,15 +264,7 @@ impl StoreGauges {
             let load = s.loads.iter().find(|l| same(&l.sender, sender));
             let counts = load.map(|l| l.counts).unwrap_or_default();
             for state in mss_outbox::State::ALL {
-                let n = match state {
-                    mss_outbox::State::Queued => counts.queued,
-                    mss_outbox::State::Sending => counts.sending,
-                    mss_outbox::State::Sent => counts.sent,
-                    mss_outbox::State::Deferred => counts.deferred,
-                    mss_outbox::State::Failed => counts.failed,
-                    mss_outbox::State::Delivered => counts.delivered,
-                    mss_outbox::State::Read => counts.read,
-                };
+                let n = counts.of(state);
                 self.recipients
                     .get_or_create(&SenderStateLabels {
                         sender: sender.to_owned(),

@@ -1,8 +1,8 @@
 // The ops console (/console) in headless Chromium against a real `mss serve` (see tests/browser.rs):
 // refused without a valid key and with a key lacking the scope; signed in, it shows the paused mailbox with
 // its reason and what to do, retries a failed recipient until it is sent, cancels what waits of a batch,
-// marks a received patient message in error (the MDN is queued); usable at 1366×768, by keyboard, with
-// AA contrast. Usage: node console.mjs BASE_URL OPS_KEY WEAK_KEY ARTEFACT_DIR RETRIED_ADDRESS TOKEN_FILE
+// marks a received patient message in error (the MDN is queued), shows each endpoint's last connection;
+// usable at 1366×768, by keyboard, with AA contrast. Usage: node console.mjs BASE_URL OPS_KEY WEAK_KEY ARTEFACT_DIR RETRIED_ADDRESS TOKEN_FILE
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import assert from "node:assert/strict";
@@ -107,7 +107,10 @@ await check("what waits of a batch is cancelled", async () => {
   const row = page.locator('#batches tr[data-batch="letters-paused"]');
   await row.getByRole("button", { name: "Cancel what waits of batch letters-paused" }).click();
   await page.locator("#notice").filter({ hasText: "letters-paused: 3 recipient(s) cancelled" }).waitFor(WAIT);
-  await page.locator('#senders tr[data-sender="alice@sante.test"] td[data-state=failed]').filter({ hasText: /^3$/ }).waitFor(WAIT);
+  // counted as cancelled, apart from the failed ones, for the mailbox and the batch
+  await page.locator('#senders tr[data-sender="alice@sante.test"] td[data-state=cancelled]').filter({ hasText: /^3$/ }).waitFor(WAIT);
+  assert.equal(await page.locator('#senders tr[data-sender="alice@sante.test"] td[data-state=failed]').innerText(), "0");
+  assert.equal(await row.locator("td[data-state=cancelled]").innerText(), "3");
 });
 
 await check("a patient message is marked in error by keyboard; the MDN is queued", async () => {
@@ -138,9 +141,17 @@ await check("a patient message is marked in error by keyboard; the MDN is queued
   await page.screenshot({ path: `${artefacts}/console-inbox-error.png` });
 });
 
-await check("sources: the index and the endpoints, the paused one said so", async () => {
+await check("sources: the index and the endpoints, the paused one said so, each last connection", async () => {
   await page.getByRole("button", { name: "Sources" }).click();
-  await page.locator("#endpoints tbody tr").filter({ hasText: "alice@sante.test" }).locator(".badge.paused").waitFor(WAIT);
+  const alice = page.locator("#endpoints tbody tr").filter({ hasText: "alice@sante.test" });
+  await alice.locator(".badge.paused").waitFor(WAIT);
+  // its workers' last submission met the refused token; the other mailbox sent and read through its own
+  const refused = alice.locator("[data-endpoint=submission]");
+  await refused.locator(".badge.failed").waitFor(WAIT);
+  assert.match(await refused.innerText(), /credentials refused/);
+  const other = page.locator("#endpoints tbody tr").filter({ hasNotText: "alice@sante.test" });
+  await other.locator("[data-endpoint=submission] .badge.ok").waitFor(WAIT);
+  await other.locator("[data-endpoint=imap] .badge.ok").waitFor(WAIT);
   assert.match(await page.locator("#index-size").innerText(), /entries in the index/);
   assert.equal(await page.locator("#sources tbody tr").count(), 3);
   await page.screenshot({ path: `${artefacts}/console-sources.png` });

@@ -144,7 +144,7 @@
       return h("tr", { class: s.paused ? "paused" : null, "data-sender": s.sender },
         h("th", { scope: "row" }, s.sender, s.name ? ` (${s.name}) ` : " ",
           s.paused ? badge("paused") : null),
-        ...["queued", "sending", "sent", "deferred", "failed", "delivered", "read"].map((k) =>
+        ...["queued", "sending", "sent", "deferred", "failed", "delivered", "read", "cancelled"].map((k) =>
           h("td", { class: "n", "data-state": k }, c[k])),
         h("td", { class: "n" }, age(s.oldest_pending_ms, now)),
         h("td", {}, rateChart(o.rate.filter((r) => r.sender === s.sender), now, o.rate_bucket_ms)));
@@ -171,7 +171,8 @@
         h("td", {}, b.sender || "—"), h("td", {}, b.owner || "command line"),
         h("td", {}, h("progress", { max: total || 1, value: done, "aria-label": `${b.id}: ${done} of ${total} done` }),
           ` ${done}/${total}`),
-        h("td", { class: "n" }, waiting), h("td", { class: "n" }, c.failed),
+        h("td", { class: "n" }, waiting), h("td", { class: "n", "data-state": "failed" }, c.failed),
+        h("td", { class: "n", "data-state": "cancelled" }, c.cancelled),
         h("td", {}, waiting ? h("button", {
           type: "button", class: "danger", "aria-label": `Cancel what waits of batch ${b.id}`,
           onclick: (e) => {
@@ -256,10 +257,19 @@
       h("td", {}, x.last && x.last.last_sync ? new Date(x.last.last_sync).toLocaleString() : "never on this index"),
       h("td", {}, x.last ? Object.entries(x.last).filter(([k]) => k !== "last_sync")
         .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") : ""))), "");
-    fill("#endpoints", s.endpoints.map((e) => h("tr", {},
+    // this service's last use of each endpoint: when, and whether it worked or what stopped it
+    const last = (e, which) => {
+      const c = e.last_connections.find((x) => x.endpoint === which);
+      if (!c) return h("small", {}, `${which === "imap" ? "IMAP" : "submission"}: not used since the service started`);
+      return h("span", { "data-endpoint": which }, c.ok ? badge("ok") : badge("failed"),
+        ` ${which === "imap" ? "IMAP" : "submission"} ${time(c.at_ms)}`,
+        c.ok ? "" : `: ${c.error}`, c.detail ? h("br") : null, c.detail ? h("small", {}, c.detail) : null);
+    };
+    fill("#endpoints", s.endpoints.map((e) => h("tr", { "data-sender": e.sender },
       h("th", { scope: "row" }, `${e.sender} (${e.name})`), h("td", {}, e.submission || "DNS SRV"),
       h("td", {}, e.imap || "from the submission host"), h("td", {}, e.receives ? "yes" : "no"),
-      h("td", {}, e.working ? badge("ok") : badge("paused"), e.reason ? ` ${e.reason}` : ""))),
+      h("td", {}, e.working ? badge("ok") : badge("paused"), e.reason ? ` ${e.reason}` : ""),
+      h("td", {}, last(e, "submission"), h("br"), last(e, "imap")))),
     "No sending mailbox is configured.");
   }
 

@@ -108,11 +108,14 @@ pub enum State {
     Delivered,
     /// A disposition notification said read.
     Read,
+    /// Withdrawn by hand before it was sent (`cancel_queued`: the ops console's "cancel queued"); the
+    /// reason names who. Final, apart from `failed`: nothing went wrong with it.
+    Cancelled,
 }
 
 impl State {
     /// All states, in display order.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Queued,
         State::Sending,
         State::Sent,
@@ -120,6 +123,7 @@ impl State {
         State::Failed,
         State::Delivered,
         State::Read,
+        State::Cancelled,
     ];
 
     /// The name stored in the database and shown in the API.
@@ -132,6 +136,7 @@ impl State {
             State::Failed => "failed",
             State::Delivered => "delivered",
             State::Read => "read",
+            State::Cancelled => "cancelled",
         }
     }
 
@@ -149,7 +154,7 @@ impl State {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            State::Sent | State::Failed | State::Delivered | State::Read
+            State::Sent | State::Failed | State::Delivered | State::Read | State::Cancelled
         )
     }
 
@@ -284,6 +289,8 @@ pub struct Counts {
     pub delivered: u64,
     /// Read (MDN).
     pub read: u64,
+    /// Cancelled by hand before they were sent.
+    pub cancelled: u64,
 }
 
 impl Counts {
@@ -296,8 +303,23 @@ impl Counts {
             State::Failed => &mut self.failed,
             State::Delivered => &mut self.delivered,
             State::Read => &mut self.read,
+            State::Cancelled => &mut self.cancelled,
         };
         *slot += n;
+    }
+
+    /// Recipients in `state`.
+    pub fn of(&self, state: State) -> u64 {
+        match state {
+            State::Queued => self.queued,
+            State::Sending => self.sending,
+            State::Sent => self.sent,
+            State::Deferred => self.deferred,
+            State::Failed => self.failed,
+            State::Delivered => self.delivered,
+            State::Read => self.read,
+            State::Cancelled => self.cancelled,
+        }
     }
 
     /// Recipients that still need a worker.
@@ -307,7 +329,7 @@ impl Counts {
 
     /// All recipients.
     pub fn total(&self) -> u64 {
-        self.pending() + self.sent + self.failed + self.delivered + self.read
+        self.pending() + self.sent + self.failed + self.delivered + self.read + self.cancelled
     }
 
     /// Recipients the server accepted (sent, then maybe delivered or read).

@@ -9,6 +9,10 @@
 use crate::error::Result;
 use crate::model::{Counts, MessageKey, State};
 
+mod connections;
+
+pub use connections::{ConnectionLog, Endpoint, LastConnection};
+
 /// One sending mailbox's recipients.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -98,7 +102,7 @@ pub struct InboxLoad {
     pub oldest_new_ms: Option<i64>,
 }
 
-/// The reason a cancelled recipient keeps (it is `failed`: no worker takes it again).
+/// The reason a cancelled recipient keeps (its state is `cancelled`: no worker takes it again).
 pub fn cancel_reason(by: &str) -> String {
     format!("cancelled by {by} before it was sent")
 }
@@ -125,8 +129,9 @@ pub trait Overview: Send + Sync {
     /// the same Message-ID. Answers how many were requeued.
     async fn retry_now(&self, message: MessageKey, recipients: &[String]) -> Result<u64>;
 
-    /// Fails what is still waiting of `batch` (queued or deferred: a recipient being sent goes on), with
-    /// `reason`. Answers how many were cancelled; `None` when there is no such batch.
+    /// Cancels what is still waiting of `batch` (queued or deferred: a recipient being sent goes on): they
+    /// become `cancelled`, with `reason`. Answers how many were cancelled; `None` when there is no such
+    /// batch.
     async fn cancel_queued(&self, batch: &str, reason: &str) -> Result<Option<u64>>;
 
     /// Messages by status of every receiving mailbox that has any, by mailbox.

@@ -138,6 +138,7 @@ impl PostgresStore {
             .await?;
         tx.batch_execute(SCHEMA).await?;
         tx.batch_execute(inbox::POSTGRES_SCHEMA).await?;
+        tx.batch_execute(overview::POSTGRES_INDEXES).await?;
         tx.commit().await?;
         drop(c);
         Ok(store)

@@ -23,6 +23,7 @@ use mss_lps::imap::{Disposal, Disposed, FetchedMessage};
 use tokio::sync::watch;
 
 use crate::inbox::{Arrival, Incoming, Kept, Leaving};
+use crate::overview::{ConnectionLog, Endpoint};
 use crate::receipts::{self, ReceiptsReport};
 use crate::{Error, Result, Store};
 
@@ -102,6 +103,8 @@ pub struct ReaderConfig {
     pub keep: Duration,
     /// Where each message kept is pushed (receiving only; [`crate::inbox::push`]).
     pub webhook: Option<Arc<crate::inbox::push::Webhook>>,
+    /// Where each reading's connection outcome is recorded for the ops console (a service's log).
+    pub connections: Option<Arc<ConnectionLog>>,
 }
 
 impl Default for ReaderConfig {
@@ -117,6 +120,7 @@ impl Default for ReaderConfig {
             retention: Retention::Delete,
             keep: DEFAULT_KEEP,
             webhook: None,
+            connections: None,
         }
     }
 }
@@ -549,7 +553,18 @@ pub async fn watch(
 ) -> Result<SyncReport> {
     let mut total = SyncReport::default();
     while !*stop.borrow() {
-        match sync(store.as_ref(), &client, &cfg).await {
+        let read = sync(store.as_ref(), &client, &cfg).await;
+        if let Some(log) = &cfg.connections {
+            let at = store.now_ms();
+            let address = client.address().to_string();
+            match &read {
+                Ok(_) => log.record(&address, Endpoint::Imap, at, Ok(())),
+                Err(Error::Mailbox(e)) => log.record(&address, Endpoint::Imap, at, Err(e)),
+                // the store's failure says nothing of the connection
+                Err(_) => {}
+            }
+        }
+        match read {
             Ok(r) => {
                 if r != SyncReport::default() {
                     tracing::info!(?r, "mailbox read");

@@ -178,6 +178,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(inbox::SQLITE_SCHEMA)?;
+        conn.execute_batch(overview::SQLITE_INDEXES)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
         add_column(&conn, "messages", "dsn", "INTEGER NOT NULL DEFAULT 1")?;
         // and before the spool: their messages keep their bytes in `content`

@@ -295,6 +295,7 @@ async fn supervise(
                                 retention: sender.retention.clone(),
                                 keep: sender.keep,
                                 webhook: sender.webhook.clone(),
+                                connections: sender.set.worker.connections.clone(),
                                 ..ReaderConfig::default()
                             };
                             let watch = reader::watch(

@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::model::{LeasedMessage, LeasedRecipient, Outcome};
+use crate::overview::{ConnectionLog, Endpoint};
 use crate::{Error, Result, Store};
 
 /// Retry schedule of transient failures.
@@ -118,6 +119,8 @@ pub struct WorkerConfig {
     /// With `stop_when_idle`: while this reads `true`, messages are still being accepted for this run, so
     /// an empty queue is not its end (a batch sends while it accepts).
     pub accepting: Option<watch::Receiver<bool>>,
+    /// Where each send's connection outcome is recorded for the ops console (a service's log).
+    pub connections: Option<Arc<ConnectionLog>>,
 }
 
 impl WorkerConfig {
@@ -133,6 +136,7 @@ impl WorkerConfig {
             stop_when_idle: false,
             one_pass: false,
             accepting: None,
+            connections: None,
         }
     }
 }
@@ -282,7 +286,14 @@ pub async fn run(
                         }
                         next = Some(Lease::ready(ahead));
                     }
-                    deliver(&client, &m, &cfg.backoff, store.as_ref()).await
+                    deliver(
+                        &client,
+                        &m,
+                        &cfg.backoff,
+                        store.as_ref(),
+                        cfg.connections.as_deref(),
+                    )
+                    .await
                 }
             };
             held = held.saturating_sub(m.recipients.len() as u64);
@@ -442,15 +453,25 @@ pub struct Delivery {
     pub pause: Option<String>,
 }
 
-/// Sends one leased message and decides each recipient's outcome (retry times by the store's clock).
+/// Sends one leased message and decides each recipient's outcome (retry times by the store's clock);
+/// how the connection went is recorded in `connections`.
 pub async fn deliver(
     client: &LpsClient,
     m: &LeasedMessage,
     backoff: &Backoff,
     store: &dyn Store,
+    connections: Option<&ConnectionLog>,
 ) -> Delivery {
     // the addresses were checked when the store read them: every leased recipient goes
     let result = client.send(&m.envelope(), &m.content).await;
+    if let Some(log) = connections {
+        log.record(
+            m.sender.as_str(),
+            Endpoint::Submission,
+            store.now_ms(),
+            result.as_ref().map(|_| ()),
+        );
+    }
     // the thread-local generator is not Send: drawn after the await
     let mut rng = rand::rng();
     let mut retry = |attempts: u32, reason: String| -> Outcome {

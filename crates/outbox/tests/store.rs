@@ -1553,7 +1553,7 @@ async fn retry_now_and_cancel_queued_act_on_waiting_or_given_up_recipients_only(
     assert_eq!(states, [State::Sent, State::Queued, State::Queued]);
     assert!(st.recipients[2].reason.is_none());
 
-    // cancel: what waits fails with the reason; a leased one goes on
+    // cancel: what waits is cancelled with the reason; a leased one goes on
     let leased = s.lease("w", None, 1, LONG).await.expect("lease");
     assert_eq!(leased[0].recipients.len(), 1);
     let reason = mss_outbox::overview::cancel_reason("ops");
@@ -1567,8 +1567,19 @@ async fn retry_now_and_cancel_queued_act_on_waiting_or_given_up_recipients_only(
     );
     let st = s.message(key).await.expect("status").expect("known");
     let states: Vec<State> = st.recipients.iter().map(|r| r.state).collect();
-    assert_eq!(states, [State::Sent, State::Sending, State::Failed]);
+    assert_eq!(states, [State::Sent, State::Sending, State::Cancelled]);
     assert_eq!(st.recipients[2].reason.as_deref(), Some(reason.as_str()));
+    // counted apart from the failed ones, and not retried
+    let c = s
+        .batch("b1", 0, 1)
+        .await
+        .expect("batch")
+        .expect("known")
+        .counts;
+    assert_eq!((c.cancelled, c.failed, c.sending), (1, 0, 1));
+    let alice = s.sender_loads().await.expect("loads");
+    assert_eq!((alice[0].counts.cancelled, alice[0].counts.failed), (1, 0));
+    assert_eq!(s.retry_now(key, &[]).await.expect("retry"), 0);
     assert!(
         s.lease("w2", None, 10, LONG)
             .await

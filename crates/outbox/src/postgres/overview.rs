@@ -8,6 +8,13 @@ use crate::overview::{
     add_load, lowered, state_condition,
 };
 
+/// The overview's indexes, as in the embedded backend (`sqlite/overview.rs`).
+pub(crate) const POSTGRES_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS recipients_updated ON recipients(updated_ms);
+CREATE INDEX IF NOT EXISTS recipients_trouble ON recipients(updated_ms)
+  WHERE state IN ('failed', 'deferred');
+";
+
 #[async_trait::async_trait]
 impl Overview for PostgresStore {
     async fn sender_loads(&self) -> Result<Vec<SenderLoad>> {
@@ -166,7 +173,7 @@ impl Overview for PostgresStore {
         }
         let n = tx
             .execute(
-                "UPDATE recipients SET state = 'failed', reason = $2, lease_owner = NULL, updated_ms = $3 \
+                "UPDATE recipients SET state = 'cancelled', reason = $2, lease_owner = NULL, updated_ms = $3 \
                  WHERE state IN ('queued', 'deferred') \
                    AND message IN (SELECT id FROM messages WHERE batch = $1)",
                 &[&batch, &reason, &now],

@@ -12,6 +12,15 @@ use crate::overview::{
     add_load, lowered, state_condition,
 };
 
+/// What keeps the overview's queries from reading the whole history: the latest changes and the last hour's
+/// rate walk `updated_ms` backwards; the recipients in trouble (few, whatever the history) have their own
+/// partial index, whose condition is the one `state_condition` writes for them.
+pub(crate) const SQLITE_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS recipients_updated ON recipients(updated_ms);
+CREATE INDEX IF NOT EXISTS recipients_trouble ON recipients(updated_ms)
+  WHERE state IN ('failed', 'deferred');
+";
+
 fn u64_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -184,7 +193,7 @@ impl Overview for SqliteStore {
                 return Ok(None);
             }
             let n = tx.execute(
-                "UPDATE recipients SET state = 'failed', reason = ?2, lease_owner = NULL, updated_ms = ?3 \
+                "UPDATE recipients SET state = 'cancelled', reason = ?2, lease_owner = NULL, updated_ms = ?3 \
                  WHERE state IN ('queued', 'deferred') \
                    AND message IN (SELECT id FROM messages WHERE batch = ?1)",
                 params![batch, reason, clock.now_ms()],
