@@ -43,7 +43,7 @@ fn professional_message_headers_are_exact() {
          X-MSS-INS: O\r\n\
          Disposition-Notification-To: <marie.martin@medecin.mssante.fr>\r\n\
          MIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"mss_729a95f4c4525087\""
+         Content-Type: multipart/mixed; boundary=\"mss_49168bedb8134d6a\""
     );
     assert_eq!(
         m.message_id,
@@ -64,7 +64,7 @@ fn professional_message_headers_are_exact() {
     let dsn = m.envelope.dsn.expect("a DSN was asked");
     assert_eq!(
         dsn.mail_params(),
-        "RET=HDRS ENVID=89fbb008-66f4-4834-a0da-8888138772f0"
+        "RET=HDRS ENVID=729a95f4-c452-4087-b434-05b0baf850df"
     );
     assert_eq!(
         dsn.rcpt_params("jean.dupont@chu-exemple.mssante.fr"),
@@ -77,18 +77,18 @@ fn the_archive_is_a_base64_application_zip_part() {
     let m = compose(&example("cda-to-professional.json"));
     let text = String::from_utf8_lossy(&m.raw);
     assert!(text.contains(
-        "\r\n--mss_729a95f4c4525087\r\n\
+        "\r\n--mss_49168bedb8134d6a\r\n\
          Content-Type: text/plain; charset=\"utf-8\"\r\n\
          Content-Transfer-Encoding: quoted-printable\r\n\r\n\
          Cher confr=C3=A8re,\r\n"
     ));
     assert!(text.contains(
-        "\r\n--mss_729a95f4c4525087\r\n\
+        "\r\n--mss_49168bedb8134d6a\r\n\
          Content-Type: application/zip; name=\"IHE_XDM.zip\"\r\n\
          Content-Disposition: attachment; filename=\"IHE_XDM.zip\"\r\n\
          Content-Transfer-Encoding: base64\r\n\r\nUEsDB"
     ));
-    assert!(text.ends_with("\r\n--mss_729a95f4c4525087--\r\n"));
+    assert!(text.ends_with("\r\n--mss_49168bedb8134d6a--\r\n"));
     // Every line fits SMTP's limit.
     assert!(text.split("\r\n").all(|l| l.len() <= 998));
 }
@@ -138,7 +138,7 @@ fn metadata_fragments_follow_the_ans_conventions() {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<lcm:SubmitObjectsRequest xmlns:lcm=\"urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0\" xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\">\n <rim:RegistryObjectList>\n".to_string(),
         // patientId of the document entry and of the submission set: INS^^^&OID&ISO^NH (docs/mssante.md M1)
         "identificationScheme=\"urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427\" registryObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">\n    <rim:Name>\n     <rim:LocalizedString xml:lang=\"fr-FR\" charset=\"UTF-8\" value=\"XDSDocumentEntry.patientId\"/>".into(),
-        "identificationScheme=\"urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446\" registryObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">".into(),
+        "identificationScheme=\"urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446\" registryObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" value=\"279037505612309^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH\">".into(),
         // uniqueId = root^extension of ClinicalDocument/id
         "identificationScheme=\"urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab\" registryObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" value=\"1.2.250.1.999.8.1.1^CR-2026-004217\">".into(),
         // sourcePatientInfo (PID-5 birth name ^ first given name ^^^^^L, PID-7, PID-8)
@@ -166,8 +166,8 @@ fn metadata_fragments_follow_the_ans_conventions() {
         "<rim:Value>810101234567^MARTIN^Marie^^^Dr^^^&amp;1.2.250.1.71.4.2.1&amp;ISO^D^^^IDNPS</rim:Value>".into(),
         "<rim:Value>Cabinet de cardiologie des Brotteaux^^^^^&amp;1.2.250.1.71.4.2.2&amp;ISO^IDNST^^^1690012345</rim:Value>".into(),
         // submission set marker and membership
-        "  <rim:Classification id=\"urn:uuid:43a22523-99a1-4e45-a437-5d8af35927a3\" classificationNode=\"urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd\" classifiedObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\"/>\n".into(),
-        "associationType=\"urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember\" sourceObject=\"urn:uuid:55f292a9-a75d-4429-aa86-f5fb84756558\" targetObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\">\n   <rim:Slot name=\"SubmissionSetStatus\">\n    <rim:ValueList>\n     <rim:Value>Original</rim:Value>".into(),
+        "  <rim:Classification id=\"urn:uuid:7f5ea6c4-20b5-4fb8-8477-7157b105a712\" classificationNode=\"urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd\" classifiedObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\"/>\n".into(),
+        "associationType=\"urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember\" sourceObject=\"urn:uuid:d5677100-5d54-4a19-9849-39c9e8d0db2a\" targetObject=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\">\n   <rim:Slot name=\"SubmissionSetStatus\">\n    <rim:ValueList>\n     <rim:Value>Original</rim:Value>".into(),
         "<rim:Value>||^^Internet^jean.dupont@chu-exemple.mssante.fr</rim:Value>\n     <rim:Value>||^^Internet^secretariat.cardio@chu-exemple.mssante.fr</rim:Value>\n".into(),
         "  <rim:ExtrinsicObject id=\"urn:uuid:164fcebd-669b-5d97-a3f4-60055fa941ea\" mimeType=\"text/xml\" objectType=\"urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1\">\n".into(),
         " </rim:RegistryObjectList>\n</lcm:SubmitObjectsRequest>\n".into(),
@@ -207,7 +207,7 @@ fn patient_message_ends_the_exchange_with_the_header() {
          X-MSS-INS: O\r\n\
          X-MSS-MES: FIN\r\n\
          MIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"mss_729a95f4c4525087\""
+         Content-Type: multipart/mixed; boundary=\"mss_49168bedb8134d6a\""
     );
     assert!(m.envelope.dsn.is_none());
 }

@@ -234,9 +234,6 @@ pub(super) fn build_xdm(
             h.title.clone()
         };
         let entry_uuid = metadata::document_entry_uuid(&unique_id);
-        // the random id this entry once had is still drawn: every other id, the boundary and the
-        // Message-ID stay those of the same seed before (pinned test vectors across the crates)
-        let _ = env.uuid();
         // a withdrawal names the version withdrawn, not the one it once replaced
         let replaced = match (&src.replaces, src.withdraw) {
             (Some(r), _) => Some(r.trim().to_owned()),
