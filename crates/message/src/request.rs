@@ -154,16 +154,22 @@ impl Content {
     pub fn bytes(&self, field: &str) -> Result<Cow<'_, [u8]>, Error> {
         match self {
             Content::Text(t) => Ok(Cow::Borrowed(t.as_bytes())),
-            Content::Base64(b) => {
-                let compact: String = b.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(compact.as_bytes())
-                    .map(Cow::Owned)
-                    .map_err(|e| {
-                        Error::invalid(format!("{field}.base64"), format!("not base64: {e}"))
-                    })
-            }
+            Content::Base64(b) => base64::engine::general_purpose::STANDARD
+                .decode(without_white_space(b).as_ref())
+                .map(Cow::Owned)
+                .map_err(|e| Error::invalid(format!("{field}.base64"), format!("not base64: {e}"))),
         }
+    }
+}
+
+/// `text` without its white space (line breaks of wrapped base64), borrowed when it has none: a byte
+/// scan, not a character one (base64 is ASCII; a stray multi-byte character is left for the decoder to
+/// refuse).
+fn without_white_space(text: &str) -> Cow<'_, [u8]> {
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(text.bytes().filter(|b| !b.is_ascii_whitespace()).collect())
+    } else {
+        Cow::Borrowed(text.as_bytes())
     }
 }
 

@@ -7,6 +7,8 @@
 //! points at bytes that could be lost, and an acceptance that fails or crashes before its commit leaves at
 //! most an unreferenced segment, never a half-accepted message. Segments are never changed once written,
 //! but for a purged received message's bytes, overwritten with zeros in place ([`Spool::erase`]).
+//! A small acceptance (one letter, as a DPI sends them one at a time over MLLP) stays in its row instead:
+//! there the three syncs of a segment, its directory and the WAL cost more than the second write.
 //! Written here because it is a few file operations no crate does for us in this shape.
 
 use std::fs::{self, File, OpenOptions};

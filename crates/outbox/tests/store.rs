@@ -1141,6 +1141,43 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
     assert!(e.to_string().contains("missing"), "{e}");
 }
 
+/// A small acceptance (one letter of 60 KB, as a DPI sends them over MLLP) keeps its bytes in its row,
+/// committed by the one sync of the WAL: no segment is written, and it is leased with its bytes like a
+/// spooled one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_acceptance_keeps_its_bytes_in_its_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(mss_outbox::SqliteStore::FILE_NAME);
+    let s = mss_outbox::SqliteStore::open(&path).expect("store");
+    let mut m = msg("letter", "alice@sante.test", &["bob@sante.test"]);
+    m.content.extend(std::iter::repeat_n(b'x', 60_000));
+    let accepted = s
+        .enqueue(Some("hl7:alice"), None, vec![m.clone()])
+        .await
+        .expect("enqueue");
+    assert!(matches!(accepted[..], [Accepted::New(_)]), "{accepted:?}");
+    let spool = dir.path().join("outbox.spool");
+    let segments = std::fs::read_dir(&spool).map_or(0, Iterator::count);
+    assert_eq!(segments, 0, "no segment for a small acceptance");
+    let db = rusqlite::Connection::open(&path).expect("db");
+    let (inline, spooled): (i64, i64) = db
+        .query_row(
+            "SELECT sum(length(content)), count(spool) FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("rows");
+    assert_eq!((inline, spooled), (m.content.len() as i64, 0));
+    let again = s
+        .enqueue(Some("hl7:alice"), None, vec![m.clone()])
+        .await
+        .expect("again");
+    assert_eq!(again, vec![Accepted::Existing(accepted[0].key())]);
+    let leased = s.lease("w", None, 10, LONG).await.expect("lease");
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].content, m.content);
+}
+
 /// Rows are outside input (an older version, another program): an address column that does not hold an
 /// address is a store error naming the column, when leased and when shown, never a panic.
 async fn a_stored_value_that_is_not_an_address_is_a_store_error(

@@ -610,12 +610,11 @@ fn ed_base64(m: &Message, s: &Segment, i: usize) -> Result<String, Refusal> {
             format!("ED encoding {encoding:?}: Base64 (OBX-5.4)"),
         ));
     }
-    let data: String = v
-        .component(5)
-        .text()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+    let mut data = v.component(5).text().into_owned();
+    // a byte scan: the document is tens of kilobytes, base64 is ASCII
+    if data.bytes().any(|b| b.is_ascii_whitespace()) {
+        data.retain(|c| !c.is_ascii_whitespace());
+    }
     if data.is_empty() {
         return Err(ae(101, at(m, i, 5), "the document (OBX-5.5) is empty"));
     }
