@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::sqlite::{check_owner_has_batch, cursor_from, receipt_sources};
 
+mod exchanges;
 mod inbox;
 mod overview;
 
@@ -138,6 +139,7 @@ impl PostgresStore {
             .await?;
         tx.batch_execute(SCHEMA).await?;
         tx.batch_execute(inbox::POSTGRES_SCHEMA).await?;
+        tx.batch_execute(exchanges::POSTGRES_SCHEMA).await?;
         tx.commit().await?;
         drop(c);
         Ok(store)
@@ -203,6 +205,7 @@ fn statuses(rows: &[tokio_postgres::Row]) -> Result<Vec<MessageStatus>> {
                 paused: row.try_get(7)?,
                 owner: row.try_get(15)?,
                 recipients: Vec::new(),
+                hl7: Vec::new(),
             },
             recipient: recipient_status(
                 stored_address("recipients.address", row.try_get(8)?)?,

@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::spool::{Place, Spool};
 
+pub(crate) mod exchanges;
 mod inbox;
 mod overview;
 
@@ -178,6 +179,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(inbox::SQLITE_SCHEMA)?;
+        conn.execute_batch(exchanges::SQLITE_SCHEMA)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
         add_column(&conn, "messages", "dsn", "INTEGER NOT NULL DEFAULT 1")?;
         // and before the spool: their messages keep their bytes in `content`
@@ -305,6 +307,7 @@ fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StatusRow> {
             paused: row.get(7)?,
             owner: row.get(15)?,
             recipients: Vec::new(),
+            hl7: Vec::new(),
         },
         recipient: recipient_status(
             parsed(row, 8, |s| stored_address("recipients.address", s))?,
