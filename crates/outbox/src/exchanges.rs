@@ -4,7 +4,7 @@
 //! acks (`ZAM^Z02` delivery, `ZAM^Z03` reading) that go back to the DPI.
 //!
 //! - H1: the DPI's MDM/ORU accepted for an outbox message is logged with mss's answer and with the
-//!   business acks the DPI asked for ([`Origin`]). When receipts move that message's recipients on
+//!   business acks the DPI asked for ([`Requester`]). When receipts move that message's recipients on
 //!   (`delivered`, `read`, `failed`), [`Exchanges::plan_business_acks`] queues one ZAM per recipient and
 //!   event ([`business_acks`] decides which), once only; the PFI sends them ([`Exchanges::due_business_acks`])
 //!   and records the DPI's answer ([`Exchanges::business_ack_answered`]): `AA` done, `AE` refused (not
@@ -133,6 +133,61 @@ pub struct Exchange {
     pub answered_ms: Option<i64>,
 }
 
+/// One line: when, who sent what (`received MDM^T02 015`), what it reports, the answer and its error,
+/// the state when not done.
+impl std::fmt::Display for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            rfc3339(self.at_ms),
+            self.direction.as_str(),
+            self.kind,
+            self.control_id
+        )?;
+        if let Some(r) = &self.recipient {
+            let said = if self.reported == Some(false) {
+                "N"
+            } else {
+                "Y"
+            };
+            write!(f, " ({r}: {said}")?;
+            if let Some(c) = &self.reported_code {
+                write!(f, " {c}")?;
+            }
+            f.write_str(")")?;
+        }
+        if let Some(ack) = &self.ack {
+            write!(f, " -> {ack}")?;
+            if let Some(c) = &self.error_code {
+                write!(f, " {c} {}", self.error_label.as_deref().unwrap_or(""))?;
+            }
+        }
+        if self.state != ExchangeState::Done {
+            write!(f, " [{}", self.state.as_str())?;
+            if self.attempts > 0 {
+                write!(f, ", {} attempt(s)", self.attempts)?;
+            }
+            if let Some(e) = &self.last_error {
+                write!(f, ": {e}")?;
+            }
+            f.write_str("]")?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 3339 (UTC, to the second) of ms since the epoch.
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// The answer to an exchange.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answer {
@@ -146,7 +201,7 @@ pub struct Answer {
 
 /// Who sent a received message and which business acks it asked for: what its ZAMs are written from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub struct Requester {
     /// Its MSH-3 (the ZAM's MSH-5).
     pub application: String,
     /// Its MSH-4 (the ZAM's MSH-6).
@@ -173,7 +228,7 @@ pub struct NewExchange {
     /// The answer.
     pub answer: Answer,
     /// A received message asking business acks.
-    pub origin: Option<Origin>,
+    pub origin: Option<Requester>,
 }
 
 /// The two business acks of the sending guide.
@@ -230,7 +285,7 @@ pub struct BusinessAck {
     /// The DPI's message it answers: its MSH-10 (OBX-4).
     pub refers_to: String,
     /// Who sent that message.
-    pub origin: Origin,
+    pub origin: Requester,
     /// When the receipt was recorded (EVN-2), ms since the epoch.
     pub event_ms: i64,
     /// Sends tried so far.
@@ -271,7 +326,7 @@ pub trait Exchanges: Send + Sync {
 /// [`crate::receipts`] or the worker kept): `delivered` → Z02 Y; `read` → Z02 Y and Z03 Y; `failed` by an
 /// MDN `processed/Error` → Z02 Y and Z03 N with the reader's code; `failed` otherwise (a DSN `failed`, a
 /// refusal at submission) → Z02 N with the SMTP code. Filtered by what the DPI asked.
-pub fn business_acks(state: State, reason: Option<&str>, origin: &Origin) -> Vec<Report> {
+pub fn business_acks(state: State, reason: Option<&str>, origin: &Requester) -> Vec<Report> {
     let reason = reason.unwrap_or("");
     let delivered = |ok: bool, error: Option<(String, String)>| Report {
         kind: BusinessAckKind::Delivery,
@@ -369,7 +424,7 @@ pub(crate) struct Candidate {
     pub reason: Option<String>,
     pub event_ms: i64,
     pub refers_to: String,
-    pub origin: Origin,
+    pub origin: Requester,
 }
 
 impl Candidate {
@@ -386,8 +441,8 @@ impl Candidate {
 mod tests {
     use super::*;
 
-    fn origin(delivery: bool, reading: bool) -> Origin {
-        Origin {
+    fn origin(delivery: bool, reading: bool) -> Requester {
+        Requester {
             application: "DPI".into(),
             facility: "CH".into(),
             processing: "P".into(),

@@ -366,11 +366,6 @@ pub struct MessageStatus {
     pub owner: Option<String>,
     /// Recipients.
     pub recipients: Vec<RecipientStatus>,
-    /// Its HL7 exchanges with the DPI (docs/mssante.md H1): the DPI's message that asked for it and
-    /// mss's answer, each business ack sent back and the DPI's answer. Absent for other messages, and in
-    /// a batch's listing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hl7: Vec<crate::exchanges::Exchange>,
 }
 
 /// A batch's status.

@@ -205,7 +205,6 @@ fn statuses(rows: &[tokio_postgres::Row]) -> Result<Vec<MessageStatus>> {
                 paused: row.try_get(7)?,
                 owner: row.try_get(15)?,
                 recipients: Vec::new(),
-                hl7: Vec::new(),
             },
             recipient: recipient_status(
                 stored_address("recipients.address", row.try_get(8)?)?,

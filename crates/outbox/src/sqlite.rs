@@ -307,7 +307,6 @@ fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StatusRow> {
             paused: row.get(7)?,
             owner: row.get(15)?,
             recipients: Vec::new(),
-            hl7: Vec::new(),
         },
         recipient: recipient_status(
             parsed(row, 8, |s| stored_address("recipients.address", s))?,

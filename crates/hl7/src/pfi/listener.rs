@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mss_message::{ComposeConfig, Trust};
+use mss_outbox::exchanges::{Answer, Direction, Link, NewExchange, Requester};
 use mss_outbox::prepare::{Content, Item, KeySource, Origin, prepare};
 use mss_outbox::{Accepted, Store};
 use mss_types::MailAddress;
@@ -95,11 +96,21 @@ impl DpiListener {
             Ok(items) => items,
             Err(r) => return Outcome::Refused(r),
         };
-        match self
+        let queued = match self
             .store
             .enqueue(Some(&self.batch), self.owner.as_deref(), items)
             .await
         {
+            // the exchange logged with what the DPI asked back: a log that fails answers AR, and the
+            // DPI's resend (already queued: nothing sent twice) logs it
+            Ok(accepted) => self
+                .store
+                .log_exchanges(&received(m, &outgoing, &accepted))
+                .await
+                .map(|()| accepted),
+            Err(e) => Err(e),
+        };
+        match queued {
             Ok(accepted) => Outcome::Queued {
                 again: accepted.iter().all(|a| matches!(a, Accepted::Existing(_))),
                 ids: accepted.iter().map(|a| a.key()).collect(),
@@ -189,6 +200,33 @@ impl DpiListener {
         let ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         format!("MSS{ms}{n:03}")
     }
+}
+
+/// The log of `m` accepted as `accepted` (one outbox message per part), answered `AA`, with who sent it
+/// and the business acks its flags ask for.
+fn received(m: &Message, outgoing: &Outgoing, accepted: &[Accepted]) -> Vec<NewExchange> {
+    let (kind, event, _) = m.message_type();
+    accepted
+        .iter()
+        .zip(&outgoing.parts)
+        .map(|(a, part)| NewExchange {
+            link: Link::Message(a.key()),
+            direction: Direction::Received,
+            kind: format!("{kind}^{event}"),
+            control_id: m.control_id().into_owned(),
+            answer: Answer {
+                ack: AckCode::AA.as_str().to_owned(),
+                ..Answer::default()
+            },
+            origin: Some(Requester {
+                application: m.get("MSH", 3).text().into_owned(),
+                facility: m.get("MSH", 4).text().into_owned(),
+                processing: m.get("MSH", 11).text().into_owned(),
+                delivery: part.request.receipts.dsn,
+                reading: part.request.receipts.mdn,
+            }),
+        })
+        .collect()
 }
 
 /// Where a refused compose field came from: `compose.recipients.to[i]` → the PRT of that recipient; the

@@ -4,7 +4,7 @@ use super::PostgresStore;
 use crate::error::Result;
 use crate::exchanges::{
     Answer, BusinessAck, BusinessAckKind, Candidate, Direction, Exchange, ExchangeState, Exchanges,
-    Link, NewExchange, Origin, Report, answered_state,
+    Link, NewExchange, Report, Requester, answered_state,
 };
 use crate::sqlite::exchanges::{BUSINESS_ACK_COLUMNS, CANDIDATES, EXCHANGE_COLUMNS};
 
@@ -87,7 +87,7 @@ fn business_ack_row(r: &tokio_postgres::Row) -> Result<BusinessAck> {
             error: code.map(|c| (c, label.unwrap_or_default())),
         },
         refers_to: r.try_get(8)?,
-        origin: Origin {
+        origin: Requester {
             application: r.try_get(9)?,
             facility: r.try_get(10)?,
             processing: r.try_get(11)?,
@@ -188,7 +188,7 @@ impl Exchanges for PostgresStore {
                 reason: r.try_get(3)?,
                 event_ms: r.try_get(4)?,
                 refers_to: r.try_get(5)?,
-                origin: Origin {
+                origin: Requester {
                     application: r.try_get::<_, Option<String>>(6)?.unwrap_or_default(),
                     facility: r.try_get::<_, Option<String>>(7)?.unwrap_or_default(),
                     processing: r.try_get::<_, Option<String>>(8)?.unwrap_or_default(),

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::exchanges::{
     Answer, BusinessAck, BusinessAckKind, Candidate, Direction, Exchange, ExchangeState, Exchanges,
-    Link, NewExchange, Origin, Report, answered_state,
+    Link, NewExchange, Report, Requester, answered_state,
 };
 
 pub(crate) const SQLITE_SCHEMA: &str = "
@@ -112,7 +112,7 @@ fn business_ack_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BusinessAck> {
             error: code.map(|c| (c, label.unwrap_or_default())),
         },
         refers_to: r.get(8)?,
-        origin: Origin {
+        origin: Requester {
             application: r.get(9)?,
             facility: r.get(10)?,
             processing: r.get(11)?,
@@ -203,7 +203,7 @@ impl Exchanges for SqliteStore {
                             reason: r.get(3)?,
                             event_ms: r.get(4)?,
                             refers_to: r.get(5)?,
-                            origin: Origin {
+                            origin: Requester {
                                 application: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                                 facility: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
                                 processing: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
