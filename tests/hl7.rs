@@ -735,15 +735,16 @@ fn receipts_go_back_to_the_dpi_as_business_acks_once_each() {
         rt.block_on(store.exchanges(mss_outbox::exchanges::Link::Message(key)))
             .unwrap()
     };
-    let keys: Vec<i64> = rt
-        .block_on(store.batch("hl7:pfi", 0, 10))
-        .unwrap()
-        .unwrap()
-        .items
-        .iter()
-        .map(|m| m.id)
-        .collect();
-    let waiting = log(keys[0]);
+    let keys = || -> Vec<i64> {
+        rt.block_on(store.batch("hl7:pfi", 0, 10))
+            .unwrap()
+            .unwrap()
+            .items
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    let waiting = log(keys()[0]);
     assert_eq!(waiting.len(), 2, "{waiting:?}");
     assert_eq!(waiting[1].kind, "ZAM^Z02");
     assert_eq!(
@@ -850,8 +851,42 @@ fn receipts_go_back_to_the_dpi_as_business_acks_once_each() {
     );
     assert!(!dpi.out.join("4.json").exists(), "each ack once");
 
+    // a third letter delivered: the DPI answers AR (sent again later, the same MSH-10), then AE
+    // (refused: never sent again)
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&asks[..], &["--control-id", "Z-3"]].concat(),
+    );
+    assert_eq!(ack["msa1"], "AA", "{ack}");
+    let third = message_id(&pfi.queued()[2].2);
+    rt.block_on(mss_outbox::receipts::record(
+        &store,
+        &dsn(&third, TO, "delivered", "2.0.0", "250 2.0.0 Ok"),
+    ))
+    .unwrap();
+    std::fs::write(&dpi.answer, "AR").unwrap();
+    assert!(forward().status.success());
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    assert!(forward().status.success());
+    let (again, refused) = (dpi.received(4), dpi.received(5));
+    assert_eq!(again["type"], "ZAM^Z02");
+    assert_eq!(again["obx"][0][2], "Z-3");
+    assert_eq!(
+        again["control_id"], refused["control_id"],
+        "the same MSH-10"
+    );
+    assert_eq!(
+        common::stdout(&forward()).trim(),
+        "0 message(s) sent to the DPI"
+    );
+    assert!(!dpi.out.join("6.json").exists(), "AE is final");
+    let z = log(keys()[2]).pop().unwrap();
+    assert_eq!(z.state, mss_outbox::exchanges::ExchangeState::Refused);
+    assert_eq!((z.ack.as_deref(), z.attempts), (Some("AE"), 2));
+    assert_eq!(z.error_code.as_deref(), Some("902"));
+
     // the log: the MDM received and answered, each ZAM sent and the DPI's AA
-    let shown: Vec<(String, String, Option<String>)> = log(keys[0])
+    let shown: Vec<(String, String, Option<String>)> = log(keys()[0])
         .into_iter()
         .map(|e| (e.direction.as_str().to_owned(), e.kind, e.ack))
         .collect();
@@ -864,7 +899,7 @@ fn receipts_go_back_to_the_dpi_as_business_acks_once_each() {
         ]
     );
     assert_eq!(
-        log(keys[0])[1].attempts,
+        log(keys()[0])[1].attempts,
         2,
         "one send without answer, one answered"
     );
