@@ -407,6 +407,17 @@ fn smtp_label(code: &str) -> &'static str {
     }
 }
 
+/// `log[i]` linked to the message of `accepted[i]` ([`crate::Store::enqueue_logged`]).
+pub(crate) fn linked(log: Vec<NewExchange>, accepted: &[crate::Accepted]) -> Vec<NewExchange> {
+    log.into_iter()
+        .zip(accepted)
+        .map(|(mut e, a)| {
+            e.link = Link::Message(a.key());
+            e
+        })
+        .collect()
+}
+
 /// The state a business ack's answer leaves it in.
 pub(crate) fn answered_state(ack: &str) -> ExchangeState {
     match ack {

@@ -127,6 +127,17 @@ pub trait Store: Inbox + Overview + Exchanges + Send + Sync {
         items: Vec<NewMessage>,
     ) -> Result<Vec<Accepted>>;
 
+    /// [`Store::enqueue`], and in the same transaction logs `log[i]` as an exchange of item `i`'s
+    /// message, new or found again (its link set to that message): the HL7 listener's one commit per
+    /// message (docs/mssante.md H1).
+    async fn enqueue_logged(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+        log: Vec<exchanges::NewExchange>,
+    ) -> Result<Vec<Accepted>>;
+
     /// Leases up to `max` recipients ready to go (queued, deferred and due, or sending with an expired
     /// lease), of `sender` only when given, skipping paused senders; they become `sending`, owned by
     /// `worker` until `lease` from now. Grouped by message.

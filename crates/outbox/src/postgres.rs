@@ -257,6 +257,16 @@ impl crate::Store for PostgresStore {
         owner: Option<&str>,
         items: Vec<NewMessage>,
     ) -> Result<Vec<Accepted>> {
+        self.enqueue_logged(batch, owner, items, Vec::new()).await
+    }
+
+    async fn enqueue_logged(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+        log: Vec<crate::exchanges::NewExchange>,
+    ) -> Result<Vec<Accepted>> {
         check_owner_has_batch(batch, owner)?;
         for item in &items {
             item.validate()?;
@@ -333,6 +343,7 @@ impl crate::Store for PostgresStore {
                 }
             }
         }
+        exchanges::insert(&tx, &crate::exchanges::linked(log, &out), now).await?;
         tx.commit().await?;
         Ok(out)
     }

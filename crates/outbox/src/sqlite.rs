@@ -382,6 +382,16 @@ impl crate::Store for SqliteStore {
         owner: Option<&str>,
         items: Vec<NewMessage>,
     ) -> Result<Vec<Accepted>> {
+        self.enqueue_logged(batch, owner, items, Vec::new()).await
+    }
+
+    async fn enqueue_logged(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+        log: Vec<crate::exchanges::NewExchange>,
+    ) -> Result<Vec<Accepted>> {
         check_owner_has_batch(batch, owner)?;
         for item in &items {
             item.validate()?;
@@ -492,6 +502,7 @@ impl crate::Store for SqliteStore {
                     out.push(Accepted::New(key));
                 }
             }
+            exchanges::insert(&tx, &crate::exchanges::linked(log, &out), now)?;
             tx.commit()?;
             Ok(out)
         })

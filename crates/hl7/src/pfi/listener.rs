@@ -96,21 +96,17 @@ impl DpiListener {
             Ok(items) => items,
             Err(r) => return Outcome::Refused(r),
         };
-        let queued = match self
+        // the exchange logged in the same commit, with the business acks the DPI asked for
+        match self
             .store
-            .enqueue(Some(&self.batch), self.owner.as_deref(), items)
+            .enqueue_logged(
+                Some(&self.batch),
+                self.owner.as_deref(),
+                items,
+                received(m, &outgoing),
+            )
             .await
         {
-            // the exchange logged with what the DPI asked back: a log that fails answers AR, and the
-            // DPI's resend (already queued: nothing sent twice) logs it
-            Ok(accepted) => self
-                .store
-                .log_exchanges(&received(m, &outgoing, &accepted))
-                .await
-                .map(|()| accepted),
-            Err(e) => Err(e),
-        };
-        match queued {
             Ok(accepted) => Outcome::Queued {
                 again: accepted.iter().all(|a| matches!(a, Accepted::Existing(_))),
                 ids: accepted.iter().map(|a| a.key()).collect(),
@@ -202,15 +198,15 @@ impl DpiListener {
     }
 }
 
-/// The log of `m` accepted as `accepted` (one outbox message per part), answered `AA`, with who sent it
-/// and the business acks its flags ask for.
-fn received(m: &Message, outgoing: &Outgoing, accepted: &[Accepted]) -> Vec<NewExchange> {
+/// The log of `m`, one entry per part (the store links each to its outbox message), answered `AA`, with
+/// who sent it and the business acks its flags ask for.
+fn received(m: &Message, outgoing: &Outgoing) -> Vec<NewExchange> {
     let (kind, event, _) = m.message_type();
-    accepted
+    outgoing
+        .parts
         .iter()
-        .zip(&outgoing.parts)
-        .map(|(a, part)| NewExchange {
-            link: Link::Message(a.key()),
+        .map(|part| NewExchange {
+            link: Link::Message(0),
             direction: Direction::Received,
             kind: format!("{kind}^{event}"),
             control_id: m.control_id().into_owned(),

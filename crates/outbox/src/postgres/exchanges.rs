@@ -99,47 +99,60 @@ fn business_ack_row(r: &tokio_postgres::Row) -> Result<BusinessAck> {
     })
 }
 
+/// Logs answered exchanges in `tx`.
+pub(crate) async fn insert(
+    tx: &deadpool_postgres::Transaction<'_>,
+    exchanges: &[NewExchange],
+    now: i64,
+) -> Result<()> {
+    if exchanges.is_empty() {
+        return Ok(());
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO hl7_exchanges (message, inbox, direction, kind, control_id, created_ms, \
+             state, ack, error_code, error_label, answered_ms, application, facility, processing, \
+             asks_delivery, asks_reading) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'done', $7, $8, $9, $6, $10, $11, $12, $13, $14)",
+        )
+        .await?;
+    for e in exchanges {
+        let (message, inbox) = match e.link {
+            Link::Message(k) => (Some(k), None),
+            Link::Inbox(k) => (None, Some(k)),
+        };
+        let o = e.origin.as_ref();
+        tx.execute(
+            &insert,
+            &[
+                &message,
+                &inbox,
+                &e.direction.as_str(),
+                &e.kind,
+                &e.control_id,
+                &now,
+                &e.answer.ack,
+                &e.answer.error_code,
+                &e.answer.error_label,
+                &o.map(|o| o.application.as_str()),
+                &o.map(|o| o.facility.as_str()),
+                &o.map(|o| o.processing.as_str()),
+                &i32::from(o.is_some_and(|o| o.delivery)),
+                &i32::from(o.is_some_and(|o| o.reading)),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Exchanges for PostgresStore {
     async fn log_exchanges(&self, exchanges: &[NewExchange]) -> Result<()> {
         let now = self.clock.now_ms();
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let insert = tx
-            .prepare(
-                "INSERT INTO hl7_exchanges (message, inbox, direction, kind, control_id, created_ms, \
-                 state, ack, error_code, error_label, answered_ms, application, facility, processing, \
-                 asks_delivery, asks_reading) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'done', $7, $8, $9, $6, $10, $11, $12, $13, $14)",
-            )
-            .await?;
-        for e in exchanges {
-            let (message, inbox) = match e.link {
-                Link::Message(k) => (Some(k), None),
-                Link::Inbox(k) => (None, Some(k)),
-            };
-            let o = e.origin.as_ref();
-            tx.execute(
-                &insert,
-                &[
-                    &message,
-                    &inbox,
-                    &e.direction.as_str(),
-                    &e.kind,
-                    &e.control_id,
-                    &now,
-                    &e.answer.ack,
-                    &e.answer.error_code,
-                    &e.answer.error_label,
-                    &o.map(|o| o.application.as_str()),
-                    &o.map(|o| o.facility.as_str()),
-                    &o.map(|o| o.processing.as_str()),
-                    &i32::from(o.is_some_and(|o| o.delivery)),
-                    &i32::from(o.is_some_and(|o| o.reading)),
-                ],
-            )
-            .await?;
-        }
+        insert(&tx, exchanges, now).await?;
         tx.commit().await?;
         Ok(())
     }

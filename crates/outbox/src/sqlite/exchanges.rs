@@ -124,45 +124,55 @@ fn business_ack_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BusinessAck> {
     })
 }
 
+/// Logs answered exchanges in `tx`.
+pub(crate) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    exchanges: &[NewExchange],
+    now: i64,
+) -> Result<()> {
+    if exchanges.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO hl7_exchanges (message, inbox, direction, kind, control_id, created_ms, state, \
+         ack, error_code, error_label, answered_ms, application, facility, processing, asks_delivery, \
+         asks_reading) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?6, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for e in exchanges {
+        let (message, inbox) = match e.link {
+            Link::Message(k) => (Some(k), None),
+            Link::Inbox(k) => (None, Some(k)),
+        };
+        let o = e.origin.as_ref();
+        insert.execute(params![
+            message,
+            inbox,
+            e.direction.as_str(),
+            e.kind,
+            e.control_id,
+            now,
+            e.answer.ack,
+            e.answer.error_code,
+            e.answer.error_label,
+            o.map(|o| &o.application),
+            o.map(|o| &o.facility),
+            o.map(|o| &o.processing),
+            o.is_some_and(|o| o.delivery),
+            o.is_some_and(|o| o.reading),
+        ])?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Exchanges for SqliteStore {
     async fn log_exchanges(&self, exchanges: &[NewExchange]) -> Result<()> {
         let exchanges = exchanges.to_vec();
         let clock = Arc::clone(&self.clock);
         self.run(move |conn| {
-            let now = clock.now_ms();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO hl7_exchanges (message, inbox, direction, kind, control_id, \
-                     created_ms, state, ack, error_code, error_label, answered_ms, application, \
-                     facility, processing, asks_delivery, asks_reading) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?6, ?10, ?11, ?12, ?13, ?14)",
-                )?;
-                for e in &exchanges {
-                    let (message, inbox) = match e.link {
-                        Link::Message(k) => (Some(k), None),
-                        Link::Inbox(k) => (None, Some(k)),
-                    };
-                    let o = e.origin.as_ref();
-                    insert.execute(params![
-                        message,
-                        inbox,
-                        e.direction.as_str(),
-                        e.kind,
-                        e.control_id,
-                        now,
-                        e.answer.ack,
-                        e.answer.error_code,
-                        e.answer.error_label,
-                        o.map(|o| &o.application),
-                        o.map(|o| &o.facility),
-                        o.map(|o| &o.processing),
-                        o.is_some_and(|o| o.delivery),
-                        o.is_some_and(|o| o.reading),
-                    ])?;
-                }
-            }
+            insert(&tx, &exchanges, clock.now_ms())?;
             tx.commit()?;
             Ok(())
         })
