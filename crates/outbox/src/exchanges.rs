@@ -292,6 +292,10 @@ pub struct BusinessAck {
     pub attempts: u32,
 }
 
+/// How long the receipts of a message the DPI sent are watched for business acks: 30 days (a receipt
+/// later than that is recorded, and no ZAM follows). It bounds what each planning pass reads.
+pub const WATCH_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// The HL7 exchanges in the store. Every method is one transaction.
 #[async_trait::async_trait]
 pub trait Exchanges: Send + Sync {
@@ -302,8 +306,8 @@ pub trait Exchanges: Send + Sync {
     async fn exchanges(&self, link: Link) -> Result<Vec<Exchange>>;
 
     /// Queues the business acks the receipts recorded so far call for (a recipient of a message whose
-    /// DPI asked for them, moved on to delivered, read or failed), each once per recipient and kind;
-    /// returns how many were queued now.
+    /// DPI asked for them within [`WATCH_MS`], moved on to delivered, read or failed), each once per
+    /// recipient and kind; returns how many were queued now.
     async fn plan_business_acks(&self) -> Result<u64>;
 
     /// Up to `limit` business acks to send: pending and due at `now_ms` (every pending one when `None`),

@@ -44,6 +44,73 @@ suite!(
     exchanges_of_inbox_messages_are_logged_apart,
 );
 
+// the watch window reads the time: a clock of the test's own
+mod clocked {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let clock = mss_outbox::ManualClock::new();
+        let (store, _dir) = super::common::sqlite_store_with(&clock);
+        super::receipts_after_the_watch_call_for_no_ack(store, &clock).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let clock = mss_outbox::ManualClock::new();
+        let Some((store, _url)) = super::common::pg_store_with(&clock).await else {
+            return;
+        };
+        super::receipts_after_the_watch_call_for_no_ack(store, &clock).await;
+    }
+}
+
+async fn receipts_after_the_watch_call_for_no_ack(
+    s: Arc<dyn Store>,
+    clock: &mss_outbox::ManualClock,
+) {
+    let key = s
+        .enqueue_logged(
+            Some("hl7:pfi"),
+            None,
+            vec![common::msg("late", SENDER, &[A, B])],
+            vec![received(0, "LATE", true, true)],
+        )
+        .await
+        .unwrap()[0]
+        .key();
+    s.receipt(
+        "<late@mss.test>",
+        Some(A),
+        State::Delivered,
+        "DSN delivered 2.0.0",
+    )
+    .await
+    .unwrap();
+    clock.advance(std::time::Duration::from_millis(
+        u64::try_from(mss_outbox::exchanges::WATCH_MS).unwrap() - 1000,
+    ));
+    s.receipt(
+        "<late@mss.test>",
+        Some(B),
+        State::Delivered,
+        "DSN delivered 2.0.0",
+    )
+    .await
+    .unwrap();
+    // both within the watch (planned at its very end)
+    assert_eq!(s.plan_business_acks().await.unwrap(), 2);
+    clock.advance(std::time::Duration::from_secs(2));
+    s.receipt(
+        "<late@mss.test>",
+        Some(A),
+        State::Read,
+        "MDN displayed by a (manual)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.plan_business_acks().await.unwrap(), 0, "past the watch");
+    assert_eq!(s.exchanges(Link::Message(key)).await.unwrap().len(), 3);
+}
+
 const SENDER: &str = "pfi@hopital.mssante.fr";
 const A: &str = "a@medecin.mssante.fr";
 const B: &str = "b@medecin.mssante.fr";

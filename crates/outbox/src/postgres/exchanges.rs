@@ -2,6 +2,7 @@
 
 use super::PostgresStore;
 use crate::error::Result;
+use crate::exchanges::WATCH_MS;
 use crate::exchanges::{
     Answer, BusinessAck, BusinessAckKind, Candidate, Direction, Exchange, ExchangeState, Exchanges,
     Link, NewExchange, Report, Requester, answered_state,
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS hl7_exchanges (
 );
 CREATE INDEX IF NOT EXISTS hl7_exchanges_message ON hl7_exchanges(message);
 CREATE INDEX IF NOT EXISTS hl7_exchanges_inbox ON hl7_exchanges(inbox);
+CREATE INDEX IF NOT EXISTS hl7_exchanges_received ON hl7_exchanges(created_ms)
+  WHERE direction = 'received';
 CREATE INDEX IF NOT EXISTS hl7_exchanges_due ON hl7_exchanges(due_ms) WHERE state = 'pending';
 CREATE UNIQUE INDEX IF NOT EXISTS hl7_business_acks ON hl7_exchanges(message, recipient, kind)
   WHERE recipient IS NOT NULL;
@@ -182,7 +185,9 @@ impl Exchanges for PostgresStore {
         // the second insert out anyway)
         tx.execute("LOCK TABLE hl7_exchanges IN SHARE ROW EXCLUSIVE MODE", &[])
             .await?;
-        let rows = tx.query(CANDIDATES, &[]).await?;
+        let rows = tx
+            .query(&numbered(CANDIDATES), &[&(now - WATCH_MS)])
+            .await?;
         let insert = tx
             .prepare(
                 "INSERT INTO hl7_exchanges (message, direction, kind, control_id, created_ms, state, \

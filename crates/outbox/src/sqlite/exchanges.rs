@@ -8,7 +8,7 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::exchanges::{
     Answer, BusinessAck, BusinessAckKind, Candidate, Direction, Exchange, ExchangeState, Exchanges,
-    Link, NewExchange, Report, Requester, answered_state,
+    Link, NewExchange, Report, Requester, WATCH_MS, answered_state,
 };
 
 pub(crate) const SQLITE_SCHEMA: &str = "
@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS hl7_exchanges (
 );
 CREATE INDEX IF NOT EXISTS hl7_exchanges_message ON hl7_exchanges(message);
 CREATE INDEX IF NOT EXISTS hl7_exchanges_inbox ON hl7_exchanges(inbox);
+CREATE INDEX IF NOT EXISTS hl7_exchanges_received ON hl7_exchanges(created_ms)
+  WHERE direction = 'received';
 CREATE INDEX IF NOT EXISTS hl7_exchanges_due ON hl7_exchanges(due_ms) WHERE state = 'pending';
 CREATE UNIQUE INDEX IF NOT EXISTS hl7_business_acks ON hl7_exchanges(message, recipient, kind)
   WHERE recipient IS NOT NULL;
@@ -52,13 +54,13 @@ pub(crate) const EXCHANGE_COLUMNS: &str = "id, direction, kind, control_id, crea
      attempts, due_ms, last_error, recipient, reported, reported_code, ack, error_code, error_label, \
      answered_ms";
 
-/// Recipients moved on by receipts, of messages whose DPI asked business acks not queued yet (the first
-/// received message of each outbox message is its origin; a `failed` recipient has a reading ack only
-/// when an MDN failed it).
+/// Recipients moved on by receipts, of messages whose DPI asked business acks not queued yet, received
+/// since `?1` (the first received message of each outbox message is its origin; a `failed` recipient has
+/// a reading ack only when an MDN failed it).
 pub(crate) const CANDIDATES: &str = "SELECT o.message, r.address, r.state, r.reason, r.updated_ms, \
        o.control_id, o.application, o.facility, o.processing, o.asks_delivery, o.asks_reading \
      FROM hl7_exchanges o JOIN recipients r ON r.message = o.message \
-     WHERE o.direction = 'received' AND o.message IS NOT NULL \
+     WHERE o.direction = 'received' AND o.created_ms >= ?1 AND o.message IS NOT NULL \
        AND (o.asks_delivery = 1 OR o.asks_reading = 1) \
        AND o.id = (SELECT MIN(f.id) FROM hl7_exchanges f \
                    WHERE f.message = o.message AND f.direction = 'received') \
@@ -205,7 +207,7 @@ impl Exchanges for SqliteStore {
             {
                 let mut q = tx.prepare_cached(CANDIDATES)?;
                 let candidates: Vec<Candidate> = q
-                    .query_map([], |r| {
+                    .query_map([now - WATCH_MS], |r| {
                         Ok(Candidate {
                             message: r.get(0)?,
                             recipient: r.get(1)?,
