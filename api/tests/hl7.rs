@@ -74,6 +74,7 @@ async fn messages_and_inbox_entries_show_their_hl7_exchanges() {
                 application: "RIS".into(),
                 facility: "CH".into(),
                 processing: "P".into(),
+                charset: "UNICODE UTF-8".into(),
                 delivery: true,
                 reading: false,
             }),

@@ -208,6 +208,8 @@ pub struct Requester {
     pub facility: String,
     /// Its MSH-11 (`P`, `T`, `D`).
     pub processing: String,
+    /// Its MSH-18 (`UNICODE UTF-8`, `8859/15`): the ZAMs are written in it.
+    pub charset: String,
     /// `ACK_RECEPTION` = Y: a `ZAM^Z02` per recipient once delivered or failed.
     pub delivery: bool,
     /// `ACK_LECTURE_MSS` = Y: a `ZAM^Z03` per recipient once read or in error.
@@ -461,6 +463,7 @@ mod tests {
             application: "DPI".into(),
             facility: "CH".into(),
             processing: "P".into(),
+            charset: "UNICODE UTF-8".into(),
             delivery,
             reading,
         }

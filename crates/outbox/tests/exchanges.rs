@@ -129,6 +129,7 @@ fn received(key: i64, control_id: &str, delivery: bool, reading: bool) -> NewExc
             application: "DPI".into(),
             facility: "CH-X".into(),
             processing: "P".into(),
+            charset: "UNICODE UTF-8".into(),
             delivery,
             reading,
         }),
@@ -225,6 +226,7 @@ async fn business_acks_are_queued_once_as_receipts_come_and_answered(s: Arc<dyn 
         assert_eq!(z.origin.application, "DPI");
         assert_eq!(z.origin.facility, "CH-X");
         assert_eq!(z.origin.processing, "P");
+        assert_eq!(z.origin.charset, "UNICODE UTF-8");
         assert_eq!(z.control_id, format!("MSSZ{}", z.id));
         assert_eq!(z.attempts, 0);
     }

@@ -47,8 +47,10 @@ pub fn zam(ack: &BusinessAck, from: &Sending, now: &str) -> Message {
         "" => "P",
         p => p,
     };
+    // in the DPI's own character set
+    let charset = Charset::from_msh18(&ack.origin.charset).unwrap_or(Charset::Utf8);
     let mut msh = Message::msh(
-        Charset::Utf8,
+        charset,
         &[
             &e(&from.application),
             &e(&from.facility),
@@ -99,7 +101,7 @@ pub fn zam(ack: &BusinessAck, from: &Sending, now: &str) -> Message {
                 .with(5, d.components(&[code, label, error_system])),
         );
     }
-    Message::new(Charset::Utf8, segments)
+    Message::new(charset, segments)
 }
 
 /// `YYYYMMDDHHMMSS+0000` of a time in ms since the epoch.
@@ -190,6 +192,7 @@ mod tests {
                 application: "RIS-Y".into(),
                 facility: "Org-Y".into(),
                 processing: "P".into(),
+                charset: "UNICODE UTF-8".into(),
                 delivery: true,
                 reading: true,
             },
@@ -280,6 +283,18 @@ mod tests {
         );
         // it reads back as itself
         assert_eq!(Message::parse(&m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_dpi_writing_latin_9_is_answered_in_latin_9() {
+        let mut z = ack(BusinessAckKind::Delivery, true, None);
+        z.origin.charset = "8859/15".into();
+        let m = zam(&z, &from(), "20260601120000+0000");
+        let bytes = m.to_bytes();
+        assert!(bytes.windows(10).any(|w| w == b"|FRA|8859/"), "MSH-18");
+        // é is one byte (0xE9) in ISO 8859-15
+        assert!(bytes.windows(6).any(|w| w == b"Accus\xe9"));
+        assert_eq!(Message::parse(&bytes).unwrap(), m);
     }
 
     #[test]

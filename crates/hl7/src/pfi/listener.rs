@@ -218,6 +218,7 @@ fn received(m: &Message, outgoing: &Outgoing) -> Vec<NewExchange> {
                 application: m.get("MSH", 3).text().into_owned(),
                 facility: m.get("MSH", 4).text().into_owned(),
                 processing: m.get("MSH", 11).text().into_owned(),
+                charset: m.charset().msh18().to_owned(),
                 delivery: part.request.receipts.dsn,
                 reading: part.request.receipts.mdn,
             }),

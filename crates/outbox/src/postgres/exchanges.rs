@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS hl7_exchanges (
   application TEXT,
   facility TEXT,
   processing TEXT,
+  charset TEXT,
   asks_delivery INTEGER NOT NULL DEFAULT 0,
   asks_reading INTEGER NOT NULL DEFAULT 0,
   recipient TEXT,
@@ -94,6 +95,7 @@ fn business_ack_row(r: &tokio_postgres::Row) -> Result<BusinessAck> {
             application: r.try_get(9)?,
             facility: r.try_get(10)?,
             processing: r.try_get(11)?,
+            charset: r.try_get::<_, Option<String>>(14)?.unwrap_or_default(),
             delivery: false,
             reading: false,
         },
@@ -115,8 +117,8 @@ pub(crate) async fn insert(
         .prepare_cached(
             "INSERT INTO hl7_exchanges (message, inbox, direction, kind, control_id, created_ms, \
              state, ack, error_code, error_label, answered_ms, application, facility, processing, \
-             asks_delivery, asks_reading) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'done', $7, $8, $9, $6, $10, $11, $12, $13, $14)",
+             asks_delivery, asks_reading, charset) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'done', $7, $8, $9, $6, $10, $11, $12, $13, $14, $15)",
         )
         .await?;
     for e in exchanges {
@@ -142,6 +144,7 @@ pub(crate) async fn insert(
                 &o.map(|o| o.processing.as_str()),
                 &i32::from(o.is_some_and(|o| o.delivery)),
                 &i32::from(o.is_some_and(|o| o.reading)),
+                &o.map(|o| o.charset.as_str()),
             ],
         )
         .await?;
@@ -192,9 +195,9 @@ impl Exchanges for PostgresStore {
             .prepare(
                 "INSERT INTO hl7_exchanges (message, direction, kind, control_id, created_ms, state, \
                  due_ms, application, facility, processing, recipient, refers_to, reported, \
-                 reported_code, reported_label, event_ms) \
-                 VALUES ($1, 'sent', $2, '', $3, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT DO NOTHING",
+                 reported_code, reported_label, event_ms, charset) \
+                 VALUES ($1, 'sent', $2, '', $3, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 $13) ON CONFLICT DO NOTHING",
             )
             .await?;
         let mut queued = 0;
@@ -210,6 +213,7 @@ impl Exchanges for PostgresStore {
                     application: r.try_get::<_, Option<String>>(6)?.unwrap_or_default(),
                     facility: r.try_get::<_, Option<String>>(7)?.unwrap_or_default(),
                     processing: r.try_get::<_, Option<String>>(8)?.unwrap_or_default(),
+                    charset: r.try_get::<_, Option<String>>(11)?.unwrap_or_default(),
                     delivery: r.try_get::<_, i32>(9)? != 0,
                     reading: r.try_get::<_, i32>(10)? != 0,
                 },
@@ -232,6 +236,7 @@ impl Exchanges for PostgresStore {
                             &code,
                             &label,
                             &c.event_ms,
+                            &c.origin.charset,
                         ],
                     )
                     .await?;

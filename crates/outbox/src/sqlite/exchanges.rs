@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS hl7_exchanges (
   application TEXT,
   facility TEXT,
   processing TEXT,
+  charset TEXT,
   asks_delivery INTEGER NOT NULL DEFAULT 0,
   asks_reading INTEGER NOT NULL DEFAULT 0,
   recipient TEXT,
@@ -58,7 +59,8 @@ pub(crate) const EXCHANGE_COLUMNS: &str = "id, direction, kind, control_id, crea
 /// since `?1` (the first received message of each outbox message is its origin; a `failed` recipient has
 /// a reading ack only when an MDN failed it).
 pub(crate) const CANDIDATES: &str = "SELECT o.message, r.address, r.state, r.reason, r.updated_ms, \
-       o.control_id, o.application, o.facility, o.processing, o.asks_delivery, o.asks_reading \
+       o.control_id, o.application, o.facility, o.processing, o.asks_delivery, o.asks_reading, \
+       o.charset \
      FROM hl7_exchanges o JOIN recipients r ON r.message = o.message \
      WHERE o.direction = 'received' AND o.created_ms >= ?1 AND o.message IS NOT NULL \
        AND (o.asks_delivery = 1 OR o.asks_reading = 1) \
@@ -74,7 +76,8 @@ pub(crate) const CANDIDATES: &str = "SELECT o.message, r.address, r.state, r.rea
 
 /// The columns [`business_ack_row`] reads.
 pub(crate) const BUSINESS_ACK_COLUMNS: &str = "id, message, control_id, recipient, kind, reported, \
-     reported_code, reported_label, refers_to, application, facility, processing, event_ms, attempts";
+     reported_code, reported_label, refers_to, application, facility, processing, event_ms, attempts, \
+     charset";
 
 fn exchange_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Exchange> {
     let direction: String = r.get(1)?;
@@ -118,6 +121,7 @@ fn business_ack_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BusinessAck> {
             application: r.get(9)?,
             facility: r.get(10)?,
             processing: r.get(11)?,
+            charset: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
             delivery: false,
             reading: false,
         },
@@ -138,8 +142,8 @@ pub(crate) fn insert(
     let mut insert = tx.prepare_cached(
         "INSERT INTO hl7_exchanges (message, inbox, direction, kind, control_id, created_ms, state, \
          ack, error_code, error_label, answered_ms, application, facility, processing, asks_delivery, \
-         asks_reading) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?6, ?10, ?11, ?12, ?13, ?14)",
+         asks_reading, charset) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'done', ?7, ?8, ?9, ?6, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     for e in exchanges {
         let (message, inbox) = match e.link {
@@ -162,6 +166,7 @@ pub(crate) fn insert(
             o.map(|o| &o.processing),
             o.is_some_and(|o| o.delivery),
             o.is_some_and(|o| o.reading),
+            o.map(|o| &o.charset),
         ])?;
     }
     Ok(())
@@ -219,6 +224,7 @@ impl Exchanges for SqliteStore {
                                 application: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                                 facility: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
                                 processing: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                                charset: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
                                 delivery: r.get::<_, i64>(9)? != 0,
                                 reading: r.get::<_, i64>(10)? != 0,
                             },
@@ -228,9 +234,9 @@ impl Exchanges for SqliteStore {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO hl7_exchanges (message, direction, kind, control_id, created_ms, \
                      state, due_ms, application, facility, processing, recipient, refers_to, \
-                     reported, reported_code, reported_label, event_ms) \
+                     reported, reported_code, reported_label, event_ms, charset) \
                      VALUES (?1, 'sent', ?2, '', ?3, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-                     ?11, ?12) ON CONFLICT DO NOTHING",
+                     ?11, ?12, ?13) ON CONFLICT DO NOTHING",
                 )?;
                 for c in &candidates {
                     for report in c.reports()? {
@@ -248,6 +254,7 @@ impl Exchanges for SqliteStore {
                             code,
                             label,
                             c.event_ms,
+                            c.origin.charset,
                         ])?);
                     }
                 }
