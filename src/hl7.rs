@@ -24,8 +24,9 @@ pub enum Hl7Command {
     /// and deliver it (unless --queue-only), until interrupted.
     Listen(ListenArgs),
     /// Send the documents received in the `[hl7] sender` mailbox (its inbox) to `[hl7] dpi` as MDM, and
-    /// record each message integrated or in error as the DPI answers (the MDN follows): one pass with
-    /// --once, else every 5 s until interrupted.
+    /// record each message integrated or in error as the DPI answers (the MDN follows); send the DPI the
+    /// business acks (ZAM^Z02 delivery, ZAM^Z03 reading) its messages asked for as receipts come back:
+    /// one pass with --once (every ack waiting, whatever its backoff), else every 5 s until interrupted.
     Forward(ForwardArgs),
 }
 
@@ -226,7 +227,17 @@ fn listen(data_flag: Option<PathBuf>, args: ListenArgs) -> Result<()> {
     })
 }
 
-/// The forwarder of `[hl7] dpi`: the sender mailbox's received documents to the DPI.
+/// What one forwarder pass sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Passed {
+    /// Received messages whose documents went to the DPI (they got an outcome).
+    pub messages: usize,
+    /// Business acks (ZAM) the DPI answered.
+    pub acks: usize,
+}
+
+/// The forwarder of `[hl7] dpi`: the sender mailbox's received documents, and the business acks of the
+/// messages the DPI sent, to the DPI.
 pub struct Forwarder {
     mailbox: String,
     client: MllpClient,
@@ -283,16 +294,23 @@ impl Forwarder {
         }))
     }
 
-    /// One pass; how many messages got an outcome.
-    pub async fn pass(&mut self, store: &dyn Store) -> mss_hl7::Result<usize> {
-        mss_hl7::pfi::receiving::pass(
+    /// One pass: the received documents, then the business acks due (every one waiting when `all`);
+    /// an error of either ends the pass once both were tried.
+    pub async fn pass(&mut self, store: &dyn Store, all: bool) -> mss_hl7::Result<Passed> {
+        let documents = mss_hl7::pfi::receiving::pass(
             store,
             &self.mailbox,
             &mut self.client,
             &self.from,
             &self.answering,
         )
-        .await
+        .await;
+        let acks =
+            mss_hl7::pfi::business_acks::pass(store, &mut self.client, &self.from, all).await;
+        Ok(Passed {
+            messages: documents?,
+            acks: acks?,
+        })
     }
 
     /// Passes every 5 s until `stop`.
@@ -302,9 +320,18 @@ impl Forwarder {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
-            match self.pass(store.as_ref()).await {
-                Ok(0) => {}
-                Ok(n) => eprintln!("mss: hl7: {n} received message(s) sent to the DPI"),
+            match self.pass(store.as_ref(), false).await {
+                Ok(p) => {
+                    if p.messages > 0 {
+                        eprintln!(
+                            "mss: hl7: {} received message(s) sent to the DPI",
+                            p.messages
+                        );
+                    }
+                    if p.acks > 0 {
+                        eprintln!("mss: hl7: {} business ack(s) sent to the DPI", p.acks);
+                    }
+                }
                 Err(e) => eprintln!("mss: hl7: sending to the DPI: {e} (again in 5 s)"),
             }
             tokio::select! {
@@ -333,8 +360,11 @@ fn forward(data_flag: Option<PathBuf>, args: ForwardArgs) -> Result<()> {
     runtime.block_on(async move {
         let store = mss_outbox::open_store(&data_dir, location.as_deref()).await?;
         if args.once {
-            let n = forwarder.pass(store.as_ref()).await?;
-            println!("{n} message(s) sent to the DPI");
+            let p = forwarder.pass(store.as_ref(), true).await?;
+            println!("{} message(s) sent to the DPI", p.messages);
+            if p.acks > 0 {
+                println!("{} business ack(s) sent to the DPI", p.acks);
+            }
             return Ok(());
         }
         let (stop_tx, stop) = tokio::sync::watch::channel(false);

@@ -180,8 +180,11 @@ fn show(data_dir: &Path, args: ShowArgs) -> Result<()> {
     rt.block_on(async move {
         let store = mss_outbox::open_store(data_dir, args.outbox.as_deref()).await?;
         let (e, m) = entry(store.as_ref(), args.id).await?;
+        let hl7 = store
+            .exchanges(mss_outbox::exchanges::Link::Inbox(e.id))
+            .await?;
         if args.json {
-            let shown = mss_outbox::inbox::shown(&e, m.as_ref());
+            let shown = mss_outbox::inbox::shown(&e, m.as_ref(), &hl7);
             println!("{}", serde_json::to_string(&shown)?);
             return Ok(());
         }
@@ -244,6 +247,9 @@ fn show(data_dir: &Path, args: ShowArgs) -> Result<()> {
         }
         for p in &view.problems {
             println!("problem: {p}");
+        }
+        for x in &hl7 {
+            println!("hl7: {x}");
         }
         if let Some(t) = &view.text {
             println!("\n{t}");

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use base64::Engine;
-use mss_outbox::{Inbox, SqliteStore, Store};
+use mss_outbox::{Exchanges, Inbox, SqliteStore, Store};
 
 const SENDER: &str = "pfi@hopital.mssante.fr";
 
@@ -709,6 +709,33 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
         statuses()[2].status,
         mss_outbox::inbox::InboxStatus::Integrated
     );
+
+    // 4. every exchange with the DPI in `mss inbox show` (the DPI down left none: nothing was answered)
+    let show = |id: &str, json: bool| {
+        let mut args = vec!["--data", data.to_str().unwrap(), "inbox", "show", id];
+        if json {
+            args.push("--json");
+        }
+        let out = common::run(&args);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out)
+    };
+    let shown: serde_json::Value = serde_json::from_str(&show("1", true)).unwrap();
+    let hl7 = shown["hl7"].as_array().unwrap();
+    assert_eq!(hl7.len(), 2, "{shown}");
+    for (n, e) in hl7.iter().enumerate() {
+        assert_eq!(e["direction"], "sent");
+        assert_eq!(e["type"], "MDM^T02");
+        assert_eq!(e["control_id"], format!("MSS1D{}", n + 1));
+        assert_eq!(e["ack"], "AA");
+    }
+    let text = show("2", false);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("hl7: ")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].ends_with(" sent MDM^T02 MSS2D1 -> AE 902 Identifiant patient inconnu"),
+        "{text}"
+    );
 }
 
 /// The whole H2 loop with the real operator (scripts/lps-operator.sh) and `mss serve`: a letter asking a
@@ -813,4 +840,278 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
     assert_eq!(got["type"], "MDM^T02", "{got}");
     assert_eq!(got["control_id"], "MSS1D1");
     assert!(server.terminate().success());
+}
+
+/// A DSN as Postfix writes it about `envid` for one recipient.
+fn dsn(envid: &str, recipient: &str, action: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\nFrom: MAILER-DAEMON@test-ci-sis.mssante.fr (Mail Delivery System)\r\n\
+Subject: Delivery Status Notification\r\nTo: {SENDER}\r\nAuto-Submitted: auto-replied\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;\r\n\
+\tboundary=\"B1\"\r\nMessage-Id: <{action}.{status}@test-ci-sis.mssante.fr>\r\n\r\n--B1\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\r\nThe mail system.\r\n\r\n--B1\r\n\
+Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.test-ci-sis.mssante.fr\r\n\
+Original-Envelope-Id: {envid}\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\n\
+Original-Recipient: rfc822;{recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\
+Diagnostic-Code: smtp; {diagnostic}\r\n\r\n--B1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn receipts_go_back_to_the_dpi_as_business_acks_once_each() {
+    let pfi = Pfi::start();
+    let dpi = Dpi::start();
+    const TO: &str = "adam.hoda@test-ci-sis.mssante.fr";
+    // two letters asking both business acks
+    let asks = [
+        "--flag",
+        "INVISIBLE_REP_LEGAUX=N",
+        "--flag",
+        "ACK_RECEPTION=Y",
+        "--flag",
+        "ACK_LECTURE_MSS=Y",
+    ];
+    for id in ["Z-1", "Z-2"] {
+        let ack = pfi.dpi_send(
+            "sending-mdm-t02.hl7",
+            &[&asks[..], &["--control-id", id]].concat(),
+        );
+        assert_eq!(ack["msa1"], "AA", "{ack}");
+    }
+    let queued = pfi.queued();
+    assert_eq!(queued.len(), 2);
+    let message_id = |content: &[u8]| {
+        header(&String::from_utf8_lossy(content), "Message-ID")
+            .unwrap()
+            .to_owned()
+    };
+    let (first, second) = (message_id(&queued[0].2), message_id(&queued[1].2));
+
+    let store = SqliteStore::open(&pfi.data.join("outbox.sqlite")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // the receipts, through the outbox's matching: the first delivered, the second refused (550)
+    for raw in [
+        dsn(&first, TO, "delivered", "2.0.0", "250 2.0.0 Ok: queued"),
+        dsn(
+            &second,
+            TO,
+            "failed",
+            "5.1.1",
+            "550 5.1.1 <adam.hoda@test-ci-sis.mssante.fr>: Recipient address rejected",
+        ),
+    ] {
+        let r = rt
+            .block_on(mss_outbox::receipts::record(&store, &raw))
+            .unwrap();
+        assert_eq!(r.delivered + r.failed, 1, "{r:?}");
+    }
+
+    // the forwarder's configuration: the same mailbox, the DPI first down
+    let config = pfi.config.with_file_name("forward.toml");
+    let live = std::fs::read_to_string(&pfi.config)
+        .unwrap()
+        .replace("listen = \"127.0.0.1:0\"\n", "")
+        + &format!(
+            "dpi = \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
+            dpi.port
+        );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(
+        &config,
+        live.replace(&dpi.port.to_string(), &down.to_string()),
+    )
+    .unwrap();
+    let forward = || {
+        common::mss()
+            .args([
+                "--data",
+                pfi.data.to_str().unwrap(),
+                "hl7",
+                "forward",
+                "--once",
+            ])
+            .args(["--config", config.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = forward();
+    assert!(!out.status.success());
+    let log = |key: i64| {
+        rt.block_on(store.exchanges(mss_outbox::exchanges::Link::Message(key)))
+            .unwrap()
+    };
+    let keys = || -> Vec<i64> {
+        rt.block_on(store.batch("hl7:pfi", 0, 10))
+            .unwrap()
+            .unwrap()
+            .items
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    let waiting = log(keys()[0]);
+    assert_eq!(waiting.len(), 2, "{waiting:?}");
+    assert_eq!(waiting[1].kind, "ZAM^Z02");
+    assert_eq!(
+        waiting[1].state,
+        mss_outbox::exchanges::ExchangeState::Pending
+    );
+    assert!(
+        waiting[1]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains(&down.to_string()),
+        "{waiting:?}"
+    );
+    assert!(!dpi.out.join("1.json").exists());
+
+    // the DPI is back: both acks delivered, read by python-hl7
+    std::fs::write(&config, &live).unwrap();
+    let out = forward();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        common::stdout(&out).trim(),
+        "0 message(s) sent to the DPI\n2 business ack(s) sent to the DPI"
+    );
+    let z02 = dpi.received(1);
+    assert_eq!(z02["type"], "ZAM^Z02", "{z02}");
+    assert_eq!(
+        z02["receiver"],
+        serde_json::json!(["RIS-Y", "Organisation-Y"])
+    );
+    assert_eq!(
+        z02["obx"],
+        serde_json::json!([
+            [
+                "CWE",
+                "ACK_RECEPTION_MSS^Accusé de réception MSSanté^AckMetierZAM",
+                "Z-1",
+                ["Y", "", "expandedYes-NoIndicator"],
+                "F"
+            ],
+            [
+                "XTN",
+                "DESTINATAIRE_MSS^Destinataire MSSanté^AckMetierZAM",
+                "",
+                ["", "", "X.400", TO],
+                "F"
+            ]
+        ])
+    );
+    assert_eq!(z02["err"], serde_json::json!([]));
+    assert_eq!(z02["evn2"].as_str().unwrap().len(), 19, "{z02}");
+    let failed = dpi.received(2);
+    assert_eq!(failed["type"], "ZAM^Z02");
+    assert_eq!(failed["obx"][0][2], "Z-2");
+    assert_eq!(failed["obx"][0][3][0], "N");
+    assert_eq!(
+        failed["err"],
+        serde_json::json!([[
+            "207^Application error^messageErrorCondition",
+            "E",
+            "550^Action non effectuée : boîte aux lettres non disponible^SMTPERRORCODE"
+        ]])
+    );
+
+    // the first recipient reads it (the MDN mss-message writes): one ZAM^Z03, and nothing twice
+    let read = mss_message::read_message(&queued[0].2).unwrap();
+    let mdn = mss_message::mdn::build_mdn(
+        &read,
+        &mss_message::mdn::MdnRequest {
+            final_recipient: TO.to_owned(),
+            label: None,
+            disposition: mss_message::mdn::MdnDisposition::Displayed,
+        },
+        &mss_message::ComposeConfig::new("MSS-TEST-NIL"),
+        &mut mss_message::Env::system(),
+    )
+    .unwrap()
+    .raw;
+    let r = rt
+        .block_on(mss_outbox::receipts::record(&store, &mdn))
+        .unwrap();
+    assert_eq!(r.read, 1, "{r:?}");
+    let out = forward();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        common::stdout(&out).trim(),
+        "0 message(s) sent to the DPI\n1 business ack(s) sent to the DPI"
+    );
+    let z03 = dpi.received(3);
+    assert_eq!(z03["type"], "ZAM^Z03");
+    assert_eq!(
+        z03["obx"][0][1],
+        "ACK_LECTURE_MSS^Accusé de lecture^AckMetierZAM"
+    );
+    assert_eq!(z03["obx"][0][3][0], "Y");
+    assert_eq!(
+        z03["obx"][1][1],
+        "LECTEUR_MSS^Lecteur du courriel MSSanté^AckMetierZAM"
+    );
+    assert_eq!(z03["obx"][1][3][3], TO);
+    assert_eq!(
+        common::stdout(&forward()).trim(),
+        "0 message(s) sent to the DPI"
+    );
+    assert!(!dpi.out.join("4.json").exists(), "each ack once");
+
+    // a third letter delivered: the DPI answers AR (sent again later, the same MSH-10), then AE
+    // (refused: never sent again)
+    let ack = pfi.dpi_send(
+        "sending-mdm-t02.hl7",
+        &[&asks[..], &["--control-id", "Z-3"]].concat(),
+    );
+    assert_eq!(ack["msa1"], "AA", "{ack}");
+    let third = message_id(&pfi.queued()[2].2);
+    rt.block_on(mss_outbox::receipts::record(
+        &store,
+        &dsn(&third, TO, "delivered", "2.0.0", "250 2.0.0 Ok"),
+    ))
+    .unwrap();
+    std::fs::write(&dpi.answer, "AR").unwrap();
+    assert!(forward().status.success());
+    std::fs::write(&dpi.answer, "AE:902").unwrap();
+    assert!(forward().status.success());
+    let (again, refused) = (dpi.received(4), dpi.received(5));
+    assert_eq!(again["type"], "ZAM^Z02");
+    assert_eq!(again["obx"][0][2], "Z-3");
+    assert_eq!(
+        again["control_id"], refused["control_id"],
+        "the same MSH-10"
+    );
+    assert_eq!(
+        common::stdout(&forward()).trim(),
+        "0 message(s) sent to the DPI"
+    );
+    assert!(!dpi.out.join("6.json").exists(), "AE is final");
+    let z = log(keys()[2]).pop().unwrap();
+    assert_eq!(z.state, mss_outbox::exchanges::ExchangeState::Refused);
+    assert_eq!((z.ack.as_deref(), z.attempts), (Some("AE"), 2));
+    assert_eq!(z.error_code.as_deref(), Some("902"));
+
+    // the log: the MDM received and answered, each ZAM sent and the DPI's AA
+    let shown: Vec<(String, String, Option<String>)> = log(keys()[0])
+        .into_iter()
+        .map(|e| (e.direction.as_str().to_owned(), e.kind, e.ack))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("received".into(), "MDM^T02".into(), Some("AA".into())),
+            ("sent".into(), "ZAM^Z02".into(), Some("AA".into())),
+            ("sent".into(), "ZAM^Z03".into(), Some("AA".into())),
+        ]
+    );
+    assert_eq!(
+        log(keys()[0])[1].attempts,
+        2,
+        "one send without answer, one answered"
+    );
 }

@@ -234,14 +234,16 @@ pub async fn batch(
 }
 
 /// One message's delivery, per recipient: queued, sending, sent (with the server's reply), deferred (retry
-/// time and reason), failed (reason), then delivered / read / failed when a receipt came back.
+/// time and reason), failed (reason), then delivered / read / failed when a receipt came back. A message a
+/// hospital's DPI sent over HL7 also lists its exchanges (`hl7`): the DPI's message and mss's answer, each
+/// business ack (ZAM) sent back and the DPI's answer.
 #[utoipa::path(
     get,
     path = "/v1/messages/{id}",
     tag = "batches",
     params(("id" = i64, Path, description = "The message id answered by `POST /v1/batches`")),
     responses(
-        (status = 200, description = "The message and its recipients", body = MessageStatus),
+        (status = 200, description = "The message and its recipients", body = MessageView),
         (status = 400, description = "Not a message id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The outbox is unavailable now", body = Problem, content_type = "application/problem+json")
@@ -252,7 +254,7 @@ pub async fn message(
     Extension(caller): Extension<Caller>,
     Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
-) -> Result<Json<MessageStatus>, Problem> {
+) -> Result<Json<MessageView>, Problem> {
     let key = crate::params::row_id(&id, "a message id")?;
     note.message(key);
     let status = state
@@ -262,12 +264,30 @@ pub async fn message(
         .await?
         .filter(|m| m.owner.as_deref() == caller.name())
         .ok_or_else(|| Problem::not_found(format!("no message {key}")))?;
+    let hl7 = state
+        .outbox()?
+        .store
+        .exchanges(mss_outbox::exchanges::Link::Message(key))
+        .await?;
     if let Some(batch) = &status.batch {
         note.batch(batch);
     }
     note.sender(&status.sender);
     note.recipients(status.recipients.iter().map(|r| &r.address));
-    Ok(Json(status))
+    Ok(Json(MessageView { status, hl7 }))
+}
+
+/// One message as `GET /v1/messages/{id}` answers it: its status, and its HL7 exchanges with the DPI
+/// when a hospital's DPI sent it (docs/mssante.md H1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    /// The message and its recipients.
+    #[serde(flatten)]
+    pub status: MessageStatus,
+    /// The DPI's message that asked for it and mss's answer, each business ack (ZAM) sent back and the
+    /// DPI's answer; absent for other messages.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hl7: Vec<mss_outbox::exchanges::Exchange>,
 }
 
 impl AppState {

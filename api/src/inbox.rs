@@ -158,7 +158,9 @@ pub async fn list(
 
 /// One received message: the inbox's fields, then its headers, bodies, attachments (without their bytes)
 /// and `xdm` (`patient_id`, each document with `name`, `size`, `sha1`, `hash_ok`, `type_code`,
-/// `format_code`, `title`, `unique_id`, `patient_id`…, and `problems`).
+/// `format_code`, `title`, `unique_id`, `patient_id`…, and `problems`); `hl7`, when the PFI sent its
+/// documents to the DPI, each exchange (`Exchange`: the MDM sent, its MSH-10, the DPI's answer and error
+/// code), never their content.
 #[utoipa::path(
     get,
     path = "/v1/inbox/{id}",
@@ -178,7 +180,16 @@ pub async fn message(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let (entry, message) = visible(&state, &caller, &note, &id).await?;
-    Ok(Json(mss_outbox::inbox::shown(&entry, message.as_ref())))
+    let hl7 = state
+        .outbox()?
+        .store
+        .exchanges(mss_outbox::exchanges::Link::Inbox(entry.id))
+        .await?;
+    Ok(Json(mss_outbox::inbox::shown(
+        &entry,
+        message.as_ref(),
+        &hl7,
+    )))
 }
 
 /// The message as received, byte for byte.

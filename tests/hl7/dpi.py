@@ -11,9 +11,9 @@ acknowledgements, its asyncio MLLP streams carry them.
       MSH-10 each time (prints only a summary: {"sent", "aa", "seconds"}).
   dpi.py serve PORT_FILE OUT_DIR [--answer-file FILE]
       Listens on 127.0.0.1 (port written to PORT_FILE), writes each message received to OUT_DIR
-      (N.hl7 and N.json: its type, MSH-10, PID-3, OBX-3 and PRT summary), and answers with the
-      acknowledgement code of --answer-file (AA, or AE:902 for an ERR with application code 902),
-      AA when absent.
+      (N.hl7 and N.json: its type, MSH-5/6, MSH-10, PID-3, EVN-2, each OBX and ERR, PRT summary),
+      and answers with the acknowledgement code of --answer-file (AA, AR, or AE:902 for an ERR with
+      application code 902), AA when absent.
 """
 import argparse
 import asyncio
@@ -124,6 +124,13 @@ async def serve(args):
                     if _has(msg, "OBX") else [],
                     "prt": [[str(s[4]).split("^")[0], str(s[15]).split("^")[3] if len(str(s[15]).split("^")) > 3 else ""]
                             for s in msg.segments("PRT")] if _has(msg, "PRT") else [],
+                    "receiver": [field(msg, "MSH", 5), field(msg, "MSH", 6)],
+                    "evn2": field(msg, "EVN", 2) if _has(msg, "EVN") else "",
+                    # each OBX as python-hl7 splits it: OBX-2, OBX-3, OBX-4, OBX-5 (components), OBX-11
+                    "obx": [[str(s[2]), str(s[3]), str(s[4]), str(s[5]).split("^"), str(s[11])]
+                            for s in msg.segments("OBX")] if _has(msg, "OBX") else [],
+                    "err": [[str(s[3]), str(s[4]), str(s[5])] for s in msg.segments("ERR")]
+                    if _has(msg, "ERR") else [],
                 }
                 with open(os.path.join(args.out, f"{n}.json"), "w", encoding="utf-8") as f:
                     json.dump(info, f)

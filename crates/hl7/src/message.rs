@@ -357,7 +357,13 @@ fn segment(line: &str, d: &Delimiters, index: usize) -> Result<Segment> {
     }
     let mut fields = vec![name.clone()];
     if name == "MSH" {
-        let rest = &after[d.field.len_utf8()..];
+        // a later segment named MSH may stop at its name
+        let Some(rest) = after.get(d.field.len_utf8()..) else {
+            return Err(Error::parse(
+                format!("segment {}", index + 1),
+                "MSH is followed by the field separator and the encoding characters",
+            ));
+        };
         let mut parts = rest.split(d.field);
         fields.push(d.field.to_string());
         fields.push(parts.next().unwrap_or("").to_owned());
@@ -379,6 +385,15 @@ mod tests {
     const MDM: &str = "MSH|^~\\&|RIS-Y|Organisation-Y|PFI-Y|Organisation-Y|202106060931||MDM^T02^MDM_T02|015|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2\r\
 PID|||279035121518989^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS^^20101207~405660^^^X&1&M^PI||PAT-TROIS^DOMINIQUE\r\
 OBX|12|ED|CORPSMAIL_PS^Corps du mail\\S\\PS^MetaDMPMSS||^text^^Base64^Q2hlcg==||||||F|\r";
+
+    #[test]
+    fn a_later_segment_that_is_only_msh_is_refused() {
+        let e = Message::parse(b"MSH|^~\\&|A|B\rMSH\r").expect_err("refused");
+        assert!(
+            e.to_string().starts_with("segment 2: MSH is followed"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn reads_fields_components_and_escapes() {

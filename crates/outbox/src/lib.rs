@@ -24,6 +24,9 @@
 //! ([`receipts`]), and, when the mailbox receives, every other message is kept in the [`inbox`], in the
 //! same database, before anything else is done with it (docs/mssante.md R1).
 //!
+//! [`exchanges`] logs the PFI's HL7 exchanges with the DPI about outbox and inbox messages, and queues the
+//! business acks (ZAM) the receipts call for (docs/mssante.md H1, H2).
+//!
 //! [`prepare`] turns a batch item (a ready message or a compose request) into a [`NewMessage`], with its
 //! idempotency key; [`open_store`] opens the store a URL or path names; [`supervisor`] runs a mailbox's
 //! worker loops under a worker name held by one live process at a time
@@ -34,6 +37,7 @@
 mod clock;
 pub mod config;
 mod error;
+pub mod exchanges;
 pub mod inbox;
 mod model;
 mod open;
@@ -49,6 +53,7 @@ pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use exchanges::Exchanges;
 pub use inbox::Inbox;
 pub use model::{
     Accepted, BatchStatus, Counts, LeasedMessage, LeasedRecipient, MessageKey, MessageStatus,
@@ -96,10 +101,11 @@ impl std::fmt::Debug for WorkerNameHold {
     }
 }
 
-/// The outbox, the [`Inbox`] beside it in the same database, and their [`Overview`]. Every method is one transaction: when it
+/// The outbox, the [`Inbox`] beside it in the same database, the HL7 [`Exchanges`] with a DPI about
+/// either, and their [`Overview`]. Every method is one transaction: when it
 /// returns `Ok`, what it wrote is on disk.
 #[async_trait::async_trait]
-pub trait Store: Inbox + Overview + Send + Sync {
+pub trait Store: Inbox + Overview + Exchanges + Send + Sync {
     /// The store's clock, in milliseconds since the Unix epoch (due times, retry times).
     fn now_ms(&self) -> i64;
 
@@ -119,6 +125,17 @@ pub trait Store: Inbox + Overview + Send + Sync {
         batch: Option<&str>,
         owner: Option<&str>,
         items: Vec<NewMessage>,
+    ) -> Result<Vec<Accepted>>;
+
+    /// [`Store::enqueue`], and in the same transaction logs `log[i]` as an exchange of item `i`'s
+    /// message, new or found again (its link set to that message): the HL7 listener's one commit per
+    /// message (docs/mssante.md H1).
+    async fn enqueue_logged(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+        log: Vec<exchanges::NewExchange>,
     ) -> Result<Vec<Accepted>>;
 
     /// Leases up to `max` recipients ready to go (queued, deferred and due, or sending with an expired

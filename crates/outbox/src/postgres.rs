@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::sqlite::{check_owner_has_batch, cursor_from, receipt_sources};
 
+mod exchanges;
 mod inbox;
 mod overview;
 
@@ -139,6 +140,7 @@ impl PostgresStore {
         tx.batch_execute(SCHEMA).await?;
         tx.batch_execute(inbox::POSTGRES_SCHEMA).await?;
         tx.batch_execute(overview::POSTGRES_INDEXES).await?;
+        tx.batch_execute(exchanges::POSTGRES_SCHEMA).await?;
         tx.commit().await?;
         drop(c);
         Ok(store)
@@ -256,6 +258,16 @@ impl crate::Store for PostgresStore {
         owner: Option<&str>,
         items: Vec<NewMessage>,
     ) -> Result<Vec<Accepted>> {
+        self.enqueue_logged(batch, owner, items, Vec::new()).await
+    }
+
+    async fn enqueue_logged(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+        log: Vec<crate::exchanges::NewExchange>,
+    ) -> Result<Vec<Accepted>> {
         check_owner_has_batch(batch, owner)?;
         for item in &items {
             item.validate()?;
@@ -332,6 +344,7 @@ impl crate::Store for PostgresStore {
                 }
             }
         }
+        exchanges::insert(&tx, &crate::exchanges::linked(log, &out), now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -158,7 +158,7 @@ fn mdn_outcome(m: &DispositionReport) -> Option<(State, String)> {
     match (&m.error, m.disposition.as_str()) {
         (Some((code, label)), _) => Some((
             State::Failed,
-            format!("MDN {} error {code}: {label} ({by})", m.disposition),
+            format!("{MDN_ERROR} {} error {code}: {label} ({by})", m.disposition),
         )),
         (None, "displayed" | "processed") => Some((
             State::Read,
@@ -166,6 +166,19 @@ fn mdn_outcome(m: &DispositionReport) -> Option<(State, String)> {
         )),
         _ => None,
     }
+}
+
+/// How the detail of a recipient failed by an MDN begins.
+const MDN_ERROR: &str = "MDN";
+
+/// The reader's code and label of a failure recorded from an MDN `processed/Error` (the detail
+/// [`mdn_outcome`] wrote), `None` for any other failure (a DSN, a refusal at submission).
+pub(crate) fn mdn_error(detail: &str) -> Option<(String, String)> {
+    let rest = detail.strip_prefix(MDN_ERROR)?.trim_start();
+    let (_, rest) = rest.split_once(" error ")?;
+    let (code, rest) = rest.split_once(": ")?;
+    let label = rest.rsplit_once(" (").map_or(rest, |(l, _)| l);
+    Some((code.to_owned(), label.to_owned()))
 }
 
 #[cfg(test)]
@@ -180,5 +193,18 @@ mod tests {
         );
         assert_eq!(candidates(None, Some("<k@x>")), ["<k@x>", "k@x"]);
         assert!(candidates(None, None).is_empty());
+    }
+
+    #[test]
+    fn mdn_errors_are_read_back_from_their_detail() {
+        assert_eq!(
+            mdn_error("MDN processed error 902: Identifiant patient inconnu (b@x.fr)"),
+            Some(("902".into(), "Identifiant patient inconnu".into()))
+        );
+        assert_eq!(
+            mdn_error("DSN failed 5.1.1 by mx: smtp; 550 error 1: x"),
+            None
+        );
+        assert_eq!(mdn_error("550 5.1.1 unknown"), None);
     }
 }

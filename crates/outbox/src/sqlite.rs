@@ -22,6 +22,7 @@ use crate::model::{
 };
 use crate::spool::{Place, Spool};
 
+pub(crate) mod exchanges;
 mod inbox;
 mod overview;
 
@@ -180,6 +181,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(inbox::SQLITE_SCHEMA)?;
         conn.execute_batch(overview::SQLITE_INDEXES)?;
+        conn.execute_batch(exchanges::SQLITE_SCHEMA)?;
         // outboxes made before messages chose their DSN: what they hold was to be sent asking for it
         add_column(&conn, "messages", "dsn", "INTEGER NOT NULL DEFAULT 1")?;
         // and before the spool: their messages keep their bytes in `content`
@@ -436,6 +438,16 @@ impl crate::Store for SqliteStore {
         owner: Option<&str>,
         items: Vec<NewMessage>,
     ) -> Result<Vec<Accepted>> {
+        self.enqueue_logged(batch, owner, items, Vec::new()).await
+    }
+
+    async fn enqueue_logged(
+        &self,
+        batch: Option<&str>,
+        owner: Option<&str>,
+        items: Vec<NewMessage>,
+        log: Vec<crate::exchanges::NewExchange>,
+    ) -> Result<Vec<Accepted>> {
         check_owner_has_batch(batch, owner)?;
         for item in &items {
             item.validate()?;
@@ -519,6 +531,7 @@ impl crate::Store for SqliteStore {
                     out.push(Accepted::New(key));
                 }
             }
+            exchanges::insert(&tx, &crate::exchanges::linked(log, &out), now)?;
             tx.commit()?;
             Ok(out)
         })

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mss_message::{ComposeConfig, Trust};
+use mss_outbox::exchanges::{Answer, Direction, Link, NewExchange, Requester};
 use mss_outbox::prepare::{Content, Item, KeySource, Origin, prepare};
 use mss_outbox::{Accepted, Store};
 use mss_types::MailAddress;
@@ -95,9 +96,15 @@ impl DpiListener {
             Ok(items) => items,
             Err(r) => return Outcome::Refused(r),
         };
+        // the exchange logged in the same commit, with the business acks the DPI asked for
         match self
             .store
-            .enqueue(Some(&self.batch), self.owner.as_deref(), items)
+            .enqueue_logged(
+                Some(&self.batch),
+                self.owner.as_deref(),
+                items,
+                received(m, &outgoing),
+            )
             .await
         {
             Ok(accepted) => Outcome::Queued {
@@ -189,6 +196,34 @@ impl DpiListener {
         let ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         format!("MSS{ms}{n:03}")
     }
+}
+
+/// The log of `m`, one entry per part (the store links each to its outbox message), answered `AA`, with
+/// who sent it and the business acks its flags ask for.
+fn received(m: &Message, outgoing: &Outgoing) -> Vec<NewExchange> {
+    let (kind, event, _) = m.message_type();
+    outgoing
+        .parts
+        .iter()
+        .map(|part| NewExchange {
+            link: Link::Message(0),
+            direction: Direction::Received,
+            kind: format!("{kind}^{event}"),
+            control_id: m.control_id().into_owned(),
+            answer: Answer {
+                ack: AckCode::AA.as_str().to_owned(),
+                ..Answer::default()
+            },
+            origin: Some(Requester {
+                application: m.get("MSH", 3).text().into_owned(),
+                facility: m.get("MSH", 4).text().into_owned(),
+                processing: m.get("MSH", 11).text().into_owned(),
+                charset: m.charset().msh18().to_owned(),
+                delivery: part.request.receipts.dsn,
+                reading: part.request.receipts.mdn,
+            }),
+        })
+        .collect()
 }
 
 /// Where a refused compose field came from: `compose.recipients.to[i]` → the PRT of that recipient; the

@@ -346,6 +346,7 @@ pub async fn pass(
                 &super::listener::now(),
             );
             let (_, ack) = dpi.send(&m).await?;
+            log_sent(store, entry, &m, &ack).await?;
             tracing::info!(inbox = entry, control_id = %id, ack = ack.code.as_str(), "HL7: document sent to the DPI");
             if ack.code != AckCode::AA {
                 let (code, label) = ack
@@ -362,4 +363,19 @@ pub async fn pass(
         done += 1;
     }
     Ok(done)
+}
+
+/// The exchange log of an MDM sent for inbox message `entry` and the DPI's answer.
+async fn log_sent(store: &dyn Store, entry: i64, m: &Message, ack: &crate::ack::Ack) -> Result<()> {
+    use mss_outbox::exchanges::{Direction, Link, NewExchange};
+    let (kind, event, _) = m.message_type();
+    let exchange = NewExchange {
+        link: Link::Inbox(entry),
+        direction: Direction::Sent,
+        kind: format!("{kind}^{event}"),
+        control_id: m.control_id().into_owned(),
+        answer: super::answer(ack),
+        origin: None,
+    };
+    Ok(store.log_exchanges(&[exchange]).await?)
 }

@@ -511,14 +511,19 @@ pub async fn open(
 
 /// A message as `mss inbox show --json` and `GET /v1/inbox/{id}` show it: the inbox's fields, then the
 /// reader's view over them (bodies, attachments, `xdm`) and every header field (`[name, value]`, unfolded,
-/// not decoded); the stored `summary` left out.
-pub fn shown(
+/// not decoded); the stored `summary` left out; `hl7`, its HL7 exchanges with the DPI
+/// (`crate::exchanges::Exchange`), when there are some.
+pub fn shown<X: serde::Serialize>(
     entry: &InboxEntry,
     message: Option<&mss_message::ReceivedMessage>,
+    hl7: &[X],
 ) -> serde_json::Value {
     let mut out = serde_json::to_value(entry).unwrap_or(serde_json::Value::Null);
     if let Some(o) = out.as_object_mut() {
         o.remove("summary");
+        if !hl7.is_empty() {
+            o.insert("hl7".into(), serde_json::json!(hl7));
+        }
         if let Some(m) = message
             && let Ok(serde_json::Value::Object(view)) = serde_json::to_value(m.view())
         {
