@@ -5,6 +5,8 @@
 //! - an injection corpus never widens a name search, and never errs;
 //! - size- and time-limited answers come back `partial`;
 //! - a server that is down is a clear, typed error, and the REST search falls back to the local index;
+//! - `mss serve --ldap-sync-every` harvests by itself, shows each run in `GET /v1/sources`, and goes on
+//!   through an outage of the directory (its runs fail, then succeed again);
 //! - entries gone from the directory leave the index only after a complete harvest;
 //! - StartTLS, LDAPS and simple bind.
 //!
@@ -601,7 +603,64 @@ fn the_service_survives_an_outage_of_the_directory() {
     let port = d.var("PORT").to_string();
     let data = tmp.path().join("data");
     import(&data, &demo_file(tmp.path(), 100, 4, false));
-    let server = Server::start(&data, &["--ldap-url", d.url()]);
+    let clients = tmp.path().join("clients.toml");
+    let key = common::add_client(&clients, "ops", &["metrics:read"]);
+    // the service harvests the directory itself, every second
+    let server = Server::start(
+        &data,
+        &[
+            "--ldap-url",
+            d.url(),
+            "--ldap-base",
+            d.base(),
+            "--ldap-sync-every",
+            "1s",
+            "--clients",
+            clients.to_str().unwrap(),
+        ],
+    )
+    .with_key(&key);
+    // the last scheduled harvest once `outcome` (polled until a deadline), and the index's size then
+    let harvest = |outcome: &str| -> (Value, u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: Value = server
+                .http
+                .get(server.url("/v1/sources"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let ldap = v["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["source"] == "ldap")
+                .unwrap()
+                .clone();
+            if ldap["schedule"]["last_attempt"]["outcome"] == outcome {
+                return (ldap, v["entries"].as_u64().unwrap());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {outcome} harvest: {v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (ldap, entries) = harvest("ok");
+    assert_eq!(entries, 400, "the harvest is served: {ldap:#}");
+    assert_eq!(
+        ldap["last"]["entries"], 300,
+        "recorded with the index: {ldap:#}"
+    );
+    assert!(
+        ldap["schedule"]["last_attempt"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("300 entries"),
+        "{ldap:#}"
+    );
     let ask = || -> Value {
         reqwest::blocking::get(server.url("/v1/directory/search?source=ldap&q=m&limit=3"))
             .unwrap()
@@ -613,6 +672,13 @@ fn the_service_survives_an_outage_of_the_directory() {
     let body = ask();
     assert_eq!(body["source"], "local", "{body}");
     assert!(body["warning"].is_string());
+    // the service's harvests fail meanwhile, and say so; the index stays whole
+    let (ldap, entries) = harvest("failed");
+    assert_eq!(
+        ldap["schedule"]["last_attempt"]["error_kind"], "transient",
+        "{ldap:#}"
+    );
+    assert_eq!(entries, 400);
     // the directory comes back on the same port: the service reconnects
     let again = start(&[
         "--dir",
@@ -626,6 +692,13 @@ fn the_service_survives_an_outage_of_the_directory() {
     ]);
     let Some(_again) = again else { return };
     assert_eq!(ask()["source"], "ldap", "reconnected");
+    // and the next harvest succeeds, the failure kept for the ops team
+    let (ldap, _) = harvest("ok");
+    assert_eq!(
+        ldap["schedule"]["last_error"]["outcome"], "failed",
+        "{ldap:#}"
+    );
+    assert!(ldap["schedule"]["failed_runs"].as_u64().unwrap() >= 1);
 }
 
 #[test]
