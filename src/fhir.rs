@@ -47,14 +47,8 @@ impl FhirArgs {
     /// The client settings; reads the API key file or MSS_FHIR_API_KEY.
     pub fn config(&self) -> Result<FhirConfig> {
         let mut c = FhirConfig::new(&self.base)?;
-        c.api_key = match &self.api_key_file {
-            Some(path) => Some(Secret::from_file(path)?),
-            None => std::env::var(API_KEY_ENV)
-                .ok()
-                .filter(|k| !k.is_empty())
-                .map(Secret::new),
-        };
-        if c.api_key.is_none() && self.base.contains("esante.gouv.fr") {
+        c.api_key = api_key(self.api_key_file.as_deref())?;
+        if c.api_key.is_none() && is_national(&c) {
             bail!(
                 "the national API needs an API key: give --api-key-file FILE or set {API_KEY_ENV}"
             );
@@ -65,6 +59,22 @@ impl FhirArgs {
         c.page_size = self.page_size;
         Ok(c)
     }
+}
+
+/// The API key: the first line of `file`, else the MSS_FHIR_API_KEY variable, else none.
+pub fn api_key(file: Option<&Path>) -> Result<Option<Secret>> {
+    Ok(match file {
+        Some(path) => Some(Secret::from_file(path)?),
+        None => std::env::var(API_KEY_ENV)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new),
+    })
+}
+
+/// The national API (which refuses every request without a key), rather than a local or test server.
+pub fn is_national(config: &FhirConfig) -> bool {
+    config.base.contains("esante.gouv.fr")
 }
 
 /// `mss fhir-sync`.

@@ -41,6 +41,13 @@ pub fn fhir(data_dir: PathBuf, config: Option<FhirConfig>, every: Duration) -> R
              --fhir-base / MSS_FHIR_BASE)"
         );
     };
+    if config.api_key.is_none() && crate::fhir::is_national(&config) {
+        bail!(
+            "fhir_sync_every: the national API refuses every request without a key: set \
+             fhir_api_key_file in the configuration (or --fhir-api-key-file, or {})",
+            crate::fhir::API_KEY_ENV
+        );
+    }
     let run: SourceRun = Arc::new(move |stop| {
         let index = DirectoryIndex::open_or_create(&data_dir)?;
         let state_file = data_dir.join(FHIR_STATE_FILE);

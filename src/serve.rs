@@ -209,13 +209,8 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
     let fhir_sync = match args.fhir_base.or(file.fhir_base) {
         Some(base) => {
             let mut config = mss_annuaire::fhir::FhirConfig::new(&base)?;
-            config.api_key = match args.fhir_api_key_file.or(file.fhir_api_key_file) {
-                Some(path) => Some(mss_annuaire::Secret::from_file(&path)?),
-                None => std::env::var(crate::fhir::API_KEY_ENV)
-                    .ok()
-                    .filter(|k| !k.is_empty())
-                    .map(mss_annuaire::Secret::new),
-            };
+            config.api_key =
+                crate::fhir::api_key(args.fhir_api_key_file.or(file.fhir_api_key_file).as_deref())?;
             Some(config)
         }
         None => None,

@@ -1108,6 +1108,10 @@ fn the_service_syncs_by_itself_and_shows_each_run_and_the_next() {
             "fhir_base = \"http://127.0.0.1:1/fhir\"\nfhir_sync_every = \"15\"\n",
             "fhir_sync_every: `15` has no unit",
         ),
+        (
+            "fhir_base = \"https://gateway.api.esante.gouv.fr/fhir/v2\"\nfhir_sync_every = \"15m\"\n",
+            "fhir_sync_every: the national API refuses every request without a key",
+        ),
     ] {
         std::fs::write(&config, text).unwrap();
         let out = common::run(&[

@@ -1,7 +1,7 @@
 //! Prometheus metrics: request counts and latency histograms per route, index size; and what the ops
 //! console shows, read from the store at each scrape: the outbox's depth per sender and state, the age of
-//! the oldest message waiting, paused senders, the inbox per mailbox and status, and the last successful
-//! run of each directory source. Every configured sender (and receiving mailbox, and source) has its
+//! the oldest message waiting, paused senders, the inbox per mailbox and status, the last successful
+//! run of each directory source, and the service's scheduled runs (last attempt, failed, next run). Every configured sender (and receiving mailbox, and source) has its
 //! series, at zero when there is nothing, so that a dashboard and an alert see it from the start.
 
 use std::sync::{Arc, Mutex};
