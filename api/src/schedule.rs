@@ -172,7 +172,6 @@ pub async fn sync_periodically(
             () = tokio::time::sleep(wait.unsigned_abs()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let started = OffsetDateTime::now_utc();
         runs.update(source, every, |s| {
             s.running = true;
             s.next_run = None;
@@ -180,12 +179,16 @@ pub async fn sync_periodically(
         });
         let one = Arc::clone(&run);
         let signal = stop.clone();
-        let result = {
+        let (started, result) = {
             let _turn = tokio::select! {
                 turn = runs.writing.lock() => turn,
                 _ = stop.wait_for(|s| *s) => return,
             };
-            tokio::task::spawn_blocking(move || one(signal)).await
+            let started = OffsetDateTime::now_utc();
+            (
+                started,
+                tokio::task::spawn_blocking(move || one(signal)).await,
+            )
         };
         let finished = OffsetDateTime::now_utc();
         let mut attempt = Attempt {
@@ -206,7 +209,11 @@ pub async fn sync_periodically(
                     Outcome::Incomplete
                 };
                 attempt.changed = Some(done.changed);
-                tracing::info!(source, outcome = ?attempt.outcome, summary = %done.summary, "directory source run");
+                if done.complete {
+                    tracing::info!(source, summary = %done.summary, "directory source run complete");
+                } else {
+                    tracing::warn!(source, summary = %done.summary, "directory source run incomplete; the next run continues it");
+                }
                 attempt.summary = Some(done.summary);
             }
             Ok(Err(e)) => {
@@ -266,4 +273,86 @@ pub(crate) fn source_time(recorded: &serde_json::Value) -> Option<f64> {
     let t =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some(t.unix_timestamp() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_take_turns_a_failure_is_recorded_and_retried_and_stop_ends_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = mss_index::DirectoryIndex::open_or_create(dir.path()).unwrap();
+        let state = AppState::with_index(index);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (stop_tx, stop) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for source in ["fhir", "ldap"] {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
+            let data_dir = dir.path().to_path_buf();
+            let run: SourceRun = Arc::new(move |_stop| {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(mss_index::Error::Busy {
+                        data_dir: data_dir.clone(),
+                    });
+                }
+                Ok(RunDone {
+                    complete: true,
+                    changed: 0,
+                    summary: "nothing new".into(),
+                })
+            });
+            tasks.push(tokio::spawn(sync_periodically(
+                Arc::clone(&state),
+                source,
+                Duration::from_millis(50),
+                run,
+                stop.clone(),
+            )));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ["fhir", "ldap"]
+            .iter()
+            .any(|s| state.runs.of(s).is_none_or(|r| r.runs < 3))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                state.runs.of("fhir")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two runs at once");
+        for source in ["fhir", "ldap"] {
+            let s = state.runs.of(source).unwrap();
+            assert_eq!(s.failed_runs, 1, "{s:?}");
+            let failed = s.last_error.as_ref().unwrap();
+            assert_eq!(
+                (failed.outcome, failed.error_kind.as_deref()),
+                (Outcome::Failed, Some("busy"))
+            );
+            assert!(failed.error.as_deref().unwrap().contains("being written"));
+            // the next runs succeeded
+            let last = s.last_attempt.as_ref().unwrap();
+            assert_eq!(last.outcome, Outcome::Ok, "{s:?}");
+            assert_eq!(last.summary.as_deref(), Some("nothing new"));
+            assert!(last.error.is_none());
+        }
+        assert!(state.runs.of("extraction").is_none());
+        stop_tx.send(true).unwrap();
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("the schedule ends at stop")
+                .unwrap();
+        }
+    }
 }
