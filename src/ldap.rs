@@ -69,24 +69,37 @@ impl LdapArgs {
         if let Some(path) = &self.mapping {
             c.mapping = Arc::new(Mapping::load(path)?);
         }
-        if let Some(dn) = &self.bind_dn {
-            let password = match &self.password_file {
+        c.bind = bind(
+            self.bind_dn.as_deref(),
+            self.password_file.as_deref(),
+            ("--bind-dn", "--password-file"),
+        )?;
+        Ok(c)
+    }
+}
+
+/// A simple bind as `dn` with the password of `password_file` (else MSS_LDAP_PASSWORD); anonymous without
+/// `dn`. `names` are the two settings as the caller knows them, for the messages.
+pub fn bind(dn: Option<&str>, password_file: Option<&Path>, names: (&str, &str)) -> Result<Bind> {
+    let (dn_name, file_name) = names;
+    match (dn, password_file) {
+        (Some(dn), file) => {
+            let password = match file {
                 Some(path) => Secret::from_file(path)?,
                 None => match std::env::var(PASSWORD_ENV) {
                     Ok(p) => Secret::new(p),
                     Err(_) => bail!(
-                        "--bind-dn needs a password: give --password-file FILE or set {PASSWORD_ENV}"
+                        "{dn_name} needs a password: give {file_name} FILE or set {PASSWORD_ENV}"
                     ),
                 },
             };
-            c.bind = Bind::Simple {
-                dn: dn.clone(),
+            Ok(Bind::Simple {
+                dn: dn.to_owned(),
                 password,
-            };
-        } else if self.password_file.is_some() {
-            bail!("--password-file needs --bind-dn");
+            })
         }
-        Ok(c)
+        (None, Some(_)) => bail!("{file_name} needs {dn_name}"),
+        (None, None) => Ok(Bind::Anonymous),
     }
 }
 

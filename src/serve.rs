@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Base DN of that directory [default: ou=bal,o=mssante,c=fr].
     #[arg(long, env = "MSS_LDAP_BASE", value_name = "DN")]
     pub ldap_base: Option<String>,
+    /// Simple bind to that directory as this DN (default: anonymous, as the national directory); the
+    /// password comes from --ldap-password-file or MSS_LDAP_PASSWORD.
+    #[arg(long, env = "MSS_LDAP_BIND_DN", value_name = "DN")]
+    pub ldap_bind_dn: Option<String>,
+    /// File whose first line is that bind's password.
+    #[arg(long, value_name = "FILE")]
+    pub ldap_password_file: Option<PathBuf>,
     /// Annuaire Santé FHIR API answering `GET /v1/directory/entries/{address}?refresh=true` (e.g.
     /// https://gateway.api.esante.gouv.fr/fhir/v2); none: refresh=true is refused. Lookups get 10 s per
     /// request, 2 tries, 17 requests/s.
@@ -86,6 +93,10 @@ pub struct FileConfig {
     pub ldap_url: Option<String>,
     /// Its base DN.
     pub ldap_base: Option<String>,
+    /// The DN it binds as (none: anonymous).
+    pub ldap_bind_dn: Option<String>,
+    /// File holding that bind's password.
+    pub ldap_password_file: Option<PathBuf>,
     /// FHIR API of `refresh=true`.
     pub fhir_base: Option<String>,
     /// File holding its API key.
@@ -187,7 +198,15 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                 .ldap_base
                 .or(file.ldap_base)
                 .unwrap_or_else(|| mss_annuaire::ldap::DEFAULT_BASE.to_string());
-            Some(mss_annuaire::ldap::LdapConfig::new(&url, &base)?)
+            let mut config = mss_annuaire::ldap::LdapConfig::new(&url, &base)?;
+            config.bind = crate::ldap::bind(
+                args.ldap_bind_dn.or(file.ldap_bind_dn).as_deref(),
+                args.ldap_password_file
+                    .or(file.ldap_password_file)
+                    .as_deref(),
+                ("ldap_bind_dn", "ldap_password_file"),
+            )?;
+            Some(config)
         }
         None => None,
     };

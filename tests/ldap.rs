@@ -605,23 +605,26 @@ fn the_service_survives_an_outage_of_the_directory() {
     import(&data, &demo_file(tmp.path(), 100, 4, false));
     let clients = tmp.path().join("clients.toml");
     let key = common::add_client(&clients, "ops", &["metrics:read"]);
-    // the service harvests the directory itself, every second
-    let server = Server::start(
-        &data,
-        &[
+    // the service harvests the directory itself, every second (anonymously, then bound)
+    let (url, base) = (d.url().to_string(), d.base().to_string());
+    let start_with = |bind: &[&str]| {
+        let mut args = vec![
             "--ldap-url",
-            d.url(),
+            &url,
             "--ldap-base",
-            d.base(),
+            &base,
             "--ldap-sync-every",
             "1s",
             "--clients",
             clients.to_str().unwrap(),
-        ],
-    )
-    .with_key(&key);
-    // the last scheduled harvest once `outcome` (polled until a deadline), and the index's size then
-    let harvest = |outcome: &str| -> (Value, u64) {
+        ];
+        args.extend_from_slice(bind);
+        Server::start(&data, &args).with_key(&key)
+    };
+    let server = start_with(&[]);
+    // the last scheduled harvest of `server` once `outcome` (polled until a deadline), and the index's
+    // size then
+    let harvest_of = |server: &Server, outcome: &str| -> (Value, u64) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let v: Value = server
@@ -648,6 +651,7 @@ fn the_service_survives_an_outage_of_the_directory() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    let harvest = |outcome: &str| harvest_of(&server, outcome);
     let (ldap, entries) = harvest("ok");
     assert_eq!(entries, 400, "the harvest is served: {ldap:#}");
     assert_eq!(
@@ -690,7 +694,7 @@ fn the_service_survives_an_outage_of_the_directory() {
         "--seed",
         "3",
     ]);
-    let Some(_again) = again else { return };
+    let Some(restarted) = again else { return };
     assert_eq!(ask()["source"], "ldap", "reconnected");
     // and the next harvest succeeds, the failure kept for the ops team
     let (ldap, _) = harvest("ok");
@@ -699,6 +703,37 @@ fn the_service_survives_an_outage_of_the_directory() {
         "{ldap:#}"
     );
     assert!(ldap["schedule"]["failed_runs"].as_u64().unwrap() >= 1);
+    drop(server);
+    // bound as the admin (of the directory as restarted: a new password)
+    let admin = restarted.var("ADMIN_DN").to_string();
+    let server = start_with(&[
+        "--ldap-bind-dn",
+        &admin,
+        "--ldap-password-file",
+        restarted.var("ADMIN_PASSWORD_FILE"),
+    ]);
+    harvest_of(&server, "ok");
+    drop(server);
+    // a refused bind: a permanent failure, the password in no error and no log line
+    let wrong = tmp.path().join("wrong-password");
+    std::fs::write(&wrong, "n0t-the-Passw0rd\n").unwrap();
+    let server = start_with(&[
+        "--ldap-bind-dn",
+        &admin,
+        "--ldap-password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    let (ldap, _) = harvest_of(&server, "failed");
+    assert_eq!(
+        ldap["schedule"]["last_attempt"]["error_kind"], "permanent",
+        "{ldap:#}"
+    );
+    let logs: Vec<String> = server.stderr_lines.try_iter().collect();
+    assert!(!ldap.to_string().contains("n0t-the-Passw0rd"));
+    assert!(
+        logs.iter().all(|l| !l.contains("n0t-the-Passw0rd")),
+        "{logs:?}"
+    );
 }
 
 #[test]
