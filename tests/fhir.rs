@@ -13,6 +13,9 @@
 //! - the client never sends more than 17 requests in any second (from the server's log);
 //! - `GET /v1/directory/entries/{address}?refresh=true` asks the API and updates the index; the API failing
 //!   for now is a 503 with `Retry-After`, refusing the lookup a 502.
+//! - `mss serve` with `fhir_sync_every` runs the delta by itself (against the fake and the real R4 server),
+//!   serves what it brought, shows each run and the next in `GET /v1/sources` and `/metrics`, and goes on
+//!   through a source whose runs fail; a schedule without its source or with a bad span is refused at start.
 
 #![allow(
     clippy::unwrap_used,
@@ -1310,4 +1313,50 @@ fn full_and_delta_sync_against_a_real_fhir_r4_server() {
         .block_on(c.mailbox(&mss_annuaire::MailAddress::parse(red).unwrap()))
         .unwrap();
     assert_eq!(gone, None);
+
+    // `mss serve` with `fhir_sync_every` applies the next change by itself, and serves it
+    let mut person = read(&who);
+    person["name"][0]["family"] = json!("Programme");
+    write(&who, &person);
+    let clients = dir.path().join("clients.toml");
+    let key = common::add_client(&clients, "ops", &["metrics:read", "directory:read"]);
+    let config = dir.path().join("mss.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fhir_base = \"{}\"\nfhir_sync_every = \"1s\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let service = common::Server::start(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--clients",
+            clients.to_str().unwrap(),
+        ],
+    )
+    .with_key(&key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let v = sources_until(&service, deadline, |v| {
+        let a = &source(v, "fhir")["schedule"]["last_attempt"];
+        a["outcome"] == "ok" && a["changed"].as_u64().unwrap_or(0) >= 1
+    });
+    let fhir = &source(&v, "fhir")["schedule"];
+    assert!(
+        fhir["last_attempt"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("delta since"),
+        "{fhir:#}"
+    );
+    let r = service
+        .http
+        .get(service.url(&format!("/v1/directory/entries/{renamed}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["last_name"], "Programme");
 }
