@@ -6,19 +6,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use mss_annuaire::Secret;
 use mss_annuaire::fhir::{
-    self, FhirClient, FhirConfig, Mode, Requested, Since, SyncOptions, SyncStopped,
+    self, FhirClient, FhirConfig, Requested, Since, SyncOptions, SyncStopped,
 };
-use mss_annuaire::{Secret, Source};
 use mss_index::DirectoryIndex;
+use mss_index::sources::{self, FHIR_STATE_FILE};
 use time::OffsetDateTime;
 
 use crate::{progress, runtime};
 
 /// Environment variable holding the API key (instead of `--api-key-file`).
 pub const API_KEY_ENV: &str = "MSS_FHIR_API_KEY";
-/// Name of the sync's progress file in the data directory.
-pub const STATE_FILE: &str = "fhir-sync.state.json";
 
 /// Where the FHIR API is and how to reach it.
 #[derive(Debug, Clone, Args)]
@@ -48,14 +47,8 @@ impl FhirArgs {
     /// The client settings; reads the API key file or MSS_FHIR_API_KEY.
     pub fn config(&self) -> Result<FhirConfig> {
         let mut c = FhirConfig::new(&self.base)?;
-        c.api_key = match &self.api_key_file {
-            Some(path) => Some(Secret::from_file(path)?),
-            None => std::env::var(API_KEY_ENV)
-                .ok()
-                .filter(|k| !k.is_empty())
-                .map(Secret::new),
-        };
-        if c.api_key.is_none() && self.base.contains("esante.gouv.fr") {
+        c.api_key = api_key(self.api_key_file.as_deref())?;
+        if c.api_key.is_none() && is_national(&c) {
             bail!(
                 "the national API needs an API key: give --api-key-file FILE or set {API_KEY_ENV}"
             );
@@ -66,6 +59,22 @@ impl FhirArgs {
         c.page_size = self.page_size;
         Ok(c)
     }
+}
+
+/// The API key: the first line of `file`, else the MSS_FHIR_API_KEY variable, else none.
+pub fn api_key(file: Option<&Path>) -> Result<Option<Secret>> {
+    Ok(match file {
+        Some(path) => Some(Secret::from_file(path)?),
+        None => std::env::var(API_KEY_ENV)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new),
+    })
+}
+
+/// The national API (which refuses every request without a key), rather than a local or test server.
+pub fn is_national(config: &FhirConfig) -> bool {
+    config.base.contains("esante.gouv.fr")
 }
 
 /// `mss fhir-sync`.
@@ -162,19 +171,12 @@ pub fn sync(data_dir: &Path, args: FhirSyncArgs) -> Result<()> {
     let client = FhirClient::new(config)?;
     let index = DirectoryIndex::open_or_create(data_dir)
         .with_context(|| format!("opening the index in {}", data_dir.display()))?;
-    let state_file = data_dir.join(STATE_FILE);
+    let state_file = data_dir.join(FHIR_STATE_FILE);
     if args.restart {
         fhir::sync::forget_state(&state_file)?;
     }
     let now = OffsetDateTime::now_utc();
-    let recorded = index.source_state(fhir::mode::RECORD_KEY)?;
-    let choice = fhir::choose_mode(
-        &args.requested()?,
-        &base,
-        &state_file,
-        recorded.as_ref(),
-        now,
-    )?;
+    let choice = sources::fhir_plan(&index, &base, &args.requested()?, &state_file, now)?;
     if choice.first {
         eprintln!("mss: no earlier sync of {base} in this index: full sync");
     }
@@ -182,9 +184,8 @@ pub fn sync(data_dir: &Path, args: FhirSyncArgs) -> Result<()> {
     let mut options = SyncOptions::new(mode.clone(), fhir::mode::instant(now));
     options.state_file = Some(state_file.clone());
     options.max_pages = args.max_pages;
-    let mut updater = index.writer().context("opening the index for writing")?;
     let bar = progress::bar(args.quiet, None, "{spinner} [{elapsed_precise}] {msg}");
-    let report = runtime::multi_thread(Some(2))?.block_on(async {
+    let run = runtime::multi_thread(Some(2))?.block_on(async {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -195,12 +196,13 @@ pub fn sync(data_dir: &Path, args: FhirSyncArgs) -> Result<()> {
                 p.pages, p.resources, p.upserted, p.removed, p.queued, p.search
             ));
         };
-        fhir::sync(&client, &options, &mut updater, progress, stop).await
+        sources::fhir_into(&index, &client, &options, progress, stop).await
     });
     bar.finish_and_clear();
-    let report = report.with_context(|| {
+    let run = run.with_context(|| {
         format!("synchronising {base} (progress is saved: run the same command again to resume)")
     })?;
+    let report = &run.report;
     let kind = mode.summary();
     let resumed = if report.resumed { ", resumed" } else { "" };
     let counts = format!(
@@ -231,22 +233,7 @@ pub fn sync(data_dir: &Path, args: FhirSyncArgs) -> Result<()> {
             ),
         };
     }
-    let vanished = if mode == Mode::Full {
-        updater.remove_vanished(&index, Source::Fhir, &report.seen)
-    } else {
-        updater.remove_dropped(&index, &report.carried)
-    }
-    .context("removing the entries gone from the API")?;
-    // the next delta starts at `last_sync`; the counts are for the ops console
-    let mut record = fhir::mode::record(&base, &report.started_at, &mode);
-    record["resources"] = report.resources.into();
-    record["written"] = report.upserted.into();
-    record["removed"] = (report.removed + vanished).into();
-    record["rejected"] = report.rejected.into();
-    updater.set_source_state(fhir::mode::RECORD_KEY, record);
-    updater
-        .commit()
-        .context("recording the sync time with the index")?;
+    let vanished = run.vanished;
     println!(
         "fhir-sync ({kind}): complete: {counts}; {vanished} removed (gone from the API); the index holds {} entries; next delta from {}",
         index.num_entries(),

@@ -9,19 +9,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mss_annuaire::Source;
 use mss_annuaire::extraction::{self, Record};
 use mss_annuaire::ldap::{
     self, Bind, Filter, HarvestOptions, LdapClient, LdapConfig, Mapping, Secret, Stopped,
 };
 use mss_index::DirectoryIndex;
+use mss_index::sources::{self, LDAP_STATE_FILE};
 
 use crate::{progress, runtime};
 
 /// Environment variable holding the bind password (instead of `--password-file`).
 pub const PASSWORD_ENV: &str = "MSS_LDAP_PASSWORD";
-/// Name of the harvest's progress file in the data directory.
-pub const STATE_FILE: &str = "ldap-sync.state.json";
 
 /// Where the LDAP directory is and how to reach it.
 #[derive(Debug, Clone, Args)]
@@ -71,24 +69,37 @@ impl LdapArgs {
         if let Some(path) = &self.mapping {
             c.mapping = Arc::new(Mapping::load(path)?);
         }
-        if let Some(dn) = &self.bind_dn {
-            let password = match &self.password_file {
+        c.bind = bind(
+            self.bind_dn.as_deref(),
+            self.password_file.as_deref(),
+            ("--bind-dn", "--password-file"),
+        )?;
+        Ok(c)
+    }
+}
+
+/// A simple bind as `dn` with the password of `password_file` (else MSS_LDAP_PASSWORD); anonymous without
+/// `dn`. `names` are the two settings as the caller knows them, for the messages.
+pub fn bind(dn: Option<&str>, password_file: Option<&Path>, names: (&str, &str)) -> Result<Bind> {
+    let (dn_name, file_name) = names;
+    match (dn, password_file) {
+        (Some(dn), file) => {
+            let password = match file {
                 Some(path) => Secret::from_file(path)?,
                 None => match std::env::var(PASSWORD_ENV) {
                     Ok(p) => Secret::new(p),
                     Err(_) => bail!(
-                        "--bind-dn needs a password: give --password-file FILE or set {PASSWORD_ENV}"
+                        "{dn_name} needs a password: give {file_name} FILE or set {PASSWORD_ENV}"
                     ),
                 },
             };
-            c.bind = Bind::Simple {
-                dn: dn.clone(),
+            Ok(Bind::Simple {
+                dn: dn.to_owned(),
                 password,
-            };
-        } else if self.password_file.is_some() {
-            bail!("--password-file needs --bind-dn");
+            })
         }
-        Ok(c)
+        (None, Some(_)) => bail!("{file_name} needs {dn_name}"),
+        (None, None) => Ok(Bind::Anonymous),
     }
 }
 
@@ -135,7 +146,6 @@ pub struct LdifArgs {
 pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
     let config = args.ldap.config()?;
     let url = config.url.clone();
-    let mapping = Arc::clone(&config.mapping);
     let filter = args
         .filter
         .as_deref()
@@ -145,7 +155,7 @@ pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
     let client = Arc::new(LdapClient::new(config)?);
     let index = DirectoryIndex::open_or_create(data_dir)
         .with_context(|| format!("opening the index in {}", data_dir.display()))?;
-    let state_file = data_dir.join(STATE_FILE);
+    let state_file = data_dir.join(LDAP_STATE_FILE);
     if args.restart {
         ldap::harvest::forget_state(&state_file)?;
     }
@@ -156,13 +166,12 @@ pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
         state_file: Some(state_file.clone()),
         ..HarvestOptions::default()
     };
-    let mut updater = index.writer().context("opening the index for writing")?;
     let bar = progress::bar(
         args.quiet,
         Some(1),
         "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} parts, {msg}",
     );
-    let report = runtime::multi_thread(Some(2))?.block_on(async {
+    let run = runtime::multi_thread(Some(2))?.block_on(async {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -171,22 +180,13 @@ pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
             bar.set_position(p.parts_done);
             bar.set_message(format!("{} entries, {} queries", p.entries, p.queries));
         };
-        let report = ldap::harvest(
-            Arc::clone(&client),
-            &mapping,
-            &options,
-            &mut updater,
-            progress,
-            stop,
-        )
-        .await;
-        client.close().await;
-        report
+        sources::ldap_into(&index, client, &options, progress, stop).await
     });
     bar.finish_and_clear();
-    let report = report.with_context(|| {
+    let run = run.with_context(|| {
         format!("harvesting {url} (progress is saved: run the same command again to resume)")
     })?;
+    let report = &run.report;
     let took = report.elapsed.as_secs_f64();
     let resumed = if report.resumed { ", resumed" } else { "" };
     let counts = format!(
@@ -214,23 +214,7 @@ pub fn sync(data_dir: &Path, args: LdapSyncArgs) -> Result<()> {
             ),
         };
     }
-    let removed = updater
-        .remove_vanished(&index, Source::Ldap, &report.seen)
-        .context("removing the entries gone from the directory")?;
-    // what the console and /metrics show of this source (docs: README, ops console)
-    updater.set_source_state(
-        "ldap",
-        serde_json::json!({
-            "last_sync": crate::data::now_rfc3339(),
-            "server": url,
-            "entries": report.entries,
-            "rejected": report.rejected,
-            "removed": removed,
-        }),
-    );
-    updater
-        .commit()
-        .context("recording the harvest with the index")?;
+    let removed = run.removed;
     println!(
         "ldap-sync: complete: {counts}; {removed} removed (gone from the directory); the index holds {} entries",
         index.num_entries()

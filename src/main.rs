@@ -19,6 +19,7 @@ mod outbox;
 mod progress;
 mod runtime;
 mod sandbox;
+mod schedule;
 mod search;
 mod serve;
 mod whitelist;

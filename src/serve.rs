@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Base DN of that directory [default: ou=bal,o=mssante,c=fr].
     #[arg(long, env = "MSS_LDAP_BASE", value_name = "DN")]
     pub ldap_base: Option<String>,
+    /// Simple bind to that directory as this DN (default: anonymous, as the national directory); the
+    /// password comes from --ldap-password-file or MSS_LDAP_PASSWORD.
+    #[arg(long, env = "MSS_LDAP_BIND_DN", value_name = "DN")]
+    pub ldap_bind_dn: Option<String>,
+    /// File whose first line is that bind's password.
+    #[arg(long, value_name = "FILE")]
+    pub ldap_password_file: Option<PathBuf>,
     /// Annuaire Santé FHIR API answering `GET /v1/directory/entries/{address}?refresh=true` (e.g.
     /// https://gateway.api.esante.gouv.fr/fhir/v2); none: refresh=true is refused. Lookups get 10 s per
     /// request, 2 tries, 17 requests/s.
@@ -44,6 +51,13 @@ pub struct ServeArgs {
     /// File whose first line is the FHIR API key [default: the MSS_FHIR_API_KEY variable].
     #[arg(long, value_name = "FILE")]
     pub fhir_api_key_file: Option<PathBuf>,
+    /// Run the FHIR sync (a delta since the last one, as `mss fhir-sync`) from --fhir-base every SPAN
+    /// (30s, 15m, 24h, 7d) [default: never].
+    #[arg(long, env = "MSS_FHIR_SYNC_EVERY", value_name = "SPAN")]
+    pub fhir_sync_every: Option<String>,
+    /// Run the LDAP harvest (as `mss ldap-sync`) of --ldap-url every SPAN [default: never].
+    #[arg(long, env = "MSS_LDAP_SYNC_EVERY", value_name = "SPAN")]
+    pub ldap_sync_every: Option<String>,
     /// The outbox of `POST /v1/batches`: a `postgresql://` URL (a queue shared by several services) or a
     /// SQLite file [default: <data>/outbox.sqlite]. Its workers deliver for the `[[senders]]` of --config.
     #[arg(long, env = "MSS_OUTBOX", value_name = "URL|PATH")]
@@ -79,10 +93,18 @@ pub struct FileConfig {
     pub ldap_url: Option<String>,
     /// Its base DN.
     pub ldap_base: Option<String>,
+    /// The DN it binds as (none: anonymous).
+    pub ldap_bind_dn: Option<String>,
+    /// File holding that bind's password.
+    pub ldap_password_file: Option<PathBuf>,
     /// FHIR API of `refresh=true`.
     pub fhir_base: Option<String>,
     /// File holding its API key.
     pub fhir_api_key_file: Option<PathBuf>,
+    /// Interval of the service's FHIR sync (`15m`); none: never.
+    pub fhir_sync_every: Option<String>,
+    /// Interval of the service's LDAP harvest (`24h`); none: never.
+    pub ldap_sync_every: Option<String>,
     /// `POST /v1/messages/send` (product reference, trust roots, fronts, APP certificate).
     pub send: Option<crate::lps::SendFileConfig>,
     /// The outbox (store, worker name, body limit of `POST /v1/batches`).
@@ -157,13 +179,40 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
     } else {
         args.cors_origins
     };
-    let ldap = match args.ldap_url.or(file.ldap_url) {
+    let fhir_every = crate::schedule::interval(
+        "fhir_sync_every",
+        args.fhir_sync_every
+            .as_deref()
+            .or(file.fhir_sync_every.as_deref()),
+    )?;
+    let ldap_every = crate::schedule::interval(
+        "ldap_sync_every",
+        args.ldap_sync_every
+            .as_deref()
+            .or(file.ldap_sync_every.as_deref()),
+    )?;
+    // the directory as the harvest reads it: the national limits, as `mss ldap-sync`
+    let ldap_harvest = match args.ldap_url.or(file.ldap_url) {
         Some(url) => {
             let base = args
                 .ldap_base
                 .or(file.ldap_base)
                 .unwrap_or_else(|| mss_annuaire::ldap::DEFAULT_BASE.to_string());
             let mut config = mss_annuaire::ldap::LdapConfig::new(&url, &base)?;
+            config.bind = crate::ldap::bind(
+                args.ldap_bind_dn.or(file.ldap_bind_dn).as_deref(),
+                args.ldap_password_file
+                    .or(file.ldap_password_file)
+                    .as_deref(),
+                ("ldap_bind_dn", "ldap_password_file"),
+            )?;
+            Some(config)
+        }
+        None => None,
+    };
+    let ldap = match &ldap_harvest {
+        Some(harvest) => {
+            let mut config = harvest.clone();
             // someone is waiting for the page: ask the directory for at most 10 s of work (not its
             // 60) and give up on it sooner than that, for the local index
             config.connect_timeout = std::time::Duration::from_secs(3);
@@ -175,16 +224,19 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    let fhir = match args.fhir_base.or(file.fhir_base) {
+    // the API as the sync reads it: the national rate and timeouts, as `mss fhir-sync`
+    let fhir_sync = match args.fhir_base.or(file.fhir_base) {
         Some(base) => {
             let mut config = mss_annuaire::fhir::FhirConfig::new(&base)?;
-            config.api_key = match args.fhir_api_key_file.or(file.fhir_api_key_file) {
-                Some(path) => Some(mss_annuaire::Secret::from_file(&path)?),
-                None => std::env::var(crate::fhir::API_KEY_ENV)
-                    .ok()
-                    .filter(|k| !k.is_empty())
-                    .map(mss_annuaire::Secret::new),
-            };
+            config.api_key =
+                crate::fhir::api_key(args.fhir_api_key_file.or(file.fhir_api_key_file).as_deref())?;
+            Some(config)
+        }
+        None => None,
+    };
+    let fhir = match &fhir_sync {
+        Some(sync) => {
+            let mut config = sync.clone();
             // someone is waiting for the answer: fail sooner than a sync would
             config.timeout = Duration::from_secs(10);
             config.attempts = 2;
@@ -195,6 +247,17 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    let mut scheduled = Vec::new();
+    if let Some(every) = fhir_every {
+        scheduled.push(crate::schedule::fhir(data_dir.clone(), fhir_sync, every)?);
+    }
+    if let Some(every) = ldap_every {
+        scheduled.push(crate::schedule::ldap(
+            data_dir.clone(),
+            ldap_harvest,
+            every,
+        )?);
+    }
     let access_file = file.access.unwrap_or_default();
     let clients_path = crate::client::clients_path(&data_dir, &args.clients, Some(&access_file));
     let clients = std::sync::Arc::new(
@@ -334,6 +397,15 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             loading.set_index(index);
             Ok(())
         });
+        for s in scheduled {
+            tokio::spawn(mss_api::sync_periodically(
+                state.clone(),
+                s.source,
+                s.every,
+                s.run,
+                stop.clone(),
+            ));
+        }
         tokio::spawn(mss_api::reload_periodically(
             state.clone(),
             Duration::from_secs(10),

@@ -147,7 +147,9 @@ fn ops_console_in_chromium() {
     std::fs::write(
         &conf,
         format!(
-            "[send]\nproduct_reference = \"MSS-TEST-NIL\"\nca_file = {ca:?}\nsubmission = \"localhost:{smtp}\"\n\n\
+            // a directory that does not answer, harvested hourly: the console shows the failure and the next run
+            "ldap_url = \"ldap://127.0.0.1:1\"\nldap_sync_every = \"1h\"\n\n\
+             [send]\nproduct_reference = \"MSS-TEST-NIL\"\nca_file = {ca:?}\nsubmission = \"localhost:{smtp}\"\n\n\
              [outbox]\nworker = \"console\"\n\n\
              [[senders]]\nname = \"alice\"\naddress = \"alice@sante.test\"\ntoken_file = {paused_token:?}\n\
              imap = \"localhost:{imap}\"\nreceipts = false\n\n\

@@ -13,6 +13,9 @@
 //! - the client never sends more than 17 requests in any second (from the server's log);
 //! - `GET /v1/directory/entries/{address}?refresh=true` asks the API and updates the index; the API failing
 //!   for now is a 503 with `Retry-After`, refusing the lookup a 502.
+//! - `mss serve` with `fhir_sync_every` runs the delta by itself (against the fake and the real R4 server),
+//!   serves what it brought, shows each run and the next in `GET /v1/sources` and `/metrics`, and goes on
+//!   through a source whose runs fail; a schedule without its source or with a bad span is refused at start.
 
 #![allow(
     clippy::unwrap_used,
@@ -897,6 +900,237 @@ fn refresh_asks_the_api_and_updates_the_index() {
     );
 }
 
+/// `GET /v1/sources` of `server` once `ready` says yes of it, polled until `deadline`.
+fn sources_until(
+    server: &common::Server,
+    deadline: std::time::Instant,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        let r = server.http.get(server.url("/v1/sources")).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().unwrap();
+        if ready(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled runs never got there: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn source<'a>(sources: &'a Value, name: &str) -> &'a Value {
+    sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == name)
+        .unwrap()
+}
+
+fn time_of(text: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        text.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_service_syncs_by_itself_and_shows_each_run_and_the_next() {
+    let (_, p) = population(200);
+    let fake = FakeFhir::start(&p);
+    fake.with(|s| s.api_key = Some(KEY.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let data = synced(dir.path(), &fake);
+    let keyf = key_file(dir.path());
+    // a practitioner renamed at the source after the CLI's sync: the service's delta brings it
+    let address = fake.with(|s| {
+        let p = s
+            .resources
+            .get_mut("Practitioner")
+            .unwrap()
+            .iter_mut()
+            .find(|p| !p["telecom"].as_array().unwrap().is_empty())
+            .unwrap();
+        p["name"][0]["family"] = json!("Programme");
+        p["meta"]["lastUpdated"] = json!("2099-01-01T00:00:00Z");
+        p["telecom"][0]["value"].as_str().unwrap().to_string()
+    });
+    let clients = dir.path().join("clients.toml");
+    let key = common::add_client(&clients, "ops", &["metrics:read", "directory:read"]);
+    let config = dir.path().join("mss.toml");
+    // the LDAP directory does not answer (nothing listens on port 1): its runs fail, the service stays
+    std::fs::write(
+        &config,
+        format!(
+            "fhir_base = \"{}\"\nfhir_api_key_file = \"{keyf}\"\nfhir_sync_every = \"1s\"\n\
+             ldap_url = \"ldap://127.0.0.1:1\"\nldap_sync_every = \"1s\"\n",
+            fake.base()
+        ),
+    )
+    .unwrap();
+    let server = common::Server::start(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--clients",
+            clients.to_str().unwrap(),
+        ],
+    )
+    .with_key(&key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    // two runs of each: a failed run is tried again at the next one, and so is a good one
+    let v = sources_until(&server, deadline, |v| {
+        ["fhir", "ldap"]
+            .iter()
+            .all(|s| source(v, s)["schedule"]["runs"].as_u64().unwrap_or(0) >= 2)
+    });
+    let fhir = &source(&v, "fhir")["schedule"];
+    assert_eq!(fhir["every_seconds"], 1, "{fhir:#}");
+    let attempt = &fhir["last_attempt"];
+    assert_eq!(attempt["outcome"], "ok", "{fhir:#}");
+    assert!(
+        attempt["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("delta since"),
+        "{fhir:#}"
+    );
+    assert!(fhir["last_error"].is_null(), "{fhir:#}");
+    assert_eq!(fhir["failed_runs"], 0, "{fhir:#}");
+    assert!(time_of(&attempt["finished"]) >= time_of(&attempt["started"]));
+    if !fhir["running"].as_bool().unwrap() {
+        assert!(
+            time_of(&fhir["next_run"]) >= time_of(&attempt["finished"]),
+            "{fhir:#}"
+        );
+    }
+    // the run is recorded with the index, as a CLI run is
+    let last = &source(&v, "fhir")["last"];
+    assert_eq!(
+        last["mode"],
+        attempt["summary"]
+            .as_str()
+            .unwrap()
+            .split(" of ")
+            .next()
+            .unwrap()
+    );
+    // the served index has the renamed practitioner, without a restart
+    let r = server
+        .http
+        .get(server.url(&format!("/v1/directory/entries/{address}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["last_name"], "Programme");
+
+    let ldap = &source(&v, "ldap")["schedule"];
+    let failed = &ldap["last_attempt"];
+    assert_eq!(failed["outcome"], "failed", "{ldap:#}");
+    assert_eq!(failed["error_kind"], "transient", "{ldap:#}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("127.0.0.1:1"),
+        "the error names the server: {ldap:#}"
+    );
+    assert!(failed["changed"].is_null());
+    assert_eq!(ldap["last_error"]["error"], failed["error"]);
+    assert_eq!(ldap["failed_runs"], ldap["runs"], "{ldap:#}");
+    assert!(
+        source(&v, "ldap")["last"].is_null(),
+        "no complete harvest recorded"
+    );
+    assert!(source(&v, "extraction")["schedule"].is_null());
+
+    // /metrics says the same
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |name: &str, source: &str| -> f64 {
+        let prefix = format!("{name}{{source=\"{source}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("mss_directory_source_last_run_failed", "ldap"), 1.0);
+    assert_eq!(value("mss_directory_source_last_run_failed", "fhir"), 0.0);
+    assert_eq!(
+        value("mss_directory_source_last_run_failed", "extraction"),
+        0.0
+    );
+    assert!(
+        value(
+            "mss_directory_source_last_attempt_timestamp_seconds",
+            "fhir"
+        ) > 1.7e9
+    );
+    assert!(
+        value(
+            "mss_directory_source_last_attempt_timestamp_seconds",
+            "ldap"
+        ) > 1.7e9
+    );
+    assert_eq!(
+        value(
+            "mss_directory_source_next_run_timestamp_seconds",
+            "extraction"
+        ),
+        0.0
+    );
+    assert!(
+        value(
+            "mss_directory_source_last_success_timestamp_seconds",
+            "fhir"
+        ) > 1.7e9
+    );
+    let logs: Vec<String> = server.stderr_lines.try_iter().collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("directory source run failed") && l.contains("ldap")),
+        "the failures are logged: {logs:?}"
+    );
+    assert!(logs.iter().all(|l| !l.contains(KEY)), "{logs:?}");
+    drop(server);
+
+    // a schedule without its source, or a span that is not one, is refused at start, naming the key
+    for (text, expected) in [
+        ("ldap_sync_every = \"24h\"\n", "ldap_sync_every needs"),
+        ("fhir_sync_every = \"15m\"\n", "fhir_sync_every needs"),
+        (
+            "fhir_base = \"http://127.0.0.1:1/fhir\"\nfhir_sync_every = \"15\"\n",
+            "fhir_sync_every: `15` has no unit",
+        ),
+        (
+            "fhir_base = \"https://gateway.api.esante.gouv.fr/fhir/v2\"\nfhir_sync_every = \"15m\"\n",
+            "fhir_sync_every: the national API refuses every request without a key",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = common::run(&[
+            "--data",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{text}");
+        assert!(stderr(&out).contains(expected), "{text}: {}", stderr(&out));
+    }
+}
+
 /// Skips (saying why) outside CI, fails under CI.
 fn unavailable(why: &str) {
     if std::env::var_os("CI").is_some() {
@@ -1079,4 +1313,50 @@ fn full_and_delta_sync_against_a_real_fhir_r4_server() {
         .block_on(c.mailbox(&mss_annuaire::MailAddress::parse(red).unwrap()))
         .unwrap();
     assert_eq!(gone, None);
+
+    // `mss serve` with `fhir_sync_every` applies the next change by itself, and serves it
+    let mut person = read(&who);
+    person["name"][0]["family"] = json!("Programme");
+    write(&who, &person);
+    let clients = dir.path().join("clients.toml");
+    let key = common::add_client(&clients, "ops", &["metrics:read", "directory:read"]);
+    let config = dir.path().join("mss.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fhir_base = \"{}\"\nfhir_sync_every = \"1s\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let service = common::Server::start(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--clients",
+            clients.to_str().unwrap(),
+        ],
+    )
+    .with_key(&key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let v = sources_until(&service, deadline, |v| {
+        let a = &source(v, "fhir")["schedule"]["last_attempt"];
+        a["outcome"] == "ok" && a["changed"].as_u64().unwrap_or(0) >= 1
+    });
+    let fhir = &source(&v, "fhir")["schedule"];
+    assert!(
+        fhir["last_attempt"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("delta since"),
+        "{fhir:#}"
+    );
+    let r = service
+        .http
+        .get(service.url(&format!("/v1/directory/entries/{renamed}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["last_name"], "Programme");
 }

@@ -5,6 +5,8 @@
 //! - an injection corpus never widens a name search, and never errs;
 //! - size- and time-limited answers come back `partial`;
 //! - a server that is down is a clear, typed error, and the REST search falls back to the local index;
+//! - `mss serve --ldap-sync-every` harvests by itself, shows each run in `GET /v1/sources`, and goes on
+//!   through an outage of the directory (its runs fail, then succeed again);
 //! - entries gone from the directory leave the index only after a complete harvest;
 //! - StartTLS, LDAPS and simple bind.
 //!
@@ -601,7 +603,68 @@ fn the_service_survives_an_outage_of_the_directory() {
     let port = d.var("PORT").to_string();
     let data = tmp.path().join("data");
     import(&data, &demo_file(tmp.path(), 100, 4, false));
-    let server = Server::start(&data, &["--ldap-url", d.url()]);
+    let clients = tmp.path().join("clients.toml");
+    let key = common::add_client(&clients, "ops", &["metrics:read"]);
+    // the service harvests the directory itself, every second (anonymously, then bound)
+    let (url, base) = (d.url().to_string(), d.base().to_string());
+    let start_with = |bind: &[&str]| {
+        let mut args = vec![
+            "--ldap-url",
+            &url,
+            "--ldap-base",
+            &base,
+            "--ldap-sync-every",
+            "1s",
+            "--clients",
+            clients.to_str().unwrap(),
+        ];
+        args.extend_from_slice(bind);
+        Server::start(&data, &args).with_key(&key)
+    };
+    let server = start_with(&[]);
+    // the last scheduled harvest of `server` once `outcome` (polled until a deadline), and the index's
+    // size then
+    let harvest_of = |server: &Server, outcome: &str| -> (Value, u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: Value = server
+                .http
+                .get(server.url("/v1/sources"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let ldap = v["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["source"] == "ldap")
+                .unwrap()
+                .clone();
+            if ldap["schedule"]["last_attempt"]["outcome"] == outcome {
+                return (ldap, v["entries"].as_u64().unwrap());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {outcome} harvest: {v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let harvest = |outcome: &str| harvest_of(&server, outcome);
+    let (ldap, entries) = harvest("ok");
+    assert_eq!(entries, 400, "the harvest is served: {ldap:#}");
+    assert_eq!(
+        ldap["last"]["entries"], 300,
+        "recorded with the index: {ldap:#}"
+    );
+    assert!(
+        ldap["schedule"]["last_attempt"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("300 entries"),
+        "{ldap:#}"
+    );
     let ask = || -> Value {
         reqwest::blocking::get(server.url("/v1/directory/search?source=ldap&q=m&limit=3"))
             .unwrap()
@@ -613,6 +676,13 @@ fn the_service_survives_an_outage_of_the_directory() {
     let body = ask();
     assert_eq!(body["source"], "local", "{body}");
     assert!(body["warning"].is_string());
+    // the service's harvests fail meanwhile, and say so; the index stays whole
+    let (ldap, entries) = harvest("failed");
+    assert_eq!(
+        ldap["schedule"]["last_attempt"]["error_kind"], "transient",
+        "{ldap:#}"
+    );
+    assert_eq!(entries, 400);
     // the directory comes back on the same port: the service reconnects
     let again = start(&[
         "--dir",
@@ -624,8 +694,46 @@ fn the_service_survives_an_outage_of_the_directory() {
         "--seed",
         "3",
     ]);
-    let Some(_again) = again else { return };
+    let Some(restarted) = again else { return };
     assert_eq!(ask()["source"], "ldap", "reconnected");
+    // and the next harvest succeeds, the failure kept for the ops team
+    let (ldap, _) = harvest("ok");
+    assert_eq!(
+        ldap["schedule"]["last_error"]["outcome"], "failed",
+        "{ldap:#}"
+    );
+    assert!(ldap["schedule"]["failed_runs"].as_u64().unwrap() >= 1);
+    drop(server);
+    // bound as the admin (of the directory as restarted: a new password)
+    let admin = restarted.var("ADMIN_DN").to_string();
+    let server = start_with(&[
+        "--ldap-bind-dn",
+        &admin,
+        "--ldap-password-file",
+        restarted.var("ADMIN_PASSWORD_FILE"),
+    ]);
+    harvest_of(&server, "ok");
+    drop(server);
+    // a refused bind: a permanent failure, the password in no error and no log line
+    let wrong = tmp.path().join("wrong-password");
+    std::fs::write(&wrong, "n0t-the-Passw0rd\n").unwrap();
+    let server = start_with(&[
+        "--ldap-bind-dn",
+        &admin,
+        "--ldap-password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    let (ldap, _) = harvest_of(&server, "failed");
+    assert_eq!(
+        ldap["schedule"]["last_attempt"]["error_kind"], "permanent",
+        "{ldap:#}"
+    );
+    let logs: Vec<String> = server.stderr_lines.try_iter().collect();
+    assert!(!ldap.to_string().contains("n0t-the-Passw0rd"));
+    assert!(
+        logs.iter().all(|l| !l.contains("n0t-the-Passw0rd")),
+        "{logs:?}"
+    );
 }
 
 #[test]

@@ -140,6 +140,9 @@ pub struct SourceView {
     /// this index.
     #[schema(value_type = Option<Object>)]
     pub last: Option<serde_json::Value>,
+    /// The service's own runs of it (`fhir_sync_every`, `ldap_sync_every`): the last attempt and its
+    /// outcome, the last failure, the next run; `null`: the service does not run this source itself.
+    pub schedule: Option<crate::Schedule>,
 }
 
 /// A sending mailbox's operator endpoints.
@@ -479,6 +482,7 @@ pub async fn sources(State(state): State<Arc<AppState>>) -> Result<Json<SourcesV
         sources.push(SourceView {
             source: source.to_owned(),
             last,
+            schedule: state.runs.of(source),
         });
     }
     let mut endpoints = Vec::new();
@@ -509,14 +513,6 @@ pub async fn sources(State(state): State<Arc<AppState>>) -> Result<Json<SourcesV
     }))
 }
 
-/// When a source's recorded run completed (`last_sync`, RFC 3339), in seconds since the epoch.
-pub(crate) fn source_time(recorded: &serde_json::Value) -> Option<f64> {
-    let text = recorded["last_sync"].as_str()?;
-    let t =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(t.unix_timestamp() as f64)
-}
-
 /// What `/metrics` reads from the store and the index at a scrape.
 pub(crate) async fn snapshot(state: &AppState) -> mss_outbox::Result<crate::metrics::Snapshot> {
     let mut sources = Vec::new();
@@ -526,8 +522,8 @@ pub(crate) async fn snapshot(state: &AppState) -> mss_outbox::Result<crate::metr
             .get()
             .and_then(|i| i.source_state(source).ok().flatten())
             .as_ref()
-            .and_then(source_time);
-        sources.push((source.to_owned(), last));
+            .and_then(crate::schedule::source_time);
+        sources.push((source.to_owned(), last, state.runs.of(source)));
     }
     let Some(outbox) = state.outbox.get() else {
         return Ok(crate::metrics::Snapshot {

@@ -19,6 +19,7 @@ mod messages;
 mod metrics;
 mod params;
 mod problem;
+mod schedule;
 mod tls;
 mod widget;
 
@@ -47,6 +48,7 @@ pub use batches::{
 pub use messages::{RefusedRecipient, SendConfig, SendResponse};
 pub use metrics::Metrics;
 pub use problem::{InvalidParam, Problem};
+pub use schedule::{Attempt, Outcome, RunDone, Schedule, SourceRun, SourceRuns, sync_periodically};
 pub use tls::{ClientCertificate, ListenerTls, is_loopback};
 
 /// What the service needs besides the index.
@@ -72,6 +74,8 @@ pub struct AppState {
     console: console::OverviewCache,
     /// How the service's workers and readers last connected to their operator.
     connections: Arc<mss_outbox::overview::ConnectionLog>,
+    /// The runs of the directory sources the service schedules itself.
+    runs: SourceRuns,
 }
 
 impl AppState {
@@ -85,6 +89,7 @@ impl AppState {
             outbox: OnceLock::new(),
             console: console::OverviewCache::default(),
             connections: Arc::default(),
+            runs: SourceRuns::default(),
         })
     }
 
@@ -157,7 +162,7 @@ impl AppState {
     components(schemas(Problem, InvalidParam, SendResponse, RefusedRecipient, check::CheckResponse,
         check::CheckFinding, BatchRequest, BatchItem, BatchAccepted, AcceptedItem, inbox::InboxPage,
         inbox::AckRequest, inbox::AckResponse, console::OutboxView, console::SenderView, console::PauseView,
-        console::RetryRequest, console::ActionDone, console::SourcesView, console::SourceView,
+        console::RetryRequest, console::ActionDone, console::SourcesView, console::SourceView, Schedule, Attempt, Outcome,
         console::EndpointView)),
     modifiers(&SecurityDoc),
     tags((name = "directory", description = "Mailboxes (BAL) of the national MSSanté directory"),

@@ -1,7 +1,7 @@
 //! Prometheus metrics: request counts and latency histograms per route, index size; and what the ops
 //! console shows, read from the store at each scrape: the outbox's depth per sender and state, the age of
-//! the oldest message waiting, paused senders, the inbox per mailbox and status, and the last successful
-//! run of each directory source. Every configured sender (and receiving mailbox, and source) has its
+//! the oldest message waiting, paused senders, the inbox per mailbox and status, the last successful
+//! run of each directory source, and the service's scheduled runs (last attempt, failed, next run). Every configured sender (and receiving mailbox, and source) has its
 //! series, at zero when there is nothing, so that a dashboard and an alert see it from the start.
 
 use std::sync::{Arc, Mutex};
@@ -74,8 +74,9 @@ pub(crate) struct Snapshot {
     pub loads: Vec<mss_outbox::overview::SenderLoad>,
     pub paused: Vec<String>,
     pub inbox: Vec<mss_outbox::overview::InboxLoad>,
-    /// Each directory source and its last successful run (seconds since the epoch), if any.
-    pub sources: Vec<(String, Option<f64>)>,
+    /// Each directory source, its last successful run (seconds since the epoch) if any, and the
+    /// service's schedule of it if it runs it.
+    pub sources: Vec<(String, Option<f64>, Option<crate::Schedule>)>,
 }
 
 /// The console's gauges: rewritten whole at each scrape (a sender gone from the configuration and the
@@ -88,6 +89,9 @@ struct StoreGauges {
     inbox: Family<MailboxStatusLabels, Gauge>,
     oldest_waiting: Family<MailboxLabels, FloatGauge>,
     source_last: Family<SourceLabels, FloatGauge>,
+    source_attempt: Family<SourceLabels, FloatGauge>,
+    source_failed: Family<SourceLabels, Gauge>,
+    source_next: Family<SourceLabels, FloatGauge>,
 }
 
 /// The service's metrics and their registry.
@@ -166,6 +170,21 @@ impl Default for Metrics {
             "mss_directory_source_last_success_timestamp_seconds",
             "When each directory source (extraction, ldap, fhir) last completed a run into the index (Unix time); 0: never",
             store.source_last.clone(),
+        );
+        registry.register(
+            "mss_directory_source_last_attempt_timestamp_seconds",
+            "When the service's last scheduled run of each directory source ended, whatever its outcome (Unix time); 0: none since the service started or not scheduled",
+            store.source_attempt.clone(),
+        );
+        registry.register(
+            "mss_directory_source_last_run_failed",
+            "1 while the service's last scheduled run of a directory source failed, else 0",
+            store.source_failed.clone(),
+        );
+        registry.register(
+            "mss_directory_source_next_run_timestamp_seconds",
+            "When the service's next scheduled run of each directory source starts (Unix time); 0: running now or not scheduled",
+            store.source_next.clone(),
         );
         Metrics {
             registry,
@@ -253,6 +272,9 @@ impl StoreGauges {
         self.inbox.clear();
         self.oldest_waiting.clear();
         self.source_last.clear();
+        self.source_attempt.clear();
+        self.source_failed.clear();
+        self.source_next.clear();
         let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let mut senders: Vec<&str> = s.senders.iter().map(String::as_str).collect();
         for l in &s.loads {
@@ -310,12 +332,23 @@ impl StoreGauges {
                 })
                 .set(seconds_since(s.now_ms, l.oldest_new_ms));
         }
-        for (source, last) in &s.sources {
+        for (source, last, schedule) in &s.sources {
+            let label = SourceLabels {
+                source: source.clone(),
+            };
             self.source_last
-                .get_or_create(&SourceLabels {
-                    source: source.clone(),
-                })
+                .get_or_create(&label)
                 .set(last.unwrap_or(0.0));
+            let attempt = schedule.as_ref().and_then(|s| s.last_attempt.as_ref());
+            self.source_attempt
+                .get_or_create(&label)
+                .set(attempt.map_or(0.0, |a| a.finished_at));
+            self.source_failed.get_or_create(&label).set(i64::from(
+                attempt.is_some_and(|a| a.outcome == crate::Outcome::Failed),
+            ));
+            self.source_next
+                .get_or_create(&label)
+                .set(schedule.as_ref().and_then(|s| s.next_at).unwrap_or(0.0));
         }
     }
 }

@@ -38,6 +38,7 @@ mod highlight;
 mod query;
 mod schema;
 mod search;
+pub mod sources;
 mod sync;
 
 use std::path::PathBuf;

@@ -154,6 +154,13 @@ await check("sources: the index and the endpoints, the paused one said so, each 
   await other.locator("[data-endpoint=imap] .badge.ok").waitFor(WAIT);
   assert.match(await page.locator("#index-size").innerText(), /entries in the index/);
   assert.equal(await page.locator("#sources tbody tr").count(), 3);
+  // the service's hourly harvest of a directory that does not answer: the failure, and the next run ahead
+  const ldap = page.locator("#sources tbody tr[data-source=ldap]");
+  await ldap.locator("[data-outcome=failed] .badge.failed").waitFor(WAIT);
+  assert.match(await ldap.innerText(), /transient: .*127\.0\.0\.1:1/);
+  const next = Date.parse(await ldap.locator("[data-next]").getAttribute("data-next"));
+  assert.ok(next > Date.now() + 30 * 60 * 1000, `next run within the hour: ${next}`);
+  assert.match(await page.locator("#sources tbody tr[data-source=fhir]").innerText(), /not run by the service \(fhir_sync_every\)/);
   await page.screenshot({ path: `${artefacts}/console-sources.png` });
   await page.getByRole("button", { name: "Outbox" }).click();
 });

@@ -50,6 +50,13 @@ value("mss_inbox_messages", mailbox=hop, status="integrated")
 value("mss_inbox_oldest_waiting_age_seconds", mailbox=hop)
 for source in ["extraction", "ldap", "fhir"]:
     value("mss_directory_source_last_success_timestamp_seconds", source=source)
+    value("mss_directory_source_last_attempt_timestamp_seconds", source=source)
+    value("mss_directory_source_last_run_failed", source=source)
+    value("mss_directory_source_next_run_timestamp_seconds", source=source)
+# the hourly harvest of a directory that does not answer (seen failed by the console before this scrape)
+assert value("mss_directory_source_last_run_failed", source="ldap") == 1, "the failed harvest"
+assert value("mss_directory_source_next_run_timestamp_seconds", source="ldap") > 1.7e9, "its next run"
+assert value("mss_directory_source_last_run_failed", source="fhir") == 0, "not scheduled"
 assert value("mss_directory_source_last_success_timestamp_seconds", source="extraction") > 1.7e9, \
     "the import is recorded"
 

@@ -252,11 +252,30 @@
     const s = await json("/v1/sources");
     $("#index-size").textContent = s.entries === null ? "The index is loading."
       : `${s.entries.toLocaleString()} entries in the index (${Math.round(s.size_bytes / 1048576)} MiB).`;
-    fill("#sources", s.sources.map((x) => h("tr", {},
+    // the service's own runs (fhir_sync_every, ldap_sync_every): last outcome, last failure, next run
+    const key = { fhir: "fhir_sync_every", ldap: "ldap_sync_every" };
+    const span = (s) => [[86400, "d"], [3600, "h"], [60, "min"]].map(([n, u]) => (s % n === 0 ? `${s / n} ${u}` : ""))
+      .find(Boolean) || `${s} s`;
+    const runs = (x) => {
+      const r = x.schedule;
+      if (!r) return h("small", {}, key[x.source] ? `not run by the service (${key[x.source]})` : "by mss import");
+      const a = r.last_attempt;
+      const last = !a ? h("span", { "data-outcome": "none" }, "no run yet")
+        : h("span", { "data-outcome": a.outcome },
+          badge(a.outcome, a.outcome === "incomplete" ? "deferred" : a.outcome), ` ${time(Date.parse(a.finished))}`,
+          a.outcome === "failed" ? `: ${a.error_kind}: ${a.error}` : a.summary ? `: ${a.summary}` : "");
+      const failed = r.last_error && a && a.outcome !== "failed"
+        ? [h("br"), h("small", {}, `last failure ${time(Date.parse(r.last_error.finished))}: ${r.last_error.error}`)] : [];
+      const next = r.running ? "running now" : `next run ${time(Date.parse(r.next_run))}`;
+      return h("span", {}, last, ...failed, h("br"),
+        h("small", { "data-next": r.next_run || "" }, `${next} (every ${span(r.every_seconds)}; ${r.failed_runs} of ${r.runs} runs failed)`));
+    };
+    fill("#sources", s.sources.map((x) => h("tr", { "data-source": x.source },
       h("th", { scope: "row" }, x.source),
       h("td", {}, x.last && x.last.last_sync ? new Date(x.last.last_sync).toLocaleString() : "never on this index"),
       h("td", {}, x.last ? Object.entries(x.last).filter(([k]) => k !== "last_sync")
-        .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") : ""))), "");
+        .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") : ""),
+      h("td", {}, runs(x)))), "");
     // this service's last use of each endpoint: when, and whether it worked or what stopped it
     const last = (e, which) => {
       const c = e.last_connections.find((x) => x.endpoint === which);

@@ -8,7 +8,8 @@
 //! - [`Envelope`]: the SMTP sender and recipients of one message, with its [`DsnRequest`];
 //! - [`xtext`]: the RFC 3461 encoding of DSN parameters, both ways;
 //! - [`hex()`] and [`push_hex`]: lower-case hexadecimal of a byte string;
-//! - [`text::fold_latin`]: the ASCII form of the accented Latin letters of names.
+//! - [`text::fold_latin`]: the ASCII form of the accented Latin letters of names;
+//! - [`span::parse_span`]: a span of time of a configuration file (`15m`, `24h`).
 //!
 //! It depends on no other mss crate and on nothing that performs I/O besides reading a secret file.
 
@@ -16,6 +17,7 @@ mod address;
 mod dsn;
 mod envelope;
 mod secret;
+pub mod span;
 pub mod text;
 pub mod xtext;
 
