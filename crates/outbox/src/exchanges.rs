@@ -140,7 +140,7 @@ impl std::fmt::Display for Exchange {
         write!(
             f,
             "{} {} {} {}",
-            rfc3339(self.at_ms),
+            crate::inbox::format_ms(self.at_ms),
             self.direction.as_str(),
             self.kind,
             self.control_id
@@ -175,17 +175,6 @@ impl std::fmt::Display for Exchange {
         }
         Ok(())
     }
-}
-
-/// RFC 3339 (UTC, to the second) of ms since the epoch.
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// The answer to an exchange.

@@ -125,7 +125,9 @@ pub trait Store: Inbox + Overview + Exchanges + Send + Sync {
         batch: Option<&str>,
         owner: Option<&str>,
         items: Vec<NewMessage>,
-    ) -> Result<Vec<Accepted>>;
+    ) -> Result<Vec<Accepted>> {
+        self.enqueue_logged(batch, owner, items, Vec::new()).await
+    }
 
     /// [`Store::enqueue`], and in the same transaction logs `log[i]` as an exchange of item `i`'s
     /// message, new or found again (its link set to that message): the HL7 listener's one commit per

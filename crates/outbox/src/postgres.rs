@@ -252,15 +252,6 @@ impl crate::Store for PostgresStore {
         Ok(locked.then(|| crate::WorkerNameHold::new(session, Some(held))))
     }
 
-    async fn enqueue(
-        &self,
-        batch: Option<&str>,
-        owner: Option<&str>,
-        items: Vec<NewMessage>,
-    ) -> Result<Vec<Accepted>> {
-        self.enqueue_logged(batch, owner, items, Vec::new()).await
-    }
-
     async fn enqueue_logged(
         &self,
         batch: Option<&str>,

@@ -432,15 +432,6 @@ impl crate::Store for SqliteStore {
         .await
     }
 
-    async fn enqueue(
-        &self,
-        batch: Option<&str>,
-        owner: Option<&str>,
-        items: Vec<NewMessage>,
-    ) -> Result<Vec<Accepted>> {
-        self.enqueue_logged(batch, owner, items, Vec::new()).await
-    }
-
     async fn enqueue_logged(
         &self,
         batch: Option<&str>,

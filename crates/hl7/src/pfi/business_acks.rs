@@ -106,16 +106,9 @@ pub fn zam(ack: &BusinessAck, from: &Sending, now: &str) -> Message {
 
 /// `YYYYMMDDHHMMSS+0000` of a time in ms since the epoch.
 fn timestamp(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+    super::listener::timestamp(
+        time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
     )
 }
 

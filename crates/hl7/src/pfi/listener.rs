@@ -258,7 +258,12 @@ fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
 
 /// MSH-7 of what the PFI writes: UTC, with its offset.
 pub fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `YYYYMMDDHHMMSS+0000` of `t` (in UTC).
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
         t.year(),
