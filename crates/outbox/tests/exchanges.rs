@@ -7,6 +7,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -15,29 +16,6 @@ use mss_outbox::exchanges::{
     Answer, BusinessAckKind, Direction, ExchangeState, Link, NewExchange, Requester,
 };
 use mss_outbox::{State, Store};
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let (store, _dir) = super::common::sqlite_store();
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some((store, _url)) = super::common::pg_store().await else { return };
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     business_acks_are_queued_once_as_receipts_come_and_answered,

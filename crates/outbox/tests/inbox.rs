@@ -2,35 +2,13 @@
 //! again by Message-ID (or by their bytes' hash) whatever UID the server gives them, the reader's mark
 //! moved with them.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
 
 use mss_outbox::Store;
 use mss_outbox::inbox::{Arrival, InboxQuery, InboxStatus, Incoming, Kept};
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let (store, _dir) = super::common::sqlite_store();
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some((store, _url)) = super::common::pg_store().await else { return };
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
 
 suite!(
     kept_messages_are_listed_with_their_bytes_and_move_the_mark,

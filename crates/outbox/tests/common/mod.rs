@@ -64,3 +64,29 @@ pub fn msg(key: &str, sender: &str, recipients: &[&str]) -> NewMessage {
         dsn: true,
     }
 }
+
+/// `suite!(case, …)`: each `async fn case(store: Arc<dyn Store>)` of the file run once on a SQLite store
+/// and once on a PostgreSQL one (skipped, said, when PostgreSQL cannot start).
+#[allow(unused_macros)] // not every test binary uses it
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _dir) = super::common::sqlite_store();
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some((store, _url)) = super::common::pg_store().await else { return };
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
