@@ -270,21 +270,7 @@ impl Forwarder {
         Ok(Some(Forwarder {
             mailbox: sender.mailbox_address()?.to_string(),
             client: MllpClient::new(dpi, ClientOptions::default()),
-            from: {
-                let facility = hl7.facility.clone().unwrap_or_else(|| "MSS".into());
-                mss_hl7::pfi::receiving::Sending {
-                    application: hl7.application.clone().unwrap_or_else(|| "MSS".into()),
-                    receiving_application: hl7
-                        .dpi_application
-                        .clone()
-                        .unwrap_or_else(|| "DPI".into()),
-                    receiving_facility: hl7
-                        .dpi_facility
-                        .clone()
-                        .unwrap_or_else(|| facility.clone()),
-                    facility,
-                }
-            },
+            from: hl7.sending(),
             answering: mss_outbox::inbox::ack::Answering {
                 auth_ref: format!("senders:{name}"),
                 product_reference: send.product_reference.clone(),

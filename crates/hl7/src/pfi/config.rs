@@ -58,6 +58,25 @@ impl Hl7Config {
         Ok(())
     }
 
+    /// MSH-3 of the messages the PFI writes.
+    pub fn application(&self) -> String {
+        self.application.clone().unwrap_or_else(|| "MSS".into())
+    }
+
+    /// MSH-3/4 and MSH-5/6 of the messages the PFI sends the DPI on its own (received documents).
+    pub fn sending(&self) -> super::receiving::Sending {
+        let facility = self.facility.clone().unwrap_or_else(|| "MSS".into());
+        super::receiving::Sending {
+            application: self.application(),
+            receiving_application: self.dpi_application.clone().unwrap_or_else(|| "DPI".into()),
+            receiving_facility: self
+                .dpi_facility
+                .clone()
+                .unwrap_or_else(|| facility.clone()),
+            facility,
+        }
+    }
+
     /// The classCode given to every document.
     pub fn class_code(&self) -> mss_message::ClassifiedCode {
         let given = self.class_code.as_deref().unwrap_or("10^Compte rendu");

@@ -75,7 +75,7 @@ impl DpiListener {
             compose: config.compose,
             owner: config.hl7.client.clone(),
             context,
-            application: config.hl7.application.unwrap_or_else(|| "MSS".into()),
+            application: config.hl7.application(),
             facility: config.hl7.facility,
             counter: AtomicU64::new(0),
         }
