@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -298,35 +298,6 @@ impl AppState {
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the body is larger than this server's limit of {max} bytes; send the batch as several \
-                 requests with the same batch_id"
-            ),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, max).await.map_err(|e| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return too_large();
-            }
-            source = s.source();
-        }
-        Problem::invalid_param("body", format!("could not be read: {e}"))
-    })
-}
-
 async fn create_inner(
     state: &AppState,
     caller: &Caller,
@@ -335,7 +306,13 @@ async fn create_inner(
     body: Body,
 ) -> Result<BatchAccepted, Problem> {
     let outbox = state.outbox()?.clone();
-    let bytes = read_body(headers, body, outbox.max_body_bytes).await?;
+    let bytes = crate::body::read(
+        headers,
+        body,
+        outbox.max_body_bytes,
+        "; send the batch as several requests with the same batch_id",
+    )
+    .await?;
     let mut json = serde_json::Deserializer::from_slice(&bytes);
     let request: BatchRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();

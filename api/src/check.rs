@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
@@ -14,11 +13,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::access::AuditNote;
+use crate::body::{Limited, MAX_MESSAGE_BYTES};
 use crate::problem::Problem;
-
-/// The largest message checked: twice the Mon espace santé limit, so that a message over it is
-/// still read and reported (`mss.mes.size`).
-pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The checker's verdict on one message.
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,7 +66,7 @@ pub async fn check(
     State(state): State<Arc<AppState>>,
     Extension(note): Extension<AuditNote>,
     headers: HeaderMap,
-    body: Bytes,
+    Limited(body): Limited<MAX_MESSAGE_BYTES>,
 ) -> Result<Json<CheckResponse>, Problem> {
     let media = headers
         .get(header::CONTENT_TYPE)

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::routing::get;
@@ -26,6 +25,7 @@ use cache::{MAX_ROWS, RATE_BUCKET_MS, StoreOverview};
 
 use crate::AppState;
 use crate::access::{AuditNote, Caller};
+use crate::body::Limited;
 use crate::params::Params;
 use crate::problem::Problem;
 
@@ -356,7 +356,7 @@ pub async fn retry(
     Extension(caller): Extension<Caller>,
     Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
-    body: Bytes,
+    Limited(body): Limited,
 ) -> Result<Json<ActionDone>, Problem> {
     let key = crate::params::row_id(&id, "a message id")?;
     note.message(key);

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::access::{AuditNote, Caller};
+use crate::body::Limited;
 use crate::params::Params;
 use crate::problem::Problem;
 
@@ -290,7 +290,7 @@ pub async fn ack(
     Extension(caller): Extension<Caller>,
     Extension(note): Extension<AuditNote>,
     Path(id): Path<String>,
-    body: Bytes,
+    Limited(body): Limited,
 ) -> Result<Json<AckResponse>, Problem> {
     let request: AckRequest =
         serde_json::from_slice(&body).map_err(|e| Problem::invalid_json("body", &e))?;

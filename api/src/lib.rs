@@ -11,6 +11,7 @@
 
 mod access;
 mod batches;
+mod body;
 mod check;
 mod console;
 mod directory;
@@ -30,7 +31,6 @@ use std::time::Duration;
 
 use access::SecurityDoc;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -204,10 +204,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         ("/metrics", get(directory::metrics)),
         ("/v1/messages/send", post(messages::send)),
         ("/v1/messages/compose", post(messages::compose)),
-        (
-            "/v1/messages/check",
-            post(check::check).layer(DefaultBodyLimit::max(check::MAX_MESSAGE_BYTES)),
-        ),
+        ("/v1/messages/check", post(check::check)),
         ("/v1/batches", post(batches::create)),
         ("/v1/batches/{id}", get(batches::batch)),
         ("/v1/messages/{id}", get(batches::message)),

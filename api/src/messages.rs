@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +20,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::access::{AuditNote, Caller};
+use crate::body::{Limited, MAX_MESSAGE_BYTES};
 use crate::problem::Problem;
 
 /// What sending needs; set with [`AppState::set_sending`]. Without it the route answers 503.
@@ -104,6 +104,7 @@ pub struct RefusedRecipient {
         (status = 200, description = "Sent; per-recipient results", body = SendResponse),
         (status = 400, description = "The request is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No token, or the operator refused the credentials (expired, other user, not PSC, certificate)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request is larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An MSSanté rule or the operator refuses the message or every recipient", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The operator's front is unusable (no STARTTLS, TLS < 1.2, untrusted certificate)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Sending is not configured, or the operator is unreachable for now: retry", body = Problem, content_type = "application/problem+json")
@@ -114,7 +115,7 @@ pub async fn send(
     Extension(caller): Extension<Caller>,
     Extension(note): Extension<AuditNote>,
     headers: HeaderMap,
-    body: Bytes,
+    Limited(body): Limited<MAX_MESSAGE_BYTES>,
 ) -> Result<Json<SendResponse>, Problem> {
     send_inner(&state, &caller, &note, &headers, &body)
         .await
@@ -134,6 +135,7 @@ pub async fn send(
     responses(
         (status = 200, description = "The message (RFC 5322, CRLF); its Message-ID is in the `X-MSS-Message-ID` response header", body = String, content_type = "message/rfc822"),
         (status = 400, description = "The request is malformed (the field is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request is larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An MSSanté rule refuses the message (whitelist, INS, size)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The product reference (NIL) is not configured", body = Problem, content_type = "application/problem+json")
     )
@@ -141,7 +143,7 @@ pub async fn send(
 pub async fn compose(
     State(state): State<Arc<AppState>>,
     Extension(note): Extension<AuditNote>,
-    body: Bytes,
+    Limited(body): Limited<MAX_MESSAGE_BYTES>,
 ) -> Result<Response, Problem> {
     let cfg = state.sending.get().ok_or_else(|| {
         Problem::not_configured("composition is not configured on this service (product reference)")

@@ -202,3 +202,84 @@ async fn check_answers_the_findings_of_a_message() {
     let (status, v) = check(message, "application/json").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
 }
+
+/// A compose request carrying a few MB of documents is read (axum's own 2 MiB default does not apply);
+/// one over 64 MiB is 413 problem+json naming the limit, with `Connection: close` since its rest is never
+/// read, whether its length is declared or not.
+#[tokio::test]
+async fn large_compose_requests_are_read_up_to_64_mib_and_refused_above_with_the_connection_closed()
+{
+    use base64::Engine as _;
+    let mut request: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/compose/cda-to-professional.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let pdf: Vec<u8> = b"%PDF-1.7\n"
+        .iter()
+        .copied()
+        .chain((0..3_000_000u32).map(|i| (i % 251) as u8))
+        .collect();
+    request["attachments"] = serde_json::json!([{
+        "filename": "imagerie.pdf",
+        "content_type": "application/pdf",
+        "content": {"base64": base64::engine::general_purpose::STANDARD.encode(&pdf)}
+    }]);
+    let body = request.to_string();
+    assert!(body.len() > 4_000_000, "over axum's 2 MiB default");
+    let state = AppState::new();
+    let tls = mss_lps::TlsSettings::new(mss_lps::TrustRoots::system().unwrap(), None).unwrap();
+    state.set_sending(SendConfig::new("DEV935997", tls).unwrap());
+    let (router, _clients) = common::keyed_router(state);
+    let (status, ct, message) = post(router.clone(), body).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::OK, "message/rfc822"),
+        "{message}"
+    );
+    assert!(
+        message.contains("filename=\"imagerie.pdf\""),
+        "the attachment is in the message"
+    );
+
+    let refused = |response: axum::response::Response| async move {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let p: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{p}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(headers["connection"], "close");
+        assert_eq!(
+            p["detail"],
+            "the body is larger than this route's limit of 67108864 bytes"
+        );
+    };
+    // declared: refused before a byte is read
+    let declared = router
+        .clone()
+        .oneshot(
+            Request::post("/v1/messages/compose")
+                .header("content-type", "application/json")
+                .header("content-length", (64u64 << 20) + 1)
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    refused(declared).await;
+    // undeclared (chunked): refused once the limit is passed
+    let streamed = router
+        .oneshot(
+            Request::post("/v1/messages/compose")
+                .header("content-type", "application/json")
+                .body(Body::from(vec![b' '; (64 << 20) + 1]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    refused(streamed).await;
+}
