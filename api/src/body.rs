@@ -1,10 +1,22 @@
-//! Request bodies, read whole under a limit. A larger body is 413 problem+json that names the limit, and the
-//! answer says `Connection: close`: the rest of the body is never read, so the connection cannot carry another
-//! request, and a client that reused it would see its next request fail for no reason of its own.
+//! Request bodies: read whole under a limit (a larger one is 413 problem+json naming the limit), and any
+//! answer given before its request's body was read to the end says `Connection: close`.
+//!
+//! Why the close: hyper drops such a connection once the answer is written (the unread rest cannot be told
+//! from the next request), but without the header a client's pool keeps it, and its next request fails with
+//! an incomplete message for no fault of its own. That happens after a 413, and after any refusal given
+//! before the handler reads (401, 403, 429 of the access guard) when the body is large.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, Version, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Body as _, Frame, SizeHint};
 
 use crate::problem::Problem;
 
@@ -58,4 +70,54 @@ pub async fn read(
         }
         Problem::invalid_param("body", format!("could not be read: {e}"))
     })
+}
+
+/// Middleware: `Connection: close` on an HTTP/1 answer given before the request's body was read to its end.
+pub async fn close_when_unread(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    if body.is_end_stream() || parts.version >= Version::HTTP_2 {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let ended = Arc::new(AtomicBool::new(false));
+    let body = Body::new(Watched {
+        inner: body,
+        ended: Arc::clone(&ended),
+    });
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if !ended.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A body that records when it has been read to its end.
+struct Watched {
+    inner: Body,
+    ended: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.ended.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

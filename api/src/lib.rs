@@ -231,6 +231,7 @@ pub fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
             metrics::track,
         ))
         .layer(cors(config, access))
+        .layer(axum::middleware::from_fn(body::close_when_unread))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal(&"a handler panicked").into_response()
         }))

@@ -37,9 +37,6 @@ pub struct Problem {
     /// `WWW-Authenticate` of a 401.
     #[serde(skip)]
     challenge: Option<&'static str>,
-    /// `Connection: close`: the request's body was left unread, so its connection cannot be reused.
-    #[serde(skip)]
-    close: bool,
 }
 
 /// One faulty parameter.
@@ -62,7 +59,6 @@ impl Problem {
             invalid_params: Vec::new(),
             retry_after: None,
             challenge: None,
-            close: false,
         }
     }
 
@@ -113,11 +109,9 @@ impl Problem {
         )
     }
 
-    /// 413 with `Connection: close`: the body is over the limit and the rest of it is not read.
+    /// 413: the body is over the route's limit (the rest of it is not read).
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        let mut p = Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail);
-        p.close = true;
-        p
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
     }
 
     /// 429 with `Retry-After`: this source must slow down.
@@ -173,9 +167,6 @@ impl IntoResponse for Problem {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
-        }
-        if self.close {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
