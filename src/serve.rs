@@ -334,6 +334,10 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                     .or_else(|| file.send.as_ref().and_then(|f| f.submission.clone())),
                 imap: s.imap.clone(),
                 receives: s.receive.unwrap_or(false),
+                dpi: file
+                    .hl7
+                    .as_ref()
+                    .is_some_and(|h| h.sender.as_ref() == Some(&s.name)),
             })
         })
         .collect::<Result<Vec<_>>>()?;

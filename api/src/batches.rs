@@ -53,6 +53,9 @@ pub struct BatchSender {
     pub imap: Option<String>,
     /// Whether it receives (its messages are kept in the inbox).
     pub receives: bool,
+    /// Whether it sends on a hospital DPI's behalf (`[hl7] sender`): its business acks to the DPI are
+    /// counted, at zero when there are none.
+    pub dpi: bool,
 }
 
 /// What the batch routes need; set with [`AppState::set_outbox`]. Without it they answer 503.

@@ -13,7 +13,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use mss_outbox::Counts;
 use mss_outbox::overview::{
-    BatchSummary, LastConnection, RateBucket, RecipientLine, SenderLoad, cancel_reason,
+    BatchSummary, BusinessAckLoad, LastConnection, RateBucket, RecipientLine, SenderLoad,
+    cancel_reason,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -81,6 +82,10 @@ pub struct SenderView {
     pub oldest_pending_ms: Option<i64>,
     /// Why its workers stopped, and what to do about it; none when it sends.
     pub paused: Option<PauseView>,
+    /// Whether it sends on a hospital DPI's behalf (`[hl7] sender`).
+    pub dpi: bool,
+    /// Its business acks to the DPI not done: still to go (the DPI down, or `AR`) or refused (`AE`).
+    pub business_acks: Vec<BusinessAckLoad>,
 }
 
 /// A paused mailbox.
@@ -240,6 +245,7 @@ pub async fn outbox(
         now_ms,
         loads,
         paused,
+        business_acks,
         ..
     } = whole.as_ref();
     let now_ms = *now_ms;
@@ -258,6 +264,12 @@ pub async fn outbox(
             name: configured.map(|s| s.name.clone()),
             counts: load.map(|l| l.counts).unwrap_or_default(),
             oldest_pending_ms: load.and_then(|l| l.oldest_pending_ms),
+            dpi: configured.is_some_and(|s| s.dpi),
+            business_acks: business_acks
+                .iter()
+                .filter(|b| b.sender.eq_ignore_ascii_case(address))
+                .cloned()
+                .collect(),
             paused: paused
                 .iter()
                 .find(|p| p.sender.eq_ignore_ascii_case(address))
@@ -280,6 +292,14 @@ pub async fn outbox(
     for l in loads {
         if name_of(&l.sender).is_none() {
             senders.push(view(&l.sender, Some(l)));
+        }
+    }
+    for b in business_acks {
+        if !senders
+            .iter()
+            .any(|s| s.sender.eq_ignore_ascii_case(&b.sender))
+        {
+            senders.push(view(&b.sender, None));
         }
     }
     for p in paused {
@@ -548,6 +568,13 @@ pub(crate) async fn snapshot(state: &AppState) -> mss_outbox::Result<crate::metr
             .map(|s| s.address.to_string())
             .collect(),
         loads: whole.loads.clone(),
+        dpi: outbox
+            .senders
+            .iter()
+            .filter(|s| s.dpi)
+            .map(|s| s.address.to_string())
+            .collect(),
+        business_acks: whole.business_acks.clone(),
         paused: whole.paused.iter().map(|p| p.sender.clone()).collect(),
         inbox,
         sources,

@@ -57,6 +57,19 @@ struct MailboxLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BusinessAckLabels {
+    sender: String,
+    r#type: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BusinessAckTypeLabels {
+    sender: String,
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: String,
 }
@@ -74,6 +87,9 @@ pub(crate) struct Snapshot {
     pub loads: Vec<mss_outbox::overview::SenderLoad>,
     pub paused: Vec<String>,
     pub inbox: Vec<mss_outbox::overview::InboxLoad>,
+    /// The sending mailboxes that send on a DPI's behalf, and the business acks not done.
+    pub dpi: Vec<String>,
+    pub business_acks: Vec<mss_outbox::overview::BusinessAckLoad>,
     /// Each directory source, its last successful run (seconds since the epoch) if any, and the
     /// service's schedule of it if it runs it.
     pub sources: Vec<(String, Option<f64>, Option<crate::Schedule>)>,
@@ -88,6 +104,8 @@ struct StoreGauges {
     paused: Family<SenderLabels, Gauge>,
     inbox: Family<MailboxStatusLabels, Gauge>,
     oldest_waiting: Family<MailboxLabels, FloatGauge>,
+    business_acks: Family<BusinessAckLabels, Gauge>,
+    oldest_business_ack: Family<BusinessAckTypeLabels, FloatGauge>,
     source_last: Family<SourceLabels, FloatGauge>,
     source_attempt: Family<SourceLabels, FloatGauge>,
     source_failed: Family<SourceLabels, Gauge>,
@@ -165,6 +183,16 @@ impl Default for Metrics {
             "mss_inbox_oldest_waiting_age_seconds",
             "Age of the oldest received message waiting for integration, by mailbox; 0 when none waits",
             store.oldest_waiting.clone(),
+        );
+        registry.register(
+            "mss_hl7_business_acks",
+            "Business acks to the DPI (type ZAM^Z02 delivery, ZAM^Z03 reading) not done, by sending mailbox and state (pending: still to go, the DPI down or answering AR; refused: the DPI answered AE, not resent)",
+            store.business_acks.clone(),
+        );
+        registry.register(
+            "mss_hl7_business_ack_oldest_pending_age_seconds",
+            "Age of the oldest business ack still to go to the DPI, by sending mailbox and type; 0 when none waits",
+            store.oldest_business_ack.clone(),
         );
         registry.register(
             "mss_directory_source_last_success_timestamp_seconds",
@@ -260,17 +288,65 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
     response
 }
 
+/// The two business acks of the sending guide.
+const BUSINESS_ACK_TYPES: [&str; 2] = ["ZAM^Z02", "ZAM^Z03"];
+
 fn seconds_since(now_ms: i64, then_ms: Option<i64>) -> f64 {
     then_ms.map_or(0.0, |t| (now_ms.saturating_sub(t)).max(0) as f64 / 1000.0)
 }
 
 impl StoreGauges {
+    /// Every DPI sender's two types in both states, at zero when none; any other sender with some.
+    fn set_business_acks(&self, s: &Snapshot) {
+        use mss_outbox::exchanges::ExchangeState;
+        let mut keys: Vec<(String, String)> = s
+            .dpi
+            .iter()
+            .flat_map(|d| BUSINESS_ACK_TYPES.map(|t| (d.clone(), t.to_owned())))
+            .collect();
+        for b in &s.business_acks {
+            if !keys
+                .iter()
+                .any(|(d, t)| d.eq_ignore_ascii_case(&b.sender) && *t == b.kind)
+            {
+                keys.push((b.sender.clone(), b.kind.clone()));
+            }
+        }
+        for (sender, kind) in keys {
+            let of = |state: ExchangeState| {
+                s.business_acks.iter().find(|b| {
+                    b.sender.eq_ignore_ascii_case(&sender) && b.kind == kind && b.state == state
+                })
+            };
+            for state in [ExchangeState::Pending, ExchangeState::Refused] {
+                self.business_acks
+                    .get_or_create(&BusinessAckLabels {
+                        sender: sender.clone(),
+                        r#type: kind.clone(),
+                        state: state.as_str().to_owned(),
+                    })
+                    .set(of(state).map_or(0, |b| i64::try_from(b.count).unwrap_or(i64::MAX)));
+            }
+            self.oldest_business_ack
+                .get_or_create(&BusinessAckTypeLabels {
+                    sender: sender.clone(),
+                    r#type: kind.clone(),
+                })
+                .set(seconds_since(
+                    s.now_ms,
+                    of(ExchangeState::Pending).map(|b| b.oldest_ms),
+                ));
+        }
+    }
+
     fn set(&self, s: &Snapshot) {
         self.recipients.clear();
         self.oldest_pending.clear();
         self.paused.clear();
         self.inbox.clear();
         self.oldest_waiting.clear();
+        self.business_acks.clear();
+        self.oldest_business_ack.clear();
         self.source_last.clear();
         self.source_attempt.clear();
         self.source_failed.clear();
@@ -332,6 +408,7 @@ impl StoreGauges {
                 })
                 .set(seconds_since(s.now_ms, l.oldest_new_ms));
         }
+        self.set_business_acks(s);
         for (source, last, schedule) in &s.sources {
             let label = SourceLabels {
                 source: source.clone(),

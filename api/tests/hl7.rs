@@ -134,7 +134,17 @@ async fn messages_and_inbox_entries_show_their_hl7_exchanges() {
     let state = AppState::new();
     state.set_outbox(OutboxConfig {
         store: store.clone(),
-        senders: Vec::new(),
+        senders: vec![mss_api::BatchSender {
+            name: "pfi".into(),
+            address: mss_types::MailAddress::parse(PFI).unwrap(),
+            error_mailbox: None,
+            label: None,
+            credential_files: Vec::new(),
+            submission: None,
+            imap: None,
+            receives: true,
+            dpi: true,
+        }],
         compose: None,
         trust: mss_testing::trust(mss_testing::TEST_DOMAINS),
         max_body_bytes: 1 << 20,
@@ -164,4 +174,42 @@ async fn messages_and_inbox_entries_show_their_hl7_exchanges() {
     assert_eq!(hl7[0]["ack"], "AE");
     assert_eq!(hl7[0]["error_code"], "902");
     assert_eq!(hl7[0]["error_label"], "Identifiant patient inconnu");
+
+    // the ops console and the metrics: the business ack still to go
+    let o = get(&app, "/v1/outbox").await;
+    assert_eq!(o["senders"][0]["sender"], PFI, "{o}");
+    assert_eq!(o["senders"][0]["dpi"], true);
+    let acks = &o["senders"][0]["business_acks"];
+    assert_eq!(acks.as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(acks[0]["type"], "ZAM^Z02");
+    assert_eq!(acks[0]["state"], "pending");
+    assert_eq!(acks[0]["count"], 1);
+    assert!(acks[0]["latest_error"].is_null(), "not tried yet: {o}");
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for (series, value) in [
+        (r#"type="ZAM^Z02",state="pending""#, "1"),
+        (r#"type="ZAM^Z02",state="refused""#, "0"),
+        (r#"type="ZAM^Z03",state="pending""#, "0"),
+        (r#"type="ZAM^Z03",state="refused""#, "0"),
+    ] {
+        let line = format!("mss_hl7_business_acks{{sender=\"{PFI}\",{series}}} {value}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&format!(
+            "mss_hl7_business_ack_oldest_pending_age_seconds{{sender=\"{PFI}\",type=\"ZAM^Z02\"}} "
+        ))),
+        "{metrics}"
+    );
 }

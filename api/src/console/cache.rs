@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mss_outbox::overview::{BatchSummary, RateBucket, RecipientLine, SenderLoad};
+use mss_outbox::overview::{BatchSummary, BusinessAckLoad, RateBucket, RecipientLine, SenderLoad};
 use mss_outbox::{Pause, State as RecipientState, Store};
 
 /// How long a computed overview answers: the console refreshes every few seconds, so a second's age is
@@ -32,12 +32,13 @@ pub(crate) struct StoreOverview {
     pub batches: Vec<BatchSummary>,
     pub troubles: Vec<RecipientLine>,
     pub latest: Vec<RecipientLine>,
+    pub business_acks: Vec<BusinessAckLoad>,
 }
 
 impl StoreOverview {
     async fn read(store: &dyn Store) -> mss_outbox::Result<Self> {
         let now_ms = store.now_ms();
-        let (loads, paused, rate, batches, troubles, latest) = tokio::try_join!(
+        let (loads, paused, rate, batches, troubles, latest, business_acks) = tokio::try_join!(
             store.sender_loads(),
             store.paused(),
             store.rates(now_ms - RATE_WINDOW_MS, RATE_BUCKET_MS),
@@ -47,6 +48,7 @@ impl StoreOverview {
                 MAX_ROWS
             ),
             store.recipients_in(&[], MAX_ROWS),
+            store.business_ack_loads(),
         )?;
         Ok(StoreOverview {
             now_ms,
@@ -56,6 +58,7 @@ impl StoreOverview {
             batches,
             troubles,
             latest,
+            business_acks,
         })
     }
 }

@@ -161,6 +161,16 @@
         onclick: (e) => act(e.target, `/v1/messages/${t.message}/retry`, { recipients: [t.address] },
           () => `${t.address}: back in the queue`),
       }, "Retry now")))), "No failed or deferred recipient.");
+    // a hospital's PFI: the ZAMs the DPI has not taken (down, AR) or refused (AE)
+    const acks = o.senders.flatMap((s) => s.business_acks);
+    $("#dpi").hidden = !o.senders.some((s) => s.dpi) && acks.length === 0;
+    const ackNames = { "ZAM^Z02": "delivery (ZAM^Z02)", "ZAM^Z03": "reading (ZAM^Z03)" };
+    fill("#business-acks", acks.map((a) => h("tr", { "data-sender": a.sender, "data-type": a.type, "data-state": a.state },
+      h("th", { scope: "row" }, a.sender), h("td", {}, ackNames[a.type] || a.type),
+      h("td", {}, badge(a.state, a.state === "refused" ? "failed" : "deferred")),
+      h("td", { class: "n" }, a.count),
+      h("td", { class: "n" }, age(a.oldest_ms, now)),
+      h("td", { class: "reply" }, a.latest_error || ""))), "Every business ack was taken by the DPI.");
     fill("#batches", o.batches.map((b) => {
       const c = b.counts;
       const total = Object.values(c).reduce((a, x) => a + x, 0);

@@ -102,6 +102,32 @@ pub struct InboxLoad {
     pub oldest_new_ms: Option<i64>,
 }
 
+/// The business acks (`ZAM^Z02`, `ZAM^Z03`) of one sending mailbox that are not done, by type and state:
+/// those still to go to the DPI (it was down, or answered `AR`) and those it refused (`AE`, never resent).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BusinessAckLoad {
+    /// The sending mailbox of the messages they report on (the `[hl7] sender`).
+    pub sender: String,
+    /// MSH-9: `ZAM^Z02` (delivery) or `ZAM^Z03` (reading).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending` or `refused`.
+    pub state: crate::exchanges::ExchangeState,
+    /// How many.
+    pub count: u64,
+    /// When the oldest of them was queued (ms since the epoch).
+    pub oldest_ms: i64,
+    /// The latest one's trouble: why its last send got no answer (the DPI unreachable), or the DPI's ERR
+    /// code and label.
+    pub latest_error: Option<String>,
+}
+
+/// The grouped query behind [`Overview::business_ack_loads`], the same in both backends: the rows not
+/// done are few whatever the history, and a partial index (`hl7_exchanges_open`, whose condition is
+/// `state <> 'done'` as written here) keeps it from reading the others.
+pub(crate) const BUSINESS_ACK_LOADS: &str = "SELECT m.sender, e.kind, e.state, COUNT(*), MIN(e.created_ms),      (SELECT COALESCE(x.last_error, x.error_code || ' ' || COALESCE(x.error_label, ''))         FROM hl7_exchanges x JOIN messages y ON y.id = x.message         WHERE x.state <> 'done' AND x.state = e.state AND x.kind = e.kind AND y.sender = m.sender           AND x.recipient IS NOT NULL         ORDER BY x.id DESC LIMIT 1)      FROM hl7_exchanges e JOIN messages m ON m.id = e.message      WHERE e.state <> 'done' AND e.recipient IS NOT NULL      GROUP BY m.sender, e.kind, e.state ORDER BY m.sender, e.kind, e.state";
+
 /// The reason a cancelled recipient keeps (its state is `cancelled`: no worker takes it again).
 pub fn cancel_reason(by: &str) -> String {
     format!("cancelled by {by} before it was sent")
@@ -136,6 +162,9 @@ pub trait Overview: Send + Sync {
 
     /// Messages by status of every receiving mailbox that has any, by mailbox.
     async fn inbox_loads(&self) -> Result<Vec<InboxLoad>>;
+
+    /// The business acks to the DPI not done (pending, refused), by sender, type and state.
+    async fn business_ack_loads(&self) -> Result<Vec<BusinessAckLoad>>;
 }
 
 /// `states` as a SQL condition on `r.state` (their names are ours: nothing from outside is spliced).

@@ -183,6 +183,10 @@ async fn business_acks_are_queued_once_as_receipts_come_and_answered(s: Arc<dyn 
     .unwrap();
     assert_eq!(s.plan_business_acks().await.unwrap(), 1);
     assert_eq!(s.plan_business_acks().await.unwrap(), 0);
+    assert_eq!(
+        ack_loads(&s).await,
+        ["ZAM^Z02 pending 2", "ZAM^Z03 pending 1"]
+    );
 
     let due = s.due_business_acks(None, 10).await.unwrap();
     assert_eq!(due.len(), 3);
@@ -245,6 +249,14 @@ async fn business_acks_are_queued_once_as_receipts_come_and_answered(s: Arc<dyn 
     s.business_ack_answered(due[0].id, &answer("AE"), now)
         .await
         .unwrap();
+    // what the console and the metrics show: the one the DPI refused, the one still to go and why
+    assert_eq!(
+        ack_loads(&s).await,
+        [
+            "ZAM^Z02 refused 1: 207 Application error",
+            "ZAM^Z03 pending 1: 127.0.0.1:9: connection refused",
+        ]
+    );
 
     let log = s.exchanges(Link::Message(key)).await.unwrap();
     let shown: Vec<_> = log
@@ -310,6 +322,23 @@ async fn business_acks_are_queued_once_as_receipts_come_and_answered(s: Arc<dyn 
         Some("127.0.0.1:9: connection refused")
     );
     assert_eq!(s.exchanges(Link::Message(quiet)).await.unwrap().len(), 1);
+}
+
+/// The business acks not done, as `type state count: latest trouble`, each of [`SENDER`] and queued
+/// before now.
+async fn ack_loads(s: &Arc<dyn Store>) -> Vec<String> {
+    let now = s.now_ms();
+    s.business_ack_loads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| {
+            assert_eq!(l.sender, SENDER);
+            assert!(l.oldest_ms <= now, "{l:?}");
+            let trouble = l.latest_error.map(|e| format!(": {e}")).unwrap_or_default();
+            format!("{} {} {}{trouble}", l.kind, l.state.as_str(), l.count)
+        })
+        .collect()
 }
 
 async fn exchanges_of_inbox_messages_are_logged_apart(s: Arc<dyn Store>) {

@@ -2,10 +2,11 @@
 
 use super::{PostgresStore, u64_of};
 use crate::error::Result;
+use crate::exchanges::ExchangeState;
 use crate::model::{MessageKey, State};
 use crate::overview::{
-    BatchSummary, InboxLoad, Overview, RateBucket, RecipientLine, SenderLoad, add_inbox_load,
-    add_load, lowered, state_condition,
+    BUSINESS_ACK_LOADS, BatchSummary, BusinessAckLoad, InboxLoad, Overview, RateBucket,
+    RecipientLine, SenderLoad, add_inbox_load, add_load, lowered, state_condition,
 };
 
 /// The overview's indexes, as in the embedded backend (`sqlite/overview.rs`).
@@ -204,5 +205,23 @@ impl Overview for PostgresStore {
             );
         }
         Ok(loads)
+    }
+
+    async fn business_ack_loads(&self) -> Result<Vec<BusinessAckLoad>> {
+        let c = self.pool.get().await?;
+        let rows = c.query(BUSINESS_ACK_LOADS, &[]).await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get(2)?;
+                Ok(BusinessAckLoad {
+                    sender: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    state: ExchangeState::parse(&state),
+                    count: u64_of(r.try_get(3)?),
+                    oldest_ms: r.try_get(4)?,
+                    latest_error: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 }

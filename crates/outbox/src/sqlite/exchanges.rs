@@ -46,6 +46,7 @@ CREATE INDEX IF NOT EXISTS hl7_exchanges_inbox ON hl7_exchanges(inbox);
 CREATE INDEX IF NOT EXISTS hl7_exchanges_received ON hl7_exchanges(created_ms)
   WHERE direction = 'received';
 CREATE INDEX IF NOT EXISTS hl7_exchanges_due ON hl7_exchanges(due_ms) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS hl7_exchanges_open ON hl7_exchanges(kind) WHERE state <> 'done';
 CREATE UNIQUE INDEX IF NOT EXISTS hl7_business_acks ON hl7_exchanges(message, recipient, kind)
   WHERE recipient IS NOT NULL;
 ";

@@ -6,10 +6,11 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::error::Result;
+use crate::exchanges::ExchangeState;
 use crate::model::{MessageKey, State};
 use crate::overview::{
-    BatchSummary, InboxLoad, Overview, RateBucket, RecipientLine, SenderLoad, add_inbox_load,
-    add_load, lowered, state_condition,
+    BUSINESS_ACK_LOADS, BatchSummary, BusinessAckLoad, InboxLoad, Overview, RateBucket,
+    RecipientLine, SenderLoad, add_inbox_load, add_load, lowered, state_condition,
 };
 
 /// What keeps the overview's queries from reading the whole history: the latest changes and the last hour's
@@ -218,6 +219,27 @@ impl Overview for SqliteStore {
                 add_inbox_load(&mut loads, mailbox, &status, u64_of(n), oldest);
             }
             Ok(loads)
+        })
+        .await
+    }
+
+    async fn business_ack_loads(&self) -> Result<Vec<BusinessAckLoad>> {
+        self.run(|conn| {
+            let mut q = conn.prepare_cached(BUSINESS_ACK_LOADS)?;
+            let rows = q
+                .query_map([], |r| {
+                    let state: String = r.get(2)?;
+                    Ok(BusinessAckLoad {
+                        sender: r.get(0)?,
+                        kind: r.get(1)?,
+                        state: ExchangeState::parse(&state),
+                        count: u64_of(r.get(3)?),
+                        oldest_ms: r.get(4)?,
+                        latest_error: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
         })
         .await
     }
