@@ -123,6 +123,8 @@ pub struct Wiring<'a> {
     pub send: Option<&'a crate::lps::SendFileConfig>,
     /// The espace de confiance of the service.
     pub trust: mss_message::Trust,
+    /// Told of every answer to the DPI (`mss serve` counts them in its metrics).
+    pub observer: Option<mss_hl7::pfi::listener::Observer>,
 }
 
 /// Binds `[hl7] listen` (or `listen`) and serves the DPI until `stop`; `None` without a listener.
@@ -154,6 +156,7 @@ pub async fn start_listener(
         sender: sender.mailbox_address()?,
         compose,
         hl7: hl7.clone(),
+        observer: wiring.observer,
     }));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -198,6 +201,7 @@ fn listen(data_flag: Option<PathBuf>, args: ListenArgs) -> Result<()> {
             senders: &file.senders,
             send: file.send.as_ref(),
             trust,
+            observer: None,
         };
         let server = start_listener(wiring, args.listen.as_deref(), store.clone(), stop.clone())
             .await?

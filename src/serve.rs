@@ -372,6 +372,12 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
                     senders: &file.senders,
                     send: file.send.as_ref(),
                     trust: trust.clone(),
+                    observer: Some({
+                        let state = std::sync::Arc::clone(&state);
+                        std::sync::Arc::new(move |a: mss_hl7::pfi::listener::Answered<'_>| {
+                            state.hl7_answered(a.message_type, a.ack, a.error_code);
+                        })
+                    }),
                 };
                 if let Some(f) = crate::hl7::Forwarder::new(hl7, &file.senders, file.send.as_ref())?
                 {

@@ -20,6 +20,24 @@ use mss_outbox::{Exchanges, Inbox, SqliteStore, Store};
 
 const SENDER: &str = "pfi@hopital.mssante.fr";
 
+/// python-hl7 playing the DPI sends `file` (with `extra` options of tests/hl7/dpi.py) to the listener on
+/// `port`, and returns the acknowledgement it read.
+fn dpi_send_to(port: u16, file: &str, extra: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hl7/dpi.py"))
+        .args(["send", "127.0.0.1", &port.to_string()])
+        .arg(fixture(file))
+        .args(extra)
+        .output()
+        .expect("running python3 tests/hl7/dpi.py (scripts/install-deps.sh installs python-hl7)");
+    assert!(
+        out.status.success(),
+        "dpi.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("crates/hl7/tests/fixtures")
@@ -100,21 +118,7 @@ impl Pfi {
 
     /// python-hl7 sends `file` (edited by `extra` arguments) and returns its JSON summary of the ACK.
     fn dpi_send(&self, file: &str, extra: &[&str]) -> serde_json::Value {
-        let out = std::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hl7/dpi.py"))
-            .args(["send", "127.0.0.1", &self.port.to_string()])
-            .arg(fixture(file))
-            .args(extra)
-            .output()
-            .expect(
-                "running python3 tests/hl7/dpi.py (scripts/install-deps.sh installs python-hl7)",
-            );
-        assert!(
-            out.status.success(),
-            "dpi.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        dpi_send_to(self.port, file, extra)
     }
 
     /// Every message queued in the HL7 batch: label, recipients and the composed bytes.
@@ -763,6 +767,12 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
     let data = dir.path().join("data");
     common::install_whitelist(&data, mss_testing::TEST_DOMAINS);
     let conf = dir.path().join("mss.toml");
+    // the service's own MLLP listener too: what it answers the DPI is counted in /metrics
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         &conf,
         format!(
@@ -770,7 +780,8 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
              [outbox]\nworker = \"pfi\"\n\n\
              [[senders]]\nname = \"pfi\"\naddress = {pfi:?}\ntoken_file = {token_file:?}\n\
              imap = \"localhost:{}\"\nreceive = true\n\n\
-             [hl7]\nsender = \"pfi\"\ndpi = \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
+             [hl7]\nsender = \"pfi\"\ndpi = \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n\
+             listen = \"127.0.0.1:{listen}\"\n",
             op.path("CA"),
             op.port("SUBMISSION_PORT"),
             op.port("IMAP_PORT"),
@@ -778,6 +789,8 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
         ),
     )
     .unwrap();
+    let clients = dir.path().join("clients.toml");
+    let key = common::add_client(&clients, "ops", &["metrics:read"]);
     // a seed of this run: the letter's Message-ID is unique in the shared operator
     let seed = u64::from(std::process::id()) << 20 | common::jitter(1 << 20);
     let (letter, _) = common::xdm_letter(&labo, &pfi, seed);
@@ -790,7 +803,23 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
         s.append("INBOX", &[], &letter.raw).await.unwrap();
         s.logout().await.unwrap();
     });
-    let mut server = common::Server::start(&data, &["--config", conf.to_str().unwrap()]);
+    let mut server = common::Server::start(
+        &data,
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "--clients",
+            clients.to_str().unwrap(),
+        ],
+    )
+    .with_key(&key);
+    // the agency's MDM^T02 as published is outside the guide's matrix: AE 207, nothing queued
+    let ack = dpi_send_to(listen, "sending-mdm-t02.hl7", &[]);
+    assert_eq!(
+        (ack["msa1"].as_str(), ack["err3"].as_str()),
+        (Some("AE"), Some("207")),
+        "{ack}"
+    );
 
     // the MDN in the sender's mailbox, over IMAP
     let subject = format!("[KO Intégration système !][902] {}", letter.subject);
@@ -839,6 +868,20 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
     let got = dpi.received(1);
     assert_eq!(got["type"], "MDM^T02", "{got}");
     assert_eq!(got["control_id"], "MSS1D1");
+    // the refusal counted, and the business acks of the DPI's mailbox at zero
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for line in [
+        r#"mss_hl7_received_total{type="MDM^T02",ack="AE",code="207"} 1"#.to_owned(),
+        format!(r#"mss_hl7_business_acks{{sender="{pfi}",type="ZAM^Z02",state="pending"}} 0"#),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     assert!(server.terminate().success());
 }
 

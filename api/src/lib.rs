@@ -120,6 +120,11 @@ impl AppState {
         Arc::clone(&self.connections)
     }
 
+    /// Counts an answer the HL7 listener gave the DPI (`mss_hl7_received_total`).
+    pub fn hl7_answered(&self, message_type: &str, ack: &str, error_code: Option<u16>) {
+        self.metrics.hl7_answered(message_type, ack, error_code);
+    }
+
     /// The index, or 503 with `Retry-After` while it is loading.
     fn index(&self) -> Result<&DirectoryIndex, Problem> {
         self.index.get().ok_or_else(|| {

@@ -1,8 +1,10 @@
 //! Prometheus metrics: request counts and latency histograms per route, index size; and what the ops
 //! console shows, read from the store at each scrape: the outbox's depth per sender and state, the age of
 //! the oldest message waiting, paused senders, the inbox per mailbox and status, the last successful
-//! run of each directory source, and the service's scheduled runs (last attempt, failed, next run). Every configured sender (and receiving mailbox, and source) has its
-//! series, at zero when there is nothing, so that a dashboard and an alert see it from the start.
+//! run of each directory source, and the service's scheduled runs (last attempt, failed, next run); the
+//! business acks to the DPI not done, and what the HL7 listener answered the DPI. Every configured sender
+//! (and receiving mailbox, source, DPI sender) has its series, at zero when there is nothing, so that a
+//! dashboard and an alert see it from the start.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -54,6 +56,13 @@ struct MailboxStatusLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MailboxLabels {
     mailbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Hl7ReceivedLabels {
+    r#type: String,
+    ack: String,
+    code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,6 +128,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     index_entries: Gauge,
     index_bytes: Gauge,
+    hl7_received: Family<Hl7ReceivedLabels, Counter>,
     store: StoreGauges,
     /// One scrape at a time rewrites the store's gauges and encodes them.
     rendering: Mutex<()>,
@@ -157,6 +167,12 @@ impl Default for Metrics {
             "mss_index_size_bytes",
             "Size of the directory index on disk",
             index_bytes.clone(),
+        );
+        let hl7_received = Family::<Hl7ReceivedLabels, Counter>::default();
+        registry.register(
+            "mss_hl7_received",
+            "Messages the DPI sent to the HL7 listener, by type (ORU^R01, MDM^T02, MDM^T10, MDM^T04; other; unreadable), the answer's MSA-1 (AA queued, AE/AR refused: nothing queued) and the refusal's ERR-3 code",
+            hl7_received.clone(),
         );
         let store = StoreGauges::default();
         registry.register(
@@ -220,13 +236,35 @@ impl Default for Metrics {
             latency,
             index_entries,
             index_bytes,
+            hl7_received,
             store,
             rendering: Mutex::new(()),
         }
     }
 }
 
+/// The message types the sending guide accepts; any other MSH-9 counts as `other` (a peer's text never
+/// becomes a label of its own).
+const HL7_TYPES: [&str; 5] = ["ORU^R01", "MDM^T02", "MDM^T10", "MDM^T04", "unreadable"];
+
 impl Metrics {
+    /// Counts an answer of the HL7 listener.
+    pub fn hl7_answered(&self, message_type: &str, ack: &str, error_code: Option<u16>) {
+        let known = |v: &str, set: &[&str]| {
+            set.iter()
+                .find(|k| k.eq_ignore_ascii_case(v))
+                .map_or("other", |k| *k)
+                .to_owned()
+        };
+        self.hl7_received
+            .get_or_create(&Hl7ReceivedLabels {
+                r#type: known(message_type, &HL7_TYPES),
+                ack: known(ack, &["AA", "AE", "AR"]),
+                code: error_code.map(|c| c.to_string()).unwrap_or_default(),
+            })
+            .inc();
+    }
+
     /// The text exposition, with the index gauges read now.
     pub fn render(&self, index_entries: u64, index_bytes: u64) -> String {
         self.render_with(index_entries, index_bytes, None)
@@ -427,5 +465,36 @@ impl StoreGauges {
                 .get_or_create(&label)
                 .set(schedule.as_ref().and_then(|s| s.next_at).unwrap_or(0.0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DPI's MSH-9 never becomes a label of its own: the guide's types keep theirs, any other is `other`.
+    #[test]
+    fn hl7_answers_are_counted_under_bounded_labels() {
+        let m = Metrics::default();
+        m.hl7_answered("MDM^T02", "AA", None);
+        m.hl7_answered("mdm^t02", "AA", None);
+        m.hl7_answered("ADT^A08", "AE", Some(200));
+        m.hl7_answered("<script>", "XX", Some(207));
+        m.hl7_answered("unreadable", "AR", Some(100));
+        let text = m.render(0, 0);
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("mss_hl7_received_total"))
+            .collect();
+        lines.sort_unstable();
+        assert_eq!(
+            lines,
+            [
+                r#"mss_hl7_received_total{type="MDM^T02",ack="AA",code=""} 2"#,
+                r#"mss_hl7_received_total{type="other",ack="AE",code="200"} 1"#,
+                r#"mss_hl7_received_total{type="other",ack="other",code="207"} 1"#,
+                r#"mss_hl7_received_total{type="unreadable",ack="AR",code="100"} 1"#,
+            ]
+        );
     }
 }

@@ -29,7 +29,22 @@ pub struct DpiListener {
     application: String,
     facility: Option<String>,
     counter: AtomicU64,
+    observer: Option<Observer>,
 }
+
+/// What the listener answered one message, for the service's counters: never the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered<'a> {
+    /// MSH-9's message type and event (`MDM^T02`); `unreadable` when the message could not be parsed.
+    pub message_type: &'a str,
+    /// MSA-1: `AA`, `AE` or `AR`.
+    pub ack: &'a str,
+    /// ERR-3 of a refusal (HL7 table 0357: 100, 101, 103, 207…).
+    pub error_code: Option<u16>,
+}
+
+/// Told of every answer (the service counts them in its metrics).
+pub type Observer = Arc<dyn Fn(Answered<'_>) + Send + Sync>;
 
 /// What the listener is given.
 pub struct ListenerConfig {
@@ -43,6 +58,8 @@ pub struct ListenerConfig {
     pub compose: ComposeConfig,
     /// `[hl7]`.
     pub hl7: super::Hl7Config,
+    /// Told of every answer.
+    pub observer: Option<Observer>,
 }
 
 /// What one message became.
@@ -78,6 +95,13 @@ impl DpiListener {
             application: config.hl7.application(),
             facility: config.hl7.facility,
             counter: AtomicU64::new(0),
+            observer: config.observer,
+        }
+    }
+
+    fn observe(&self, answered: Answered<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(answered);
         }
     }
 
@@ -291,6 +315,11 @@ impl mllp::Handler for DpiListener {
                     crate::Error::Parse { location, .. } => location.clone(),
                     _ => String::new(),
                 };
+                self.observe(Answered {
+                    message_type: "unreadable",
+                    ack: AckCode::AR.as_str(),
+                    error_code: Some(code),
+                });
                 return reject_unreadable(
                     &Fault::new(code, loc, e.to_string()),
                     &self.next_id(),
@@ -301,16 +330,31 @@ impl mllp::Handler for DpiListener {
         };
         let outcome = self.accept(&m).await;
         let (kind, event, _) = m.message_type();
+        let message_type = format!("{kind}^{event}");
         match &outcome {
-            Outcome::Queued { ids, again } => tracing::info!(
-                %peer, control_id = %m.control_id(), r#type = %format!("{kind}^{event}"),
-                outbox = ?ids, again, "HL7: queued"
-            ),
-            Outcome::Refused(r) => tracing::info!(
-                %peer, control_id = %m.control_id(), r#type = %format!("{kind}^{event}"),
-                ack = r.code.as_str(), code = r.fault.code, location = %r.fault.location,
-                "HL7: refused"
-            ),
+            Outcome::Queued { ids, again } => {
+                tracing::info!(
+                    %peer, control_id = %m.control_id(), r#type = %message_type,
+                    outbox = ?ids, again, "HL7: queued"
+                );
+                self.observe(Answered {
+                    message_type: &message_type,
+                    ack: AckCode::AA.as_str(),
+                    error_code: None,
+                });
+            }
+            Outcome::Refused(r) => {
+                tracing::info!(
+                    %peer, control_id = %m.control_id(), r#type = %message_type,
+                    ack = r.code.as_str(), code = r.fault.code, location = %r.fault.location,
+                    "HL7: refused"
+                );
+                self.observe(Answered {
+                    message_type: &message_type,
+                    ack: r.code.as_str(),
+                    error_code: Some(r.fault.code),
+                });
+            }
         }
         self.acknowledgement(&m, &outcome).to_bytes()
     }
