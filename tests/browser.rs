@@ -279,13 +279,7 @@ fn ops_console_in_chromium() {
     }
 
     // /metrics, as a scraper reads it (Bearer), through the Prometheus client library's parser
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.text("/metrics");
     let parsed = Command::new("/usr/bin/python3")
         .arg(root.join("tests/browser/metrics.py"))
         .arg(root.join("examples/grafana-dashboard.json"))

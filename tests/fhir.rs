@@ -972,16 +972,7 @@ fn the_service_syncs_by_itself_and_shows_each_run_and_the_next() {
         ),
     )
     .unwrap();
-    let server = common::Server::start(
-        &data,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--clients",
-            clients.to_str().unwrap(),
-        ],
-    )
-    .with_key(&key);
+    let server = common::Server::start_keyed(&data, &config, &clients, &key);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     // two runs of each: a failed run is tried again at the next one, and so is a good one
     let v = sources_until(&server, deadline, |v| {
@@ -1047,13 +1038,7 @@ fn the_service_syncs_by_itself_and_shows_each_run_and_the_next() {
     assert!(source(&v, "extraction")["schedule"].is_null());
 
     // /metrics says the same
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.text("/metrics");
     let value = |name: &str, source: &str| -> f64 {
         let prefix = format!("{name}{{source=\"{source}\"}} ");
         metrics
@@ -1329,16 +1314,7 @@ fn full_and_delta_sync_against_a_real_fhir_r4_server() {
         ),
     )
     .unwrap();
-    let service = common::Server::start(
-        &data,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--clients",
-            clients.to_str().unwrap(),
-        ],
-    )
-    .with_key(&key);
+    let service = common::Server::start_keyed(&data, &config, &clients, &key);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let v = sources_until(&service, deadline, |v| {
         let a = &source(v, "fhir")["schedule"]["last_attempt"];

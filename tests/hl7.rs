@@ -803,16 +803,7 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
         s.append("INBOX", &[], &letter.raw).await.unwrap();
         s.logout().await.unwrap();
     });
-    let mut server = common::Server::start(
-        &data,
-        &[
-            "--config",
-            conf.to_str().unwrap(),
-            "--clients",
-            clients.to_str().unwrap(),
-        ],
-    )
-    .with_key(&key);
+    let mut server = common::Server::start_keyed(&data, &conf, &clients, &key);
     // the agency's MDM^T02 as published is outside the guide's matrix: AE 207, nothing queued
     let ack = dpi_send_to(listen, "sending-mdm-t02.hl7", &[]);
     assert_eq!(
@@ -869,13 +860,7 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
     assert_eq!(got["type"], "MDM^T02", "{got}");
     assert_eq!(got["control_id"], "MSS1D1");
     // the refusal counted, and the business acks of the DPI's mailbox at zero
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.text("/metrics");
     for line in [
         r#"mss_hl7_received_total{type="MDM^T02",ack="AE",code="207"} 1"#.to_owned(),
         format!(r#"mss_hl7_business_acks{{sender="{pfi}",type="ZAM^Z02",state="pending"}} 0"#),

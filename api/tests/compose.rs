@@ -13,14 +13,16 @@ use axum::http::{Request, StatusCode};
 use mss_api::{AppState, SendConfig};
 use tower::ServiceExt;
 
+fn compose_request(body: Body) -> Request<Body> {
+    Request::post("/v1/messages/compose")
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
 async fn post(router: axum::Router, body: String) -> (StatusCode, String, String) {
     let response = router
-        .oneshot(
-            Request::post("/v1/messages/compose")
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .unwrap(),
-        )
+        .oneshot(compose_request(Body::from(body)))
         .await
         .unwrap();
     let status = response.status();
@@ -236,12 +238,7 @@ async fn large_compose_requests_are_read_up_to_64_mib_and_refused_above_with_the
     let (router, _clients) = common::keyed_router(state);
     let response = router
         .clone()
-        .oneshot(
-            Request::post("/v1/messages/compose")
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .unwrap(),
-        )
+        .oneshot(compose_request(Body::from(body)))
         .await
         .unwrap();
     // read to its end: the connection stays open
@@ -281,26 +278,15 @@ async fn large_compose_requests_are_read_up_to_64_mib_and_refused_above_with_the
         );
     };
     // declared: refused before a byte is read
-    let declared = router
-        .clone()
-        .oneshot(
-            Request::post("/v1/messages/compose")
-                .header("content-type", "application/json")
-                .header("content-length", (64u64 << 20) + 1)
-                .body(Body::from("{}"))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let mut declared = compose_request(Body::from("{}"));
+    declared
+        .headers_mut()
+        .insert("content-length", ((64u64 << 20) + 1).into());
+    let declared = router.clone().oneshot(declared).await.unwrap();
     refused(declared).await;
     // undeclared (chunked): refused once the limit is passed, the rest left unread
     let streamed = router
-        .oneshot(
-            Request::post("/v1/messages/compose")
-                .header("content-type", "application/json")
-                .body(Body::new(Spaces { chunks: 65 }))
-                .unwrap(),
-        )
+        .oneshot(compose_request(Body::new(Spaces { chunks: 65 })))
         .await
         .unwrap();
     refused(streamed).await;

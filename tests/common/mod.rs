@@ -94,6 +94,15 @@ impl Server {
         Server::start_with(data, extra, &reqwest::blocking::Client::new())
     }
 
+    /// [`Server::start`] with a configuration file and a clients file, its HTTP client sending `key`.
+    pub fn start_keyed(data: &Path, config: &Path, clients: &Path, key: &str) -> Server {
+        let (config, clients) = (
+            config.to_str().expect("utf-8"),
+            clients.to_str().expect("utf-8"),
+        );
+        Server::start(data, &["--config", config, "--clients", clients]).with_key(key)
+    }
+
     /// [`Server::start`], asking `/readyz` with `client` (an HTTPS client trusting the service's CA).
     pub fn start_with(data: &Path, extra: &[&str], client: &reqwest::blocking::Client) -> Server {
         // on an ephemeral loopback port unless `extra` says where
@@ -158,6 +167,17 @@ impl Server {
     pub fn with_key(mut self, key: &str) -> Server {
         self.http = keyed_client(key);
         self
+    }
+
+    /// The body of `GET path` with the test's client (`/metrics`, as a scraper reads it).
+    pub fn text(&self, path: &str) -> String {
+        let response = self.http.get(self.url(path)).send().expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.text().expect("body")
     }
 
     pub fn url(&self, path: &str) -> String {
