@@ -33,6 +33,10 @@ pub struct AccessFileConfig {
     pub directory_burst: Option<u32>,
     /// Keyless directory requests one address may make per minute after that [default: 600].
     pub directory_per_minute: Option<u32>,
+    /// The reverse proxies in front of the service, believed about the client they forward for
+    /// (`Forwarded`, `X-Forwarded-For`): addresses or networks.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Whether the directory routes need a key.

@@ -271,17 +271,22 @@ pub fn serve(data_flag: Option<PathBuf>, args: ServeArgs) -> Result<()> {
             clients_path.display()
         );
     }
+    let trusted_proxies = mss_api::parse_trusted_proxies(&access_file.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("[access] trusted_proxies: {e}"))?;
     let access = mss_api::AccessConfig {
         clients: Some(std::sync::Arc::clone(&clients)),
         directory: match access_file.directory {
             Some(crate::client::DirectoryMode::Key) => mss_api::DirectoryAccess::Key,
             _ => mss_api::DirectoryAccess::Public,
         },
-        // on loopback the callers are this machine's own software
-        directory_rate: (!mss_api::is_loopback(&listen)).then_some(mss_api::Rate {
-            burst: access_file.directory_burst.unwrap_or(60),
-            per_minute: access_file.directory_per_minute.unwrap_or(600),
-        }),
+        // on loopback the callers are this machine's own software, unless a proxy there forwards others
+        directory_rate: (!mss_api::is_loopback(&listen) || !trusted_proxies.is_empty()).then_some(
+            mss_api::Rate {
+                burst: access_file.directory_burst.unwrap_or(60),
+                per_minute: access_file.directory_per_minute.unwrap_or(600),
+            },
+        ),
+        trusted_proxies,
         audit: if file.audit.as_ref().and_then(|a| a.enabled) == Some(false) {
             eprintln!(
                 "mss: warning: the audit trail is off ([audit] enabled = false): health-data requests \

@@ -263,6 +263,132 @@ fn every_refused_key_gets_the_same_401_and_a_source_that_keeps_guessing_gets_429
     }
 }
 
+/// Behind the hospital's reverse proxy (127.0.0.3, in `[access] trusted_proxies`): a client it forwards for
+/// that keeps guessing keys is stopped alone, the proxy's other clients go on, and the audit trail names the
+/// client and the proxy; a peer that is not trusted gains nothing by writing the header.
+#[test]
+fn behind_a_trusted_proxy_each_client_is_limited_and_audited_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dir.path().join("clients.toml");
+    let key = add_client(&clients, "dpi", &["batches:read"]);
+    // an entry that is not an address or a network stops the start, named
+    let bad = config(
+        dir.path(),
+        "[access]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+    );
+    let out = run(&[
+        "--data",
+        data_dir().to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        bad.to_str().unwrap(),
+        "--clients",
+        clients.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "[access] trusted_proxies: `10.0.0.0/33` is neither an address (10.0.0.5, ::1) nor a network"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let trail = dir.path().join("trail/audit.jsonl");
+    let s = serve(
+        dir.path(),
+        &format!(
+            "[access]\ntrusted_proxies = [\"127.0.0.3\", \"10.0.0.0/8\"]\ndirectory_burst = 3\n\
+             directory_per_minute = 1\n\n[audit]\npath = {:?}\n",
+            trail.to_str().unwrap()
+        ),
+        &[],
+    );
+    let forwarded_for = |peer: &str, client: &str, key: Option<&str>| {
+        let mut h = reqwest::header::HeaderMap::new();
+        if let Some(key) = key {
+            h.insert("x-api-key", key.parse().unwrap());
+        }
+        // what the client wrote first, then what the proxies appended
+        h.insert(
+            "x-forwarded-for",
+            format!("198.51.100.1, {client}, 10.1.1.1").parse().unwrap(),
+        );
+        Client::builder()
+            .local_address(peer.parse::<IpAddr>().unwrap())
+            .default_headers(h)
+            .build()
+            .unwrap()
+    };
+    let guesser = forwarded_for("127.0.0.3", "203.0.113.7", Some("mss_sk_not-a-key"));
+    let mut failures = 0;
+    while get(&guesser, &s, "/v1/batches/none").status == 401 {
+        failures += 1;
+        assert!(failures <= 30, "no 429 after {failures} failed keys");
+    }
+    assert_eq!(get(&guesser, &s, "/v1/batches/none").status, 429);
+    // the proxy's other clients, and the proxy itself, are not slowed
+    let other = forwarded_for("127.0.0.3", "203.0.113.8", Some(&key));
+    assert_eq!(get(&other, &s, "/v1/batches/none").status, 404);
+    assert_eq!(
+        get(&from("127.0.0.3", Some(&key)), &s, "/v1/batches/none").status,
+        404
+    );
+    // the guessing client with the right key still waits
+    let same = forwarded_for("127.0.0.3", "203.0.113.7", Some(&key));
+    assert_eq!(get(&same, &s, "/v1/batches/none").status, 429);
+    // the public directory's rate applies per forwarded client, on a loopback listener too (a proxy is
+    // in front: the callers are not this machine's own software)
+    let reader = forwarded_for("127.0.0.3", "203.0.113.9", None);
+    let search = |c: &Client| get(c, &s, "/v1/directory/search?q=a").status;
+    let statuses: Vec<u16> = (0..4).map(|_| search(&reader)).collect();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_eq!(
+        search(&forwarded_for("127.0.0.3", "203.0.113.10", None)),
+        200
+    );
+    // a peer that is not a trusted proxy is itself, whatever it writes
+    let posing = forwarded_for("127.0.0.4", "203.0.113.8", Some("mss_sk_not-a-key"));
+    assert_eq!(get(&posing, &s, "/v1/batches/none").status, 401);
+
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(String, Option<String>, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["source"].as_str().unwrap().to_owned(),
+                l["via"].as_str().map(str::to_owned),
+                l["outcome"]["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let tail = &seen[seen.len() - 5..];
+    let line = |source: &str, via: Option<&str>, status: u64| {
+        (source.to_owned(), via.map(str::to_owned), status)
+    };
+    assert_eq!(
+        tail,
+        [
+            line("203.0.113.7", Some("127.0.0.3"), 429),
+            line("203.0.113.8", Some("127.0.0.3"), 404),
+            line("127.0.0.3", None, 404),
+            line("203.0.113.7", Some("127.0.0.3"), 429),
+            line("127.0.0.4", None, 401),
+        ]
+    );
+    assert!(
+        seen[..failures]
+            .iter()
+            .all(|l| *l == line("203.0.113.7", Some("127.0.0.3"), 401)),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn scopes_and_senders_are_enforced_and_a_refused_batch_queues_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@ fn record(time: OffsetDateTime, client: Option<&str>) -> AuditRecord {
         key_id: Some("k1".into()),
         certificate: None,
         source: "10.1.2.3".parse().unwrap(),
+        via: None,
         action: "batches.read".into(),
         route: "GET /v1/batches/{id}".into(),
         batch: Some("b-1".into()),

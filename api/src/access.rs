@@ -24,6 +24,10 @@ use mss_types::MailAddress;
 use crate::problem::Problem;
 use crate::tls::ClientCertificate;
 
+mod forwarded;
+
+pub use forwarded::parse_trusted_proxies;
+
 /// The header carrying client keys.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -61,6 +65,9 @@ pub struct AccessConfig {
     pub directory_rate: Option<Rate>,
     /// The audit trail (none: not written; the service always sets one).
     pub audit: Option<Arc<AuditLog>>,
+    /// The reverse proxies believed about the client they forward for (`Forwarded`, `X-Forwarded-For`):
+    /// the limits and the audit trail then count that client, not the proxy.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl std::fmt::Debug for AccessConfig {
@@ -70,6 +77,7 @@ impl std::fmt::Debug for AccessConfig {
             .field("directory", &self.directory)
             .field("directory_rate", &self.directory_rate)
             .field("audit", &self.audit.is_some())
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -384,12 +392,13 @@ pub(crate) async fn guard(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let source = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
             c.0.ip().to_canonical()
         });
+    let source = forwarded::client_address(peer, request.headers(), &access.config.trusted_proxies);
     let mut record = guard.action.map(|action| AuditRecord {
         time: time::OffsetDateTime::now_utc(),
         client: None,
@@ -399,6 +408,7 @@ pub(crate) async fn guard(
             .get::<ClientCertificate>()
             .map(|c| c.subject.clone()),
         source,
+        via: (source != peer).then_some(peer),
         action: action.to_string(),
         route: format!(
             "{} {}",

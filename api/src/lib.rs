@@ -40,7 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 
-pub use access::{API_KEY_HEADER, AccessConfig, DirectoryAccess, Rate};
+pub use access::{API_KEY_HEADER, AccessConfig, DirectoryAccess, Rate, parse_trusted_proxies};
 pub use batches::{
     AcceptedItem, BatchAccepted, BatchItem, BatchRequest, BatchSender, DEFAULT_MAX_BODY_BYTES,
     OutboxConfig,

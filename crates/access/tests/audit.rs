@@ -22,6 +22,7 @@ fn record(time: OffsetDateTime, client: Option<&str>, batch: &str) -> AuditRecor
         key_id: client.map(|c| format!("{c}-k1")),
         certificate: None,
         source: "10.1.2.3".parse().unwrap(),
+        via: None,
         action: "batches.read".into(),
         route: "GET /v1/batches/{id}".into(),
         batch: Some(batch.into()),
@@ -379,6 +380,7 @@ prop_compose! {
         key_id in proptest::option::of(arb_text()),
         certificate in proptest::option::of(arb_text()),
         source in any::<std::net::IpAddr>(),
+        via in proptest::option::of(any::<std::net::IpAddr>()),
         action in arb_text(),
         route in arb_text(),
         batch in proptest::option::of(arb_text()),
@@ -390,7 +392,7 @@ prop_compose! {
     ) -> AuditRecord {
         AuditRecord {
             time: OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap(),
-            client, key_id, certificate, source, action, route, batch, messages, sender, recipients,
+            client, key_id, certificate, source, via, action, route, batch, messages, sender, recipients,
             outcome: Outcome { status, reason },
         }
     }

@@ -33,8 +33,11 @@ pub struct AuditRecord {
     /// The subject of the TLS client certificate, when clients present one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
-    /// The address the request came from.
+    /// The address the request came from (behind a trusted reverse proxy, the client it forwarded for).
     pub source: IpAddr,
+    /// The trusted reverse proxy that forwarded the request, when it named another client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
     /// What was asked: `batches.create`, `batches.read`, `messages.read`, `messages.send`,
     /// `messages.compose`.
     pub action: String,
@@ -108,6 +111,7 @@ mod tests {
             key_id: Some("k1".into()),
             certificate: None,
             source: "10.1.2.3".parse().unwrap(),
+            via: None,
             action: "batches.read".into(),
             route: "GET /v1/batches/{id}".into(),
             batch: Some("b1".into()),
