@@ -139,11 +139,34 @@ pub fn start(layout: &Layout, ports: Internal, backend_secret: &str) -> Result<S
     Ok(servers)
 }
 
+/// Whether the server on `port` greets as it should (`* OK` for IMAP, `220` for LMTP and SMTP): an open
+/// port alone could be another program's, or a probe connected to itself.
+fn greets(port: u16, greeting: &str) -> bool {
+    use std::io::BufRead;
+    let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .is_ok_and(|_| line.starts_with(greeting))
+}
+
 fn wait_ready(layout: &Layout, ports: Internal, servers: &mut Servers) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    for port in [ports.imap, ports.lmtp, ports.smtp] {
+    for (port, greeting) in [
+        (ports.imap, "* OK"),
+        (ports.lmtp, "220"),
+        (ports.smtp, "220"),
+    ] {
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if greets(port, greeting) {
                 break;
             }
             for c in &mut servers.children {

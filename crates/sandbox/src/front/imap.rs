@@ -195,8 +195,24 @@ async fn authenticate(
 /// Logs into Dovecot as the mailbox, answers the client's AUTHENTICATE (its `tag`) with Dovecot's
 /// capabilities, then relays.
 async fn hand_over(mut io: Io, shared: &Shared, user: &str, tag: &str) -> std::io::Result<()> {
-    let mut server = wire::connect(shared.backend_imap).await?;
-    let _greeting = wire::server_line(&mut server).await?;
+    let reached = async {
+        let mut server = wire::connect(shared.backend_imap).await?;
+        wire::server_line(&mut server).await?;
+        Ok::<_, std::io::Error>(server)
+    }
+    .await;
+    // the client hears why rather than a closed connection
+    let mut server = match reached {
+        Ok(server) => server,
+        Err(e) => {
+            wire::send(
+                &mut io,
+                &format!("{tag} NO [UNAVAILABLE] the mail store is not available\r\n"),
+            )
+            .await?;
+            return Err(e);
+        }
+    };
     server
         .get_mut()
         .write_all(

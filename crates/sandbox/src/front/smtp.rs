@@ -176,8 +176,8 @@ async fn authenticate(
 
 /// Opens the Postfix session (greeting, EHLO), answers the client's AUTH, then relays.
 async fn hand_over(mut io: Io, shared: &Shared) -> std::io::Result<()> {
-    let mut server = wire::connect(shared.backend_smtp).await?;
     let ready = async {
+        let mut server = wire::connect(shared.backend_smtp).await?;
         let greeting = wire::server_line(&mut server).await?;
         if !greeting.starts_with("220") {
             return Err(std::io::Error::other("the relay did not greet"));
@@ -189,7 +189,7 @@ async fn hand_over(mut io: Io, shared: &Shared) -> std::io::Result<()> {
         loop {
             let line = wire::server_line(&mut server).await?;
             if line.starts_with("250 ") {
-                return Ok(());
+                return Ok(server);
             }
             if !line.starts_with("250-") {
                 return Err(std::io::Error::other("the relay refused EHLO"));
@@ -197,14 +197,18 @@ async fn hand_over(mut io: Io, shared: &Shared) -> std::io::Result<()> {
         }
     }
     .await;
-    if let Err(e) = ready {
-        wire::send(
-            &mut io,
-            "454 4.7.0 Temporary authentication failure: relay unavailable\r\n",
-        )
-        .await?;
-        return Err(e);
-    }
+    // the client hears why rather than a closed connection
+    let server = match ready {
+        Ok(server) => server,
+        Err(e) => {
+            wire::send(
+                &mut io,
+                "454 4.7.0 Temporary authentication failure: relay unavailable\r\n",
+            )
+            .await?;
+            return Err(e);
+        }
+    };
     wire::send(&mut io, "235 2.7.0 Authentication successful\r\n").await?;
     wire::relay(io, server).await
 }
