@@ -223,10 +223,7 @@ struct Serve {
 
 impl Serve {
     fn start(mss: &Path, data: &Path) -> Serve {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = mss_testing::free_ports(1, 8);
         let mut child = Command::new(mss)
             .args(["--data", data.to_str().unwrap(), "serve", "--listen"])
             .arg(format!("127.0.0.1:{port}"))

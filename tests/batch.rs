@@ -241,9 +241,7 @@ fn once_sends_what_is_due_and_exits_listing_what_waits_for_a_retry() {
     eml_dir(&items, 2, "bob@sante.test");
     let input = items.to_str().expect("utf-8");
     // nothing listens there: every message is deferred (connection refused) with a retry in 15 to 30 s
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
+    let port = mss_testing::free_ports(1, 9);
     let mut flags = Flags::new(op, dir.path(), TokenKind::Valid);
     flags.server = format!("127.0.0.1:{port}");
     let out = flags.run(op, input, &["--once"]);

@@ -599,9 +599,7 @@ fn received_documents_go_to_the_dpi_and_its_answer_decides_the_mdn() {
 
     // 0. the DPI is down: the pass fails, the message waits without an outcome
     receive(1, two_document_letter());
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = closed.local_addr().unwrap().port();
-    drop(closed);
+    let down = mss_testing::free_ports(1, 10);
     let live = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
@@ -768,11 +766,7 @@ fn a_dpi_902_reaches_the_senders_mailbox_as_an_mdn() {
     common::install_whitelist(&data, mss_testing::TEST_DOMAINS);
     let conf = dir.path().join("mss.toml");
     // the service's own MLLP listener too: what it answers the DPI is counted in /metrics
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let listen = mss_testing::free_ports(1, 3);
     std::fs::write(
         &conf,
         format!(
@@ -947,9 +941,7 @@ fn receipts_go_back_to_the_dpi_as_business_acks_once_each() {
             "dpi = \"127.0.0.1:{}\"\napplication = \"PFI\"\nfacility = \"CH\"\n",
             dpi.port
         );
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = closed.local_addr().unwrap().port();
-    drop(closed);
+    let down = mss_testing::free_ports(1, 10);
     std::fs::write(
         &config,
         live.replace(&dpi.port.to_string(), &down.to_string()),

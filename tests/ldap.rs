@@ -533,11 +533,7 @@ fn size_and_time_limits_surface_as_partial() {
 #[test]
 fn a_server_that_is_down_is_a_clear_error_and_rest_falls_back() {
     // a port nobody listens on
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = mss_testing::free_ports(1, 5);
     let url = format!("ldap://127.0.0.1:{port}");
     let client = LdapClient::new(LdapConfig::new(&url, "ou=bal,o=mssante,c=fr").unwrap()).unwrap();
     let err = runtime()

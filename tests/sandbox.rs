@@ -68,12 +68,9 @@ fn available() -> bool {
     true
 }
 
+/// Seven free ports, below the kernel's ephemeral range.
 fn free_base() -> u16 {
-    let seed = std::process::id() as u16;
-    (0..200u16)
-        .map(|i| 30_000 + (seed.wrapping_add(i * 97) % 3000) * 10)
-        .find(|b| (0..7).all(|k| std::net::TcpListener::bind(("127.0.0.1", b + k)).is_ok()))
-        .expect("a free port range")
+    mss_testing::free_ports(7, 2)
 }
 
 /// Runs `python3 -c code` with arguments; its stdout.

@@ -625,10 +625,7 @@ fn stop_postgres(mut child: std::process::Child) {
 #[test]
 fn the_database_down_answers_503_and_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = mss_testing::free_ports(1, 4);
     let pg_dir = dir.path().join("pg");
     let Some((pg, url)) = postgres(&pg_dir, port) else {
         unavailable("PostgreSQL did not start");

@@ -587,9 +587,7 @@ async fn proof_of_deployment_has_the_agency_form() {
 
 #[tokio::test]
 async fn a_closed_port_fails_the_proof_without_an_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
+    let port = mss_testing::free_ports(1, 11);
     let tls = TlsSettings::new(
         TrustRoots::from_pem(CA_FOR_CONFIG, "test").expect("roots"),
         None,

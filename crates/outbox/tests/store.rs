@@ -726,11 +726,7 @@ async fn an_unreachable_store_is_unavailable_not_acknowledged() {
         .expect_err("no store");
     assert!(e.is_transient(), "{e}");
     // PostgreSQL: nobody listens
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = mss_testing::free_ports(1, 7);
     let url = format!("postgresql://mss:s3cret-pw@127.0.0.1:{port}/x");
     let e = mss_outbox::PostgresStore::connect(&url, 1)
         .await

@@ -282,11 +282,7 @@ struct Outage {
 
 impl Outage {
     fn new(target: u16) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = mss_testing::free_ports(1, 6);
         Outage {
             port,
             target,

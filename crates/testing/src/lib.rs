@@ -25,6 +25,37 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The first of `count` consecutive loopback ports free now, below the kernel's ephemeral range (from
+/// `ip_local_port_range`, 32768 by default): a port the kernel may hand out (`bind(0)`) can be taken by any
+/// outgoing connection between this check and the server binding it, and a readiness probe connecting to
+/// it before then may connect to itself. `salt` spreads concurrent callers.
+pub fn free_ports(count: u16, salt: u32) -> u16 {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (
+        10_000u32,
+        u32::from(ephemeral).saturating_sub(u32::from(count)),
+    );
+    let slots = high.saturating_sub(low) / u32::from(count.max(1));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id()
+        ^ salt.wrapping_mul(2_654_435_761);
+    for i in 0..200u32 {
+        let slot = seed.wrapping_add(i.wrapping_mul(7_919)) % slots.max(1);
+        let Ok(base) = u16::try_from(low + slot * u32::from(count.max(1))) else {
+            continue;
+        };
+        if (0..count).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} free loopback ports below {ephemeral}");
+}
+
 /// Skips (prints why) outside CI, fails under CI.
 pub fn unavailable(why: &str) {
     if std::env::var_os("CI").is_some() {

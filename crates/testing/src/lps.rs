@@ -203,18 +203,7 @@ pub fn operator() -> Option<&'static Operator> {
 }
 
 fn free_base() -> u16 {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id();
-    for i in 0..50u32 {
-        let base = 20_000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 4000) as u16 * 10;
-        let all_free = (0..8).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free port range");
+    crate::free_ports(8, 0)
 }
 
 fn start_operator() -> Option<Operator> {

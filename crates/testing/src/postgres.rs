@@ -19,8 +19,7 @@ pub struct Postgres {
 static POSTGRES: OnceLock<Option<Postgres>> = OnceLock::new();
 
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    crate::free_ports(1, 1)
 }
 
 /// The PostgreSQL server of this test binary, started once; `None` (after saying why) when it cannot run.
