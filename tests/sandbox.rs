@@ -567,6 +567,36 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
         "{text}"
     );
 
+    // its relay gone (Postfix stopped under it): the front says so, a client does not see a dropped line
+    assert!(
+        Command::new("postfix")
+            .arg("-c")
+            .arg(dir.join("postfix"))
+            .arg("stop")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let refused = mss()
+        .env("MSS_DATA", &data)
+        .args([
+            "send",
+            eml.to_str().unwrap(),
+            "--from",
+            &pro,
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .args(["--server", sb.s("submission"), "--ca-file", &ca])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("454") && stderr(&refused).contains("relay unavailable"),
+        "{}",
+        stderr(&refused)
+    );
+
     // a sandbox killed without stopping: the next start clears what it left (its servers) and serves again
     let pid = std::fs::read_to_string(dir.join("sandbox.pid")).unwrap();
     assert!(
