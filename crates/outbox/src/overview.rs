@@ -126,7 +126,15 @@ pub struct BusinessAckLoad {
 /// The grouped query behind [`Overview::business_ack_loads`], the same in both backends: the rows not
 /// done are few whatever the history, and a partial index (`hl7_exchanges_open`, whose condition is
 /// `state <> 'done'` as written here) keeps it from reading the others.
-pub(crate) const BUSINESS_ACK_LOADS: &str = "SELECT m.sender, e.kind, e.state, COUNT(*), MIN(e.created_ms),      (SELECT COALESCE(x.last_error, x.error_code || ' ' || COALESCE(x.error_label, ''))         FROM hl7_exchanges x JOIN messages y ON y.id = x.message         WHERE x.state <> 'done' AND x.state = e.state AND x.kind = e.kind AND y.sender = m.sender           AND x.recipient IS NOT NULL         ORDER BY x.id DESC LIMIT 1)      FROM hl7_exchanges e JOIN messages m ON m.id = e.message      WHERE e.state <> 'done' AND e.recipient IS NOT NULL      GROUP BY m.sender, e.kind, e.state ORDER BY m.sender, e.kind, e.state";
+pub(crate) const BUSINESS_ACK_LOADS: &str = "SELECT m.sender, e.kind, e.state, COUNT(*), MIN(e.created_ms), \
+     (SELECT COALESCE(x.last_error, x.error_code || ' ' || COALESCE(x.error_label, '')) \
+        FROM hl7_exchanges x JOIN messages y ON y.id = x.message \
+        WHERE x.state <> 'done' AND x.state = e.state AND x.kind = e.kind AND y.sender = m.sender \
+          AND x.recipient IS NOT NULL \
+        ORDER BY x.id DESC LIMIT 1) \
+     FROM hl7_exchanges e JOIN messages m ON m.id = e.message \
+     WHERE e.state <> 'done' AND e.recipient IS NOT NULL \
+     GROUP BY m.sender, e.kind, e.state ORDER BY m.sender, e.kind, e.state";
 
 /// The reason a cancelled recipient keeps (its state is `cancelled`: no worker takes it again).
 pub fn cancel_reason(by: &str) -> String {
