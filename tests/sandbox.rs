@@ -242,19 +242,22 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
         format!("From: {pro}\r\nTo: {org}\r\nSubject: essai PER\r\nMessage-ID: <per.1@sandbox.mssante.fr>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nBonjour\r\n"),
     )
     .unwrap();
-    let send = mss()
-        .env("MSS_DATA", &data)
-        .args([
-            "send",
-            eml.to_str().unwrap(),
-            "--from",
-            &pro,
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .args(["--server", sb.s("submission"), "--ca-file", &ca])
-        .output()
-        .unwrap();
+    let send_per = || {
+        mss()
+            .env("MSS_DATA", &data)
+            .args([
+                "send",
+                eml.to_str().unwrap(),
+                "--from",
+                &pro,
+                "--token-file",
+            ])
+            .arg(&token_file)
+            .args(["--server", sb.s("submission"), "--ca-file", &ca])
+            .output()
+            .unwrap()
+    };
+    let send = send_per();
     assert!(send.status.success(), "send PER: {}", stderr(&send));
     // mss send, APP through the sandbox's client certificate
     std::fs::write(
@@ -577,19 +580,7 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
             .unwrap()
             .success()
     );
-    let refused = mss()
-        .env("MSS_DATA", &data)
-        .args([
-            "send",
-            eml.to_str().unwrap(),
-            "--from",
-            &pro,
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .args(["--server", sb.s("submission"), "--ca-file", &ca])
-        .output()
-        .unwrap();
+    let refused = send_per();
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("454") && stderr(&refused).contains("relay unavailable"),
