@@ -381,19 +381,7 @@ fn sandbox_serves_mss_and_foreign_clients_then_leaves_nothing() {
     )
     .unwrap();
     std::fs::write(&token_file, sb.token(&pro, &[])).unwrap();
-    let send = mss()
-        .env("MSS_DATA", &data)
-        .args([
-            "send",
-            eml.to_str().unwrap(),
-            "--from",
-            &pro,
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .args(["--server", sb.s("submission"), "--ca-file", &ca])
-        .output()
-        .unwrap();
+    let send = send_per();
     assert!(
         send.status.success(),
         "send to the responder: {}",

@@ -1103,14 +1103,7 @@ async fn the_embedded_outbox_writes_message_bytes_once_into_its_spool() {
     let first = segments();
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0].1, sizes, "the bytes of the three, once");
-    let db = rusqlite::Connection::open(&path).expect("db");
-    let (inline, spooled): (i64, i64) = db
-        .query_row(
-            "SELECT sum(length(content)), count(spool) FROM messages",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("rows");
+    let (inline, spooled) = stored_bytes(&path);
     assert_eq!((inline, spooled), (0, 3), "no bytes in the database");
 
     let again = s
@@ -1155,14 +1148,7 @@ async fn a_small_acceptance_keeps_its_bytes_in_its_row() {
     let spool = dir.path().join("outbox.spool");
     let segments = std::fs::read_dir(&spool).map_or(0, Iterator::count);
     assert_eq!(segments, 0, "no segment for a small acceptance");
-    let db = rusqlite::Connection::open(&path).expect("db");
-    let (inline, spooled): (i64, i64) = db
-        .query_row(
-            "SELECT sum(length(content)), count(spool) FROM messages",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("rows");
+    let (inline, spooled) = stored_bytes(&path);
     assert_eq!((inline, spooled), (m.content.len() as i64, 0));
     let again = s
         .enqueue(Some("hl7:alice"), None, vec![m.clone()])
@@ -1676,4 +1662,16 @@ async fn the_inbox_overview_counts_each_mailbox_by_status(
     );
     assert_eq!(loads[0].oldest_new_ms, Some(t0 + 5000));
     assert_eq!(loads[1].oldest_new_ms, Some(t0));
+}
+
+/// Bytes of content kept in the messages' rows, and how many messages have theirs in the spool.
+fn stored_bytes(path: &std::path::Path) -> (i64, i64) {
+    rusqlite::Connection::open(path)
+        .expect("db")
+        .query_row(
+            "SELECT sum(length(content)), count(spool) FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("rows")
 }
