@@ -48,7 +48,7 @@ impl FhirArgs {
     pub fn config(&self) -> Result<FhirConfig> {
         let mut c = FhirConfig::new(&self.base)?;
         c.api_key = api_key(self.api_key_file.as_deref())?;
-        if c.api_key.is_none() && is_national(&c) {
+        if c.api_key.is_none() && c.is_national() {
             bail!(
                 "the national API needs an API key: give --api-key-file FILE or set {API_KEY_ENV}"
             );
@@ -70,11 +70,6 @@ pub fn api_key(file: Option<&Path>) -> Result<Option<Secret>> {
             .filter(|k| !k.is_empty())
             .map(Secret::new),
     })
-}
-
-/// The national API (which refuses every request without a key), rather than a local or test server.
-pub fn is_national(config: &FhirConfig) -> bool {
-    config.base.contains("esante.gouv.fr")
 }
 
 /// `mss fhir-sync`.

@@ -41,7 +41,7 @@ pub fn fhir(data_dir: PathBuf, config: Option<FhirConfig>, every: Duration) -> R
              --fhir-base / MSS_FHIR_BASE)"
         );
     };
-    if config.api_key.is_none() && crate::fhir::is_national(&config) {
+    if config.api_key.is_none() && config.is_national() {
         bail!(
             "fhir_sync_every: the national API refuses every request without a key: set \
              fhir_api_key_file in the configuration (or --fhir-api-key-file, or {})",

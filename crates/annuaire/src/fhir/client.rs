@@ -43,6 +43,11 @@ pub struct FhirConfig {
 }
 
 impl FhirConfig {
+    /// The national API (which refuses every request without a key), rather than a local or test server.
+    pub fn is_national(&self) -> bool {
+        self.base.contains("esante.gouv.fr")
+    }
+
     /// Settings for `base` with the national limits.
     pub fn new(base: &str) -> Result<Self> {
         let base = base.trim().trim_end_matches('/').to_string();
