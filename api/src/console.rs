@@ -294,20 +294,14 @@ pub async fn outbox(
             senders.push(view(&l.sender, Some(l)));
         }
     }
-    for b in business_acks {
+    // mailboxes with nothing in the queue but business acks or a pause still have their line
+    let others = business_acks.iter().map(|b| b.sender.as_str());
+    for address in others.chain(paused.iter().map(|p| p.sender.as_str())) {
         if !senders
             .iter()
-            .any(|s| s.sender.eq_ignore_ascii_case(&b.sender))
+            .any(|s| s.sender.eq_ignore_ascii_case(address))
         {
-            senders.push(view(&b.sender, None));
-        }
-    }
-    for p in paused {
-        if !senders
-            .iter()
-            .any(|s| s.sender.eq_ignore_ascii_case(&p.sender))
-        {
-            senders.push(view(&p.sender, None));
+            senders.push(view(address, None));
         }
     }
     senders.retain(|s| sees(&s.sender));
