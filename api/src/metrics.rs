@@ -326,9 +326,6 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
     response
 }
 
-/// The two business acks of the sending guide.
-const BUSINESS_ACK_TYPES: [&str; 2] = ["ZAM^Z02", "ZAM^Z03"];
-
 fn seconds_since(now_ms: i64, then_ms: Option<i64>) -> f64 {
     then_ms.map_or(0.0, |t| (now_ms.saturating_sub(t)).max(0) as f64 / 1000.0)
 }
@@ -336,11 +333,14 @@ fn seconds_since(now_ms: i64, then_ms: Option<i64>) -> f64 {
 impl StoreGauges {
     /// Every DPI sender's two types in both states, at zero when none; any other sender with some.
     fn set_business_acks(&self, s: &Snapshot) {
-        use mss_outbox::exchanges::ExchangeState;
+        use mss_outbox::exchanges::{BusinessAckKind, ExchangeState};
         let mut keys: Vec<(String, String)> = s
             .dpi
             .iter()
-            .flat_map(|d| BUSINESS_ACK_TYPES.map(|t| (d.clone(), t.to_owned())))
+            .flat_map(|d| {
+                [BusinessAckKind::Delivery, BusinessAckKind::Reading]
+                    .map(|k| (d.clone(), k.message_type().to_owned()))
+            })
             .collect();
         for b in &s.business_acks {
             if !keys
